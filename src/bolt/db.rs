@@ -1,0 +1,196 @@
+//! A read-only view of a bbolt database held in a byte slice (the mapped file).
+//!
+//! Opening finds the page size the way bbolt does, validates both meta pages and
+//! picks the one in force; after that every page is reached through
+//! [`Db::node`], which refuses pages past the high-water mark or the end of the
+//! file instead of reading them.
+
+use super::meta::{self, Meta, MetaFault};
+use super::page::{FLAG_BRANCH, FLAG_LEAF, Node, PAGE_HEADER_SIZE, PageHeader};
+
+/// Why a file cannot be opened as a bbolt database at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("no valid meta page: page 0: {meta0}; page 1: {meta1}")]
+    NoValidMeta { meta0: MetaFault, meta1: MetaFault },
+    #[error("{len} bytes is too small for two meta pages of {page_size} bytes")]
+    TooSmall { len: usize, page_size: u32 },
+}
+
+/// Why a page cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageFault {
+    #[error("page id is at or past the high-water mark {hwm}")]
+    BeyondHwm { hwm: u64 },
+    #[error("page lies past the end of the file ({len} bytes; truncated?)")]
+    BeyondEof { len: usize },
+    #[error("page and its {overflow} overflow pages run past the end of the file ({len} bytes)")]
+    OverflowBeyondEof { overflow: u32, len: usize },
+    #[error("page and its {overflow} overflow pages run past the high-water mark {hwm}")]
+    OverflowBeyondHwm { overflow: u32, hwm: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Db<'a> {
+    data: &'a [u8],
+    page_size: usize,
+    metas: [Result<Meta, MetaFault>; 2],
+    active: usize,
+}
+
+impl<'a> Db<'a> {
+    /// Opens the database bytes (a snapshot file without its sha256 trailer).
+    pub fn open(data: &'a [u8]) -> Result<Db<'a>, OpenError> {
+        if data.is_empty() {
+            return Err(OpenError::Empty);
+        }
+        let page_size = find_page_size(data);
+        let page_size_u32 = page_size.unwrap_or(4096);
+        let ps = page_size_u32 as usize;
+        let meta_at = |i: usize| match data.get(i * ps..) {
+            Some(b) if !b.is_empty() => Meta::parse(b),
+            _ => Err(MetaFault::Short),
+        };
+        let metas = [meta_at(0), meta_at(1)];
+        let Some(active) = meta::choose(&metas) else {
+            let [m0, m1] = metas;
+            return Err(OpenError::NoValidMeta {
+                meta0: m0.err().unwrap_or(MetaFault::Short),
+                meta1: m1.err().unwrap_or(MetaFault::Short),
+            });
+        };
+        if data.len() < 2 * ps {
+            return Err(OpenError::TooSmall {
+                len: data.len(),
+                page_size: page_size_u32,
+            });
+        }
+        Ok(Db {
+            data,
+            page_size: ps,
+            metas,
+            active,
+        })
+    }
+
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Both meta pages as parsed; index 0 is page 0.
+    pub fn metas(&self) -> &[Result<Meta, MetaFault>; 2] {
+        &self.metas
+    }
+
+    /// Which meta page is in force (0 or 1).
+    pub fn active_meta_index(&self) -> usize {
+        self.active
+    }
+
+    /// The meta page in force.
+    pub fn meta(&self) -> &Meta {
+        match &self.metas[self.active] {
+            Ok(m) => m,
+            // `open` only succeeds with a valid meta at `active`.
+            Err(_) => unreachable!("active meta page is valid by construction"),
+        }
+    }
+
+    /// High-water mark: pages `[0, hwm)` are in use.
+    pub fn hwm(&self) -> u64 {
+        self.meta().pgid
+    }
+
+    /// Size of the database as bbolt sees it (`tx.Size()`): hwm × page size.
+    pub fn size(&self) -> u64 {
+        self.hwm().saturating_mul(self.page_size as u64)
+    }
+
+    /// Whole pages present in the file.
+    pub fn file_pages(&self) -> u64 {
+        (self.data.len() / self.page_size) as u64
+    }
+
+    /// Byte offset of a page in the file (saturating, for messages).
+    pub fn offset_of(&self, pgid: u64) -> u64 {
+        pgid.saturating_mul(self.page_size as u64)
+    }
+
+    /// The header of page `pgid`, if the page lies inside the file.
+    pub fn header(&self, pgid: u64) -> Result<PageHeader, PageFault> {
+        let start = self.start_of(pgid)?;
+        PageHeader::parse(&self.data[start..]).ok_or(PageFault::BeyondEof {
+            len: self.data.len(),
+        })
+    }
+
+    fn start_of(&self, pgid: u64) -> Result<usize, PageFault> {
+        let len = self.data.len();
+        if pgid >= self.file_pages() {
+            return Err(PageFault::BeyondEof { len });
+        }
+        // pgid < file_pages, so the product fits in usize.
+        Ok(pgid as usize * self.page_size)
+    }
+
+    /// Page `pgid` with its overflow pages, for reading as a branch or leaf.
+    pub fn node(&self, pgid: u64) -> Result<Node<'a>, PageFault> {
+        let hwm = self.hwm();
+        if pgid >= hwm {
+            return Err(PageFault::BeyondHwm { hwm });
+        }
+        let start = self.start_of(pgid)?;
+        let header = self.header(pgid)?;
+        let pages = u64::from(header.overflow) + 1;
+        let len = self.data.len();
+        if pgid.saturating_add(pages) > hwm {
+            return Err(PageFault::OverflowBeyondHwm {
+                overflow: header.overflow,
+                hwm,
+            });
+        }
+        if pgid.saturating_add(pages) > self.file_pages() {
+            return Err(PageFault::OverflowBeyondEof {
+                overflow: header.overflow,
+                len,
+            });
+        }
+        let end = start + pages as usize * self.page_size;
+        Ok(Node {
+            header,
+            bytes: &self.data[start..end],
+        })
+    }
+}
+
+/// Finds the page size as bbolt does: from a valid meta page 0, else by probing
+/// for a valid meta page 1 at 1 KiB, 2 KiB, … 16 MiB.
+fn find_page_size(data: &[u8]) -> Option<u32> {
+    if let Ok(m) = Meta::parse(data) {
+        return Some(m.page_size);
+    }
+    for i in 0..=14u32 {
+        let off = 1024usize << i;
+        if off + 1024 >= data.len() {
+            break;
+        }
+        if let Ok(m) = Meta::parse(&data[off..]) {
+            return Some(m.page_size);
+        }
+    }
+    None
+}
+
+/// Whether `flags` is a node type the tree may contain.
+pub fn is_node(flags: u16) -> bool {
+    flags == FLAG_BRANCH || flags == FLAG_LEAF
+}
+
+/// Offset, inside a node, of the first element.
+pub const ELEMENTS_START: usize = PAGE_HEADER_SIZE;

@@ -1,0 +1,16 @@
+//! A read-only bbolt reader and checker over a mapped file.
+//!
+//! bbolt-rs cannot read etcd's files (see the README's notes), so this is our
+//! own: zero-copy, every offset bounds-checked, and one walk ([`walk::Walker`])
+//! shared by readers and checkers so that what we read is exactly what we check.
+
+pub mod check;
+pub mod db;
+pub mod meta;
+pub mod page;
+pub mod read;
+pub mod walk;
+
+pub use db::{Db, OpenError, PageFault};
+pub use page::{BucketHeader, LeafElement};
+pub use walk::{Stats, Visitor, Walker};

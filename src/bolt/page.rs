@@ -1,0 +1,215 @@
+//! The bbolt on-disk page format: constants, page headers, branch and leaf
+//! elements, bucket headers.
+//!
+//! Every read goes through [`slice`] and the little-endian helpers, which return
+//! `None` instead of indexing out of bounds, so a damaged page can never make us
+//! read outside the mapped file. Layout facts: `../shared/docs/etcd-formats.md` §1.
+
+/// Magic number in both meta pages.
+pub const MAGIC: u32 = 0xED0C_DAED;
+/// The only data format version bbolt has written.
+pub const VERSION: u32 = 2;
+/// `meta.freelist` when the freelist is not persisted (etcd's NoFreelistSync).
+pub const NO_FREELIST: u64 = u64::MAX;
+
+pub const PAGE_HEADER_SIZE: usize = 16;
+pub const ELEMENT_SIZE: usize = 16;
+pub const BUCKET_HEADER_SIZE: usize = 16;
+
+pub const FLAG_BRANCH: u16 = 0x01;
+pub const FLAG_LEAF: u16 = 0x02;
+pub const FLAG_META: u16 = 0x04;
+pub const FLAG_FREELIST: u16 = 0x10;
+
+/// Leaf element flag: the value is a bucket header, not a plain value.
+pub const BUCKET_LEAF_FLAG: u32 = 0x01;
+
+/// Bytes `[off, off+len)` of `b`, or `None` if any of it lies outside.
+#[inline]
+pub fn slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
+    b.get(off..off.checked_add(len)?)
+}
+
+#[inline]
+pub fn le_u16(b: &[u8], off: usize) -> Option<u16> {
+    let s = slice(b, off, 2)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+#[inline]
+pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
+    let s = slice(b, off, 4)?;
+    let mut a = [0u8; 4];
+    a.copy_from_slice(s);
+    Some(u32::from_le_bytes(a))
+}
+
+#[inline]
+pub fn le_u64(b: &[u8], off: usize) -> Option<u64> {
+    let s = slice(b, off, 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+
+/// Human name of a page's flags, for messages.
+pub fn flags_name(flags: u16) -> String {
+    match flags {
+        FLAG_BRANCH => "branch".into(),
+        FLAG_LEAF => "leaf".into(),
+        FLAG_META => "meta".into(),
+        FLAG_FREELIST => "freelist".into(),
+        other => format!("unknown (0x{other:04x})"),
+    }
+}
+
+/// The 16-byte header at the start of every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageHeader {
+    pub id: u64,
+    pub flags: u16,
+    pub count: u16,
+    pub overflow: u32,
+}
+
+impl PageHeader {
+    pub fn parse(b: &[u8]) -> Option<PageHeader> {
+        Some(PageHeader {
+            id: le_u64(b, 0)?,
+            flags: le_u16(b, 8)?,
+            count: le_u16(b, 10)?,
+            overflow: le_u32(b, 12)?,
+        })
+    }
+}
+
+/// A branch or leaf node: its header and the bytes it spans (header included,
+/// overflow pages included, cut short at the end of the file).
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    pub header: PageHeader,
+    pub bytes: &'a [u8],
+}
+
+/// One element of a leaf node.
+#[derive(Debug, Clone, Copy)]
+pub struct LeafElement<'a> {
+    pub flags: u32,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+}
+
+impl LeafElement<'_> {
+    pub fn is_bucket(&self) -> bool {
+        self.flags & BUCKET_LEAF_FLAG != 0
+    }
+}
+
+/// One element of a branch node: the first key of a child and the child's pgid.
+#[derive(Debug, Clone, Copy)]
+pub struct BranchElement<'a> {
+    pub key: &'a [u8],
+    pub child: u64,
+}
+
+/// Why an element could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementFault {
+    /// The 16-byte element itself is outside the node.
+    Element,
+    /// Its key (or value) points outside the node.
+    Data { pos: u32, ksize: u32, vsize: u32 },
+}
+
+impl std::fmt::Display for ElementFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ElementFault::Element => write!(f, "element lies outside the page"),
+            ElementFault::Data { pos, ksize, vsize } => write!(
+                f,
+                "key/value (pos {pos}, key size {ksize}, value size {vsize}) lies outside the page"
+            ),
+        }
+    }
+}
+
+impl<'a> Node<'a> {
+    /// Offset of element `i` inside the node.
+    #[inline]
+    pub fn element_offset(i: usize) -> usize {
+        PAGE_HEADER_SIZE + i * ELEMENT_SIZE
+    }
+
+    pub fn count(&self) -> usize {
+        self.header.count as usize
+    }
+
+    /// Whether all `count` elements fit inside the node.
+    pub fn elements_fit(&self) -> bool {
+        Self::element_offset(self.count()) <= self.bytes.len()
+    }
+
+    pub fn leaf(&self, i: usize) -> Result<LeafElement<'a>, ElementFault> {
+        let off = Self::element_offset(i);
+        let e = slice(self.bytes, off, ELEMENT_SIZE).ok_or(ElementFault::Element)?;
+        let flags = le_u32(e, 0).ok_or(ElementFault::Element)?;
+        let pos = le_u32(e, 4).ok_or(ElementFault::Element)?;
+        let ksize = le_u32(e, 8).ok_or(ElementFault::Element)?;
+        let vsize = le_u32(e, 12).ok_or(ElementFault::Element)?;
+        let fault = ElementFault::Data { pos, ksize, vsize };
+        let kstart = off.checked_add(pos as usize).ok_or(fault.clone())?;
+        let key = slice(self.bytes, kstart, ksize as usize).ok_or(fault.clone())?;
+        let value = slice(self.bytes, kstart + ksize as usize, vsize as usize).ok_or(fault)?;
+        Ok(LeafElement { flags, key, value })
+    }
+
+    pub fn branch(&self, i: usize) -> Result<BranchElement<'a>, ElementFault> {
+        let off = Self::element_offset(i);
+        let e = slice(self.bytes, off, ELEMENT_SIZE).ok_or(ElementFault::Element)?;
+        let pos = le_u32(e, 0).ok_or(ElementFault::Element)?;
+        let ksize = le_u32(e, 4).ok_or(ElementFault::Element)?;
+        let child = le_u64(e, 8).ok_or(ElementFault::Element)?;
+        let fault = ElementFault::Data {
+            pos,
+            ksize,
+            vsize: 0,
+        };
+        let kstart = off.checked_add(pos as usize).ok_or(fault.clone())?;
+        let key = slice(self.bytes, kstart, ksize as usize).ok_or(fault)?;
+        Ok(BranchElement { key, child })
+    }
+}
+
+/// The value of a bucket entry: where its tree starts.
+#[derive(Debug, Clone, Copy)]
+pub enum BucketRoot<'a> {
+    /// A tree of pages starting at this pgid.
+    Page(u64),
+    /// An inline bucket: a leaf node embedded in the parent's value.
+    Inline(&'a [u8]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BucketHeader<'a> {
+    pub root: BucketRoot<'a>,
+    pub sequence: u64,
+}
+
+impl<'a> BucketHeader<'a> {
+    /// Parses a bucket entry's value. `None` if it is shorter than a header or,
+    /// for an inline bucket, than the embedded page header.
+    pub fn parse(value: &'a [u8]) -> Option<BucketHeader<'a>> {
+        let root = le_u64(value, 0)?;
+        let sequence = le_u64(value, 8)?;
+        let root = if root == 0 {
+            let inline = &value[BUCKET_HEADER_SIZE..];
+            if inline.len() < PAGE_HEADER_SIZE {
+                return None;
+            }
+            BucketRoot::Inline(inline)
+        } else {
+            BucketRoot::Page(root)
+        };
+        Some(BucketHeader { root, sequence })
+    }
+}

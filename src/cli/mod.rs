@@ -1,0 +1,104 @@
+//! The command line: argument parsing, exit codes, one module per command.
+//!
+//! Exit codes: 0 ok; 1 a check failed (or the file is not a sound snapshot);
+//! 2 usage error or the file could not be read at all.
+
+mod completions;
+mod status;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A command's verdict, when it ran to the end.
+pub enum Outcome {
+    Ok,
+    /// A check failed; the message (if any) was already printed.
+    Failed,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "etcdsnap",
+    version,
+    about = "Offline toolkit and verifier for etcd snapshot files",
+    long_about = "Offline toolkit and verifier for etcd snapshot files (snapshot.db, as `etcdctl snapshot save` \
+writes them) of Kubernetes clusters. Reads snapshots written by etcd 3.4 and 3.5 without an etcd server; never \
+modifies the input. Files compressed with zstd, gzip or zip (k3s) are read transparently.",
+    after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap status snapshot.db -w table\n  etcdsnap verify backup.db.zst -w json\n\nExit codes: 0 ok, 1 a check failed, 2 usage or I/O error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Status(status::Args),
+    Verify(verify::Args),
+    Completions(completions::Args),
+}
+
+/// Output formats of `status` (those of `etcdutl snapshot status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Simple,
+    Json,
+    Table,
+    Fields,
+}
+
+/// Output formats of reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+/// A snapshot path argument (`-` for standard input).
+pub type SnapshotPath = PathBuf;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Status(a) => status::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Completions(a) => completions::run(a),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("etcdsnap: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to stdout, turning errors (a closed pipe) into an `anyhow` error.
+pub fn out(s: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(s.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}

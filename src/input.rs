@@ -1,0 +1,209 @@
+//! Opening a snapshot file: memory-mapping, transparent decompression and the
+//! sha256 trailer that `etcdctl snapshot save` appends.
+//!
+//! Everything above this layer sees one byte slice. Plain files are mapped
+//! read-only (never copied into the heap, never written). Compressed files
+//! (zstd, gzip, or a zip as k3s writes them) are recognised by their magic bytes,
+//! not their names, and are inflated into an unnamed temporary file that is then
+//! mapped the same way, so memory use stays flat whatever the snapshot's size.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+/// Length of the sha256 digest that `snapshot save` appends to the db bytes.
+pub const TRAILER_LEN: usize = 32;
+
+/// How the input file was stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd,
+    Gzip,
+    Zip,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::Zip => "zip",
+        }
+    }
+
+    /// Recognises a compressed container from the first bytes of a file.
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+            Compression::Zstd
+        } else if head.starts_with(&[0x1F, 0x8B]) {
+            Compression::Gzip
+        } else if head.starts_with(b"PK\x03\x04") {
+            Compression::Zip
+        } else {
+            Compression::None
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: cannot open: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: cannot decompress {format} data: {detail}")]
+    Decompress {
+        path: PathBuf,
+        format: &'static str,
+        detail: String,
+    },
+    #[error("{path}: the zip archive holds no file")]
+    EmptyZip { path: PathBuf },
+}
+
+/// A snapshot file mapped into memory (after decompression, if any).
+pub struct SnapshotFile {
+    path: PathBuf,
+    compression: Compression,
+    // `None` for an empty file: mapping zero bytes is not portable.
+    map: Option<Mmap>,
+}
+
+impl SnapshotFile {
+    /// Opens `path` read-only; `-` reads standard input into a temporary file.
+    pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
+        let read_err = |source| InputError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = if path.as_os_str() == "-" {
+            let mut tmp = tempfile::tempfile().map_err(read_err)?;
+            io::copy(&mut io::stdin().lock(), &mut tmp).map_err(read_err)?;
+            tmp.seek(SeekFrom::Start(0)).map_err(read_err)?;
+            tmp
+        } else {
+            File::open(path).map_err(|source| InputError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?
+        };
+        let mut head = [0u8; 4];
+        let n = read_up_to(&mut file, &mut head).map_err(read_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+        let compression = Compression::detect(&head[..n]);
+        let file = match compression {
+            Compression::None => file,
+            other => inflate(path, file, other)?,
+        };
+        let len = file.metadata().map_err(read_err)?.len();
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: the map is read-only. Another process truncating the file
+            // while we read it would fault; that is the usual caveat of every
+            // mmap-based reader (bbolt itself included) and documented in the README.
+            let map = unsafe { Mmap::map(&file) }.map_err(read_err)?;
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Some(map)
+        };
+        Ok(SnapshotFile {
+            path: path.to_path_buf(),
+            compression,
+            map,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// All bytes of the (decompressed) file.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether `snapshot save` appended a sha256 digest. etcd's rule, shared by
+    /// etcdctl and etcdutl: the db part is a whole number of pages (so of 512
+    /// bytes), hence a trailer is present exactly when `size % 512 == 32`.
+    pub fn has_trailer(&self) -> bool {
+        self.bytes().len() % 512 == TRAILER_LEN
+    }
+
+    /// The bbolt database bytes: the file without its trailer.
+    pub fn db(&self) -> &[u8] {
+        let bytes = self.bytes();
+        if self.has_trailer() {
+            &bytes[..bytes.len() - TRAILER_LEN]
+        } else {
+            bytes
+        }
+    }
+
+    /// The appended sha256 digest, when there is one.
+    pub fn trailer(&self) -> Option<&[u8]> {
+        let bytes = self.bytes();
+        self.has_trailer()
+            .then(|| &bytes[bytes.len() - TRAILER_LEN..])
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Inflates a compressed snapshot into an unnamed temporary file.
+fn inflate(path: &Path, file: File, format: Compression) -> Result<File, InputError> {
+    let mut out = tempfile::tempfile().map_err(|source| InputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fail = |detail: String| InputError::Decompress {
+        path: path.to_path_buf(),
+        format: format.name(),
+        detail,
+    };
+    let reader = io::BufReader::with_capacity(1 << 20, file);
+    let copied = match format {
+        Compression::Zstd => {
+            let mut dec = zstd::stream::read::Decoder::with_buffer(reader)
+                .map_err(|e| fail(e.to_string()))?;
+            io::copy(&mut dec, &mut out)
+        }
+        Compression::Gzip => {
+            let mut dec = flate2::read::MultiGzDecoder::new(reader);
+            io::copy(&mut dec, &mut out)
+        }
+        Compression::Zip => {
+            let mut archive = zip::ZipArchive::new(reader).map_err(|e| fail(e.to_string()))?;
+            let index = (0..archive.len())
+                .find(|&i| archive.by_index(i).map(|f| f.is_file()).unwrap_or(false))
+                .ok_or_else(|| InputError::EmptyZip {
+                    path: path.to_path_buf(),
+                })?;
+            let mut entry = archive.by_index(index).map_err(|e| fail(e.to_string()))?;
+            io::copy(&mut entry, &mut out)
+        }
+        Compression::None => Ok(0),
+    };
+    copied.map_err(|e| fail(e.to_string()))?;
+    out.flush().map_err(|e| fail(e.to_string()))?;
+    Ok(out)
+}

@@ -1,0 +1,17 @@
+//! etcdsnap: an offline toolkit and verifier for etcd snapshot files.
+//!
+//! Library first, thin binary. Layers, each knowing only the ones below it:
+//! [`input`] (mapping, decompression, trailer) and [`problem`] at the bottom;
+//! [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue); [`backend`] (etcd's
+//! buckets, `status`, layout checks); [`verify`] (all checks together);
+//! [`report`] and [`cli`] on top.
+
+pub mod backend;
+pub mod bolt;
+pub mod cli;
+pub mod input;
+pub mod mvcc;
+pub mod problem;
+pub mod protowire;
+pub mod report;
+pub mod verify;

@@ -1,0 +1,5 @@
+//! The `etcdsnap` binary: everything lives in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    etcdsnap::cli::main()
+}

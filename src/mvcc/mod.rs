@@ -1,0 +1,7 @@
+//! etcd's MVCC data model: revision keys and `KeyValue` records.
+
+pub mod keyvalue;
+pub mod revision;
+
+pub use keyvalue::{KeyValue, KeyValueError};
+pub use revision::{Revision, RevisionKey, RevisionKeyError};

@@ -1,0 +1,141 @@
+//! Output helpers shared by the commands: etcdctl-style tables and sizes.
+
+/// Cell alignment in a [`Table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A table drawn the way etcdctl's tablewriter draws it: `+---+` rules,
+/// upper-cased centred headers, one space of padding.
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+    align: Align,
+}
+
+impl Table {
+    pub fn new(headers: &[&str], align: Align) -> Table {
+        Table {
+            headers: headers.iter().map(|h| h.to_uppercase()).collect(),
+            rows: Vec::new(),
+            align,
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let width = |i: usize| {
+            self.rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain(std::iter::once(self.headers[i].chars().count()))
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..n).map(width).collect();
+        let rule = {
+            let mut s = String::from("+");
+            for w in &widths {
+                s.push_str(&"-".repeat(w + 2));
+                s.push('+');
+            }
+            s.push('\n');
+            s
+        };
+        let mut out = rule.clone();
+        out.push('|');
+        for (h, w) in self.headers.iter().zip(&widths) {
+            let gap = w - h.chars().count();
+            let left = gap / 2;
+            out.push_str(&format!(
+                " {}{}{} |",
+                " ".repeat(left),
+                h,
+                " ".repeat(gap - left)
+            ));
+        }
+        out.push('\n');
+        out.push_str(&rule);
+        for r in &self.rows {
+            out.push('|');
+            for (i, w) in widths.iter().enumerate() {
+                let c = r.get(i).map(String::as_str).unwrap_or("");
+                match self.align {
+                    Align::Right => out.push_str(&format!(" {c:>w$} |")),
+                    Align::Left => out.push_str(&format!(" {c:<w$} |")),
+                }
+            }
+            out.push('\n');
+        }
+        out.push_str(&rule);
+        out
+    }
+}
+
+/// A byte count as go-humanize's `Bytes` prints it (SI units), which is what
+/// `etcdutl snapshot status` shows: `20 kB`, `1.1 GB`.
+pub fn humanize_bytes(s: u64) -> String {
+    const SIZES: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if s < 10 {
+        return format!("{s} B");
+    }
+    let f = s as f64;
+    let e = (f.ln() / 1000f64.ln()).floor();
+    let suffix = SIZES[(e as usize).min(SIZES.len() - 1)];
+    let val = (f / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{} {suffix}", go_fixed(val, 1))
+    } else {
+        format!("{} {suffix}", go_fixed(val, 0))
+    }
+}
+
+/// `%.Nf` with Go's rounding (round half to even on the exact binary value).
+fn go_fixed(v: f64, decimals: usize) -> String {
+    // Rust's formatter rounds the exact binary value half-to-even, like Go.
+    format!("{v:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_go_humanize() {
+        assert_eq!(humanize_bytes(5), "5 B");
+        assert_eq!(humanize_bytes(20480), "20 kB");
+        assert_eq!(humanize_bytes(143360), "143 kB");
+        assert_eq!(humanize_bytes(151552), "152 kB");
+        assert_eq!(humanize_bytes(1_000_000), "1.0 MB");
+        assert_eq!(humanize_bytes(1_073_741_824), "1.1 GB");
+    }
+
+    #[test]
+    fn table_like_tablewriter() {
+        let mut t = Table::new(
+            &["hash", "revision", "total keys", "total size"],
+            Align::Right,
+        );
+        t.row(vec![
+            "43950a4".into(),
+            "48".into(),
+            "69".into(),
+            "152 kB".into(),
+        ]);
+        let want = "\
++---------+----------+------------+------------+
+|  HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |
++---------+----------+------------+------------+
+| 43950a4 |       48 |         69 |     152 kB |
++---------+----------+------------+------------+
+";
+        assert_eq!(t.render(), want);
+    }
+}

@@ -1,0 +1,301 @@
+//! `verify`: every check of a snapshot file, run together.
+//!
+//! The sha256 of the db bytes is the slowest part on CPUs without SHA
+//! instructions, so it runs on its own thread while the other core walks the
+//! file once for the bbolt structure checks and etcd's layout checks. Each
+//! check ends passed, failed or skipped, with its problems located.
+
+use serde::Serialize;
+
+use crate::backend::layout::{KeySpace, LayoutChecker};
+use crate::backend::meta::MetaInfo;
+use crate::bolt::check::{ProblemCollector, check_meta, open_problems};
+use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
+use crate::input::SnapshotFile;
+use crate::problem::{Problem, Problems};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    pub detail: String,
+    pub problems: Vec<Problem>,
+    /// Problems found beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Check {
+    fn new(name: &'static str, problems: Problems, passed: String, failed: &str) -> Check {
+        let status = if problems.is_empty() {
+            CheckStatus::Passed
+        } else {
+            CheckStatus::Failed
+        };
+        let detail = if problems.is_empty() {
+            passed
+        } else {
+            format!("{} {failed}", problems.total())
+        };
+        Check {
+            name,
+            status,
+            detail,
+            problems: problems.items,
+            omitted: problems.omitted,
+        }
+    }
+
+    fn skipped(name: &'static str, why: &str) -> Check {
+        Check {
+            name,
+            status: CheckStatus::Skipped,
+            detail: why.to_string(),
+            problems: Vec::new(),
+            omitted: 0,
+        }
+    }
+}
+
+/// What the file holds, as far as it could be read.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub file_size: u64,
+    pub compression: &'static str,
+    pub has_trailer: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta_in_force: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txid: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high_water_mark: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Stats>,
+    pub buckets: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_usual_buckets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyspace: Option<KeySpace>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<MetaInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Failed)
+    }
+}
+
+/// One visitor that feeds both the structure collector and the layout checker.
+struct Both<'a> {
+    pages: ProblemCollector,
+    layout: LayoutChecker<'a>,
+}
+
+impl<'a> Visitor<'a> for Both<'a> {
+    fn problem(&mut self, problem: Problem) -> std::ops::ControlFlow<()> {
+        self.pages.problem(problem)
+    }
+    fn entry(&mut self, path: &[&'a [u8]], e: &LeafElement<'a>) -> std::ops::ControlFlow<()> {
+        self.layout.entry(path, e)
+    }
+}
+
+fn sha256_check(file: &SnapshotFile) -> Check {
+    let Some(trailer) = file.trailer() else {
+        return Check::skipped(
+            "sha256",
+            "no sha256 trailer (size % 512 != 32): a copy of a data dir's member/snap/db, not a `snapshot save` file",
+        );
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, file.db());
+    let mut problems = Problems::default();
+    if digest.as_ref() != trailer {
+        problems.push(
+            Problem::new(format!(
+                "sha256 of the {} db bytes is {} but the trailer says {}",
+                file.db().len(),
+                hex(digest.as_ref()),
+                hex(trailer)
+            ))
+            .at_offset(file.db().len() as u64),
+        );
+    }
+    Check::new(
+        "sha256",
+        problems,
+        format!("trailer matches the db bytes ({})", hex(trailer)),
+        "problem: the file changed after `snapshot save` wrote it",
+    )
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs every check on an opened snapshot file.
+pub fn verify(file: &SnapshotFile) -> Report {
+    let (sha, (mut checks, summary)) = std::thread::scope(|s| {
+        let sha = s.spawn(|| sha256_check(file));
+        let rest = structure_checks(file);
+        (sha.join(), rest)
+    });
+    let sha = sha.unwrap_or_else(|_| Check::skipped("sha256", "the sha256 thread failed"));
+    checks.insert(0, sha);
+    let passed = checks.iter().all(|c| c.status != CheckStatus::Failed);
+    Report {
+        file: file.path().display().to_string(),
+        passed,
+        checks,
+        summary,
+    }
+}
+
+fn structure_checks(file: &SnapshotFile) -> (Vec<Check>, Summary) {
+    let mut summary = Summary {
+        file_size: file.bytes().len() as u64,
+        compression: file.compression().name(),
+        has_trailer: file.has_trailer(),
+        ..Summary::default()
+    };
+    let skip = "skipped: the bbolt file cannot be opened";
+    let db = match Db::open(file.db()) {
+        Ok(db) => db,
+        Err(e) => {
+            let checks = vec![
+                Check::new("bolt-meta", open_problems(&e), String::new(), "problems"),
+                Check::skipped("bolt-pages", skip),
+                Check::skipped("etcd-buckets", skip),
+                Check::skipped("etcd-keys", skip),
+                Check::skipped("etcd-meta", skip),
+            ];
+            return (checks, summary);
+        }
+    };
+    let meta = *db.meta();
+    summary.page_size = Some(db.page_size() as u64);
+    summary.meta_in_force = Some(db.active_meta_index() as u64);
+    summary.txid = Some(meta.txid);
+    summary.high_water_mark = Some(meta.pgid);
+    summary.total_size = Some(db.size());
+
+    let meta_check = Check::new(
+        "bolt-meta",
+        check_meta(&db),
+        format!(
+            "both meta pages valid; page {} in force (txid {}), page size {}, {} pages",
+            db.active_meta_index(),
+            meta.txid,
+            db.page_size(),
+            meta.pgid
+        ),
+        "problems in the meta pages",
+    );
+
+    let mut both = Both {
+        pages: ProblemCollector::default(),
+        layout: LayoutChecker::default(),
+    };
+    let mut walker = Walker::new(&db);
+    let _ = walker.walk_root(&mut both);
+    let stats = walker.stats.clone();
+    both.layout.finish();
+    let layout = both.layout;
+
+    let pages_check = Check::new(
+        "bolt-pages",
+        both.pages.problems,
+        format!(
+            "{} branch, {} leaf, {} overflow, {} free pages; {} buckets, {} entries; every page reached once, keys in order",
+            stats.branch_pages,
+            stats.leaf_pages,
+            stats.overflow_pages,
+            stats.free_pages,
+            stats.buckets,
+            stats.entries
+        ),
+        "structure problems",
+    );
+    let missing = layout.missing_usual_buckets();
+    let buckets_check = Check::new(
+        "etcd-buckets",
+        layout.bucket_problems.clone(),
+        if missing.is_empty() {
+            format!("all {} of etcd's buckets present", layout.buckets.len())
+        } else {
+            format!(
+                "key and meta present; absent (etcd creates them at start): {}",
+                missing.join(", ")
+            )
+        },
+        "required buckets missing",
+    );
+    let ks = &layout.keyspace;
+    let keys_check = Check::new(
+        "etcd-keys",
+        layout.key_problems.clone(),
+        format!(
+            "{} revisions ({} puts, {} tombstones) of {} keys, {} live; revision {}",
+            ks.revisions, ks.puts, ks.tombstones, ks.keys, ks.live_keys, ks.revision
+        ),
+        "problems in the key bucket",
+    );
+    let m = &layout.meta;
+    let meta_bucket_check = Check::new(
+        "etcd-meta",
+        layout.meta_problems.clone(),
+        format!(
+            "consistent_index {}, term {}, compacted at {}",
+            opt(m.consistent_index),
+            opt(m.term),
+            opt(m.finished_compact_revision)
+        ),
+        "problems in the meta bucket",
+    );
+    summary.pages = Some(stats);
+    summary.missing_usual_buckets = missing;
+    summary.buckets = layout.buckets.clone();
+    summary.keyspace = Some(layout.keyspace.clone());
+    summary.meta = Some(layout.meta.clone());
+    (
+        vec![
+            meta_check,
+            pages_check,
+            buckets_check,
+            keys_check,
+            meta_bucket_check,
+        ],
+        summary,
+    )
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
