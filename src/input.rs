@@ -131,28 +131,35 @@ impl SnapshotFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
-    /// Whether `snapshot save` appended a sha256 digest. etcd's rule, shared by
-    /// etcdctl and etcdutl: the db part is a whole number of pages (so of 512
-    /// bytes), hence a trailer is present exactly when `size % 512 == 32`.
     pub fn has_trailer(&self) -> bool {
-        self.bytes().len() % 512 == TRAILER_LEN
+        has_trailer(self.bytes())
     }
 
     /// The bbolt database bytes: the file without its trailer.
     pub fn db(&self) -> &[u8] {
-        let bytes = self.bytes();
-        if self.has_trailer() {
-            &bytes[..bytes.len() - TRAILER_LEN]
-        } else {
-            bytes
-        }
+        split_trailer(self.bytes()).0
     }
 
     /// The appended sha256 digest, when there is one.
     pub fn trailer(&self) -> Option<&[u8]> {
-        let bytes = self.bytes();
-        self.has_trailer()
-            .then(|| &bytes[bytes.len() - TRAILER_LEN..])
+        split_trailer(self.bytes()).1
+    }
+}
+
+/// Whether `snapshot save` appended a sha256 digest. etcd's rule, shared by
+/// etcdctl and etcdutl: the db part is a whole number of pages (so of 512
+/// bytes), hence a trailer is present exactly when `size % 512 == 32`.
+pub fn has_trailer(bytes: &[u8]) -> bool {
+    bytes.len() % 512 == TRAILER_LEN
+}
+
+/// Splits a snapshot file into its db bytes and its sha256 trailer, if any.
+pub fn split_trailer(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    if has_trailer(bytes) {
+        let (db, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+        (db, Some(trailer))
+    } else {
+        (bytes, None)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::backend::layout::{KeySpace, LayoutChecker};
 use crate::backend::meta::MetaInfo;
 use crate::bolt::check::{ProblemCollector, check_meta, open_problems};
 use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
-use crate::input::SnapshotFile;
+use crate::input::{Compression, SnapshotFile, split_trailer};
 use crate::problem::{Problem, Problems};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,24 +128,35 @@ impl<'a> Visitor<'a> for Both<'a> {
     }
 }
 
-fn sha256_check(file: &SnapshotFile) -> Check {
-    let Some(trailer) = file.trailer() else {
+fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
+    let Some(trailer) = trailer else {
+        if db.len() % 512 != 0 {
+            let mut problems = Problems::default();
+            problems.push(
+                Problem::new(format!(
+                    "file size {} is neither whole 512-byte blocks (a data dir's db) nor that plus a 32-byte sha256 trailer: truncated, or a damaged trailer",
+                    db.len()
+                ))
+                .at_offset(db.len() as u64 - (db.len() % 512) as u64),
+            );
+            return Check::new("sha256", problems, String::new(), "problem");
+        }
         return Check::skipped(
             "sha256",
             "no sha256 trailer (size % 512 != 32): a copy of a data dir's member/snap/db, not a `snapshot save` file",
         );
     };
-    let digest = ring::digest::digest(&ring::digest::SHA256, file.db());
+    let digest = ring::digest::digest(&ring::digest::SHA256, db);
     let mut problems = Problems::default();
     if digest.as_ref() != trailer {
         problems.push(
             Problem::new(format!(
                 "sha256 of the {} db bytes is {} but the trailer says {}",
-                file.db().len(),
+                db.len(),
                 hex(digest.as_ref()),
                 hex(trailer)
             ))
-            .at_offset(file.db().len() as u64),
+            .at_offset(db.len() as u64),
         );
     }
     Check::new(
@@ -162,31 +173,39 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Runs every check on an opened snapshot file.
 pub fn verify(file: &SnapshotFile) -> Report {
-    let (sha, (mut checks, summary)) = std::thread::scope(|s| {
-        let sha = s.spawn(|| sha256_check(file));
-        let rest = structure_checks(file);
+    verify_bytes(
+        &file.path().display().to_string(),
+        file.bytes(),
+        file.compression(),
+    )
+}
+
+/// Runs every check on the bytes of a (decompressed) snapshot file.
+pub fn verify_bytes(name: &str, bytes: &[u8], compression: Compression) -> Report {
+    let (db, trailer) = split_trailer(bytes);
+    let (sha, (mut checks, mut summary)) = std::thread::scope(|s| {
+        let sha = s.spawn(|| sha256_check(db, trailer));
+        let rest = structure_checks(db);
         (sha.join(), rest)
     });
+    summary.file_size = bytes.len() as u64;
+    summary.compression = compression.name();
+    summary.has_trailer = trailer.is_some();
     let sha = sha.unwrap_or_else(|_| Check::skipped("sha256", "the sha256 thread failed"));
     checks.insert(0, sha);
     let passed = checks.iter().all(|c| c.status != CheckStatus::Failed);
     Report {
-        file: file.path().display().to_string(),
+        file: name.to_string(),
         passed,
         checks,
         summary,
     }
 }
 
-fn structure_checks(file: &SnapshotFile) -> (Vec<Check>, Summary) {
-    let mut summary = Summary {
-        file_size: file.bytes().len() as u64,
-        compression: file.compression().name(),
-        has_trailer: file.has_trailer(),
-        ..Summary::default()
-    };
+fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
+    let mut summary = Summary::default();
     let skip = "skipped: the bbolt file cannot be opened";
-    let db = match Db::open(file.db()) {
+    let db = match Db::open(db_bytes) {
         Ok(db) => db,
         Err(e) => {
             let checks = vec![

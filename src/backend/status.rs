@@ -85,6 +85,19 @@ impl<'a> Visitor<'a> for StatusVisitor<'a> {
 /// Computes `snapshot status` for an opened database.
 pub fn status(db: &Db<'_>) -> Result<Status, StatusError> {
     let mut v = StatusVisitor::default();
+    // bbolt would map past the end of a truncated file and read the missing
+    // pages as zeros or fault; a short file is damage even when the walk does
+    // not reach the missing pages.
+    let have = db.data().len() as u64;
+    if have < db.size() {
+        v.problems.push(
+            Problem::new(format!(
+                "database is {have} bytes but its high-water mark needs {} (truncated?)",
+                db.size()
+            ))
+            .at_offset(have),
+        );
+    }
     let mut walker = Walker::new(db);
     let _ = walker.walk_root(&mut v);
     let revision = match v.last_key {

