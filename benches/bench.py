@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Benchmarks etcdsnap against the peer tools on a ~1 GiB snapshot, in one run.
+
+    python3 benches/bench.py [--size-mib 1024] [--runs 5]
+
+1. Makes (once; kept in benches/work/, not committed) a snapshot of about
+   --size-mib MiB with a real etcd 3.5.1 server on loopback: Kubernetes-like
+   keys written through etcd's JSON gateway in batched txns, with updates and
+   deletes so the file holds history, then `etcdctl snapshot save`.
+2. Builds etcdsnap in release mode.
+3. Times, warm cache, best of --runs, each pair in the same run:
+     etcdsnap status      vs  etcdutl snapshot status      (target: <= 1/3)
+     etcdsnap verify      vs  openssl dgst -sha256         (target: <= 1.2x)
+   and records peak RSS and peak anonymous (heap) memory of our commands,
+   which must not grow with the file (mapped pages are file-backed).
+Prints a Markdown table for the README.
+"""
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "fixtures"))
+from etcd_tools import Server, distro_bin  # noqa: E402
+
+WORK = os.path.join(HERE, "work")
+
+
+def txn(endpoint, ops):
+    body = json.dumps({"success": ops}).encode()
+    req = urllib.request.Request(endpoint + "/v3/kv/txn", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        r.read()
+
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def make_snapshot(path, size_mib):
+    s = Server("3.5", extra_args=["--quota-backend-bytes", str(16 << 30),
+                                  "--max-request-bytes", str(4 << 20),
+                                  "--snapshot-count", "1000000"])
+    try:
+        target = size_mib << 20
+        written, i = 0, 0
+        rnd = os.urandom(1 << 16)
+        t0 = time.time()
+        while written < target:
+            ops = []
+            for _ in range(100):
+                ns = f"ns-{i % 97}"
+                kind = ("configmaps", "secrets", "pods", "deployments")[i % 4]
+                key = f"/registry/{kind}/{ns}/obj-{i}".encode()
+                n = 2048 + (i * 7919) % 12288
+                off = (i * 131) % (len(rnd) - n)
+                val = b"k8s\x00" + rnd[off:off + n]
+                ops.append({"requestPut": {"key": b64(key), "value": b64(val)}})
+                written += len(key) + len(val)
+                i += 1
+            txn(s.endpoint, ops)
+            # History: rewrite and delete some older keys.
+            if i % 1000 == 0:
+                old = [f"/registry/configmaps/ns-{j % 97}/obj-{j}".encode() for j in range(i - 1000, i - 900, 4)]
+                txn(s.endpoint, [{"requestPut": {"key": b64(k), "value": b64(b"k8s\x00updated")}} for k in old])
+                txn(s.endpoint, [{"requestDeleteRange": {"key": b64(k)}} for k in old[:5]])
+        print(f"  wrote {i} objects ({written >> 20} MiB) in {time.time() - t0:.0f}s", file=sys.stderr)
+        tmp = os.path.join(s.dir, "snap.db")
+        s.ctl("snapshot", "save", tmp)
+        shutil.move(tmp, path)
+    finally:
+        s.stop()
+
+
+def measure(cmd):
+    """Runs cmd; returns (seconds, peak RSS KiB, peak anonymous RSS KiB, stdout)."""
+    peak_anon = [0]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            peak_anon[0] = max(peak_anon[0], int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - t0
+    done.set()
+    th.join()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode not in (0,):
+        raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}")
+    return elapsed, ru.ru_maxrss, peak_anon[0], out
+
+
+def best(cmd, runs):
+    results = [measure(cmd) for _ in range(runs)]
+    return min(results, key=lambda r: r[0])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    snap = os.path.join(WORK, f"bench-{args.size_mib}MiB.db")
+    if not os.path.exists(snap):
+        print(f"making {snap} with etcd 3.5.1 …", file=sys.stderr)
+        make_snapshot(snap, args.size_mib)
+    size = os.path.getsize(snap)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    ours = os.path.join(ROOT, "target", "release", "etcdsnap")
+    etcdutl = distro_bin("etcdutl")
+    openssl = shutil.which("openssl") or sys.exit("openssl is missing: apt-get install -y openssl")
+
+    # Warm the page cache, and check both status outputs agree.
+    a = measure([ours, "status", snap, "-w", "json"])[3]
+    b = measure([etcdutl, "snapshot", "status", snap, "-w", "json"])[3]
+    if json.loads(a) != json.loads(b):
+        raise SystemExit(f"status differs: ours {a!r} etcdutl {b!r}")
+
+    rows = []
+    pairs = [
+        ("status", [ours, "status", snap, "-w", "json"],
+         "etcdutl snapshot status", [etcdutl, "snapshot", "status", snap, "-w", "json"], "<= 0.33"),
+        ("verify", [ours, "verify", snap, "-w", "json"],
+         "openssl dgst -sha256", [openssl, "dgst", "-sha256", snap], "<= 1.2"),
+    ]
+    for name, cmd, peer_name, peer_cmd, target in pairs:
+        ours_r = best(cmd, args.runs)
+        peer_r = best(peer_cmd, args.runs)
+        ratio = ours_r[0] / peer_r[0]
+        rows.append((name, ours_r, peer_name, peer_r, ratio, target))
+
+    print(f"\nSnapshot: {size / (1 << 20):.0f} MiB ({size} bytes), made by etcd 3.5.1; "
+          f"best of {args.runs} warm runs; {os.cpu_count()} cores.\n")
+    print("| command | time | peak RSS | peak heap (anon) | peer | peer time | ratio | target |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, o, peer_name, p, ratio, target in rows:
+        print(f"| etcdsnap {name} | {o[0]:.2f} s | {o[1] / 1024:.0f} MiB | {o[2] / 1024:.1f} MiB "
+              f"| {peer_name} | {p[0]:.2f} s | {ratio:.2f} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
