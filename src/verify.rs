@@ -47,7 +47,11 @@ impl Check {
         let detail = if problems.is_empty() {
             passed
         } else {
-            format!("{} {failed}", problems.total())
+            let n = problems.total();
+            format!(
+                "{n} {}: {failed}",
+                if n == 1 { "problem" } else { "problems" }
+            )
         };
         Check {
             name,
@@ -130,7 +134,7 @@ impl<'a> Visitor<'a> for Both<'a> {
 
 fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
     let Some(trailer) = trailer else {
-        if db.len() % 512 != 0 {
+        if !db.len().is_multiple_of(512) {
             let mut problems = Problems::default();
             problems.push(
                 Problem::new(format!(
@@ -139,7 +143,7 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
                 ))
                 .at_offset(db.len() as u64 - (db.len() % 512) as u64),
             );
-            return Check::new("sha256", problems, String::new(), "problem");
+            return Check::new("sha256", problems, String::new(), "damaged or cut trailer");
         }
         return Check::skipped(
             "sha256",
@@ -163,7 +167,7 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
         "sha256",
         problems,
         format!("trailer matches the db bytes ({})", hex(trailer)),
-        "problem: the file changed after `snapshot save` wrote it",
+        "the file changed after `snapshot save` wrote it",
     )
 }
 
@@ -209,7 +213,12 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
         Ok(db) => db,
         Err(e) => {
             let checks = vec![
-                Check::new("bolt-meta", open_problems(&e), String::new(), "problems"),
+                Check::new(
+                    "bolt-meta",
+                    open_problems(&e),
+                    String::new(),
+                    "not a readable bbolt file",
+                ),
                 Check::skipped("bolt-pages", skip),
                 Check::skipped("etcd-buckets", skip),
                 Check::skipped("etcd-keys", skip),
@@ -235,7 +244,7 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
             db.page_size(),
             meta.pgid
         ),
-        "problems in the meta pages",
+        "meta pages damaged",
     );
 
     let mut both = Both {
@@ -260,7 +269,7 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
             stats.buckets,
             stats.entries
         ),
-        "structure problems",
+        "bbolt structure damaged",
     );
     let missing = layout.missing_usual_buckets();
     let buckets_check = Check::new(
@@ -274,7 +283,7 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
                 missing.join(", ")
             )
         },
-        "required buckets missing",
+        "not an etcd backend",
     );
     let ks = &layout.keyspace;
     let keys_check = Check::new(
@@ -284,7 +293,7 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
             "{} revisions ({} puts, {} tombstones) of {} keys, {} live; revision {}",
             ks.revisions, ks.puts, ks.tombstones, ks.keys, ks.live_keys, ks.revision
         ),
-        "problems in the key bucket",
+        "key bucket inconsistent",
     );
     let m = &layout.meta;
     let meta_bucket_check = Check::new(
@@ -296,7 +305,7 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
             opt(m.term),
             opt(m.finished_compact_revision)
         ),
-        "problems in the meta bucket",
+        "meta bucket inconsistent",
     );
     summary.pages = Some(stats);
     summary.missing_usual_buckets = missing;

@@ -160,10 +160,20 @@ fn truncations_fail_via_the_binary() {
             // the trailer), with an exit code and a message, not a crash.
             let s = run(&["status", p.to_str().unwrap()]);
             if cut < len - TRAILER {
-                assert_eq!(s.status.code(), Some(1), "status, cut at {cut}: {}", stderr(&s));
+                assert_eq!(
+                    s.status.code(),
+                    Some(1),
+                    "status, cut at {cut}: {}",
+                    stderr(&s)
+                );
                 assert!(!stderr(&s).is_empty());
             } else {
-                assert_eq!(s.status.code(), Some(0), "status, cut at {cut}: {}", stderr(&s));
+                assert_eq!(
+                    s.status.code(),
+                    Some(0),
+                    "status, cut at {cut}: {}",
+                    stderr(&s)
+                );
             }
         }
     }
@@ -323,7 +333,12 @@ fn sha_trailer_damage_is_found() {
             let mut b = bytes.clone();
             let at = b.len() - back;
             b[at] ^= 0xff;
-            assert_detected(&b, "sha256", "trailer", &format!("{name}: trailer byte -{back}"));
+            assert_detected(
+                &b,
+                "sha256",
+                "trailer",
+                &format!("{name}: trailer byte -{back}"),
+            );
         }
         // A byte of a free page: invisible to the structure, not to the digest.
         let mut b = bytes.clone();
@@ -376,18 +391,30 @@ fn freelist_damage_is_found() {
             }
         }
         let free: Vec<u64> = (2..p.hwm).filter(|id| !covered.contains(id)).collect();
-        assert!(free.len() >= 3, "{name}: fixture needs free pages, has {free:?}");
+        assert!(
+            free.len() >= 3,
+            "{name}: fixture needs free pages, has {free:?}"
+        );
         let at = free[0];
         let rest = &free[1..];
 
         let good = with_freelist(&db, at, rest);
         assert_eq!(le_u64(&good, 16 + 32), Some(at));
         let r = check(&good);
-        assert!(r.passed, "{name}: a correct persisted freelist fails:\n{}", messages(&r));
+        assert!(
+            r.passed,
+            "{name}: a correct persisted freelist fails:\n{}",
+            messages(&r)
+        );
 
         let mut dup = rest.to_vec();
         dup.push(rest[0]);
-        assert_detected(&with_freelist(&db, at, &dup), "bolt-pages", "already freed", name);
+        assert_detected(
+            &with_freelist(&db, at, &dup),
+            "bolt-pages",
+            "already freed",
+            name,
+        );
 
         let reachable = *reached.iter().max().unwrap();
         let mut with_reached = rest.to_vec();
@@ -402,7 +429,12 @@ fn freelist_damage_is_found() {
 
         let mut past = rest.to_vec();
         past.push(p.hwm + 3);
-        assert_detected(&with_freelist(&db, at, &past), "bolt-pages", "outside", name);
+        assert_detected(
+            &with_freelist(&db, at, &past),
+            "bolt-pages",
+            "outside",
+            name,
+        );
 
         assert_detected(
             &with_freelist(&db, at, &rest[1..]),

@@ -47,7 +47,10 @@ fn fresh_snapshots_from_real_servers_match() {
         .arg(dir.path())
         .status()
         .expect("run fixtures/make_fixtures.py");
-    assert!(st.success(), "make_fixtures.py failed (are both etcd versions installed?)");
+    assert!(
+        st.success(),
+        "make_fixtures.py failed (are both etcd versions installed?)"
+    );
     for (name, line) in FIXTURES {
         assert_parity(line, &dir.path().join(name));
     }

