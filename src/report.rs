@@ -139,3 +139,8 @@ mod tests {
         assert_eq!(t.render(), want);
     }
 }
+
+/// A JSON value as YAML (kubectl's `-o yaml` style).
+pub fn to_yaml(v: &serde_json::Value) -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(v)
+}
