@@ -103,6 +103,11 @@ fn go_fixed(v: f64, decimals: usize) -> String {
     format!("{v:.decimals$}")
 }
 
+/// A JSON value as YAML (kubectl's `-o yaml` style).
+pub fn to_yaml(v: &serde_json::Value) -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,9 +143,4 @@ mod tests {
 ";
         assert_eq!(t.render(), want);
     }
-}
-
-/// A JSON value as YAML (kubectl's `-o yaml` style).
-pub fn to_yaml(v: &serde_json::Value) -> Result<String, serde_yaml_ng::Error> {
-    serde_yaml_ng::to_string(v)
 }

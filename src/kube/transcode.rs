@@ -169,13 +169,13 @@ fn write_fields(msg: &DynamicMessage, obj: &mut Map<String, Json>, ctx: &mut Ctx
         }
         let name = json_name(&desc, &field);
         ctx.path.push(format!(".{name}"));
-        let v = value_to_json(&field, value, ctx);
+        let v = value_to_json(value, ctx);
         ctx.path.pop();
         obj.insert(name, v);
     }
 }
 
-fn value_to_json(field: &FieldDescriptor, value: &Value, ctx: &mut Ctx) -> Json {
+fn value_to_json(value: &Value, ctx: &mut Ctx) -> Json {
     match value {
         Value::Bool(b) => Json::Bool(*b),
         Value::I32(n) => Json::from(*n),
@@ -196,7 +196,7 @@ fn value_to_json(field: &FieldDescriptor, value: &Value, ctx: &mut Ctx) -> Json 
                 .enumerate()
                 .map(|(i, v)| {
                     ctx.path.push(format!("[{i}]"));
-                    let j = value_to_json(field, v, ctx);
+                    let j = value_to_json(v, ctx);
                     ctx.path.pop();
                     j
                 })
@@ -208,7 +208,7 @@ fn value_to_json(field: &FieldDescriptor, value: &Value, ctx: &mut Ctx) -> Json 
                 .map(|(k, v)| {
                     let key = map_key(k);
                     ctx.path.push(format!(".{key}"));
-                    let j = value_to_json(field, v, ctx);
+                    let j = value_to_json(v, ctx);
                     ctx.path.pop();
                     (key, j)
                 })
