@@ -6,7 +6,7 @@
 use std::ops::ControlFlow;
 
 use super::db::Db;
-use super::page::{BucketHeader, LeafElement};
+use super::page::{BucketHeader, LeafElement, Node};
 use super::walk::{Visitor, Walker};
 use crate::problem::Problem;
 
@@ -112,4 +112,62 @@ pub fn for_each<'a>(
         Some(p) => Err(ReadError(p)),
         None => Ok(()),
     }
+}
+
+/// The leaf nodes of a bucket, in key order, for readers that process leaves
+/// in parallel or backwards. Walks only branch pages; every page is checked for
+/// bounds, self-id and type, and reached at most once.
+pub fn leaves<'a>(db: &Db<'a>, bucket: &Bucket<'a>) -> Result<Vec<Node<'a>>, ReadError> {
+    use super::page::{BucketRoot, FLAG_BRANCH, FLAG_LEAF, PageHeader};
+    let mut out = Vec::new();
+    let root = match bucket.header.root {
+        BucketRoot::Inline(bytes) => {
+            let header = PageHeader::parse(bytes).ok_or_else(|| {
+                ReadError(Problem::new("inline bucket is cut off").with_key(bucket.name))
+            })?;
+            out.push(Node { header, bytes });
+            return Ok(out);
+        }
+        BucketRoot::Page(p) => p,
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(root, 0usize)];
+    let fail = |pgid: u64, msg: String| {
+        ReadError(
+            Problem::new(msg)
+                .at_page(pgid, db.offset_of(pgid))
+                .in_bucket(String::from_utf8_lossy(bucket.name)),
+        )
+    };
+    while let Some((pgid, depth)) = stack.pop() {
+        if depth > super::walk::MAX_DEPTH || !seen.insert(pgid) {
+            return Err(fail(pgid, "page reached twice or tree too deep".into()));
+        }
+        let node = db.node(pgid).map_err(|f| fail(pgid, f.to_string()))?;
+        if node.header.id != pgid {
+            return Err(fail(
+                pgid,
+                format!("page self identifies as {}", node.header.id),
+            ));
+        }
+        match node.header.flags {
+            FLAG_LEAF => out.push(node),
+            FLAG_BRANCH => {
+                // Children pushed in reverse so they pop in key order.
+                for i in (0..node.count()).rev() {
+                    let e = node
+                        .branch(i)
+                        .map_err(|f| fail(pgid, format!("branch element {i}: {f}")))?;
+                    stack.push((e.child, depth + 1));
+                }
+            }
+            other => {
+                return Err(fail(
+                    pgid,
+                    format!("unexpected page type {}", super::page::flags_name(other)),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }

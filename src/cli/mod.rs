@@ -4,6 +4,11 @@
 //! 2 usage error or the file could not be read at all.
 
 mod completions;
+mod decode;
+mod get;
+mod history;
+mod ls;
+mod objects;
 mod status;
 mod verify;
 
@@ -27,7 +32,7 @@ pub enum Outcome {
     long_about = "Offline toolkit and verifier for etcd snapshot files (snapshot.db, as `etcdctl snapshot save` \
 writes them) of Kubernetes clusters. Reads snapshots written by etcd 3.4 and 3.5 without an etcd server; never \
 modifies the input. Files compressed with zstd, gzip or zip (k3s) are read transparently.",
-    after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap status snapshot.db -w table\n  etcdsnap verify backup.db.zst -w json\n\nExit codes: 0 ok, 1 a check failed, 2 usage or I/O error."
+    after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap status snapshot.db -w table\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap get snapshot.db configmap app-config -n default --for-apply\n  etcdsnap ls snapshot.db --deleted\n\nExit codes: 0 ok, 1 a check failed (or not found), 2 usage or I/O error."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,6 +43,10 @@ pub struct Cli {
 enum Command {
     Status(status::Args),
     Verify(verify::Args),
+    Ls(ls::Args),
+    Get(get::Args),
+    History(history::Args),
+    Decode(decode::Args),
     Completions(completions::Args),
 }
 
@@ -72,6 +81,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Status(a) => status::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Ls(a) => ls::run(a),
+        Command::Get(a) => get::run(a),
+        Command::History(a) => history::run(a),
+        Command::Decode(a) => decode::run(a),
         Command::Completions(a) => completions::run(a),
     };
     match result {

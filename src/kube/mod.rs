@@ -1,6 +1,8 @@
 //! Kubernetes values stored in etcd: encodings, the protobuf schema, JSON
 //! rendering, resources and keys, redaction.
 
+pub mod redact;
+pub mod resource;
 pub mod schema;
 pub mod transcode;
 pub mod value;

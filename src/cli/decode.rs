@@ -1,0 +1,73 @@
+//! `etcdsnap decode`: one stored value (as `etcdctl get KEY --print-value-only`
+//! prints it) to YAML or JSON, without a snapshot.
+
+use std::io::Read;
+
+use anyhow::Context;
+
+use super::objects::{ObjectFormat, render};
+use super::{Outcome, out};
+use crate::kube::value::{decode_checked, detect};
+
+/// Decode one stored Kubernetes value (protobuf, JSON or CBOR) to YAML or JSON
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  etcdctl get /registry/pods/default/web --print-value-only | etcdsnap decode\n  etcdsnap decode value.bin -o json\n  etcdsnap decode value.bin --for-apply | kubectl apply -f -"
+)]
+pub struct Args {
+    /// File holding the value; `-` or nothing for standard input
+    file: Option<std::path::PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "yaml")]
+    output: ObjectFormat,
+    /// Strip server-owned fields (resourceVersion, uid, status, …) for `kubectl apply`
+    #[arg(long)]
+    for_apply: bool,
+    /// Print Secret data instead of `<redacted: N bytes>`
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let mut bytes = Vec::new();
+    match args.file.as_deref() {
+        None => std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?,
+        Some(p) if p.as_os_str() == "-" => std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?,
+        Some(p) => {
+            bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            bytes.len()
+        }
+    };
+    if args.output == ObjectFormat::Raw {
+        anyhow::bail!("decode writes yaml or json; the raw value is its input");
+    }
+    let name = args
+        .file
+        .as_ref()
+        .map_or("standard input".to_string(), |p| p.display().to_string());
+    match decode_checked(&bytes) {
+        Ok(d) => {
+            if !d.unknown_fields_at.is_empty() {
+                eprintln!(
+                    "etcdsnap: note: {name}: {}",
+                    super::objects::unknown_note(&d.unknown_fields_at)
+                );
+            }
+            out(&render(
+                d.object,
+                args.output,
+                args.show_secrets,
+                args.for_apply,
+            )?)?;
+            Ok(Outcome::Ok)
+        }
+        Err(e) => {
+            eprintln!("etcdsnap: {name}: {} value: {e}", detect(&bytes).name());
+            Ok(Outcome::Failed)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `etcdsnap history`: every revision of one key that the snapshot still holds.
+
+use serde::Serialize;
+
+use super::objects::{ObjectOpts, db, open};
+use super::{Outcome, ReportFormat, SnapshotPath, out};
+use crate::kube::value::detect;
+use crate::mvcc::keyspace::{KeySpace, RecordInfo};
+use crate::report::{Align, Table};
+
+/// List every revision of one key that the snapshot still holds
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41"
+)]
+pub struct Args {
+    /// Snapshot file
+    snapshot: SnapshotPath,
+    /// The etcd key
+    key: String,
+    /// Output format
+    #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+    write_out: ReportFormat,
+    #[command(flatten)]
+    opts: ObjectOpts,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    key: String,
+    compact_revision: Option<i64>,
+    revisions: Vec<RecordInfo>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let file = open(&args.snapshot)?;
+    let db = db(&file)?;
+    let ks = KeySpace::open(&db)?;
+    let records = ks.history(args.key.as_bytes())?;
+    if records.is_empty() {
+        eprintln!(
+            "etcdsnap: {}: {}: not found in the snapshot",
+            file.path().display(),
+            args.key
+        );
+        return Ok(Outcome::Failed);
+    }
+    match args.write_out {
+        ReportFormat::Json => {
+            let h = History {
+                key: args.key.clone(),
+                compact_revision: ks.compact_revision,
+                revisions: records.iter().map(RecordInfo::from).collect(),
+            };
+            out(&(serde_json::to_string_pretty(&h)? + "\n"))?;
+        }
+        ReportFormat::Table => {
+            let mut t = Table::new(
+                &[
+                    "revision",
+                    "event",
+                    "create rev",
+                    "version",
+                    "lease",
+                    "size",
+                    "encoding",
+                ],
+                Align::Left,
+            );
+            for r in &records {
+                t.row(vec![
+                    format!("{}", r.revision),
+                    if r.tombstone { "DELETE" } else { "PUT" }.into(),
+                    if r.tombstone {
+                        "-".into()
+                    } else {
+                        r.kv.create_revision.to_string()
+                    },
+                    if r.tombstone {
+                        "-".into()
+                    } else {
+                        r.kv.version.to_string()
+                    },
+                    if r.kv.lease == 0 {
+                        "-".into()
+                    } else {
+                        format!("{:x}", r.kv.lease)
+                    },
+                    r.kv.value.len().to_string(),
+                    if r.tombstone {
+                        "-".into()
+                    } else {
+                        detect(r.kv.value).name().into()
+                    },
+                ]);
+            }
+            let mut s = format!("{}\n", args.key);
+            s.push_str(&t.render());
+            if let Some(c) = ks.compact_revision {
+                s.push_str(&format!("history before revision {c} was compacted\n"));
+            }
+            out(&s)?;
+        }
+    }
+    Ok(Outcome::Ok)
+}

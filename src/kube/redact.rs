@@ -1,0 +1,76 @@
+//! Secret values never leave etcdsnap unless asked for.
+//!
+//! A Secret's `data` and `stringData` values become `<redacted: N bytes>`, and so
+//! does the `kubectl.kubernetes.io/last-applied-configuration` annotation, which
+//! holds the same data in clear. `--show-secrets` turns this off.
+
+use base64::Engine;
+use serde_json::Value;
+
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Whether a decoded object is a core/v1 Secret.
+pub fn is_secret(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// Whether an etcd key is a Secret's.
+pub fn is_secret_key(key: &[u8], storage_prefix: &str) -> bool {
+    let p = format!("{}/secrets/", storage_prefix.trim_end_matches('/'));
+    key.starts_with(p.as_bytes())
+}
+
+/// Replaces secret values in place; returns how many were redacted.
+pub fn redact(obj: &mut Value) -> usize {
+    if !is_secret(obj) {
+        return 0;
+    }
+    let mut n = 0;
+    if let Some(Value::Object(data)) = obj.get_mut("data") {
+        for v in data.values_mut() {
+            let len = v
+                .as_str()
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .map_or(0, |b| b.len());
+            *v = Value::String(format!("<redacted: {len} bytes>"));
+            n += 1;
+        }
+    }
+    if let Some(Value::Object(data)) = obj.get_mut("stringData") {
+        for v in data.values_mut() {
+            let len = v.as_str().map_or(0, str::len);
+            *v = Value::String(format!("<redacted: {len} bytes>"));
+            n += 1;
+        }
+    }
+    if let Some(Value::Object(ann)) = obj.pointer_mut("/metadata/annotations")
+        && let Some(v) = ann.get_mut(LAST_APPLIED)
+    {
+        let len = v.as_str().map_or(0, str::len);
+        *v = Value::String(format!("<redacted: {len} bytes>"));
+        n += 1;
+    }
+    n
+}
+
+/// Strips what the server owns, so the object can go to `kubectl apply`.
+pub fn for_apply(obj: &mut Value) {
+    if let Some(Value::Object(o)) = Some(&mut *obj) {
+        o.remove("status");
+    }
+    if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            meta.remove(k);
+        }
+    }
+}

@@ -1,0 +1,690 @@
+//! Kubernetes resources ↔ etcd keys.
+//!
+//! kube-apiserver stores an object at `<prefix>/<resource>/[<namespace>/]<name>`
+//! with the default prefix `/registry`. Built-in resources use their plural
+//! without the group, except a few historical prefixes (services under
+//! `services/specs`, nodes under `minions`, …). CRDs, APIServices and custom
+//! resources put the group first: `<prefix>/<group>/<plural>/…`.
+
+use serde::Serialize;
+
+/// A built-in resource: kubectl names and where it lives in etcd.
+pub struct BuiltIn {
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short: &'static [&'static str],
+    pub group: &'static str,
+    pub kind: &'static str,
+    /// Path under the storage prefix.
+    pub etcd: &'static str,
+    pub namespaced: bool,
+}
+
+macro_rules! r {
+    ($plural:literal, $singular:literal, [$($short:literal),*], $group:literal, $kind:literal, $etcd:literal, $ns:literal) => {
+        BuiltIn { plural: $plural, singular: $singular, short: &[$($short),*], group: $group, kind: $kind, etcd: $etcd, namespaced: $ns }
+    };
+}
+
+/// The built-in resources kube-apiserver stores (as of Kubernetes 1.35).
+pub const BUILT_IN: &[BuiltIn] = &[
+    r!("pods", "pod", ["po"], "", "Pod", "pods", true),
+    r!(
+        "services",
+        "service",
+        ["svc"],
+        "",
+        "Service",
+        "services/specs",
+        true
+    ),
+    r!(
+        "endpoints",
+        "endpoints",
+        ["ep"],
+        "",
+        "Endpoints",
+        "services/endpoints",
+        true
+    ),
+    r!("nodes", "node", ["no"], "", "Node", "minions", false),
+    r!(
+        "replicationcontrollers",
+        "replicationcontroller",
+        ["rc"],
+        "",
+        "ReplicationController",
+        "controllers",
+        true
+    ),
+    r!(
+        "configmaps",
+        "configmap",
+        ["cm"],
+        "",
+        "ConfigMap",
+        "configmaps",
+        true
+    ),
+    r!("secrets", "secret", [], "", "Secret", "secrets", true),
+    r!(
+        "namespaces",
+        "namespace",
+        ["ns"],
+        "",
+        "Namespace",
+        "namespaces",
+        false
+    ),
+    r!(
+        "serviceaccounts",
+        "serviceaccount",
+        ["sa"],
+        "",
+        "ServiceAccount",
+        "serviceaccounts",
+        true
+    ),
+    r!(
+        "persistentvolumes",
+        "persistentvolume",
+        ["pv"],
+        "",
+        "PersistentVolume",
+        "persistentvolumes",
+        false
+    ),
+    r!(
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        ["pvc"],
+        "",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true
+    ),
+    r!("events", "event", ["ev"], "", "Event", "events", true),
+    r!(
+        "limitranges",
+        "limitrange",
+        ["limits"],
+        "",
+        "LimitRange",
+        "limitranges",
+        true
+    ),
+    r!(
+        "resourcequotas",
+        "resourcequota",
+        ["quota"],
+        "",
+        "ResourceQuota",
+        "resourcequotas",
+        true
+    ),
+    r!(
+        "podtemplates",
+        "podtemplate",
+        [],
+        "",
+        "PodTemplate",
+        "podtemplates",
+        true
+    ),
+    r!(
+        "deployments",
+        "deployment",
+        ["deploy"],
+        "apps",
+        "Deployment",
+        "deployments",
+        true
+    ),
+    r!(
+        "replicasets",
+        "replicaset",
+        ["rs"],
+        "apps",
+        "ReplicaSet",
+        "replicasets",
+        true
+    ),
+    r!(
+        "statefulsets",
+        "statefulset",
+        ["sts"],
+        "apps",
+        "StatefulSet",
+        "statefulsets",
+        true
+    ),
+    r!(
+        "daemonsets",
+        "daemonset",
+        ["ds"],
+        "apps",
+        "DaemonSet",
+        "daemonsets",
+        true
+    ),
+    r!(
+        "controllerrevisions",
+        "controllerrevision",
+        [],
+        "apps",
+        "ControllerRevision",
+        "controllerrevisions",
+        true
+    ),
+    r!("jobs", "job", [], "batch", "Job", "jobs", true),
+    r!(
+        "cronjobs",
+        "cronjob",
+        ["cj"],
+        "batch",
+        "CronJob",
+        "cronjobs",
+        true
+    ),
+    r!(
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ["hpa"],
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true
+    ),
+    r!(
+        "ingresses",
+        "ingress",
+        ["ing"],
+        "networking.k8s.io",
+        "Ingress",
+        "ingress",
+        true
+    ),
+    r!(
+        "ingressclasses",
+        "ingressclass",
+        [],
+        "networking.k8s.io",
+        "IngressClass",
+        "ingressclasses",
+        false
+    ),
+    r!(
+        "networkpolicies",
+        "networkpolicy",
+        ["netpol"],
+        "networking.k8s.io",
+        "NetworkPolicy",
+        "networkpolicies",
+        true
+    ),
+    r!(
+        "ipaddresses",
+        "ipaddress",
+        ["ip"],
+        "networking.k8s.io",
+        "IPAddress",
+        "ipaddresses",
+        false
+    ),
+    r!(
+        "servicecidrs",
+        "servicecidr",
+        [],
+        "networking.k8s.io",
+        "ServiceCIDR",
+        "servicecidrs",
+        false
+    ),
+    r!(
+        "endpointslices",
+        "endpointslice",
+        [],
+        "discovery.k8s.io",
+        "EndpointSlice",
+        "endpointslices",
+        true
+    ),
+    r!(
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        ["pdb"],
+        "policy",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true
+    ),
+    r!(
+        "roles",
+        "role",
+        [],
+        "rbac.authorization.k8s.io",
+        "Role",
+        "roles",
+        true
+    ),
+    r!(
+        "rolebindings",
+        "rolebinding",
+        [],
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        "rolebindings",
+        true
+    ),
+    r!(
+        "clusterroles",
+        "clusterrole",
+        [],
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        "clusterroles",
+        false
+    ),
+    r!(
+        "clusterrolebindings",
+        "clusterrolebinding",
+        [],
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false
+    ),
+    r!(
+        "storageclasses",
+        "storageclass",
+        ["sc"],
+        "storage.k8s.io",
+        "StorageClass",
+        "storageclasses",
+        false
+    ),
+    r!(
+        "volumeattachments",
+        "volumeattachment",
+        [],
+        "storage.k8s.io",
+        "VolumeAttachment",
+        "volumeattachments",
+        false
+    ),
+    r!(
+        "csidrivers",
+        "csidriver",
+        [],
+        "storage.k8s.io",
+        "CSIDriver",
+        "csidrivers",
+        false
+    ),
+    r!(
+        "csinodes",
+        "csinode",
+        [],
+        "storage.k8s.io",
+        "CSINode",
+        "csinodes",
+        false
+    ),
+    r!(
+        "csistoragecapacities",
+        "csistoragecapacity",
+        [],
+        "storage.k8s.io",
+        "CSIStorageCapacity",
+        "csistoragecapacities",
+        true
+    ),
+    r!(
+        "volumeattributesclasses",
+        "volumeattributesclass",
+        ["vac"],
+        "storage.k8s.io",
+        "VolumeAttributesClass",
+        "volumeattributesclasses",
+        false
+    ),
+    r!(
+        "priorityclasses",
+        "priorityclass",
+        ["pc"],
+        "scheduling.k8s.io",
+        "PriorityClass",
+        "priorityclasses",
+        false
+    ),
+    r!(
+        "leases",
+        "lease",
+        [],
+        "coordination.k8s.io",
+        "Lease",
+        "leases",
+        true
+    ),
+    r!(
+        "runtimeclasses",
+        "runtimeclass",
+        [],
+        "node.k8s.io",
+        "RuntimeClass",
+        "runtimeclasses",
+        false
+    ),
+    r!(
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        ["csr"],
+        "certificates.k8s.io",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        false
+    ),
+    r!(
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        [],
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false
+    ),
+    r!(
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        [],
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false
+    ),
+    r!(
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        [],
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false
+    ),
+    r!(
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        [],
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false
+    ),
+    r!(
+        "flowschemas",
+        "flowschema",
+        [],
+        "flowcontrol.apiserver.k8s.io",
+        "FlowSchema",
+        "flowschemas",
+        false
+    ),
+    r!(
+        "prioritylevelconfigurations",
+        "prioritylevelconfiguration",
+        [],
+        "flowcontrol.apiserver.k8s.io",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        false
+    ),
+    r!(
+        "resourceclaims",
+        "resourceclaim",
+        [],
+        "resource.k8s.io",
+        "ResourceClaim",
+        "resourceclaims",
+        true
+    ),
+    r!(
+        "resourceclaimtemplates",
+        "resourceclaimtemplate",
+        [],
+        "resource.k8s.io",
+        "ResourceClaimTemplate",
+        "resourceclaimtemplates",
+        true
+    ),
+    r!(
+        "resourceslices",
+        "resourceslice",
+        [],
+        "resource.k8s.io",
+        "ResourceSlice",
+        "resourceslices",
+        false
+    ),
+    r!(
+        "deviceclasses",
+        "deviceclass",
+        [],
+        "resource.k8s.io",
+        "DeviceClass",
+        "deviceclasses",
+        false
+    ),
+    r!(
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        ["crd", "crds"],
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "apiextensions.k8s.io/customresourcedefinitions",
+        false
+    ),
+    r!(
+        "apiservices",
+        "apiservice",
+        [],
+        "apiregistration.k8s.io",
+        "APIService",
+        "apiregistration.k8s.io/apiservices",
+        false
+    ),
+];
+
+/// What a user named: a built-in resource, or a custom one (`widgets.example.com`
+/// or a bare plural looked up among the snapshot's keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceRef {
+    BuiltIn(&'static str),
+    Custom {
+        plural: String,
+        group: Option<String>,
+    },
+}
+
+impl ResourceRef {
+    /// Resolves a kubectl resource name: plural, singular, short name, or any
+    /// of them qualified with the group (`deployments.apps`, `deploy.apps`).
+    pub fn parse(name: &str) -> ResourceRef {
+        let name = name.to_ascii_lowercase();
+        let (base, group) = match name.split_once('.') {
+            Some((b, g)) => (b.to_string(), Some(g.to_string())),
+            None => (name.clone(), None),
+        };
+        for r in BUILT_IN {
+            let matches_name =
+                r.plural == base || r.singular == base || r.short.contains(&base.as_str());
+            let matches_group = match &group {
+                None => true,
+                Some(g) => g == r.group || (r.group.is_empty() && g == "core"),
+            };
+            if matches_name && matches_group {
+                return ResourceRef::BuiltIn(r.plural);
+            }
+        }
+        ResourceRef::Custom {
+            plural: base,
+            group,
+        }
+    }
+
+    pub fn built_in(&self) -> Option<&'static BuiltIn> {
+        match self {
+            ResourceRef::BuiltIn(p) => BUILT_IN.iter().find(|r| r.plural == *p),
+            ResourceRef::Custom { .. } => None,
+        }
+    }
+
+    /// The etcd key prefix of this resource's objects (with trailing `/`),
+    /// when it can be known without the snapshot.
+    pub fn key_prefix(&self, storage_prefix: &str) -> Option<String> {
+        let p = storage_prefix.trim_end_matches('/');
+        match self {
+            ResourceRef::BuiltIn(_) => self.built_in().map(|r| format!("{p}/{}/", r.etcd)),
+            ResourceRef::Custom {
+                plural,
+                group: Some(g),
+            } => Some(format!("{p}/{g}/{plural}/")),
+            ResourceRef::Custom { group: None, .. } => None,
+        }
+    }
+
+    /// Whether a parsed key belongs to this resource.
+    pub fn matches(&self, key: &ObjectKey) -> bool {
+        match self {
+            ResourceRef::BuiltIn(p) => key.resource == *p,
+            ResourceRef::Custom { plural, group } => {
+                key.resource == *plural
+                    && group
+                        .as_ref()
+                        .is_none_or(|g| key.group.as_deref() == Some(g))
+            }
+        }
+    }
+}
+
+/// An etcd key read as a Kubernetes object's place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectKey {
+    /// The resource (plural, as kubectl names it).
+    pub resource: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// Reads a key under `storage_prefix` as resource / namespace / name. `None`
+/// for keys outside the prefix or that do not look like objects.
+pub fn parse_key(key: &[u8], storage_prefix: &str) -> Option<ObjectKey> {
+    let key = std::str::from_utf8(key).ok()?;
+    let rest = key
+        .strip_prefix(storage_prefix.trim_end_matches('/'))?
+        .strip_prefix('/')?;
+    // Built-in prefixes first, the longest (two segments) before the others.
+    let mut best: Option<(&BuiltIn, &str)> = None;
+    for r in BUILT_IN {
+        if let Some(tail) = rest.strip_prefix(r.etcd).and_then(|t| t.strip_prefix('/'))
+            && best.is_none_or(|(b, _)| r.etcd.len() > b.etcd.len())
+        {
+            best = Some((r, tail));
+        }
+    }
+    let (resource, group, tail) = match best {
+        Some((r, tail)) => (
+            r.plural.to_string(),
+            (!r.group.is_empty()).then(|| r.group.to_string()),
+            tail,
+        ),
+        None => {
+            let mut parts = rest.splitn(2, '/');
+            let first = parts.next()?;
+            let after = parts.next()?;
+            if first.contains('.') {
+                // <group>/<plural>/…
+                let (plural, tail) = after.split_once('/')?;
+                (plural.to_string(), Some(first.to_string()), tail)
+            } else {
+                (first.to_string(), None, after)
+            }
+        }
+    };
+    let segs: Vec<&str> = tail.split('/').collect();
+    let (namespace, name) = match segs.as_slice() {
+        [name] => (None, *name),
+        [ns, name] => (Some(ns.to_string()), *name),
+        _ => return None,
+    };
+    if name.is_empty() {
+        return None;
+    }
+    Some(ObjectKey {
+        resource,
+        group,
+        namespace,
+        name: name.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keys() {
+        let k = parse_key(b"/registry/services/specs/default/kubernetes", "/registry").unwrap();
+        assert_eq!(
+            (k.resource.as_str(), k.namespace.as_deref(), k.name.as_str()),
+            ("services", Some("default"), "kubernetes")
+        );
+        let k = parse_key(b"/registry/minions/node-1", "/registry").unwrap();
+        assert_eq!(
+            (k.resource.as_str(), k.namespace, k.name.as_str()),
+            ("nodes", None, "node-1")
+        );
+        let k = parse_key(b"/registry/example.com/widgets/default/w1", "/registry").unwrap();
+        assert_eq!(k.group.as_deref(), Some("example.com"));
+        assert_eq!(k.resource, "widgets");
+        let k = parse_key(
+            b"/registry/apiextensions.k8s.io/customresourcedefinitions/widgets.example.com",
+            "/registry",
+        )
+        .unwrap();
+        assert_eq!(k.resource, "customresourcedefinitions");
+        assert_eq!(k.name, "widgets.example.com");
+        assert!(parse_key(b"compact_rev_key", "/registry").is_none());
+        let k = parse_key(b"/kubernetes.io/pods/ns/p", "/kubernetes.io").unwrap();
+        assert_eq!(k.resource, "pods");
+    }
+
+    #[test]
+    fn resolves_kubectl_names() {
+        assert_eq!(
+            ResourceRef::parse("deploy"),
+            ResourceRef::BuiltIn("deployments")
+        );
+        assert_eq!(
+            ResourceRef::parse("deployments.apps"),
+            ResourceRef::BuiltIn("deployments")
+        );
+        assert_eq!(ResourceRef::parse("svc"), ResourceRef::BuiltIn("services"));
+        assert_eq!(
+            ResourceRef::parse("svc").key_prefix("/registry").unwrap(),
+            "/registry/services/specs/"
+        );
+        assert_eq!(
+            ResourceRef::parse("widgets.example.com")
+                .key_prefix("/registry")
+                .unwrap(),
+            "/registry/example.com/widgets/"
+        );
+        assert_eq!(
+            ResourceRef::parse("no").key_prefix("/registry").unwrap(),
+            "/registry/minions/"
+        );
+    }
+}

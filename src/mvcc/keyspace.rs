@@ -1,0 +1,296 @@
+//! The MVCC keyspace of a snapshot: every revision of every key that the file
+//! still holds, and the state at a revision.
+//!
+//! etcd's `key` bucket is ordered by revision, not by user key, so every query
+//! reads the whole bucket. It does so without copying: leaves are read in
+//! parallel for a single key's history, and newest-first for listings, so that
+//! a key's first sighting is its latest state and a listing can stream.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::keyvalue::KeyValue;
+use super::revision::{Revision, RevisionKey};
+use crate::bolt::Db;
+use crate::bolt::page::Node;
+use crate::bolt::read::{self, Bucket, ReadError};
+use crate::problem::Problem;
+
+/// One stored revision of a key.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub revision: Revision,
+    pub tombstone: bool,
+    pub kv: KeyValue<'a>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeySpaceError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("the snapshot has no key bucket")]
+    NoKeyBucket,
+    #[error("{0}")]
+    Corrupt(Problem),
+    #[error(
+        "revision {requested} has been compacted: the snapshot keeps history from revision {compacted} on"
+    )]
+    Compacted { requested: i64, compacted: i64 },
+    #[error("revision {requested} is in the future: the snapshot's revision is {current}")]
+    Future { requested: i64, current: i64 },
+}
+
+/// The parts of a snapshot that revision queries need.
+pub struct KeySpace<'d, 'a> {
+    db: &'d Db<'a>,
+    leaves: Vec<Node<'a>>,
+    /// The snapshot's revision (largest main revision stored).
+    pub current_revision: i64,
+    /// The compaction revision etcd would apply at start, if any.
+    pub compact_revision: Option<i64>,
+}
+
+fn corrupt(rev_key: &[u8], msg: String) -> KeySpaceError {
+    KeySpaceError::Corrupt(Problem::new(msg).in_bucket("key").with_key(rev_key))
+}
+
+/// Parses one element of the key bucket.
+pub fn record<'a>(key: &'a [u8], value: &'a [u8]) -> Result<Option<Record<'a>>, KeySpaceError> {
+    let rk = RevisionKey::parse(key).map_err(|e| corrupt(key, e.to_string()))?;
+    if value.is_empty() && !rk.tombstone {
+        // The bump marker `restore --bump-revision` writes: no user key.
+        return Ok(None);
+    }
+    let kv = KeyValue::decode(value).map_err(|e| corrupt(key, e.to_string()))?;
+    Ok(Some(Record {
+        revision: rk.revision,
+        tombstone: rk.tombstone,
+        kv,
+    }))
+}
+
+impl<'d, 'a> KeySpace<'d, 'a> {
+    pub fn open(db: &'d Db<'a>) -> Result<KeySpace<'d, 'a>, KeySpaceError> {
+        let buckets = read::buckets(db)?;
+        let key = buckets
+            .iter()
+            .find(|b| b.name == crate_key())
+            .ok_or(KeySpaceError::NoKeyBucket)?;
+        let leaves = read::leaves(db, key)?;
+        let mut current_revision = 0;
+        // The last element of the last non-empty leaf is the newest revision.
+        for leaf in leaves.iter().rev() {
+            if leaf.count() > 0 {
+                let e = leaf
+                    .leaf(leaf.count() - 1)
+                    .map_err(|f| corrupt(b"", f.to_string()))?;
+                let rk =
+                    RevisionKey::parse(e.key).map_err(|err| corrupt(e.key, err.to_string()))?;
+                current_revision = rk.revision.main;
+                break;
+            }
+        }
+        let compact_revision = meta_compact_revision(db, &buckets)?;
+        Ok(KeySpace {
+            db,
+            leaves,
+            current_revision,
+            compact_revision,
+        })
+    }
+
+    pub fn db(&self) -> &'d Db<'a> {
+        self.db
+    }
+
+    /// Checks that `revision` can be served: not compacted, not in the future.
+    pub fn check_revision(&self, revision: i64) -> Result<(), KeySpaceError> {
+        if let Some(c) = self.compact_revision
+            && revision < c
+        {
+            return Err(KeySpaceError::Compacted {
+                requested: revision,
+                compacted: c,
+            });
+        }
+        if revision > self.current_revision {
+            return Err(KeySpaceError::Future {
+                requested: revision,
+                current: self.current_revision,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every stored revision of `key`, oldest first. Reads leaves on all cores.
+    pub fn history(&self, key: &[u8]) -> Result<Vec<Record<'a>>, KeySpaceError> {
+        self.collect(|kv| kv.key == key)
+    }
+
+    /// Every stored revision of the keys `wanted` accepts, oldest first.
+    pub fn collect(
+        &self,
+        wanted: impl Fn(&KeyValue<'a>) -> bool + Sync,
+    ) -> Result<Vec<Record<'a>>, KeySpaceError> {
+        let parts: Vec<Result<Vec<Record<'a>>, KeySpaceError>> = self
+            .leaves
+            .par_iter()
+            .map(|leaf| {
+                let mut out = Vec::new();
+                for i in 0..leaf.count() {
+                    let e = leaf.leaf(i).map_err(|f| corrupt(b"", f.to_string()))?;
+                    if let Some(r) = record(e.key, e.value)?
+                        && wanted(&r.kv)
+                    {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            })
+            .collect();
+        let mut all = Vec::new();
+        for p in parts {
+            all.extend(p?);
+        }
+        Ok(all)
+    }
+
+    /// Calls `f` for every stored revision, newest first. Stops when `f` breaks.
+    pub fn for_each_newest_first(
+        &self,
+        mut f: impl FnMut(Record<'a>) -> ControlFlow<()>,
+    ) -> Result<(), KeySpaceError> {
+        for leaf in self.leaves.iter().rev() {
+            for i in (0..leaf.count()).rev() {
+                let e = leaf.leaf(i).map_err(|fl| corrupt(b"", fl.to_string()))?;
+                if let Some(r) = record(e.key, e.value)?
+                    && f(r).is_break()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest state of every key at `at` (default: the snapshot's revision),
+    /// streamed newest change first: `live` for keys that exist, `deleted` for
+    /// keys whose latest revision is a tombstone but that still have an older
+    /// put in the file (recoverable), with that put.
+    pub fn latest(
+        &self,
+        at: Option<i64>,
+        mut f: impl FnMut(Latest<'a>) -> ControlFlow<()>,
+    ) -> Result<(), KeySpaceError> {
+        let at = at.unwrap_or(self.current_revision);
+        self.check_revision(at)?;
+        // Per key: None once emitted or known gone; Some(rev) while deleted at rev
+        // and waiting for an older put.
+        let mut seen: HashMap<&'a [u8], Option<Revision>> = HashMap::new();
+        self.for_each_newest_first(|r| {
+            if r.revision.main > at {
+                return ControlFlow::Continue(());
+            }
+            match seen.get(r.kv.key) {
+                None => {
+                    if r.tombstone {
+                        seen.insert(r.kv.key, Some(r.revision));
+                        ControlFlow::Continue(())
+                    } else {
+                        seen.insert(r.kv.key, None);
+                        f(Latest::Live(r))
+                    }
+                }
+                Some(Some(deleted_at)) if !r.tombstone => {
+                    let deleted_at = *deleted_at;
+                    seen.insert(r.kv.key, None);
+                    f(Latest::Deleted {
+                        last_live: r,
+                        deleted_at,
+                    })
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        })
+    }
+}
+
+/// A key's state in [`KeySpace::latest`].
+#[derive(Debug, Clone, Copy)]
+pub enum Latest<'a> {
+    Live(Record<'a>),
+    Deleted {
+        last_live: Record<'a>,
+        deleted_at: Revision,
+    },
+}
+
+impl<'a> Latest<'a> {
+    pub fn record(&self) -> &Record<'a> {
+        match self {
+            Latest::Live(r) => r,
+            Latest::Deleted { last_live, .. } => last_live,
+        }
+    }
+}
+
+/// What a record says, for reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordInfo {
+    pub revision: i64,
+    pub sub: i64,
+    pub deleted: bool,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+    pub lease: i64,
+    pub value_size: usize,
+}
+
+impl From<&Record<'_>> for RecordInfo {
+    fn from(r: &Record<'_>) -> RecordInfo {
+        RecordInfo {
+            revision: r.revision.main,
+            sub: r.revision.sub,
+            deleted: r.tombstone,
+            create_revision: r.kv.create_revision,
+            mod_revision: r.kv.mod_revision,
+            version: r.kv.version,
+            lease: r.kv.lease,
+            value_size: r.kv.value.len(),
+        }
+    }
+}
+
+fn crate_key() -> &'static [u8] {
+    b"key"
+}
+
+fn meta_compact_revision(
+    db: &Db<'_>,
+    buckets: &[Bucket<'_>],
+) -> Result<Option<i64>, KeySpaceError> {
+    let Some(meta) = buckets.iter().find(|b| b.name == b"meta") else {
+        return Ok(None);
+    };
+    let (mut scheduled, mut finished) = (None, None);
+    read::for_each(db, meta, |e| {
+        let slot = match e.key {
+            b"scheduledCompactRev" => &mut scheduled,
+            b"finishedCompactRev" => &mut finished,
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Ok(rk) = RevisionKey::parse(e.value) {
+            *slot = Some(rk.revision.main);
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(match (scheduled, finished) {
+        (Some(s), Some(f)) => Some(s.max(f)),
+        (s, f) => s.or(f),
+    })
+}
