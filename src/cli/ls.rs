@@ -129,7 +129,7 @@ impl Printer {
                     r.deleted_at.map(|d| d.to_string()).unwrap_or_default()
                 )?;
                 // Stream: a person watching sees lines as they are found.
-                if self.rows < 64 || self.rows % 256 == 0 {
+                if self.rows < 64 || self.rows.is_multiple_of(256) {
                     self.out.flush()?;
                 }
             }

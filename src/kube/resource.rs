@@ -601,9 +601,7 @@ pub fn parse_key(key: &[u8], storage_prefix: &str) -> Option<ObjectKey> {
             tail,
         ),
         None => {
-            let mut parts = rest.splitn(2, '/');
-            let first = parts.next()?;
-            let after = parts.next()?;
+            let (first, after) = rest.split_once('/')?;
             if first.contains('.') {
                 // <group>/<plural>/…
                 let (plural, tail) = after.split_once('/')?;
