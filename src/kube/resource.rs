@@ -20,6 +20,7 @@ pub struct BuiltIn {
     pub namespaced: bool,
 }
 
+#[rustfmt::skip]
 macro_rules! r {
     ($plural:literal, $singular:literal, [$($short:literal),*], $group:literal, $kind:literal, $etcd:literal, $ns:literal) => {
         BuiltIn { plural: $plural, singular: $singular, short: &[$($short),*], group: $group, kind: $kind, etcd: $etcd, namespaced: $ns }
@@ -27,471 +28,64 @@ macro_rules! r {
 }
 
 /// The built-in resources kube-apiserver stores (as of Kubernetes 1.35).
+#[rustfmt::skip]
 pub const BUILT_IN: &[BuiltIn] = &[
     r!("pods", "pod", ["po"], "", "Pod", "pods", true),
-    r!(
-        "services",
-        "service",
-        ["svc"],
-        "",
-        "Service",
-        "services/specs",
-        true
-    ),
-    r!(
-        "endpoints",
-        "endpoints",
-        ["ep"],
-        "",
-        "Endpoints",
-        "services/endpoints",
-        true
-    ),
+    r!("services", "service", ["svc"], "", "Service", "services/specs", true),
+    r!("endpoints", "endpoints", ["ep"], "", "Endpoints", "services/endpoints", true),
     r!("nodes", "node", ["no"], "", "Node", "minions", false),
-    r!(
-        "replicationcontrollers",
-        "replicationcontroller",
-        ["rc"],
-        "",
-        "ReplicationController",
-        "controllers",
-        true
-    ),
-    r!(
-        "configmaps",
-        "configmap",
-        ["cm"],
-        "",
-        "ConfigMap",
-        "configmaps",
-        true
-    ),
+    r!("replicationcontrollers", "replicationcontroller", ["rc"], "", "ReplicationController", "controllers", true),
+    r!("configmaps", "configmap", ["cm"], "", "ConfigMap", "configmaps", true),
     r!("secrets", "secret", [], "", "Secret", "secrets", true),
-    r!(
-        "namespaces",
-        "namespace",
-        ["ns"],
-        "",
-        "Namespace",
-        "namespaces",
-        false
-    ),
-    r!(
-        "serviceaccounts",
-        "serviceaccount",
-        ["sa"],
-        "",
-        "ServiceAccount",
-        "serviceaccounts",
-        true
-    ),
-    r!(
-        "persistentvolumes",
-        "persistentvolume",
-        ["pv"],
-        "",
-        "PersistentVolume",
-        "persistentvolumes",
-        false
-    ),
-    r!(
-        "persistentvolumeclaims",
-        "persistentvolumeclaim",
-        ["pvc"],
-        "",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true
-    ),
+    r!("namespaces", "namespace", ["ns"], "", "Namespace", "namespaces", false),
+    r!("serviceaccounts", "serviceaccount", ["sa"], "", "ServiceAccount", "serviceaccounts", true),
+    r!("persistentvolumes", "persistentvolume", ["pv"], "", "PersistentVolume", "persistentvolumes", false),
+    r!("persistentvolumeclaims", "persistentvolumeclaim", ["pvc"], "", "PersistentVolumeClaim", "persistentvolumeclaims", true),
     r!("events", "event", ["ev"], "", "Event", "events", true),
-    r!(
-        "limitranges",
-        "limitrange",
-        ["limits"],
-        "",
-        "LimitRange",
-        "limitranges",
-        true
-    ),
-    r!(
-        "resourcequotas",
-        "resourcequota",
-        ["quota"],
-        "",
-        "ResourceQuota",
-        "resourcequotas",
-        true
-    ),
-    r!(
-        "podtemplates",
-        "podtemplate",
-        [],
-        "",
-        "PodTemplate",
-        "podtemplates",
-        true
-    ),
-    r!(
-        "deployments",
-        "deployment",
-        ["deploy"],
-        "apps",
-        "Deployment",
-        "deployments",
-        true
-    ),
-    r!(
-        "replicasets",
-        "replicaset",
-        ["rs"],
-        "apps",
-        "ReplicaSet",
-        "replicasets",
-        true
-    ),
-    r!(
-        "statefulsets",
-        "statefulset",
-        ["sts"],
-        "apps",
-        "StatefulSet",
-        "statefulsets",
-        true
-    ),
-    r!(
-        "daemonsets",
-        "daemonset",
-        ["ds"],
-        "apps",
-        "DaemonSet",
-        "daemonsets",
-        true
-    ),
-    r!(
-        "controllerrevisions",
-        "controllerrevision",
-        [],
-        "apps",
-        "ControllerRevision",
-        "controllerrevisions",
-        true
-    ),
+    r!("limitranges", "limitrange", ["limits"], "", "LimitRange", "limitranges", true),
+    r!("resourcequotas", "resourcequota", ["quota"], "", "ResourceQuota", "resourcequotas", true),
+    r!("podtemplates", "podtemplate", [], "", "PodTemplate", "podtemplates", true),
+    r!("deployments", "deployment", ["deploy"], "apps", "Deployment", "deployments", true),
+    r!("replicasets", "replicaset", ["rs"], "apps", "ReplicaSet", "replicasets", true),
+    r!("statefulsets", "statefulset", ["sts"], "apps", "StatefulSet", "statefulsets", true),
+    r!("daemonsets", "daemonset", ["ds"], "apps", "DaemonSet", "daemonsets", true),
+    r!("controllerrevisions", "controllerrevision", [], "apps", "ControllerRevision", "controllerrevisions", true),
     r!("jobs", "job", [], "batch", "Job", "jobs", true),
-    r!(
-        "cronjobs",
-        "cronjob",
-        ["cj"],
-        "batch",
-        "CronJob",
-        "cronjobs",
-        true
-    ),
-    r!(
-        "horizontalpodautoscalers",
-        "horizontalpodautoscaler",
-        ["hpa"],
-        "autoscaling",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true
-    ),
-    r!(
-        "ingresses",
-        "ingress",
-        ["ing"],
-        "networking.k8s.io",
-        "Ingress",
-        "ingress",
-        true
-    ),
-    r!(
-        "ingressclasses",
-        "ingressclass",
-        [],
-        "networking.k8s.io",
-        "IngressClass",
-        "ingressclasses",
-        false
-    ),
-    r!(
-        "networkpolicies",
-        "networkpolicy",
-        ["netpol"],
-        "networking.k8s.io",
-        "NetworkPolicy",
-        "networkpolicies",
-        true
-    ),
-    r!(
-        "ipaddresses",
-        "ipaddress",
-        ["ip"],
-        "networking.k8s.io",
-        "IPAddress",
-        "ipaddresses",
-        false
-    ),
-    r!(
-        "servicecidrs",
-        "servicecidr",
-        [],
-        "networking.k8s.io",
-        "ServiceCIDR",
-        "servicecidrs",
-        false
-    ),
-    r!(
-        "endpointslices",
-        "endpointslice",
-        [],
-        "discovery.k8s.io",
-        "EndpointSlice",
-        "endpointslices",
-        true
-    ),
-    r!(
-        "poddisruptionbudgets",
-        "poddisruptionbudget",
-        ["pdb"],
-        "policy",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true
-    ),
-    r!(
-        "roles",
-        "role",
-        [],
-        "rbac.authorization.k8s.io",
-        "Role",
-        "roles",
-        true
-    ),
-    r!(
-        "rolebindings",
-        "rolebinding",
-        [],
-        "rbac.authorization.k8s.io",
-        "RoleBinding",
-        "rolebindings",
-        true
-    ),
-    r!(
-        "clusterroles",
-        "clusterrole",
-        [],
-        "rbac.authorization.k8s.io",
-        "ClusterRole",
-        "clusterroles",
-        false
-    ),
-    r!(
-        "clusterrolebindings",
-        "clusterrolebinding",
-        [],
-        "rbac.authorization.k8s.io",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false
-    ),
-    r!(
-        "storageclasses",
-        "storageclass",
-        ["sc"],
-        "storage.k8s.io",
-        "StorageClass",
-        "storageclasses",
-        false
-    ),
-    r!(
-        "volumeattachments",
-        "volumeattachment",
-        [],
-        "storage.k8s.io",
-        "VolumeAttachment",
-        "volumeattachments",
-        false
-    ),
-    r!(
-        "csidrivers",
-        "csidriver",
-        [],
-        "storage.k8s.io",
-        "CSIDriver",
-        "csidrivers",
-        false
-    ),
-    r!(
-        "csinodes",
-        "csinode",
-        [],
-        "storage.k8s.io",
-        "CSINode",
-        "csinodes",
-        false
-    ),
-    r!(
-        "csistoragecapacities",
-        "csistoragecapacity",
-        [],
-        "storage.k8s.io",
-        "CSIStorageCapacity",
-        "csistoragecapacities",
-        true
-    ),
-    r!(
-        "volumeattributesclasses",
-        "volumeattributesclass",
-        ["vac"],
-        "storage.k8s.io",
-        "VolumeAttributesClass",
-        "volumeattributesclasses",
-        false
-    ),
-    r!(
-        "priorityclasses",
-        "priorityclass",
-        ["pc"],
-        "scheduling.k8s.io",
-        "PriorityClass",
-        "priorityclasses",
-        false
-    ),
-    r!(
-        "leases",
-        "lease",
-        [],
-        "coordination.k8s.io",
-        "Lease",
-        "leases",
-        true
-    ),
-    r!(
-        "runtimeclasses",
-        "runtimeclass",
-        [],
-        "node.k8s.io",
-        "RuntimeClass",
-        "runtimeclasses",
-        false
-    ),
-    r!(
-        "certificatesigningrequests",
-        "certificatesigningrequest",
-        ["csr"],
-        "certificates.k8s.io",
-        "CertificateSigningRequest",
-        "certificatesigningrequests",
-        false
-    ),
-    r!(
-        "mutatingwebhookconfigurations",
-        "mutatingwebhookconfiguration",
-        [],
-        "admissionregistration.k8s.io",
-        "MutatingWebhookConfiguration",
-        "mutatingwebhookconfigurations",
-        false
-    ),
-    r!(
-        "validatingwebhookconfigurations",
-        "validatingwebhookconfiguration",
-        [],
-        "admissionregistration.k8s.io",
-        "ValidatingWebhookConfiguration",
-        "validatingwebhookconfigurations",
-        false
-    ),
-    r!(
-        "validatingadmissionpolicies",
-        "validatingadmissionpolicy",
-        [],
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicy",
-        "validatingadmissionpolicies",
-        false
-    ),
-    r!(
-        "validatingadmissionpolicybindings",
-        "validatingadmissionpolicybinding",
-        [],
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicyBinding",
-        "validatingadmissionpolicybindings",
-        false
-    ),
-    r!(
-        "flowschemas",
-        "flowschema",
-        [],
-        "flowcontrol.apiserver.k8s.io",
-        "FlowSchema",
-        "flowschemas",
-        false
-    ),
-    r!(
-        "prioritylevelconfigurations",
-        "prioritylevelconfiguration",
-        [],
-        "flowcontrol.apiserver.k8s.io",
-        "PriorityLevelConfiguration",
-        "prioritylevelconfigurations",
-        false
-    ),
-    r!(
-        "resourceclaims",
-        "resourceclaim",
-        [],
-        "resource.k8s.io",
-        "ResourceClaim",
-        "resourceclaims",
-        true
-    ),
-    r!(
-        "resourceclaimtemplates",
-        "resourceclaimtemplate",
-        [],
-        "resource.k8s.io",
-        "ResourceClaimTemplate",
-        "resourceclaimtemplates",
-        true
-    ),
-    r!(
-        "resourceslices",
-        "resourceslice",
-        [],
-        "resource.k8s.io",
-        "ResourceSlice",
-        "resourceslices",
-        false
-    ),
-    r!(
-        "deviceclasses",
-        "deviceclass",
-        [],
-        "resource.k8s.io",
-        "DeviceClass",
-        "deviceclasses",
-        false
-    ),
-    r!(
-        "customresourcedefinitions",
-        "customresourcedefinition",
-        ["crd", "crds"],
-        "apiextensions.k8s.io",
-        "CustomResourceDefinition",
-        "apiextensions.k8s.io/customresourcedefinitions",
-        false
-    ),
-    r!(
-        "apiservices",
-        "apiservice",
-        [],
-        "apiregistration.k8s.io",
-        "APIService",
-        "apiregistration.k8s.io/apiservices",
-        false
-    ),
+    r!("cronjobs", "cronjob", ["cj"], "batch", "CronJob", "cronjobs", true),
+    r!("horizontalpodautoscalers", "horizontalpodautoscaler", ["hpa"], "autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true),
+    r!("ingresses", "ingress", ["ing"], "networking.k8s.io", "Ingress", "ingress", true),
+    r!("ingressclasses", "ingressclass", [], "networking.k8s.io", "IngressClass", "ingressclasses", false),
+    r!("networkpolicies", "networkpolicy", ["netpol"], "networking.k8s.io", "NetworkPolicy", "networkpolicies", true),
+    r!("ipaddresses", "ipaddress", ["ip"], "networking.k8s.io", "IPAddress", "ipaddresses", false),
+    r!("servicecidrs", "servicecidr", [], "networking.k8s.io", "ServiceCIDR", "servicecidrs", false),
+    r!("endpointslices", "endpointslice", [], "discovery.k8s.io", "EndpointSlice", "endpointslices", true),
+    r!("poddisruptionbudgets", "poddisruptionbudget", ["pdb"], "policy", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    r!("roles", "role", [], "rbac.authorization.k8s.io", "Role", "roles", true),
+    r!("rolebindings", "rolebinding", [], "rbac.authorization.k8s.io", "RoleBinding", "rolebindings", true),
+    r!("clusterroles", "clusterrole", [], "rbac.authorization.k8s.io", "ClusterRole", "clusterroles", false),
+    r!("clusterrolebindings", "clusterrolebinding", [], "rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false),
+    r!("storageclasses", "storageclass", ["sc"], "storage.k8s.io", "StorageClass", "storageclasses", false),
+    r!("volumeattachments", "volumeattachment", [], "storage.k8s.io", "VolumeAttachment", "volumeattachments", false),
+    r!("csidrivers", "csidriver", [], "storage.k8s.io", "CSIDriver", "csidrivers", false),
+    r!("csinodes", "csinode", [], "storage.k8s.io", "CSINode", "csinodes", false),
+    r!("csistoragecapacities", "csistoragecapacity", [], "storage.k8s.io", "CSIStorageCapacity", "csistoragecapacities", true),
+    r!("volumeattributesclasses", "volumeattributesclass", ["vac"], "storage.k8s.io", "VolumeAttributesClass", "volumeattributesclasses", false),
+    r!("priorityclasses", "priorityclass", ["pc"], "scheduling.k8s.io", "PriorityClass", "priorityclasses", false),
+    r!("leases", "lease", [], "coordination.k8s.io", "Lease", "leases", true),
+    r!("runtimeclasses", "runtimeclass", [], "node.k8s.io", "RuntimeClass", "runtimeclasses", false),
+    r!("certificatesigningrequests", "certificatesigningrequest", ["csr"], "certificates.k8s.io", "CertificateSigningRequest", "certificatesigningrequests", false),
+    r!("mutatingwebhookconfigurations", "mutatingwebhookconfiguration", [], "admissionregistration.k8s.io", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false),
+    r!("validatingwebhookconfigurations", "validatingwebhookconfiguration", [], "admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false),
+    r!("validatingadmissionpolicies", "validatingadmissionpolicy", [], "admissionregistration.k8s.io", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false),
+    r!("validatingadmissionpolicybindings", "validatingadmissionpolicybinding", [], "admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false),
+    r!("flowschemas", "flowschema", [], "flowcontrol.apiserver.k8s.io", "FlowSchema", "flowschemas", false),
+    r!("prioritylevelconfigurations", "prioritylevelconfiguration", [], "flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration", "prioritylevelconfigurations", false),
+    r!("resourceclaims", "resourceclaim", [], "resource.k8s.io", "ResourceClaim", "resourceclaims", true),
+    r!("resourceclaimtemplates", "resourceclaimtemplate", [], "resource.k8s.io", "ResourceClaimTemplate", "resourceclaimtemplates", true),
+    r!("resourceslices", "resourceslice", [], "resource.k8s.io", "ResourceSlice", "resourceslices", false),
+    r!("deviceclasses", "deviceclass", [], "resource.k8s.io", "DeviceClass", "deviceclasses", false),
+    r!("customresourcedefinitions", "customresourcedefinition", ["crd", "crds"], "apiextensions.k8s.io", "CustomResourceDefinition", "apiextensions.k8s.io/customresourcedefinitions", false),
+    r!("apiservices", "apiservice", [], "apiregistration.k8s.io", "APIService", "apiregistration.k8s.io/apiservices", false),
 ];
 
 /// What a user named: a built-in resource, or a custom one (`widgets.example.com`
