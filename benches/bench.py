@@ -191,7 +191,7 @@ def main():
         rows.append((name, ours_r, peer_name, peer_r, ratio, target))
 
     # Single-object recovery (issue 3).
-    key = "/registry/deployments/ns-50/obj-1002"
+    key = "/registry/deployments/ns-32/obj-1002"  # object 1002: kind 1002 % 8, namespace 1002 % 97
     get_cold = best([ours, "get", snap, key, "-o", "json"], args.runs, cold_file=snap)
     get_warm = best([ours, "get", snap, key, "-o", "json"], args.runs)
     first, total, lines = first_line_latency([ours, "ls", snap, "--resource", "configmaps"])

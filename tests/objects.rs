@@ -563,3 +563,34 @@ fn objects_encoded_by_k8s_pb_come_back_through_a_real_etcd() {
 fn verify_ok(p: &Path) -> bool {
     run(&["verify", p.to_str().unwrap(), "-q"]).status.success()
 }
+
+#[test]
+fn get_all_lists_a_resource() {
+    let list = json_of(&["get", &snap(), "configmaps", "--all", "-o", "json"]);
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    let yaml = run_ok(&["get", &snap(), "configmaps", "--all"]);
+    let from_yaml: Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    assert_eq!(from_yaml, list);
+    let one_ns = json_of(&[
+        "get",
+        &snap(),
+        "cm",
+        "--all",
+        "-n",
+        "kube-system",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(one_ns["items"].as_array().unwrap().len(), 1);
+    let secrets = json_of(&["get", &snap(), "secrets", "--all", "-o", "json"]);
+    assert!(
+        secrets["items"][0]["data"]["dataKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("<redacted")
+    );
+    let none = run_ok(&["get", &snap(), "pods", "--all"]);
+    let v: Value = serde_yaml_ng::from_str(&none).unwrap();
+    assert_eq!(v["items"], json!([]));
+}

@@ -11,16 +11,18 @@
 //! Like etcdutl, the structure is checked first (in the same walk) and any
 //! problem fails the command.
 //!
-//! The CRC is the bulk of the work. The walk collects the byte slices to hash
-//! (borrowed from the map, never copied) in batches, and each batch is hashed
-//! on all cores: CRC-32C of a concatenation is the combination of the parts'
-//! CRCs, so the parts can be computed independently and joined in order.
+//! The CRC is the bulk of the work. It runs beside the structure walk and is
+//! itself split across cores by leaf: CRC-32C of a concatenation is the
+//! combination of the parts' CRCs, so each leaf's part is computed on its own
+//! and the parts are joined in order.
 
 use std::ops::ControlFlow;
 
 use serde::Serialize;
 
 use super::{KEY, META};
+use crate::bolt::page::Node;
+use crate::bolt::read;
 use crate::bolt::{Db, LeafElement, Visitor, Walker};
 use crate::mvcc::revision::main_revision_prefix;
 use crate::problem::{Problem, Problems};
@@ -42,59 +44,71 @@ pub enum StatusError {
     Integrity(Problems),
 }
 
-/// Hash input collected per batch before it is hashed in parallel. Bounds the
-/// slice list (16 bytes per slice) whatever the file size.
-const BATCH_BYTES: usize = 256 << 20;
-/// Below this, one core hashes a run of slices without splitting it further.
+/// Below this, one core hashes a run of leaves without splitting it further.
 const SPLIT_BYTES: usize = 8 << 20;
 
-/// The status hash input, in order, as borrowed slices.
-#[derive(Default)]
-struct HashInput<'a> {
-    pieces: Vec<&'a [u8]>,
-    bytes: usize,
-    crc: u32,
+/// A piece of the status hash input: a bucket's name, or one leaf of it.
+enum Unit<'a> {
+    Name(&'a [u8]),
+    Leaf(Node<'a>),
 }
 
-impl<'a> HashInput<'a> {
-    fn push(&mut self, s: &'a [u8]) {
-        self.pieces.push(s);
-        self.bytes += s.len();
-        if self.bytes >= BATCH_BYTES {
-            self.flush();
+impl Unit<'_> {
+    /// Extends a running CRC-32C (and length) with this unit's hash input.
+    fn append(&self, mut crc: u32, mut len: usize) -> (u32, usize) {
+        match self {
+            Unit::Name(n) => (crc32c::crc32c_append(crc, n), len + n.len()),
+            Unit::Leaf(node) => {
+                for i in 0..node.count() {
+                    // The structure walk reports elements that do not parse.
+                    let Ok(e) = node.leaf(i) else { continue };
+                    crc = crc32c::crc32c_append(crc, e.key);
+                    len += e.key.len();
+                    if !e.is_bucket() {
+                        // A nested bucket's cursor value is nil: only its name is hashed.
+                        crc = crc32c::crc32c_append(crc, e.value);
+                        len += e.value.len();
+                    }
+                }
+                (crc, len)
+            }
         }
     }
-
-    fn flush(&mut self) {
-        let (crc, len) = crc_of(&self.pieces);
-        self.crc = crc32c::crc32c_combine(self.crc, crc, len);
-        self.pieces.clear();
-        self.bytes = 0;
-    }
-
-    fn finish(mut self) -> u32 {
-        self.flush();
-        self.crc
-    }
 }
 
-/// CRC-32C of the concatenation of `pieces`, and its length; split across cores.
-fn crc_of(pieces: &[&[u8]]) -> (u32, usize) {
-    let len: usize = pieces.iter().map(|p| p.len()).sum();
-    if len < SPLIT_BYTES || pieces.len() < 2 {
-        let crc = pieces
+/// CRC-32C of the concatenated units, split across cores.
+fn crc_of(units: &[Unit<'_>]) -> (u32, usize) {
+    let approx: usize = units
+        .iter()
+        .map(|u| match u {
+            Unit::Name(n) => n.len(),
+            Unit::Leaf(n) => n.bytes.len(),
+        })
+        .sum();
+    if approx < SPLIT_BYTES || units.len() < 2 {
+        // Combining is costly; within a run, extend one CRC instead.
+        return units
             .iter()
-            .fold(0u32, |crc, p| crc32c::crc32c_append(crc, p));
-        return (crc, len);
+            .fold((0u32, 0usize), |(crc, len), u| u.append(crc, len));
     }
-    let (a, b) = pieces.split_at(pieces.len() / 2);
+    let (a, b) = units.split_at(units.len() / 2);
     let ((ca, la), (cb, lb)) = rayon::join(|| crc_of(a), || crc_of(b));
     (crc32c::crc32c_combine(ca, cb, lb), la + lb)
 }
 
+/// The status hash, computed over the leaves of every bucket on all cores.
+/// `None` when the buckets cannot be read (the structure walk says why).
+fn parallel_hash(db: &Db<'_>) -> Option<u32> {
+    let mut units = Vec::new();
+    for b in read::buckets(db).ok()? {
+        units.push(Unit::Name(b.name));
+        units.extend(read::leaves(db, &b).ok()?.into_iter().map(Unit::Leaf));
+    }
+    Some(crc_of(&units).0)
+}
+
 #[derive(Default)]
 struct StatusVisitor<'a> {
-    hash: HashInput<'a>,
     total_key: u64,
     last_key: Option<&'a [u8]>,
     storage_version: Option<&'a [u8]>,
@@ -109,21 +123,13 @@ impl<'a> Visitor<'a> for StatusVisitor<'a> {
 
     fn entry(&mut self, path: &[&'a [u8]], e: &LeafElement<'a>) -> ControlFlow<()> {
         match path {
-            [] => {
-                if !e.is_bucket() {
-                    self.problems.push(
-                        Problem::new("cannot get hash of bucket: the root holds a plain key")
-                            .with_key(e.key),
-                    );
-                }
-                self.hash.push(e.key);
+            [] if !e.is_bucket() => {
+                self.problems.push(
+                    Problem::new("cannot get hash of bucket: the root holds a plain key")
+                        .with_key(e.key),
+                );
             }
             [bucket] => {
-                self.hash.push(e.key);
-                if !e.is_bucket() {
-                    // A nested bucket's cursor value is nil: only its name is hashed.
-                    self.hash.push(e.value);
-                }
                 self.total_key += 1;
                 if *bucket == KEY {
                     self.last_key = Some(e.key);
@@ -153,8 +159,14 @@ pub fn status(db: &Db<'_>) -> Result<Status, StatusError> {
             .at_offset(have),
         );
     }
-    let mut walker = Walker::new(db);
-    let _ = walker.walk_root(&mut v);
+    // The structure walk (which also counts) and the hash run side by side.
+    let (_, hash) = rayon::join(
+        || {
+            let mut walker = Walker::new(db);
+            let _ = walker.walk_root(&mut v);
+        },
+        || parallel_hash(db),
+    );
     let revision = match v.last_key {
         None => 0,
         Some(k) => match main_revision_prefix(k) {
@@ -169,11 +181,18 @@ pub fn status(db: &Db<'_>) -> Result<Status, StatusError> {
             }
         },
     };
-    if !v.problems.is_empty() {
-        return Err(StatusError::Integrity(v.problems));
-    }
+    let hash = match hash {
+        Some(h) if v.problems.is_empty() => h,
+        _ => {
+            if v.problems.is_empty() {
+                v.problems
+                    .push(Problem::new("the buckets cannot be read for hashing"));
+            }
+            return Err(StatusError::Integrity(v.problems));
+        }
+    };
     Ok(Status {
-        hash: v.hash.finish(),
+        hash,
         revision,
         total_key: v.total_key,
         total_size: db.size(),

@@ -223,7 +223,9 @@ fn choose<'a>(
 /// `get RESOURCE --all`: the live objects of a resource as a `v1 List`.
 fn run_all(args: Args) -> anyhow::Result<Outcome> {
     use rayon::prelude::*;
-    use serde_json::{Value, json};
+    use std::io::Write;
+
+    use crate::report::to_yaml;
 
     if args.output == ObjectFormat::Raw {
         bail!("--all writes yaml or json");
@@ -248,38 +250,99 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         std::ops::ControlFlow::Continue(())
     })?;
     records.sort_by(|a, b| a.kv.key.cmp(b.kv.key));
-    let decoded: Vec<Result<Value, String>> = records
-        .par_iter()
-        .map(|r| {
-            let mut obj = decode_checked(r.kv.value)
-                .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(r.kv.key)))?
-                .object;
-            if !args.opts.show_secrets {
-                crate::kube::redact::redact(&mut obj);
+    let format = args.output;
+    let render_one = |r: &crate::mvcc::keyspace::Record<'_>| -> Result<Vec<u8>, String> {
+        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", String::from_utf8_lossy(r.kv.key));
+        let mut obj = decode_checked(r.kv.value).map_err(|e| at(&e))?.object;
+        if !args.opts.show_secrets {
+            crate::kube::redact::redact(&mut obj);
+        }
+        if args.for_apply {
+            crate::kube::redact::for_apply(&mut obj);
+        }
+        if format == ObjectFormat::Yaml {
+            // Indent the item as a list element.
+            let text = to_yaml(&obj).map_err(|e| at(&e))?;
+            let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+            for (n, line) in text.lines().enumerate() {
+                out.extend_from_slice(if n == 0 { b"- " } else { b"  " });
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
             }
-            if args.for_apply {
-                crate::kube::redact::for_apply(&mut obj);
-            }
-            Ok(obj)
-        })
-        .collect();
-    let mut items = Vec::with_capacity(decoded.len());
-    let mut failed = 0;
-    for d in decoded {
-        match d {
-            Ok(v) => items.push(v),
-            Err(e) => {
-                failed += 1;
-                eprintln!("etcdsnap: {e}");
+            return Ok(out);
+        }
+        // Straight into the buffer, indented as a list item: no second copy.
+        let mut out = Vec::with_capacity(16 << 10);
+        out.extend_from_slice(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(
+            Indented(&mut out),
+            serde_json::ser::PrettyFormatter::new(),
+        );
+        serde::Serialize::serialize(&obj, &mut ser).map_err(|e| at(&e))?;
+        Ok(out)
+    };
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match format {
+        ObjectFormat::Yaml => w.write_all(b"apiVersion: v1\nkind: List\nitems:\n")?,
+        _ => {
+            w.write_all(b"{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n")?
+        }
+    }
+    let (mut written, mut failed) = (0usize, 0usize);
+    // Decode and render a chunk on all cores, write it in order, then the next:
+    // memory stays bounded by the chunk and output starts early.
+    for chunk in records.chunks(64) {
+        let rendered: Vec<Result<Vec<u8>, String>> = chunk.par_iter().map(render_one).collect();
+        for r in rendered {
+            match r {
+                Ok(text) => {
+                    if format != ObjectFormat::Yaml && written > 0 {
+                        w.write_all(b",\n")?;
+                    }
+                    w.write_all(&text)?;
+                    written += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("etcdsnap: {e}");
+                }
             }
         }
     }
-    eprintln!("etcdsnap: {} objects", items.len());
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    out(&render(list, args.output, true, false)?)?;
+    if format != ObjectFormat::Yaml {
+        w.write_all(if written > 0 {
+            b"\n  ]\n}\n"
+        } else {
+            b"  ]\n}\n"
+        })?;
+    } else if written == 0 {
+        // `items:` with nothing after it would read as null.
+        w.write_all(b"  []\n")?;
+    }
+    w.flush()?;
+    eprintln!("etcdsnap: {written} objects");
     Ok(if failed > 0 {
         Outcome::Failed
     } else {
         Outcome::Ok
     })
+}
+
+/// Writes JSON indented by four more spaces (an item inside the List).
+struct Indented<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for Indented<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for part in buf.split_inclusive(|&b| b == b'\n') {
+            self.0.extend_from_slice(part);
+            if part.ends_with(b"\n") {
+                self.0.extend_from_slice(b"    ");
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -33,7 +33,10 @@ pub enum ObjectFormat {
 
 /// Opens a snapshot and its bbolt view, with an error naming the file.
 pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
-    Ok(SnapshotFile::open(path)?)
+    let file = SnapshotFile::open(path)?;
+    // Every object command scans the key bucket.
+    file.will_need();
+    Ok(file)
 }
 
 pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {

@@ -90,12 +90,14 @@ fn render_message(msg: &DynamicMessage, ctx: &mut Ctx) -> Json {
 }
 
 fn is_inline(parent: &MessageDescriptor, field: &FieldDescriptor) -> bool {
-    matches!(field.kind(), Kind::Message(_))
+    // Cheapest test first: this runs for every field of every object.
+    let name = field.name();
+    INLINE_FIELDS
+        .iter()
+        .any(|(m, f)| *f == name && *m == parent.name())
         && !field.is_list()
         && !field.is_map()
-        && INLINE_FIELDS
-            .iter()
-            .any(|(m, f)| *m == parent.name() && *f == field.name())
+        && matches!(field.kind(), Kind::Message(_))
 }
 
 /// The JSON name of a field.

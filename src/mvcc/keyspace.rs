@@ -189,7 +189,9 @@ impl<'d, 'a> KeySpace<'d, 'a> {
         self.check_revision(at)?;
         // Per key: None once emitted or known gone; Some(rev) while deleted at rev
         // and waiting for an older put.
-        let mut seen: HashMap<&'a [u8], Option<Revision>> = HashMap::new();
+        // foldhash: fast, and randomly seeded so crafted keys cannot force collisions.
+        let mut seen: HashMap<&'a [u8], Option<Revision>, foldhash::fast::RandomState> =
+            HashMap::default();
         self.for_each_newest_first(|r| {
             if r.revision.main > at {
                 return ControlFlow::Continue(());
