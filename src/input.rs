@@ -118,16 +118,6 @@ impl SnapshotFile {
         })
     }
 
-    /// Asks the kernel to read the whole file ahead (asynchronously): for
-    /// commands that scan most of it, so a cold file streams in at the disk's
-    /// sequential speed instead of page fault by page fault.
-    pub fn will_need(&self) {
-        #[cfg(unix)]
-        if let Some(m) = &self.map {
-            let _ = m.advise(memmap2::Advice::WillNeed);
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

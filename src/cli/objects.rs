@@ -33,10 +33,7 @@ pub enum ObjectFormat {
 
 /// Opens a snapshot and its bbolt view, with an error naming the file.
 pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
-    let file = SnapshotFile::open(path)?;
-    // Every object command scans the key bucket.
-    file.will_need();
-    Ok(file)
+    Ok(SnapshotFile::open(path)?)
 }
 
 pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {
