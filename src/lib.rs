@@ -15,4 +15,5 @@ pub mod mvcc;
 pub mod problem;
 pub mod protowire;
 pub mod report;
+pub mod restore;
 pub mod verify;

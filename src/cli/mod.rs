@@ -9,6 +9,7 @@ mod get;
 mod history;
 mod ls;
 mod objects;
+mod restore;
 mod status;
 mod verify;
 
@@ -47,6 +48,7 @@ enum Command {
     Get(get::Args),
     History(history::Args),
     Decode(decode::Args),
+    Restore(restore::Args),
     Completions(completions::Args),
 }
 
@@ -85,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Get(a) => get::run(a),
         Command::History(a) => history::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Restore(a) => restore::run(a),
         Command::Completions(a) => completions::run(a),
     };
     match result {

@@ -1,0 +1,149 @@
+//! `restore --dry-run`: member and cluster IDs equal those of the data dirs the
+//! real `etcdutl snapshot restore` (3.5.1) writes for the same flags, read back
+//! from its `members` bucket and its WAL metadata.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use etcdsnap::bolt::{Db, read};
+use etcdsnap::protowire::{Fields, Value};
+use serde_json::Value as Json;
+
+/// (NodeID, ClusterID) from the metadata record of a WAL segment.
+fn wal_metadata(wal: &[u8]) -> (u64, u64) {
+    let mut pos = 0;
+    while pos + 8 <= wal.len() {
+        let frame = u64::from_le_bytes(wal[pos..pos + 8].try_into().unwrap());
+        let len = (frame & 0x00ff_ffff_ffff_ffff) as usize;
+        let pad = if frame >> 63 == 1 {
+            ((frame >> 56) & 0x7) as usize
+        } else {
+            0
+        };
+        let rec = &wal[pos + 8..pos + 8 + len];
+        pos += 8 + len + pad;
+        let (mut ty, mut data) = (0, &[][..]);
+        for f in Fields::new(rec).flatten() {
+            match f {
+                (1, Value::Varint(t)) => ty = t,
+                (3, Value::Bytes(d)) => data = d,
+                _ => {}
+            }
+        }
+        if ty == 1 {
+            let (mut node, mut cluster) = (0, 0);
+            for f in Fields::new(data).flatten() {
+                match f {
+                    (1, Value::Varint(v)) => node = v,
+                    (2, Value::Varint(v)) => cluster = v,
+                    _ => {}
+                }
+            }
+            return (node, cluster);
+        }
+    }
+    panic!("no metadata record");
+}
+
+#[test]
+fn ids_equal_etcdutl_restore() {
+    let initial = "m1=http://127.0.0.1:24800,m2=http://127.0.0.1:24801,m3=http://127.0.0.1:24802";
+    let token = "etcdsnap-test-token";
+    let snap = fixture("etcd-3.5.1.db");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--dry-run",
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-token",
+        token,
+        "-w",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for m in plan["members"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        let data_dir = dir.path().join(format!("{name}.etcd"));
+        let st = Command::new(etcdutl35())
+            .args(["snapshot", "restore"])
+            .arg(&snap)
+            .args([
+                "--name",
+                name,
+                "--initial-cluster",
+                initial,
+                "--initial-cluster-token",
+                token,
+            ])
+            .arg("--initial-advertise-peer-urls")
+            .arg(m["peerUrls"][0].as_str().unwrap())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "etcdutl restore: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let db_bytes = std::fs::read(data_dir.join("member/snap/db")).unwrap();
+        let db = Db::open(&db_bytes).unwrap();
+        let members = read::bucket(&db, b"members").unwrap().unwrap();
+        let mut ids = Vec::new();
+        read::for_each(&db, &members, |e| {
+            ids.push(String::from_utf8_lossy(e.key).into_owned());
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        let mut ours: Vec<String> = plan["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect();
+        ours.sort();
+        ids.sort();
+        assert_eq!(ids, ours, "member IDs");
+        let wal = std::fs::read(data_dir.join("member/wal/0000000000000000-0000000000000000.wal"))
+            .unwrap();
+        let (node, cluster) = wal_metadata(&wal);
+        assert_eq!(
+            format!("{node:x}"),
+            m["id"].as_str().unwrap(),
+            "{name}'s node ID"
+        );
+        assert_eq!(
+            format!("{cluster:x}"),
+            plan["clusterId"].as_str().unwrap(),
+            "cluster ID"
+        );
+    }
+    // The stale report sees the fixture's lease, master lease and node.
+    assert_eq!(plan["stale"]["leases"][0]["attachedKeys"], 2);
+    assert_eq!(plan["stale"]["nodes"][0], "node-1");
+    // Without --dry-run nothing is written, and it says why.
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--initial-cluster",
+        initial,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--dry-run"));
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--dry-run",
+        "--name",
+        "x",
+        "--initial-cluster",
+        initial,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("couldn't find local name"));
+}
