@@ -1,4 +1,4 @@
-//! `restore --dry-run`: member and cluster IDs equal those of the data dirs the
+//! `restore --dry-run` writes nothing; its member and cluster IDs equal those of the data dirs the
 //! real `etcdutl snapshot restore` (3.5.1) writes for the same flags, read back
 //! from its `members` bucket and its WAL metadata.
 
@@ -126,7 +126,9 @@ fn ids_equal_etcdutl_restore() {
     // The stale report sees the fixture's lease, master lease and node.
     assert_eq!(plan["stale"]["leases"][0]["attachedKeys"], 2);
     assert_eq!(plan["stale"]["nodes"][0], "node-1");
-    // Without --dry-run nothing is written, and it says why.
+    // Nothing was written by --dry-run.
+    assert!(!std::path::Path::new("m1.etcd").exists());
+    // A name outside --initial-cluster is refused, as etcdutl refuses it.
     let o = run(&[
         "restore",
         snap.to_str().unwrap(),

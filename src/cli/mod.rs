@@ -11,7 +11,7 @@ mod ls;
 mod objects;
 mod restore;
 mod status;
-mod verify;
+pub(crate) mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

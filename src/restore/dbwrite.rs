@@ -1,0 +1,218 @@
+//! Writes a fresh bbolt file from sorted buckets, bottom-up, in one pass.
+//!
+//! Restoring never edits the snapshot: it streams the snapshot's buckets (with
+//! the membership and meta changes merged in) into a new file. Every bucket is
+//! already sorted, so leaves are packed in order, then each level of branch
+//! pages above them, then the root bucket, then both meta pages. The result is
+//! a defragmented database that bbolt and etcd open like any other: the meta
+//! pages carry the "no freelist" sentinel that etcd itself writes on Linux, and
+//! every page up to the high-water mark is reachable. The layout facts are in
+//! `../shared/docs/etcd-formats.md` §1 and §10.
+
+use std::borrow::Cow;
+use std::io::{self, Seek, SeekFrom, Write};
+
+use crate::bolt::meta::checksum;
+use crate::bolt::page::{
+    BUCKET_LEAF_FLAG, ELEMENT_SIZE, FLAG_BRANCH, FLAG_LEAF, FLAG_META, MAGIC, NO_FREELIST,
+    PAGE_HEADER_SIZE, VERSION,
+};
+
+/// A key and its value, borrowed from the snapshot or made by the restore.
+pub type Entry<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// One bucket: its name and its entries in key order.
+pub struct BucketData<'a> {
+    pub name: Cow<'a, [u8]>,
+    pub entries: Vec<Entry<'a>>,
+}
+
+struct PageWriter<W: Write + Seek> {
+    out: W,
+    page_size: usize,
+    next: u64,
+}
+
+impl<W: Write + Seek> PageWriter<W> {
+    /// Writes one node (header + body) at the next pgid; returns that pgid.
+    fn node(&mut self, flags: u16, count: usize, body: &[u8]) -> io::Result<u64> {
+        let pgid = self.next;
+        let total = PAGE_HEADER_SIZE + body.len();
+        let pages = total.div_ceil(self.page_size).max(1);
+        let mut header = [0u8; PAGE_HEADER_SIZE];
+        header[0..8].copy_from_slice(&pgid.to_le_bytes());
+        header[8..10].copy_from_slice(&flags.to_le_bytes());
+        header[10..12].copy_from_slice(&(count as u16).to_le_bytes());
+        header[12..16].copy_from_slice(&((pages - 1) as u32).to_le_bytes());
+        self.out.write_all(&header)?;
+        self.out.write_all(body)?;
+        let pad = pages * self.page_size - total;
+        self.out.write_all(&vec![0u8; pad])?;
+        self.next += pages as u64;
+        Ok(pgid)
+    }
+}
+
+/// Leaf body for entries: elements then packed key/value bytes.
+fn leaf_body(entries: &[(&[u8], &[u8], u32)]) -> Vec<u8> {
+    let n = entries.len();
+    let mut body = Vec::with_capacity(
+        n * ELEMENT_SIZE + entries.iter().map(|e| e.0.len() + e.1.len()).sum::<usize>(),
+    );
+    let mut data_off = n * ELEMENT_SIZE;
+    for (i, (k, v, flags)) in entries.iter().enumerate() {
+        let pos = (data_off - i * ELEMENT_SIZE) as u32;
+        body.extend_from_slice(&flags.to_le_bytes());
+        body.extend_from_slice(&pos.to_le_bytes());
+        body.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        data_off += k.len() + v.len();
+    }
+    for (k, v, _) in entries {
+        body.extend_from_slice(k);
+        body.extend_from_slice(v);
+    }
+    body
+}
+
+fn branch_body(children: &[(&[u8], u64)]) -> Vec<u8> {
+    let n = children.len();
+    let mut body = Vec::new();
+    let mut data_off = n * ELEMENT_SIZE;
+    for (i, (k, pgid)) in children.iter().enumerate() {
+        let pos = (data_off - i * ELEMENT_SIZE) as u32;
+        body.extend_from_slice(&pos.to_le_bytes());
+        body.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        body.extend_from_slice(&pgid.to_le_bytes());
+        data_off += k.len();
+    }
+    for (k, _) in children {
+        body.extend_from_slice(k);
+    }
+    body
+}
+
+/// Writes a tree for `entries` (sorted) and returns its root pgid.
+fn write_tree<W: Write + Seek>(
+    w: &mut PageWriter<W>,
+    entries: &[(&[u8], &[u8], u32)],
+) -> io::Result<u64> {
+    let budget = w.page_size;
+    // Leaves: pack entries while the node fits in one page (a single large
+    // entry gets a node of its own with overflow pages).
+    let mut level: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut start = 0;
+    if entries.is_empty() {
+        let pgid = w.node(FLAG_LEAF, 0, &[])?;
+        return Ok(pgid);
+    }
+    while start < entries.len() {
+        let mut size = PAGE_HEADER_SIZE;
+        let mut end = start;
+        while end < entries.len() {
+            let e = &entries[end];
+            let add = ELEMENT_SIZE + e.0.len() + e.1.len();
+            if end > start && size + add > budget {
+                break;
+            }
+            size += add;
+            end += 1;
+            // bbolt's node limit: fewer than 0xFFFF elements.
+            if end - start >= 0xFFFE {
+                break;
+            }
+        }
+        let chunk = &entries[start..end];
+        let pgid = w.node(FLAG_LEAF, chunk.len(), &leaf_body(chunk))?;
+        level.push((chunk[0].0.to_vec(), pgid));
+        start = end;
+    }
+    // Branch levels until one node remains.
+    while level.len() > 1 {
+        let mut next_level = Vec::new();
+        let mut start = 0;
+        while start < level.len() {
+            let mut size = PAGE_HEADER_SIZE;
+            let mut end = start;
+            while end < level.len() {
+                let add = ELEMENT_SIZE + level[end].0.len();
+                if end - start >= 2 && size + add > budget {
+                    break;
+                }
+                size += add;
+                end += 1;
+            }
+            // Never leave a single child for the last branch node.
+            if level.len() - end == 1 {
+                end += 1;
+            }
+            let children: Vec<(&[u8], u64)> = level[start..end]
+                .iter()
+                .map(|(k, p)| (k.as_slice(), *p))
+                .collect();
+            let pgid = w.node(FLAG_BRANCH, children.len(), &branch_body(&children))?;
+            next_level.push((level[start].0.clone(), pgid));
+            start = end;
+        }
+        level = next_level;
+    }
+    Ok(level[0].1)
+}
+
+fn meta_page(page_size: usize, pgid_self: u64, root: u64, hwm: u64, txid: u64) -> Vec<u8> {
+    let mut p = vec![0u8; page_size];
+    p[0..8].copy_from_slice(&pgid_self.to_le_bytes());
+    p[8..10].copy_from_slice(&FLAG_META.to_le_bytes());
+    let m = PAGE_HEADER_SIZE;
+    p[m..m + 4].copy_from_slice(&MAGIC.to_le_bytes());
+    p[m + 4..m + 8].copy_from_slice(&VERSION.to_le_bytes());
+    p[m + 8..m + 12].copy_from_slice(&(page_size as u32).to_le_bytes());
+    p[m + 16..m + 24].copy_from_slice(&root.to_le_bytes());
+    p[m + 32..m + 40].copy_from_slice(&NO_FREELIST.to_le_bytes());
+    p[m + 40..m + 48].copy_from_slice(&hwm.to_le_bytes());
+    p[m + 48..m + 56].copy_from_slice(&txid.to_le_bytes());
+    let sum = checksum(&p[m..m + 56]);
+    p[m + 56..m + 64].copy_from_slice(&sum.to_le_bytes());
+    p
+}
+
+/// Writes a complete database of `buckets` (sorted by name, entries sorted by
+/// key) to `out`; returns its size in bytes.
+pub fn write_db<W: Write + Seek>(
+    out: W,
+    page_size: usize,
+    buckets: &[BucketData<'_>],
+) -> io::Result<u64> {
+    let mut w = PageWriter {
+        out,
+        page_size,
+        next: 2,
+    };
+    w.out.seek(SeekFrom::Start(2 * page_size as u64))?;
+    let mut roots = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        let entries: Vec<(&[u8], &[u8], u32)> = b
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref(), 0u32))
+            .collect();
+        let root = write_tree(&mut w, &entries)?;
+        let mut header = Vec::with_capacity(16);
+        header.extend_from_slice(&root.to_le_bytes());
+        header.extend_from_slice(&0u64.to_le_bytes());
+        roots.push(header);
+    }
+    let root_entries: Vec<(&[u8], &[u8], u32)> = buckets
+        .iter()
+        .zip(&roots)
+        .map(|(b, h)| (b.name.as_ref(), h.as_slice(), BUCKET_LEAF_FLAG))
+        .collect();
+    let root = write_tree(&mut w, &root_entries)?;
+    let hwm = w.next;
+    let mut out = w.out;
+    out.seek(SeekFrom::Start(0))?;
+    out.write_all(&meta_page(page_size, 0, root, hwm, 2))?;
+    out.write_all(&meta_page(page_size, 1, root, hwm, 1))?;
+    out.flush()?;
+    Ok(hwm * page_size as u64)
+}

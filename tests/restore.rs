@@ -1,0 +1,316 @@
+//! `etcdsnap restore`: data dirs that real etcd 3.5.1 and 3.4.23 clusters boot
+//! from, with the IDs etcdutl computes, every key served, and a db whose status
+//! hash equals that of etcdutl's own restore.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Layout {
+    initial: String,
+    members: Vec<(String, u16, u16)>,
+}
+
+fn layout(n: usize) -> Layout {
+    let members: Vec<(String, u16, u16)> = (1..=n)
+        .map(|i| (format!("m{i}"), free_port(), free_port()))
+        .collect();
+    let initial = members
+        .iter()
+        .map(|(name, peer, _)| format!("{name}=http://127.0.0.1:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Layout { initial, members }
+}
+
+/// Live keys and values of a snapshot, from our own listing and `get -o raw`.
+fn snapshot_kvs(snap: &Path) -> HashMap<String, Vec<u8>> {
+    let o = run(&["ls", snap.to_str().unwrap(), "-w", "json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    rows.iter()
+        .map(|r| {
+            let key = r["key"].as_str().unwrap().to_string();
+            let v = run(&[
+                "get",
+                snap.to_str().unwrap(),
+                &key,
+                "-o",
+                "raw",
+                "--show-secrets",
+            ]);
+            (key, v.stdout)
+        })
+        .collect()
+}
+
+fn boot(version: &str, l: &Layout, dirs: &[std::path::PathBuf], token: &str) -> Value {
+    let spec = json!({
+        "token": token,
+        "members": l.members.iter().zip(dirs).map(|((name, peer, client), d)| json!({
+            "name": name, "peer_port": peer, "client_port": client, "data_dir": d.to_str().unwrap(),
+        })).collect::<Vec<_>>(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let spec_p = tmp.path().join("spec.json");
+    let out_p = tmp.path().join("out.json");
+    std::fs::write(&spec_p, spec.to_string()).unwrap();
+    let st = Command::new("python3")
+        .arg(root().join("fixtures/boot_cluster.py"))
+        .arg(version)
+        .arg(&spec_p)
+        .arg(&out_p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "boot_cluster.py failed");
+    let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
+    assert_eq!(
+        out["healthy"], true,
+        "cluster did not become healthy: {:#}",
+        out["logs"]
+    );
+    out
+}
+
+fn check_served(out: &Value, expected: &HashMap<String, Vec<u8>>) {
+    let served: HashMap<String, Vec<u8>> = out["kvs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let v = base64::engine::general_purpose::STANDARD
+                .decode(kv["value"].as_str().unwrap())
+                .unwrap();
+            (kv["key"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    for (k, v) in expected {
+        assert_eq!(served.get(k), Some(v), "key {k} not served with its value");
+    }
+    assert_eq!(served.len(), expected.len(), "served keys differ in number");
+    assert_eq!(out["write_ok"], true);
+}
+
+fn restore_all(
+    version_flag: &str,
+    l: &Layout,
+    token: &str,
+    extra: &[&str],
+) -> (tempfile::TempDir, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = fixture("etcd-3.5.1.db");
+    let mut args = vec![
+        "restore",
+        snap.to_str().unwrap(),
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+        "--initial-cluster",
+        &l.initial,
+        "--initial-cluster-token",
+        token,
+        "--target-version",
+        version_flag,
+        "-w",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "restore failed: {}", stderr(&o));
+    (dir, serde_json::from_slice(&o.stdout).unwrap())
+}
+
+#[test]
+fn three_members_boot_on_etcd_3_5() {
+    let l = layout(3);
+    let token = "etcdsnap-3-5";
+    let (dir, plan) = restore_all("3.5", &l, token, &[]);
+    let dirs: Vec<_> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| dir.path().join(format!("{n}.etcd")))
+        .collect();
+    let out = boot("3.5", &l, &dirs, token);
+    // Members as requested, with our IDs.
+    let mut got: Vec<(String, String, String)> = out["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["id"].as_str().unwrap().into(),
+                m["peerURLs"][0].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String, String)> = plan["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["id"].as_str().unwrap().into(),
+                m["peerUrls"][0].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(out["leaders"].as_array().unwrap().len(), 1, "one leader");
+    check_served(&out, &snapshot_kvs(&fixture("etcd-3.5.1.db")));
+    assert!(out["revision"].as_i64().unwrap() >= 48);
+}
+
+#[test]
+fn three_members_boot_on_etcd_3_4() {
+    let l = layout(3);
+    let token = "etcdsnap-3-4";
+    let (dir, _) = restore_all("3.4", &l, token, &[]);
+    let dirs: Vec<_> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| dir.path().join(format!("{n}.etcd")))
+        .collect();
+    let out = boot("3.4", &l, &dirs, token);
+    assert_eq!(out["members"].as_array().unwrap().len(), 3);
+    check_served(&out, &snapshot_kvs(&fixture("etcd-3.5.1.db")));
+}
+
+#[test]
+fn single_member_with_bump_boots() {
+    let l = layout(1);
+    let token = "etcdsnap-single";
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("m1.etcd");
+    let (name, peer, _) = &l.members[0];
+    let snap = fixture("etcd-3.5.1.db");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--name",
+        name,
+        "--initial-cluster",
+        &l.initial,
+        "--initial-cluster-token",
+        token,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--bump-revision",
+        "1000",
+        "--mark-compacted",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A second restore into the same dir is refused without --force.
+    let again = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--name",
+        name,
+        "--initial-cluster",
+        &l.initial,
+        "--initial-cluster-token",
+        token,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+    let out = boot("3.5", &l, &[data_dir], token);
+    assert!(
+        out["revision"].as_i64().unwrap() >= 48 + 1000,
+        "bumped revision: {}",
+        out["revision"]
+    );
+    check_served(&out, &snapshot_kvs(&snap));
+}
+
+/// For a 3.5 target, the db's status hash equals that of etcdutl 3.5.1's
+/// restore with the same flags, and the WAL and .snap files are byte-identical.
+#[test]
+fn files_match_etcdutl_restore() {
+    let l = layout(3);
+    let token = "etcdsnap-parity";
+    let (dir, _) = restore_all("3.5", &l, token, &[]);
+    for (name, peer, _) in &l.members {
+        let eu = dir.path().join(format!("etcdutl-{name}"));
+        let st = Command::new(etcdutl35())
+            .args(["snapshot", "restore"])
+            .arg(fixture("etcd-3.5.1.db"))
+            .args([
+                "--name",
+                name,
+                "--initial-cluster",
+                &l.initial,
+                "--initial-cluster-token",
+                token,
+            ])
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://127.0.0.1:{peer}"))
+            .arg("--data-dir")
+            .arg(&eu)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let ours = dir.path().join(format!("{name}.etcd"));
+        let hash = |p: &Path| {
+            let o = run(&[
+                "status",
+                p.join("member/snap/db").to_str().unwrap(),
+                "-w",
+                "json",
+            ]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            (
+                v["hash"].clone(),
+                v["revision"].clone(),
+                v["totalKey"].clone(),
+            )
+        };
+        assert_eq!(hash(&ours), hash(&eu), "{name}: status of the restored db");
+        let real = real_status("3.5", &ours.join("member/snap/db"), "json");
+        assert!(
+            real.contains(&hash(&eu).0.to_string()),
+            "etcdutl reads our db the same: {real}"
+        );
+        for rel in [
+            "member/wal/0000000000000000-0000000000000000.wal",
+            "member/snap/0000000000000001-0000000000000003.snap",
+        ] {
+            assert_eq!(
+                std::fs::read(ours.join(rel)).unwrap(),
+                std::fs::read(eu.join(rel)).unwrap(),
+                "{name}: {rel}"
+            );
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&ours), 0o700);
+            assert_eq!(mode(&ours.join("member/snap")), 0o700);
+            assert_eq!(mode(&ours.join("member/snap/db")), 0o600);
+        }
+    }
+}
