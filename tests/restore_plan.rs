@@ -132,14 +132,6 @@ fn ids_equal_etcdutl_restore() {
     let o = run(&[
         "restore",
         snap.to_str().unwrap(),
-        "--initial-cluster",
-        initial,
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--dry-run"));
-    let o = run(&[
-        "restore",
-        snap.to_str().unwrap(),
         "--dry-run",
         "--name",
         "x",
