@@ -367,3 +367,29 @@ fn a_killed_restore_never_leaves_a_half_written_dir() {
     eprintln!("killed restores: {complete} complete, {absent} absent");
     assert!(complete + absent == 40);
 }
+
+#[test]
+fn suggest_bump_explains_a_safe_value() {
+    let snap = fixture("etcd-3.5.1.db");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--suggest-bump",
+        "--live-revision",
+        "10048",
+    ]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    assert!(s.contains("10000 past the snapshot"), "{s}");
+    assert!(s.contains("--bump-revision 12000 --mark-compacted"), "{s}");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--bump-revision",
+        "5",
+        "--initial-cluster",
+        "m1=http://127.0.0.1:2380",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--mark-compacted"));
+}

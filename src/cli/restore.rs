@@ -239,6 +239,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         force: args.force,
         owner: args.owner,
     };
+    // The operator sees what comes back stale before anything is written.
+    if args.write_out == ReportFormat::Table {
+        let full = render(&plan, &checks);
+        if let Some(i) = full.find("what comes back stale:") {
+            eprint!("{}", &full[i..]);
+        }
+    }
     let buckets = restored_buckets(&db, &cluster, target, &opts)?;
     let src = Source {
         buckets: &buckets,
