@@ -85,6 +85,21 @@ fn boot(version: &str, l: &Layout, dirs: &[std::path::PathBuf], token: &str) -> 
     out
 }
 
+/// (name, id, first peer URL) of each member, sorted.
+fn member_triples(members: &Value, urls: &str) -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let s = |x: &Value| x.as_str().unwrap().to_string();
+            (s(&m["name"]), s(&m["id"]), s(&m[urls][0]))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn check_served(out: &Value, expected: &HashMap<String, Vec<u8>>) {
     let served: HashMap<String, Vec<u8>> = out["kvs"]
         .as_array()
@@ -144,32 +159,8 @@ fn three_members_boot_on_etcd_3_5() {
         .collect();
     let out = boot("3.5", &l, &dirs, token);
     // Members as requested, with our IDs.
-    let mut got: Vec<(String, String, String)> = out["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap().into(),
-                m["id"].as_str().unwrap().into(),
-                m["peerURLs"][0].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    got.sort();
-    let mut want: Vec<(String, String, String)> = plan["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap().into(),
-                m["id"].as_str().unwrap().into(),
-                m["peerUrls"][0].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    want.sort();
+    let got = member_triples(&out["members"], "peerURLs");
+    let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);
     assert_eq!(out["leaders"].as_array().unwrap().len(), 1, "one leader");
     check_served(&out, &snapshot_kvs(&fixture("etcd-3.5.1.db")));
@@ -251,27 +242,13 @@ fn files_match_etcdutl_restore() {
     let (dir, _) = restore_all("3.5", &l, token, &[]);
     for (name, peer, _) in &l.members {
         let eu = dir.path().join(format!("etcdutl-{name}"));
-        let st = Command::new(etcdutl35())
-            .args(["snapshot", "restore"])
-            .arg(fixture("etcd-3.5.1.db"))
-            .args([
-                "--name",
-                name,
-                "--initial-cluster",
-                &l.initial,
-                "--initial-cluster-token",
-                token,
-            ])
-            .arg("--initial-advertise-peer-urls")
-            .arg(format!("http://127.0.0.1:{peer}"))
-            .arg("--data-dir")
-            .arg(&eu)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
+        etcdutl_restore(
+            &fixture("etcd-3.5.1.db"),
+            name,
+            &l.initial,
+            token,
+            &format!("http://127.0.0.1:{peer}"),
+            &eu,
         );
         let ours = dir.path().join(format!("{name}.etcd"));
         let hash = |p: &Path| {

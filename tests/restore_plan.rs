@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use etcdsnap::bolt::{Db, read};
 use etcdsnap::protowire::{Fields, Value};
@@ -69,27 +67,13 @@ fn ids_equal_etcdutl_restore() {
     for m in plan["members"].as_array().unwrap() {
         let name = m["name"].as_str().unwrap();
         let data_dir = dir.path().join(format!("{name}.etcd"));
-        let st = Command::new(etcdutl35())
-            .args(["snapshot", "restore"])
-            .arg(&snap)
-            .args([
-                "--name",
-                name,
-                "--initial-cluster",
-                initial,
-                "--initial-cluster-token",
-                token,
-            ])
-            .arg("--initial-advertise-peer-urls")
-            .arg(m["peerUrls"][0].as_str().unwrap())
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "etcdutl restore: {}",
-            String::from_utf8_lossy(&st.stderr)
+        etcdutl_restore(
+            &snap,
+            name,
+            initial,
+            token,
+            m["peerUrls"][0].as_str().unwrap(),
+            &data_dir,
         );
         let db_bytes = std::fs::read(data_dir.join("member/snap/db")).unwrap();
         let db = Db::open(&db_bytes).unwrap();

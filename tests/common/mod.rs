@@ -81,6 +81,38 @@ pub fn real_status(line: &str, file: &Path, format: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `etcdutl snapshot restore` (3.5.1) of one member into `data_dir`.
+pub fn etcdutl_restore(
+    snap: &Path,
+    name: &str,
+    initial: &str,
+    token: &str,
+    peer_url: &str,
+    data_dir: &Path,
+) {
+    let o = Command::new(etcdutl35())
+        .args(["snapshot", "restore"])
+        .arg(snap)
+        .args([
+            "--name",
+            name,
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-token",
+            token,
+        ])
+        .args(["--initial-advertise-peer-urls", peer_url])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run etcdutl snapshot restore");
+    assert!(
+        o.status.success(),
+        "etcdutl restore: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 pub fn etcdsnap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
 }
