@@ -370,3 +370,107 @@ fn suggest_bump_explains_a_safe_value() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--mark-compacted"));
 }
+
+/// A snapshot taken while a NOSPACE alarm was raised: the alarm is reported
+/// before restoring, kept by default (as etcdutl keeps it), dropped with
+/// --clear-alarms.
+#[test]
+fn nospace_alarm_is_reported_and_can_be_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("nospace.db");
+    let st = Command::new("python3")
+        .arg(root().join("fixtures/nospace_snapshot.py"))
+        .arg(&snap)
+        .status()
+        .unwrap();
+    assert!(st.success(), "nospace_snapshot.py failed");
+    let s = snap.to_str().unwrap();
+    let plan = run(&["restore", s, "--dry-run", "-w", "json"]);
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["stale"]["alarms"][0]["alarm"], "NOSPACE");
+    let alarms_in = |data_dir: &Path| {
+        let bytes = std::fs::read(data_dir.join("member/snap/db")).unwrap();
+        let db = etcdsnap::bolt::Db::open(&bytes).unwrap();
+        let b = etcdsnap::bolt::read::bucket(&db, b"alarm")
+            .unwrap()
+            .unwrap();
+        let mut n = 0;
+        etcdsnap::bolt::read::for_each(&db, &b, |_| {
+            n += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        n
+    };
+    let kept = dir.path().join("kept.etcd");
+    let o = run(&[
+        "restore",
+        s,
+        "--name",
+        "default",
+        "--data-dir",
+        kept.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("NOSPACE"),
+        "reported before writing: {}",
+        stderr(&o)
+    );
+    assert_eq!(alarms_in(&kept), 1);
+    let cleared = dir.path().join("cleared.etcd");
+    let o = run(&[
+        "restore",
+        s,
+        "--name",
+        "default",
+        "--data-dir",
+        cleared.to_str().unwrap(),
+        "--clear-alarms",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(alarms_in(&cleared), 0);
+}
+
+/// --owner chowns every restored file and directory (needs root, which CI is).
+#[cfg(unix)]
+#[test]
+fn owner_is_applied_to_the_whole_tree() {
+    use std::os::unix::fs::MetadataExt;
+    if euid_is_not_root() {
+        panic!("this test needs root (CI runs as root)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("owned.etcd");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--name",
+        "default",
+        "--data-dir",
+        target.to_str().unwrap(),
+        "--owner",
+        "2001:2001",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for rel in [
+        "",
+        "member",
+        "member/snap",
+        "member/snap/db",
+        "member/wal",
+        "member/wal/0000000000000000-0000000000000000.wal",
+    ] {
+        let m = std::fs::metadata(target.join(rel)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (2001, 2001), "{rel}");
+    }
+}
+
+#[cfg(unix)]
+fn euid_is_not_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // A file we create is owned by our effective uid.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::metadata(f.path()).unwrap().uid() != 0
+}

@@ -252,3 +252,46 @@ fn cbor_to_json(v: ciborium::Value, depth: usize) -> Result<Json, DecodeError> {
         _ => Json::Null,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_self_described_cbor() {
+        // 55799 tag + {"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 3}}
+        let mut v = CBOR_SELF_DESCRIBED.to_vec();
+        let obj = ciborium::Value::Map(vec![
+            ("apiVersion".into(), "example.com/v1".into()),
+            ("kind".into(), "Widget".into()),
+            (
+                "spec".into(),
+                ciborium::Value::Map(vec![("size".into(), 3.into())]),
+            ),
+        ]);
+        ciborium::into_writer(&obj, &mut v).unwrap();
+        assert_eq!(detect(&v), Encoding::Cbor);
+        let j = decode(&v).unwrap();
+        assert_eq!(j["kind"], "Widget");
+        assert_eq!(j["spec"]["size"], 3);
+        assert!(decode(&[0xd9, 0xd9, 0xf7, 0xff]).is_err());
+    }
+
+    #[test]
+    fn recognises_encodings() {
+        assert_eq!(detect(b"{\"a\":1}"), Encoding::Json);
+        assert_eq!(detect(b"hello"), Encoding::Other);
+        assert_eq!(
+            detect(b"k8s:enc:secretbox:v1:k2:xyz"),
+            Encoding::Encrypted {
+                provider: "secretbox".into(),
+                key_name: "k2".into()
+            }
+        );
+        assert!(matches!(
+            decode(b"k8s:enc:aesgcm:v1:k:..."),
+            Err(DecodeError::Encrypted { .. })
+        ));
+        assert!(parse_unknown(b"k8s\x00\x0a\xff").is_err());
+    }
+}
