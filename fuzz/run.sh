@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 export RUSTC_BOOTSTRAP=1
-for target in page_reader verify; do
+for target in page_reader verify objects; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
   for f in fixtures/*.db; do
@@ -17,6 +17,9 @@ for target in page_reader verify; do
     head -c $(( $(stat -c %s "$f") - 32 )) "$f" > "$corpus/$(basename "$f").nosha"
     head -c 32768 "$f" > "$corpus/$(basename "$f").head"
   done
+  if [ "$target" = objects ] && [ -d ../shared/k8s-api-testdata/HEAD ]; then
+    cp ../shared/k8s-api-testdata/HEAD/core.v1.*.pb "$corpus/" 2>/dev/null || true
+  fi
   cargo fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=262144 -timeout=10 -rss_limit_mb=2048 2>&1 \
     | tee "fuzz/last-$target.log" | grep -E "^(#[0-9]+.*(DONE|pulse)|Done|==)" || true
   grep -E "^Done [0-9]+ runs" "fuzz/last-$target.log" || { echo "fuzz $target did not finish cleanly" >&2; exit 1; }
