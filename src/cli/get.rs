@@ -290,10 +290,12 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     let (mut written, mut failed) = (0usize, 0usize);
+    let bar = super::objects::progress(records.len() as u64, "decoding");
     // Decode and render a chunk on all cores, write it in order, then the next:
     // memory stays bounded by the chunk and output starts early.
     for chunk in records.chunks(64) {
         let rendered: Vec<Result<Vec<u8>, String>> = chunk.par_iter().map(render_one).collect();
+        bar.inc(chunk.len() as u64);
         for r in rendered {
             match r {
                 Ok(text) => {
@@ -321,6 +323,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         w.write_all(b"  []\n")?;
     }
     w.flush()?;
+    bar.finish_and_clear();
     eprintln!("etcdsnap: {written} objects");
     Ok(if failed > 0 {
         Outcome::Failed

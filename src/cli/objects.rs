@@ -104,3 +104,19 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
     Ok(())
 }
+
+/// A progress bar on stderr for long work; indicatif draws nothing when stderr
+/// is not a terminal, so pipes and CI logs stay clean.
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}

@@ -253,7 +253,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         cluster: &cluster,
         target,
     };
+    let bar = super::objects::progress(plan.members.len() as u64, "writing data dirs");
     for m in &plan.members {
+        bar.set_message(format!("writing {}", m.member.name));
         let data_dir = std::path::PathBuf::from(&m.data_dir);
         let wal_dir = if single {
             args.wal_dir.as_deref()
@@ -273,7 +275,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 .collect();
             crate::cli::objects::write_atomic(&env, text.as_bytes())?;
         }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
         ReportFormat::Table => {
