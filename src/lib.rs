@@ -1,10 +1,11 @@
 //! etcdsnap: an offline toolkit and verifier for etcd snapshot files.
 //!
 //! Library first, thin binary. Layers, each knowing only the ones below it:
-//! [`input`] (mapping, decompression, trailer) and [`problem`] at the bottom;
-//! [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue); [`backend`] (etcd's
-//! buckets, `status`, layout checks); [`verify`] (all checks together);
-//! [`report`] and [`cli`] on top.
+//! [`input`] (mapping, decompression, trailer), [`problem`] and [`protowire`] at
+//! the bottom; [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue, the
+//! keyspace); [`backend`] (etcd's buckets, `status`, layout checks); [`verify`]
+//! (all checks together); [`kube`] (Kubernetes values and resources);
+//! [`restore`] (membership, WAL, .snap, data dirs); [`report`] and [`cli`] on top.
 
 pub mod backend;
 pub mod bolt;
