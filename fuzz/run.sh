@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 export RUSTC_BOOTSTRAP=1
-for target in page_reader verify objects; do
+for target in page_reader verify objects key_index; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
   for f in fixtures/*.db; do
@@ -17,6 +17,13 @@ for target in page_reader verify objects; do
     head -c $(( $(stat -c %s "$f") - 32 )) "$f" > "$corpus/$(basename "$f").nosha"
     head -c 32768 "$f" > "$corpus/$(basename "$f").head"
   done
+  if [ "$target" = key_index ]; then
+    # Indexes of the fixtures, as `etcdsnap index` writes them.
+    cargo build --release --quiet
+    for f in fixtures/*.db; do
+      target/release/etcdsnap index "$f" -o "$corpus/$(basename "$f").etcdsnap-index" >/dev/null
+    done
+  fi
   if [ "$target" = objects ] && [ -d ../shared/k8s-api-testdata/HEAD ]; then
     cp ../shared/k8s-api-testdata/HEAD/core.v1.*.pb "$corpus/" 2>/dev/null || true
   fi

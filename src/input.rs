@@ -122,6 +122,24 @@ impl SnapshotFile {
         &self.path
     }
 
+    /// Tells the kernel the next reads are a few scattered pages (an indexed
+    /// lookup): no read-ahead, which would otherwise pull megabytes around
+    /// every page touched of a file not yet in the page cache.
+    pub fn advise_random(&self) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
+    /// Tells the kernel most of the file is about to be read (the default).
+    pub fn advise_sequential(&self) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Sequential);
+        }
+    }
+
     pub fn compression(&self) -> Compression {
         self.compression
     }

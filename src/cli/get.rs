@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 
+use super::keyindex::{self, IndexOpts, Select};
 use super::objects::{ObjectFormat, ObjectOpts, db, open, render, write_raw};
 use super::{Outcome, SnapshotPath, out};
 use crate::kube::redact::is_secret_key;
@@ -46,6 +47,8 @@ pub struct Args {
     for_apply: bool,
     #[command(flatten)]
     opts: ObjectOpts,
+    #[command(flatten)]
+    index: IndexOpts,
 }
 
 /// Which key(s) the arguments name.
@@ -101,14 +104,35 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     };
     let file = open(&args.snapshot)?;
+    if !args.index.no_index {
+        file.advise_random();
+    }
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     if let Some(r) = args.revision {
         ks.check_revision(r)?;
     }
     let prefix = args.opts.prefix.clone();
-    let records = ks.collect(|kv| wanted.matches(kv.key, &prefix))?;
-    let what = match &wanted {
+    let matches = |k: &[u8]| wanted.matches(k, &prefix);
+    let select = match &wanted {
+        Wanted::Key(k) => Select::Key(k),
+        Wanted::Object { .. } => Select::Matching(&matches),
+    };
+    let found = keyindex::lookup(&file, &ks, &args.index, select)?;
+    let result = show(&args, &file, &wanted, &found.records);
+    found.save_index();
+    result
+}
+
+/// Picks the revision the arguments ask for among `records` and prints it.
+fn show(
+    args: &Args,
+    file: &crate::input::SnapshotFile,
+    wanted: &Wanted,
+    records: &[Record<'_>],
+) -> anyhow::Result<Outcome> {
+    let prefix = &args.opts.prefix;
+    let what = match wanted {
         Wanted::Key(k) => String::from_utf8_lossy(k).into_owned(),
         Wanted::Object {
             resource,
@@ -138,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             .collect();
         bail!("{what} matches several keys; name one: {}", list.join(", "));
     }
-    let chosen = match choose(&records, args.revision, args.deleted) {
+    let chosen = match choose(records, args.revision, args.deleted) {
         Ok(r) => r,
         Err(msg) => {
             eprintln!("etcdsnap: {}: {what}: {msg}", file.path().display());
@@ -146,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     };
     let value = chosen.kv.value;
-    let secret = is_secret_key(chosen.kv.key, &prefix);
+    let secret = is_secret_key(chosen.kv.key, prefix);
     eprintln!(
         "etcdsnap: {} at revision {} (version {}, {})",
         String::from_utf8_lossy(chosen.kv.key),

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::keyindex::{self, IndexOpts, Select};
 use super::objects::{ObjectOpts, db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::kube::value::detect;
@@ -23,6 +24,8 @@ pub struct Args {
     write_out: ReportFormat,
     #[command(flatten)]
     opts: ObjectOpts,
+    #[command(flatten)]
+    index: IndexOpts,
 }
 
 #[derive(Serialize)]
@@ -35,9 +38,23 @@ struct History {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = open(&args.snapshot)?;
+    if !args.index.no_index {
+        file.advise_random();
+    }
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let records = ks.history(args.key.as_bytes())?;
+    let found = keyindex::lookup(&file, &ks, &args.index, Select::Key(args.key.as_bytes()))?;
+    let result = show(&args, &file, &ks, &found.records);
+    found.save_index();
+    result
+}
+
+fn show(
+    args: &Args,
+    file: &crate::input::SnapshotFile,
+    ks: &KeySpace<'_, '_>,
+    records: &[crate::mvcc::keyspace::Record<'_>],
+) -> anyhow::Result<Outcome> {
     if records.is_empty() {
         eprintln!(
             "etcdsnap: {}: {}: not found in the snapshot",
@@ -68,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 ],
                 Align::Left,
             );
-            for r in &records {
+            for r in records {
                 t.row(vec![
                     format!("{}", r.revision),
                     if r.tombstone { "DELETE" } else { "PUT" }.into(),

@@ -7,6 +7,7 @@ mod completions;
 mod decode;
 mod get;
 mod history;
+mod keyindex;
 mod ls;
 mod objects;
 mod restore;
@@ -47,6 +48,7 @@ enum Command {
     Ls(ls::Args),
     Get(get::Args),
     History(history::Args),
+    Index(keyindex::Args),
     Decode(decode::Args),
     Restore(restore::Args),
     Completions(completions::Args),
@@ -86,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Ls(a) => ls::run(a),
         Command::Get(a) => get::run(a),
         Command::History(a) => history::run(a),
+        Command::Index(a) => keyindex::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Restore(a) => restore::run(a),
         Command::Completions(a) => completions::run(a),

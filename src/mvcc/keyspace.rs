@@ -1,13 +1,17 @@
 //! The MVCC keyspace of a snapshot: every revision of every key that the file
 //! still holds, and the state at a revision.
 //!
-//! etcd's `key` bucket is ordered by revision, not by user key, so every query
-//! reads the whole bucket. It does so without copying: leaves are read in
-//! parallel for a single key's history, and newest-first for listings, so that
-//! a key's first sighting is its latest state and a listing can stream.
+//! etcd's `key` bucket is ordered by revision, not by user key, so a query
+//! without an index ([`super::index`]) reads the whole bucket. It does so
+//! without copying: leaves are read in parallel for a single key's history, and
+//! newest-first for listings, so that a key's first sighting is its latest
+//! state and a listing can stream. Opening reads only a few pages (the list of
+//! leaves is made on first use), so that an indexed lookup on a file that is
+//! not in the page cache touches little more than the pages it needs.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -15,7 +19,7 @@ use serde::Serialize;
 use super::keyvalue::KeyValue;
 use super::revision::{Revision, RevisionKey};
 use crate::bolt::Db;
-use crate::bolt::page::Node;
+use crate::bolt::page::{BucketRoot, FLAG_BRANCH, FLAG_LEAF, Node, PageHeader};
 use crate::bolt::read::{self, Bucket, ReadError};
 use crate::problem::Problem;
 
@@ -46,7 +50,9 @@ pub enum KeySpaceError {
 /// The parts of a snapshot that revision queries need.
 pub struct KeySpace<'d, 'a> {
     db: &'d Db<'a>,
-    leaves: Vec<Node<'a>>,
+    key_bucket: Bucket<'a>,
+    /// The key bucket's leaves in key order; walked on first use.
+    leaves: OnceLock<Result<Vec<Node<'a>>, KeySpaceError>>,
     /// The snapshot's revision (largest main revision stored).
     pub current_revision: i64,
     /// The compaction revision etcd would apply at start, if any.
@@ -75,31 +81,106 @@ pub fn record<'a>(key: &'a [u8], value: &'a [u8]) -> Result<Option<Record<'a>>, 
 impl<'d, 'a> KeySpace<'d, 'a> {
     pub fn open(db: &'d Db<'a>) -> Result<KeySpace<'d, 'a>, KeySpaceError> {
         let buckets = read::buckets(db)?;
-        let key = buckets
+        let key_bucket = *buckets
             .iter()
             .find(|b| b.name == crate_key())
             .ok_or(KeySpaceError::NoKeyBucket)?;
-        let leaves = read::leaves(db, key)?;
-        let mut current_revision = 0;
-        // The last element of the last non-empty leaf is the newest revision.
-        for leaf in leaves.iter().rev() {
+        let compact_revision = meta_compact_revision(db, &buckets)?;
+        let mut ks = KeySpace {
+            db,
+            key_bucket,
+            leaves: OnceLock::new(),
+            current_revision: 0,
+            compact_revision,
+        };
+        ks.current_revision = match ks.last_revision_by_descent()? {
+            Some(r) => r,
+            None => ks.last_revision_of_leaves()?,
+        };
+        Ok(ks)
+    }
+
+    /// The key bucket's leaves, in key order (walks the branch pages once).
+    pub fn leaves(&self) -> Result<&[Node<'a>], KeySpaceError> {
+        self.leaves
+            .get_or_init(|| Ok(read::leaves(self.db, &self.key_bucket)?))
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    /// The key bucket's root node: the first page is what identifies its layout.
+    pub fn root_node(&self) -> Result<Node<'a>, KeySpaceError> {
+        match self.key_bucket.header.root {
+            BucketRoot::Inline(bytes) => {
+                let header = PageHeader::parse(bytes)
+                    .ok_or_else(|| corrupt(b"", "inline key bucket is cut off".into()))?;
+                Ok(Node { header, bytes })
+            }
+            BucketRoot::Page(p) => self.node(p),
+        }
+    }
+
+    /// Whether the key bucket is stored inline in its parent (a tiny keyspace).
+    pub fn root_is_inline(&self) -> bool {
+        matches!(self.key_bucket.header.root, BucketRoot::Inline(_))
+    }
+
+    /// Page `pgid` as a node of the key bucket, checked for bounds and self-id.
+    pub fn node(&self, pgid: u64) -> Result<Node<'a>, KeySpaceError> {
+        let fail = |msg: String| {
+            KeySpaceError::Corrupt(
+                Problem::new(msg)
+                    .at_page(pgid, self.db.offset_of(pgid))
+                    .in_bucket("key"),
+            )
+        };
+        let node = self.db.node(pgid).map_err(|f| fail(f.to_string()))?;
+        if node.header.id != pgid {
+            return Err(fail(format!("page self identifies as {}", node.header.id)));
+        }
+        Ok(node)
+    }
+
+    /// The newest revision, found by following the last child from the root:
+    /// a few pages instead of every branch page. `None` when the rightmost
+    /// leaf is empty (the full list of leaves decides then).
+    fn last_revision_by_descent(&self) -> Result<Option<i64>, KeySpaceError> {
+        let mut node = self.root_node()?;
+        for _ in 0..=crate::bolt::walk::MAX_DEPTH {
+            match node.header.flags {
+                FLAG_BRANCH if node.count() > 0 => {
+                    let e = node
+                        .branch(node.count() - 1)
+                        .map_err(|f| corrupt(b"", f.to_string()))?;
+                    node = self.node(e.child)?;
+                }
+                FLAG_LEAF if node.count() > 0 => {
+                    let e = node
+                        .leaf(node.count() - 1)
+                        .map_err(|f| corrupt(b"", f.to_string()))?;
+                    let rk =
+                        RevisionKey::parse(e.key).map_err(|err| corrupt(e.key, err.to_string()))?;
+                    return Ok(Some(rk.revision.main));
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest revision: the last element of the last non-empty leaf.
+    fn last_revision_of_leaves(&self) -> Result<i64, KeySpaceError> {
+        for leaf in self.leaves()?.iter().rev() {
             if leaf.count() > 0 {
                 let e = leaf
                     .leaf(leaf.count() - 1)
                     .map_err(|f| corrupt(b"", f.to_string()))?;
                 let rk =
                     RevisionKey::parse(e.key).map_err(|err| corrupt(e.key, err.to_string()))?;
-                current_revision = rk.revision.main;
-                break;
+                return Ok(rk.revision.main);
             }
         }
-        let compact_revision = meta_compact_revision(db, &buckets)?;
-        Ok(KeySpace {
-            db,
-            leaves,
-            current_revision,
-            compact_revision,
-        })
+        Ok(0)
     }
 
     pub fn db(&self) -> &'d Db<'a> {
@@ -136,7 +217,7 @@ impl<'d, 'a> KeySpace<'d, 'a> {
         wanted: impl Fn(&KeyValue<'a>) -> bool + Sync,
     ) -> Result<Vec<Record<'a>>, KeySpaceError> {
         let parts: Vec<Result<Vec<Record<'a>>, KeySpaceError>> = self
-            .leaves
+            .leaves()?
             .par_iter()
             .map(|leaf| {
                 let mut out = Vec::new();
@@ -163,7 +244,7 @@ impl<'d, 'a> KeySpace<'d, 'a> {
         &self,
         mut f: impl FnMut(Record<'a>) -> ControlFlow<()>,
     ) -> Result<(), KeySpaceError> {
-        for leaf in self.leaves.iter().rev() {
+        for leaf in self.leaves()?.iter().rev() {
             for i in (0..leaf.count()).rev() {
                 let e = leaf.leaf(i).map_err(|fl| corrupt(b"", fl.to_string()))?;
                 if let Some(r) = record(e.key, e.value)?

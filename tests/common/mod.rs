@@ -113,8 +113,12 @@ pub fn etcdutl_restore(
     );
 }
 
+/// The binary under test. Key indexes it caches go under target/, never into
+/// the user's cache; tests of the cache itself set their own directory.
 pub fn etcdsnap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_etcdsnap"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_etcdsnap"));
+    c.env("ETCDSNAP_CACHE_DIR", root().join("target/test-index-cache"));
+    c
 }
 
 pub fn run(args: &[&str]) -> Output {
