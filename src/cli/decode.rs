@@ -51,6 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map_or("standard input".to_string(), |p| p.display().to_string());
     match decode_checked(&bytes) {
         Ok(d) => {
+            if let Some(note) = d.note {
+                eprintln!("etcdsnap: note: {note}");
+            }
             if !d.unknown_fields_at.is_empty() {
                 eprintln!(
                     "etcdsnap: note: {name}: {}",

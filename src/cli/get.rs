@@ -192,6 +192,9 @@ fn show(
             return Ok(Outcome::Failed);
         }
     };
+    if let Some(note) = decoded.note {
+        eprintln!("etcdsnap: note: {note}");
+    }
     if !decoded.unknown_fields_at.is_empty() {
         eprintln!(
             "etcdsnap: note: {}; -o raw has them",

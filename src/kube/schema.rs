@@ -2,10 +2,11 @@
 //! and the lookup from a stored object's apiVersion/kind to its message.
 //!
 //! `k8s-descriptors.bin.zst` is generated, not hand-written: the .proto files of
-//! Kubernetes 1.30–1.35 that the crates.io package `k8s-rs-pb` 0.5.0 ships,
-//! compiled with protox into one descriptor set (union across versions, newer
-//! wins). Regenerate with
-//! `cargo run --release --manifest-path tools/k8s-descriptors/Cargo.toml`.
+//! Kubernetes 1.30–1.35 that the crates.io package `k8s-rs-pb` 0.5.0 ships, and
+//! on top the generated.proto files of kubernetes/api and kubernetes/apimachinery
+//! at the commits `k8s-descriptors.txt` names, compiled with protox into one
+//! descriptor set (union across sources, newer wins). The command that remakes
+//! it is in `k8s-descriptors.txt` and tools/k8s-descriptors.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

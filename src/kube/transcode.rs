@@ -14,7 +14,8 @@
 //! - wrapper types have their Go JSON forms: Time and MicroTime as RFC 3339
 //!   (zero → null), Duration as a Go duration string, Quantity as a string,
 //!   IntOrString as a number or string, RawExtension/FieldsV1/JSON as the
-//!   embedded JSON, named string slices (Verbs, ExtraValue) as bare arrays;
+//!   embedded JSON, named string slices (Verbs, ExtraValue, AttestationValue:
+//!   [`is_named_string_slice`]) as bare arrays;
 //! - bytes as base64, 64-bit integers as JSON numbers, maps with sorted keys.
 //!
 //! `tests/k8s_testdata.rs` checks this against every type in the official
@@ -287,7 +288,6 @@ fn special_form(msg: &DynamicMessage, ctx: &mut Ctx) -> Option<Json> {
             }
             "Duration" => return Some(Json::String(go_duration(get_i64(msg, "duration")))),
             "FieldsV1" => return Some(embedded_json(get_bytes(msg, "Raw"))),
-            "Verbs" => return Some(list_items(msg)),
             _ => {}
         }
     }
@@ -303,7 +303,7 @@ fn special_form(msg: &DynamicMessage, ctx: &mut Ctx) -> Option<Json> {
         "apimachinery.pkg.runtime.RawExtension" => Some(embedded_json(get_bytes(msg, "raw"))),
         _ => {
             let name = desc.name();
-            if name == "ExtraValue" {
+            if is_named_string_slice(&desc) {
                 return Some(list_items(msg));
             }
             if full.starts_with("apiextensions_apiserver.") {
@@ -311,6 +311,21 @@ fn special_form(msg: &DynamicMessage, ctx: &mut Ctx) -> Option<Json> {
             }
             None
         }
+    }
+}
+
+/// Whether `desc` is how go-to-protobuf writes a named Go string slice
+/// (`type Verbs []string`, ExtraValue, AttestationValue …): a message whose one
+/// field is `repeated string items = 1`. Its JSON is the bare array. A struct
+/// with one list field of messages (DownwardAPIProjection) is not one; over
+/// every Kubernetes proto file the rule picks exactly the wrappers.
+fn is_named_string_slice(desc: &MessageDescriptor) -> bool {
+    let mut fields = desc.fields();
+    match (fields.next(), fields.next()) {
+        (Some(f), None) => {
+            f.number() == 1 && f.name() == "items" && f.is_list() && f.kind() == Kind::String
+        }
+        _ => false,
     }
 }
 

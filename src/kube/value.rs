@@ -151,6 +151,8 @@ pub struct Decoded {
     pub object: Json,
     /// JSON paths of objects with fields newer than the built-in schema.
     pub unknown_fields_at: Vec<String>,
+    /// How the type was chosen, when the envelope did not name it.
+    pub note: Option<&'static str>,
 }
 
 /// Like [`decode`], also reporting fields the schema does not know.
@@ -158,6 +160,7 @@ pub fn decode_checked(value: &[u8]) -> Result<Decoded, DecodeError> {
     let plain = |object| Decoded {
         object,
         unknown_fields_at: Vec::new(),
+        note: None,
     };
     match detect(value) {
         Encoding::Protobuf => decode_protobuf(value),
@@ -172,8 +175,29 @@ pub fn decode_checked(value: &[u8]) -> Result<Decoded, DecodeError> {
     }
 }
 
+/// The one type the API machinery writes with an empty envelope type: a watch
+/// stream's event (never stored in etcd, but what a captured watch frame holds).
+const UNTYPED: &str = "apimachinery.pkg.apis.meta.v1.WatchEvent";
+
 fn decode_protobuf(value: &[u8]) -> Result<Decoded, DecodeError> {
     let u = parse_unknown(value)?;
+    if u.api_version.is_empty()
+        && u.kind.is_empty()
+        && let Some(desc) = schema()?.pool().get_message_by_name(UNTYPED)
+        && let Ok(msg) = DynamicMessage::decode(desc, u.raw)
+    {
+        let (json, unknown_fields_at) = message_to_json_checked(&msg);
+        // Only a clean fit counts; anything else is reported as untyped below.
+        if unknown_fields_at.is_empty() {
+            return Ok(Decoded {
+                object: json,
+                unknown_fields_at,
+                note: Some(
+                    "the envelope names no type; decoded as a watch event (meta/v1 WatchEvent)",
+                ),
+            });
+        }
+    }
     let desc = schema()?
         .message_for(&u.api_version, &u.kind)
         .ok_or_else(|| DecodeError::UnknownKind {
@@ -195,6 +219,7 @@ fn decode_protobuf(value: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(Decoded {
         object: Json::Object(obj),
         unknown_fields_at,
+        note: None,
     })
 }
 

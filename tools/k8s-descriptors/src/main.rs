@@ -2,7 +2,19 @@
 //! one descriptor set, the union of Kubernetes 1.30–1.35 (for each file, the
 //! newest version that has it; messages that newer versions dropped are kept
 //! from the newest version that still had them), and writes it zstd-compressed
-//! to src/kube/k8s-descriptors.bin.zst with a provenance note beside it.
+//! to src/kube/k8s-descriptors.bin.zst with a provenance note beside it
+//! (src/kube/k8s-descriptors.txt).
+//!
+//! Optionally a newer layer on top, read from git directories of the public
+//! repositories kubernetes/api and kubernetes/apimachinery (bare clones do):
+//!
+//!   cargo run --release --manifest-path tools/k8s-descriptors/Cargo.toml -- \
+//!       --kubernetes-api PATH/api.git --apimachinery PATH/apimachinery.git
+//!
+//! Their generated.proto files are read with `git show` at HEAD, given the same
+//! package names k8s-rs-pb uses (without the `k8s.io.` prefix) in memory, and
+//! compiled as the newest version; nothing from them is written except the
+//! descriptor set and the commits in the provenance note.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -51,8 +63,88 @@ fn protos(root: &Path) -> Vec<String> {
     out
 }
 
+fn git(git_dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        git_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// One repository of the newer layer: its git dir, the folder its files take
+/// in k8s-rs-pb's layout, and which of its generated.proto files to take.
+struct Upstream {
+    git_dir: PathBuf,
+    folder: &'static str,
+    take: fn(&str) -> bool,
+}
+
+/// Writes the upstream files, renamed as k8s-rs-pb names them, into `out`;
+/// returns their names and "repo@commit" for the provenance note.
+fn stage_upstream(u: &Upstream, out: &Path) -> (Vec<String>, String) {
+    let commit = String::from_utf8(git(&u.git_dir, &["rev-parse", "HEAD"]))
+        .unwrap()
+        .trim()
+        .to_string();
+    let list = String::from_utf8(git(&u.git_dir, &["ls-tree", "-r", "--name-only", &commit])).unwrap();
+    let mut names = Vec::new();
+    for path in list.lines().filter(|p| p.ends_with("/generated.proto") && (u.take)(p)) {
+        let text = String::from_utf8(git(&u.git_dir, &["show", &format!("{commit}:{path}")])).unwrap();
+        // k8s-rs-pb's layout: packages and imports without the `k8s.io.` prefix.
+        let text = text
+            .replace("package k8s.io.", "package ")
+            .replace("import \"k8s.io/", "import \"")
+            .replace("k8s.io.api.", "api.")
+            .replace("k8s.io.apimachinery.", "apimachinery.");
+        let name = format!("{}/{path}", u.folder);
+        let dest = out.join(&name);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, text).unwrap();
+        names.push(name);
+    }
+    names.sort();
+    let repo = u.folder;
+    (names, format!("kubernetes/{repo} at {commit}"))
+}
+
 fn main() {
     let pkg = package_dir();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+    };
+    let upstream = match (arg("--kubernetes-api"), arg("--apimachinery")) {
+        (Some(api), Some(machinery)) => Some([
+            Upstream {
+                git_dir: api,
+                folder: "api",
+                take: |_| true,
+            },
+            Upstream {
+                git_dir: machinery,
+                folder: "apimachinery",
+                // The files k8s-rs-pb ships (not test types).
+                take: |p| !p.contains("testapigroup"),
+            },
+        ]),
+        (None, None) => None,
+        _ => panic!("--kubernetes-api and --apimachinery go together"),
+    };
+    let mut provenance = vec![format!(
+        "crates.io package {CRATE} {CRATE_VERSION}: Kubernetes {}",
+        VERSIONS.join(", ")
+    )];
     // file name -> (version, descriptor), newest last
     let mut files: BTreeMap<String, Vec<(String, FileDescriptorProto)>> = BTreeMap::new();
     for v in VERSIONS {
@@ -65,6 +157,30 @@ fn main() {
                 .entry(f.name().to_string())
                 .or_default()
                 .push((v.to_string(), f));
+        }
+    }
+    if let Some(upstream) = upstream {
+        // Staged beside the newest k8s-rs-pb version, whose other files
+        // (apiextensions, kube-aggregator, metrics) the upstream ones may import.
+        let stage = std::env::temp_dir().join(format!("k8s-descriptors-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&stage);
+        let mut names = Vec::new();
+        for u in &upstream {
+            let (n, from) = stage_upstream(u, &stage);
+            eprintln!("{from}: {} files", n.len());
+            provenance.push(format!("{from}: {} generated.proto files (newest layer)", n.len()));
+            names.extend(n);
+        }
+        let newest = pkg.join("src").join(VERSIONS[VERSIONS.len() - 1]);
+        let set = protox::compile(&names, [&stage, &newest]).expect("protox compile (upstream)");
+        let _ = std::fs::remove_dir_all(&stage);
+        for f in set.file {
+            if names.iter().any(|n| n == f.name()) {
+                files
+                    .entry(f.name().to_string())
+                    .or_default()
+                    .push(("upstream".to_string(), f));
+            }
         }
     }
     let mut merged = Vec::new();
@@ -125,6 +241,23 @@ fn main() {
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../src/kube");
     std::fs::create_dir_all(&out_dir).unwrap();
     std::fs::write(out_dir.join("k8s-descriptors.bin.zst"), &compressed).unwrap();
+    let mut note = String::from(
+        "Provenance of k8s-descriptors.bin.zst (written by tools/k8s-descriptors; do not edit).\n\
+         A protobuf descriptor set compiled with protox from, oldest first (for each file the\n\
+         newest source wins; messages a newer source dropped are kept from an older one):\n",
+    );
+    for p in &provenance {
+        note.push_str(&format!("- {p}\n"));
+    }
+    note.push_str(&format!(
+        "Command: cargo run --release --manifest-path tools/k8s-descriptors/Cargo.toml --{}\n",
+        if provenance.len() > 1 {
+            " --kubernetes-api GIT_DIR --apimachinery GIT_DIR"
+        } else {
+            ""
+        }
+    ));
+    std::fs::write(out_dir.join("k8s-descriptors.txt"), note).unwrap();
     eprintln!(
         "{} files, {messages} messages ({added} kept from older versions), {} bytes, {} compressed",
         set.file.len(),
