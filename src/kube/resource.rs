@@ -27,7 +27,8 @@ macro_rules! r {
     };
 }
 
-/// The built-in resources kube-apiserver stores (as of Kubernetes 1.35).
+/// The built-in resources kube-apiserver stores (Kubernetes 1.35, and the newer
+/// and alpha/beta ones of the 1.36/1.37 development branch).
 #[rustfmt::skip]
 pub const BUILT_IN: &[BuiltIn] = &[
     r!("pods", "pod", ["po"], "", "Pod", "pods", true),
@@ -83,6 +84,19 @@ pub const BUILT_IN: &[BuiltIn] = &[
     r!("resourceclaims", "resourceclaim", [], "resource.k8s.io", "ResourceClaim", "resourceclaims", true),
     r!("resourceclaimtemplates", "resourceclaimtemplate", [], "resource.k8s.io", "ResourceClaimTemplate", "resourceclaimtemplates", true),
     r!("resourceslices", "resourceslice", [], "resource.k8s.io", "ResourceSlice", "resourceslices", false),
+    // Newer and alpha/beta resources; etcd paths as kube-apiserver's storage
+    // path test (test/integration/etcd/data.go) lists them.
+    r!("mutatingadmissionpolicies", "mutatingadmissionpolicy", [], "admissionregistration.k8s.io", "MutatingAdmissionPolicy", "mutatingadmissionpolicies", false),
+    r!("mutatingadmissionpolicybindings", "mutatingadmissionpolicybinding", [], "admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding", "mutatingadmissionpolicybindings", false),
+    r!("clustertrustbundles", "clustertrustbundle", [], "certificates.k8s.io", "ClusterTrustBundle", "clustertrustbundles", false),
+    r!("podcertificaterequests", "podcertificaterequest", [], "certificates.k8s.io", "PodCertificateRequest", "podcertificaterequests", true),
+    r!("leasecandidates", "leasecandidate", [], "coordination.k8s.io", "LeaseCandidate", "leasecandidates", true),
+    r!("devicetaintrules", "devicetaintrule", [], "resource.k8s.io", "DeviceTaintRule", "devicetaintrules", false),
+    r!("resourcepoolstatusrequests", "resourcepoolstatusrequest", [], "resource.k8s.io", "ResourcePoolStatusRequest", "resourcepoolstatusrequests", false),
+    r!("workloads", "workload", [], "scheduling.k8s.io", "Workload", "workloads", true),
+    r!("podgroups", "podgroup", [], "scheduling.k8s.io", "PodGroup", "podgroups", true),
+    r!("storageversionmigrations", "storageversionmigration", [], "storagemigration.k8s.io", "StorageVersionMigration", "storageversionmigrations", false),
+    r!("storageversions", "storageversion", [], "internal.apiserver.k8s.io", "StorageVersion", "storageversions", false),
     r!("deviceclasses", "deviceclass", [], "resource.k8s.io", "DeviceClass", "deviceclasses", false),
     r!("customresourcedefinitions", "customresourcedefinition", ["crd", "crds"], "apiextensions.k8s.io", "CustomResourceDefinition", "apiextensions.k8s.io/customresourcedefinitions", false),
     r!("apiservices", "apiservice", [], "apiregistration.k8s.io", "APIService", "apiregistration.k8s.io/apiservices", false),
@@ -277,6 +291,74 @@ mod tests {
         assert_eq!(
             ResourceRef::parse("no").key_prefix("/registry").unwrap(),
             "/registry/minions/"
+        );
+    }
+
+    #[test]
+    fn newer_resources_map_to_their_storage_paths() {
+        // (key as kube-apiserver stores it, resource, namespace)
+        let cases = [
+            (
+                "/registry/mutatingadmissionpolicies/map1",
+                "mutatingadmissionpolicies",
+                None,
+            ),
+            (
+                "/registry/mutatingadmissionpolicybindings/mpb1",
+                "mutatingadmissionpolicybindings",
+                None,
+            ),
+            (
+                "/registry/clustertrustbundles/example.com:signer:abc",
+                "clustertrustbundles",
+                None,
+            ),
+            (
+                "/registry/podcertificaterequests/ns/req-1",
+                "podcertificaterequests",
+                Some("ns"),
+            ),
+            (
+                "/registry/leasecandidates/ns/lc",
+                "leasecandidates",
+                Some("ns"),
+            ),
+            (
+                "/registry/devicetaintrules/taint1",
+                "devicetaintrules",
+                None,
+            ),
+            (
+                "/registry/resourcepoolstatusrequests/r1",
+                "resourcepoolstatusrequests",
+                None,
+            ),
+            ("/registry/workloads/ns/w1", "workloads", Some("ns")),
+            ("/registry/podgroups/ns/pg1", "podgroups", Some("ns")),
+            (
+                "/registry/storageversionmigrations/m1",
+                "storageversionmigrations",
+                None,
+            ),
+            (
+                "/registry/storageversions/sv1.test",
+                "storageversions",
+                None,
+            ),
+        ];
+        for (key, resource, namespace) in cases {
+            let k = parse_key(key.as_bytes(), "/registry").unwrap();
+            assert_eq!(k.resource, resource, "{key}");
+            assert_eq!(k.namespace.as_deref(), namespace, "{key}");
+            assert_eq!(ResourceRef::parse(resource), ResourceRef::BuiltIn(resource));
+            let prefix = ResourceRef::parse(resource)
+                .key_prefix("/registry")
+                .unwrap();
+            assert!(key.starts_with(&prefix), "{key} vs {prefix}");
+        }
+        assert_eq!(
+            ResourceRef::parse("podgroups.scheduling.k8s.io"),
+            ResourceRef::BuiltIn("podgroups")
         );
     }
 }
