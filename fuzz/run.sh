@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Runs each fuzz target for SECONDS (default 300), seeded from the fixtures.
-#   bash fuzz/run.sh [SECONDS]
+# Runs each fuzz target (or the TARGETs named) for SECONDS (default 300),
+# seeded from the fixtures.
+#   bash fuzz/run.sh [SECONDS [TARGET...]]
 # Needs cargo-fuzz (cargo install cargo-fuzz). The machine's toolchain is
 # stable; RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z sanitizer flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(page_reader verify objects key_index)
 export RUSTC_BOOTSTRAP=1
-for target in page_reader verify objects key_index; do
+for target in "${targets[@]}"; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
   for f in fixtures/*.db; do

@@ -324,3 +324,86 @@ fn parse_checks_every_invariant() {
         assert!(KeyIndex::parse(&b).is_err(), "{what} accepted");
     }
 }
+
+/// The 3.5 fixture (without its trailer) with the revision keys of two puts of
+/// one user key swapped, so that key's revisions are out of order; the key.
+fn out_of_order_copy(dir: &Path) -> (PathBuf, String) {
+    let bytes = std::fs::read(root().join(FIXTURES[1])).unwrap();
+    let data = &bytes[..bytes.len() - 32];
+    let db = etcdsnap::bolt::Db::open(data).unwrap();
+    let ks = KeySpace::open(&db).unwrap();
+    let base = data.as_ptr() as usize;
+    let elems: Vec<_> = ks
+        .leaves()
+        .unwrap()
+        .iter()
+        .flat_map(|leaf| (0..leaf.count()).map(|i| leaf.leaf(i).unwrap()))
+        .collect();
+    for i in 0..elems.len() {
+        for j in i + 1..elems.len() {
+            let (a, b) = (elems[i], elems[j]);
+            let same_key = etcdsnap::mvcc::keyspace::record(a.key, a.value)
+                .unwrap()
+                .zip(etcdsnap::mvcc::keyspace::record(b.key, b.value).unwrap())
+                .filter(|(x, y)| x.kv.key == y.kv.key && !x.tombstone && !y.tombstone);
+            if let Some((x, _)) = same_key {
+                let user_key = String::from_utf8(x.kv.key.to_vec()).unwrap();
+                let (oa, ob) = (
+                    a.key.as_ptr() as usize - base,
+                    b.key.as_ptr() as usize - base,
+                );
+                let mut out = data.to_vec();
+                let (ka, kb) = (a.key.to_vec(), b.key.to_vec());
+                out[oa..oa + ka.len()].copy_from_slice(&kb);
+                out[ob..ob + kb.len()].copy_from_slice(&ka);
+                let path = dir.join("out-of-order.db");
+                std::fs::write(&path, out).unwrap();
+                return (path, user_key);
+            }
+        }
+    }
+    panic!("no key has two stored revisions");
+}
+
+#[test]
+fn a_key_bucket_out_of_order_gets_no_index_but_an_answer() {
+    let s = scratch();
+    let (snap, key) = out_of_order_copy(s.snap.parent().unwrap());
+    let snap = snap.to_string_lossy().into_owned();
+    let get = |extra: &[&str]| {
+        etcdsnap()
+            .args(["history", &snap, &key, "-w", "json"])
+            .args(extra)
+            .env("ETCDSNAP_CACHE_DIR", &s.cache)
+            .output()
+            .unwrap()
+    };
+    let scan = get(&["--no-index"]);
+    let default = get(&[]);
+    assert_eq!(default.status.code(), scan.status.code());
+    assert_eq!(stdout(&default), stdout(&scan));
+    assert!(
+        stderr(&default).contains("no key index made"),
+        "{}",
+        stderr(&default)
+    );
+    assert!(
+        stderr(&default).contains("out of order"),
+        "{}",
+        stderr(&default)
+    );
+    assert_eq!(cache_files(&s), 0, "no index of a damaged file is cached");
+    let o = run(&[
+        "index",
+        &snap,
+        "-o",
+        &s.cache.with_extension("idx").to_string_lossy(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out of order"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&key),
+        "the error names the key: {}",
+        stderr(&o)
+    );
+}

@@ -22,7 +22,8 @@ use super::objects::write_atomic;
 use super::{Outcome, SnapshotPath, out};
 use crate::input::SnapshotFile;
 use crate::mvcc::index::{self, Identity, KeyIndex};
-use crate::mvcc::keyspace::{KeySpace, Record};
+use crate::mvcc::keyspace::{KeySpace, KeySpaceError, Record};
+use crate::problem::Problem;
 
 /// Index files kept in the cache directory.
 pub const CACHE_KEEP: usize = 16;
@@ -188,13 +189,32 @@ pub fn lookup<'a>(
     }
     // No usable index: scan, and keep what the scan learnt.
     file.advise_sequential();
-    let bytes = index::build(ks, &identity)?;
-    let idx = KeyIndex::parse(&bytes).context("the key index just made does not parse")?;
-    let records = records_via(ks, &idx, &select)?;
-    Ok(Found {
-        records,
-        pending: cached.map(|p| (p, bytes)),
-    })
+    let made = index::build(ks, &identity).and_then(|bytes| {
+        let idx = KeyIndex::parse(&bytes)
+            .map_err(|e| KeySpaceError::Corrupt(Problem::new(e.to_string())))?;
+        let records = records_via(ks, &idx, &select)
+            .map_err(|e| KeySpaceError::Corrupt(Problem::new(e.to_string())))?;
+        Ok((records, bytes))
+    });
+    match made {
+        Ok((records, bytes)) => Ok(Found {
+            records,
+            pending: cached.map(|p| (p, bytes)),
+        }),
+        // A damaged key bucket gets no index; the plain scan still answers
+        // (and fails the same way if the damage is in what it reads).
+        Err(KeySpaceError::Corrupt(p)) => {
+            eprintln!(
+                "etcdsnap: note: {}: no key index made: {p}; answered by a scan (`etcdsnap verify` checks the file)",
+                file.path().display()
+            );
+            Ok(Found {
+                records: ks.collect(|kv| select.accepts(kv.key))?,
+                pending: None,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn records_via<'a>(

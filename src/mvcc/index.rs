@@ -44,6 +44,7 @@
 use rayon::prelude::*;
 
 use super::keyspace::{KeySpace, KeySpaceError, Record, record};
+use super::revision::Revision;
 use crate::bolt::page::{FLAG_LEAF, le_u32, le_u64, slice};
 use crate::problem::Problem;
 
@@ -294,8 +295,9 @@ impl<'i> KeyIndex<'i> {
 pub fn build(ks: &KeySpace<'_, '_>, identity: &Identity) -> Result<Vec<u8>, KeySpaceError> {
     let leaves = ks.leaves()?;
     let root_is_inline = ks.root_is_inline();
-    // Per leaf: its keys, concatenated, and (key length, location) per entry.
-    type Part = (Vec<u8>, Vec<(u32, Location)>);
+    // Per leaf: its keys, concatenated, and (key length, location, revision)
+    // per entry.
+    type Part = (Vec<u8>, Vec<(u32, Location, Revision)>);
     let parts: Vec<Result<Part, KeySpaceError>> = leaves
         .par_iter()
         .map(|leaf| {
@@ -309,25 +311,41 @@ pub fn build(ks: &KeySpace<'_, '_>, identity: &Identity) -> Result<Vec<u8>, KeyS
                     names.extend_from_slice(r.kv.key);
                     let element = i as u32;
                     // A leaf value holds at most 4 GiB, so a key's length fits.
-                    entries.push((r.kv.key.len() as u32, Location { pgid, element }));
+                    let len = r.kv.key.len() as u32;
+                    entries.push((len, Location { pgid, element }, r.revision));
                 }
             }
             Ok((names, entries))
         })
         .collect();
     let mut arena = Vec::new();
-    let mut all: Vec<(usize, u32, Location)> = Vec::new();
+    let mut all: Vec<(usize, u32, Location, Revision)> = Vec::new();
     for p in parts {
         let (names, entries) = p?;
         let mut off = arena.len();
-        for (len, loc) in entries {
-            all.push((off, len, loc));
+        for (len, loc, rev) in entries {
+            all.push((off, len, loc, rev));
             off += len as usize;
         }
         arena.extend_from_slice(&names);
     }
-    let name = |&(off, len, _): &(usize, u32, Location)| &arena[off..off + len as usize];
+    let name = |e: &(usize, u32, Location, Revision)| &arena[e.0..e.0 + e.1 as usize];
     all.par_sort_by(|a, b| name(a).cmp(name(b)));
+    // A sound key bucket is sorted by revision, so each key's run (kept in
+    // bucket order by the stable sort) increases. A damaged one gets no index:
+    // lookups in it would be refused as stale; `verify` says where it is wrong.
+    for w in all.windows(2) {
+        if name(&w[0]) == name(&w[1]) && w[0].3 >= w[1].3 {
+            return Err(KeySpaceError::Corrupt(
+                Problem::new(format!(
+                    "revisions {} and {} of this key are out of order: the key bucket is not sorted by revision",
+                    w[0].3, w[1].3
+                ))
+                .in_bucket("key")
+                .with_key(name(&w[1])),
+            ));
+        }
+    }
     let sorted: Vec<(&[u8], Location)> = all.iter().map(|e| (name(e), e.2)).collect();
     serialize(&sorted, identity).map_err(|e| KeySpaceError::Corrupt(Problem::new(e.to_string())))
 }
