@@ -266,9 +266,21 @@ fn cbor_to_json(v: ciborium::Value, depth: usize) -> Result<Json, DecodeError> {
         C::Map(entries) => {
             let mut m = Map::new();
             for (k, v) in entries {
-                let key = match cbor_to_json(k, depth + 1)? {
-                    Json::String(s) => s,
-                    other => other.to_string(),
+                // Kubernetes objects use text keys. A scalar key is shown as
+                // its JSON text; a composite one is refused undecoded: turning
+                // nested keys into strings escapes each level again, which
+                // grows exponentially with depth.
+                let key = match k {
+                    C::Array(_) | C::Map(_) | C::Tag(..) => {
+                        return Err(DecodeError::Cbor(
+                            "a map key is an array, map or tagged value (objects use text keys)"
+                                .into(),
+                        ));
+                    }
+                    scalar => match cbor_to_json(scalar, depth + 1)? {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    },
                 };
                 m.insert(key, cbor_to_json(v, depth + 1)?);
             }
@@ -281,6 +293,26 @@ fn cbor_to_json(v: ciborium::Value, depth: usize) -> Result<Json, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn composite_cbor_map_keys_are_refused_at_once() {
+        // Maps whose key is a map whose key is a map …, 30 deep (found by
+        // fuzzing: stringifying such keys took time exponential in depth).
+        let mut nested = ciborium::Value::Map(vec![("k".into(), "v".into())]);
+        for _ in 0..30 {
+            nested = ciborium::Value::Map(vec![(nested, 1.into()), ("x".into(), "y".into())]);
+        }
+        let mut v = CBOR_SELF_DESCRIBED.to_vec();
+        ciborium::into_writer(&nested, &mut v).unwrap();
+        let t = std::time::Instant::now();
+        assert!(decode(&v).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        // Scalar keys still decode.
+        let mut v = CBOR_SELF_DESCRIBED.to_vec();
+        let obj = ciborium::Value::Map(vec![(7.into(), "seven".into())]);
+        ciborium::into_writer(&obj, &mut v).unwrap();
+        assert_eq!(decode(&v).unwrap()["7"], "seven");
+    }
 
     #[test]
     fn decodes_self_described_cbor() {
