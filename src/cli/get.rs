@@ -103,10 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             name,
         }
     };
-    let file = open(&args.snapshot)?;
-    if !args.index.no_index {
-        file.advise_random();
-    }
+    let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     if let Some(r) = args.revision {

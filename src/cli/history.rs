@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::keyindex::{self, IndexOpts, Select};
-use super::objects::{ObjectOpts, db, open};
+use super::objects::{ObjectOpts, db};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::kube::value::detect;
 use crate::mvcc::keyspace::{KeySpace, RecordInfo};
@@ -37,10 +37,7 @@ struct History {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let file = open(&args.snapshot)?;
-    if !args.index.no_index {
-        file.advise_random();
-    }
+    let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     let found = keyindex::lookup(&file, &ks, &args.index, Select::Key(args.key.as_bytes()))?;

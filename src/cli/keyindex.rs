@@ -134,6 +134,31 @@ fn prune(dir: &Path) {
     }
 }
 
+/// Opens a snapshot for `lookup`. With indexes allowed the mapping is advised
+/// random before anything is read: an indexed lookup touches a few scattered
+/// pages, and read-ahead around each would pull in megabytes of a file that is
+/// not in the page cache. A scan switches back to sequential.
+pub fn open_snapshot(path: &Path, opts: &IndexOpts) -> anyhow::Result<SnapshotFile> {
+    let file = super::objects::open(path)?;
+    if !opts.no_index {
+        file.advise_random();
+    }
+    Ok(file)
+}
+
+/// The records of the selected keys by reading every leaf (no index).
+fn scan<'a>(
+    file: &SnapshotFile,
+    ks: &KeySpace<'_, 'a>,
+    select: &Select<'_>,
+) -> anyhow::Result<Found<'a>> {
+    file.advise_sequential();
+    Ok(Found {
+        records: ks.collect(|kv| select.accepts(kv.key))?,
+        pending: None,
+    })
+}
+
 /// The records of the selected keys, each key's oldest first.
 pub fn lookup<'a>(
     file: &SnapshotFile,
@@ -142,12 +167,7 @@ pub fn lookup<'a>(
     select: Select<'_>,
 ) -> anyhow::Result<Found<'a>> {
     if opts.no_index {
-        file.advise_sequential();
-        let records = ks.collect(|kv| select.accepts(kv.key))?;
-        return Ok(Found {
-            records,
-            pending: None,
-        });
+        return scan(file, ks, &select);
     }
     let identity = Identity::of(ks, file.trailer())?;
     let cached = cache_path(&identity);
@@ -208,10 +228,7 @@ pub fn lookup<'a>(
                 "etcdsnap: note: {}: no key index made: {p}; answered by a scan (`etcdsnap verify` checks the file)",
                 file.path().display()
             );
-            Ok(Found {
-                records: ks.collect(|kv| select.accepts(kv.key))?,
-                pending: None,
-            })
+            scan(file, ks, &select)
         }
         Err(e) => Err(e.into()),
     }

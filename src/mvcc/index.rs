@@ -43,7 +43,7 @@
 
 use rayon::prelude::*;
 
-use super::keyspace::{KeySpace, KeySpaceError, Record, record};
+use super::keyspace::{KeySpace, KeySpaceError, Record, corrupt, record};
 use super::revision::Revision;
 use crate::bolt::page::{FLAG_LEAF, le_u32, le_u64, slice};
 use crate::problem::Problem;
@@ -304,9 +304,7 @@ pub fn build(ks: &KeySpace<'_, '_>, identity: &Identity) -> Result<Vec<u8>, KeyS
             let pgid = if root_is_inline { 0 } else { leaf.header.id };
             let (mut names, mut entries) = (Vec::new(), Vec::with_capacity(leaf.count()));
             for i in 0..leaf.count() {
-                let e = leaf.leaf(i).map_err(|f| {
-                    KeySpaceError::Corrupt(Problem::new(f.to_string()).in_bucket("key"))
-                })?;
+                let e = leaf.leaf(i).map_err(|f| corrupt(b"", f.to_string()))?;
                 if let Some(r) = record(e.key, e.value)? {
                     names.extend_from_slice(r.kv.key);
                     let element = i as u32;
@@ -353,43 +351,36 @@ pub fn build(ks: &KeySpace<'_, '_>, identity: &Identity) -> Result<Vec<u8>, KeyS
 /// Writes sorted (key, location) pairs in the version-1 format.
 fn serialize(sorted: &[(&[u8], Location)], identity: &Identity) -> Result<Vec<u8>, IndexError> {
     let entry_count = u32::try_from(sorted.len()).map_err(|_| IndexError::TooLarge)?;
-    let mut key_count = 0usize;
-    let mut names_len = 0usize;
-    for (i, (k, _)) in sorted.iter().enumerate() {
-        if i == 0 || sorted[i - 1].0 != *k {
-            key_count += 1;
-            names_len += k.len();
-        }
-    }
+    // The entry that starts each key's run.
+    let firsts: Vec<usize> = (0..sorted.len())
+        .filter(|&i| i == 0 || sorted[i - 1].0 != sorted[i].0)
+        .collect();
+    let names_len: usize = firsts.iter().map(|&i| sorted[i].0.len()).sum();
     let total =
-        HEADER_LEN + key_count * KEY_ROW_LEN + sorted.len() * ENTRY_LEN + names_len + CRC_LEN;
+        HEADER_LEN + firsts.len() * KEY_ROW_LEN + sorted.len() * ENTRY_LEN + names_len + CRC_LEN;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&identity.0);
-    out.extend_from_slice(&(key_count as u64).to_le_bytes());
+    out.extend_from_slice(&(firsts.len() as u64).to_le_bytes());
     out.extend_from_slice(&u64::from(entry_count).to_le_bytes());
     out.extend_from_slice(&(names_len as u64).to_le_bytes());
     out.resize(HEADER_LEN, 0);
     let mut name_off = 0u64;
-    for (i, (k, _)) in sorted.iter().enumerate() {
-        if i == 0 || sorted[i - 1].0 != *k {
-            let len = u32::try_from(k.len()).map_err(|_| IndexError::TooLarge)?;
-            out.extend_from_slice(&name_off.to_le_bytes());
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(&(i as u32).to_le_bytes());
-            name_off += u64::from(len);
-        }
+    for &i in &firsts {
+        let len = u32::try_from(sorted[i].0.len()).map_err(|_| IndexError::TooLarge)?;
+        out.extend_from_slice(&name_off.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(i as u32).to_le_bytes());
+        name_off += u64::from(len);
     }
     for (_, loc) in sorted {
         out.extend_from_slice(&loc.pgid.to_le_bytes());
         out.extend_from_slice(&loc.element.to_le_bytes());
     }
-    for (i, (k, _)) in sorted.iter().enumerate() {
-        if i == 0 || sorted[i - 1].0 != *k {
-            out.extend_from_slice(k);
-        }
+    for &i in &firsts {
+        out.extend_from_slice(sorted[i].0);
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());

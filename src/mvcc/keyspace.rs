@@ -59,8 +59,17 @@ pub struct KeySpace<'d, 'a> {
     pub compact_revision: Option<i64>,
 }
 
-fn corrupt(rev_key: &[u8], msg: String) -> KeySpaceError {
+pub(super) fn corrupt(rev_key: &[u8], msg: String) -> KeySpaceError {
     KeySpaceError::Corrupt(Problem::new(msg).in_bucket("key").with_key(rev_key))
+}
+
+/// The main revision of the last element of a non-empty leaf.
+fn newest_in(leaf: &Node<'_>) -> Result<i64, KeySpaceError> {
+    let e = leaf
+        .leaf(leaf.count().saturating_sub(1))
+        .map_err(|f| corrupt(b"", f.to_string()))?;
+    let rk = RevisionKey::parse(e.key).map_err(|err| corrupt(e.key, err.to_string()))?;
+    Ok(rk.revision.main)
 }
 
 /// Parses one element of the key bucket.
@@ -154,14 +163,7 @@ impl<'d, 'a> KeySpace<'d, 'a> {
                         .map_err(|f| corrupt(b"", f.to_string()))?;
                     node = self.node(e.child)?;
                 }
-                FLAG_LEAF if node.count() > 0 => {
-                    let e = node
-                        .leaf(node.count() - 1)
-                        .map_err(|f| corrupt(b"", f.to_string()))?;
-                    let rk =
-                        RevisionKey::parse(e.key).map_err(|err| corrupt(e.key, err.to_string()))?;
-                    return Ok(Some(rk.revision.main));
-                }
+                FLAG_LEAF if node.count() > 0 => return newest_in(&node).map(Some),
                 _ => return Ok(None),
             }
         }
@@ -170,17 +172,10 @@ impl<'d, 'a> KeySpace<'d, 'a> {
 
     /// The newest revision: the last element of the last non-empty leaf.
     fn last_revision_of_leaves(&self) -> Result<i64, KeySpaceError> {
-        for leaf in self.leaves()?.iter().rev() {
-            if leaf.count() > 0 {
-                let e = leaf
-                    .leaf(leaf.count() - 1)
-                    .map_err(|f| corrupt(b"", f.to_string()))?;
-                let rk =
-                    RevisionKey::parse(e.key).map_err(|err| corrupt(e.key, err.to_string()))?;
-                return Ok(rk.revision.main);
-            }
+        match self.leaves()?.iter().rev().find(|l| l.count() > 0) {
+            Some(leaf) => newest_in(leaf),
+            None => Ok(0),
         }
-        Ok(0)
     }
 
     pub fn db(&self) -> &'d Db<'a> {
