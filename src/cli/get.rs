@@ -115,10 +115,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Wanted::Key(k) => Select::Key(k),
         Wanted::Object { .. } => Select::Matching(&matches),
     };
-    let found = keyindex::lookup(&file, &ks, &args.index, select)?;
-    let result = show(&args, &file, &wanted, &found.records);
-    found.save_index();
-    result
+    keyindex::lookup_then(&file, &ks, &args.index, select, |records| {
+        show(&args, &file, &wanted, records)
+    })?
 }
 
 /// Picks the revision the arguments ask for among `records` and prints it.

@@ -40,10 +40,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let found = keyindex::lookup(&file, &ks, &args.index, Select::Key(args.key.as_bytes()))?;
-    let result = show(&args, &file, &ks, &found.records);
-    found.save_index();
-    result
+    let select = Select::Key(args.key.as_bytes());
+    keyindex::lookup_then(&file, &ks, &args.index, select, |records| {
+        show(&args, &file, &ks, records)
+    })?
 }
 
 fn show(

@@ -82,16 +82,15 @@ impl Select<'_> {
 }
 
 /// Records found, and an index made on the way that is worth caching.
-pub struct Found<'a> {
-    pub records: Vec<Record<'a>>,
+struct Found<'a> {
+    records: Vec<Record<'a>>,
     pending: Option<(PathBuf, Vec<u8>)>,
 }
 
 impl Found<'_> {
-    /// Writes the index made by the scan into the cache (after the output, so
-    /// it never delays it). Best effort: a cache that cannot be written only
-    /// costs the next lookup a scan.
-    pub fn save_index(self) {
+    /// Writes the index made by the scan into the cache. Best effort: a cache
+    /// that cannot be written only costs the next lookup a scan.
+    fn save_index(self) {
         let Some((path, bytes)) = self.pending else {
             return;
         };
@@ -159,8 +158,23 @@ fn scan<'a>(
     })
 }
 
-/// The records of the selected keys, each key's oldest first.
-pub fn lookup<'a>(
+/// Calls `show` with the records of the selected keys (each key's oldest
+/// first), then caches the index the lookup made, if any: after the output, so
+/// that caching never delays it.
+pub fn lookup_then<'a, T>(
+    file: &SnapshotFile,
+    ks: &KeySpace<'_, 'a>,
+    opts: &IndexOpts,
+    select: Select<'_>,
+    show: impl FnOnce(&[Record<'a>]) -> T,
+) -> anyhow::Result<T> {
+    let found = lookup(file, ks, opts, select)?;
+    let shown = show(&found.records);
+    found.save_index();
+    Ok(shown)
+}
+
+fn lookup<'a>(
     file: &SnapshotFile,
     ks: &KeySpace<'_, 'a>,
     opts: &IndexOpts,
