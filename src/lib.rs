@@ -18,3 +18,4 @@ pub mod protowire;
 pub mod report;
 pub mod restore;
 pub mod verify;
+pub mod yaml;

@@ -103,9 +103,10 @@ fn go_fixed(v: f64, decimals: usize) -> String {
     format!("{v:.decimals$}")
 }
 
-/// A JSON value as YAML (kubectl's `-o yaml` style).
+/// A JSON value as YAML (kubectl's `-o yaml` layout) that YAML 1.1 and 1.2
+/// readers read back exactly: see [`crate::yaml`].
 pub fn to_yaml(v: &serde_json::Value) -> Result<String, serde_yaml_ng::Error> {
-    serde_yaml_ng::to_string(v)
+    Ok(crate::yaml::to_string(v))
 }
 
 #[cfg(test)]

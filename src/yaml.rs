@@ -1,0 +1,350 @@
+//! YAML output that every Kubernetes YAML reader reads back exactly.
+//!
+//! kubectl reads YAML with sigs.k8s.io/yaml, which follows YAML 1.1: a plain
+//! `yes`, `on`, `n`, `1_000`, `0x1F`, `012`, `1:20` or `~` is a boolean, a
+//! number or null there, `<<` merges maps, and a date may become a timestamp.
+//! A general-purpose YAML 1.2 writer leaves most of these plain, so a restored
+//! ConfigMap with `enabled: "yes"` came back as a boolean (or was refused).
+//!
+//! This writer renders a JSON value (what every decoder in this crate makes)
+//! as block YAML in the layout kubectl prints, and writes a string plain only
+//! when it is certain that neither a YAML 1.1 nor a YAML 1.2 resolver types it
+//! and that no indicator or whitespace rule applies; anything else is
+//! double-quoted with escapes, or, when it has line breaks and nothing else
+//! unusual, a literal block. Being conservative costs a few quotes, never a
+//! changed value. `tests/yaml_oracle.rs` reads the output back with
+//! sigs.k8s.io/yaml over random and hostile strings.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+/// The document for `v` (no `---`), ending in a newline.
+pub fn to_string(v: &Value) -> String {
+    let mut out = String::new();
+    match v {
+        Value::Object(m) if !m.is_empty() => write_map(&mut out, m, 0),
+        Value::Array(a) if !a.is_empty() => write_seq(&mut out, a, 0),
+        other => {
+            write_inline(&mut out, other, 0);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn write_map(out: &mut String, m: &serde_json::Map<String, Value>, ind: usize) {
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            indent(out, ind);
+        }
+        write_key(out, k);
+        out.push(':');
+        match v {
+            Value::Object(inner) if !inner.is_empty() => {
+                out.push('\n');
+                indent(out, ind + 2);
+                write_map(out, inner, ind + 2);
+            }
+            Value::Array(items) if !items.is_empty() => {
+                // kubectl's layout: a sequence under a key is not indented.
+                out.push('\n');
+                indent(out, ind);
+                write_seq(out, items, ind);
+            }
+            other => {
+                out.push(' ');
+                write_inline(out, other, ind + 2);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn write_seq(out: &mut String, items: &[Value], ind: usize) {
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            indent(out, ind);
+        }
+        out.push_str("- ");
+        match v {
+            Value::Object(inner) if !inner.is_empty() => write_map(out, inner, ind + 2),
+            Value::Array(inner) if !inner.is_empty() => write_seq(out, inner, ind + 2),
+            other => {
+                write_inline(out, other, ind + 2);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// A scalar, `{}` or `[]`; a multi-line string as a literal block whose lines
+/// are indented by `ind`.
+fn write_inline(out: &mut String, v: &Value, ind: usize) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_str(out, s, ind),
+        Value::Object(_) => out.push_str("{}"),
+        Value::Array(_) => out.push_str("[]"),
+    }
+}
+
+fn write_key(out: &mut String, k: &str) {
+    if is_plain_safe(k) {
+        out.push_str(k);
+    } else {
+        write_quoted(out, k);
+    }
+}
+
+fn write_str(out: &mut String, s: &str, ind: usize) {
+    if is_plain_safe(s) {
+        out.push_str(s);
+    } else if literal_ok(s) {
+        write_literal(out, s, ind);
+    } else {
+        write_quoted(out, s);
+    }
+}
+
+/// Characters a plain or literal scalar may hold as they are: printable, not
+/// a line break of any YAML version, not a byte-order mark.
+fn printable(c: char) -> bool {
+    match c {
+        '\t' => true,
+        '\u{20}'..='\u{7e}' => true,
+        '\u{a0}'..='\u{d7ff}' => !matches!(c, '\u{2028}' | '\u{2029}'),
+        '\u{e000}'..='\u{fffd}' => c != '\u{feff}',
+        '\u{10000}'..='\u{10ffff}' => true,
+        _ => false,
+    }
+}
+
+/// Bidirectional overrides and isolates: printable to YAML, but they reorder
+/// what a terminal shows, so they are escaped.
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+}
+
+/// Whether `s` can be written plain: certain to be read back as this string
+/// by YAML 1.1 and 1.2 resolvers alike.
+fn is_plain_safe(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    // Indicators and whitespace at the start, and what kubectl's reader
+    // treats specially ('=' is YAML 1.1's value key, '<<' the merge key).
+    if matches!(
+        first,
+        '-' | '?'
+            | ':'
+            | ','
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '#'
+            | '&'
+            | '*'
+            | '!'
+            | '|'
+            | '>'
+            | '\''
+            | '"'
+            | '%'
+            | '@'
+            | '`'
+            | '='
+            | '<'
+            | '~'
+            | ' '
+            | '\t'
+    ) {
+        return false;
+    }
+    if s.ends_with([' ', '\t', ':']) {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.contains(":\t") || s.contains("\t#") {
+        return false;
+    }
+    if !s
+        .chars()
+        .all(|c| printable(c) && c != '\t' && !bidi_control(c))
+    {
+        return false;
+    }
+    !typed_by_a_resolver(s)
+}
+
+/// Words and number shapes that YAML 1.1 (sigs.k8s.io/yaml, PyYAML) or 1.2
+/// read as something other than a string. Conservative: anything that starts
+/// like a number and uses only number characters counts.
+fn typed_by_a_resolver(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "y" | "yes"
+            | "n"
+            | "no"
+            | "true"
+            | "false"
+            | "on"
+            | "off"
+            | "null"
+            | "~"
+            | ".inf"
+            | "+.inf"
+            | "-.inf"
+            | ".nan"
+    ) {
+        return true;
+    }
+    let b = s.as_bytes();
+    let start = usize::from(matches!(b[0], b'+' | b'-'));
+    let Some(&c0) = b.get(start) else {
+        return false;
+    };
+    if !(c0.is_ascii_digit() || c0 == b'.') {
+        return false;
+    }
+    // Every int and float form of both versions: decimal, octal (012, 0o12),
+    // hex, binary, underscores, sexagesimal (1:20), exponents, `.5`, `1.`.
+    if b[start..].iter().all(|c| {
+        c.is_ascii_hexdigit()
+            || matches!(c, b'_' | b'.' | b':' | b'x' | b'X' | b'o' | b'O')
+            || matches!(c, b'+' | b'-')
+    }) {
+        return true;
+    }
+    // Timestamps (YAML 1.1): 2001-12-14, 2001-12-14t21:59:43.10-05:00,
+    // 2001-12-14 21:59:43.10 -5.
+    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5].is_ascii_digit()
+}
+
+/// A literal block fits a string with line breaks whose every character is
+/// printable, that does not start with whitespace (the indentation would be
+/// read from it) and has no carriage return.
+fn literal_ok(s: &str) -> bool {
+    s.contains('\n')
+        && !s.starts_with([' ', '\t', '\n'])
+        && s.chars()
+            .all(|c| c == '\n' || (printable(c) && !bidi_control(c)))
+        && s.split('\n').all(|line| !line.ends_with([' ', '\t']))
+}
+
+fn write_literal(out: &mut String, s: &str, ind: usize) {
+    let body = s.trim_end_matches('\n');
+    let trailing = s.len() - body.len();
+    out.push('|');
+    match trailing {
+        0 => out.push('-'),
+        1 => {}
+        _ => out.push('+'),
+    }
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            indent(out, ind.max(2));
+            out.push_str(line);
+        }
+    }
+    // `|+` keeps every trailing line break: write the extra ones as empty lines.
+    for _ in 1..trailing {
+        out.push('\n');
+    }
+}
+
+fn write_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if printable(c) && !bidi_control(c) => out.push(c),
+            c if (c as u32) <= 0xff => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) <= 0xffff => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn typed_strings_are_quoted() {
+        for s in [
+            "yes",
+            "No",
+            "ON",
+            "off",
+            "y",
+            "N",
+            "~",
+            "null",
+            "1_000",
+            "0x1F",
+            "012",
+            "1:20",
+            "<<",
+            "=",
+            "1e3",
+            ".5",
+            ".inf",
+            "2001-12-14",
+            "",
+            " x",
+            "x ",
+            "a: b",
+            "- x",
+            "# c",
+            "10.96.0.1",
+            "+1",
+            "-1",
+        ] {
+            let y = to_string(&json!({ "k": s }));
+            assert!(y.starts_with("k: \""), "{s:?} -> {y}");
+        }
+        for s in [
+            "web",
+            "registry.example/app:1.0",
+            "a b",
+            "node-1",
+            "x-1.5",
+            "Hello",
+        ] {
+            assert_eq!(to_string(&json!({ "k": s })), format!("k: {s}\n"));
+        }
+    }
+
+    #[test]
+    fn layout_like_kubectl() {
+        let v = json!({"a": {"b": [1, {"c": "d", "e": []}], "f": {}}, "g": "x\ny\n"});
+        assert_eq!(
+            to_string(&v),
+            "a:\n  b:\n  - 1\n  - c: d\n    e: []\n  f: {}\ng: |\n  x\n  y\n"
+        );
+    }
+}
