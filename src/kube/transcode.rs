@@ -16,7 +16,9 @@
 //!   IntOrString as a number or string, RawExtension/FieldsV1/JSON as the
 //!   embedded JSON, named string slices (Verbs, ExtraValue, AttestationValue:
 //!   [`is_named_string_slice`]) as bare arrays;
-//! - bytes as base64, 64-bit integers as JSON numbers, maps with sorted keys.
+//! - bytes as base64, 64-bit integers as JSON numbers, maps with sorted keys;
+//! - zero values that Go's `omitempty`/`omitzero` tags leave out are left out,
+//!   and absent slices and maps without such a tag are `null`: [`omit`].
 //!
 //! `tests/k8s_testdata.rs` checks this against every type in the official
 //! Kubernetes serialization fixtures, so a new type that needs another rule fails
@@ -27,6 +29,8 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
 };
 use serde_json::{Map, Value as Json};
+
+use super::omit;
 
 /// Embedded Go structs, by (message name, proto field name).
 pub const INLINE_FIELDS: &[(&str, &str)] = &[
@@ -158,7 +162,20 @@ fn lower_first(s: &str) -> String {
 
 fn write_fields(msg: &DynamicMessage, obj: &mut Map<String, Json>, ctx: &mut Ctx) {
     let desc = msg.descriptor();
-    for (field, value) in msg.fields() {
+    let omit = omit::fields_of(desc.full_name());
+    for field in desc.fields() {
+        let Some(value) = msg.has_field(&field).then(|| msg.get_field(&field)) else {
+            // Absent: a nil slice or map, which Go prints as null unless a tag
+            // omits it.
+            if let Some(table) = omit {
+                let name = json_name(&desc, &field);
+                if table.get(&name).is_some_and(|o| o.null_when_absent) {
+                    obj.insert(name, Json::Null);
+                }
+            }
+            continue;
+        };
+        let value = value.as_ref();
         if is_inline(&desc, &field)
             && let Value::Message(inner) = value
         {
@@ -171,10 +188,43 @@ fn write_fields(msg: &DynamicMessage, obj: &mut Map<String, Json>, ctx: &mut Ctx
             continue;
         }
         let name = json_name(&desc, &field);
+        if let Some(o) = omit.and_then(|t| t.get(&name))
+            && o.drops_zero()
+            && is_zero(value, o.omitzero)
+        {
+            continue;
+        }
         ctx.path.push(format!(".{name}"));
         let v = value_to_json(value, ctx);
         ctx.path.pop();
         obj.insert(name, v);
+    }
+}
+
+/// Whether Go's JSON encoder counts `value` as empty (`omitempty`: false, 0,
+/// "", an empty slice or map; never a struct) or, with `omitzero`, as its
+/// type's zero value (a struct whose every field is zero, a zero Time).
+fn is_zero(value: &Value, omitzero: bool) -> bool {
+    match value {
+        Value::Bool(b) => !b,
+        Value::I32(n) => *n == 0,
+        Value::I64(n) => *n == 0,
+        Value::U32(n) => *n == 0,
+        Value::U64(n) => *n == 0,
+        Value::F32(f) => *f == 0.0,
+        Value::F64(f) => *f == 0.0,
+        Value::String(s) => s.is_empty(),
+        Value::Bytes(b) => b.is_empty(),
+        Value::EnumNumber(n) => *n == 0,
+        Value::List(l) => l.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        Value::Message(m) => {
+            // A named string slice is a Go slice, empty when it has no items.
+            if is_named_string_slice(&m.descriptor()) {
+                return m.fields().all(|(_, v)| is_zero(v, true));
+            }
+            omitzero && m.fields().all(|(_, v)| is_zero(v, true))
+        }
     }
 }
 
