@@ -1,6 +1,7 @@
 //! Kubernetes values stored in etcd: encodings, the protobuf schema, JSON
 //! rendering, resources and keys, redaction.
 
+pub mod apply;
 pub mod omit;
 pub mod redact;
 pub mod resource;
