@@ -1,4 +1,47 @@
-//! Output helpers shared by the commands: etcdctl-style tables and sizes.
+//! Output helpers shared by the commands: etcdctl-style tables and sizes, and
+//! [`escape_controls`], which every human-readable output passes names through.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// A name from the file (key, bucket, object name) made safe for a terminal:
+/// C0 and C1 control characters, DEL and bidirectional overrides are written
+/// as `\xNN` / `\u{NNNN}` escapes, so a crafted name can neither move the
+/// cursor, clear the screen, start a fake table row nor reorder what is shown.
+/// JSON output needs none of this (JSON escapes controls itself).
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{2028}' | '\u{2029}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !unsafe_char(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape_controls`] for bytes that may not be UTF-8 (etcd keys): invalid
+/// bytes are shown as `\xNN`.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&escape_controls(chunk.valid()));
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
 
 /// Cell alignment in a [`Table`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +67,18 @@ impl Table {
         }
     }
 
+    /// Adds a row; control characters in cells are escapes
+    /// ([`escape_controls`]), so no cell can break the table.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| match escape_controls(&c) {
+                    Cow::Borrowed(_) => c,
+                    Cow::Owned(e) => e,
+                })
+                .collect(),
+        );
     }
 
     pub fn render(&self) -> String {
@@ -112,6 +165,19 @@ pub fn to_yaml(v: &serde_json::Value) -> Result<String, serde_yaml_ng::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(escape_controls("plain name"), "plain name");
+        assert_eq!(escape_controls("a\x1b[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(escape_controls("row\n| fake |"), "row\\x0a| fake |");
+        assert_eq!(escape_controls("x\u{9b}y\u{7f}"), "x\\x9by\\x7f");
+        assert_eq!(escape_controls("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(escape_bytes(b"k\xff\x07"), "k\\xff\\x07");
+        let mut t = Table::new(&["name"], Align::Left);
+        t.row(vec!["evil\nOK: every check passed".into()]);
+        assert_eq!(t.render().lines().count(), 5);
+    }
 
     #[test]
     fn sizes_like_go_humanize() {
