@@ -21,6 +21,28 @@ pub fn is_secret_key(key: &[u8], storage_prefix: &str) -> bool {
     key.starts_with(p.as_bytes())
 }
 
+/// Whether an etcd key is a Secret's under any storage prefix (an OpenShift
+/// `/kubernetes.io`, a custom `--etcd-prefix`): a `secrets` segment followed by
+/// a namespace and a name. Errs on the safe side for custom resources named
+/// `secrets`.
+pub fn is_secret_key_any_prefix(key: &[u8]) -> bool {
+    let segs: Vec<&[u8]> = key.split(|&b| b == b'/').collect();
+    segs.len() >= 4 && segs[segs.len() - 3] == b"secrets"
+}
+
+/// Whether a stored value says it is a Secret, of any group: the protobuf
+/// envelope's kind, or the `kind` of a JSON or CBOR object.
+pub fn value_is_secret(value: &[u8]) -> bool {
+    use super::value::{Encoding, decode, detect, parse_unknown};
+    match detect(value) {
+        Encoding::Protobuf => parse_unknown(value).is_ok_and(|u| u.kind == "Secret"),
+        Encoding::Json | Encoding::Cbor => {
+            decode(value).is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("Secret"))
+        }
+        Encoding::Encrypted { .. } | Encoding::Other => false,
+    }
+}
+
 /// Replaces secret values in place; returns how many were redacted.
 pub fn redact(obj: &mut Value) -> usize {
     if !is_secret(obj) {
