@@ -194,7 +194,9 @@ pub fn closest_names(name: &str, others: &[String]) -> Vec<String> {
         scored.push((d, r.plural.to_string()));
     }
     for o in others {
-        scored.push((edit_distance(&name, o), o.clone()));
+        let plural = o.split_once('.').map_or(o.as_str(), |(p, _)| p);
+        let d = edit_distance(&name, o).min(edit_distance(&name, plural));
+        scored.push((d, o.clone()));
     }
     let limit = (name.chars().count() / 3).max(2);
     scored.retain(|(d, _)| *d <= limit);
@@ -296,6 +298,7 @@ mod tests {
         assert_eq!(closest_names("deploymnets", &[])[0], "deployments");
         let crs = vec!["widgets.example.com".to_string()];
         assert_eq!(closest_names("widgetz.example.com", &crs), crs);
+        assert_eq!(closest_names("widgetz", &crs), crs);
         assert!(closest_names("zzzzzzzzzzzzzzzz", &crs).is_empty());
     }
 
