@@ -1,11 +1,12 @@
 //! `etcdsnap decode`: one stored value (as `etcdctl get KEY --print-value-only`
-//! prints it) to YAML or JSON, without a snapshot.
+//! prints it, with the newline etcdctl appends, or as stored) to YAML or JSON,
+//! without a snapshot.
 
 use std::io::Read;
 
 use anyhow::Context;
 
-use super::objects::{ObjectFormat, render};
+use super::objects::{DecodedFormat, render};
 use super::{Outcome, out};
 use crate::kube::value::{decode_checked, detect};
 
@@ -15,11 +16,12 @@ use crate::kube::value::{decode_checked, detect};
     after_help = "Examples:\n  etcdctl get /registry/pods/default/web --print-value-only | etcdsnap decode\n  etcdsnap decode value.bin -o json\n  etcdsnap decode value.bin --for-apply | kubectl apply -f -"
 )]
 pub struct Args {
-    /// File holding the value; `-` or nothing for standard input
+    /// File holding the value; `-` or nothing for standard input (a newline
+    /// after the value, as etcdctl --print-value-only prints it, is ignored)
     file: Option<std::path::PathBuf>,
     /// Output format
     #[arg(short, long, value_enum, default_value = "yaml")]
-    output: ObjectFormat,
+    output: DecodedFormat,
     /// Strip server-owned fields (resourceVersion, uid, status, …) for `kubectl apply`
     #[arg(long)]
     for_apply: bool,
@@ -42,14 +44,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             bytes.len()
         }
     };
-    if args.output == ObjectFormat::Raw {
-        anyhow::bail!("decode writes yaml or json; the raw value is its input");
-    }
     let name = args
         .file
         .as_ref()
         .map_or("standard input".to_string(), |p| p.display().to_string());
-    match decode_checked(&bytes) {
+    // `etcdctl get --print-value-only` ends the value with a newline: for a
+    // protobuf value that byte reads as a field cut short. When the value does
+    // not decode with it and does without it, it was etcdctl's.
+    let mut decoded = decode_checked(&bytes);
+    if decoded.is_err()
+        && let Some(value) = bytes.strip_suffix(b"\n")
+        && let Ok(d) = decode_checked(value)
+    {
+        decoded = Ok(d);
+    }
+    match decoded {
         Ok(d) => {
             if let Some(note) = d.note {
                 eprintln!("etcdsnap: note: {note}");
@@ -62,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
             out(&render(
                 d.object,
-                args.output,
+                args.output.into(),
                 args.show_secrets,
                 args.for_apply,
             )?)?;

@@ -3,10 +3,10 @@
 
 use anyhow::bail;
 
-use super::keyindex::{self, IndexOpts, Select};
-use super::objects::{ObjectFormat, ObjectOpts, db, open, render, write_raw};
+use super::keyindex::{self, Finder, IndexOpts, Select};
+use super::objects::{ObjectFormat, ObjectOpts, ResourceCheck, db, open, render, write_raw};
 use super::{Outcome, SnapshotPath, out};
-use crate::kube::redact::is_secret_key;
+use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::{decode_checked, detect};
 use crate::mvcc::keyspace::{KeySpace, Record};
@@ -14,7 +14,7 @@ use crate::mvcc::keyspace::{KeySpace, Record};
 /// Get one object (live, at a past revision, or deleted) from a snapshot
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40"
+    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
@@ -34,8 +34,8 @@ pub struct Args {
     /// A deleted object: its last live revision
     #[arg(long)]
     deleted: bool,
-    /// Every object of RESOURCE (in -n NAMESPACE, or all namespaces), as a List;
-    /// decoded on all cores
+    /// Every object of RESOURCE (in -n NAMESPACE, or all namespaces), as a List
+    /// in yaml or json; decoded on all cores
     #[arg(long, conflicts_with_all = ["name", "deleted"])]
     all: bool,
     /// Output format
@@ -109,25 +109,81 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(r) = args.revision {
         ks.check_revision(r)?;
     }
-    let prefix = args.opts.prefix.clone();
+    let prefix = args.opts.prefix.prefix.clone();
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let select = match &wanted {
         Wanted::Key(k) => Select::Key(k),
         Wanted::Object { .. } => Select::Matching(&matches),
     };
-    keyindex::lookup_then(&file, &ks, &args.index, select, |records| {
-        show(&args, &file, &wanted, records)
+    keyindex::lookup_then(&file, &ks, &args.index, select, |records, finder| {
+        show(&args, &file, &ks, &wanted, records, finder)
     })?
+}
+
+/// Why nothing was found, when more can be said than "not found": a custom
+/// resource the snapshot does not know (a usage error), or an object of that
+/// name in other namespaces.
+fn explain_missing(
+    args: &Args,
+    wanted: &Wanted,
+    finder: &mut Finder<'_, '_, '_, '_>,
+) -> anyhow::Result<Option<String>> {
+    let Wanted::Object {
+        resource,
+        namespace,
+        name,
+    } = wanted
+    else {
+        return Ok(None);
+    };
+    let prefix = &args.opts.prefix.prefix;
+    if let Some(mut check) = ResourceCheck::new(&args.target, resource) {
+        let related = |k: &[u8]| {
+            parse_key(k, prefix).is_some_and(|ok| {
+                resource.matches(&ok) || ok.resource == "customresourcedefinitions"
+            })
+        };
+        for r in finder.records(Select::Matching(&related))? {
+            if let Some(ok) = parse_key(r.kv.key, prefix) {
+                check.observe(&ok);
+            }
+        }
+        check.check()?;
+    }
+    let Some(ns) = namespace else {
+        return Ok(None);
+    };
+    let elsewhere = |k: &[u8]| {
+        parse_key(k, prefix)
+            .is_some_and(|ok| resource.matches(&ok) && ok.name == *name && ok.namespace.is_some())
+    };
+    let mut namespaces: Vec<String> = finder
+        .records(Select::Matching(&elsewhere))?
+        .iter()
+        .filter_map(|r| parse_key(r.kv.key, prefix)?.namespace)
+        .filter(|n| n != ns)
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    Ok(namespaces.first().map(|first| {
+        format!(
+            "{name} is in namespace{} {}: add -n {first}",
+            if namespaces.len() == 1 { "" } else { "s" },
+            namespaces.join(", ")
+        )
+    }))
 }
 
 /// Picks the revision the arguments ask for among `records` and prints it.
 fn show(
     args: &Args,
     file: &crate::input::SnapshotFile,
+    ks: &KeySpace<'_, '_>,
     wanted: &Wanted,
     records: &[Record<'_>],
+    finder: &mut Finder<'_, '_, '_, '_>,
 ) -> anyhow::Result<Outcome> {
-    let prefix = &args.opts.prefix;
+    let prefix = &args.opts.prefix.prefix;
     let what = match wanted {
         Wanted::Key(k) => String::from_utf8_lossy(k).into_owned(),
         Wanted::Object {
@@ -158,15 +214,28 @@ fn show(
             .collect();
         bail!("{what} matches several keys; name one: {}", list.join(", "));
     }
-    let chosen = match choose(records, args.revision, args.deleted) {
+    let chosen = match choose(records, args.revision, args.deleted, ks.compact_revision) {
         Ok(r) => r,
         Err(msg) => {
-            eprintln!("etcdsnap: {}: {what}: {msg}", file.path().display());
+            let hint = if records.is_empty() {
+                explain_missing(args, wanted, finder)?
+            } else {
+                None
+            };
+            eprintln!(
+                "etcdsnap: {}: {what}: {msg}{}",
+                file.path().display(),
+                hint.map(|h| format!("; {h}")).unwrap_or_default()
+            );
             return Ok(Outcome::Failed);
         }
     };
     let value = chosen.kv.value;
-    let secret = is_secret_key(chosen.kv.key, prefix);
+    // A Secret by its key under this or any prefix (a forgotten --prefix), or
+    // by what the value says it is.
+    let secret = is_secret_key(chosen.kv.key, prefix)
+        || is_secret_key_any_prefix(chosen.kv.key)
+        || value_is_secret(value);
     eprintln!(
         "etcdsnap: {} at revision {} (version {}, {})",
         String::from_utf8_lossy(chosen.kv.key),
@@ -211,6 +280,7 @@ fn choose<'a>(
     records: &[Record<'a>],
     revision: Option<i64>,
     deleted: bool,
+    compacted: Option<i64>,
 ) -> Result<Record<'a>, String> {
     let Some(newest) = records.last() else {
         return Err("not found in the snapshot".into());
@@ -232,10 +302,20 @@ fn choose<'a>(
     let last_live = upto.iter().rev().find(|x| !x.tombstone);
     match (last_live, deleted) {
         (Some(live), true) => Ok(**live),
-        (Some(live), false) => Err(format!(
-            "deleted at revision {}; its last live revision {} is still in the snapshot: add --deleted (or --revision {})",
-            at.revision.main, live.revision.main, live.revision.main
-        )),
+        (Some(live), false) => {
+            // A revision at which the object was live and that --revision
+            // accepts: not below the compaction.
+            let servable = live.revision.main.max(compacted.unwrap_or(0));
+            let alt = if servable < at.revision.main {
+                format!(" (or --revision {servable})")
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "deleted at revision {}; its last live revision {} is still in the snapshot: add --deleted{alt}",
+                at.revision.main, live.revision.main
+            ))
+        }
         (None, _) => Err(format!(
             "deleted at revision {}, and no earlier revision is left in the snapshot (compacted); newest record {}",
             at.revision.main, newest.revision.main
@@ -254,12 +334,18 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         bail!("--all writes yaml or json");
     }
     let resource = ResourceRef::parse(&args.target);
+    let mut check = ResourceCheck::new(&args.target, &resource);
     let file = open(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let prefix = args.opts.prefix.clone();
+    let prefix = args.opts.prefix.prefix.clone();
     let mut records = Vec::new();
     ks.latest(args.revision, |l| {
+        if let Some(c) = check.as_mut()
+            && let Some(ok) = parse_key(l.record().kv.key, &prefix)
+        {
+            c.observe(&ok);
+        }
         if let crate::mvcc::keyspace::Latest::Live(r) = l
             && let Some(ok) = parse_key(r.kv.key, &prefix)
             && resource.matches(&ok)
@@ -272,6 +358,11 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         }
         std::ops::ControlFlow::Continue(())
     })?;
+    if records.is_empty()
+        && let Some(c) = &check
+    {
+        c.check()?;
+    }
     records.sort_by(|a, b| a.kv.key.cmp(b.kv.key));
     let format = args.output;
     let render_one = |r: &crate::mvcc::keyspace::Record<'_>| -> Result<Vec<u8>, String> {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::keyindex::{self, IndexOpts, Select};
-use super::objects::{ObjectOpts, db};
+use super::objects::db;
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::kube::value::detect;
 use crate::mvcc::keyspace::{KeySpace, RecordInfo};
@@ -12,7 +12,7 @@ use crate::report::{Align, Table};
 /// List every revision of one key that the snapshot still holds
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41"
+    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file
@@ -22,8 +22,6 @@ pub struct Args {
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
-    #[command(flatten)]
-    opts: ObjectOpts,
     #[command(flatten)]
     index: IndexOpts,
 }
@@ -41,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     let select = Select::Key(args.key.as_bytes());
-    keyindex::lookup_then(&file, &ks, &args.index, select, |records| {
+    keyindex::lookup_then(&file, &ks, &args.index, select, |records, _| {
         show(&args, &file, &ks, records)
     })?
 }

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use super::objects::{ObjectOpts, db, open};
+use super::objects::{PrefixOpt, ResourceCheck, db, open};
 use super::{Outcome, ReportFormat, SnapshotPath};
 use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{Encoding, detect};
@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
     #[command(flatten)]
-    opts: ObjectOpts,
+    opts: PrefixOpt,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -77,14 +77,22 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
+/// Prints the header before the first row (or at the end), so that an error
+/// found before any row comes alone.
 struct Printer {
     format: ReportFormat,
+    deleted: bool,
+    headed: bool,
     rows: usize,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
 }
 
 impl Printer {
-    fn header(&mut self, deleted: bool) -> std::io::Result<()> {
+    fn header(&mut self) -> std::io::Result<()> {
+        if std::mem::replace(&mut self.headed, true) {
+            return Ok(());
+        }
+        let deleted = self.deleted;
         match self.format {
             ReportFormat::Json => writeln!(self.out, "["),
             ReportFormat::Table => {
@@ -99,6 +107,7 @@ impl Printer {
     }
 
     fn row(&mut self, r: &Row) -> std::io::Result<()> {
+        self.header()?;
         match self.format {
             ReportFormat::Json => {
                 if self.rows > 0 {
@@ -139,6 +148,7 @@ impl Printer {
     }
 
     fn footer(&mut self) -> std::io::Result<()> {
+        self.header()?;
         if self.format == ReportFormat::Json {
             if self.rows > 0 {
                 writeln!(self.out)?;
@@ -154,17 +164,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     let prefix = args.opts.prefix.clone();
+    if let Some(r) = args.revision {
+        ks.check_revision(r)?;
+    }
     let resource = args.resource.as_deref().map(ResourceRef::parse);
+    let mut check = match (&args.resource, &resource) {
+        (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
+        _ => None,
+    };
     let key_prefix = args
         .key_prefix
         .clone()
         .or_else(|| resource.as_ref().and_then(|r| r.key_prefix(&prefix)));
     let mut printer = Printer {
         format: args.write_out,
+        deleted: args.deleted,
+        headed: false,
         rows: 0,
         out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
     };
-    printer.header(args.deleted)?;
     let mut buffered: Vec<Row> = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
     ks.latest(args.revision, |latest| {
@@ -175,6 +193,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 deleted_at,
             } => (Some(deleted_at.main), last_live),
         };
+        if let Some(c) = check.as_mut()
+            && let Some(ok) = parse_key(r.kv.key, &prefix)
+        {
+            c.observe(&ok);
+        }
         if args.deleted != deleted_at.is_some() {
             return ControlFlow::Continue(());
         }
@@ -227,6 +250,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })?;
     if let Some(e) = io_err {
         return Err(e.into());
+    }
+    if printer.rows == 0
+        && buffered.is_empty()
+        && let Some(c) = &check
+    {
+        c.check()?;
     }
     buffered.sort_by(|a, b| a.key.cmp(&b.key));
     for row in &buffered {

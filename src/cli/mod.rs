@@ -1,7 +1,9 @@
 //! The command line: argument parsing, exit codes, one module per command.
 //!
-//! Exit codes: 0 ok; 1 a check failed (or the file is not a sound snapshot);
-//! 2 usage error or the file could not be read at all.
+//! Exit codes: 0 ok; 1 a check failed, or the file is not a sound snapshot
+//! (any command that meets damage: the library's corruption errors are
+//! recognised by type in [`exit_code`]), or what was asked for is not there;
+//! 2 usage error, or the file could not be read at all (I/O).
 
 mod completions;
 mod decode;
@@ -34,7 +36,10 @@ pub enum Outcome {
     long_about = "Offline toolkit and verifier for etcd snapshot files (snapshot.db, as `etcdctl snapshot save` \
 writes them) of Kubernetes clusters. Reads snapshots written by etcd 3.4 and 3.5 without an etcd server; never \
 modifies the input. Files compressed with zstd, gzip or zip (k3s) are read transparently.",
-    after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap status snapshot.db -w table\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap get snapshot.db configmap app-config -n default --for-apply\n  etcdsnap ls snapshot.db --deleted\n\nExit codes: 0 ok, 1 a check failed (or not found), 2 usage or I/O error."
+    after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap status snapshot.db -w table\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap get snapshot.db configmap app-config -n default --for-apply\n  etcdsnap ls snapshot.db --deleted\n\nExit codes: 0 ok; 1 a check failed, the snapshot is damaged (not a sound snapshot), or the object \
+is not found; 2 usage or I/O error.\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where `get` and `history` keep key indexes (default \
+$XDG_CACHE_HOME/etcdsnap, else ~/.cache/etcdsnap); each write is said on stderr; --no-index writes none\n  TMPDIR  \
+where a compressed snapshot or standard input is unpacked"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -101,9 +106,31 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("etcdsnap: error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The exit code of an error: 1 when the library says the snapshot is
+/// damaged (by the error's type, wherever it sits in the chain), else 2
+/// (usage, I/O, a revision that is not there).
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    use crate::bolt::db::{OpenError, PageFault};
+    use crate::bolt::read::ReadError;
+    use crate::input::InputError;
+    use crate::mvcc::keyspace::KeySpaceError;
+    let damaged = e.chain().any(|c| {
+        c.is::<OpenError>()
+            || c.is::<PageFault>()
+            || c.is::<ReadError>()
+            || c.downcast_ref::<KeySpaceError>()
+                .is_some_and(KeySpaceError::is_corruption)
+            || matches!(
+                c.downcast_ref::<InputError>(),
+                Some(InputError::Decompress { .. } | InputError::EmptyZip { .. })
+            )
+    });
+    if damaged { 1 } else { 2 }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -9,16 +9,25 @@ use serde_json::Value;
 use crate::bolt::Db;
 use crate::input::SnapshotFile;
 use crate::kube::redact;
+use crate::kube::resource::{ObjectKey, ResourceRef, closest_names};
 use crate::report::to_yaml;
 
-/// Options every object command takes.
+/// The storage prefix, for commands that read keys as Kubernetes objects.
+#[derive(clap::Args, Clone)]
+pub struct PrefixOpt {
+    /// kube-apiserver's --etcd-prefix (OpenShift: /kubernetes.io)
+    #[arg(long, default_value = "/registry")]
+    pub prefix: String,
+}
+
+/// Options of the commands that print objects (`get`).
 #[derive(clap::Args, Clone)]
 pub struct ObjectOpts {
-    /// kube-apiserver's --etcd-prefix (OpenShift: /kubernetes.io)
-    #[arg(long, default_value = "/registry", global = true)]
-    pub prefix: String,
-    /// Print Secret data instead of `<redacted: N bytes>`
-    #[arg(long, global = true)]
+    #[command(flatten)]
+    pub prefix: PrefixOpt,
+    /// Print Secret data instead of `<redacted: N bytes>` (and allow -o raw of
+    /// a Secret)
+    #[arg(long)]
     pub show_secrets: bool,
 }
 
@@ -27,8 +36,25 @@ pub struct ObjectOpts {
 pub enum ObjectFormat {
     Yaml,
     Json,
-    /// The exact stored bytes (what `etcdctl get --print-value-only` prints)
+    /// The exact stored bytes of one object (what `etcdctl get
+    /// --print-value-only` prints); not with --all
     Raw,
+}
+
+/// Output formats of decoded objects only (`decode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecodedFormat {
+    Yaml,
+    Json,
+}
+
+impl From<DecodedFormat> for ObjectFormat {
+    fn from(f: DecodedFormat) -> ObjectFormat {
+        match f {
+            DecodedFormat::Yaml => ObjectFormat::Yaml,
+            DecodedFormat::Json => ObjectFormat::Json,
+        }
+    }
 }
 
 /// Opens a snapshot and its bbolt view, with an error naming the file.
@@ -119,4 +145,71 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     }
     bar.set_message(what.to_string());
     bar
+}
+
+/// Whether a resource named on the command line exists: built-in ones always
+/// do; a custom one when the snapshot holds its CRD or an object of it, as
+/// seen from the keys a command reads ([`ResourceCheck::observe`]). An
+/// unknown one is a usage error naming the closest names.
+pub struct ResourceCheck {
+    typed: String,
+    resource: ResourceRef,
+    seen: bool,
+    crds: std::collections::BTreeSet<String>,
+    customs: std::collections::BTreeSet<String>,
+}
+
+impl ResourceCheck {
+    /// `None` for a built-in resource (nothing to check).
+    pub fn new(typed: &str, resource: &ResourceRef) -> Option<ResourceCheck> {
+        resource.built_in().is_none().then(|| ResourceCheck {
+            typed: typed.to_string(),
+            resource: resource.clone(),
+            seen: false,
+            crds: Default::default(),
+            customs: Default::default(),
+        })
+    }
+
+    pub fn observe(&mut self, key: &ObjectKey) {
+        if self.resource.matches(key) {
+            self.seen = true;
+        }
+        if key.resource == "customresourcedefinitions" {
+            self.crds.insert(key.name.clone());
+        } else if let Some(g) = &key.group
+            && key.resource != "apiservices"
+        {
+            self.customs.insert(format!("{}.{g}", key.resource));
+        }
+    }
+
+    pub fn known(&self) -> bool {
+        let ResourceRef::Custom { plural, group } = &self.resource else {
+            return true;
+        };
+        self.seen
+            || self.crds.iter().any(|c| match group {
+                Some(g) => *c == format!("{plural}.{g}"),
+                None => c.split_once('.').is_some_and(|(p, _)| p == plural),
+            })
+    }
+
+    /// `Ok` when known, else the usage error.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.known() {
+            return Ok(());
+        }
+        let others: Vec<String> = self.crds.union(&self.customs).cloned().collect();
+        let close = closest_names(&self.typed, &others);
+        let hint = if close.is_empty() {
+            "`etcdsnap ls` shows the resources the snapshot holds".to_string()
+        } else {
+            format!("did you mean {}?", close.join(", "))
+        };
+        bail!(
+            "unknown resource {:?}: not a built-in resource, and the snapshot holds no custom resource (or CRD) of that name; {hint}",
+            self.typed
+        )
+    }
 }

@@ -21,6 +21,28 @@ pub fn is_secret_key(key: &[u8], storage_prefix: &str) -> bool {
     key.starts_with(p.as_bytes())
 }
 
+/// Whether an etcd key is a Secret's under any storage prefix (an OpenShift
+/// `/kubernetes.io`, a custom `--etcd-prefix`): a `secrets` segment followed by
+/// a namespace and a name. Errs on the safe side for custom resources named
+/// `secrets`.
+pub fn is_secret_key_any_prefix(key: &[u8]) -> bool {
+    let segs: Vec<&[u8]> = key.split(|&b| b == b'/').collect();
+    segs.len() >= 3 && segs[segs.len() - 3] == b"secrets"
+}
+
+/// Whether a stored value says it is a Secret, of any group: the protobuf
+/// envelope's kind, or the `kind` of a JSON or CBOR object.
+pub fn value_is_secret(value: &[u8]) -> bool {
+    use super::value::{Encoding, decode, detect, parse_unknown};
+    match detect(value) {
+        Encoding::Protobuf => parse_unknown(value).is_ok_and(|u| u.kind == "Secret"),
+        Encoding::Json | Encoding::Cbor => {
+            decode(value).is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("Secret"))
+        }
+        Encoding::Encrypted { .. } | Encoding::Other => false,
+    }
+}
+
 /// Replaces secret values in place; returns how many were redacted.
 pub fn redact(obj: &mut Value) -> usize {
     if !is_secret(obj) {
@@ -72,5 +94,41 @@ pub fn for_apply(obj: &mut Value) {
         ] {
             meta.remove(k);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_secret_key_any_prefix, value_is_secret};
+
+    #[test]
+    fn secrets_under_any_prefix() {
+        for k in [
+            "/registry/secrets/ns/a",
+            "/kubernetes.io/secrets/ns/a",
+            "/a/b/c/secrets/ns/a",
+            "secrets/ns/a",
+        ] {
+            assert!(is_secret_key_any_prefix(k.as_bytes()), "{k}");
+        }
+        for k in [
+            "/registry/configmaps/secrets/a",
+            "/registry/configmaps/ns/secrets",
+            "/registry/secrets/a",
+        ] {
+            assert!(!is_secret_key_any_prefix(k.as_bytes()), "{k}");
+        }
+    }
+
+    #[test]
+    fn secrets_by_kind() {
+        assert!(value_is_secret(
+            br#"{"kind":"Secret","apiVersion":"x.io/v1"}"#
+        ));
+        assert!(!value_is_secret(
+            br#"{"kind":"ConfigMap","apiVersion":"v1"}"#
+        ));
+        assert!(!value_is_secret(b"k8s:enc:aescbc:v1:k:xx"));
+        assert!(!value_is_secret(b"\x00\x01"));
     }
 }

@@ -174,6 +174,59 @@ impl ResourceRef {
     }
 }
 
+/// The names closest to an unknown resource name `name` (at most three, the
+/// closest first): built-in resources (by plural, singular or short name,
+/// shown by plural) and `others` (custom resources the snapshot holds).
+pub fn closest_names(name: &str, others: &[String]) -> Vec<String> {
+    let name = name.to_ascii_lowercase();
+    let mut scored: Vec<(usize, String)> = Vec::new();
+    for r in BUILT_IN {
+        let names = [r.plural, r.singular]
+            .into_iter()
+            .chain(r.short.iter().copied());
+        let d = names
+            .map(|n| {
+                let qualified = format!("{n}.{}", r.group);
+                edit_distance(&name, n).min(edit_distance(&name, &qualified))
+            })
+            .min()
+            .unwrap_or(usize::MAX);
+        scored.push((d, r.plural.to_string()));
+    }
+    for o in others {
+        let plural = o.split_once('.').map_or(o.as_str(), |(p, _)| p);
+        let d = edit_distance(&name, o).min(edit_distance(&name, plural));
+        scored.push((d, o.clone()));
+    }
+    let limit = (name.chars().count() / 3).max(2);
+    scored.retain(|(d, _)| *d <= limit);
+    scored.sort();
+    let mut out: Vec<String> = Vec::new();
+    for (_, n) in scored {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out.truncate(3);
+    out
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// An etcd key read as a Kubernetes object's place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObjectKey {
@@ -238,6 +291,17 @@ pub fn parse_key(key: &[u8], storage_prefix: &str) -> Option<ObjectKey> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn closest_names_of_typos() {
+        use super::closest_names;
+        assert_eq!(closest_names("configmapz", &[])[0], "configmaps");
+        assert_eq!(closest_names("deploymnets", &[])[0], "deployments");
+        let crs = vec!["widgets.example.com".to_string()];
+        assert_eq!(closest_names("widgetz.example.com", &crs), crs);
+        assert_eq!(closest_names("widgetz", &crs), crs);
+        assert!(closest_names("zzzzzzzzzzzzzzzz", &crs).is_empty());
+    }
+
     use super::*;
 
     #[test]

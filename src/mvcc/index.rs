@@ -14,8 +14,14 @@
 //!   and the sha256 trailer when there is one); an index of another file is
 //!   refused;
 //! - every location it gives is read back from the snapshot and must hold a
-//!   revision of the wanted key, in increasing revision order
-//!   ([`KeySpace::records_at`]); callers scan instead when that fails.
+//!   revision of the wanted key, in increasing revision order, and what it
+//!   gives must be whole: no other element of the leaves read holds a revision
+//!   of the key, and the key's versions leave no gap ([`version_gap`]); callers
+//!   scan instead when that fails ([`KeySpace::whole_records_at`]). What no check can
+//!   see without reading the leaves an index does not name: a key left out
+//!   entirely, or its newest revisions when they lie in other leaves; the
+//!   index is bound to the snapshot's content, and these lies need a crafted
+//!   file with a recomputed checksum.
 //!
 //! # Format, version 1 (all integers little-endian)
 //!
@@ -395,13 +401,16 @@ pub struct StaleIndex(pub String);
 impl<'a> KeySpace<'_, 'a> {
     /// The records at `locations`, each read back and checked: a leaf of the
     /// key bucket, an element holding a revision of `key`, revisions
-    /// increasing. Any failure means the index is not this snapshot's.
+    /// increasing. Then the answer is checked for omissions: every other
+    /// element of the leaves read must not hold a revision of `key`. Any
+    /// failure means the index is not this snapshot's, or lies.
     pub fn records_at(
         &self,
         key: &[u8],
         locations: impl Iterator<Item = Location>,
     ) -> Result<Vec<Record<'a>>, StaleIndex> {
         let mut out: Vec<Record<'a>> = Vec::new();
+        let mut touched: Vec<(u64, Vec<u32>)> = Vec::new();
         for loc in locations {
             let stale = |what: String| {
                 StaleIndex(format!(
@@ -411,15 +420,7 @@ impl<'a> KeySpace<'_, 'a> {
                     loc.element
                 ))
             };
-            let node = if loc.pgid == 0 {
-                self.root_node()
-            } else {
-                self.node(loc.pgid)
-            }
-            .map_err(|e| stale(e.to_string()))?;
-            if node.header.flags != FLAG_LEAF {
-                return Err(stale("not a leaf".into()));
-            }
+            let node = self.leaf_at(loc.pgid).map_err(stale)?;
             let e = node
                 .leaf(loc.element as usize)
                 .map_err(|f| stale(f.to_string()))?;
@@ -435,8 +436,206 @@ impl<'a> KeySpace<'_, 'a> {
             if out.last().is_some_and(|p| p.revision >= r.revision) {
                 return Err(stale("revisions out of order".into()));
             }
+            match touched.iter_mut().find(|(p, _)| *p == loc.pgid) {
+                Some((_, elements)) => elements.push(loc.element),
+                None => touched.push((loc.pgid, vec![loc.element])),
+            }
             out.push(r);
         }
+        // Omitted entries in the leaves read: each of their elements holding
+        // this key must be among the locations.
+        for (pgid, elements) in &touched {
+            let node = self.leaf_at(*pgid).map_err(|w| {
+                StaleIndex(format!(
+                    "{}: page {pgid}: {w}",
+                    String::from_utf8_lossy(key)
+                ))
+            })?;
+            for i in 0..node.count() {
+                if elements.contains(&(i as u32)) {
+                    continue;
+                }
+                let omitted = node
+                    .leaf(i)
+                    .ok()
+                    .and_then(|e| record(e.key, e.value).ok().flatten())
+                    .filter(|r| r.kv.key == key);
+                if let Some(r) = omitted {
+                    return Err(StaleIndex(format!(
+                        "the key index omits revision {} of {} (page {pgid} element {i})",
+                        r.revision.main,
+                        String::from_utf8_lossy(key)
+                    )));
+                }
+            }
+        }
         Ok(out)
+    }
+
+    /// [`KeySpace::records_at`], and then the versions of what it found must
+    /// leave no gap ([`version_gap`]): what a lookup through an index read
+    /// from disk uses. (A scan of a damaged file may find gaps too; an index
+    /// we just made finds exactly what the scan finds.)
+    pub fn whole_records_at(
+        &self,
+        key: &[u8],
+        locations: impl Iterator<Item = Location>,
+    ) -> Result<Vec<Record<'a>>, StaleIndex> {
+        let out = self.records_at(key, locations)?;
+        if let Some(gap) = version_gap(&out, self.compact_revision) {
+            return Err(StaleIndex(format!(
+                "the key index omits revisions of {}: {gap}",
+                String::from_utf8_lossy(key)
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Page `pgid` (0: the inline root) as a leaf of the key bucket.
+    fn leaf_at(&self, pgid: u64) -> Result<crate::bolt::page::Node<'a>, String> {
+        let node = if pgid == 0 {
+            self.root_node()
+        } else {
+            self.node(pgid)
+        }
+        .map_err(|e| e.to_string())?;
+        if node.header.flags != FLAG_LEAF {
+            return Err("not a leaf".into());
+        }
+        Ok(node)
+    }
+}
+
+/// Where one key's stored revisions (oldest first) skip a revision that etcd
+/// must have kept, or `None`. etcd numbers a key's puts 1, 2, 3 … from its
+/// creation (create revision = the first put's revision) to its deletion (a
+/// tombstone), and compaction at revision C removes only revisions ≤ C, except
+/// the newest one of each key when that is a put. So after the first stored
+/// revision above C, and between any two stored revisions, nothing may be
+/// missing: a put follows a put of its generation with the next version, a
+/// generation starts (version 1) only after a tombstone, and the oldest stored
+/// revision above C starts a generation. (The newest revisions of a key, and
+/// the last put before a deletion, leave no trace in the versions of what
+/// follows; the leaf check in [`KeySpace::records_at`] covers those in the
+/// leaves read.)
+pub fn version_gap(records: &[Record<'_>], compact: Option<i64>) -> Option<String> {
+    let compact = compact.unwrap_or(0);
+    let starts = |r: &Record<'_>| {
+        !r.tombstone && r.kv.version == 1 && r.kv.create_revision == r.revision.main
+    };
+    if let Some(first) = records.first()
+        && first.revision.main > compact
+        && !starts(first)
+    {
+        return Some(format!(
+            "its oldest stored revision {} is {}, yet compaction ({}) keeps what came before it",
+            first.revision.main,
+            if first.tombstone {
+                "a deletion".to_string()
+            } else {
+                format!("version {}", first.kv.version)
+            },
+            if compact > 0 {
+                format!("at revision {compact}")
+            } else {
+                "none in this snapshot".to_string()
+            }
+        ));
+    }
+    for w in records.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let follows = match (a.tombstone, b.tombstone) {
+            (false, false) => {
+                b.kv.create_revision == a.kv.create_revision && b.kv.version == a.kv.version + 1
+            }
+            (false, true) => true,
+            (true, false) => starts(b),
+            (true, true) => false,
+        };
+        if !follows {
+            let what = |r: &Record<'_>| {
+                if r.tombstone {
+                    format!("revision {} (deleted)", r.revision.main)
+                } else {
+                    format!("revision {} (version {})", r.revision.main, r.kv.version)
+                }
+            };
+            return Some(format!(
+                "{} follows {}: what came between is missing",
+                what(b),
+                what(a)
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_gap;
+    use crate::mvcc::keyspace::Record;
+    use crate::mvcc::keyvalue::KeyValue;
+    use crate::mvcc::revision::Revision;
+
+    /// (revision, tombstone, create revision, version)
+    fn records(spec: &[(i64, bool, i64, i64)]) -> Vec<Record<'static>> {
+        spec.iter()
+            .map(|&(main, tombstone, create_revision, version)| Record {
+                revision: Revision { main, sub: 0 },
+                tombstone,
+                kv: KeyValue {
+                    key: b"/k",
+                    create_revision,
+                    mod_revision: main,
+                    version,
+                    ..Default::default()
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whole_histories_have_no_gap() {
+        let h = records(&[
+            (5, false, 5, 1),
+            (7, false, 5, 2),
+            (9, true, 0, 0),
+            (12, false, 12, 1),
+        ]);
+        assert_eq!(version_gap(&h, None), None);
+        // Compacted at 8: 7 stays as the newest revision at or below it.
+        assert_eq!(version_gap(&h[1..], Some(8)), None);
+        // Compaction still running: a tombstone at or below it may lead.
+        assert_eq!(version_gap(&h[2..], Some(10)), None);
+        assert_eq!(version_gap(&[], None), None);
+    }
+
+    #[test]
+    fn omissions_show_as_gaps() {
+        let h = records(&[
+            (5, false, 5, 1),
+            (6, false, 5, 2),
+            (7, false, 5, 3),
+            (9, true, 0, 0),
+            (12, false, 12, 1),
+        ]);
+        let without = |i: usize| {
+            let mut v = h.clone();
+            v.remove(i);
+            v
+        };
+        // The creation, with no compaction to excuse it.
+        assert!(version_gap(&without(0), None).is_some());
+        // A middle put, the tombstone between generations.
+        assert!(version_gap(&without(1), None).is_some());
+        assert!(version_gap(&without(3), None).is_some());
+        // The last put before a deletion leaves no trace in the versions (a
+        // tombstone carries none): only the leaf check can see it.
+        assert_eq!(version_gap(&without(2), None), None);
+        // The oldest kept revision above the compaction must start a generation.
+        assert!(version_gap(&h[2..], Some(6)).is_some());
+        // Two deletions in a row.
+        let d = records(&[(5, false, 5, 1), (9, true, 0, 0), (11, true, 0, 0)]);
+        assert!(version_gap(&d, None).is_some());
     }
 }

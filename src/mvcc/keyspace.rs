@@ -47,6 +47,17 @@ pub enum KeySpaceError {
     Future { requested: i64, current: i64 },
 }
 
+impl KeySpaceError {
+    /// Whether the error says the snapshot is damaged (as opposed to a request
+    /// for a revision it cannot serve).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            KeySpaceError::Read(_) | KeySpaceError::NoKeyBucket | KeySpaceError::Corrupt(_) => true,
+            KeySpaceError::Compacted { .. } | KeySpaceError::Future { .. } => false,
+        }
+    }
+}
+
 /// The parts of a snapshot that revision queries need.
 pub struct KeySpace<'d, 'a> {
     db: &'d Db<'a>,
