@@ -288,57 +288,131 @@ fn files_match_etcdutl_restore() {
     }
 }
 
-/// Killed at any moment, a restore leaves the target absent or complete.
+/// Killed (SIGKILL) at any moment, a restore leaves the member absent or
+/// complete — and both happen over the spread of kill times; the next run
+/// removes whatever staging the killed one left, says so, and leaves none.
+/// A complete member's db reads, in the real etcdutl, as etcdutl's own restore.
 #[test]
 fn a_killed_restore_never_leaves_a_half_written_dir() {
     let snap = fixture("etcd-3.5.1.db");
-    let mut complete = 0;
-    let mut absent = 0;
+    let initial = "m1=http://127.0.0.1:2380";
+    let expected = {
+        let d = tempfile::tempdir().unwrap();
+        let eu = d.path().join("eu");
+        etcdutl_restore(
+            &snap,
+            "m1",
+            initial,
+            "etcd-cluster",
+            "http://127.0.0.1:2380",
+            &eu,
+        );
+        status_fields(&eu)
+    };
+    let restore = |target: &Path| {
+        let mut c = etcdsnap();
+        c.args(["restore", snap.to_str().unwrap(), "--name", "m1"])
+            .args(["--initial-cluster", initial, "--data-dir"])
+            .arg(target);
+        c
+    };
+    let leftovers = |dir: &Path| -> Vec<String> {
+        let mut v = Vec::new();
+        for d in [dir.to_path_buf(), dir.join("m1.etcd")] {
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                for e in rd {
+                    let n = e.unwrap().file_name().to_string_lossy().into_owned();
+                    if n.contains("etcdsnap-staging")
+                        || n.contains("etcdsnap-tmp")
+                        || n.contains("etcdsnap-swap")
+                    {
+                        v.push(n);
+                    }
+                }
+            }
+        }
+        v
+    };
+    let (mut complete, mut absent, mut cleaned) = (0, 0, 0);
     for i in 0..40u64 {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("m1.etcd");
-        let mut child = etcdsnap()
-            .args(["restore", snap.to_str().unwrap(), "--name", "m1"])
-            .args([
-                "--initial-cluster",
-                "m1=http://127.0.0.1:2380",
-                "--data-dir",
-            ])
-            .arg(&target)
+        let mut child = restore(&target)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Spread the kills over the run (a restore of the fixture takes ~10-40 ms).
-        std::thread::sleep(std::time::Duration::from_micros((i * 997) % 40_000));
+        // Spread the kills over the run (a restore of the fixture takes ~50 ms).
+        std::thread::sleep(std::time::Duration::from_micros((i * 1597) % 60_000));
         let _ = child.kill();
         let _ = child.wait();
-        if !target.exists() {
+        let member = target.join("member");
+        if member.exists() {
+            assert_eq!(
+                status_fields(&target),
+                expected,
+                "kill {i}: a present member's db differs from etcdutl's restore"
+            );
+            let wal = member.join("wal/0000000000000000-0000000000000000.wal");
+            assert_eq!(
+                std::fs::metadata(&wal).unwrap().len(),
+                64_000_000,
+                "kill {i}: WAL incomplete"
+            );
+            assert!(
+                member
+                    .join("snap/0000000000000001-0000000000000001.snap")
+                    .exists()
+            );
+            complete += 1;
+        } else {
             absent += 1;
-            continue;
         }
-        let db = target.join("member/snap/db");
-        let v = run(&["verify", db.to_str().unwrap(), "-q"]);
-        assert!(
-            v.status.success(),
-            "kill {i}: a present data dir has a bad db: {}",
-            stdout(&v)
-        );
-        let wal = target.join("member/wal/0000000000000000-0000000000000000.wal");
+        // The next run cleans up after the killed one and says so.
+        let left = leftovers(dir.path());
+        let mut next = restore(&target);
+        next.arg("--force");
+        let o = next.output().unwrap();
+        assert!(o.status.success(), "kill {i}: next run: {}", stderr(&o));
+        if !left.is_empty() {
+            cleaned += 1;
+            for n in &left {
+                assert!(
+                    stderr(&o).contains(n.as_str()),
+                    "kill {i}: {n} removed without a word: {}",
+                    stderr(&o)
+                );
+            }
+        }
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "kill {i}");
         assert_eq!(
-            std::fs::metadata(&wal).unwrap().len(),
-            64_000_000,
-            "kill {i}: WAL incomplete"
+            status_fields(&target),
+            expected,
+            "kill {i}: after the next run"
         );
-        assert!(
-            target
-                .join("member/snap/0000000000000001-0000000000000001.snap")
-                .exists()
-        );
-        complete += 1;
     }
-    eprintln!("killed restores: {complete} complete, {absent} absent");
-    assert!(complete + absent == 40);
+    eprintln!("killed restores: {complete} complete, {absent} absent, {cleaned} cleaned up");
+    assert!(
+        complete > 0,
+        "no kill came after the swap: spread the kills"
+    );
+    assert!(absent > 0, "no kill came before the swap: spread the kills");
+    assert!(cleaned > 0, "no kill left staging behind: spread the kills");
+}
+
+/// (hash, revision, totalKey) of `data_dir`'s db, as the real etcdutl 3.5.1 reads it.
+fn status_fields(data_dir: &Path) -> (Value, Value, Value) {
+    let v: Value = serde_json::from_str(&real_status(
+        "3.5",
+        &data_dir.join("member/snap/db"),
+        "json",
+    ))
+    .unwrap();
+    (
+        v["hash"].clone(),
+        v["revision"].clone(),
+        v["totalKey"].clone(),
+    )
 }
 
 #[test]
