@@ -26,8 +26,10 @@ fn restore_in(cwd: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A restore run from a scratch directory (whatever a bug writes to `.` lands there).
 fn restore(args: &[&str]) -> Output {
-    restore_in(&root(), args)
+    let cwd = tempfile::tempdir().unwrap();
+    restore_in(cwd.path(), args)
 }
 
 fn s(p: &Path) -> &str {
@@ -100,6 +102,7 @@ fn force_into_a_mount_point_swaps_only_member() {
     old_member(&d.join("member"));
     let old = tree(&d.join("member"));
     let o = etcdsnap()
+        .current_dir(t.path())
         .args([
             "restore",
             s(&snap),
@@ -375,6 +378,7 @@ fn everything_written_is_fsynced_after_chown() {
     let trace = t.path().join("trace");
     let snap = fixture("etcd-3.5.1.db");
     let o = Command::new("strace")
+        .current_dir(t.path())
         .args(["-f", "-qq", "-y", "-o"])
         .arg(&trace)
         .args([
@@ -522,6 +526,7 @@ fn truncated_snapshot_reports_what_verify_reports() {
     let v = run(&["verify", s(&cut)]);
     let d = t.path().join("m1.etcd");
     let o = etcdsnap()
+        .current_dir(t.path())
         .args(["restore", s(&cut), "--name", "m1", "--initial-cluster", ONE])
         .args(["--data-dir", s(&d)])
         .output()
