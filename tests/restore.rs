@@ -37,22 +37,39 @@ fn layout(n: usize) -> Layout {
     Layout { initial, members }
 }
 
-/// Live keys and values of a snapshot, from our own listing and `get -o raw`.
-fn snapshot_kvs(snap: &Path) -> HashMap<String, Vec<u8>> {
-    let o = run(&["ls", snap.to_str().unwrap(), "-w", "json"]);
-    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
-    rows.iter()
-        .map(|r| {
-            let key = r["key"].as_str().unwrap().to_string();
-            let v = run(&[
-                "get",
-                snap.to_str().unwrap(),
-                &key,
-                "-o",
-                "raw",
-                "--show-secrets",
-            ]);
-            (key, v.stdout)
+/// The fixture's live keys and values as the real etcd serves them: etcdutl
+/// 3.5.1 restores the fixture, etcd 3.5.1 boots from that, etcdctl lists
+/// every key (once per test binary). The oracle for every restore test.
+fn expected_kvs() -> &'static HashMap<String, Vec<u8>> {
+    static KVS: std::sync::OnceLock<HashMap<String, Vec<u8>>> = std::sync::OnceLock::new();
+    KVS.get_or_init(|| {
+        let l = layout(1);
+        let dir = tempfile::tempdir().unwrap();
+        let eu = dir.path().join("etcdutl.etcd");
+        let (name, peer, _) = &l.members[0];
+        etcdutl_restore(
+            &fixture("etcd-3.5.1.db"),
+            name,
+            &l.initial,
+            "etcdsnap-oracle",
+            &format!("http://127.0.0.1:{peer}"),
+            &eu,
+        );
+        let out = boot("3.5", &l, &[eu], "etcdsnap-oracle");
+        served(&out)
+    })
+}
+
+fn served(out: &Value) -> HashMap<String, Vec<u8>> {
+    out["kvs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let v = base64::engine::general_purpose::STANDARD
+                .decode(kv["value"].as_str().unwrap())
+                .unwrap();
+            (kv["key"].as_str().unwrap().to_string(), v)
         })
         .collect()
 }
@@ -101,17 +118,8 @@ fn member_triples(members: &Value, urls: &str) -> Vec<(String, String, String)> 
 }
 
 fn check_served(out: &Value, expected: &HashMap<String, Vec<u8>>) {
-    let served: HashMap<String, Vec<u8>> = out["kvs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|kv| {
-            let v = base64::engine::general_purpose::STANDARD
-                .decode(kv["value"].as_str().unwrap())
-                .unwrap();
-            (kv["key"].as_str().unwrap().to_string(), v)
-        })
-        .collect();
+    let served = served(out);
+    assert!(!expected.is_empty());
     for (k, v) in expected {
         assert_eq!(served.get(k), Some(v), "key {k} not served with its value");
     }
@@ -164,7 +172,7 @@ fn three_members_boot(version: &str) {
     let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);
     assert_eq!(out["leaders"].as_array().unwrap().len(), 1, "one leader");
-    check_served(&out, &snapshot_kvs(&fixture("etcd-3.5.1.db")));
+    check_served(&out, expected_kvs());
     assert!(out["revision"].as_i64().unwrap() >= 48);
 }
 
@@ -226,7 +234,7 @@ fn single_member_with_bump_boots() {
         "bumped revision: {}",
         out["revision"]
     );
-    check_served(&out, &snapshot_kvs(&snap));
+    check_served(&out, expected_kvs());
 }
 
 /// For a 3.5 target, the db's status hash equals that of etcdutl 3.5.1's
@@ -262,11 +270,14 @@ fn files_match_etcdutl_restore() {
             )
         };
         assert_eq!(hash(&ours), hash(&eu), "{name}: status of the restored db");
-        let real = real_status("3.5", &ours.join("member/snap/db"), "json");
-        assert!(
-            real.contains(&hash(&eu).0.to_string()),
-            "etcdutl reads our db the same: {real}"
-        );
+        // The real etcdutl reads both dbs with the same whole hash.
+        let real = |p: &Path| -> Value {
+            serde_json::from_str(&real_status("3.5", &p.join("member/snap/db"), "json")).unwrap()
+        };
+        let (r_ours, r_eu) = (real(&ours), real(&eu));
+        assert_eq!(r_ours["hash"], r_eu["hash"], "etcdutl's hash of our db");
+        assert_eq!(r_ours["revision"], r_eu["revision"]);
+        assert_eq!(r_ours["totalKey"], r_eu["totalKey"]);
         for rel in [
             "member/wal/0000000000000000-0000000000000000.wal",
             "member/snap/0000000000000001-0000000000000003.snap",
@@ -543,4 +554,136 @@ fn euid_is_not_root() -> bool {
     // A file we create is owned by our effective uid.
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::metadata(f.path()).unwrap().uid() != 0
+}
+
+/// Starts each member as an operator would from its `.env` file alone:
+/// `set -a; . FILE; etcd`, in `cwd` (not where the restore ran).
+fn boot_from_env(version: &str, l: &Layout, envs: &[std::path::PathBuf], cwd: &Path) -> Value {
+    let logs = tempfile::tempdir().unwrap();
+    let spec = json!({
+        "token": "unused",
+        "members": l.members.iter().zip(envs).map(|((name, peer, client), env)| json!({
+            "name": name, "peer_port": peer, "client_port": client,
+            "env_file": env.to_str().unwrap(), "cwd": cwd.to_str().unwrap(),
+            "log": logs.path().join(format!("{name}.log")).to_str().unwrap(),
+        })).collect::<Vec<_>>(),
+    });
+    let spec_p = logs.path().join("spec.json");
+    let out_p = logs.path().join("out.json");
+    std::fs::write(&spec_p, spec.to_string()).unwrap();
+    let st = Command::new("python3")
+        .arg(root().join("fixtures/boot_cluster.py"))
+        .arg(version)
+        .arg(&spec_p)
+        .arg(&out_p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "boot_cluster.py failed");
+    let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
+    assert_eq!(
+        out["healthy"], true,
+        "members did not boot from their .env files: {:#}",
+        out["logs"]
+    );
+    out
+}
+
+/// Items 6 and 24: every member's `.env` file boots it with the restored data
+/// (absolute paths although --out-dir was relative, listen and advertise
+/// URLs), run from another directory: etcd 3.5.1, three members.
+#[test]
+fn env_files_boot_every_member_from_another_dir() {
+    let l = layout(3);
+    let token = "etcdsnap-env";
+    let work = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let clients = l
+        .members
+        .iter()
+        .map(|(n, _, c)| format!("{n}=http://127.0.0.1:{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let o = etcdsnap()
+        .current_dir(work.path())
+        .args(["restore", fixture("etcd-3.5.1.db").to_str().unwrap()])
+        .args(["--out-dir", "out", "--initial-cluster", &l.initial])
+        .args(["--initial-cluster-token", token, "--client-urls", &clients])
+        .args(["-w", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let envs: Vec<_> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| work.path().join(format!("out/{n}.env")))
+        .collect();
+    let out = boot_from_env("3.5", &l, &envs, elsewhere.path());
+    let got = member_triples(&out["members"], "peerURLs");
+    let want = member_triples(&plan["members"], "peerUrls");
+    assert_eq!(got, want);
+    check_served(&out, expected_kvs());
+}
+
+/// Items 6 and 24 with --wal-dir, on etcd 3.4.23: the `.env` file names the
+/// WAL dir (absolute), etcd boots from it, and it equals the printed flags.
+#[test]
+fn env_file_with_wal_dir_boots_on_etcd_3_4() {
+    let l = layout(1);
+    let (name, peer, client) = &l.members[0];
+    let work = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = etcdsnap()
+        .current_dir(work.path())
+        .args(["restore", fixture("etcd-3.5.1.db").to_str().unwrap()])
+        .args(["--name", name, "--initial-cluster", &l.initial])
+        .args([
+            "--out-dir",
+            "out",
+            "--wal-dir",
+            "wal",
+            "--target-version",
+            "3.4",
+        ])
+        .args(["--client-urls", &format!("http://127.0.0.1:{client}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args(["-w", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let env = work.path().join(format!("out/{name}.env"));
+    let text = std::fs::read_to_string(&env).unwrap();
+    let wal = work.path().join("wal");
+    assert!(
+        text.contains(&format!("ETCD_WAL_DIR={}\n", wal.display())),
+        "{text}"
+    );
+    // The printed flags say the same as the .env file.
+    let flags: Vec<String> = plan["members"][0]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let (k, v) = f.as_str().unwrap()[2..].split_once('=').unwrap();
+            format!("ETCD_{}={v}", k.to_uppercase().replace('-', "_"))
+        })
+        .collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), flags);
+    let out = boot_from_env("3.4", &l, &[env], elsewhere.path());
+    let got = member_triples(&out["members"], "peerURLs");
+    let want = member_triples(&plan["members"], "peerUrls");
+    assert_eq!(got, want);
+    check_served(&out, expected_kvs());
+    // etcd used the WAL dir: it never made one inside the data dir.
+    assert!(wal.join("0000000000000000-0000000000000000.wal").exists());
+    assert!(
+        !work
+            .path()
+            .join(format!("out/{name}.etcd/member/wal"))
+            .exists()
+    );
 }
