@@ -628,12 +628,27 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
     let st = &plan.stale;
     s.push_str("\nwhat comes back stale:\n");
     for l in &st.leases {
+        // etcd's lessor restarts a lease's clock from its checkpointed
+        // remaining TTL when one was recorded, else from the full TTL.
+        let when = if l.remaining_ttl_seconds > 0 {
+            format!(
+                "{} s after the restored cluster elects a leader (the remaining TTL a lease \
+                 checkpoint recorded; etcd 3.5.1 ignores it and grants the full TTL)",
+                l.remaining_ttl_seconds
+            )
+        } else {
+            "one TTL after the restored cluster elects a leader".to_string()
+        };
         s.push_str(&format!(
-            "  lease {:x} (TTL {} s) with {} live keys attached{}; they expire one TTL after the restored cluster elects a leader\n",
+            "  lease {:x} (TTL {} s) with {} live keys attached{}; they expire {when}\n",
             l.id,
             l.ttl_seconds,
             l.attached_keys,
-            if l.examples.is_empty() { String::new() } else { format!(" (e.g. {})", l.examples.join(", ")) }
+            if l.examples.is_empty() {
+                String::new()
+            } else {
+                format!(" (e.g. {})", l.examples.join(", "))
+            }
         ));
     }
     if st.keys_with_missing_lease > 0 {
