@@ -563,3 +563,30 @@ fn a_refused_restore_prints_no_stale_report() {
     assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("stale"), "{}", stderr(&o));
 }
+
+/// A WAL dir that is a mount point cannot be renamed: refused before anything
+/// is written (exit 2), the volume untouched.
+#[test]
+fn a_wal_dir_mount_point_is_refused_up_front() {
+    let t = tempfile::tempdir().unwrap();
+    let w = t.path().join("walvol");
+    let _m = Mount::tmpfs(&w, "128m");
+    std::fs::write(w.join("keep"), b"x").unwrap();
+    let before = tree(&w);
+    let d = t.path().join("m1.etcd");
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--data-dir",
+        s(&d),
+        "--wal-dir",
+        s(&w),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mount point"), "{}", stderr(&o));
+    assert!(!d.exists());
+    assert_eq!(tree(&w), before);
+}
