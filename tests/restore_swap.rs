@@ -253,23 +253,40 @@ fn a_symlinked_data_dir_keeps_its_link() {
 /// later member rolls back the members already written.
 #[test]
 fn all_members_are_checked_first_and_rolled_back() {
+    // Members are written in the plan's order: the last one is the obstacle.
+    let plan = restore(&["--initial-cluster", THREE, "--dry-run", "-w", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let names: Vec<String> = plan["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    let (first, last) = (&names[0], &names[2]);
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("out");
-    old_member(&out.join("m2.etcd/member"));
+    old_member(&out.join(format!("{last}.etcd/member")));
     let o = restore(&["--initial-cluster", THREE, "--out-dir", s(&out)]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("m2.etcd"), "{}", stderr(&o));
     assert!(
-        !out.join("m1.etcd").exists(),
-        "nothing written before the check"
+        stderr(&o).contains(&format!("{last}.etcd")),
+        "{}",
+        stderr(&o)
     );
-    assert!(!out.join("m1.env").exists());
-    // m1 holds an old member too; m2's member cannot be moved (a mount point):
-    // with --force, m1 is written, m2 fails, m1 is rolled back, m3 never written.
-    old_member(&out.join("m1.etcd/member"));
-    std::fs::write(out.join("m1.env"), b"ETCD_NAME=old\n").unwrap();
-    let _m = Mount::tmpfs(&out.join("m2.etcd/member"), "16m");
-    old_member(&out.join("m2.etcd/member"));
+    for n in &names[..2] {
+        assert!(
+            !out.join(format!("{n}.etcd")).exists(),
+            "{n} written before {last} was checked"
+        );
+        assert!(!out.join(format!("{n}.env")).exists());
+    }
+    // The first member holds an old member too; the last one's member cannot
+    // be moved (a mount point): with --force, the first two are written, the
+    // last fails, and the first two are rolled back.
+    old_member(&out.join(format!("{first}.etcd/member")));
+    std::fs::write(out.join(format!("{first}.env")), b"ETCD_NAME=old\n").unwrap();
+    let _m = Mount::tmpfs(&out.join(format!("{last}.etcd/member")), "16m");
+    old_member(&out.join(format!("{last}.etcd/member")));
     let before = tree(&out);
     let o = restore(&["--initial-cluster", THREE, "--out-dir", s(&out), "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
