@@ -571,9 +571,28 @@ fn euid_is_not_root() -> bool {
 /// Starts each member as an operator would from its `.env` file alone:
 /// `set -a; . FILE; etcd`, in `cwd` (not where the restore ran).
 fn boot_from_env(version: &str, l: &Layout, envs: &[std::path::PathBuf], cwd: &Path) -> Value {
+    boot_from_env_tls(version, l, envs, cwd, None)
+}
+
+/// `boot_from_env`, etcdctl speaking https with the files in `pki` when given.
+fn boot_from_env_tls(
+    version: &str,
+    l: &Layout,
+    envs: &[std::path::PathBuf],
+    cwd: &Path,
+    pki: Option<&Path>,
+) -> Value {
     let logs = tempfile::tempdir().unwrap();
+    let tls = pki.map(|p| {
+        json!({
+            "cacert": p.join("ca.crt").to_str().unwrap(),
+            "cert": p.join("server.crt").to_str().unwrap(),
+            "key": p.join("server.key").to_str().unwrap(),
+        })
+    });
     let spec = json!({
         "token": "unused",
+        "tls": tls,
         "members": l.members.iter().zip(envs).map(|((name, peer, client), env)| json!({
             "name": name, "peer_port": peer, "client_port": client,
             "env_file": env.to_str().unwrap(), "cwd": cwd.to_str().unwrap(),
@@ -781,4 +800,104 @@ fn a_checkpointed_lease_expires_after_its_remainder() {
             "etcd {version} serves a remaining TTL of {ttl} s, expected {want:?}"
         );
     }
+}
+
+/// A CA and, signed by it, kubeadm's etcd server and peer certificates for
+/// 127.0.0.1 (server.crt/key, peer.crt/key, ca.crt), made with openssl.
+fn make_pki(dir: &Path) {
+    let ssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl is required (apt-get install openssl)");
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    ssl(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=etcd-ca",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    for n in ["server", "peer"] {
+        let (key, csr, crt) = (format!("{n}.key"), format!("{n}.csr"), format!("{n}.crt"));
+        ssl(&[
+            &["req"][..],
+            &ec,
+            &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={n}")],
+        ]
+        .concat());
+        ssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+    }
+}
+
+/// Item 24 with https URLs: the `.env` file carries kubeadm's TLS flags (the
+/// files under --pki-dir) and the member boots from it, run from another
+/// directory, serving the restored data to a client with a certificate.
+#[test]
+fn env_file_with_https_urls_boots_with_tls() {
+    let l = layout(1);
+    let (name, peer, client) = &l.members[0];
+    let work = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    make_pki(&pki);
+    let initial = format!("{name}=https://127.0.0.1:{peer}");
+    let o = etcdsnap()
+        .current_dir(work.path())
+        .args(["restore", fixture("etcd-3.5.1.db").to_str().unwrap()])
+        .args(["--name", name, "--initial-cluster", &initial])
+        .args(["--out-dir", "out", "--pki-dir", pki.to_str().unwrap()])
+        .args(["--client-urls", &format!("https://127.0.0.1:{client}")])
+        .args(["-w", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let env = work.path().join(format!("out/{name}.env"));
+    let text = std::fs::read_to_string(&env).unwrap();
+    assert!(text.contains("ETCD_PEER_CLIENT_CERT_AUTH=true"), "{text}");
+    let out = boot_from_env_tls("3.5", &l, &[env], elsewhere.path(), Some(&pki));
+    let got = member_triples(&out["members"], "peerURLs");
+    let want = member_triples(&plan["members"], "peerUrls");
+    assert_eq!(got, want);
+    check_served(&out, expected_kvs());
 }
