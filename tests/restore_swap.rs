@@ -607,3 +607,37 @@ fn a_wal_dir_mount_point_is_refused_up_front() {
     assert!(!d.exists());
     assert_eq!(tree(&w), before);
 }
+
+/// A `.env` value with spaces and quotes reads back unchanged in the shell
+/// (`set -a; . FILE`), and the file's data dir is absolute.
+#[test]
+fn env_values_survive_the_shell() {
+    let t = tempfile::tempdir().unwrap();
+    let token = "prod restore 'one' $HOME";
+    let o = restore_in(
+        t.path(),
+        &[
+            "--initial-cluster",
+            ONE,
+            "--initial-cluster-token",
+            token,
+            "--out-dir",
+            "o",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sh = Command::new("sh")
+        .current_dir("/")
+        .arg("-c")
+        .arg(
+            "set -a; . \"$0\"; printf '%s\\n%s' \"$ETCD_INITIAL_CLUSTER_TOKEN\" \"$ETCD_DATA_DIR\"",
+        )
+        .arg(t.path().join("o/m1.env"))
+        .output()
+        .unwrap();
+    assert!(sh.status.success(), "{}", stderr(&sh));
+    let got = stdout(&sh);
+    let (tok, dir) = got.split_once('\n').unwrap();
+    assert_eq!(tok, token);
+    assert_eq!(Path::new(dir), t.path().join("o/m1.etcd"));
+}
