@@ -125,3 +125,73 @@ fn ids_equal_etcdutl_restore() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("couldn't find local name"));
 }
+
+/// Items 6 and 24: the start flags hold every flag the boot needs. With https
+/// URLs: kubeadm's TLS files (overridable with --pki-dir), client URLs as
+/// kubeadm derives them (the peer host, port 2379, and loopback), listen URLs
+/// on an IP (a host name is not bindable: 0.0.0.0).
+#[test]
+fn https_flags_name_kubeadm_tls_files() {
+    let snap = fixture("etcd-3.5.1.db");
+    let flags = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "restore",
+            snap.to_str().unwrap(),
+            "--dry-run",
+            "--initial-cluster",
+            "cp1=https://10.0.0.1:2380,cp2=https://cp2.example:2380",
+            "-w",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let plan: Json = serde_json::from_slice(&o.stdout).unwrap();
+        plan["members"][0]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect()
+    };
+    let f = flags(&["--name", "cp1", "--data-dir", "/var/lib/etcd"]);
+    for want in [
+        "--name=cp1",
+        "--data-dir=/var/lib/etcd",
+        "--initial-advertise-peer-urls=https://10.0.0.1:2380",
+        "--listen-peer-urls=https://10.0.0.1:2380",
+        "--advertise-client-urls=https://10.0.0.1:2379",
+        "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.1:2379",
+        "--initial-cluster-state=new",
+        "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+        "--key-file=/etc/kubernetes/pki/etcd/server.key",
+        "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+        "--client-cert-auth=true",
+        "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
+        "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
+        "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+        "--peer-client-cert-auth=true",
+    ] {
+        assert!(f.iter().any(|x| x == want), "{want} missing from {f:?}");
+    }
+    let f = flags(&[
+        "--name",
+        "cp2",
+        "--pki-dir",
+        "/srv/pki",
+        "--client-urls",
+        "https://cp2.example:3379",
+    ]);
+    for want in [
+        "--listen-peer-urls=https://0.0.0.0:2380",
+        "--advertise-client-urls=https://cp2.example:3379",
+        "--listen-client-urls=https://0.0.0.0:3379",
+        "--cert-file=/srv/pki/server.crt",
+        "--peer-trusted-ca-file=/srv/pki/ca.crt",
+    ] {
+        assert!(f.iter().any(|x| x == want), "{want} missing from {f:?}");
+    }
+    // The data dir is absolute even when typed relative.
+    let d = f.iter().find(|x| x.starts_with("--data-dir=")).unwrap();
+    assert!(d["--data-dir=".len()..].starts_with('/'), "{d}");
+}

@@ -3,6 +3,10 @@
 //! and the flags each member must start with. `--dry-run` prints the plan and
 //! the report of what comes back stale without writing anything.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, bail};
 use serde::Serialize;
 
@@ -12,6 +16,7 @@ use crate::restore::datadir::{Options, Source, restored_buckets, write_member};
 use crate::restore::membership::{Cluster, Member};
 use crate::restore::stale::{StaleReport, report};
 use crate::restore::wal::Target;
+use crate::restore::{durable, swap};
 use crate::verify::{CheckStatus, verify};
 
 const RESTORE_EXAMPLES: &str = "Examples:
@@ -35,16 +40,20 @@ pub struct Args {
     /// Print the plan and the stale-data report; write nothing
     #[arg(long)]
     dry_run: bool,
-    /// The member's data dir (with --name; default `<name>.etcd`)
+    /// One member's data dir (default `<name>.etcd`; without --name, member
+    /// `default`, as etcdutl). Only `<data-dir>/member` is replaced: a data dir
+    /// that is a mount point or a symlink stays one, other files in it stay
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
-    /// The member's WAL dir (with --name; default `<data-dir>/member/wal`)
+    /// One member's WAL dir (default `<data-dir>/member/wal`; without --name,
+    /// member `default`); swapped together with the member dir
     #[arg(long)]
     wal_dir: Option<std::path::PathBuf>,
     /// Accept a snapshot without a sha256 trailer (a copy of member/snap/db)
     #[arg(long)]
     skip_hash_check: bool,
-    /// Replace a non-empty data dir
+    /// Replace an existing member dir (and WAL dir): the old ones are renamed
+    /// to `member.etcdsnap-bak-<UTC time>` beside them, never deleted
     #[arg(long)]
     force: bool,
     /// chown the restored files, as UID:GID (e.g. 2001:2001)
@@ -80,12 +89,22 @@ pub struct Args {
     /// The cluster token (as etcd's flag)
     #[arg(long, default_value = "etcd-cluster")]
     initial_cluster_token: String,
-    /// The member's peer URLs (with --name; must match --initial-cluster)
+    /// The member's peer URLs (must match --initial-cluster; without --name,
+    /// member `default`)
     #[arg(long)]
     initial_advertise_peer_urls: Option<String>,
-    /// Where every member's data dir goes (`DIR/<name>.etcd`, `DIR/<name>.env`)
-    #[arg(long, default_value = ".")]
-    out_dir: std::path::PathBuf,
+    /// Client URLs each member advertises and listens on, as NAME=URL,...
+    /// (one member: URL,...); default as kubeadm: the peer host, port 2379
+    #[arg(long)]
+    client_urls: Option<String>,
+    /// Where the TLS files are when URLs are https (kubeadm's layout:
+    /// server.crt/key, peer.crt/key, ca.crt)
+    #[arg(long, default_value = "/etc/kubernetes/pki/etcd")]
+    pki_dir: std::path::PathBuf,
+    /// Where the data dirs and `.env` files go (`DIR/<name>.etcd`,
+    /// `DIR/<name>.env`; default `.`); with --name, that member's only
+    #[arg(long)]
+    out_dir: Option<std::path::PathBuf>,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
@@ -100,7 +119,14 @@ struct MemberPlan {
     #[serde(flatten)]
     member: Member,
     data_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wal_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env_file: Option<String>,
+    /// Every flag the member must start with (the `.env` file holds the same).
     flags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    moved_aside: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -128,6 +154,158 @@ fn parse_owner(s: &str) -> Result<(u32, u32), String> {
     ))
 }
 
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("{}: cannot make it absolute", p.display()))
+}
+
+/// `scheme://host:port…` split into (scheme, host, port).
+fn url_parts(u: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (scheme, rest) = u.split_once("://")?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        return Some((scheme, h, after.strip_prefix(':')));
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) => Some((scheme, h, Some(p))),
+        None => Some((scheme, hostport, None)),
+    }
+}
+
+/// The URL etcd can bind for an advertised URL: an IP or `localhost` as is,
+/// a host name on every address (etcd refuses names in listen URLs).
+fn bind_url(u: &str) -> String {
+    match url_parts(u) {
+        Some((scheme, host, port)) if host != "localhost" && host.parse::<IpAddr>().is_err() => {
+            match port {
+                Some(p) => format!("{scheme}://0.0.0.0:{p}"),
+                None => format!("{scheme}://0.0.0.0"),
+            }
+        }
+        _ => u.to_string(),
+    }
+}
+
+/// --client-urls: NAME=URL,… for any member, or bare URLs for the one member.
+fn client_urls(
+    spec: Option<&str>,
+    members: &[&Member],
+) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    let Some(spec) = spec else { return Ok(map) };
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let named = item.split_once('=').filter(|(n, _)| !n.contains("://"));
+        let (name, url) = match named {
+            Some((n, u)) => (n.to_string(), u.to_string()),
+            None if members.len() == 1 => (members[0].name.clone(), item.to_string()),
+            None => bail!("--client-urls {item}: give NAME=URL for each member"),
+        };
+        if url_parts(&url).is_none() {
+            bail!("--client-urls: {url} is not a URL");
+        }
+        if !members.iter().any(|m| m.name == name) {
+            bail!("--client-urls names {name:?}, which is not a member being restored");
+        }
+        map.entry(name).or_default().push(url);
+    }
+    Ok(map)
+}
+
+/// Every flag a member needs to boot from its restored data: absolute paths,
+/// peer and client URLs to advertise and to listen on, the TLS files when a
+/// URL is https (kubeadm's paths under `pki`).
+fn start_flags(
+    cluster: &Cluster,
+    m: &Member,
+    data_dir: &Path,
+    wal_dir: Option<&Path>,
+    given_client: Option<&Vec<String>>,
+    pki: &Path,
+) -> Vec<String> {
+    let peer = m.peer_urls.join(",");
+    let mut listen_peer: Vec<String> = m.peer_urls.iter().map(|u| bind_url(u)).collect();
+    listen_peer.dedup();
+    let (advertise_client, listen_client): (Vec<String>, Vec<String>) = match given_client {
+        Some(urls) => (urls.clone(), urls.iter().map(|u| bind_url(u)).collect()),
+        None => {
+            // As kubeadm: https://<peer host>:2379, and loopback.
+            let (scheme, host) = m
+                .peer_urls
+                .first()
+                .and_then(|u| url_parts(u))
+                .map_or(("http", "127.0.0.1"), |(s, h, _)| (s, h));
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            let adv = format!("{scheme}://{host}:2379");
+            let mut listen = vec![format!("{scheme}://127.0.0.1:2379")];
+            let bound = bind_url(&adv);
+            if !listen.contains(&bound) && host != "localhost" {
+                listen.push(bound);
+            }
+            (vec![adv], listen)
+        }
+    };
+    let mut f = vec![
+        format!("--name={}", m.name),
+        format!("--data-dir={}", data_dir.display()),
+    ];
+    if let Some(w) = wal_dir {
+        f.push(format!("--wal-dir={}", w.display()));
+    }
+    f.extend([
+        format!("--initial-advertise-peer-urls={peer}"),
+        format!("--listen-peer-urls={}", listen_peer.join(",")),
+        format!("--advertise-client-urls={}", advertise_client.join(",")),
+        format!("--listen-client-urls={}", listen_client.join(",")),
+        format!("--initial-cluster={}", cluster.initial_cluster),
+        format!("--initial-cluster-token={}", cluster.token),
+        "--initial-cluster-state=new".into(),
+    ]);
+    let https = |urls: &[String]| urls.iter().any(|u| u.starts_with("https://"));
+    let file = |n: &str| pki.join(n).display().to_string();
+    if https(&advertise_client) || https(&listen_client) {
+        f.extend([
+            format!("--cert-file={}", file("server.crt")),
+            format!("--key-file={}", file("server.key")),
+            format!("--trusted-ca-file={}", file("ca.crt")),
+            "--client-cert-auth=true".into(),
+        ]);
+    }
+    if https(&m.peer_urls) {
+        f.extend([
+            format!("--peer-cert-file={}", file("peer.crt")),
+            format!("--peer-key-file={}", file("peer.key")),
+            format!("--peer-trusted-ca-file={}", file("ca.crt")),
+            "--peer-client-cert-auth=true".into(),
+        ]);
+    }
+    f
+}
+
+/// The flags as an environment file etcd reads (`ETCD_NAME=…`), one per line,
+/// quoted for the shell (`set -a; . ./m.env`) and systemd's EnvironmentFile.
+fn env_text(flags: &[String]) -> String {
+    flags
+        .iter()
+        .filter_map(|f| f.strip_prefix("--"))
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| {
+            let safe = v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/.:,=_-@+%[]".contains(c));
+            let v = if safe {
+                v.to_string()
+            } else {
+                format!("'{}'", v.replace('\'', "'\\''"))
+            };
+            format!("ETCD_{}={v}\n", k.to_uppercase().replace('-', "_"))
+        })
+        .collect()
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.bump_revision.is_some_and(|b| b > 0) != args.mark_compacted {
         bail!("--mark-compacted required if --bump-revision > 0 (and the other way round)");
@@ -136,14 +314,34 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         return suggest_bump(&args);
     }
     let cluster = Cluster::parse(&args.initial_cluster, &args.initial_cluster_token)?;
+    // One member's flags without --name mean member `default`, as with etcdutl.
+    let one_member_flag = args.data_dir.is_some()
+        || args.wal_dir.is_some()
+        || args.initial_advertise_peer_urls.is_some();
+    let name = match &args.name {
+        Some(n) => Some(n.clone()),
+        None if one_member_flag => Some("default".to_string()),
+        None => None,
+    };
+    if name.is_some() && args.data_dir.is_some() && args.out_dir.is_some() {
+        bail!("--data-dir and --out-dir both say where the member goes; give one");
+    }
     let mut members: Vec<&Member> = cluster.members.iter().collect();
-    if let Some(name) = &args.name {
+    if let Some(name) = &name {
         let m = cluster
             .members
             .iter()
             .find(|m| &m.name == name)
             .with_context(|| {
-                format!("couldn't find local name {name:?} in the initial cluster configuration")
+                let why = if args.name.is_none() {
+                    " (--data-dir, --wal-dir and --initial-advertise-peer-urls are one member's: \
+                     without --name that member is \"default\", as with etcdutl)"
+                } else {
+                    ""
+                };
+                format!(
+                    "couldn't find local name {name:?} in the initial cluster configuration{why}"
+                )
             })?;
         if let Some(urls) = &args.initial_advertise_peer_urls {
             let mut given: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
@@ -157,50 +355,71 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         members = vec![m];
     }
+    let single = name.is_some();
+    let clients = client_urls(args.client_urls.as_deref(), &members)?;
     let file = open(&args.snapshot)?;
+    // A damaged file is reported as `verify` reports it, before anything else.
+    let checks = verify(&file);
+    if !checks.passed && !args.dry_run {
+        eprint!("{}", crate::cli::verify::render_table(&checks, true));
+        eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
+        return Ok(Outcome::Failed);
+    }
     if !file.has_trailer() && !args.skip_hash_check && !args.dry_run {
         bail!(
             "{}: snapshot missing hash but --skip-hash-check=false (a copy of a data dir's member/snap/db has no sha256 trailer)",
             file.path().display()
         );
     }
-    let checks = verify(&file);
     let db = db(&file)?;
     let stale = report(&db, &args.prefix)?;
     let revision = checks.summary.keyspace.as_ref().map_or(0, |k| k.revision);
-    let single = args.name.is_some();
-    let plan = Plan {
+    let out_dir = args.out_dir.clone();
+    // .env files: every member's in --out-dir (default .), one member's when --out-dir is given.
+    let env_dir = match (&out_dir, single) {
+        (Some(d), _) => Some(d.clone()),
+        (None, false) => Some(PathBuf::from(".")),
+        (None, true) => None,
+    };
+    let wal_dir = match &args.wal_dir {
+        Some(w) if single => Some(absolute(w)?),
+        _ => None,
+    };
+    let mut member_plans = Vec::new();
+    for m in members {
+        let data_dir = match (&args.data_dir, &out_dir) {
+            (Some(d), _) if single => d.clone(),
+            (_, Some(o)) => o.join(format!("{}.etcd", m.name)),
+            _ => PathBuf::from(format!("{}.etcd", m.name)),
+        };
+        let data_dir = absolute(&data_dir)?;
+        let env_file = match &env_dir {
+            Some(d) => Some(absolute(&d.join(format!("{}.env", m.name)))?),
+            None => None,
+        };
+        member_plans.push(MemberPlan {
+            flags: start_flags(
+                &cluster,
+                m,
+                &data_dir,
+                wal_dir.as_deref(),
+                clients.get(&m.name),
+                &args.pki_dir,
+            ),
+            data_dir: data_dir.display().to_string(),
+            wal_dir: wal_dir.as_ref().map(|w| w.display().to_string()),
+            env_file: env_file.map(|e| e.display().to_string()),
+            member: m.clone(),
+            moved_aside: Vec::new(),
+        });
+    }
+    let mut plan = Plan {
         snapshot: file.path().display().to_string(),
         snapshot_checks_passed: checks.passed,
         revision,
         cluster_id: cluster.cluster_id,
         initial_cluster_token: cluster.token.clone(),
-        members: members
-            .into_iter()
-            .map(|m| {
-                let data_dir = match (&args.data_dir, single) {
-                    (Some(d), true) => d.display().to_string(),
-                    (None, true) => format!("{}.etcd", m.name),
-                    _ => args
-                        .out_dir
-                        .join(format!("{}.etcd", m.name))
-                        .display()
-                        .to_string(),
-                };
-                MemberPlan {
-                    flags: vec![
-                        format!("--name={}", m.name),
-                        format!("--initial-cluster={}", cluster.initial_cluster),
-                        format!("--initial-cluster-token={}", cluster.token),
-                        format!("--initial-advertise-peer-urls={}", m.peer_urls.join(",")),
-                        "--initial-cluster-state=new".into(),
-                        format!("--data-dir={data_dir}"),
-                    ],
-                    data_dir,
-                    member: m.clone(),
-                }
-            })
-            .collect(),
+        members: member_plans,
         stale,
     };
     if args.dry_run {
@@ -213,11 +432,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } else {
             Outcome::Failed
         });
-    }
-    if !plan.snapshot_checks_passed {
-        eprint!("{}", crate::cli::verify::render_table(&checks, true));
-        eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
-        return Ok(Outcome::Failed);
     }
     let target = match args.target_version.as_deref() {
         Some("3.4") => Target::V34,
@@ -239,7 +453,34 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         force: args.force,
         owner: args.owner,
     };
-    // The operator sees what comes back stale before anything is written.
+    let targets: Vec<swap::Target> = plan
+        .members
+        .iter()
+        .map(|m| swap::Target {
+            data_dir: PathBuf::from(&m.data_dir),
+            wal_dir: m.wal_dir.as_ref().map(PathBuf::from),
+        })
+        .collect();
+    // What a killed run left is cleaned (and said) before the targets are judged.
+    for t in &targets {
+        for line in swap::clean_stale(t)? {
+            eprintln!("etcdsnap: {line}");
+        }
+    }
+    if let Some(d) = &env_dir {
+        for line in swap::clean_stale_temp_files(d)? {
+            eprintln!("etcdsnap: {line}");
+        }
+    }
+    // Every target is checked before anything is written.
+    let mut checked = Vec::new();
+    for (t, m) in targets.iter().zip(&plan.members) {
+        checked.push(
+            swap::check(t, args.force)
+                .with_context(|| format!("restoring member {}", m.member.name))?,
+        );
+    }
+    // The restore goes ahead: the operator sees what comes back stale first.
     if args.write_out == ReportFormat::Table {
         let full = render(&plan, &checks);
         if let Some(i) = full.find("what comes back stale:") {
@@ -254,30 +495,44 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         target,
     };
     let bar = super::objects::progress(plan.members.len() as u64, "writing data dirs");
-    for m in &plan.members {
-        bar.set_message(format!("writing {}", m.member.name));
-        let data_dir = std::path::PathBuf::from(&m.data_dir);
-        let wal_dir = if single {
-            args.wal_dir.as_deref()
-        } else {
-            None
-        };
-        write_member(&src, &m.member, &data_dir, wal_dir, &opts)
-            .with_context(|| format!("restoring member {}", m.member.name))?;
-        if !single {
-            let env = args.out_dir.join(format!("{}.env", m.member.name));
-            let text: String = m
-                .flags
-                .iter()
-                .filter_map(|f| f.strip_prefix("--"))
-                .filter_map(|f| f.split_once('='))
-                .map(|(k, v)| format!("ETCD_{}={v}\n", k.to_uppercase().replace('-', "_")))
-                .collect();
-            crate::cli::objects::write_atomic(&env, text.as_bytes())?;
+    let mut committed = Vec::new();
+    let mut env_before: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+    let written = (|| -> anyhow::Result<()> {
+        for (m, c) in plan.members.iter().zip(checked) {
+            bar.set_message(format!("writing {}", m.member.name));
+            committed.push(
+                write_member(&src, &m.member, c, &opts)
+                    .with_context(|| format!("restoring member {}", m.member.name))?,
+            );
+            bar.inc(1);
         }
-        bar.inc(1);
-    }
+        for m in &plan.members {
+            if let Some(env) = &m.env_file {
+                let env = PathBuf::from(env);
+                env_before.push((env.clone(), std::fs::read(&env).ok()));
+                durable::write_atomic(&env, env_text(&m.flags).as_bytes())?;
+            }
+        }
+        Ok(())
+    })();
     bar.finish_and_clear();
+    if let Err(e) = written {
+        // Put every member (and .env file) back as it was.
+        for c in committed.into_iter().rev() {
+            c.rollback();
+        }
+        for (env, old) in env_before.iter().rev() {
+            let _ = match old {
+                Some(bytes) => durable::write_atomic(env, bytes).map_err(|e| e.to_string()),
+                None => std::fs::remove_file(env).map_err(|e| e.to_string()),
+            };
+        }
+        return Err(e.context("nothing was restored: every member is as it was"));
+    }
+    for (m, c) in plan.members.iter_mut().zip(committed) {
+        m.moved_aside = c.backups.iter().map(|b| b.display().to_string()).collect();
+        c.finish()?;
+    }
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
         ReportFormat::Table => {
@@ -287,12 +542,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             );
             for m in &plan.members {
                 s.push_str(&format!(
-                    "  {} (ID {:x}) -> {}\n    start with: etcd {}\n",
-                    m.member.name,
-                    m.member.id,
-                    m.data_dir,
-                    m.flags.join(" ")
+                    "  {} (ID {:x}) -> {}\n",
+                    m.member.name, m.member.id, m.data_dir
                 ));
+                for b in &m.moved_aside {
+                    s.push_str(&format!("    the old data moved aside to {b}\n"));
+                }
+                if let Some(e) = &m.env_file {
+                    s.push_str(&format!("    environment for etcd: {e}\n"));
+                }
+                s.push_str(&format!("    start with: etcd {}\n", m.flags.join(" ")));
             }
             out(&s)?;
         }
@@ -369,12 +628,27 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
     let st = &plan.stale;
     s.push_str("\nwhat comes back stale:\n");
     for l in &st.leases {
+        // etcd's lessor restarts a lease's clock from its checkpointed
+        // remaining TTL when one was recorded, else from the full TTL.
+        let when = if l.remaining_ttl_seconds > 0 {
+            format!(
+                "{} s after the restored cluster elects a leader (the remaining TTL a lease \
+                 checkpoint recorded; etcd 3.5.1 ignores it and grants the full TTL)",
+                l.remaining_ttl_seconds
+            )
+        } else {
+            "one TTL after the restored cluster elects a leader".to_string()
+        };
         s.push_str(&format!(
-            "  lease {:x} (TTL {} s) with {} live keys attached{}; they expire one TTL after the restored cluster elects a leader\n",
+            "  lease {:x} (TTL {} s) with {} live keys attached{}; they expire {when}\n",
             l.id,
             l.ttl_seconds,
             l.attached_keys,
-            if l.examples.is_empty() { String::new() } else { format!(" (e.g. {})", l.examples.join(", ")) }
+            if l.examples.is_empty() {
+                String::new()
+            } else {
+                format!(" (e.g. {})", l.examples.join(", "))
+            }
         ));
     }
     if st.keys_with_missing_lease > 0 {

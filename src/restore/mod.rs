@@ -1,10 +1,13 @@
-//! Restoring a snapshot into etcd data dirs. So far: the membership model (IDs
-//! exactly as etcd computes them) and the pre-restore report of what comes back
-//! stale. Writing the data dirs (db, WAL, .snap) is the next step.
+//! Restoring a snapshot into etcd data dirs: the membership model (IDs exactly
+//! as etcd computes them), the report of what comes back stale, the files a
+//! member starts from (db, WAL, .snap), and the write path that swaps them in
+//! without ever losing the old data (`swap`, over `durable`'s fsync steps).
 
 pub mod datadir;
 pub mod dbwrite;
+pub mod durable;
 pub mod membership;
 pub mod raftpb;
 pub mod stale;
+pub mod swap;
 pub mod wal;

@@ -20,6 +20,9 @@ pub struct LeaseInfo {
     #[serde(serialize_with = "hex")]
     pub id: i64,
     pub ttl_seconds: i64,
+    /// The remaining TTL a lease checkpoint recorded (leasepb.Lease
+    /// remaining_TTL); 0 when none was: etcd then grants the full TTL again.
+    pub remaining_ttl_seconds: i64,
     pub attached_keys: u64,
     /// A few of the attached keys, for the report.
     pub examples: Vec<String>,
@@ -78,11 +81,12 @@ pub fn report(db: &Db<'_>, storage_prefix: &str) -> Result<StaleReport, StaleErr
     for b in read::buckets(db)? {
         match b.name {
             b"lease" => read::for_each(db, &b, |e| {
-                let (mut id, mut ttl) = (0i64, 0i64);
+                let (mut id, mut ttl, mut remaining) = (0i64, 0i64, 0i64);
                 for f in Fields::new(e.value).flatten() {
                     match f {
                         (1, Value::Varint(v)) => id = v as i64,
                         (2, Value::Varint(v)) => ttl = v as i64,
+                        (3, Value::Varint(v)) => remaining = v as i64,
                         _ => {}
                     }
                 }
@@ -91,6 +95,7 @@ pub fn report(db: &Db<'_>, storage_prefix: &str) -> Result<StaleReport, StaleErr
                     LeaseInfo {
                         id,
                         ttl_seconds: ttl,
+                        remaining_ttl_seconds: remaining,
                         attached_keys: 0,
                         examples: Vec::new(),
                     },

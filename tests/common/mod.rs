@@ -152,3 +152,68 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// A tmpfs mounted at a directory for the life of the guard (tests run as
+/// root). Mounting is required: when it fails, the test fails.
+pub struct Mount(pub PathBuf);
+
+impl Mount {
+    pub fn tmpfs(dir: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            o.status.success(),
+            "mount -t tmpfs {} failed (tests run as root; CI does): {}",
+            dir.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Mount(dir.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Whether `dir` is a mount point (its device differs from its parent's).
+pub fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let d = std::fs::symlink_metadata(dir).unwrap();
+    let p = std::fs::metadata(dir.join("..")).unwrap();
+    d.dev() != p.dev()
+}
+
+/// Every entry below `dir` (relative paths) with the sha256 of a file's bytes
+/// (a link's target after `@`, a directory's name ends in `/`), for
+/// before/after comparisons.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.insert(rel + "/", String::new());
+                walk(base, &p, out);
+            } else if ft.is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(rel + "@", t.to_string_lossy().into_owned());
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                let d = ring::digest::digest(&ring::digest::SHA256, &bytes);
+                let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                out.insert(rel, hex);
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}

@@ -1,0 +1,643 @@
+//! The restore write path as a hostile user meets it: data dirs that are mount
+//! points (real tmpfs mounts; tests run as root and fail when mounting fails),
+//! symlinks, holding other files; WAL dirs swapped with the member dir, both or
+//! neither; every target checked before anything is written; failures that put
+//! the old state back; stale staging from killed runs; durability (real WAL
+//! blocks, fsyncs after chown, seen with strace).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+const ONE: &str = "m1=http://127.0.0.1:2380";
+const THREE: &str = "m1=http://127.0.0.1:2380,m2=http://127.0.0.2:2380,m3=http://127.0.0.3:2380";
+
+fn restore_in(cwd: &Path, args: &[&str]) -> Output {
+    let snap = fixture("etcd-3.5.1.db");
+    etcdsnap()
+        .current_dir(cwd)
+        .arg("restore")
+        .arg(&snap)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A restore run from a scratch directory (whatever a bug writes to `.` lands there).
+fn restore(args: &[&str]) -> Output {
+    let cwd = tempfile::tempdir().unwrap();
+    restore_in(cwd.path(), args)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Entries of `dir` whose names contain `pat`.
+fn named(dir: &Path, pat: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(pat))
+        .collect()
+}
+
+/// The real etcdutl reads the restored db: its status hash equals that of the db
+/// etcdutl itself restores from the same snapshot with the same flags.
+fn assert_db_matches_etcdutl(data_dir: &Path, name: &str, initial: &str, token: &str) {
+    let eu = tempfile::tempdir().unwrap();
+    let peer = initial
+        .split(',')
+        .find_map(|m| m.strip_prefix(&format!("{name}=")))
+        .unwrap();
+    let eu_dir = eu.path().join("eu");
+    etcdutl_restore(
+        &fixture("etcd-3.5.1.db"),
+        name,
+        initial,
+        token,
+        peer,
+        &eu_dir,
+    );
+    // Whole fields; totalSize differs (our db is written compact, etcdutl's
+    // keeps the snapshot's free pages).
+    let st = |p: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&real_status("3.5", &p.join("member/snap/db"), "json")).unwrap();
+        (
+            v["hash"].clone(),
+            v["revision"].clone(),
+            v["totalKey"].clone(),
+        )
+    };
+    assert_eq!(
+        st(data_dir),
+        st(&eu_dir),
+        "etcdutl status of the restored db"
+    );
+}
+
+/// A sentinel tree standing for a member's earlier data.
+fn old_member(dir: &Path) {
+    std::fs::create_dir_all(dir.join("snap")).unwrap();
+    std::fs::write(dir.join("snap/db"), b"the only copy of the old data").unwrap();
+    std::fs::create_dir_all(dir.join("wal")).unwrap();
+    std::fs::write(dir.join("wal/0.wal"), b"old wal").unwrap();
+}
+
+/// Items 1 and 20: `--force` into a mount point that holds the snapshot being
+/// restored, other files and an old member: only `member` is swapped, the old
+/// one moved aside, everything else stays; the mount stays a mount.
+#[test]
+fn force_into_a_mount_point_swaps_only_member() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("var-lib-etcd");
+    let _m = Mount::tmpfs(&d, "256m");
+    let snap = d.join("snap1.db");
+    std::fs::copy(fixture("etcd-3.5.1.db"), &snap).unwrap();
+    std::fs::write(d.join("notes.txt"), b"keep me").unwrap();
+    old_member(&d.join("member"));
+    let old = tree(&d.join("member"));
+    let o = etcdsnap()
+        .current_dir(t.path())
+        .args([
+            "restore",
+            s(&snap),
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+        ])
+        .args([
+            "--initial-cluster-token",
+            "t1",
+            "--force",
+            "--data-dir",
+            s(&d),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(is_mount_point(&d), "the mount point stays");
+    assert_eq!(
+        std::fs::read(&snap).unwrap(),
+        std::fs::read(fixture("etcd-3.5.1.db")).unwrap(),
+        "the snapshot being restored is untouched"
+    );
+    assert_eq!(std::fs::read(d.join("notes.txt")).unwrap(), b"keep me");
+    let baks = named(&d, "member.etcdsnap-bak-");
+    assert_eq!(baks.len(), 1, "the old member is moved aside: {baks:?}");
+    assert_eq!(tree(&baks[0]), old, "the old member, intact");
+    assert!(named(&d, "staging").is_empty());
+    assert_db_matches_etcdutl(&d, "m1", ONE, "t1");
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("member.etcdsnap-bak-"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["member", "notes.txt", "snap1.db"]);
+}
+
+/// Item 1: an empty mount point is restored into without --force, as etcdutl does.
+#[test]
+fn empty_mount_point_needs_no_force() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("vol");
+    let _m = Mount::tmpfs(&d, "256m");
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--data-dir",
+        s(&d),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(is_mount_point(&d));
+    assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
+}
+
+/// Item 1: a failure while writing (the volume is too small for the WAL's real
+/// blocks) leaves the old state exactly as it was and no staging tree.
+#[test]
+fn a_failed_restore_leaves_the_old_state() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("small");
+    let _m = Mount::tmpfs(&d, "8m");
+    std::fs::write(d.join("notes.txt"), b"keep me").unwrap();
+    old_member(&d.join("member"));
+    let before = tree(&d);
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--force",
+        "--data-dir",
+        s(&d),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(tree(&d), before, "old state back, staging gone");
+    assert!(is_mount_point(&d));
+}
+
+/// Items 2 and 9: with --wal-dir, a failure swapping the member dir (here the
+/// old `member` is itself a mount point, so it cannot be renamed) puts the old
+/// WAL back too: both or neither. The OS error is named once.
+#[test]
+fn wal_and_member_change_together() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("data");
+    let w = t.path().join("wal");
+    std::fs::create_dir_all(&w).unwrap();
+    std::fs::write(w.join("0000000000000000-0000000000000000.wal"), b"old wal").unwrap();
+    let _m = Mount::tmpfs(&d.join("member"), "16m");
+    old_member(&d.join("member"));
+    let (before_d, before_w) = (tree(&d), tree(&w));
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--force",
+        "--data-dir",
+        s(&d),
+        "--wal-dir",
+        s(&w),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(tree(&w), before_w, "the old WAL is back");
+    assert_eq!(tree(&d), before_d, "the old member is back");
+    assert!(
+        named(t.path(), "etcdsnap").is_empty(),
+        "no staging beside the WAL"
+    );
+    assert_eq!(err.matches("os error").count(), 1, "OS error once: {err}");
+}
+
+/// Item 3: a symlinked data dir keeps its link; the restore goes into its target.
+#[test]
+fn a_symlinked_data_dir_keeps_its_link() {
+    let t = tempfile::tempdir().unwrap();
+    let real = t.path().join("volume");
+    let _m = Mount::tmpfs(&real, "256m");
+    let link = t.path().join("etcd");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for force in [false, true] {
+        let mut args = vec![
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+            "--data-dir",
+            s(&link),
+        ];
+        if force {
+            args.push("--force");
+        }
+        let o = restore(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(real.join("member/snap/db").is_file());
+    }
+    assert_eq!(named(&real, "member.etcdsnap-bak-").len(), 1);
+    assert_db_matches_etcdutl(&real, "m1", ONE, "etcd-cluster");
+}
+
+/// Item 4: every target is checked before anything is written; a failure on a
+/// later member rolls back the members already written.
+#[test]
+fn all_members_are_checked_first_and_rolled_back() {
+    // Members are written in the plan's order: the last one is the obstacle.
+    let plan = restore(&["--initial-cluster", THREE, "--dry-run", "-w", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let names: Vec<String> = plan["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    let (first, last) = (&names[0], &names[2]);
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    old_member(&out.join(format!("{last}.etcd/member")));
+    let o = restore(&["--initial-cluster", THREE, "--out-dir", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{last}.etcd")),
+        "{}",
+        stderr(&o)
+    );
+    for n in &names[..2] {
+        assert!(
+            !out.join(format!("{n}.etcd")).exists(),
+            "{n} written before {last} was checked"
+        );
+        assert!(!out.join(format!("{n}.env")).exists());
+    }
+    // The first member holds an old member too; the last one's member cannot
+    // be moved (a mount point): with --force, the first two are written, the
+    // last fails, and the first two are rolled back.
+    old_member(&out.join(format!("{first}.etcd/member")));
+    std::fs::write(out.join(format!("{first}.env")), b"ETCD_NAME=old\n").unwrap();
+    let _m = Mount::tmpfs(&out.join(format!("{last}.etcd/member")), "16m");
+    old_member(&out.join(format!("{last}.etcd/member")));
+    let before = tree(&out);
+    let o = restore(&["--initial-cluster", THREE, "--out-dir", s(&out), "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(tree(&out), before, "every member as it was");
+}
+
+/// Item 5: --data-dir, --wal-dir or --initial-advertise-peer-urls without
+/// --name restore member `default`, as etcdutl does, there and nowhere else;
+/// without a `default` member they are refused.
+#[test]
+fn member_flags_without_name_mean_default() {
+    let t = tempfile::tempdir().unwrap();
+    let cwd = t.path();
+    let o = restore_in(cwd, &["--data-dir", "x"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(cwd.join("x/member/snap/db").is_file());
+    assert!(!cwd.join("default.etcd").exists());
+    let o = restore_in(cwd, &["--wal-dir", "w"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        cwd.join("w/0000000000000000-0000000000000000.wal")
+            .is_file()
+    );
+    assert!(!cwd.join("default.etcd/member/wal").exists());
+    let o = restore_in(cwd, &["--initial-cluster", ONE, "--data-dir", "y"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = restore_in(
+        cwd,
+        &[
+            "--initial-cluster",
+            ONE,
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:2380",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!cwd.join("y").exists() && !cwd.join("m1.etcd").exists());
+}
+
+/// Item 22: --name with --out-dir writes `<out-dir>/<name>.etcd` (and its .env).
+#[test]
+fn name_with_out_dir_goes_there() {
+    let t = tempfile::tempdir().unwrap();
+    let o = restore_in(
+        t.path(),
+        &["--name", "m1", "--initial-cluster", ONE, "--out-dir", "o"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(t.path().join("o/m1.etcd/member/snap/db").is_file());
+    assert!(t.path().join("o/m1.env").is_file());
+    assert!(!t.path().join("m1.etcd").exists());
+    let o = restore_in(
+        t.path(),
+        &[
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+            "--out-dir",
+            "o",
+            "--data-dir",
+            "d",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--data-dir with --out-dir: {}",
+        stderr(&o)
+    );
+}
+
+/// Item 7: the WAL's 64 MB are allocated blocks, not a sparse file.
+#[test]
+fn wal_is_preallocated_with_real_blocks() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--data-dir",
+        s(&d),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = std::fs::metadata(d.join("member/wal/0000000000000000-0000000000000000.wal")).unwrap();
+    assert_eq!(m.len(), 64_000_000);
+    assert!(
+        m.blocks() * 512 >= 64_000_000,
+        "{} blocks allocated",
+        m.blocks()
+    );
+}
+
+/// Item 7: seen by strace — every file and directory written is fsynced after
+/// its chown, and so is the parent of every rename (the staging root, the
+/// WAL dir's parent); the .env files are renamed into place and their
+/// directory fsynced.
+#[test]
+fn everything_written_is_fsynced_after_chown() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    let wal = t.path().join("wals/w1");
+    let trace = t.path().join("trace");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = Command::new("strace")
+        .current_dir(t.path())
+        .args(["-f", "-qq", "-y", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=openat,mkdirat,mkdir,fsync,fdatasync,fchown,fchownat,chown,lchown,rename,renameat,renameat2,fallocate,close",
+        ])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["restore", s(&snap), "--name", "m1", "--initial-cluster", ONE])
+        .args(["--out-dir", s(&out), "--wal-dir", s(&wal), "--owner", "2001:2001"])
+        .output()
+        .expect("strace is required (apt-get install strace)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(&trace).unwrap();
+    // Paths fsynced (strace -y shows the fd's path), in order.
+    let fsynced: Vec<(usize, String)> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("fsync(") || l.contains("fdatasync("))
+        .filter_map(|(i, l)| {
+            let a = l.find('<')? + 1;
+            let b = l[a..].find('>')? + a;
+            Some((i, l[a..b].to_string()))
+        })
+        .collect();
+    let chowned: Vec<(usize, String)> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("chown"))
+        .filter_map(|(i, l)| {
+            let a = l
+                .find('"')
+                .map(|a| a + 1)
+                .or_else(|| l.find('<').map(|a| a + 1))?;
+            let b = l[a..].find(['"', '>'])? + a;
+            Some((i, l[a..b].to_string()))
+        })
+        .collect();
+    let last_fsync = |p: &str| fsynced.iter().rev().find(|(_, f)| f == p).map(|(i, _)| *i);
+    let data = out.join("m1.etcd");
+    let must = [
+        data.join("member/snap/db"),
+        data.join("member/snap/0000000000000001-0000000000000001.snap"),
+        data.join("member/snap"),
+        data.join("member"),
+        data.clone(),
+        out.clone(),
+        wal.join("0000000000000000-0000000000000000.wal"),
+        wal.clone(),
+        t.path().join("wals"),
+        out.join("m1.env"),
+    ];
+    let canon = |p: &Path| p.to_string_lossy().into_owned();
+    for p in &must {
+        let p = canon(p);
+        // The file may have been written under its staging name and renamed:
+        // fsyncs count under either name.
+        let staged_or_final = fsynced
+            .iter()
+            .any(|(_, f)| f == &p || same_after_staging(f, &p));
+        assert!(staged_or_final, "{p} never fsynced:\n{log}");
+    }
+    // chown happens before the fsyncs of the same path.
+    for (ci, path) in &chowned {
+        if let Some(fi) = last_fsync(path) {
+            assert!(fi > *ci, "{path} fsynced before its chown");
+        }
+    }
+    // The WAL is fallocated.
+    assert!(log.contains("fallocate("), "no fallocate:\n{log}");
+}
+
+/// Whether `staged` is `fin` written under a staging name
+/// (`.member.etcdsnap-staging-<pid>` for `member`, `.<wal>.etcdsnap-staging-<pid>`
+/// for a WAL dir, `.<x>.etcdsnap-tmp-*` for an atomically written file).
+fn same_after_staging(staged: &str, fin: &str) -> bool {
+    let mut out = String::new();
+    for comp in staged.split('/') {
+        if !out.is_empty() || staged.starts_with('/') {
+            out.push('/');
+        }
+        let c = match comp.strip_prefix('.') {
+            Some(rest)
+                if rest.contains(".etcdsnap-staging-") || rest.contains(".etcdsnap-tmp-") =>
+            {
+                rest.split(".etcdsnap-").next().unwrap()
+            }
+            _ => comp,
+        };
+        out.push_str(c);
+    }
+    out.replace("//", "/") == fin
+}
+
+/// Item 8: staging left by a killed run (of our own naming) is removed by the
+/// next run, which says so; today's and the older naming both.
+#[test]
+fn stale_staging_is_removed_and_reported() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    let w = t.path().join("w1");
+    let stale = [
+        d.join(".member.etcdsnap-staging-999999999"),
+        t.path().join(".w1.etcdsnap-staging-999999999"),
+        t.path().join(".m1.etcd.etcdsnap-tmp-999999999"),
+    ];
+    for p in &stale {
+        std::fs::create_dir_all(p.join("member/snap")).unwrap();
+        std::fs::write(p.join("member/snap/db"), b"half").unwrap();
+    }
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--data-dir",
+        s(&d),
+        "--wal-dir",
+        s(&w),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for p in &stale {
+        assert!(!p.exists(), "{} left behind", p.display());
+        assert!(
+            stderr(&o).contains(p.file_name().unwrap().to_str().unwrap()),
+            "not reported: {}",
+            stderr(&o)
+        );
+    }
+    assert!(named(t.path(), "etcdsnap").is_empty());
+    assert!(named(&d, "etcdsnap").is_empty());
+}
+
+fn stdout_lines(o: &Output) -> Vec<&str> {
+    std::str::from_utf8(&o.stdout).unwrap().lines().collect()
+}
+
+/// Item 28: a truncated snapshot is reported as `verify` reports it, with the
+/// same exit code; a refused restore prints no stale-data report.
+#[test]
+fn truncated_snapshot_reports_what_verify_reports() {
+    let t = tempfile::tempdir().unwrap();
+    let cut = t.path().join("cut.db");
+    let bytes = std::fs::read(fixture("etcd-3.5.1.db")).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let v = run(&["verify", s(&cut)]);
+    let d = t.path().join("m1.etcd");
+    let o = etcdsnap()
+        .current_dir(t.path())
+        .args(["restore", s(&cut), "--name", "m1", "--initial-cluster", ONE])
+        .args(["--data-dir", s(&d)])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), v.status.code(), "{err}");
+    assert!(!err.contains("missing hash"), "{err}");
+    // Every problem verify names, restore names too.
+    let problems: Vec<&str> = stdout_lines(&v)
+        .into_iter()
+        .filter(|l| l.trim_start().starts_with("- "))
+        .collect();
+    assert!(!problems.is_empty(), "verify said: {}", stdout(&v));
+    for p in problems {
+        assert!(err.contains(p.trim()), "restore: {err}\nmissing: {p}");
+    }
+    assert!(!d.exists());
+}
+
+#[test]
+fn a_refused_restore_prints_no_stale_report() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    old_member(&d.join("member"));
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--data-dir",
+        s(&d),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("stale"), "{}", stderr(&o));
+}
+
+/// A WAL dir that is a mount point cannot be renamed: refused before anything
+/// is written (exit 2), the volume untouched.
+#[test]
+fn a_wal_dir_mount_point_is_refused_up_front() {
+    let t = tempfile::tempdir().unwrap();
+    let w = t.path().join("walvol");
+    let _m = Mount::tmpfs(&w, "128m");
+    std::fs::write(w.join("keep"), b"x").unwrap();
+    let before = tree(&w);
+    let d = t.path().join("m1.etcd");
+    let o = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--data-dir",
+        s(&d),
+        "--wal-dir",
+        s(&w),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mount point"), "{}", stderr(&o));
+    assert!(!d.exists());
+    assert_eq!(tree(&w), before);
+}
+
+/// A `.env` value with spaces and quotes reads back unchanged in the shell
+/// (`set -a; . FILE`), and the file's data dir is absolute.
+#[test]
+fn env_values_survive_the_shell() {
+    let t = tempfile::tempdir().unwrap();
+    let token = "prod restore 'one' $HOME";
+    let o = restore_in(
+        t.path(),
+        &[
+            "--initial-cluster",
+            ONE,
+            "--initial-cluster-token",
+            token,
+            "--out-dir",
+            "o",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sh = Command::new("sh")
+        .current_dir("/")
+        .arg("-c")
+        .arg(
+            "set -a; . \"$0\"; printf '%s\\n%s' \"$ETCD_INITIAL_CLUSTER_TOKEN\" \"$ETCD_DATA_DIR\"",
+        )
+        .arg(t.path().join("o/m1.env"))
+        .output()
+        .unwrap();
+    assert!(sh.status.success(), "{}", stderr(&sh));
+    let got = stdout(&sh);
+    let (tok, dir) = got.split_once('\n').unwrap();
+    assert_eq!(tok, token);
+    assert_eq!(Path::new(dir), t.path().join("o/m1.etcd"));
+}
