@@ -171,6 +171,24 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
     )
 }
 
+/// The sha256 check from its thread's result. A thread that failed has not
+/// checked anything, and an unchecked digest cannot pass: that is a failure,
+/// never a skip.
+fn joined_sha(result: std::thread::Result<Check>) -> Check {
+    result.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no reason given".into());
+        let mut problems = Problems::default();
+        problems.push(Problem::new(format!(
+            "the sha256 could not be computed: its thread failed ({why})"
+        )));
+        Check::new("sha256", problems, String::new(), "not checked")
+    })
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -188,15 +206,21 @@ pub fn verify(file: &SnapshotFile) -> Report {
 pub fn verify_bytes(name: &str, bytes: &[u8], compression: Compression) -> Report {
     let (db, trailer) = split_trailer(bytes);
     let (sha, (mut checks, mut summary)) = std::thread::scope(|s| {
-        let sha = s.spawn(|| sha256_check(db, trailer));
+        let sha = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn_scoped(s, || sha256_check(db, trailer));
         let rest = structure_checks(db);
-        (sha.join(), rest)
+        let sha = match sha {
+            Ok(handle) => handle.join(),
+            // No thread to be had: hash here, after the walk.
+            Err(_) => Ok(sha256_check(db, trailer)),
+        };
+        (sha, rest)
     });
     summary.file_size = bytes.len() as u64;
     summary.compression = compression.name();
     summary.has_trailer = trailer.is_some();
-    let sha = sha.unwrap_or_else(|_| Check::skipped("sha256", "the sha256 thread failed"));
-    checks.insert(0, sha);
+    checks.insert(0, joined_sha(sha));
     let passed = checks.iter().all(|c| c.status != CheckStatus::Failed);
     Report {
         file: name.to_string(),
@@ -326,4 +350,16 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sha256_thread_fails_the_check() {
+        let c = joined_sha(Err(Box::new("boom")));
+        assert_eq!(c.status, CheckStatus::Failed);
+        assert!(c.problems[0].message.contains("boom"), "{:?}", c.problems);
+    }
 }

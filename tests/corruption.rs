@@ -496,3 +496,76 @@ fn every_byte_of_a_file_can_be_damaged_safely() {
         .expect("status panicked");
     }
 }
+
+/// An emptied value in the `key` bucket is damage: only the bump marker that
+/// a revision bump writes (the revision meta's scheduledCompactRev names) may
+/// be empty (issue 16 item 12).
+#[test]
+fn an_emptied_key_value_fails_verify() {
+    for (name, _) in FIXTURES {
+        let db = strip(&load(name));
+        let p = pages(&db);
+        let leaf = p.key_leaves[0];
+        let base = leaf as usize * p.page_size;
+        let count = u16::from_le_bytes([db[base + 10], db[base + 11]]) as usize;
+        for i in [0usize, count - 1] {
+            let e = base + 16 + i * 16;
+            let mut b = db.clone();
+            b[e + 12..e + 16].copy_from_slice(&0u32.to_le_bytes());
+            assert_detected(
+                &b,
+                "etcd-keys",
+                "empty value",
+                &format!("{name}: key leaf {leaf} element {i} emptied"),
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("emptied.db");
+            std::fs::write(&f, &b).unwrap();
+            let o = run(&["verify", "-q", f.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        }
+    }
+}
+
+/// The marker `restore --bump-revision` writes passes; the same file with
+/// scheduledCompactRev pointing elsewhere does not.
+#[test]
+fn the_bump_marker_alone_may_be_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("m1.etcd");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--name",
+        "m1",
+        "--initial-cluster",
+        "m1=http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--bump-revision",
+        "1000",
+        "--mark-compacted",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let db_path = data_dir.join("member/snap/db");
+    let r = run(&["verify", db_path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0), "{}", stdout(&r));
+    // Move scheduledCompactRev one revision down: the marker is now unexplained.
+    let mut b = std::fs::read(&db_path).unwrap();
+    let at = b
+        .windows(19)
+        .position(|w| w == b"scheduledCompactRev")
+        .expect("meta holds scheduledCompactRev");
+    let value = at + 19;
+    let main = i64::from_be_bytes(b[value..value + 8].try_into().unwrap());
+    b[value..value + 8].copy_from_slice(&(main - 1).to_be_bytes());
+    assert_detected(
+        &b,
+        "etcd-keys",
+        "empty value",
+        "marker without its scheduledCompactRev",
+    );
+}
