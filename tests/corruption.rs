@@ -569,3 +569,74 @@ fn the_bump_marker_alone_may_be_empty() {
         "marker without its scheduledCompactRev",
     );
 }
+
+/// Without a trailer the sha256 is not checked, and `verify` says so instead of
+/// "every check passed", quiet or not (issue 16 item 25).
+#[test]
+fn verify_says_when_the_sha256_was_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("db");
+    std::fs::write(&f, strip(&load("etcd-3.5.1.db"))).unwrap();
+    for quiet in [true, false] {
+        let mut args = vec!["verify", f.to_str().unwrap()];
+        if quiet {
+            args.push("-q");
+        }
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        assert!(!out.contains("every check passed"), "{out}");
+        assert!(out.contains("not checked: sha256"), "{out}");
+    }
+    let o = run(&["verify", "-q", fixture("etcd-3.5.1.db").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("OK: every check passed"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `verify -q -w json` prints only the failed and unchecked checks and the
+/// verdict, like the quiet table (issue 16 item 17).
+#[test]
+fn quiet_json_keeps_only_failed_and_unchecked_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fixture("etcd-3.5.1.db");
+    let full: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "verify",
+        "-w",
+        "json",
+        good.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(full["checks"].as_array().unwrap().len(), 6);
+    let q: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "verify",
+        "-q",
+        "-w",
+        "json",
+        good.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(q["passed"], true);
+    assert_eq!(q["checks"], serde_json::json!([]));
+    assert!(q.get("summary").is_none(), "{q}");
+
+    let mut b = strip(&load("etcd-3.5.1.db"));
+    let p = pages(&b);
+    let e = p.key_leaves[0] as usize * p.page_size + 16;
+    b[e + 12..e + 16].copy_from_slice(&0u32.to_le_bytes());
+    let f = dir.path().join("bad.db");
+    std::fs::write(&f, &b).unwrap();
+    let o = run(&["verify", "-q", "-w", "json", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let q: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(q["passed"], false);
+    let names: Vec<(&str, &str)> = q["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("sha256", "skipped"), ("etcd-keys", "failed")]);
+}
