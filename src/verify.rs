@@ -11,7 +11,7 @@ use crate::backend::layout::{KeySpace, LayoutChecker};
 use crate::backend::meta::MetaInfo;
 use crate::bolt::check::{ProblemCollector, check_meta, open_problems};
 use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
-use crate::input::{Compression, SnapshotFile, split_trailer};
+use crate::input::{Compression, Excess, SnapshotFile, split_trailer};
 use crate::problem::{Problem, Problems};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,6 +99,10 @@ pub struct Summary {
     pub keyspace: Option<KeySpace>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<MetaInfo>,
+    /// What was noticed about the input besides the checks (e.g. what a
+    /// compressed file held past its db).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -195,11 +199,35 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Runs every check on an opened snapshot file.
 pub fn verify(file: &SnapshotFile) -> Report {
-    verify_bytes(
+    let mut report = verify_bytes(
         &file.path().display().to_string(),
         file.bytes(),
         file.compression(),
-    )
+    );
+    if let Some(excess) = file.excess() {
+        add_excess(&mut report, excess);
+    }
+    report
+}
+
+/// What a compressed file held past its db: a note, and for data after a
+/// trailer a failed sha256 check (a `snapshot save` file ends there).
+fn add_excess(report: &mut Report, excess: Excess) {
+    report.summary.notes.push(excess.describe());
+    let Excess::AfterTrailer { at } = excess else {
+        return;
+    };
+    if let Some(sha) = report.checks.iter_mut().find(|c| c.name == "sha256") {
+        sha.status = CheckStatus::Failed;
+        sha.problems
+            .push(Problem::new(excess.describe()).at_offset(at));
+        let n = sha.problems.len();
+        sha.detail = format!(
+            "{n} {}: the file does not end with its trailer",
+            if n == 1 { "problem" } else { "problems" }
+        );
+    }
+    report.passed = false;
 }
 
 /// Runs every check on the bytes of a (decompressed) snapshot file.

@@ -22,7 +22,9 @@ every check passed, 1 a check failed, 2 the file could not be read or the usage 
     after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap verify snapshot.db -w json | jq .passed\n  etcdsnap verify /var/lib/etcd/member/snap/db   # no trailer: sha256 is skipped"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected). Compressed
+    /// input is inflated, and standard input copied, into an unnamed temporary file in
+    /// $TMPDIR (else /tmp); inflation stops where the db ends
     snapshot: SnapshotPath,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
@@ -34,7 +36,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let file = SnapshotFile::open(&args.snapshot)?;
+    let file = match SnapshotFile::open(&args.snapshot) {
+        Ok(f) => f,
+        // A compressed stream that does not decode is a damaged file (exit 1);
+        // other errors are I/O (exit 2).
+        Err(e) if e.is_damage() => {
+            out(&format!("{}\n\nFAILED: {e}\n", args.snapshot.display()))?;
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let report = verify(&file);
     let text = match args.write_out {
         ReportFormat::Json if args.quiet => {
@@ -166,6 +177,9 @@ pub fn render_table(r: &Report, quiet: bool) -> String {
         }
         if !m.buckets.is_empty() {
             s.push_str(&format!("buckets: {}\n", m.buckets.join(", ")));
+        }
+        for n in &m.notes {
+            s.push_str(&format!("note: {n}\n"));
         }
     }
     s.push_str(&format!("\n{}\n", verdict(r)));
