@@ -640,3 +640,45 @@ fn quiet_json_keeps_only_failed_and_unchecked_checks() {
         .collect();
     assert_eq!(names, [("sha256", "skipped"), ("etcd-keys", "failed")]);
 }
+
+/// Element data out of element order (two elements' data swapped, so their
+/// keys stay in order) is reported, as bbolt writes them packed in order
+/// (issue 16 item 11).
+#[test]
+fn element_data_out_of_order_is_found() {
+    for (name, _) in FIXTURES {
+        let db = strip(&load(name));
+        let p = pages(&db);
+        let mut tried = 0;
+        for &(pgid, flags) in &p.nodes {
+            let base = pgid as usize * p.page_size;
+            let count = u16::from_le_bytes([db[base + 10], db[base + 11]]) as usize;
+            if flags != FLAG_LEAF || count < 2 {
+                continue;
+            }
+            let field = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+            let (e0, e1) = (base + 16, base + 32);
+            let (start0, start1) = (
+                e0 + field(&db, e0 + 4) as usize,
+                e1 + field(&db, e1 + 4) as usize,
+            );
+            let mut b = db.clone();
+            // Element 0 takes element 1's data and the other way round.
+            b[e0 + 4..e0 + 8].copy_from_slice(&((start1 - e0) as u32).to_le_bytes());
+            b[e1 + 4..e1 + 8].copy_from_slice(&((start0 - e1) as u32).to_le_bytes());
+            for off in [8usize, 12] {
+                let (x, y) = (field(&db, e0 + off), field(&db, e1 + off));
+                b[e0 + off..e0 + off + 4].copy_from_slice(&y.to_le_bytes());
+                b[e1 + off..e1 + off + 4].copy_from_slice(&x.to_le_bytes());
+            }
+            assert_detected(
+                &b,
+                "bolt-pages",
+                "overlaps",
+                &format!("{name}: page {pgid} elements 0 and 1 swapped"),
+            );
+            tried += 1;
+        }
+        assert!(tried > 3, "{name}: {tried} leaves tried");
+    }
+}

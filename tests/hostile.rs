@@ -118,3 +118,30 @@ fn overlapping_element_data_fails_quickly() {
         }
     }
 }
+
+/// Writes the crafted files as fuzz seeds into `target/fuzz-seeds/` (where
+/// `fuzz/run.sh` takes them from), each checked to fail `verify` and to fit
+/// the fuzzers' `-max_len`: nested inline buckets just past the depth limit
+/// and thousands deep, elements sharing one span, with and without trailer.
+#[test]
+fn fuzz_seeds() {
+    const MAX_LEN: usize = 2 << 20; // fuzz/run.sh's -max_len
+    let dir = root().join("target/fuzz-seeds");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeds = [
+        ("nested-70", craft::nested_db(70)),
+        ("nested-2500", craft::nested_db(2_500)),
+        ("nested-10000", craft::nested_db(10_000)),
+        ("overlap-40x4k", craft::overlapping_db(40, 4096)),
+        ("overlap-2000x256k", craft::overlapping_db(2_000, 256 << 10)),
+    ];
+    for (name, bytes) in seeds {
+        for (suffix, b) in [("", bytes.clone()), (".sha", craft::with_trailer(bytes))] {
+            assert!(b.len() <= MAX_LEN, "{name}{suffix}: {} bytes", b.len());
+            let r = etcdsnap::verify::verify_bytes(name, &b, etcdsnap::input::Compression::None);
+            assert!(!r.passed, "{name}{suffix} passes verify");
+            std::fs::write(dir.join(format!("{name}{suffix}.db")), &b).unwrap();
+        }
+    }
+}
