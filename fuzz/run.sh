@@ -15,8 +15,11 @@ cd "$(dirname "$0")/.."
 secs=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(page_reader verify objects key_index)
-export RUSTC_BOOTSTRAP=1
+# Only cargo-fuzz gets RUSTC_BOOTSTRAP: cargo counts it in the fingerprint, so
+# setting it for the main crate's builds would rebuild target/ from scratch.
+fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+# Every target fuzz/Cargo.toml declares, unless some are named.
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(fuzz list)
 
 # The crafted seeds, and the debug binary that writes key indexes.
 cargo test --quiet --test hostile fuzz_seeds >/dev/null
@@ -42,7 +45,7 @@ for target in "${targets[@]}"; do
   if [ "$target" = objects ] && [ -d ../shared/k8s-api-testdata/HEAD ]; then
     cp ../shared/k8s-api-testdata/HEAD/core.v1.*.pb "$corpus/" 2>/dev/null || true
   fi
-  cargo fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=2097152 -timeout=10 -rss_limit_mb=2048 2>&1 \
+  fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=2097152 -timeout=10 -rss_limit_mb=2048 2>&1 \
     | tee "fuzz/last-$target.log" | grep -E "^(#[0-9]+.*(DONE|pulse)|Done|==)" || true
   grep -E "^Done [0-9]+ runs" "fuzz/last-$target.log" || {
     echo "fuzz $target did not finish cleanly: see fuzz/last-$target.log and fuzz/artifacts/$target/" >&2
