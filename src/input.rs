@@ -19,8 +19,8 @@ use memmap2::Mmap;
 
 mod inflate;
 
-pub use inflate::Excess;
 use inflate::inflate;
+pub use inflate::{Excess, db_len};
 
 /// Length of the sha256 digest that `snapshot save` appends to the db bytes.
 pub const TRAILER_LEN: usize = 32;

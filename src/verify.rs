@@ -11,7 +11,7 @@ use crate::backend::layout::{KeySpace, LayoutChecker};
 use crate::backend::meta::MetaInfo;
 use crate::bolt::check::{ProblemCollector, check_meta, open_problems};
 use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
-use crate::input::{Compression, Excess, SnapshotFile, split_trailer};
+use crate::input::{Compression, Excess, SnapshotFile, TRAILER_LEN, split_trailer};
 use crate::problem::{Problem, Problems};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,6 +149,16 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
             );
             return Check::new("sha256", problems, String::new(), "damaged or cut trailer");
         }
+        if let Some(at) = trailer_inside(db) {
+            let mut problems = Problems::default();
+            problems.push(Problem::new(Excess::AfterTrailer { at }.describe()).at_offset(at));
+            return Check::new(
+                "sha256",
+                problems,
+                String::new(),
+                "the file does not end with its trailer",
+            );
+        }
         return Check::skipped(
             "sha256",
             "no sha256 trailer (size % 512 != 32): a copy of a data dir's member/snap/db, not a `snapshot save` file",
@@ -173,6 +183,22 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
         format!("trailer matches the db bytes ({})", hex(trailer)),
         "the file changed after `snapshot save` wrote it",
     )
+}
+
+/// For a file without a trailer at its end: whether a `snapshot save` file's
+/// trailer sits right after the db (its meta's high-water mark × page size)
+/// with more data after it, as when whole blocks are appended to a snapshot.
+/// Returns where the data after the trailer starts. A data dir's growth slack
+/// (zeros, or anything that is not the db's digest) gives `None`.
+fn trailer_inside(bytes: &[u8]) -> Option<u64> {
+    let size = usize::try_from(crate::input::db_len(bytes)?).ok()?;
+    let end = size.checked_add(TRAILER_LEN)?;
+    let candidate = bytes.get(size..end)?;
+    if end == bytes.len() || candidate.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes[..size]);
+    (digest.as_ref() == candidate).then_some(end as u64)
 }
 
 /// The sha256 check from its thread's result. A thread that failed has not

@@ -177,3 +177,27 @@ fn a_damaged_compressed_stream_is_exit_1() {
         }
     }
 }
+
+/// The same for an uncompressed file: whole blocks appended after a
+/// snapshot's trailer are damage for `verify`, not a data dir's slack.
+#[test]
+fn blocks_after_a_plain_snapshots_trailer_fail_verify() {
+    let good = std::fs::read(fixture("etcd-3.5.1.db")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = good.clone();
+    b.extend(vec![0x5au8; 4096 - 32]); // whole blocks in all: no trailer at the end
+    let f = write(dir.path(), "appended.db", &b);
+    let o = run(&["verify", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("after the sha256 trailer"),
+        "{}",
+        stdout(&o)
+    );
+    // A data dir's db with zeros after its pages stays fine.
+    let mut slack = good[..good.len() - 32].to_vec();
+    slack.extend(vec![0u8; 8192]);
+    let f = write(dir.path(), "slack.db", &slack);
+    let o = run(&["verify", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}

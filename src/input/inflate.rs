@@ -52,7 +52,7 @@ impl Excess {
 /// page 0 is at offset 0; meta page 1 one page further, probed at 1 KiB …
 /// 1 MiB when page 0 is damaged. `None` when neither is a valid meta page.
 /// (A minimal reading of bbolt's meta page, `bolt::meta` being a layer up.)
-fn db_len(head: &[u8]) -> Option<u64> {
+pub fn db_len(head: &[u8]) -> Option<u64> {
     fn meta_size(b: &[u8]) -> Option<u64> {
         let m = b.get(16..16 + 64)?;
         let u32_at = |o: usize| u32::from_le_bytes([m[o], m[o + 1], m[o + 2], m[o + 3]]);
