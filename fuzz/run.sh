@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
 # Runs each fuzz target (or the TARGETs named) for SECONDS (default 300),
-# seeded from the fixtures.
+# seeded from the fixtures and from crafted hostile files (inline buckets
+# nested thousands deep, elements sharing one span: tests/hostile.rs writes
+# them to target/fuzz-seeds). Inputs may grow to 2 MiB (-max_len), so the
+# fuzzer explores files as large as the seeds and larger.
 #   bash fuzz/run.sh [SECONDS [TARGET...]]
-# Needs cargo-fuzz (cargo install cargo-fuzz). The machine's toolchain is
-# stable; RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z sanitizer flags.
+# CI runs every target as a 30 s smoke (.ci/run). A crash leaves its input in
+# fuzz/artifacts/<target>/ and fails the run: turn it into a test under tests/.
+# Needs cargo-fuzz (cargo install cargo-fuzz --locked; .ci/setup does). The
+# machine's toolchain is stable; RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
+# -Z sanitizer flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(page_reader verify objects key_index)
-export RUSTC_BOOTSTRAP=1
+# Only cargo-fuzz gets RUSTC_BOOTSTRAP: cargo counts it in the fingerprint, so
+# setting it for the main crate's builds would rebuild target/ from scratch.
+fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+# Every target fuzz/Cargo.toml declares, unless some are named.
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(fuzz list)
+
+# The crafted seeds, and the debug binary that writes key indexes.
+cargo test --quiet --test hostile fuzz_seeds >/dev/null
+cargo build --quiet
+
 for target in "${targets[@]}"; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
@@ -21,17 +35,20 @@ for target in "${targets[@]}"; do
     head -c $(( $(stat -c %s "$f") - 32 )) "$f" > "$corpus/$(basename "$f").nosha"
     head -c 32768 "$f" > "$corpus/$(basename "$f").head"
   done
+  cp target/fuzz-seeds/*.db "$corpus/"
   if [ "$target" = key_index ]; then
     # Indexes of the fixtures, as `etcdsnap index` writes them.
-    cargo build --release --quiet
     for f in fixtures/*.db; do
-      target/release/etcdsnap index "$f" -o "$corpus/$(basename "$f").etcdsnap-index" >/dev/null
+      target/debug/etcdsnap index "$f" -o "$corpus/$(basename "$f").etcdsnap-index" >/dev/null
     done
   fi
   if [ "$target" = objects ] && [ -d ../shared/k8s-api-testdata/HEAD ]; then
     cp ../shared/k8s-api-testdata/HEAD/core.v1.*.pb "$corpus/" 2>/dev/null || true
   fi
-  cargo fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=262144 -timeout=10 -rss_limit_mb=2048 2>&1 \
+  fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=2097152 -timeout=10 -rss_limit_mb=2048 2>&1 \
     | tee "fuzz/last-$target.log" | grep -E "^(#[0-9]+.*(DONE|pulse)|Done|==)" || true
-  grep -E "^Done [0-9]+ runs" "fuzz/last-$target.log" || { echo "fuzz $target did not finish cleanly" >&2; exit 1; }
+  grep -E "^Done [0-9]+ runs" "fuzz/last-$target.log" || {
+    echo "fuzz $target did not finish cleanly: see fuzz/last-$target.log and fuzz/artifacts/$target/" >&2
+    exit 1
+  }
 done

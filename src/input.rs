@@ -4,14 +4,23 @@
 //! Everything above this layer sees one byte slice. Plain files are mapped
 //! read-only (never copied into the heap, never written). Compressed files
 //! (zstd, gzip, or a zip as k3s writes them) are recognised by their magic bytes,
-//! not their names, and are inflated into an unnamed temporary file that is then
-//! mapped the same way, so memory use stays flat whatever the snapshot's size.
+//! not their names, and are inflated into an unnamed temporary file (in
+//! `TMPDIR`, else /tmp) that is then mapped the same way, so memory use stays
+//! flat whatever the snapshot's size. Inflation stops where the db ends: its
+//! meta page's high-water mark × page size, plus the trailer. What follows is
+//! not inflated: the growth slack of a data dir's db (noted), or data after a
+//! `snapshot save` file's trailer (damage); see [`Excess`].
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
+
+mod inflate;
+
+use inflate::inflate;
+pub use inflate::{Excess, db_len};
 
 /// Length of the sha256 digest that `snapshot save` appends to the db bytes.
 pub const TRAILER_LEN: usize = 32;
@@ -63,6 +72,28 @@ pub enum InputError {
     },
     #[error("{path}: the zip archive holds no file")]
     EmptyZip { path: PathBuf },
+    #[error("{path}: cannot write the inflated copy to the temporary directory: {source}")]
+    Temp { path: PathBuf, source: io::Error },
+}
+
+impl InputError {
+    /// Whether the file itself is damaged (a compressed stream that does not
+    /// decode, an empty archive): exit 1, where the others are I/O (exit 2).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            InputError::Decompress { .. } | InputError::EmptyZip { .. }
+        )
+    }
+}
+
+/// A compressed snapshot with data after its trailer ([`Excess::AfterTrailer`]),
+/// as an error for the commands that refuse a damaged file outright.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", path.display(), excess.describe())]
+pub struct ExcessDamage {
+    pub path: PathBuf,
+    pub excess: Excess,
 }
 
 /// A snapshot file mapped into memory (after decompression, if any).
@@ -71,6 +102,7 @@ pub struct SnapshotFile {
     compression: Compression,
     // `None` for an empty file: mapping zero bytes is not portable.
     map: Option<Mmap>,
+    excess: Option<Excess>,
 }
 
 impl SnapshotFile {
@@ -95,8 +127,8 @@ impl SnapshotFile {
         let n = read_up_to(&mut file, &mut head).map_err(read_err)?;
         file.seek(SeekFrom::Start(0)).map_err(read_err)?;
         let compression = Compression::detect(&head[..n]);
-        let file = match compression {
-            Compression::None => file,
+        let (file, excess) = match compression {
+            Compression::None => (file, None),
             other => inflate(path, file, other)?,
         };
         let len = file.metadata().map_err(read_err)?.len();
@@ -115,7 +147,13 @@ impl SnapshotFile {
             path: path.to_path_buf(),
             compression,
             map,
+            excess,
         })
+    }
+
+    /// What a compressed file held past the db and was not inflated.
+    pub fn excess(&self) -> Option<Excess> {
+        self.excess
     }
 
     pub fn path(&self) -> &Path {
@@ -181,7 +219,7 @@ pub fn split_trailer(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -192,43 +230,4 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-/// Inflates a compressed snapshot into an unnamed temporary file.
-fn inflate(path: &Path, file: File, format: Compression) -> Result<File, InputError> {
-    let mut out = tempfile::tempfile().map_err(|source| InputError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let fail = |detail: String| InputError::Decompress {
-        path: path.to_path_buf(),
-        format: format.name(),
-        detail,
-    };
-    let reader = io::BufReader::with_capacity(1 << 20, file);
-    let copied = match format {
-        Compression::Zstd => {
-            let mut dec = zstd::stream::read::Decoder::with_buffer(reader)
-                .map_err(|e| fail(e.to_string()))?;
-            io::copy(&mut dec, &mut out)
-        }
-        Compression::Gzip => {
-            let mut dec = flate2::read::MultiGzDecoder::new(reader);
-            io::copy(&mut dec, &mut out)
-        }
-        Compression::Zip => {
-            let mut archive = zip::ZipArchive::new(reader).map_err(|e| fail(e.to_string()))?;
-            let index = (0..archive.len())
-                .find(|&i| archive.by_index(i).map(|f| f.is_file()).unwrap_or(false))
-                .ok_or_else(|| InputError::EmptyZip {
-                    path: path.to_path_buf(),
-                })?;
-            let mut entry = archive.by_index(index).map_err(|e| fail(e.to_string()))?;
-            io::copy(&mut entry, &mut out)
-        }
-        Compression::None => Ok(0),
-    };
-    copied.map_err(|e| fail(e.to_string()))?;
-    out.flush().map_err(|e| fail(e.to_string()))?;
-    Ok(out)
 }

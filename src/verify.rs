@@ -11,7 +11,7 @@ use crate::backend::layout::{KeySpace, LayoutChecker};
 use crate::backend::meta::MetaInfo;
 use crate::bolt::check::{ProblemCollector, check_meta, open_problems};
 use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
-use crate::input::{Compression, SnapshotFile, split_trailer};
+use crate::input::{Compression, Excess, SnapshotFile, TRAILER_LEN, split_trailer};
 use crate::problem::{Problem, Problems};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,6 +99,10 @@ pub struct Summary {
     pub keyspace: Option<KeySpace>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<MetaInfo>,
+    /// What was noticed about the input besides the checks (e.g. what a
+    /// compressed file held past its db).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +149,16 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
             );
             return Check::new("sha256", problems, String::new(), "damaged or cut trailer");
         }
+        if let Some(at) = trailer_inside(db) {
+            let mut problems = Problems::default();
+            problems.push(Problem::new(Excess::AfterTrailer { at }.describe()).at_offset(at));
+            return Check::new(
+                "sha256",
+                problems,
+                String::new(),
+                "the file does not end with its trailer",
+            );
+        }
         return Check::skipped(
             "sha256",
             "no sha256 trailer (size % 512 != 32): a copy of a data dir's member/snap/db, not a `snapshot save` file",
@@ -171,32 +185,96 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
     )
 }
 
+/// For a file without a trailer at its end: whether a `snapshot save` file's
+/// trailer sits right after the db (its meta's high-water mark × page size)
+/// with more data after it, as when whole blocks are appended to a snapshot.
+/// Returns where the data after the trailer starts. A data dir's growth slack
+/// (zeros, or anything that is not the db's digest) gives `None`.
+fn trailer_inside(bytes: &[u8]) -> Option<u64> {
+    let size = usize::try_from(crate::input::db_len(bytes)?).ok()?;
+    let end = size.checked_add(TRAILER_LEN)?;
+    let candidate = bytes.get(size..end)?;
+    if end == bytes.len() || candidate.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes[..size]);
+    (digest.as_ref() == candidate).then_some(end as u64)
+}
+
+/// The sha256 check from its thread's result. A thread that failed has not
+/// checked anything, and an unchecked digest cannot pass: that is a failure,
+/// never a skip.
+fn joined_sha(result: std::thread::Result<Check>) -> Check {
+    result.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no reason given".into());
+        let mut problems = Problems::default();
+        problems.push(Problem::new(format!(
+            "the sha256 could not be computed: its thread failed ({why})"
+        )));
+        Check::new("sha256", problems, String::new(), "not checked")
+    })
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs every check on an opened snapshot file.
 pub fn verify(file: &SnapshotFile) -> Report {
-    verify_bytes(
+    let mut report = verify_bytes(
         &file.path().display().to_string(),
         file.bytes(),
         file.compression(),
-    )
+    );
+    if let Some(excess) = file.excess() {
+        add_excess(&mut report, excess);
+    }
+    report
+}
+
+/// What a compressed file held past its db: a note, and for data after a
+/// trailer a failed sha256 check (a `snapshot save` file ends there).
+fn add_excess(report: &mut Report, excess: Excess) {
+    report.summary.notes.push(excess.describe());
+    let Excess::AfterTrailer { at } = excess else {
+        return;
+    };
+    if let Some(sha) = report.checks.iter_mut().find(|c| c.name == "sha256") {
+        sha.status = CheckStatus::Failed;
+        sha.problems
+            .push(Problem::new(excess.describe()).at_offset(at));
+        let n = sha.problems.len();
+        sha.detail = format!(
+            "{n} {}: the file does not end with its trailer",
+            if n == 1 { "problem" } else { "problems" }
+        );
+    }
+    report.passed = false;
 }
 
 /// Runs every check on the bytes of a (decompressed) snapshot file.
 pub fn verify_bytes(name: &str, bytes: &[u8], compression: Compression) -> Report {
     let (db, trailer) = split_trailer(bytes);
     let (sha, (mut checks, mut summary)) = std::thread::scope(|s| {
-        let sha = s.spawn(|| sha256_check(db, trailer));
+        let sha = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn_scoped(s, || sha256_check(db, trailer));
         let rest = structure_checks(db);
-        (sha.join(), rest)
+        let sha = match sha {
+            Ok(handle) => handle.join(),
+            // No thread to be had: hash here, after the walk.
+            Err(_) => Ok(sha256_check(db, trailer)),
+        };
+        (sha, rest)
     });
     summary.file_size = bytes.len() as u64;
     summary.compression = compression.name();
     summary.has_trailer = trailer.is_some();
-    let sha = sha.unwrap_or_else(|_| Check::skipped("sha256", "the sha256 thread failed"));
-    checks.insert(0, sha);
+    checks.insert(0, joined_sha(sha));
     let passed = checks.iter().all(|c| c.status != CheckStatus::Failed);
     Report {
         file: name.to_string(),
@@ -326,4 +404,16 @@ fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sha256_thread_fails_the_check() {
+        let c = joined_sha(Err(Box::new("boom")));
+        assert_eq!(c.status, CheckStatus::Failed);
+        assert!(c.problems[0].message.contains("boom"), "{:?}", c.problems);
+    }
 }

@@ -496,3 +496,189 @@ fn every_byte_of_a_file_can_be_damaged_safely() {
         .expect("status panicked");
     }
 }
+
+/// An emptied value in the `key` bucket is damage: only the bump marker that
+/// a revision bump writes (the revision meta's scheduledCompactRev names) may
+/// be empty (issue 16 item 12).
+#[test]
+fn an_emptied_key_value_fails_verify() {
+    for (name, _) in FIXTURES {
+        let db = strip(&load(name));
+        let p = pages(&db);
+        let leaf = p.key_leaves[0];
+        let base = leaf as usize * p.page_size;
+        let count = u16::from_le_bytes([db[base + 10], db[base + 11]]) as usize;
+        for i in [0usize, count - 1] {
+            let e = base + 16 + i * 16;
+            let mut b = db.clone();
+            b[e + 12..e + 16].copy_from_slice(&0u32.to_le_bytes());
+            assert_detected(
+                &b,
+                "etcd-keys",
+                "empty value",
+                &format!("{name}: key leaf {leaf} element {i} emptied"),
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("emptied.db");
+            std::fs::write(&f, &b).unwrap();
+            let o = run(&["verify", "-q", f.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        }
+    }
+}
+
+/// The marker `restore --bump-revision` writes passes; the same file with
+/// scheduledCompactRev pointing elsewhere does not.
+#[test]
+fn the_bump_marker_alone_may_be_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("m1.etcd");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--name",
+        "m1",
+        "--initial-cluster",
+        "m1=http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--bump-revision",
+        "1000",
+        "--mark-compacted",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let db_path = data_dir.join("member/snap/db");
+    let r = run(&["verify", db_path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0), "{}", stdout(&r));
+    // Move scheduledCompactRev one revision down: the marker is now unexplained.
+    let mut b = std::fs::read(&db_path).unwrap();
+    let at = b
+        .windows(19)
+        .position(|w| w == b"scheduledCompactRev")
+        .expect("meta holds scheduledCompactRev");
+    let value = at + 19;
+    let main = i64::from_be_bytes(b[value..value + 8].try_into().unwrap());
+    b[value..value + 8].copy_from_slice(&(main - 1).to_be_bytes());
+    assert_detected(
+        &b,
+        "etcd-keys",
+        "empty value",
+        "marker without its scheduledCompactRev",
+    );
+}
+
+/// Without a trailer the sha256 is not checked, and `verify` says so instead of
+/// "every check passed", quiet or not (issue 16 item 25).
+#[test]
+fn verify_says_when_the_sha256_was_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("db");
+    std::fs::write(&f, strip(&load("etcd-3.5.1.db"))).unwrap();
+    for quiet in [true, false] {
+        let mut args = vec!["verify", f.to_str().unwrap()];
+        if quiet {
+            args.push("-q");
+        }
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        assert!(!out.contains("every check passed"), "{out}");
+        assert!(out.contains("not checked: sha256"), "{out}");
+    }
+    let o = run(&["verify", "-q", fixture("etcd-3.5.1.db").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("OK: every check passed"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `verify -q -w json` prints only the failed and unchecked checks and the
+/// verdict, like the quiet table (issue 16 item 17).
+#[test]
+fn quiet_json_keeps_only_failed_and_unchecked_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fixture("etcd-3.5.1.db");
+    let full: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "verify",
+        "-w",
+        "json",
+        good.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(full["checks"].as_array().unwrap().len(), 6);
+    let q: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "verify",
+        "-q",
+        "-w",
+        "json",
+        good.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(q["passed"], true);
+    assert_eq!(q["checks"], serde_json::json!([]));
+    assert!(q.get("summary").is_none(), "{q}");
+
+    let mut b = strip(&load("etcd-3.5.1.db"));
+    let p = pages(&b);
+    let e = p.key_leaves[0] as usize * p.page_size + 16;
+    b[e + 12..e + 16].copy_from_slice(&0u32.to_le_bytes());
+    let f = dir.path().join("bad.db");
+    std::fs::write(&f, &b).unwrap();
+    let o = run(&["verify", "-q", "-w", "json", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let q: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(q["passed"], false);
+    let names: Vec<(&str, &str)> = q["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("sha256", "skipped"), ("etcd-keys", "failed")]);
+}
+
+/// Element data out of element order (two elements' data swapped, so their
+/// keys stay in order) is reported, as bbolt writes them packed in order
+/// (issue 16 item 11).
+#[test]
+fn element_data_out_of_order_is_found() {
+    for (name, _) in FIXTURES {
+        let db = strip(&load(name));
+        let p = pages(&db);
+        let mut tried = 0;
+        for &(pgid, flags) in &p.nodes {
+            let base = pgid as usize * p.page_size;
+            let count = u16::from_le_bytes([db[base + 10], db[base + 11]]) as usize;
+            if flags != FLAG_LEAF || count < 2 {
+                continue;
+            }
+            let field = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+            let (e0, e1) = (base + 16, base + 32);
+            let (start0, start1) = (
+                e0 + field(&db, e0 + 4) as usize,
+                e1 + field(&db, e1 + 4) as usize,
+            );
+            let mut b = db.clone();
+            // Element 0 takes element 1's data and the other way round.
+            b[e0 + 4..e0 + 8].copy_from_slice(&((start1 - e0) as u32).to_le_bytes());
+            b[e1 + 4..e1 + 8].copy_from_slice(&((start0 - e1) as u32).to_le_bytes());
+            for off in [8usize, 12] {
+                let (x, y) = (field(&db, e0 + off), field(&db, e1 + off));
+                b[e0 + off..e0 + off + 4].copy_from_slice(&y.to_le_bytes());
+                b[e1 + off..e1 + off + 4].copy_from_slice(&x.to_le_bytes());
+            }
+            assert_detected(
+                &b,
+                "bolt-pages",
+                "overlaps",
+                &format!("{name}: page {pgid} elements 0 and 1 swapped"),
+            );
+            tried += 1;
+        }
+        assert!(tried > 3, "{name}: {tried} leaves tried");
+    }
+}

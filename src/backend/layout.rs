@@ -14,7 +14,8 @@
 //!   revision ≤ C (compaction deletes the rest);
 //! - meta values have their documented sizes and forms; finished ≤ scheduled.
 //!
-//! The empty-valued entry that `restore --bump-revision` writes is recognised.
+//! The empty-valued entry that `restore --bump-revision` writes is recognised
+//! ([`is_bump_marker`]); any other empty value is a problem.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -67,6 +68,20 @@ pub struct LayoutChecker<'a> {
     pub key_problems: Problems,
     pub meta_problems: Problems,
     state: HashMap<&'a [u8], KeyState>,
+    /// Revision keys with an empty value, judged once meta is read.
+    empty_values: Vec<&'a [u8]>,
+}
+
+/// Whether an empty value stored under `rev_key` in the `key` bucket is the
+/// marker a revision bump writes (`etcdutl snapshot restore --bump-revision`,
+/// and ours): a put key `main_0` whose main revision is the one the bump
+/// schedules for compaction, meta's `scheduledCompactRev`. Any other empty
+/// value is damage: a KeyValue always holds at least its key.
+pub fn is_bump_marker(rev_key: &RevisionKey, value: &[u8], scheduled_compact: Option<i64>) -> bool {
+    value.is_empty()
+        && !rev_key.tombstone
+        && rev_key.revision.sub == 0
+        && scheduled_compact == Some(rev_key.revision.main)
 }
 
 impl<'a> LayoutChecker<'a> {
@@ -84,7 +99,9 @@ impl<'a> LayoutChecker<'a> {
         let main = rk.revision.main;
         self.keyspace.revision = self.keyspace.revision.max(main);
         if e.value.is_empty() && !rk.tombstone {
-            self.keyspace.bump_markers += 1;
+            // Legitimate only as a revision bump's marker; meta (walked after
+            // key) says which revision that is, so it is decided in `finish`.
+            self.empty_values.push(e.key);
             return;
         }
         let kv = match KeyValue::decode(e.value) {
@@ -194,6 +211,24 @@ impl<'a> LayoutChecker<'a> {
 
     /// Checks that need the whole walk; call once after it.
     pub fn finish(&mut self) {
+        let scheduled = self.meta.scheduled_compact_revision;
+        for key in std::mem::take(&mut self.empty_values) {
+            let legit = RevisionKey::parse(key).is_ok_and(|rk| is_bump_marker(&rk, &[], scheduled));
+            if legit {
+                self.keyspace.bump_markers += 1;
+            } else {
+                let why = match scheduled {
+                    Some(s) => format!("scheduledCompactRev is {s}"),
+                    None => "meta has no scheduledCompactRev".to_string(),
+                };
+                self.key_problem(
+                    key,
+                    format!(
+                        "empty value: only a revision bump's marker may be empty, at the revision meta's scheduledCompactRev names ({why})"
+                    ),
+                );
+            }
+        }
         self.keyspace.keys = self.state.len() as u64;
         self.keyspace.live_keys = self.state.values().filter(|s| s.live).count() as u64;
         for required in REQUIRED_BUCKETS {

@@ -6,7 +6,7 @@
 //! file instead of reading them.
 
 use super::meta::{self, Meta, MetaFault};
-use super::page::{FLAG_BRANCH, FLAG_LEAF, Node, PAGE_HEADER_SIZE, PageHeader};
+use super::page::{ElementFault, FLAG_BRANCH, FLAG_LEAF, Node, PAGE_HEADER_SIZE, PageHeader};
 
 /// Why a file cannot be opened as a bbolt database at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +30,8 @@ pub enum PageFault {
     OverflowBeyondEof { overflow: u32, len: usize },
     #[error("page and its {overflow} overflow pages run past the high-water mark {hwm}")]
     OverflowBeyondHwm { overflow: u32, hwm: u64 },
+    #[error("{0}")]
+    Layout(ElementFault),
 }
 
 #[derive(Debug, Clone)]
@@ -139,8 +141,21 @@ impl<'a> Db<'a> {
         Ok(pgid as usize * self.page_size)
     }
 
-    /// Page `pgid` with its overflow pages, for reading as a branch or leaf.
+    /// Page `pgid` with its overflow pages, for reading as a branch or leaf;
+    /// refused when its element data overlap or are out of element order
+    /// ([`Node::layout_fault`]), so no reader can be made to read a span once
+    /// per element.
     pub fn node(&self, pgid: u64) -> Result<Node<'a>, PageFault> {
+        let node = self.node_span(pgid)?;
+        match node.layout_fault() {
+            Some(fault) => Err(PageFault::Layout(fault)),
+            None => Ok(node),
+        }
+    }
+
+    /// Page `pgid` with its overflow pages, checked for bounds only (the walk
+    /// marks the pages a node spans even when its elements are bad).
+    pub fn node_span(&self, pgid: u64) -> Result<Node<'a>, PageFault> {
         let hwm = self.hwm();
         if pgid >= hwm {
             return Err(PageFault::BeyondHwm { hwm });

@@ -119,6 +119,15 @@ pub enum ElementFault {
     Element,
     /// Its key (or value) points outside the node.
     Data { pos: u32, ksize: u32, vsize: u32 },
+    /// Its key and value do not start after the data of the element before it
+    /// (or, for the first element, after the element array).
+    Overlap {
+        index: usize,
+        /// Offset of its data inside the node.
+        start: u64,
+        /// Where the previous element's data (or the element array) ends.
+        prev_end: u64,
+    },
 }
 
 impl std::fmt::Display for ElementFault {
@@ -129,6 +138,22 @@ impl std::fmt::Display for ElementFault {
                 f,
                 "key/value (pos {pos}, key size {ksize}, value size {vsize}) lies outside the page"
             ),
+            ElementFault::Overlap {
+                index,
+                start,
+                prev_end,
+            } => {
+                let what = if *index == 0 {
+                    "the element array".to_string()
+                } else {
+                    format!("element {}'s data", index - 1)
+                };
+                write!(
+                    f,
+                    "element {index}'s data at node offset {start} overlaps {what}, which ends at {prev_end} \
+                     (bbolt writes element data packed, in element order)"
+                )
+            }
         }
     }
 }
@@ -147,6 +172,38 @@ impl<'a> Node<'a> {
     /// Whether all `count` elements fit inside the node.
     pub fn elements_fit(&self) -> bool {
         Self::element_offset(self.count()) <= self.bytes.len()
+    }
+
+    /// Checks that the element data lie after the element array and in
+    /// element order without overlapping, as bbolt writes them. A node that
+    /// passes reads each of its bytes at most once however its elements are
+    /// read, so work stays linear in the file's size; one that fails would let
+    /// thousands of elements point at one large span. Only the elements that
+    /// fit in the node are looked at (the walk reports a count that overruns).
+    pub fn layout_fault(&self) -> Option<ElementFault> {
+        let (pos_at, has_value) = match self.header.flags {
+            FLAG_LEAF => (4, true),
+            FLAG_BRANCH => (0, false),
+            _ => return None,
+        };
+        let fit = self.bytes.len().saturating_sub(PAGE_HEADER_SIZE) / ELEMENT_SIZE;
+        let count = self.count().min(fit);
+        let mut prev_end = Self::element_offset(count) as u64;
+        for index in 0..count {
+            let off = Self::element_offset(index);
+            let field = |at: usize| u64::from(le_u32(self.bytes, off + at).unwrap_or(0));
+            let start = off as u64 + field(pos_at);
+            let len = field(pos_at + 4) + if has_value { field(pos_at + 8) } else { 0 };
+            if start < prev_end {
+                return Some(ElementFault::Overlap {
+                    index,
+                    start,
+                    prev_end,
+                });
+            }
+            prev_end = start + len;
+        }
+        None
     }
 
     pub fn leaf(&self, i: usize) -> Result<LeafElement<'a>, ElementFault> {

@@ -6,7 +6,7 @@
 use std::ops::ControlFlow;
 
 use super::db::Db;
-use super::page::{BucketHeader, LeafElement, Node};
+use super::page::{BucketHeader, BucketRoot, LeafElement, Node, PageHeader};
 use super::walk::{Visitor, Walker};
 use crate::problem::Problem;
 
@@ -86,7 +86,31 @@ pub fn buckets<'a>(db: &Db<'a>) -> Result<Vec<Bucket<'a>>, ReadError> {
         p.offset = None;
         return Err(ReadError(p));
     }
+    for b in &out {
+        if let BucketRoot::Inline(bytes) = b.header.root {
+            inline_node(db, b.name, bytes)?;
+        }
+    }
     Ok(out)
+}
+
+/// The leaf node of an inline bucket, checked like a page: a header, and
+/// element data packed in order.
+fn inline_node<'a>(db: &Db<'a>, name: &[u8], bytes: &'a [u8]) -> Result<Node<'a>, ReadError> {
+    let offset = (bytes.as_ptr() as usize).wrapping_sub(db.data().as_ptr() as usize) as u64;
+    let fail = |msg: String| {
+        ReadError(
+            Problem::new(msg)
+                .at_page(offset / db.page_size() as u64, offset)
+                .in_bucket(String::from_utf8_lossy(name)),
+        )
+    };
+    let header = PageHeader::parse(bytes).ok_or_else(|| fail("inline bucket is cut off".into()))?;
+    let node = Node { header, bytes };
+    match node.layout_fault() {
+        Some(fault) => Err(fail(format!("inline bucket: {fault}"))),
+        None => Ok(node),
+    }
 }
 
 /// Finds a top-level bucket by name.
@@ -118,14 +142,11 @@ pub fn for_each<'a>(
 /// in parallel or backwards. Walks only branch pages; every page is checked for
 /// bounds, self-id and type, and reached at most once.
 pub fn leaves<'a>(db: &Db<'a>, bucket: &Bucket<'a>) -> Result<Vec<Node<'a>>, ReadError> {
-    use super::page::{BucketRoot, FLAG_BRANCH, FLAG_LEAF, PageHeader};
+    use super::page::{FLAG_BRANCH, FLAG_LEAF};
     let mut out = Vec::new();
     let root = match bucket.header.root {
         BucketRoot::Inline(bytes) => {
-            let header = PageHeader::parse(bytes).ok_or_else(|| {
-                ReadError(Problem::new("inline bucket is cut off").with_key(bucket.name))
-            })?;
-            out.push(Node { header, bytes });
+            out.push(inline_node(db, bucket.name, bytes)?);
             return Ok(out);
         }
         BucketRoot::Page(p) => p,

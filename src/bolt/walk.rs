@@ -21,8 +21,9 @@ use super::page::{
 };
 use crate::problem::{Problem, printable};
 
-/// Deepest nesting of pages and buckets we follow. Real bbolt trees are a few
-/// levels deep; this only guards the stack against crafted files.
+/// Deepest nesting of pages and buckets (inline ones included) we follow.
+/// Real bbolt trees are a few levels deep and etcd nests no buckets; this
+/// guards the stack against crafted files.
 pub const MAX_DEPTH: usize = 64;
 
 /// Receives what a walk finds. Returning `Break` stops the walk.
@@ -275,7 +276,7 @@ impl<'d, 'a> Walker<'d, 'a> {
             // Not followed again: this is what keeps cycles and shared subtrees finite.
             return v.problem(self.page_problem(pgid, "multiple references"));
         }
-        let node = match self.db.node(pgid) {
+        let node = match self.db.node_span(pgid) {
             Ok(n) => n,
             Err(fault) => {
                 self.seen.set(pgid);
@@ -291,6 +292,9 @@ impl<'d, 'a> Walker<'d, 'a> {
                     node.header.id
                 ),
             ));
+        }
+        if let Some(fault) = node.layout_fault() {
+            return v.problem(self.page_problem(pgid, format!("{fault}; page not read")));
         }
         self.stats.overflow_pages += u64::from(node.header.overflow);
         match node.header.flags {
@@ -481,6 +485,21 @@ impl<'d, 'a> Walker<'d, 'a> {
             lower: None,
             upper: None,
         };
+        if depth > MAX_DEPTH {
+            // Inline buckets nest without pages: the depth is bounded here too,
+            // so no file can make the walk overflow the stack.
+            let mut p = Problem::new(format!(
+                "buckets nested deeper than {MAX_DEPTH} levels; not followed"
+            ));
+            if let BucketRoot::Inline(bytes) = header.root {
+                let offset = self.offset_in_file(bytes);
+                p = p.at_page(offset / self.db.page_size() as u64, offset);
+            } else if let BucketRoot::Page(root) = header.root {
+                p = p.at_page(root, self.db.offset_of(root));
+            }
+            p.bucket = self.bucket_name();
+            return v.problem(p);
+        }
         match header.root {
             BucketRoot::Page(root) => self.walk_tree(root, bounds, depth, v),
             BucketRoot::Inline(bytes) => {
@@ -503,6 +522,12 @@ impl<'d, 'a> Walker<'d, 'a> {
                 let node = Node { header: ph, bytes };
                 // Problems inside an inline bucket are located by the page that holds it.
                 let host = offset / self.db.page_size() as u64;
+                if let Some(fault) = node.layout_fault() {
+                    return v.problem(inline_problem(
+                        self,
+                        format!("inline bucket: {fault}; not read"),
+                    ));
+                }
                 self.leaf(host, &node, bounds, depth, v)
             }
         }

@@ -125,10 +125,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<ReadError>()
             || c.downcast_ref::<KeySpaceError>()
                 .is_some_and(KeySpaceError::is_corruption)
-            || matches!(
-                c.downcast_ref::<InputError>(),
-                Some(InputError::Decompress { .. } | InputError::EmptyZip { .. })
-            )
+            || c.downcast_ref::<InputError>()
+                .is_some_and(InputError::is_damage)
+            || c.is::<crate::input::ExcessDamage>()
     });
     if damaged { 1 } else { 2 }
 }

@@ -58,8 +58,25 @@ impl From<DecodedFormat> for ObjectFormat {
 }
 
 /// Opens a snapshot and its bbolt view, with an error naming the file.
+/// What a compressed file held beyond the db is said on stderr (a data dir's
+/// growth slack), or refused as damage (data after a snapshot's trailer).
 pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
-    Ok(SnapshotFile::open(path)?)
+    let file = SnapshotFile::open(path)?;
+    if let Some(excess) = file.excess() {
+        if excess.is_damage() {
+            return Err(crate::input::ExcessDamage {
+                path: file.path().to_path_buf(),
+                excess,
+            }
+            .into());
+        }
+        eprintln!(
+            "etcdsnap: note: {}: {}",
+            crate::report::escape_controls(&file.path().display().to_string()),
+            excess.describe()
+        );
+    }
+    Ok(file)
 }
 
 pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {

@@ -20,7 +20,9 @@ database size without the sha256 trailer\n  version    the storage version, only
     after_help = "Examples:\n  etcdsnap status snapshot.db\n  etcdsnap status snapshot.db -w json\n  etcdsnap status backup.db.zst -w table"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected). Compressed
+    /// input is inflated, and standard input copied, into an unnamed temporary file in
+    /// $TMPDIR (else /tmp); inflation stops where the db ends
     snapshot: SnapshotPath,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "simple")]
@@ -28,8 +30,23 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let file = SnapshotFile::open(&args.snapshot)?;
     let name = args.snapshot.display();
+    let file = match SnapshotFile::open(&args.snapshot) {
+        Ok(f) => f,
+        // A compressed stream that does not decode is a damaged file (exit 1).
+        Err(e) if e.is_damage() => {
+            eprintln!("etcdsnap: {e}");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(excess) = file.excess() {
+        if excess.is_damage() {
+            eprintln!("etcdsnap: {name}: {}", excess.describe());
+            return Ok(Outcome::Failed);
+        }
+        eprintln!("etcdsnap: note: {name}: {}", excess.describe());
+    }
     let db = match Db::open(file.db()) {
         Ok(db) => db,
         Err(e) => {
