@@ -125,7 +125,11 @@ fn garbage_after_the_trailer_is_damage() {
         let gz = write(dir.path(), &format!("{name}.gz"), &gzip(&b));
         for f in [zst, gz] {
             for cmd in ["verify", "status", "ls", "restore"] {
-                let (o, _) = run_in_tmp(8, &[cmd, f.to_str().unwrap(), "--dry-run"][..if cmd == "restore" { 3 } else { 2 }]);
+                let (o, _) = run_in_tmp(
+                    8,
+                    &[cmd, f.to_str().unwrap(), "--dry-run"]
+                        [..if cmd == "restore" { 3 } else { 2 }],
+                );
                 let out = stdout(&o) + &stderr(&o);
                 assert_eq!(o.status.code(), Some(1), "{cmd} {}: {out}", f.display());
                 assert!(out.contains("after the sha256 trailer"), "{cmd}: {out}");

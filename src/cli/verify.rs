@@ -41,7 +41,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         // A compressed stream that does not decode is a damaged file (exit 1);
         // other errors are I/O (exit 2).
         Err(e) if e.is_damage() => {
-            out(&format!("{}\n\nFAILED: {e}\n", args.snapshot.display()))?;
+            out(&format!(
+                "{}\n\nFAILED: {}\n",
+                esc(&args.snapshot.display().to_string()),
+                esc(&e.to_string())
+            ))?;
             return Ok(Outcome::Failed);
         }
         Err(e) => return Err(e.into()),
@@ -117,6 +121,12 @@ fn status_word(s: CheckStatus) -> &'static str {
     }
 }
 
+/// Names from the file (bucket names, keys in problems) reach the terminal
+/// escaped: a crafted name cannot print a fake verdict.
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::report::escape_controls(s)
+}
+
 pub fn render_table(r: &Report, quiet: bool) -> String {
     let mut t = Table::new(&["check", "status", "detail"], Align::Left);
     for c in &r.checks {
@@ -130,14 +140,14 @@ pub fn render_table(r: &Report, quiet: bool) -> String {
         ]);
     }
     let mut s = String::new();
-    s.push_str(&format!("{}\n", r.file));
+    s.push_str(&format!("{}\n", esc(&r.file)));
     if !(quiet && r.passed) {
         s.push_str(&t.render());
     }
     for c in r.failed_checks() {
         s.push_str(&format!("\n{} problems:\n", c.name));
         for p in &c.problems {
-            s.push_str(&format!("  - {p}\n"));
+            s.push_str(&format!("  - {}\n", esc(&p.to_string())));
         }
         if c.omitted > 0 {
             s.push_str(&format!("  … and {} more\n", c.omitted));
@@ -171,15 +181,22 @@ pub fn render_table(r: &Report, quiet: bool) -> String {
                 o(meta.finished_compact_revision),
                 meta.storage_version
                     .as_deref()
-                    .map(|v| format!(", storage version {v}"))
+                    .map(|v| format!(", storage version {}", esc(v)))
                     .unwrap_or_default()
             ));
         }
         if !m.buckets.is_empty() {
-            s.push_str(&format!("buckets: {}\n", m.buckets.join(", ")));
+            s.push_str(&format!(
+                "buckets: {}\n",
+                m.buckets
+                    .iter()
+                    .map(|b| esc(b))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         for n in &m.notes {
-            s.push_str(&format!("note: {n}\n"));
+            s.push_str(&format!("note: {}\n", esc(n)));
         }
     }
     s.push_str(&format!("\n{}\n", verdict(r)));

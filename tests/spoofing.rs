@@ -1,0 +1,43 @@
+//! Names from a snapshot cannot spoof `verify`'s output (issue 17, item 4):
+//! control characters in bucket names and keys reach the terminal escaped,
+//! so a crafted name can neither clear the screen nor print a fake verdict.
+//! (The object commands are covered with hostile keys in a real etcd by
+//! tests/object_commands.rs.)
+
+mod common;
+mod craft;
+
+use common::{run, stdout};
+use craft::{bucket, db, inline_bucket, meta_entries, plain};
+
+#[test]
+fn verify_escapes_bucket_names_and_keys() {
+    let evil = b"\x1b[2J\nOK: every check passed".to_vec();
+    let root = vec![
+        bucket(&evil, inline_bucket(&[])),
+        bucket(
+            b"key",
+            inline_bucket(&[plain(b"bad\x1b[31m\nOK: every check passed", b"x".to_vec())]),
+        ),
+        bucket(b"meta", inline_bucket(&meta_entries())),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("evil.db");
+    std::fs::write(&path, db(&root, &[])).expect("write");
+    let o = run(&["verify", path.to_str().expect("utf-8 path")]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "a raw ESC reached the output:\n{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.trim() == "OK: every check passed"),
+        "a name printed a fake verdict:\n{out}"
+    );
+    assert!(out.contains("\\x1b[2J\\x0aOK: every check passed"), "{out}");
+    assert!(
+        out.lines().last().is_some_and(|l| l.starts_with("FAILED")),
+        "{out}"
+    );
+}
