@@ -21,7 +21,9 @@ const LINES: &[&str] = &["3.6", "3.7"];
 fn dump(line: &str) -> &'static Path {
     static D36: OnceLock<tempfile::TempDir> = OnceLock::new();
     static D37: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static D35: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cell = match line {
+        "3.5" => &D35,
         "3.6" => &D36,
         "3.7" => &D37,
         _ => panic!("no dump for {line}"),
@@ -227,5 +229,355 @@ fn values_equal_what_the_live_server_served() {
             got, want,
             "{line}: ls differs from the live server's listing"
         );
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Members (name, peer port, client port) and their --initial-cluster.
+fn layout(n: usize) -> (String, Vec<(String, u16, u16)>) {
+    let members: Vec<(String, u16, u16)> = (1..=n)
+        .map(|i| (format!("m{i}"), free_port(), free_port()))
+        .collect();
+    let initial = members
+        .iter()
+        .map(|(name, peer, _)| format!("{name}=http://127.0.0.1:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (initial, members)
+}
+
+/// `etcdsnap restore` of every member into a new dir; (dir, plan JSON).
+fn restore(snap: &Path, initial: &str, token: &str, extra: &[&str]) -> (tempfile::TempDir, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "restore",
+        snap.to_str().unwrap(),
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-token",
+        token,
+        "-w",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "restore {extra:?}: {}", stderr(&o));
+    (dir, serde_json::from_slice(&o.stdout).unwrap())
+}
+
+/// Boots the members on etcd `line` with fixtures/boot_cluster.py; its record.
+fn boot(line: &str, members: &[(String, u16, u16)], dirs: &[PathBuf], token: &str) -> Value {
+    let spec = serde_json::json!({
+        "token": token,
+        "members": members.iter().zip(dirs).map(|((name, peer, client), d)| serde_json::json!({
+            "name": name, "peer_port": peer, "client_port": client, "data_dir": d.to_str().unwrap(),
+        })).collect::<Vec<_>>(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec_p, out_p) = (tmp.path().join("spec.json"), tmp.path().join("out.json"));
+    std::fs::write(&spec_p, spec.to_string()).unwrap();
+    let st = Command::new("python3")
+        .arg(root().join("fixtures/boot_cluster.py"))
+        .arg(line)
+        .arg(&spec_p)
+        .arg(&out_p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "boot_cluster.py {line} failed");
+    let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
+    assert_eq!(
+        out["healthy"], true,
+        "etcd {line} did not become healthy: {:#}",
+        out["logs"]
+    );
+    out
+}
+
+/// key -> value (base64) of a `get -w json` listing or of a boot record.
+fn kv_map(kvs: &Value, key_b64: bool) -> std::collections::BTreeMap<String, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    kvs.as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let k = kv["key"].as_str().unwrap();
+            let k = if key_b64 {
+                String::from_utf8(b64.decode(k).unwrap()).unwrap()
+            } else {
+                k.to_string()
+            };
+            (k, kv["value"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+/// The keys a booted cluster serves are the live server's, with equal values,
+/// plus the boot check's own write; members and IDs are the plan's.
+fn check_boot(out: &Value, plan: &Value, live: &Value, line: &str) {
+    let mut served = kv_map(&out["kvs"], false);
+    served.remove("/etcdsnap/after-restore");
+    let want = kv_map(&live["kvs"], true);
+    assert_eq!(served.len(), want.len(), "{line}: number of keys served");
+    for (k, v) in &want {
+        assert!(
+            served.get(k) == Some(v),
+            "{line}: {k} not served with its value"
+        );
+    }
+    assert_eq!(out["write_ok"], true, "{line}: the cluster takes writes");
+    assert_eq!(
+        out["leaders"].as_array().unwrap().len(),
+        1,
+        "{line}: one leader"
+    );
+    let mut got: Vec<String> = out["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["name"].as_str().unwrap(),
+                m["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut planned: Vec<String> = plan["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["name"].as_str().unwrap(),
+                m["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    got.sort();
+    planned.sort();
+    assert_eq!(got, planned, "{line}: members and IDs");
+}
+
+fn member_dirs(dir: &Path, members: &[(String, u16, u16)]) -> Vec<PathBuf> {
+    members
+        .iter()
+        .map(|(n, _, _)| dir.join(format!("{n}.etcd")))
+        .collect()
+}
+
+/// Three members restored (for the snapshot's own release, the default) boot
+/// on real servers of that release and serve every key the live server did.
+#[test]
+fn three_members_boot_on_etcd_3_6_and_3_7() {
+    for line in LINES {
+        let (initial, members) = layout(3);
+        let token = format!("etcdsnap-boot-{line}");
+        let (dir, plan) = restore(&snapshot(line), &initial, &token, &[]);
+        assert_eq!(plan["targetVersion"], *line, "default target");
+        assert_eq!(plan["snapshotRelease"], *line);
+        let live: Value =
+            serde_json::from_slice(&std::fs::read(dump(line).join("live.json")).unwrap()).unwrap();
+        let out = boot(line, &members, &member_dirs(dir.path(), &members), &token);
+        check_boot(&out, &plan, &live, line);
+    }
+}
+
+/// A .snap file's raftpb.Snapshot: (metadata bytes, v2 store JSON).
+fn snap_parts(path: &Path) -> (Vec<u8>, Value) {
+    fn fields(mut b: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let varint = |b: &mut &[u8]| {
+            let (mut x, mut s) = (0u64, 0);
+            loop {
+                let c = b[0];
+                *b = &b[1..];
+                x |= u64::from(c & 0x7f) << s;
+                s += 7;
+                if c < 0x80 {
+                    return x;
+                }
+            }
+        };
+        while !b.is_empty() {
+            let k = varint(&mut b);
+            match k & 7 {
+                0 => out.push((k >> 3, varint(&mut b).to_le_bytes().to_vec())),
+                2 => {
+                    let l = varint(&mut b) as usize;
+                    out.push((k >> 3, b[..l].to_vec()));
+                    b = &b[l..];
+                }
+                t => panic!("wire type {t}"),
+            }
+        }
+        out
+    }
+    let file = std::fs::read(path).unwrap();
+    let top = fields(&file);
+    let snap = fields(&top.iter().find(|(f, _)| *f == 2).unwrap().1);
+    let data = &snap.iter().find(|(f, _)| *f == 1).unwrap().1;
+    let meta = snap.iter().find(|(f, _)| *f == 2).unwrap().1.clone();
+    (meta, serde_json::from_slice(data).unwrap())
+}
+
+/// The v2 store JSON without what depends on Go's map order (the order etcdutl
+/// 3.6+ adds members in: their indexes and the event queue's order).
+fn v2_canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "CreatedIndex" | "ModifiedIndex" | "createdIndex" | "modifiedIndex"
+                    )
+                })
+                .map(|(k, v)| (k.clone(), v2_canonical(v)))
+                .collect(),
+        ),
+        Value::Array(a) => {
+            let mut items: Vec<Value> = a.iter().map(v2_canonical).collect();
+            items.sort_by_key(|x| x.to_string());
+            Value::Array(items)
+        }
+        x => x.clone(),
+    }
+}
+
+/// Our restore writes what that release's `etcdutl snapshot restore` writes:
+/// the same files, a byte-identical WAL, an equivalent .snap (same metadata
+/// bytes, same v2 store but for Go's map order), a db with etcdutl's status.
+#[test]
+fn restore_matches_etcdutl_of_the_release() {
+    for line in LINES {
+        let (initial, members) = layout(3);
+        let token = format!("etcdsnap-parity-{line}");
+        let snap = snapshot(line);
+        let (dir, _) = restore(&snap, &initial, &token, &[]);
+        for (name, peer, _) in &members {
+            let eu = dir.path().join(format!("etcdutl-{name}"));
+            let o = Command::new(etcdutl(line))
+                .args(["snapshot", "restore"])
+                .arg(&snap)
+                .args(["--name", name, "--initial-cluster", &initial])
+                .args(["--initial-cluster-token", &token])
+                .arg("--initial-advertise-peer-urls")
+                .arg(format!("http://127.0.0.1:{peer}"))
+                .arg("--data-dir")
+                .arg(&eu)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "etcdutl {line} restore: {}", stderr(&o));
+            let ours = dir.path().join(format!("{name}.etcd"));
+            let names = |p: &Path| tree(p).into_keys().collect::<Vec<_>>();
+            assert_eq!(names(&ours), names(&eu), "{line} {name}: the files");
+            let wal = "member/wal/0000000000000000-0000000000000000.wal";
+            assert!(
+                std::fs::read(ours.join(wal)).unwrap() == std::fs::read(eu.join(wal)).unwrap(),
+                "{line} {name}: WAL bytes differ from etcdutl's"
+            );
+            let snap_name = "member/snap/0000000000000001-0000000000000003.snap";
+            let (m_ours, v_ours) = snap_parts(&ours.join(snap_name));
+            let (m_eu, v_eu) = snap_parts(&eu.join(snap_name));
+            assert_eq!(m_ours, m_eu, "{line} {name}: .snap metadata bytes");
+            let (a, b) = (
+                v2_canonical(&v_ours).to_string(),
+                v2_canonical(&v_eu).to_string(),
+            );
+            if a != b {
+                let i = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+                let at = |s: &str| s[i.saturating_sub(60)..(i + 60).min(s.len())].to_string();
+                panic!(
+                    "{line} {name}: .snap v2 store differs from etcdutl's at byte {i}:\n ours:    {}\n etcdutl: {}",
+                    at(&a),
+                    at(&b)
+                );
+            }
+            let real = |p: &Path| -> Value {
+                serde_json::from_str(&real_status(line, &p.join("member/snap/db"), "json")).unwrap()
+            };
+            let (r_ours, r_eu) = (real(&ours), real(&eu));
+            for f in ["hash", "revision", "totalKey", "version"] {
+                assert_eq!(r_ours[f], r_eu[f], "{line} {name}: etcdutl's {f} of the db");
+            }
+        }
+    }
+}
+
+/// etcdutl `migrate --target-version` of `line` finds the data dir's storage
+/// already at that version (so it is what migrate would have made).
+fn migrate_finds_up_to_date(eu_line: &str, data_dir: &Path, target: &str) {
+    let o = Command::new(etcdutl(eu_line))
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--target-version", target])
+        .output()
+        .unwrap();
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "etcdutl {eu_line} migrate: {log}");
+    assert!(
+        log.contains("storage version up-to-date"),
+        "etcdutl {eu_line} migrate --target-version {target} had work to do: {log}"
+    );
+}
+
+/// Upgrades and rollbacks across releases: a 3.5 snapshot restored for 3.6
+/// boots on 3.6; a 3.6 snapshot restored for 3.5 boots on 3.5.1; a 3.7
+/// snapshot restored for 3.6 boots on 3.6. Going down, the storage is what
+/// `etcdutl migrate --target-version` of the newer release would leave.
+#[test]
+fn restores_across_releases_boot_on_the_target_release() {
+    for (from, to) in [("3.5", "3.6"), ("3.6", "3.5"), ("3.7", "3.6")] {
+        let (initial, members) = layout(3);
+        let token = format!("etcdsnap-cross-{from}-{to}");
+        let (dir, plan) = restore(&snapshot(from), &initial, &token, &["--target-version", to]);
+        assert_eq!(plan["targetVersion"], to);
+        assert_eq!(plan["snapshotRelease"], from);
+        let dirs = member_dirs(dir.path(), &members);
+        if to < from {
+            migrate_finds_up_to_date(from, &dirs[0], to);
+        }
+        let live: Value =
+            serde_json::from_slice(&std::fs::read(dump(from).join("live.json")).unwrap()).unwrap();
+        let out = boot(to, &members, &dirs, &token);
+        check_boot(&out, &plan, &live, &format!("{from} -> {to}"));
+    }
+}
+
+/// Combinations etcd itself does not support (more than one minor release up
+/// or down) are refused with exit 2 before anything is written.
+#[test]
+fn unsupported_release_combinations_are_refused_before_writing() {
+    for (from, to) in [("3.7", "3.5"), ("3.7", "3.4"), ("3.6", "3.4")] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let o = run(&[
+            "restore",
+            snapshot(from).to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--target-version",
+            to,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{from} -> {to}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "a {from} snapshot cannot be restored for etcd {to}"
+            )) && err.contains("one minor release at a time"),
+            "{from} -> {to}: {err}"
+        );
+        assert!(!out.exists(), "{from} -> {to}: something was written");
     }
 }
