@@ -581,3 +581,62 @@ fn unsupported_release_combinations_are_refused_before_writing() {
         assert!(!out.exists(), "{from} -> {to}: something was written");
     }
 }
+
+/// The start flags `restore` prints are ones each release accepts (an unknown
+/// flag makes etcd exit 2; 3.6/3.7 renamed or removed `--experimental-*`
+/// flags): three members started with exactly those flags boot and serve
+/// every key, on 3.6 and on 3.7.
+#[test]
+fn printed_start_flags_boot_each_release() {
+    for line in LINES {
+        let (initial, members) = layout(3);
+        let token = format!("etcdsnap-flags-{line}");
+        let clients = members
+            .iter()
+            .map(|(n, _, c)| format!("{n}=http://127.0.0.1:{c}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (dir, plan) = restore(
+            &snapshot(line),
+            &initial,
+            &token,
+            &["--client-urls", &clients],
+        );
+        let spec_members: Vec<Value> = plan["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let name = m["name"].as_str().unwrap();
+                let (_, peer, client) = members.iter().find(|(n, _, _)| n == name).unwrap();
+                serde_json::json!({
+                    "name": name,
+                    "peer_port": peer,
+                    "client_port": client,
+                    "flags": m["flags"],
+                    "log": dir.path().join(format!("{name}.log")).to_str().unwrap(),
+                })
+            })
+            .collect();
+        let spec = serde_json::json!({"token": token, "members": spec_members});
+        let (spec_p, out_p) = (dir.path().join("spec.json"), dir.path().join("out.json"));
+        std::fs::write(&spec_p, spec.to_string()).unwrap();
+        let st = Command::new("python3")
+            .arg(root().join("fixtures/boot_cluster.py"))
+            .arg(line)
+            .arg(&spec_p)
+            .arg(&out_p)
+            .status()
+            .unwrap();
+        assert!(st.success(), "boot_cluster.py {line} failed");
+        let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
+        assert_eq!(
+            out["healthy"], true,
+            "etcd {line} started with the printed flags: {:#}",
+            out["logs"]
+        );
+        let live: Value =
+            serde_json::from_slice(&std::fs::read(dump(line).join("live.json")).unwrap()).unwrap();
+        check_boot(&out, &plan, &live, line);
+    }
+}
