@@ -229,6 +229,68 @@ fn values_equal_what_the_live_server_served() {
             got, want,
             "{line}: ls differs from the live server's listing"
         );
+        // history: per key, the put revisions at or after the compaction are
+        // the ones the live server returned (with their sizes), and the newest
+        // entry of a live key carries the live server's revisions and version.
+        let compact = std::str::from_utf8(
+            &values
+                .iter()
+                .find(|v| v["key"] == "compact_rev_key" && v["rev"] == 0)
+                .map(|v| b64.decode(v["value_b64"].as_str().unwrap()).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+        let mut keys: Vec<&str> = values.iter().map(|v| v["key"].as_str().unwrap()).collect();
+        keys.dedup();
+        for key in keys {
+            let o = run(&["history", p, key, "-w", "json"]);
+            assert!(o.status.success(), "{line} history {key}: {}", stderr(&o));
+            let h: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let revs = h["revisions"].as_array().unwrap();
+            let mut got: Vec<(i64, u64)> = revs
+                .iter()
+                .filter(|r| r["deleted"] == false && r["revision"].as_i64().unwrap() >= compact)
+                .map(|r| {
+                    (
+                        r["revision"].as_i64().unwrap(),
+                        r["valueSize"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            let mut want: Vec<(i64, u64)> = values
+                .iter()
+                .filter(|v| v["key"] == key && v["rev"].as_i64().unwrap() > 0)
+                .map(|v| {
+                    let len = b64.decode(v["value_b64"].as_str().unwrap()).unwrap().len();
+                    (v["rev"].as_i64().unwrap(), len as u64)
+                })
+                .collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{line}: history of {key}");
+            if let Some(kv) = live["kvs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|kv| b64.decode(kv["key"].as_str().unwrap()).unwrap() == key.as_bytes())
+            {
+                let last = revs.last().unwrap();
+                assert_eq!(last["deleted"], false, "{line}: {key} is live");
+                for (ours, theirs) in [
+                    ("modRevision", "mod_revision"),
+                    ("createRevision", "create_revision"),
+                    ("version", "version"),
+                ] {
+                    assert_eq!(
+                        last[ours].as_i64(),
+                        field(kv, theirs),
+                        "{line}: {key} {ours} in history vs the live server"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -534,11 +596,16 @@ fn migrate_finds_up_to_date(eu_line: &str, data_dir: &Path, target: &str) {
 
 /// Upgrades and rollbacks across releases: a 3.5 snapshot restored for 3.6
 /// boots on 3.6; a 3.6 snapshot restored for 3.5 boots on 3.5.1; a 3.7
-/// snapshot restored for 3.6 boots on 3.6. Going down, the storage is what
+/// snapshot restored for 3.6 boots on 3.6; a 3.6 one for 3.7 on 3.7. Going down, the storage is what
 /// `etcdutl migrate --target-version` of the newer release would leave.
 #[test]
 fn restores_across_releases_boot_on_the_target_release() {
-    for (from, to) in [("3.5", "3.6"), ("3.6", "3.5"), ("3.7", "3.6")] {
+    for (from, to) in [
+        ("3.5", "3.6"),
+        ("3.6", "3.5"),
+        ("3.7", "3.6"),
+        ("3.6", "3.7"),
+    ] {
         let (initial, members) = layout(3);
         let token = format!("etcdsnap-cross-{from}-{to}");
         let (dir, plan) = restore(&snapshot(from), &initial, &token, &["--target-version", to]);
@@ -638,5 +705,60 @@ fn printed_start_flags_boot_each_release() {
         let live: Value =
             serde_json::from_slice(&std::fs::read(dump(line).join("live.json")).unwrap()).unwrap();
         check_boot(&out, &plan, &live, line);
+    }
+}
+
+/// With --bump-revision, the restored db reads in etcdutl 3.6/3.7's status as
+/// in ours (their totalKey counts the empty bump marker as key ""), equals
+/// etcdutl's own bumped restore, and the members boot at the bumped revision.
+#[test]
+fn bumped_restore_matches_etcdutl_and_boots() {
+    for line in LINES {
+        let (initial, members) = layout(1);
+        let token = format!("etcdsnap-bump-{line}");
+        let snap = snapshot(line);
+        let bump = ["--bump-revision", "1000", "--mark-compacted"];
+        let (dir, plan) = restore(&snap, &initial, &token, &bump);
+        let ours = dir.path().join("m1.etcd");
+        let eu = dir.path().join("etcdutl-m1");
+        let o = Command::new(etcdutl(line))
+            .args(["snapshot", "restore"])
+            .arg(&snap)
+            .args(["--name", "m1", "--initial-cluster", &initial])
+            .args(["--initial-cluster-token", &token])
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://127.0.0.1:{}", members[0].1))
+            .args(bump)
+            .arg("--data-dir")
+            .arg(&eu)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "etcdutl {line} restore: {}", stderr(&o));
+        for format in ["json", "simple"] {
+            let db = ours.join("member/snap/db");
+            let want = real_status(line, &db, format);
+            let o = run(&["status", db.to_str().unwrap(), "-w", format]);
+            assert_eq!(
+                stdout(&o),
+                want,
+                "{line}: status -w {format} of a bumped db"
+            );
+        }
+        let real = |p: &Path| -> Value {
+            serde_json::from_str(&real_status(line, &p.join("member/snap/db"), "json")).unwrap()
+        };
+        let (r_ours, r_eu) = (real(&ours), real(&eu));
+        for f in ["hash", "revision", "totalKey", "version"] {
+            assert_eq!(r_ours[f], r_eu[f], "{line}: etcdutl's {f} of the bumped db");
+        }
+        let live: Value =
+            serde_json::from_slice(&std::fs::read(dump(line).join("live.json")).unwrap()).unwrap();
+        let out = boot(line, &members, &[ours], &token);
+        check_boot(&out, &plan, &live, line);
+        assert!(
+            out["revision"].as_i64().unwrap() > 1000,
+            "{line}: revision {} after a bump of 1000",
+            out["revision"]
+        );
     }
 }
