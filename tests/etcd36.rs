@@ -762,3 +762,69 @@ fn bumped_restore_matches_etcdutl_and_boots() {
         );
     }
 }
+
+/// A `key` value that is not a KeyValue: etcdutl 3.6/3.7's status fails on it
+/// ("cannot unmarshal"), and so does ours as that release (exit 1, saying
+/// which revision), while the 3.5 flavour (which decodes nothing) prints.
+#[test]
+fn status_as_3_6_fails_where_etcdutl_3_6_fails() {
+    use etcdsnap::bolt::{Db, read};
+    for (name, line) in FIXTURES.iter().filter(|(_, l)| ["3.6", "3.7"].contains(l)) {
+        let full = std::fs::read(fixture(name)).unwrap();
+        let mut bytes = full[..full.len() - 32].to_vec();
+        let off = {
+            let db = Db::open(&full[..full.len() - 32]).unwrap();
+            let key = read::buckets(&db)
+                .unwrap()
+                .into_iter()
+                .find(|b| b.name == b"key")
+                .unwrap();
+            let mut off = None;
+            read::for_each(&db, &key, |e| {
+                if e.value.len() > 8 {
+                    off = Some(e.value.as_ptr() as usize - full.as_ptr() as usize);
+                    return std::ops::ControlFlow::Break(());
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+            off.unwrap()
+        };
+        // Field 1 declared as a length far beyond the value: not a KeyValue.
+        bytes[off] = 0x0a;
+        bytes[off + 1] = 0x7f;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bad.db");
+        std::fs::write(&f, &bytes).unwrap();
+        let real = Command::new(etcdutl(line))
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            !real.status.success(),
+            "etcdutl {line} accepted it: {}",
+            stdout(&real)
+        );
+        let o = run(&["status", f.to_str().unwrap(), "-w", "json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{name}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("cannot unmarshal value at revision"),
+            "{}",
+            stderr(&o)
+        );
+        let o = run(&["status", f.to_str().unwrap(), "--etcd-version", "3.5"]);
+        assert!(o.status.success(), "{name} as 3.5: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            real_status("3.5", &f, "simple"),
+            "{name}: as etcdutl 3.5"
+        );
+    }
+}

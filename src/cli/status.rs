@@ -1,4 +1,5 @@
-//! `etcdsnap status`: what `etcdutl snapshot status` prints, the same values.
+//! `etcdsnap status`: what `etcdutl snapshot status` prints, the same values,
+//! as etcdutl 3.5 (and etcdctl 3.4), 3.6 or 3.7 print them.
 
 use anyhow::Context;
 
@@ -11,17 +12,15 @@ use crate::report::{Align, Table, humanize_bytes};
 /// Print a snapshot's hash, revision, total keys and size, as etcdutl does
 #[derive(clap::Args)]
 #[command(
-    long_about = "Prints what `etcdutl snapshot status` (etcd 3.5) prints for the same file, with the same JSON \
-field names and values:\n\n  hash       CRC-32C over every bucket name, key and value, in order\n  revision   the \
-highest revision in the key bucket\n  totalKey   the number of entries in all buckets (the etcd 3.4/3.5 meaning; \
-etcd 3.6 counts distinct live keys instead, which `etcdsnap verify` reports as liveKeys)\n  totalSize  the \
-database size without the sha256 trailer\n  version    the storage version, only when the file records one \
-(etcd 3.6)\n\nWith --etcd-version 3.6 or 3.7 (the default when the file's storage version names that release), \
-it prints what that release's etcdutl prints instead: totalKey is the number of live keys, the version column is \
-always there (empty when the file has none), 3.7 draws the table with box characters, and a key-bucket value \
-that is not a KeyValue fails the command as it fails etcdutl 3.6+.\n\n\
+    long_about = "Prints what `etcdutl snapshot status` prints for the same file, with the same JSON field names \
+and values, as the release that wrote the file (its storage version; files without one as etcdutl 3.5) or the \
+release --etcd-version names:\n\n  hash       CRC-32C over every bucket name, key and value, in order\n  revision   \
+the highest revision in the key bucket\n  totalKey   3.4/3.5: the number of entries in all buckets; 3.6/3.7: the \
+number of distinct live keys (a key-bucket value that is not a KeyValue fails the command, as it fails etcdutl \
+3.6+)\n  totalSize  the database size without the sha256 trailer\n  version    3.6/3.7 only: the storage version \
+(empty when the file has none)\n\n3.7 draws the table with box characters.\n\n\
 Like etcdutl, the bbolt structure is checked first and any problem fails the command (exit 1).",
-    after_help = "Examples:\n  etcdsnap status snapshot.db\n  etcdsnap status snapshot.db -w json\n  etcdsnap status backup.db.zst -w table"
+    after_help = "Examples:\n  etcdsnap status snapshot.db\n  etcdsnap status snapshot.db -w json\n  etcdsnap status backup.db.zst -w table\n  etcdsnap status snapshot.db --etcd-version 3.5"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
@@ -105,7 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 /// The output of the given release's etcdutl for this status.
 pub fn render_as(s: &Status, format: StatusFormat, flavor: Flavor) -> anyhow::Result<String> {
     if flavor == Flavor::V35 {
-        return render(s, format);
+        // etcdutl 3.5 and etcdctl 3.4 have no version column.
+        let mut s = s.clone();
+        s.version = None;
+        return render(&s, format);
     }
     let total_key = *s.live_keys.as_ref().unwrap_or(&0);
     let version = s.version.as_deref().unwrap_or("");
@@ -232,4 +234,22 @@ pub fn render(s: &Status, format: StatusFormat) -> anyhow::Result<String> {
             t.render()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flavor;
+
+    #[test]
+    fn flavor_follows_the_request_then_the_storage_version() {
+        assert_eq!(Flavor::pick(None, None), Flavor::V35);
+        assert_eq!(Flavor::pick(None, Some("3.6.0")), Flavor::V36);
+        assert_eq!(Flavor::pick(None, Some("3.7.0")), Flavor::V37);
+        // A later release prints as the newest one we know.
+        assert_eq!(Flavor::pick(None, Some("3.8.0")), Flavor::V37);
+        assert_eq!(Flavor::pick(None, Some("junk")), Flavor::V35);
+        assert_eq!(Flavor::pick(Some("3.5"), Some("3.6.0")), Flavor::V35);
+        assert_eq!(Flavor::pick(Some("3.4"), None), Flavor::V35);
+        assert_eq!(Flavor::pick(Some("3.7"), None), Flavor::V37);
+    }
 }
