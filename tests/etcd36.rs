@@ -828,3 +828,36 @@ fn status_as_3_6_fails_where_etcdutl_3_6_fails() {
         );
     }
 }
+
+/// A 3.6 db without a storage version but with cluster version 3.6 (as a
+/// snapshot taken in the seconds before the server writes its storage
+/// version; made here by etcdutl 3.6's restore and `migrate --target-version
+/// 3.5`, which deletes only the storage version) restores for 3.6 by default.
+#[test]
+fn default_target_falls_back_to_the_cluster_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("eu.etcd");
+    let o = Command::new(etcdutl("3.6"))
+        .args(["snapshot", "restore"])
+        .arg(fixture("etcd-3.6.16.db"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "etcdutl restore: {}", stderr(&o));
+    let o = Command::new(etcdutl("3.6"))
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--target-version", "3.5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "etcdutl migrate: {}", stderr(&o));
+    let db = data.join("member/snap/db");
+    let st: Value = serde_json::from_str(&real_status("3.6", &db, "json")).unwrap();
+    assert_eq!(st["version"], "", "migrate removed the storage version");
+    let (initial, _) = layout(1);
+    let (_, plan) = restore(&db, &initial, "t", &["--skip-hash-check"]);
+    assert_eq!(plan["snapshotRelease"], "3.6");
+    assert_eq!(plan["targetVersion"], "3.6");
+}

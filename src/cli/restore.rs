@@ -396,6 +396,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let meta = checks.summary.meta.as_ref();
     let snapshot_release = target::snapshot_release(
         meta.and_then(|m| m.storage_version.as_deref()),
+        target::cluster_version(&db).as_deref(),
         meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
     )
     .or_else(|e| match args.target_version.as_deref() {

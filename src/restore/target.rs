@@ -1,8 +1,10 @@
 //! Which etcd release a restore writes for, and what crossing releases needs.
 //!
 //! A snapshot's release is its storage version (`meta/storageVersion`, written
-//! by 3.6+ servers once the cluster runs that release); without one, a `term`
-//! means 3.5 storage, and neither means 3.4. The default target is that
+//! by 3.6+ servers a few seconds after the cluster runs that release); without
+//! one, a cluster version (`cluster/clusterVersion`) of 3.6 or later (a
+//! snapshot taken in those seconds); else a `term` means 3.5 storage, and
+//! neither means 3.4. The default target is that
 //! release. etcd moves one minor release at a time, up or down, so a target
 //! more than one minor release away from the snapshot is refused before
 //! anything is written. Going down, the storage is rewritten as the lower
@@ -61,19 +63,40 @@ pub enum TargetError {
     },
 }
 
-/// The release whose storage a snapshot holds.
+/// The release whose storage a snapshot holds (see the module comment).
 pub fn snapshot_release(
     storage_version: Option<&str>,
+    cluster_version: Option<&str>,
     has_term: bool,
 ) -> Result<Target, TargetError> {
+    let line = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
     match storage_version {
-        Some(v) => {
-            let line: String = v.split('.').take(2).collect::<Vec<_>>().join(".");
-            Target::parse(&line).ok_or_else(|| TargetError::Unknown(v.to_string()))
-        }
-        None if has_term => Ok(Target::V35),
-        None => Ok(Target::V34),
+        Some(v) => Target::parse(&line(v)).ok_or_else(|| TargetError::Unknown(v.to_string())),
+        None => match cluster_version.and_then(|v| Target::parse(&line(v))) {
+            Some(t) if t >= Target::V36 => Ok(t),
+            _ if has_term => Ok(Target::V35),
+            _ => Ok(Target::V34),
+        },
     }
+}
+
+/// `cluster/clusterVersion` of a snapshot, if it has a readable one.
+pub fn cluster_version(db: &crate::bolt::Db<'_>) -> Option<String> {
+    use crate::bolt::read;
+    let cluster = read::buckets(db)
+        .ok()?
+        .into_iter()
+        .find(|b| b.name == b"cluster")?;
+    let mut found = None;
+    read::for_each(db, &cluster, |e| {
+        if e.key == b"clusterVersion" {
+            found = std::str::from_utf8(e.value).ok().map(str::to_string);
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .ok()?;
+    found
 }
 
 /// The target for a snapshot of release `snapshot`: `requested` if etcd can
@@ -141,11 +164,14 @@ mod tests {
 
     #[test]
     fn release_of_a_snapshot() {
-        assert_eq!(snapshot_release(Some("3.6.0"), true), Ok(Target::V36));
-        assert_eq!(snapshot_release(Some("3.7.0"), true), Ok(Target::V37));
-        assert_eq!(snapshot_release(None, true), Ok(Target::V35));
-        assert_eq!(snapshot_release(None, false), Ok(Target::V34));
-        assert!(snapshot_release(Some("3.8.0"), true).is_err());
+        assert_eq!(snapshot_release(Some("3.6.0"), None, true), Ok(Target::V36));
+        assert_eq!(snapshot_release(Some("3.7.0"), None, true), Ok(Target::V37));
+        assert_eq!(snapshot_release(None, Some("3.5.0"), true), Ok(Target::V35));
+        assert_eq!(snapshot_release(None, None, false), Ok(Target::V34));
+        // Taken before the server wrote its storage version.
+        assert_eq!(snapshot_release(None, Some("3.6.0"), true), Ok(Target::V36));
+        assert_eq!(snapshot_release(None, Some("3.9.0"), true), Ok(Target::V35));
+        assert!(snapshot_release(Some("3.8.0"), None, true).is_err());
     }
 
     #[test]
