@@ -77,9 +77,10 @@ pub struct Args {
     #[arg(long)]
     clear_alarms: bool,
     /// The etcd release to write for: 3.4, 3.5, 3.6 or 3.7 (default: the
-    /// release that wrote the snapshot, from its storage version; 3.5 for
-    /// older files). One minor release up or down from the snapshot's; going
-    /// down rewrites the storage version as `etcdutl migrate` would
+    /// release that wrote the snapshot, from its storage or cluster version;
+    /// 3.5 for older files). One minor release up or down from the
+    /// snapshot's; going down rewrites the storage version as `etcdutl
+    /// migrate` would
     #[arg(long, value_parser = ["3.4", "3.5", "3.6", "3.7"])]
     target_version: Option<String>,
     /// The member to restore (all members when omitted)
@@ -317,7 +318,7 @@ fn target_line(plan: &Plan) -> String {
     let (s, t) = (plan.snapshot_release, plan.target_version);
     let why = if s == t {
         "the release that wrote the snapshot".to_string()
-    } else if t < s {
+    } else if Target::parse(t) < Target::parse(s) {
         format!("down from the snapshot's {s}: storage version rewritten for {t}")
     } else {
         format!("up from the snapshot's {s}")
