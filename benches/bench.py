@@ -244,7 +244,7 @@ def main():
     get_first = best(get_cmd, args.runs, cold_file=snap, env=no_cache, before=no_index_anywhere)
     get_scan = best(get_cmd + ["--no-index"], args.runs, cold_file=snap, env=no_cache)
     no_index_anywhere()
-    index_cold = best([ours, "index", snap], args.runs, cold_file=snap)
+    index_cold = best([ours, "index", snap, "--beside"], args.runs, cold_file=snap)
     get_cold = best(get_cmd, args.runs, cold_file=[snap, sidecar], env=no_cache)
     with open(sidecar, "rb") as f:
         index_size = len(f.read())

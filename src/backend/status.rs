@@ -118,8 +118,9 @@ fn parallel_hash(db: &Db<'_>) -> Option<u32> {
 #[derive(Default)]
 struct StatusVisitor<'a> {
     total_key: u64,
-    /// etcdutl 3.6+'s set of keys whose newest entry is a put.
-    live: std::collections::HashSet<&'a [u8]>,
+    /// etcdutl 3.6+'s set of keys whose newest entry is a put (foldhash:
+    /// fast, randomly seeded so crafted keys cannot force collisions).
+    live: std::collections::HashSet<&'a [u8], foldhash::fast::RandomState>,
     live_error: Option<String>,
     last_key: Option<&'a [u8]>,
     storage_version: Option<&'a [u8]>,
