@@ -338,8 +338,20 @@ fn restore(snap: &Path, initial: &str, token: &str, extra: &[&str]) -> (tempfile
 
 /// Boots the members on etcd `line` with fixtures/boot_cluster.py; its record.
 fn boot(line: &str, members: &[(String, u16, u16)], dirs: &[PathBuf], token: &str) -> Value {
+    boot_with(line, members, dirs, token, &[])
+}
+
+/// `boot`, also asking etcd for the remaining TTL of `leases` (hex IDs).
+fn boot_with(
+    line: &str,
+    members: &[(String, u16, u16)],
+    dirs: &[PathBuf],
+    token: &str,
+    leases: &[&str],
+) -> Value {
     let spec = serde_json::json!({
         "token": token,
+        "timetolive": leases,
         "members": members.iter().zip(dirs).map(|((name, peer, client), d)| serde_json::json!({
             "name": name, "peer_port": peer, "client_port": client, "data_dir": d.to_str().unwrap(),
         })).collect::<Vec<_>>(),
@@ -860,4 +872,79 @@ fn default_target_falls_back_to_the_cluster_version() {
     let (_, plan) = restore(&db, &initial, "t", &["--skip-hash-check"]);
     assert_eq!(plan["snapshotRelease"], "3.6");
     assert_eq!(plan["targetVersion"], "3.6");
+}
+
+/// A lease whose checkpoint recorded a remaining TTL (leasepb.Lease field 3):
+/// 3.6.16 and 3.7.3 restart its clock from that remainder after a restore
+/// (as 3.4.23 does, unlike 3.5.1), and the restore's report says so. (The snapshot is the 3.6 fixture with its lease given a remaining
+/// TTL of 120 s.)
+#[test]
+fn a_checkpointed_lease_on_3_6_and_3_7() {
+    use etcdsnap::bolt::{Db, read};
+    use etcdsnap::restore::dbwrite::{BucketData, write_db};
+    use std::borrow::Cow;
+    let bytes = std::fs::read(fixture("etcd-3.6.16.db")).unwrap();
+    let db = Db::open(&bytes[..bytes.len() - 32]).unwrap();
+    let mut buckets = Vec::new();
+    let mut lease_id = String::new();
+    for b in read::buckets(&db).unwrap() {
+        let mut entries = Vec::new();
+        read::for_each(&db, &b, |e| {
+            let mut v = e.value.to_vec();
+            if b.name == b"lease" {
+                let mut f = etcdsnap::protowire::Fields::new(e.value);
+                if let Some(Ok((1, etcdsnap::protowire::Value::Varint(id)))) = f.next() {
+                    lease_id = format!("{id:x}");
+                }
+                v.extend_from_slice(&[3 << 3, 120]); // remaining_TTL = 120
+            }
+            entries.push((Cow::Owned(e.key.to_vec()), Cow::Owned(v)));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        buckets.push(BucketData {
+            name: Cow::Owned(b.name.to_vec()),
+            entries,
+        });
+    }
+    assert!(!lease_id.is_empty(), "the fixture holds a lease");
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("checkpointed.db");
+    let mut f = std::fs::File::create(&snap).unwrap();
+    write_db(&mut f, db.page_size(), &buckets).unwrap();
+    drop(f);
+    for line in LINES {
+        let (initial, members) = layout(1);
+        let (out_dir, plan) = restore(
+            &snap,
+            &initial,
+            "etcdsnap-lease",
+            &["--skip-hash-check", "--target-version", line],
+        );
+        assert_eq!(plan["stale"]["leases"][0]["remainingTtlSeconds"], 120);
+        let out = boot_with(
+            line,
+            &members,
+            &member_dirs(out_dir.path(), &members),
+            "etcdsnap-lease",
+            &[&lease_id],
+        );
+        let ttl = out["timetolive"][&lease_id]["ttl"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("etcdctl lease timetolive: {:#}", out["timetolive"]));
+        assert!(
+            (100..=120).contains(&ttl),
+            "etcd {line} serves a remaining TTL of {ttl} s, expected the checkpointed 120 s"
+        );
+    }
+    let o = run(&["restore", snap.to_str().unwrap(), "--dry-run"]);
+    assert!(
+        stdout(&o).contains(
+            "they expire 120 s after the restored cluster elects a leader (the remaining TTL \
+             a lease checkpoint recorded, which etcd 3.4, 3.6 and 3.7 honour; etcd 3.5.1 \
+             ignores it and grants the full TTL)"
+        ),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -663,7 +663,8 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
         let when = if l.remaining_ttl_seconds > 0 {
             format!(
                 "{} s after the restored cluster elects a leader (the remaining TTL a lease \
-                 checkpoint recorded; etcd 3.5.1 ignores it and grants the full TTL)",
+                 checkpoint recorded, which etcd 3.4, 3.6 and 3.7 honour; etcd 3.5.1 ignores it \
+                 and grants the full TTL)",
                 l.remaining_ttl_seconds
             )
         } else {
