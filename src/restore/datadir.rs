@@ -7,8 +7,9 @@
 //! written fresh (see `dbwrite`) from the snapshot's buckets with:
 //! `members` replaced by the new members, `members_removed` emptied (for every
 //! target: etcd 3.4's own restore leaves stale members), `meta/consistent_index`
-//! = N and `meta/term` = 1 (not for 3.4), and optionally the revision bump, the
-//! compaction mark and cleared alarms. The written db is checked with our own
+//! = N and `meta/term` = 1 (not for 3.4), for a target below the snapshot's
+//! release the version markers that release expects (`target::downgrade_edits`),
+//! and optionally the revision bump, the compaction mark and cleared alarms. The written db is checked with our own
 //! verifier before the rename.
 
 use std::borrow::Cow;
@@ -21,6 +22,7 @@ use super::dbwrite::{BucketData, Entry, write_db};
 use super::durable::{self, IoError};
 use super::membership::{Cluster, Member};
 use super::swap::{self, StageDirs, SwapError};
+use super::target::downgrade_edits;
 use super::wal::{SEGMENT_BYTES, Target, member_json, snap_file, wal_bytes};
 use crate::bolt::Db;
 use crate::bolt::read::{self, ReadError};
@@ -55,9 +57,12 @@ pub enum RestoreError {
 type Entries<'a> = BTreeMap<Cow<'a, [u8]>, Cow<'a, [u8]>>;
 
 /// The restored db's buckets: the snapshot's, with the restore's changes.
+/// `snapshot` is the release the snapshot's storage is at: a lower `target`
+/// gets the downgrade edits of [`downgrade_edits`].
 pub fn restored_buckets<'a>(
     db: &Db<'a>,
     cluster: &Cluster,
+    snapshot: Target,
     target: Target,
     opts: &Options,
 ) -> Result<Vec<BucketData<'a>>, RestoreError> {
@@ -79,6 +84,22 @@ pub fn restored_buckets<'a>(
         buckets.insert(Cow::Borrowed(b.name), entries);
     }
     let n = cluster.members.len() as u64;
+    // Going down a release: the version markers the lower release expects.
+    let cluster_version = buckets.get(&b"cluster"[..]).and_then(|c| {
+        c.iter()
+            .find(|(k, _)| k.as_ref() == b"clusterVersion")
+            .map(|(_, v)| v.to_vec())
+    });
+    for (bucket, key, value) in downgrade_edits(snapshot, target, cluster_version.as_deref()) {
+        let Some(entries) = buckets.get_mut(bucket) else {
+            continue;
+        };
+        entries.retain(|(k, _)| k.as_ref() != key);
+        if let Some(v) = value {
+            entries.push((Cow::Borrowed(key), Cow::Owned(v.into_bytes())));
+            entries.sort();
+        }
+    }
     // Membership: only the new members.
     let mut members: Vec<Entry<'a>> = cluster
         .members
@@ -172,7 +193,7 @@ pub fn write_member_files(
     drop(f);
     check_written_db(&db_path)?;
     // The .snap.
-    let (snap_name, snap_bytes) = snap_file(cluster);
+    let (snap_name, snap_bytes) = snap_file(cluster, target);
     durable::write_new(&snap_dir.join(snap_name), &snap_bytes)?;
     // The WAL segment, preallocated as etcd preallocates it.
     let wal = dirs.wal.join("0000000000000000-0000000000000000.wal");

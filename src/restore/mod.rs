@@ -10,4 +10,5 @@ pub mod membership;
 pub mod raftpb;
 pub mod stale;
 pub mod swap;
+pub mod target;
 pub mod wal;

