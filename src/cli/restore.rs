@@ -678,7 +678,7 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
             if l.examples.is_empty() {
                 String::new()
             } else {
-                format!(" (e.g. {})", l.examples.join(", "))
+                format!(" (e.g. {})", esc_join(&l.examples))
             }
         ));
     }
@@ -691,20 +691,20 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
     if !st.master_leases.is_empty() {
         s.push_str(&format!(
             "  apiserver master leases: {}\n",
-            st.master_leases.join(", ")
+            esc_join(&st.master_leases)
         ));
     }
     if !st.kubernetes_endpoints.is_empty() {
         s.push_str(&format!(
             "  the default/kubernetes endpoints: {}\n",
-            st.kubernetes_endpoints.join(", ")
+            esc_join(&st.kubernetes_endpoints)
         ));
     }
     if !st.nodes.is_empty() {
         s.push_str(&format!(
             "  {} node objects: {}\n",
             st.nodes.len(),
-            st.nodes.join(", ")
+            esc_join(&st.nodes)
         ));
     }
     for a in &st.alarms {
@@ -715,4 +715,14 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
         s.push('\n');
     }
     s
+}
+
+/// Names from the snapshot (keys, node names), escaped for the terminal and
+/// joined.
+fn esc_join(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| crate::report::escape_controls(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
