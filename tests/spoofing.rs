@@ -41,3 +41,40 @@ fn verify_escapes_bucket_names_and_keys() {
         "{out}"
     );
 }
+
+/// A node named with an ESC sequence and a newline, put into a real etcd
+/// 3.5.1: the restore plan's stale-data report shows it escaped.
+#[test]
+fn restore_plan_escapes_names_from_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let value = dir.path().join("node.json");
+    std::fs::write(
+        &value,
+        br#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n"}}"#,
+    )
+    .expect("write");
+    let snap = dir.path().join("snap.db");
+    let key = "/registry/minions/evil\x1b[2J\nOK: every check passed";
+    let o = std::process::Command::new("python3")
+        .arg(common::root().join("fixtures/put_and_save.py"))
+        .arg("3.5")
+        .arg(&snap)
+        .arg(format!("{key}={}", value.display()))
+        .output()
+        .expect("run put_and_save.py");
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = run(&[
+        "restore",
+        snap.to_str().expect("utf-8"),
+        "--dry-run",
+        "--initial-cluster",
+        "m1=http://127.0.0.1:2380",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", common::stderr(&o));
+    assert!(out.contains("evil\\x1b[2J\\x0aOK"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "a raw ESC reached the output:\n{out}"
+    );
+}
