@@ -6,7 +6,7 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::objects::{DecodedFormat, render};
+use super::objects::{ApplyArgs, DecodedFormat, Prepare, dropped_note, prepare, render_prepared};
 use super::{Outcome, out};
 use crate::kube::value::{decode_checked, detect};
 
@@ -22,9 +22,8 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value = "yaml")]
     output: DecodedFormat,
-    /// Strip server-owned fields (resourceVersion, uid, status, …) for `kubectl apply`
-    #[arg(long)]
-    for_apply: bool,
+    #[command(flatten)]
+    apply: ApplyArgs,
     /// Print Secret data instead of `<redacted: N bytes>`
     #[arg(long)]
     show_secrets: bool,
@@ -69,12 +68,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     super::objects::unknown_note(&d.unknown_fields_at)
                 );
             }
-            out(&render(
-                d.object,
-                args.output.into(),
-                args.show_secrets,
-                args.for_apply,
-            )?)?;
+            let mut obj = d.object;
+            let dropped = prepare(
+                &mut obj,
+                Prepare {
+                    show_secrets: args.show_secrets,
+                    secret: crate::kube::redact::value_is_secret(&bytes),
+                    apply: args.apply.options(),
+                    mod_revision: None,
+                },
+            );
+            out(&render_prepared(&obj, args.output.into())?)?;
+            if let Some(note) = dropped_note(&name, &dropped) {
+                eprintln!("{note}");
+            }
             Ok(Outcome::Ok)
         }
         Err(e) => {

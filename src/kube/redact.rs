@@ -9,10 +9,10 @@ use serde_json::Value;
 
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Whether a decoded object is a core/v1 Secret.
+/// Whether a decoded object says it is a Secret, of any group (a custom
+/// `Secret` kind holds secrets just as well).
 pub fn is_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")
-        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 /// Whether an etcd key is a Secret's.
@@ -45,7 +45,13 @@ pub fn value_is_secret(value: &[u8]) -> bool {
 
 /// Replaces secret values in place; returns how many were redacted.
 pub fn redact(obj: &mut Value) -> usize {
-    if !is_secret(obj) {
+    redact_as(obj, false)
+}
+
+/// [`redact`], also when the caller knows the value is a Secret's (by its key,
+/// or by a `kind` the decoded object no longer shows) whatever its kind says.
+pub fn redact_as(obj: &mut Value, secret: bool) -> usize {
+    if !secret && !is_secret(obj) {
         return 0;
     }
     let mut n = 0;
@@ -74,27 +80,6 @@ pub fn redact(obj: &mut Value) -> usize {
         n += 1;
     }
     n
-}
-
-/// Strips what the server owns, so the object can go to `kubectl apply`.
-pub fn for_apply(obj: &mut Value) {
-    if let Some(Value::Object(o)) = Some(&mut *obj) {
-        o.remove("status");
-    }
-    if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "managedFields",
-            "selfLink",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-        ] {
-            meta.remove(k);
-        }
-    }
 }
 
 #[cfg(test)]
