@@ -283,3 +283,99 @@ fn for_apply_drops_what_the_cluster_owns_and_says_so() {
     assert_eq!(o.status.code(), Some(2));
     let _ = json!({});
 }
+
+fn has_raw_controls(s: &str) -> bool {
+    s.chars().any(|c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Item 4: names with control characters (an ESC sequence in a Role's name,
+/// a newline in a ClusterRole's name, a bidi override) are escapes in every
+/// human-readable output and on stderr, and exact in JSON.
+#[test]
+fn hostile_names_cannot_spoof_the_terminal() {
+    // ls: one line per object, no raw control; JSON exact.
+    let o = run(&["ls", snap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(!has_raw_controls(&table), "raw controls in ls:\n{table:?}");
+    assert_eq!(table.lines().count(), values().len() + 1, "{table}");
+    assert!(
+        !table.lines().any(|l| l.starts_with("OK:")),
+        "a name made its own line:\n{table}"
+    );
+    assert!(table.contains("evil\\x0aOK: every check passed"), "{table}");
+    assert!(table.contains("evil\\x1b[2J\\x1b[Hname"), "{table}");
+    let o = run(&["ls", snap(), "-w", "json"]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let keys: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    for k in [ESC_ROLE, NL_CLUSTERROLE, BIDI_ROLE] {
+        assert!(keys.contains(&k), "{k:?} not exact in ls -w json");
+    }
+    for key in [ESC_ROLE, NL_CLUSTERROLE, BIDI_ROLE] {
+        // get: stderr escaped, JSON exact, YAML read back exact.
+        let o = run(&["get", snap(), key, "--no-index"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!has_raw_controls(&stderr(&o)), "{:?}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{:?}", stderr(&o));
+        let (j, err) = get_json(key, &["--for-apply"]);
+        assert!(!has_raw_controls(&err), "{err:?}");
+        let name = key.rsplit('/').next().unwrap();
+        assert_eq!(j["metadata"]["name"], name);
+        // history: the table and its title line.
+        let o = run(&["history", snap(), key]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!has_raw_controls(&stdout(&o)), "{:?}", stdout(&o));
+        assert_eq!(stdout(&o).lines().count(), 6, "{}", stdout(&o));
+        let o = run(&["history", snap(), key, "-w", "json"]);
+        let h: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(h["key"], key);
+        // Errors naming the key.
+        let missing = format!("{key}\x1b]0;title\x07");
+        for args in [
+            vec!["get", snap(), &missing, "--no-index"],
+            vec!["history", snap(), &missing, "--no-index"],
+            vec![
+                "get",
+                snap(),
+                "roles",
+                &missing[23..],
+                "-n",
+                "default",
+                "--no-index",
+            ],
+        ] {
+            let o = run(&args);
+            assert_eq!(o.status.code(), Some(1), "{args:?}");
+            let err = stderr(&o);
+            assert!(!has_raw_controls(&err), "{args:?}: {err:?}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+        }
+    }
+    // get --all: a failing value named by its key, escaped.
+    let o = run(&["get", snap(), "roles", "--all", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    // decode: a file name with controls, in its notes and errors.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("v\x1b[2J\nOK.bin");
+    std::fs::write(&f, b"k8s\x00\x0a\xff").unwrap();
+    let o = run(&["decode", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!has_raw_controls(&stderr(&o)), "{:?}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{:?}", stderr(&o));
+    // index: the file it wrote.
+    let idx = dir.path().join("idx\x1b[2J");
+    let o = run(&["index", snap(), "-o", idx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!has_raw_controls(&stdout(&o)), "{:?}", stdout(&o));
+    assert!(!has_raw_controls(&stderr(&o)), "{:?}", stderr(&o));
+}

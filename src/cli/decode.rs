@@ -60,10 +60,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match decoded {
         Ok(d) => {
             if let Some(note) = d.note {
-                eprintln!("etcdsnap: note: {note}");
+                say!("etcdsnap: note: {note}");
             }
             if !d.unknown_fields_at.is_empty() {
-                eprintln!(
+                say!(
                     "etcdsnap: note: {name}: {}",
                     super::objects::unknown_note(&d.unknown_fields_at)
                 );
@@ -80,12 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             );
             out(&render_prepared(&obj, args.output.into())?)?;
             if let Some(note) = dropped_note(&name, &dropped) {
-                eprintln!("{note}");
+                say!("{note}");
             }
             Ok(Outcome::Ok)
         }
         Err(e) => {
-            eprintln!("etcdsnap: {name}: {} value: {e}", detect(&bytes).name());
+            say!("etcdsnap: {name}: {} value: {e}", detect(&bytes).name());
             Ok(Outcome::Failed)
         }
     }

@@ -187,7 +187,7 @@ fn show(
 ) -> anyhow::Result<Outcome> {
     let prefix = &args.opts.prefix.prefix;
     let what = match wanted {
-        Wanted::Key(k) => String::from_utf8_lossy(k).into_owned(),
+        Wanted::Key(k) => escape_bytes(k),
         Wanted::Object {
             resource,
             namespace,
@@ -210,10 +210,7 @@ fn show(
     keys.sort();
     keys.dedup();
     if keys.len() > 1 {
-        let list: Vec<String> = keys
-            .iter()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-            .collect();
+        let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
         bail!("{what} matches several keys; name one: {}", list.join(", "));
     }
     let chosen = match choose(records, args.revision, args.deleted, ks.compact_revision) {
@@ -224,7 +221,7 @@ fn show(
             } else {
                 None
             };
-            eprintln!(
+            say!(
                 "etcdsnap: {}: {what}: {msg}{}",
                 file.path().display(),
                 hint.map(|h| format!("; {h}")).unwrap_or_default()
@@ -238,9 +235,9 @@ fn show(
     let secret = is_secret_key(chosen.kv.key, prefix)
         || is_secret_key_any_prefix(chosen.kv.key)
         || value_is_secret(value);
-    eprintln!(
+    say!(
         "etcdsnap: {} at revision {} (version {}, {})",
-        String::from_utf8_lossy(chosen.kv.key),
+        escape_bytes(chosen.kv.key),
         chosen.revision.main,
         chosen.kv.version,
         detect(value).name()
@@ -255,15 +252,15 @@ fn show(
     let decoded = match decode_checked(value) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("etcdsnap: {what}: {e} (use -o raw for the stored bytes)");
+            say!("etcdsnap: {what}: {e} (use -o raw for the stored bytes)");
             return Ok(Outcome::Failed);
         }
     };
     if let Some(note) = decoded.note {
-        eprintln!("etcdsnap: note: {note}");
+        say!("etcdsnap: note: {note}");
     }
     if !decoded.unknown_fields_at.is_empty() {
-        eprintln!(
+        say!(
             "etcdsnap: note: {}; -o raw has them",
             super::objects::unknown_note(&decoded.unknown_fields_at)
         );
@@ -279,8 +276,8 @@ fn show(
         },
     );
     out(&render_prepared(&obj, args.output)?)?;
-    if let Some(note) = dropped_note(&String::from_utf8_lossy(chosen.kv.key), &dropped) {
-        eprintln!("{note}");
+    if let Some(note) = dropped_note(&escape_bytes(chosen.kv.key), &dropped) {
+        say!("{note}");
     }
     Ok(Outcome::Ok)
 }
@@ -452,7 +449,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
                 }
                 Err(e) => {
                     failed += 1;
-                    eprintln!("etcdsnap: {e}");
+                    say!("etcdsnap: {e}");
                 }
             }
         }
@@ -474,12 +471,12 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
             .iter()
             .map(|(path, n)| format!("{} ({n})", escape_controls(path)))
             .collect();
-        eprintln!(
+        say!(
             "etcdsnap: --for-apply dropped from {changed} of {written} objects: {}",
             list.join(", ")
         );
     }
-    eprintln!("etcdsnap: {written} objects");
+    say!("etcdsnap: {written} objects");
     Ok(if failed > 0 {
         Outcome::Failed
     } else {

@@ -5,6 +5,15 @@
 //! recognised by type in [`exit_code`]), or what was asked for is not there;
 //! 2 usage error, or the file could not be read at all (I/O).
 
+/// `eprintln!` with control characters escaped ([`crate::report::escape_controls`]):
+/// a stderr line may carry keys, names and paths from the file, which must not
+/// reach the terminal raw.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::report::escape_controls(&format!($($arg)*)))
+    };
+}
+
 mod completions;
 mod decode;
 mod get;
@@ -105,7 +114,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("etcdsnap: error: {e:#}");
+            say!("etcdsnap: error: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }
