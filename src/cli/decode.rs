@@ -6,8 +6,8 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::objects::{ApplyArgs, DecodedFormat, Prepare, dropped_note, prepare, render_prepared};
-use super::{Outcome, out};
+use super::Outcome;
+use super::objects::{ApplyArgs, DecodedFormat, Prepare, dropped_note, prepare, write_prepared};
 use crate::kube::value::{decode_checked, detect};
 
 /// Decode one stored Kubernetes value (protobuf, JSON or CBOR) to YAML or JSON
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     mod_revision: None,
                 },
             );
-            out(&render_prepared(&obj, args.output.into())?)?;
+            write_prepared(&obj, args.output.into())?;
             if let Some(note) = dropped_note(&name, &dropped) {
                 say!("{note}");
             }

@@ -6,9 +6,9 @@ use anyhow::bail;
 use super::keyindex::{self, Finder, IndexOpts, Select};
 use super::objects::{
     ApplyArgs, ObjectFormat, ObjectOpts, Prepare, ResourceCheck, db, dropped_note, open, prepare,
-    render_prepared, write_raw,
+    write_prepared, write_raw,
 };
-use super::{Outcome, SnapshotPath, out};
+use super::{Outcome, SnapshotPath};
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::{decode_checked, detect};
@@ -275,7 +275,7 @@ fn show(
             mod_revision: Some(chosen.kv.mod_revision),
         },
     );
-    out(&render_prepared(&obj, args.output)?)?;
+    write_prepared(&obj, args.output)?;
     if let Some(note) = dropped_note(&escape_bytes(chosen.kv.key), &dropped) {
         say!("{note}");
     }

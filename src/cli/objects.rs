@@ -159,6 +159,19 @@ pub fn dropped_note(what: &str, dropped: &[String]) -> Option<String> {
     })
 }
 
+/// Writes an object already [`prepare`]d to stdout; JSON streams (a deeply
+/// nested object's indented text can be far larger than the object).
+pub fn write_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<()> {
+    if format != ObjectFormat::Json {
+        return super::out(&render_prepared(obj, format)?);
+    }
+    let mut w = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut w, obj).map_err(std::io::Error::from)?;
+    w.write_all(b"\n")?;
+    w.flush()?;
+    Ok(())
+}
+
 /// Renders an object already [`prepare`]d.
 pub fn render_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<String> {
     Ok(match format {
