@@ -379,3 +379,175 @@ fn hostile_names_cannot_spoof_the_terminal() {
     assert!(!has_raw_controls(&stdout(&o)), "{:?}", stdout(&o));
     assert!(!has_raw_controls(&stderr(&o)), "{:?}", stderr(&o));
 }
+
+/// Peak RSS in KiB of running etcdsnap with `args` (GNU time), its status
+/// and stderr.
+fn peak_rss(args: &[&str], env: &[(&str, &str)]) -> (u64, Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("time");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-o")
+        .arg(&t)
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(args)
+        .env("ETCDSNAP_CACHE_DIR", root().join("target/test-index-cache"))
+        .stdout(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd
+        .output()
+        .expect("/usr/bin/time is missing: apt-get install -y time");
+    let text = std::fs::read_to_string(&t).unwrap();
+    let kib = text
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no RSS in {text:?}"));
+    (kib, o.status.code(), stderr(&o))
+}
+
+fn cbor_empty_maps(len: usize) -> Vec<u8> {
+    let mut v = vec![0xd9, 0xd9, 0xf7, 0xa3];
+    for s in ["apiVersion", "example.com/v1", "kind", "Widget", "items"] {
+        v.push(0x60 | s.len() as u8);
+        v.extend_from_slice(s.as_bytes());
+    }
+    let n = len - v.len() - 5;
+    v.push(0x9a);
+    v.extend_from_slice(&(n as u32).to_be_bytes());
+    v.resize(v.len() + n, 0xa0);
+    v
+}
+
+/// A protobuf Pod of `len` bytes, nearly all of it empty containers.
+fn pod_of_empty_containers(len: usize) -> Vec<u8> {
+    let spec = [0x12u8, 0x00].repeat(len / 2);
+    let mut raw = Vec::new();
+    // Pod.spec (field 2), length-delimited.
+    raw.push(0x12);
+    prost::encoding::encode_varint(spec.len() as u64, &mut raw);
+    raw.extend_from_slice(&spec);
+    envelope("v1", "Pod", raw)
+}
+
+/// A dense but ordinary custom resource of about `len` bytes of JSON.
+fn dense_widget(len: usize, n: usize) -> Vec<u8> {
+    let mut items = Vec::new();
+    let mut size = 0;
+    let mut i = 0;
+    while size < len {
+        let it = json!({"name": format!("item-{i:06}"), "value": i, "enabled": true,
+            "labels": {"app": "web", "tier": "front"}, "note": format!("some text for item {i}")});
+        size += it.to_string().len() + 1;
+        items.push(it);
+        i += 1;
+    }
+    serde_json::to_vec(&json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": format!("w-{n:03}"), "namespace": "default"}, "spec": {"items": items}}))
+    .unwrap()
+}
+
+/// Item 6: a value that would decode into far more than its size is refused
+/// with an error naming it, quickly, within a small multiple of its size;
+/// ordinary large values decode; `get --all` stays within a bound that does
+/// not grow with the threads.
+#[test]
+fn memory_is_bounded_by_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, &values()[0].1).unwrap();
+    let (base, code, err) = peak_rss(&["decode", small.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    for (name, bytes) in [
+        ("cbor of empty maps, 1.4 MB", cbor_empty_maps(1_400_000)),
+        (
+            "protobuf Pod of empty containers, 40 MB",
+            pod_of_empty_containers(40 << 20),
+        ),
+    ] {
+        let f = dir.path().join("hostile");
+        std::fs::write(&f, &bytes).unwrap();
+        let t = std::time::Instant::now();
+        let (kib, code, err) = peak_rss(&["decode", f.to_str().unwrap(), "-o", "json"], &[]);
+        let took = t.elapsed();
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert!(
+            err.contains("refused to keep memory bounded") && err.contains("hostile"),
+            "{name}: {err}"
+        );
+        let grew = kib.saturating_sub(base) * 1024;
+        assert!(
+            grew <= 10 * bytes.len() as u64,
+            "{name}: took {grew} bytes over the base for a value of {}",
+            bytes.len()
+        );
+        assert!(took.as_secs() < 20, "{name}: took {took:?}");
+    }
+    // Ordinary large objects decode: a dense 2 MB one within the 64 MiB
+    // floor, a 40 MB one of long strings within 10x (plus the base).
+    let blobs = serde_json::to_vec(&json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "b"}, "spec": {"a": "x".repeat(20 << 20), "b": "y".repeat(20 << 20)}}))
+    .unwrap();
+    for (value, floor) in [(dense_widget(2 << 20, 0), 64u64 << 20), (blobs, 0)] {
+        let f = dir.path().join("ordinary");
+        std::fs::write(&f, &value).unwrap();
+        let (kib, code, err) = peak_rss(&["decode", f.to_str().unwrap(), "-o", "json"], &[]);
+        assert_eq!(code, Some(0), "{err}");
+        let grew = kib.saturating_sub(base) * 1024;
+        assert!(
+            grew <= (10 * value.len() as u64).max(floor),
+            "{grew} bytes for a value of {}",
+            value.len()
+        );
+    }
+
+    // Through a real etcd: hostile values among ordinary ones.
+    let snap = dir.path().join("snap.db");
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("fixtures/put_and_save.py"))
+        .arg("3.5")
+        .arg(&snap);
+    let hostile = dir.path().join("h");
+    std::fs::write(&hostile, cbor_empty_maps(1_400_000)).unwrap();
+    for n in 0..24 {
+        let f = dir.path().join(format!("w{n}"));
+        std::fs::write(&f, dense_widget(1 << 20, n)).unwrap();
+        cmd.arg(format!(
+            "/registry/example.com/widgets/default/w-{n:03}={}",
+            f.display()
+        ));
+        if n % 3 == 0 {
+            cmd.arg(format!(
+                "/registry/example.com/widgets/default/x-{n:03}={}",
+                hostile.display()
+            ));
+        }
+    }
+    assert!(cmd.status().unwrap().success());
+    let s = snap.to_str().unwrap();
+    let o = run(&["get", s, "widgets.example.com", "x-000", "--no-index"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("x-000") && stderr(&o).contains("refused"),
+        "{}",
+        stderr(&o)
+    );
+    let mut peaks = Vec::new();
+    for threads in ["2", "16"] {
+        let (kib, code, err) = peak_rss(
+            &["get", s, "widgets.example.com", "--all", "-o", "json"],
+            &[("RAYON_NUM_THREADS", threads)],
+        );
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("24 objects"), "{err}");
+        assert_eq!(err.matches("refused").count(), 8, "{err}");
+        peaks.push(kib);
+    }
+    // The bound is get --all's (256 MiB of decoding at once), not the threads'.
+    for kib in &peaks {
+        assert!(*kib < 400 << 10, "{peaks:?}");
+    }
+    eprintln!("get --all peak RSS, 2 and 16 threads: {peaks:?} KiB");
+}

@@ -431,7 +431,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     // memory stays bounded by the chunk, whose size is in stored bytes and not
     // in threads (each value's decoding is bounded by its size), and output
     // starts early.
-    for chunk in chunks_by_size(&records, CHUNK_BYTES, 64) {
+    for chunk in chunks_by_budget(&records, CHUNK_BUDGET, 64) {
         let rendered: Vec<Rendered> = chunk.par_iter().map(render_one).collect();
         bar.inc(chunk.len() as u64);
         for r in rendered {
@@ -484,14 +484,14 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Stored bytes decoded at once by `get --all`: with decoding bounded by a
-/// constant times the value's size, this bounds memory whatever the number
-/// of threads.
-const CHUNK_BYTES: usize = 8 << 20;
+/// What the values decoded at once by `get --all` may build, in all: each
+/// value's decoding is bounded ([`crate::kube::budget::worst_case`]), so
+/// memory stays within this whatever the number of threads.
+const CHUNK_BUDGET: usize = 256 << 20;
 
-/// Consecutive runs of `records` holding at most `max_bytes` of values (a
-/// larger value alone) and at most `max_items` records.
-fn chunks_by_size<'r, 'a>(
+/// Consecutive runs of `records` whose decoding bounds add up to at most
+/// `max_bytes` (a larger one alone), at most `max_items` records each.
+fn chunks_by_budget<'r, 'a>(
     records: &'r [Record<'a>],
     max_bytes: usize,
     max_items: usize,
@@ -504,11 +504,11 @@ fn chunks_by_size<'r, 'a>(
         let mut bytes = 0usize;
         let mut n = 0;
         while n < rest.len() && n < max_items {
-            let len = rest[n].kv.value.len();
-            if n > 0 && bytes + len > max_bytes {
+            let cost = crate::kube::budget::worst_case(rest[n].kv.value.len());
+            if n > 0 && bytes.saturating_add(cost) > max_bytes {
                 break;
             }
-            bytes += len;
+            bytes = bytes.saturating_add(cost);
             n += 1;
         }
         let (chunk, tail) = rest.split_at(n);

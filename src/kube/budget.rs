@@ -9,21 +9,23 @@
 //! the bound (their bytes are mostly strings, which cost about their size).
 
 /// What the decoded tree may cost, per byte of the stored value.
-pub const TREE_FACTOR: usize = 6;
+pub const TREE_FACTOR: usize = 10;
 
-/// A tree this small is always allowed (small values, whose cost is the
-/// process's own).
-pub const TREE_FLOOR: usize = 4 << 20;
+/// A tree this small is always allowed: real objects up to etcd's request
+/// limit (1.5 MiB by default) fit, dense ones (small fields, numbers) too.
+pub const TREE_FLOOR: usize = 64 << 20;
 
-/// What one node of a decoded tree costs (a JSON value: its slot in its
-/// parent, an object's entry and index, an allocation's overhead).
-pub const NODE_COST: usize = 64;
+/// What one node of a decoded tree costs, measured (a JSON value and its
+/// slot in its parent, an object's entry and index, the growth of vectors,
+/// allocator overhead): about 160 bytes in release builds on x86-64.
+pub const NODE_COST: usize = 160;
 
 /// The decoding of a value would build more than its budget allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "decoding would take more than {limit_mb} MB ({TREE_FACTOR}x the value's {value_len} bytes): \
-     {what}; refused to keep memory bounded by the value (-o raw has the stored bytes)"
+    "decoding would take more than {limit_mb} MiB (the bound is {TREE_FACTOR}x the value's \
+     {value_len} bytes, at least 64 MiB): {what}; refused to keep memory bounded by the value \
+     (-o raw has the stored bytes)"
 )]
 pub struct TooLarge {
     pub value_len: usize,
@@ -79,6 +81,17 @@ impl Budget {
 pub fn limit(value_len: usize) -> usize {
     value_len.saturating_mul(TREE_FACTOR).max(TREE_FLOOR)
 }
+
+/// The most a value of `value_len` bytes can build: its [`limit`], and no
+/// more than a few nodes per byte of the wire (CBOR's one-byte items;
+/// protobuf's two-byte empty messages) — what `get --all` adds up to bound
+/// the values it decodes at once.
+pub fn worst_case(value_len: usize) -> usize {
+    limit(value_len).min(value_len.saturating_mul(MAX_COST_PER_BYTE))
+}
+
+/// Budget bytes one stored byte can be charged at most (with margin).
+pub const MAX_COST_PER_BYTE: usize = 16 * NODE_COST;
 
 /// `bytes` as text the way Go's JSON encoder prints a string holding them:
 /// each byte of an invalid UTF-8 sequence becomes U+FFFD.

@@ -18,8 +18,8 @@ use crate::protowire::{Fields, Value};
 const MAX_DEPTH: usize = 100;
 
 /// What a decoded node of the protobuf path costs, in budget nodes: the
-/// decoded message's value and the JSON value built from it.
-const PROTO_NODE: usize = 2;
+/// decoded message's value and the JSON value built from it (measured).
+const PROTO_NODE: usize = 3;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -56,7 +56,13 @@ fn walk(
     path: &mut String,
     s: &mut Survey,
 ) -> Result<(), TooLarge> {
-    budget.charge(PROTO_NODE * (1 + printed_when_absent(desc)), 0)?;
+    // A map entry is one entry of its map; its key and value fields are not
+    // nodes of their own.
+    let entry = desc.is_map_entry();
+    if !entry {
+        budget.charge(PROTO_NODE * (1 + printed_when_absent(desc)), 0)?;
+    }
+    let node = if entry { 0 } else { PROTO_NODE };
     if depth > MAX_DEPTH {
         return Ok(());
     }
@@ -67,7 +73,7 @@ fn walk(
         };
         let field = desc.get_field(num);
         let Value::Bytes(b) = value else {
-            budget.charge(PROTO_NODE, 0)?;
+            budget.charge(node, 0)?;
             continue;
         };
         let Some(field) = field else {
@@ -76,14 +82,17 @@ fn walk(
         };
         match field.kind() {
             Kind::String => {
-                budget.charge(PROTO_NODE, 2 * b.len())?;
+                budget.charge(node, 2 * b.len())?;
                 if std::str::from_utf8(b).is_err() && s.invalid_utf8_at.len() < 64 {
                     s.invalid_utf8_at
                         .push(format!("{path}.{}", field.json_name()));
                 }
             }
-            Kind::Bytes => budget.charge(PROTO_NODE, 2 * b.len())?,
+            Kind::Bytes => budget.charge(node, 2 * b.len())?,
             Kind::Message(m) => {
+                if entry {
+                    budget.charge(PROTO_NODE, 0)?;
+                }
                 let len = path.len();
                 if field.is_list() {
                     let i = index.entry(num).or_default();
