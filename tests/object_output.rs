@@ -551,3 +551,89 @@ fn memory_is_bounded_by_the_value() {
     }
     eprintln!("get --all peak RSS, 2 and 16 threads: {peaks:?} KiB");
 }
+
+/// Item 5: Secret data is redacted whenever the key is a Secret's (under any
+/// prefix) or a kind says Secret in any group, including a JSON object that
+/// says `kind` twice (the API server keeps the last; any Secret counts here).
+#[test]
+fn secrets_are_redacted_by_key_and_by_any_kind() {
+    use k8s_pb::api::core::v1::Secret;
+    use prost::Message;
+    let password = "aHVudGVyMg=="; // hunter2
+    let pb_secret = Secret {
+        data: [("password".to_string(), b"hunter2".to_vec())].into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "/registry/secrets/prod/as-configmap",
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"as-configmap"}},"data":{{"password":"{password}"}}}}"#).into_bytes(),
+        ),
+        ("/kubernetes.io/secrets/prod/other-prefix", envelope("v1", "Secret", pb_secret.clone())),
+        ("/registry/foo.example/things/prod/pb", envelope("foo.example/v1", "Secret", pb_secret)),
+        (
+            "/registry/foo.example/things/prod/json",
+            format!(r#"{{"apiVersion":"foo.example/v1","kind":"Secret","metadata":{{"name":"json"}},"data":{{"password":"{password}"}}}}"#).into_bytes(),
+        ),
+        (
+            "/registry/configmaps/prod/dup-first",
+            format!(r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"dup-first"}},"data":{{"password":"{password}"}},"kind":"ConfigMap"}}"#).into_bytes(),
+        ),
+        (
+            "/registry/configmaps/prod/dup-last",
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"dup-last"}},"data":{{"password":"{password}"}},"kind":"Secret"}}"#).into_bytes(),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("fixtures/put_and_save.py"))
+        .arg("3.5")
+        .arg(&snap);
+    for (i, (key, bytes)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("v{i}"));
+        std::fs::write(&f, bytes).unwrap();
+        cmd.arg(format!("{key}={}", f.display()));
+    }
+    assert!(cmd.status().unwrap().success());
+    let s = snap.to_str().unwrap();
+    let leaks = |out: &str| out.contains(password) || out.contains("hunter2");
+    for (key, bytes) in &cases {
+        for format in ["json", "yaml"] {
+            let o = run(&["get", s, key, "-o", format, "--no-index"]);
+            assert!(o.status.success(), "{key}: {}", stderr(&o));
+            assert!(
+                !leaks(&stdout(&o)),
+                "{key} -o {format} leaks:\n{}",
+                stdout(&o)
+            );
+            assert!(
+                stdout(&o).contains("<redacted: 7 bytes>"),
+                "{key}: {}",
+                stdout(&o)
+            );
+        }
+        let o = run(&["get", s, key, "-o", "json", "--show-secrets", "--no-index"]);
+        assert!(leaks(&stdout(&o)), "{key}: --show-secrets shows nothing");
+        let o = run(&["get", s, key, "-o", "raw", "--no-index"]);
+        assert_eq!(o.status.code(), Some(2), "{key}: raw printed");
+        let f = dir.path().join("value");
+        std::fs::write(&f, bytes).unwrap();
+        let o = run(&["decode", f.to_str().unwrap()]);
+        if key.contains("/secrets/") {
+            continue; // decode sees no key
+        }
+        assert!(
+            !leaks(&stdout(&o)),
+            "decode of {key} leaks:\n{}",
+            stdout(&o)
+        );
+    }
+    for (resource, n) in [("configmaps", 2), ("things.foo.example", 2)] {
+        let o = run(&["get", s, resource, "--all", "-o", "json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!leaks(&stdout(&o)), "get {resource} --all leaks");
+        assert_eq!(stdout(&o).matches("<redacted: 7 bytes>").count(), n);
+    }
+}

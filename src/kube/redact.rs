@@ -2,7 +2,9 @@
 //!
 //! A Secret's `data` and `stringData` values become `<redacted: N bytes>`, and so
 //! does the `kubectl.kubernetes.io/last-applied-configuration` annotation, which
-//! holds the same data in clear. `--show-secrets` turns this off.
+//! holds the same data in clear. `--show-secrets` turns this off. An object is
+//! a Secret when its key is a Secret's (under any storage prefix) or its kind
+//! says Secret, in any group — any `kind` of a JSON object that says it twice.
 
 use base64::Engine;
 use serde_json::Value;
@@ -36,7 +38,17 @@ pub fn value_is_secret(value: &[u8]) -> bool {
     use super::value::{Encoding, decode, detect, parse_unknown};
     match detect(value) {
         Encoding::Protobuf => parse_unknown(value).is_ok_and(|u| u.kind == "Secret"),
-        Encoding::Json | Encoding::Cbor => {
+        // A JSON object may say `kind` twice: the API server keeps the last,
+        // but any of them saying Secret makes it one here.
+        Encoding::Json => {
+            let mut budget = super::budget::Budget::for_value(value.len());
+            super::json::parse(value, &mut budget).is_ok_and(|p| {
+                let secret = p.kinds.iter().any(|k| k == "Secret");
+                super::budget::drop_deep(p.value);
+                secret
+            })
+        }
+        Encoding::Cbor => {
             decode(value).is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("Secret"))
         }
         Encoding::Encrypted { .. } | Encoding::Other => false,
@@ -57,10 +69,13 @@ pub fn redact_as(obj: &mut Value, secret: bool) -> usize {
     let mut n = 0;
     if let Some(Value::Object(data)) = obj.get_mut("data") {
         for v in data.values_mut() {
-            let len = v
-                .as_str()
-                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-                .map_or(0, |b| b.len());
+            // Base64 in a Secret; a value under a Secret's key whose kind
+            // says otherwise may hold plain text.
+            let len = v.as_str().map_or(0, |s| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_or(s.len(), |b| b.len())
+            });
             *v = Value::String(format!("<redacted: {len} bytes>"));
             n += 1;
         }
@@ -103,6 +118,17 @@ mod tests {
         ] {
             assert!(!is_secret_key_any_prefix(k.as_bytes()), "{k}");
         }
+    }
+
+    #[test]
+    fn a_secret_with_a_second_kind_is_still_one() {
+        assert!(value_is_secret(
+            br#"{"apiVersion":"v1","kind":"Secret","data":{"a":"aGk="},"kind":"ConfigMap"}"#
+        ));
+        let mut obj = serde_json::json!({"kind": "ConfigMap", "data": {"a": "aGk=", "b": "plain"}});
+        assert_eq!(super::redact_as(&mut obj, true), 2);
+        assert_eq!(obj["data"]["a"], "<redacted: 2 bytes>");
+        assert_eq!(obj["data"]["b"], "<redacted: 5 bytes>");
     }
 
     #[test]
