@@ -5,6 +5,8 @@
 //! aggregated types as JSON, custom resources under the CBOR serialization gate
 //! as self-described CBOR, and values encrypted at rest as
 //! `k8s:enc:<provider>:v1:<key name>:` + ciphertext. Anything else is plain bytes.
+//! Each is decoded as the API server decodes it (see `json`, `cbor`, `wire`),
+//! within a [`Budget`] of the value's size.
 
 use prost_reflect::DynamicMessage;
 use serde::Serialize;
