@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 &mut obj,
                 Prepare {
                     show_secrets: args.show_secrets,
-                    secret: crate::kube::redact::value_is_secret(&bytes),
+                    secret: d.says_secret,
                     apply: args.apply.options(),
                     mod_revision: None,
                 },

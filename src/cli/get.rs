@@ -232,9 +232,7 @@ fn show(
     let value = chosen.kv.value;
     // A Secret by its key under this or any prefix (a forgotten --prefix), or
     // by what the value says it is.
-    let secret = is_secret_key(chosen.kv.key, prefix)
-        || is_secret_key_any_prefix(chosen.kv.key)
-        || value_is_secret(value);
+    let secret = is_secret_key(chosen.kv.key, prefix) || is_secret_key_any_prefix(chosen.kv.key);
     say!(
         "etcdsnap: {} at revision {} (version {}, {})",
         escape_bytes(chosen.kv.key),
@@ -243,7 +241,7 @@ fn show(
         detect(value).name()
     );
     if args.output == ObjectFormat::Raw {
-        if secret && !args.opts.show_secrets {
+        if (secret || value_is_secret(value)) && !args.opts.show_secrets {
             bail!("-o raw of a Secret prints its data in clear: add --show-secrets");
         }
         write_raw(value)?;
@@ -270,7 +268,7 @@ fn show(
         &mut obj,
         Prepare {
             show_secrets: args.opts.show_secrets,
-            secret,
+            secret: secret || decoded.says_secret,
             apply: args.apply.options(),
             mod_revision: Some(chosen.kv.mod_revision),
         },
@@ -381,10 +379,11 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
                 escape_controls(&e.to_string())
             )
         };
-        let mut obj = decode_checked(r.kv.value).map_err(|e| at(&e))?.object;
+        let decoded = decode_checked(r.kv.value).map_err(|e| at(&e))?;
         let secret = is_secret_key(r.kv.key, &prefix)
             || is_secret_key_any_prefix(r.kv.key)
-            || value_is_secret(r.kv.value);
+            || decoded.says_secret;
+        let mut obj = decoded.object;
         let dropped = prepare(
             &mut obj,
             Prepare {
@@ -487,7 +486,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
 /// What the values decoded at once by `get --all` may build, in all: each
 /// value's decoding is bounded ([`crate::kube::budget::worst_case`]), so
 /// memory stays within this whatever the number of threads.
-const CHUNK_BUDGET: usize = 256 << 20;
+const CHUNK_BUDGET: usize = 64 << 20;
 
 /// Consecutive runs of `records` whose decoding bounds add up to at most
 /// `max_bytes` (a larger one alone), at most `max_items` records each.

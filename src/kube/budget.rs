@@ -11,9 +11,10 @@
 /// What the decoded tree may cost, per byte of the stored value.
 pub const TREE_FACTOR: usize = 10;
 
-/// A tree this small is always allowed: real objects up to etcd's request
-/// limit (1.5 MiB by default) fit, dense ones (small fields, numbers) too.
-pub const TREE_FLOOR: usize = 64 << 20;
+/// A tree this small is always allowed, so that small values are never
+/// refused (real objects, mostly strings, cost about 3x their size; a dense
+/// one of short fields and numbers 15-25x).
+pub const TREE_FLOOR: usize = 8 << 20;
 
 /// What one node of a decoded tree costs, measured (a JSON value and its
 /// slot in its parent, an object's entry and index, the growth of vectors,
@@ -24,7 +25,7 @@ pub const NODE_COST: usize = 160;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "decoding would take more than {limit_mb} MiB (the bound is {TREE_FACTOR}x the value's \
-     {value_len} bytes, at least 64 MiB): {what}; refused to keep memory bounded by the value \
+     {value_len} bytes, at least 8 MiB): {what}; refused to keep memory bounded by the value \
      (-o raw has the stored bytes)"
 )]
 pub struct TooLarge {

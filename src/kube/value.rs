@@ -164,20 +164,31 @@ pub struct Decoded {
     /// Something the reader should know (how the type was chosen when the
     /// envelope did not name it; strings that were not UTF-8).
     pub note: Option<String>,
+    /// Whether the value says it is a Secret, of any group: the envelope's
+    /// kind, or any top-level `kind` of a JSON object (one that says it twice
+    /// included), whatever the decoded object's `kind` shows.
+    pub says_secret: bool,
 }
 
 /// Like [`decode`], also reporting fields the schema does not know.
 pub fn decode_checked(value: &[u8]) -> Result<Decoded, DecodeError> {
-    let plain = |object| Decoded {
+    let plain = |object: Json, says_secret: bool| Decoded {
         object,
         unknown_fields_at: Vec::new(),
         note: None,
+        says_secret,
     };
     let mut budget = Budget::for_value(value.len());
     match detect(value) {
         Encoding::Protobuf => decode_protobuf(value, &mut budget),
-        Encoding::Json => decode_json(value, &mut budget).map(|p| plain(p.value)),
-        Encoding::Cbor => decode_cbor(value, &mut budget).map(plain),
+        Encoding::Json => decode_json(value, &mut budget).map(|p| {
+            let secret = p.kinds.iter().any(|k| k == "Secret");
+            plain(p.value, secret)
+        }),
+        Encoding::Cbor => decode_cbor(value, &mut budget).map(|o| {
+            let secret = o.get("kind").and_then(Json::as_str) == Some("Secret");
+            plain(o, secret)
+        }),
         Encoding::Encrypted { provider, key_name } => {
             Err(DecodeError::Encrypted { provider, key_name })
         }
@@ -234,6 +245,7 @@ fn decode_protobuf(value: &[u8], budget: &mut Budget) -> Result<Decoded, DecodeE
                         "the envelope names no type; decoded as a watch event (meta/v1 WatchEvent)"
                             .into(),
                     ),
+                    says_secret: false,
                 });
             }
         }
@@ -267,6 +279,7 @@ fn decode_protobuf(value: &[u8], budget: &mut Budget) -> Result<Decoded, DecodeE
         kind: u.kind.clone(),
         detail: e.to_string(),
     })?;
+    let says_secret = u.kind == "Secret";
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), Json::String(u.api_version));
     obj.insert("kind".into(), Json::String(u.kind));
@@ -278,6 +291,7 @@ fn decode_protobuf(value: &[u8], budget: &mut Budget) -> Result<Decoded, DecodeE
         object: Json::Object(obj),
         unknown_fields_at,
         note,
+        says_secret,
     })
 }
 
