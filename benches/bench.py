@@ -21,6 +21,10 @@
    cold, compared with one etcdutl snapshot restore, the manual way's first step).
    and records peak RSS and peak anonymous (heap) memory of our commands,
    which must not grow with the file (mapped pages are file-backed).
+4. Object values (issue 17; alone with --values): decode throughput (MB/s)
+   and peak memory / value size for protobuf, JSON and CBOR values of 1, 10
+   and 40 MB, hostile values (refused), and `get --all` peak memory with 2
+   and 16 threads.
 Prints a Markdown table for the README.
 """
 
@@ -29,6 +33,7 @@ import base64
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -181,13 +186,196 @@ def first_line_latency(cmd):
     return first, time.perf_counter() - t0, n
 
 
+
+# ---- Object values (issue 17): decode throughput and memory per value size ----
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7f) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _fld(num, payload):
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _envelope(api, kind, raw):
+    tm = _fld(1, api.encode()) + _fld(2, kind.encode())
+    return b"k8s\x00" + _fld(1, tm) + _fld(2, raw) + _fld(3, b"") + _fld(4, b"")
+
+
+def pb_configmap(size):
+    """A ConfigMap of `size` bytes: many entries of ~100-byte values."""
+    parts = [_fld(1, _fld(1, b"big") + _fld(3, b"default"))]
+    n = tot = 0
+    while tot < size:
+        f = _fld(2, _fld(1, b"key-%08d" % n) + _fld(2, (b"value %d " % n) * 10))
+        parts.append(f)
+        tot += len(f)
+        n += 1
+    return _envelope("v1", "ConfigMap", b"".join(parts))
+
+
+def _widget_items(size, text):
+    items, tot, n = [], 0, 0
+    while tot < size:
+        it = {"name": "item-%06d" % n, "replicas": n % 7, "enabled": n % 2 == 0,
+              "labels": {"app": "web", "tier": "front"},
+              "description": ("a description of item %d, " % n) * text}
+        items.append(it)
+        tot += len(json.dumps(it)) + 1
+        n += 1
+    return items
+
+
+def json_widget(size, text=12):
+    """A custom resource of about `size` bytes: items of a few fields and a
+    description of `text` phrases (12: about 400 bytes; 1: dense, ~20 bytes a field)."""
+    return json.dumps({"apiVersion": "example.com/v1", "kind": "Widget",
+                       "metadata": {"name": "big", "namespace": "default"},
+                       "spec": {"items": _widget_items(size, text)}}).encode()
+
+
+def json_dense(size):
+    return json_widget(size, 1)
+
+
+def _cb_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for ai, fmt, lim in ((24, ">B", 1 << 8), (25, ">H", 1 << 16), (26, ">I", 1 << 32)):
+        if n < lim:
+            return bytes([major << 5 | ai]) + struct.pack(fmt, n)
+    return bytes([major << 5 | 27]) + struct.pack(">Q", n)
+
+
+def _cbor(v):
+    if isinstance(v, bool):
+        return b"\xf5" if v else b"\xf4"
+    if isinstance(v, int):
+        return _cb_head(0, v) if v >= 0 else _cb_head(1, -1 - v)
+    if isinstance(v, str):
+        b = v.encode()
+        return _cb_head(3, len(b)) + b
+    if isinstance(v, list):
+        return _cb_head(4, len(v)) + b"".join(_cbor(x) for x in v)
+    return _cb_head(5, len(v)) + b"".join(_cbor(k) + _cbor(x) for k, x in v.items())
+
+
+def cbor_widget(size, text=12):
+    # JSON text is longer than CBOR: scale so the CBOR value is about `size`.
+    return b"\xd9\xd9\xf7" + _cbor(json.loads(json_widget(int(size * 1.1), text)))
+
+
+def cbor_dense(size):
+    return cbor_widget(size, 1)
+
+
+def hostile_values():
+    """The shapes issue 17 names: refused, quickly, within a small multiple."""
+    n = 1_400_000 - 64
+    cbor_maps = (b"\xd9\xd9\xf7" + _cb_head(5, 3) + _cbor("apiVersion") + _cbor("example.com/v1")
+                 + _cbor("kind") + _cbor("Widget") + _cbor("a") + _cb_head(4, n) + b"\xa0" * n)
+    spec = b"\x12\x00" * (20 << 20)
+    pod = _envelope("v1", "Pod", _fld(1, _fld(1, b"big")) + _fld(2, spec))
+    return [("1.4 MB CBOR of empty maps", cbor_maps), ("40 MB protobuf Pod of empty containers", pod)]
+
+
+def run_rss(cmd, env=None):
+    """(seconds, peak RSS KiB, exit code) of cmd, its output discarded. GNU
+    time measures: a child forked from this (large) Python process would count
+    the pages it shares with it until exec."""
+    out = os.path.join(WORK, "time.out")
+    t0 = time.perf_counter()
+    rc = subprocess.run(["/usr/bin/time", "-o", out, "-f", "%M"] + cmd, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, env=dict(os.environ, **(env or {}))).returncode
+    elapsed = time.perf_counter() - t0
+    with open(out) as f:
+        kib = int([line for line in f.read().split() if line.isdigit()][-1])
+    return elapsed, kib, rc
+
+
+def value_bench(ours, runs):
+    """Decode throughput and peak memory / value size; get --all with 2 and 16 threads."""
+    d = os.path.join(WORK, "values")
+    os.makedirs(d, exist_ok=True)
+    bases = {}
+    for enc, tiny_value in (("protobuf", pb_configmap(100)), ("json", json_widget(100))):
+        tiny = os.path.join(d, "tiny")
+        with open(tiny, "wb") as f:
+            f.write(tiny_value)
+        bases[enc] = min(run_rss([ours, "decode", tiny, "-o", "json"])[1] for _ in range(runs))
+    print(f"\nObject values (`etcdsnap decode FILE -o json > /dev/null`, best of {runs}); "
+          f"base RSS (a tiny value): protobuf {bases['protobuf'] / 1024:.0f} MiB (the schema), "
+          f"JSON/CBOR {bases['json'] / 1024:.0f} MiB.\n")
+    print("| value | size | time | throughput | peak RSS | peak / size | (peak - base) / size |")
+    print("|---|---|---|---|---|---|---|")
+    for name, make, sizes in (("protobuf ConfigMap", pb_configmap, (1, 10, 40)),
+                              ("JSON custom resource", json_widget, (1, 10, 40)),
+                              ("CBOR custom resource", cbor_widget, (1, 10, 40)),
+                              ("JSON custom resource, dense", json_dense, (1, 10)),
+                              ("CBOR custom resource, dense", cbor_dense, (1, 10))):
+        for mb in sizes:
+            v = make(mb << 20)
+            path = os.path.join(d, "value")
+            with open(path, "wb") as f:
+                f.write(v)
+            size = len(v)
+            base = bases["protobuf" if v.startswith(b"k8s\x00") else "json"]
+            del v
+            rs = [run_rss([ours, "decode", path, "-o", "json"]) for _ in range(runs)]
+            t = min(r[0] for r in rs)
+            rss = max(r[1] for r in rs)
+            what = (f"{t:.2f} s | {size / 1e6 / t:.0f} MB/s" if all(r[2] == 0 for r in rs)
+                    else f"{t:.2f} s, refused (exit {rs[0][2]}) |")
+            print(f"| {name} | {size / 1e6:.1f} MB | {what} "
+                  f"| {rss / 1024:.0f} MiB | {rss * 1024 / size:.1f} | {(rss - base) * 1024 / size:.1f} |")
+    for name, v in hostile_values():
+        base = bases["protobuf" if v.startswith(b"k8s\x00") else "json"]
+        path = os.path.join(d, "hostile")
+        with open(path, "wb") as f:
+            f.write(v)
+        t, rss, rc = run_rss([ours, "decode", path, "-o", "json"])
+        print(f"| {name} (hostile) | {len(v) / 1e6:.1f} MB | {t:.2f} s, exit {rc} (refused) | "
+              f"| {rss / 1024:.0f} MiB | {rss * 1024 / len(v):.1f} | {(rss - base) * 1024 / len(v):.1f} |")
+
+    # get --all over 64 values of about 1 MB (8 of them hostile), 2 and 16 threads.
+    snap = os.path.join(d, "values-64.db")
+    if not os.path.exists(snap):
+        s = Server("3.5")
+        try:
+            hostile = hostile_values()[0][1]
+            for i in range(64):
+                v = hostile if i % 8 == 0 else json_widget(1 << 20).replace(b'"big"', b'"w-%03d"' % i)
+                key = "/registry/example.com/widgets/default/w-%03d" % i
+                txn(s.endpoint, [{"requestPut": {"key": b64(key.encode()), "value": b64(v)}}])
+            s.save_snapshot(snap)
+        finally:
+            s.stop()
+    print("\n| get widgets.example.com --all -o json (64 values of ~1 MB, 8 hostile) | time | peak RSS |")
+    print("|---|---|---|")
+    for threads in ("2", "16"):
+        rs = [run_rss([ours, "get", snap, "widgets.example.com", "--all", "-o", "json"],
+                      env={"RAYON_NUM_THREADS": threads}) for _ in range(max(1, runs // 2))]
+        print(f"| RAYON_NUM_THREADS={threads} | {min(r[0] for r in rs):.2f} s "
+              f"| {max(r[1] for r in rs) / 1024:.0f} MiB |")
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--release", choices=["3.5", "3.6"], default="3.5")
+    ap.add_argument("--values", action="store_true",
+                    help="only the object-value benchmark (decode throughput and memory, get --all)")
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
+    if args.values:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        value_bench(os.path.join(ROOT, "target", "release", "etcdsnap"), args.runs)
+        return
     suffix = "" if args.release == "3.5" else f"-etcd{args.release}"
     snap = os.path.join(WORK, f"bench-objects-{args.size_mib}MiB{suffix}.db")
     if not os.path.exists(snap):
@@ -316,6 +504,7 @@ def main():
     print(f"| etcdsnap ls --resource configmaps: first line / all {lines} lines | {first:.3f} s / {total:.2f} s | first line before the scan ends |")
     print(f"| etcdsnap get deployments --all (decode {decoded} objects), 1 thread / all cores "
           f"| {all_1[0]:.2f} s / {all_n[0]:.2f} s (x{all_1[0] / all_n[0]:.2f}) | uses all cores |")
+    value_bench(ours, args.runs)
 
 
 if __name__ == "__main__":

@@ -312,3 +312,207 @@ fn stored_objects_decode_as_the_api_server_serves_them() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+fn cb_head(major: u8, n: u64) -> Vec<u8> {
+    let m = major << 5;
+    match n {
+        0..=23 => vec![m | n as u8],
+        24..=0xff => vec![m | 24, n as u8],
+        0x100..=0xffff => [vec![m | 25], (n as u16).to_be_bytes().to_vec()].concat(),
+        0x1_0000..=0xffff_ffff => [vec![m | 26], (n as u32).to_be_bytes().to_vec()].concat(),
+        _ => [vec![m | 27], n.to_be_bytes().to_vec()].concat(),
+    }
+}
+
+fn cb_text(s: &str) -> Vec<u8> {
+    [cb_head(3, s.len() as u64), s.as_bytes().to_vec()].concat()
+}
+
+/// A self-described CBOR Widget with `extra` pairs after apiVersion and kind.
+fn cb_widget(extra: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut v = vec![0xd9, 0xd9, 0xf7];
+    v.extend(cb_head(5, 2 + extra.len() as u64));
+    v.extend(cb_text("apiVersion"));
+    v.extend(cb_text("example.com/v1"));
+    v.extend(cb_text("kind"));
+    v.extend(cb_text("Widget"));
+    for (k, x) in extra {
+        v.extend(k);
+        v.extend(x);
+    }
+    v
+}
+
+fn json_widget(extra: &str) -> Vec<u8> {
+    format!(r#"{{"apiVersion":"example.com/v1","kind":"Widget"{extra}}}"#).into_bytes()
+}
+
+/// A protobuf ConfigMap whose data value holds `bytes` (not UTF-8).
+fn configmap_with_bytes(bytes: &[u8; 11]) -> Vec<u8> {
+    use k8s_pb::api::core::v1::ConfigMap;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+    use prost::Message;
+    let cm = ConfigMap {
+        metadata: Some(ObjectMeta {
+            name: Some("cm".into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        }),
+        data: [("k".to_string(), "PLACEHOLDER".to_string())].into(),
+        ..Default::default()
+    };
+    let mut raw = cm.encode_to_vec();
+    let at = raw.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
+    raw[at..at + 11].copy_from_slice(bytes);
+    let u = Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    [b"k8s\x00".to_vec(), u.encode_to_vec()].concat()
+}
+
+/// Item 2: hostile and unusual JSON, CBOR and protobuf values read as the API
+/// server reads them: what it serves we print (the same JSON), what it
+/// refuses we refuse (exit 1, an error) — never a panic, never another value.
+#[test]
+fn unusual_values_read_as_the_api_server_reads_them() {
+    let f64b = |x: f64| [vec![0xfb], x.to_be_bytes().to_vec()].concat();
+    let t = cb_text;
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("cbor ok", cb_widget(&[(t("a"), cb_head(0, 5))])),
+        ("cbor bytes", cb_widget(&[(t("b"), [cb_head(2, 3), b"abc".to_vec()].concat())])),
+        ("cbor bytes not utf-8", cb_widget(&[(t("b"), [cb_head(2, 2), vec![0xff, 0xfe]].concat())])),
+        ("cbor base64 tag", cb_widget(&[(t("b"), [vec![0xd6], cb_head(2, 3), b"ab\xff".to_vec()].concat())])),
+        ("cbor base64url tag", cb_widget(&[(t("b"), [vec![0xd5], cb_head(2, 3), b"ab\xff".to_vec()].concat())])),
+        ("cbor base16 tag", cb_widget(&[(t("b"), [vec![0xd7], cb_head(2, 3), b"ab\xff".to_vec()].concat())])),
+        ("cbor duplicate key", cb_widget(&[(t("a"), cb_head(0, 1)), (t("a"), cb_head(0, 2))])),
+        ("cbor trailing byte", [cb_widget(&[]), vec![1]].concat()),
+        ("cbor second item", [cb_widget(&[]), cb_widget(&[])].concat()),
+        ("cbor NaN", cb_widget(&[(t("f"), vec![0xf9, 0x7e, 0x00])])),
+        ("cbor Inf", cb_widget(&[(t("f"), vec![0xfa, 0x7f, 0x80, 0, 0])])),
+        ("cbor integral float", cb_widget(&[(t("f"), f64b(3.0))])),
+        ("cbor float", cb_widget(&[(t("f"), f64b(0.1))])),
+        ("cbor half float", cb_widget(&[(t("f"), vec![0xf9, 0x3c, 0x00])])),
+        ("cbor int key", cb_widget(&[(cb_head(0, 7), t("x"))])),
+        ("cbor bytes key", cb_widget(&[([cb_head(2, 1), b"k".to_vec()].concat(), t("x"))])),
+        ("cbor float key", cb_widget(&[(vec![0xf9, 0x3c, 0x00], t("x"))])),
+        ("cbor undefined", cb_widget(&[(t("u"), vec![0xf7])])),
+        ("cbor simple 16", cb_widget(&[(t("u"), vec![0xf0])])),
+        ("cbor uint over int64", cb_widget(&[(t("u"), [vec![0x1b], vec![0xff; 8]].concat())])),
+        ("cbor nint over int64", cb_widget(&[(t("u"), [vec![0x3b], vec![0xff; 8]].concat())])),
+        ("cbor epoch time", cb_widget(&[(t("u"), [vec![0xc1], cb_head(0, 1_700_000_000)].concat())])),
+        ("cbor epoch float", cb_widget(&[(t("u"), [vec![0xc1], f64b(1_700_000_000.5)].concat())])),
+        ("cbor text time", cb_widget(&[(t("u"), [vec![0xc0], t("2023-11-14T22:13:20Z")].concat())])),
+        ("cbor other tag", cb_widget(&[(t("u"), [vec![0xd8, 0x20], t("http://x")].concat())])),
+        ("cbor bignum", cb_widget(&[(t("u"), [vec![0xc2], cb_head(2, 1), vec![1]].concat())])),
+        ("cbor indefinite text", cb_widget(&[(t("s"), [vec![0x7f], t("ab"), t("cd"), vec![0xff]].concat())])),
+        ("cbor text not utf-8", cb_widget(&[(t("s"), [cb_head(3, 2), vec![0xff, 0xfe]].concat())])),
+        ("cbor self-described twice", [vec![0xd9, 0xd9, 0xf7], cb_widget(&[])].concat()),
+        ("cbor negative", cb_widget(&[(t("n"), vec![0x38, 0x63])])),
+        ("json duplicate kind", br#"{"apiVersion":"example.com/v1","kind":"Secret","data":{"a":"aGk="},"kind":"Widget"}"#.to_vec()),
+        ("json numbers", json_widget(r#","f":1.0,"g":1e2,"h":-0.0,"u":18446744073709551615,"i":9223372036854775807,"x":1e-7"#)),
+        ("json too big a float", json_widget(r#","e":1e400"#)),
+        ("json trailing", [json_widget(""), b" {}".to_vec()].concat()),
+        ("json not utf-8", [b"{\"apiVersion\":\"example.com/v1\",\"kind\":\"W\",\"s\":\"a\xffb\xe2\x82 \xf0\x9f\x98\"}".to_vec()].concat()),
+        ("json lone surrogates", json_widget(r#","s":"\ud83d\ude00 \ude00\ud83d x\ud800""#)),
+        ("json control in a string", json_widget(",\"s\":\"a\x01b\"")),
+        ("json bad escape", json_widget(r#","s":"\x""#)),
+        ("protobuf string not utf-8", configmap_with_bytes(b"ab\xffcd\xe2\x82xy\xf0z")),
+    ];
+    let deep_json = |n: usize| {
+        json_widget(&format!(
+            ",\"a\":{}1{}",
+            "[".repeat(n - 1),
+            "]".repeat(n - 1)
+        ))
+    };
+    let deep_cbor = |n: usize| {
+        let mut inner = cb_head(0, 1);
+        for _ in 0..n - 1 {
+            inner = [cb_head(4, 1), inner].concat();
+        }
+        cb_widget(&[(t("a"), inner)])
+    };
+    let deep = [
+        ("json nested 10000", deep_json(10_000)),
+        ("json nested 10001", deep_json(10_001)),
+        ("cbor nested 10000", deep_cbor(10_000)),
+        ("cbor nested 10001", deep_cbor(10_001)),
+    ];
+    cases.extend(deep.iter().cloned());
+    let served = oracle::served(
+        &cases
+            .iter()
+            .map(|(_, v)| (v.clone(), None))
+            .collect::<Vec<_>>(),
+    );
+    let mut failures = Vec::new();
+    for ((name, bytes), want) in cases.iter().zip(served) {
+        let (ok, ours, err) = decode(bytes, "json");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        match (want, ok) {
+            (Ok(_), true) if name.contains("nested") => {}
+            (Ok(want), true) => {
+                let ours: Value = serde_json::from_str(&ours).expect("our json");
+                let mut d = Vec::new();
+                differences(&ours, &want, "", &mut d, 5);
+                if !d.is_empty() {
+                    failures.push(format!("{name}: {}", d.join("; ")));
+                }
+            }
+            (Ok(want), false) => failures.push(format!(
+                "{name}: the API server serves {}, we refuse: {err}",
+                want.to_string().chars().take(200).collect::<String>()
+            )),
+            (Err(e), true) => failures.push(format!(
+                "{name}: the API server refuses ({e}), we print {}",
+                ours.chars().take(200).collect::<String>()
+            )),
+            (Err(_), false) => assert!(err.contains("etcdsnap:"), "{name}: {err}"),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The note says what was replaced.
+    let (ok, _, err) = decode(&configmap_with_bytes(b"ab\xffcd\xe2\x82xy\xf0z"), "json");
+    assert!(
+        ok && err.contains("U+FFFD") && err.contains(".data"),
+        "{err}"
+    );
+}
+
+/// Item 2: envelopes we cannot read whole are errors, not near-empty objects.
+#[test]
+fn envelopes_without_raw_or_with_an_encoding_are_errors() {
+    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+    use prost::Message;
+    let good = configmap_with_bytes(b"plain-value");
+    let mut u = Unknown::decode(&good[4..]).unwrap();
+    u.content_encoding = Some("gzip".into());
+    let gz = [b"k8s\x00".to_vec(), u.encode_to_vec()].concat();
+    let no_raw = Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+        }),
+        raw: None,
+        content_encoding: None,
+        content_type: None,
+    };
+    let no_raw = [b"k8s\x00".to_vec(), no_raw.encode_to_vec()].concat();
+    let (ok, _, err) = decode(&good, "json");
+    assert!(ok, "{err}");
+    for (name, v, says) in [
+        ("gzip", gz, "content encoding"),
+        ("no raw", no_raw, "no raw"),
+    ] {
+        let (ok, out, err) = decode(&v, "json");
+        assert!(!ok, "{name}: printed {out}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+}

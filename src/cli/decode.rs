@@ -6,8 +6,8 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::objects::{DecodedFormat, render};
-use super::{Outcome, out};
+use super::Outcome;
+use super::objects::{ApplyArgs, DecodedFormat, Prepare, dropped_note, prepare, write_prepared};
 use crate::kube::value::{decode_checked, detect};
 
 /// Decode one stored Kubernetes value (protobuf, JSON or CBOR) to YAML or JSON
@@ -22,9 +22,8 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value = "yaml")]
     output: DecodedFormat,
-    /// Strip server-owned fields (resourceVersion, uid, status, …) for `kubectl apply`
-    #[arg(long)]
-    for_apply: bool,
+    #[command(flatten)]
+    apply: ApplyArgs,
     /// Print Secret data instead of `<redacted: N bytes>`
     #[arg(long)]
     show_secrets: bool,
@@ -61,24 +60,32 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match decoded {
         Ok(d) => {
             if let Some(note) = d.note {
-                eprintln!("etcdsnap: note: {note}");
+                say!("etcdsnap: note: {note}");
             }
             if !d.unknown_fields_at.is_empty() {
-                eprintln!(
+                say!(
                     "etcdsnap: note: {name}: {}",
                     super::objects::unknown_note(&d.unknown_fields_at)
                 );
             }
-            out(&render(
-                d.object,
-                args.output.into(),
-                args.show_secrets,
-                args.for_apply,
-            )?)?;
+            let mut obj = d.object;
+            let dropped = prepare(
+                &mut obj,
+                Prepare {
+                    show_secrets: args.show_secrets,
+                    secret: d.says_secret,
+                    apply: args.apply.options(),
+                    mod_revision: None,
+                },
+            );
+            write_prepared(&obj, args.output.into())?;
+            if let Some(note) = dropped_note(&name, &dropped) {
+                say!("{note}");
+            }
             Ok(Outcome::Ok)
         }
         Err(e) => {
-            eprintln!("etcdsnap: {name}: {} value: {e}", detect(&bytes).name());
+            say!("etcdsnap: {name}: {} value: {e}", detect(&bytes).name());
             Ok(Outcome::Failed)
         }
     }

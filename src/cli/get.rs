@@ -4,12 +4,16 @@
 use anyhow::bail;
 
 use super::keyindex::{self, Finder, IndexOpts, Select};
-use super::objects::{ObjectFormat, ObjectOpts, ResourceCheck, db, open, render, write_raw};
-use super::{Outcome, SnapshotPath, out};
+use super::objects::{
+    ApplyArgs, ObjectFormat, ObjectOpts, Prepare, ResourceCheck, db, dropped_note, open, prepare,
+    write_prepared, write_raw,
+};
+use super::{Outcome, SnapshotPath};
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::{decode_checked, detect};
 use crate::mvcc::keyspace::{KeySpace, Record};
+use crate::report::{escape_bytes, escape_controls};
 
 /// Get one object (live, at a past revision, or deleted) from a snapshot
 #[derive(clap::Args)]
@@ -41,10 +45,8 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value = "yaml")]
     output: ObjectFormat,
-    /// Strip server-owned fields (resourceVersion, uid, creationTimestamp,
-    /// generation, managedFields, selfLink, status) for `kubectl apply`
-    #[arg(long)]
-    for_apply: bool,
+    #[command(flatten)]
+    apply: ApplyArgs,
     #[command(flatten)]
     opts: ObjectOpts,
     #[command(flatten)]
@@ -185,7 +187,7 @@ fn show(
 ) -> anyhow::Result<Outcome> {
     let prefix = &args.opts.prefix.prefix;
     let what = match wanted {
-        Wanted::Key(k) => String::from_utf8_lossy(k).into_owned(),
+        Wanted::Key(k) => escape_bytes(k),
         Wanted::Object {
             resource,
             namespace,
@@ -208,10 +210,7 @@ fn show(
     keys.sort();
     keys.dedup();
     if keys.len() > 1 {
-        let list: Vec<String> = keys
-            .iter()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-            .collect();
+        let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
         bail!("{what} matches several keys; name one: {}", list.join(", "));
     }
     let chosen = match choose(records, args.revision, args.deleted, ks.compact_revision) {
@@ -222,7 +221,7 @@ fn show(
             } else {
                 None
             };
-            eprintln!(
+            say!(
                 "etcdsnap: {}: {what}: {msg}{}",
                 file.path().display(),
                 hint.map(|h| format!("; {h}")).unwrap_or_default()
@@ -233,18 +232,16 @@ fn show(
     let value = chosen.kv.value;
     // A Secret by its key under this or any prefix (a forgotten --prefix), or
     // by what the value says it is.
-    let secret = is_secret_key(chosen.kv.key, prefix)
-        || is_secret_key_any_prefix(chosen.kv.key)
-        || value_is_secret(value);
-    eprintln!(
+    let secret = is_secret_key(chosen.kv.key, prefix) || is_secret_key_any_prefix(chosen.kv.key);
+    say!(
         "etcdsnap: {} at revision {} (version {}, {})",
-        String::from_utf8_lossy(chosen.kv.key),
+        escape_bytes(chosen.kv.key),
         chosen.revision.main,
         chosen.kv.version,
         detect(value).name()
     );
     if args.output == ObjectFormat::Raw {
-        if secret && !args.opts.show_secrets {
+        if (secret || value_is_secret(value)) && !args.opts.show_secrets {
             bail!("-o raw of a Secret prints its data in clear: add --show-secrets");
         }
         write_raw(value)?;
@@ -253,25 +250,33 @@ fn show(
     let decoded = match decode_checked(value) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("etcdsnap: {what}: {e} (use -o raw for the stored bytes)");
+            say!("etcdsnap: {what}: {e} (use -o raw for the stored bytes)");
             return Ok(Outcome::Failed);
         }
     };
     if let Some(note) = decoded.note {
-        eprintln!("etcdsnap: note: {note}");
+        say!("etcdsnap: note: {note}");
     }
     if !decoded.unknown_fields_at.is_empty() {
-        eprintln!(
+        say!(
             "etcdsnap: note: {}; -o raw has them",
             super::objects::unknown_note(&decoded.unknown_fields_at)
         );
     }
-    out(&render(
-        decoded.object,
-        args.output,
-        args.opts.show_secrets,
-        args.for_apply,
-    )?)?;
+    let mut obj = decoded.object;
+    let dropped = prepare(
+        &mut obj,
+        Prepare {
+            show_secrets: args.opts.show_secrets,
+            secret: secret || decoded.says_secret,
+            apply: args.apply.options(),
+            mod_revision: Some(chosen.kv.mod_revision),
+        },
+    );
+    write_prepared(&obj, args.output)?;
+    if let Some(note) = dropped_note(&escape_bytes(chosen.kv.key), &dropped) {
+        say!("{note}");
+    }
     Ok(Outcome::Ok)
 }
 
@@ -365,15 +370,29 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     }
     records.sort_by(|a, b| a.kv.key.cmp(b.kv.key));
     let format = args.output;
-    let render_one = |r: &crate::mvcc::keyspace::Record<'_>| -> Result<Vec<u8>, String> {
-        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", String::from_utf8_lossy(r.kv.key));
-        let mut obj = decode_checked(r.kv.value).map_err(|e| at(&e))?.object;
-        if !args.opts.show_secrets {
-            crate::kube::redact::redact(&mut obj);
-        }
-        if args.for_apply {
-            crate::kube::redact::for_apply(&mut obj);
-        }
+    type Rendered = Result<(Vec<u8>, Vec<String>), String>;
+    let render_one = |r: &crate::mvcc::keyspace::Record<'_>| -> Rendered {
+        let at = |e: &dyn std::fmt::Display| {
+            format!(
+                "{}: {}",
+                escape_bytes(r.kv.key),
+                escape_controls(&e.to_string())
+            )
+        };
+        let decoded = decode_checked(r.kv.value).map_err(|e| at(&e))?;
+        let secret = is_secret_key(r.kv.key, &prefix)
+            || is_secret_key_any_prefix(r.kv.key)
+            || decoded.says_secret;
+        let mut obj = decoded.object;
+        let dropped = prepare(
+            &mut obj,
+            Prepare {
+                show_secrets: args.opts.show_secrets,
+                secret,
+                apply: args.apply.options(),
+                mod_revision: Some(r.kv.mod_revision),
+            },
+        );
         if format == ObjectFormat::Yaml {
             // Indent the item as a list element.
             let text = to_yaml(&obj).map_err(|e| at(&e))?;
@@ -383,7 +402,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
-            return Ok(out);
+            return Ok((out, dropped));
         }
         // Straight into the buffer, indented as a list item: no second copy.
         let mut out = Vec::with_capacity(16 << 10);
@@ -393,7 +412,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
             serde_json::ser::PrettyFormatter::new(),
         );
         serde::Serialize::serialize(&obj, &mut ser).map_err(|e| at(&e))?;
-        Ok(out)
+        Ok((out, dropped))
     };
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -405,14 +424,22 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     }
     let (mut written, mut failed) = (0usize, 0usize);
     let bar = super::objects::progress(records.len() as u64, "decoding");
+    let mut dropped_from: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut changed = 0usize;
     // Decode and render a chunk on all cores, write it in order, then the next:
-    // memory stays bounded by the chunk and output starts early.
-    for chunk in records.chunks(64) {
-        let rendered: Vec<Result<Vec<u8>, String>> = chunk.par_iter().map(render_one).collect();
+    // memory stays bounded by the chunk, whose size is in stored bytes and not
+    // in threads (each value's decoding is bounded by its size), and output
+    // starts early.
+    for chunk in chunks_by_budget(&records, CHUNK_BUDGET, 64) {
+        let rendered: Vec<Rendered> = chunk.par_iter().map(render_one).collect();
         bar.inc(chunk.len() as u64);
         for r in rendered {
             match r {
-                Ok(text) => {
+                Ok((text, dropped)) => {
+                    changed += usize::from(!dropped.is_empty());
+                    for d in dropped {
+                        *dropped_from.entry(d).or_default() += 1;
+                    }
                     if format != ObjectFormat::Yaml && written > 0 {
                         w.write_all(b",\n")?;
                     }
@@ -421,7 +448,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
                 }
                 Err(e) => {
                     failed += 1;
-                    eprintln!("etcdsnap: {e}");
+                    say!("etcdsnap: {e}");
                 }
             }
         }
@@ -438,11 +465,54 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     }
     w.flush()?;
     bar.finish_and_clear();
-    eprintln!("etcdsnap: {written} objects");
+    if !dropped_from.is_empty() {
+        let list: Vec<String> = dropped_from
+            .iter()
+            .map(|(path, n)| format!("{} ({n})", escape_controls(path)))
+            .collect();
+        say!(
+            "etcdsnap: --for-apply dropped from {changed} of {written} objects: {}",
+            list.join(", ")
+        );
+    }
+    say!("etcdsnap: {written} objects");
     Ok(if failed > 0 {
         Outcome::Failed
     } else {
         Outcome::Ok
+    })
+}
+
+/// What the values decoded at once by `get --all` may build, in all: each
+/// value's decoding is bounded ([`crate::kube::budget::worst_case`]), so
+/// memory stays within this whatever the number of threads.
+const CHUNK_BUDGET: usize = 64 << 20;
+
+/// Consecutive runs of `records` whose decoding bounds add up to at most
+/// `max_bytes` (a larger one alone), at most `max_items` records each.
+fn chunks_by_budget<'r, 'a>(
+    records: &'r [Record<'a>],
+    max_bytes: usize,
+    max_items: usize,
+) -> impl Iterator<Item = &'r [Record<'a>]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0usize;
+        let mut n = 0;
+        while n < rest.len() && n < max_items {
+            let cost = crate::kube::budget::worst_case(rest[n].kv.value.len());
+            if n > 0 && bytes.saturating_add(cost) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(cost);
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
     })
 }
 

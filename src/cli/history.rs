@@ -7,7 +7,7 @@ use super::objects::db;
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::kube::value::detect;
 use crate::mvcc::keyspace::{KeySpace, RecordInfo};
-use crate::report::{Align, Table};
+use crate::report::{Align, Table, escape_controls};
 
 /// List every revision of one key that the snapshot still holds
 #[derive(clap::Args)]
@@ -51,7 +51,7 @@ fn show(
     records: &[crate::mvcc::keyspace::Record<'_>],
 ) -> anyhow::Result<Outcome> {
     if records.is_empty() {
-        eprintln!(
+        say!(
             "etcdsnap: {}: {}: not found in the snapshot",
             file.path().display(),
             args.key
@@ -107,7 +107,7 @@ fn show(
                     },
                 ]);
             }
-            let mut s = format!("{}\n", args.key);
+            let mut s = format!("{}\n", escape_controls(&args.key));
             s.push_str(&t.render());
             if let Some(c) = ks.compact_revision {
                 s.push_str(&format!("history before revision {c} was compacted\n"));

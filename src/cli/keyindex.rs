@@ -148,7 +148,7 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    eprintln!("etcdsnap: note: {}: {e}; not used", path.display());
+                    say!("etcdsnap: note: {}: {e}; not used", path.display());
                     continue;
                 }
             };
@@ -159,11 +159,11 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
                         from: path.display().to_string(),
                     });
                 }
-                Ok(_) => eprintln!(
+                Ok(_) => say!(
                     "etcdsnap: note: {} was made from another snapshot; not used (`etcdsnap index` remakes it)",
                     path.display()
                 ),
-                Err(e) => eprintln!("etcdsnap: note: {}: {e}; not used", path.display()),
+                Err(e) => say!("etcdsnap: note: {}: {e}; not used", path.display()),
             }
         }
         if self.built {
@@ -186,7 +186,7 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
             // A damaged key bucket gets no index; the plain scan still answers
             // (and fails the same way if the damage is in what it reads).
             Err(KeySpaceError::Corrupt(p)) => {
-                eprintln!(
+                say!(
                     "etcdsnap: note: {}: no key index made: {p}; answered by a scan (`etcdsnap verify` checks the file)",
                     self.file.path().display()
                 );
@@ -215,7 +215,7 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
                     }
                 }
             };
-            eprintln!("etcdsnap: note: {failure}; not used");
+            say!("etcdsnap: note: {failure}; not used");
             self.source = self.next_source()?;
         }
     }
@@ -235,13 +235,13 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
         match written {
             Ok(()) => {
                 prune(dir);
-                eprintln!(
+                say!(
                     "etcdsnap: wrote a key index for the next lookups to {} ({} bytes; ETCDSNAP_CACHE_DIR moves the cache, --no-index writes none)",
                     path.display(),
                     bytes.len()
                 );
             }
-            Err(e) => eprintln!(
+            Err(e) => say!(
                 "etcdsnap: note: could not cache a key index at {}: {e:#}",
                 path.display()
             ),
@@ -399,7 +399,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     out(&format!(
         "{}: {keys} keys, {entries} revisions, {} bytes, in {:.2} s\n",
-        target.display(),
+        crate::report::escape_controls(&target.display().to_string()),
         bytes.len(),
         start.elapsed().as_secs_f64()
     ))?;

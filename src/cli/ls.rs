@@ -15,6 +15,7 @@ use super::{Outcome, ReportFormat, SnapshotPath};
 use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{Encoding, detect};
 use crate::mvcc::keyspace::{KeySpace, Latest};
+use crate::report::escape_controls;
 
 /// List keys with resource, namespace, name, size, revision and encoding
 #[derive(clap::Args)]
@@ -124,8 +125,13 @@ impl Printer {
                     Encoding::Encrypted { provider, .. } => format!("enc:{provider}"),
                     e => e.name().to_string(),
                 };
-                let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
-                let name = r.name.clone().unwrap_or_else(|| r.key.clone());
+                // Names come from the file: escaped, so none can move the
+                // cursor or start a line of its own.
+                let dash = |s: &Option<String>| {
+                    s.as_deref()
+                        .map_or_else(|| "-".into(), |s| escape_controls(s).into_owned())
+                };
+                let name = escape_controls(r.name.as_deref().unwrap_or(&r.key)).into_owned();
                 writeln!(
                     self.out,
                     "{:<8} {:<28} {:<20} {:<40} {:>9} {:<10} {}",

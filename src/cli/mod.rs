@@ -5,6 +5,15 @@
 //! recognised by type in [`exit_code`]), or what was asked for is not there;
 //! 2 usage error, or the file could not be read at all (I/O).
 
+/// `eprintln!` with control characters escaped ([`crate::report::escape_controls`]):
+/// a stderr line may carry keys, names and paths from the file, which must not
+/// reach the terminal raw.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::report::escape_controls(&format!($($arg)*)))
+    };
+}
+
 mod completions;
 mod decode;
 mod get;
@@ -78,7 +87,28 @@ pub enum ReportFormat {
 /// A snapshot path argument (`-` for standard input).
 pub type SnapshotPath = PathBuf;
 
+/// The stack of the threads that decode and print objects. Objects nest up
+/// to 10,000 levels (what the API server accepts); printing and dropping
+/// them recurses. Reserved, not used: pages are touched only as needed.
+pub const STACK_SIZE: usize = 512 << 20;
+
 pub fn main() -> ExitCode {
+    // Threads of `get --all` get the same room.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(STACK_SIZE)
+        .build_global();
+    match std::thread::Builder::new()
+        .name("etcdsnap".into())
+        .stack_size(STACK_SIZE)
+        .spawn(run_main)
+    {
+        // A panic was printed by the panic hook already.
+        Ok(t) => t.join().unwrap_or(ExitCode::from(101)),
+        Err(_) => run_main(),
+    }
+}
+
+fn run_main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -105,7 +135,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("etcdsnap: error: {e:#}");
+            say!("etcdsnap: error: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }

@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use crate::bolt::Db;
 use crate::input::SnapshotFile;
+use crate::kube::apply::{ApplyOptions, for_apply};
 use crate::kube::redact;
 use crate::kube::resource::{ObjectKey, ResourceRef, closest_names};
-use crate::report::to_yaml;
+use crate::report::{escape_controls, to_yaml};
 
 /// The storage prefix, for commands that read keys as Kubernetes objects.
 #[derive(clap::Args, Clone)]
@@ -84,22 +85,115 @@ pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {
         .with_context(|| format!("{}: not a readable snapshot", file.path().display()))
 }
 
-/// Renders a decoded object; applies redaction and `--for-apply`.
-pub fn render(
-    mut obj: Value,
-    format: ObjectFormat,
-    show_secrets: bool,
-    for_apply: bool,
-) -> anyhow::Result<String> {
-    if !show_secrets {
-        redact::redact(&mut obj);
+/// The `--for-apply` flags, shared by `get` and `decode`.
+#[derive(clap::Args, Clone)]
+pub struct ApplyArgs {
+    /// Make the object safe for `kubectl apply`: strip what the server or the
+    /// cluster owns (status, uid, resourceVersion, managedFields,
+    /// ownerReferences, generateName, a Pod's nodeName and token volume, a
+    /// Service's cluster IPs, a PVC's volumeName, a Job's generated selector …);
+    /// what is dropped is listed on stderr
+    #[arg(long)]
+    pub for_apply: bool,
+    /// With --for-apply: keep metadata.ownerReferences (their uids are the old
+    /// owners'; the garbage collector deletes the object if no owner has them)
+    #[arg(long, requires = "for_apply")]
+    pub keep_owner_references: bool,
+}
+
+impl ApplyArgs {
+    pub fn options(&self) -> Option<ApplyOptions> {
+        self.for_apply.then_some(ApplyOptions {
+            keep_owner_references: self.keep_owner_references,
+        })
     }
-    if for_apply {
-        redact::for_apply(&mut obj);
+}
+
+/// How an object is prepared for output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Prepare {
+    /// Print Secret data in clear.
+    pub show_secrets: bool,
+    /// The key or the stored value says Secret, whatever the decoded kind.
+    pub secret: bool,
+    /// `--for-apply`.
+    pub apply: Option<ApplyOptions>,
+    /// The key's mod revision: `metadata.resourceVersion`, as the API server
+    /// serves it (not with `--for-apply`).
+    pub mod_revision: Option<i64>,
+}
+
+/// Redacts, fills `resourceVersion`, applies `--for-apply`; returns what
+/// `--for-apply` dropped.
+pub fn prepare(obj: &mut Value, p: Prepare) -> Vec<String> {
+    if !p.show_secrets {
+        redact::redact_as(obj, p.secret);
     }
+    if let Some(rev) = p.mod_revision {
+        set_resource_version(obj, rev);
+    }
+    match p.apply {
+        Some(opts) => for_apply(obj, opts),
+        None => Vec::new(),
+    }
+}
+
+/// Sets `metadata.resourceVersion` to the key's mod revision, where the API
+/// server's storage layer puts it (after uid; a missing `metadata` is made,
+/// as an unstructured object's setter makes it; a `metadata` that is not an
+/// object is left alone).
+pub fn set_resource_version(obj: &mut Value, rev: i64) {
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let value = Value::String(rev.to_string());
+    if let Some(v) = meta.get_mut("resourceVersion") {
+        *v = value;
+        return;
+    }
+    let before = ["name", "generateName", "namespace", "selfLink", "uid"];
+    let at = meta
+        .keys()
+        .rposition(|k| before.contains(&k.as_str()))
+        .map_or(0, |i| i + 1);
+    meta.shift_insert(at, "resourceVersion".into(), value);
+}
+
+/// One stderr line saying what `--for-apply` dropped (`None` if nothing).
+pub fn dropped_note(what: &str, dropped: &[String]) -> Option<String> {
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "etcdsnap: --for-apply dropped from {}: {}",
+            escape_controls(what),
+            escape_controls(&dropped.join(", "))
+        )
+    })
+}
+
+/// Writes an object already [`prepare`]d to stdout; JSON streams (a deeply
+/// nested object's indented text can be far larger than the object).
+pub fn write_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<()> {
+    if format != ObjectFormat::Json {
+        return super::out(&render_prepared(obj, format)?);
+    }
+    let mut w = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut w, obj).map_err(std::io::Error::from)?;
+    w.write_all(b"\n")?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Renders an object already [`prepare`]d.
+pub fn render_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<String> {
     Ok(match format {
-        ObjectFormat::Json => serde_json::to_string_pretty(&obj)? + "\n",
-        ObjectFormat::Yaml => to_yaml(&obj)?,
+        ObjectFormat::Json => serde_json::to_string_pretty(obj)? + "\n",
+        ObjectFormat::Yaml => to_yaml(obj)?,
         ObjectFormat::Raw => bail!("raw output is written by the caller"),
     })
 }

@@ -2,17 +2,19 @@
 //!
 //! A Secret's `data` and `stringData` values become `<redacted: N bytes>`, and so
 //! does the `kubectl.kubernetes.io/last-applied-configuration` annotation, which
-//! holds the same data in clear. `--show-secrets` turns this off.
+//! holds the same data in clear. `--show-secrets` turns this off. An object is
+//! a Secret when its key is a Secret's (under any storage prefix) or its kind
+//! says Secret, in any group — any `kind` of a JSON object that says it twice.
 
 use base64::Engine;
 use serde_json::Value;
 
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Whether a decoded object is a core/v1 Secret.
+/// Whether a decoded object says it is a Secret, of any group (a custom
+/// `Secret` kind holds secrets just as well).
 pub fn is_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")
-        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 /// Whether an etcd key is a Secret's.
@@ -36,7 +38,17 @@ pub fn value_is_secret(value: &[u8]) -> bool {
     use super::value::{Encoding, decode, detect, parse_unknown};
     match detect(value) {
         Encoding::Protobuf => parse_unknown(value).is_ok_and(|u| u.kind == "Secret"),
-        Encoding::Json | Encoding::Cbor => {
+        // A JSON object may say `kind` twice: the API server keeps the last,
+        // but any of them saying Secret makes it one here.
+        Encoding::Json => {
+            let mut budget = super::budget::Budget::for_value(value.len());
+            super::json::parse(value, &mut budget).is_ok_and(|p| {
+                let secret = p.kinds.iter().any(|k| k == "Secret");
+                super::budget::drop_deep(p.value);
+                secret
+            })
+        }
+        Encoding::Cbor => {
             decode(value).is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("Secret"))
         }
         Encoding::Encrypted { .. } | Encoding::Other => false,
@@ -45,16 +57,25 @@ pub fn value_is_secret(value: &[u8]) -> bool {
 
 /// Replaces secret values in place; returns how many were redacted.
 pub fn redact(obj: &mut Value) -> usize {
-    if !is_secret(obj) {
+    redact_as(obj, false)
+}
+
+/// [`redact`], also when the caller knows the value is a Secret's (by its key,
+/// or by a `kind` the decoded object no longer shows) whatever its kind says.
+pub fn redact_as(obj: &mut Value, secret: bool) -> usize {
+    if !secret && !is_secret(obj) {
         return 0;
     }
     let mut n = 0;
     if let Some(Value::Object(data)) = obj.get_mut("data") {
         for v in data.values_mut() {
-            let len = v
-                .as_str()
-                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-                .map_or(0, |b| b.len());
+            // Base64 in a Secret; a value under a Secret's key whose kind
+            // says otherwise may hold plain text.
+            let len = v.as_str().map_or(0, |s| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_or(s.len(), |b| b.len())
+            });
             *v = Value::String(format!("<redacted: {len} bytes>"));
             n += 1;
         }
@@ -74,27 +95,6 @@ pub fn redact(obj: &mut Value) -> usize {
         n += 1;
     }
     n
-}
-
-/// Strips what the server owns, so the object can go to `kubectl apply`.
-pub fn for_apply(obj: &mut Value) {
-    if let Some(Value::Object(o)) = Some(&mut *obj) {
-        o.remove("status");
-    }
-    if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "managedFields",
-            "selfLink",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-        ] {
-            meta.remove(k);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -118,6 +118,17 @@ mod tests {
         ] {
             assert!(!is_secret_key_any_prefix(k.as_bytes()), "{k}");
         }
+    }
+
+    #[test]
+    fn a_secret_with_a_second_kind_is_still_one() {
+        assert!(value_is_secret(
+            br#"{"apiVersion":"v1","kind":"Secret","data":{"a":"aGk="},"kind":"ConfigMap"}"#
+        ));
+        let mut obj = serde_json::json!({"kind": "ConfigMap", "data": {"a": "aGk=", "b": "plain"}});
+        assert_eq!(super::redact_as(&mut obj, true), 2);
+        assert_eq!(obj["data"]["a"], "<redacted: 2 bytes>");
+        assert_eq!(obj["data"]["b"], "<redacted: 5 bytes>");
     }
 
     #[test]

@@ -5,14 +5,17 @@
 //! aggregated types as JSON, custom resources under the CBOR serialization gate
 //! as self-described CBOR, and values encrypted at rest as
 //! `k8s:enc:<provider>:v1:<key name>:` + ciphertext. Anything else is plain bytes.
+//! Each is decoded as the API server decodes it (see `json`, `cbor`, `wire`),
+//! within a [`Budget`] of the value's size.
 
-use base64::Engine;
 use prost_reflect::DynamicMessage;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
+use super::budget::{Budget, TooLarge};
 use super::schema::{SchemaError, schema};
 use super::transcode::message_to_json_checked;
+use super::wire::{repair_utf8, survey};
 use crate::protowire::{Fields, Value};
 
 pub const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
@@ -101,6 +104,8 @@ pub enum DecodeError {
     #[error("the value is not a Kubernetes object (no protobuf, JSON or CBOR encoding)")]
     NotAnObject,
     #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    #[error(transparent)]
     Schema(#[from] SchemaError),
 }
 
@@ -110,6 +115,8 @@ pub struct Unknown<'a> {
     pub api_version: String,
     pub kind: String,
     pub raw: &'a [u8],
+    /// Whether the envelope has a `raw` field at all.
+    pub has_raw: bool,
     pub content_encoding: String,
     pub content_type: String,
 }
@@ -131,7 +138,10 @@ pub fn parse_unknown(value: &[u8]) -> Result<Unknown<'_>, DecodeError> {
                     }
                 }
             }
-            (2, Value::Bytes(b)) => u.raw = b,
+            (2, Value::Bytes(b)) => {
+                u.raw = b;
+                u.has_raw = true;
+            }
             (3, Value::Bytes(b)) => u.content_encoding = String::from_utf8_lossy(b).into(),
             (4, Value::Bytes(b)) => u.content_type = String::from_utf8_lossy(b).into(),
             _ => {}
@@ -151,23 +161,34 @@ pub struct Decoded {
     pub object: Json,
     /// JSON paths of objects with fields newer than the built-in schema.
     pub unknown_fields_at: Vec<String>,
-    /// How the type was chosen, when the envelope did not name it.
-    pub note: Option<&'static str>,
+    /// Something the reader should know (how the type was chosen when the
+    /// envelope did not name it; strings that were not UTF-8).
+    pub note: Option<String>,
+    /// Whether the value says it is a Secret, of any group: the envelope's
+    /// kind, or any top-level `kind` of a JSON object (one that says it twice
+    /// included), whatever the decoded object's `kind` shows.
+    pub says_secret: bool,
 }
 
 /// Like [`decode`], also reporting fields the schema does not know.
 pub fn decode_checked(value: &[u8]) -> Result<Decoded, DecodeError> {
-    let plain = |object| Decoded {
+    let plain = |object: Json, says_secret: bool| Decoded {
         object,
         unknown_fields_at: Vec::new(),
         note: None,
+        says_secret,
     };
+    let mut budget = Budget::for_value(value.len());
     match detect(value) {
-        Encoding::Protobuf => decode_protobuf(value),
-        Encoding::Json => serde_json::from_slice(value)
-            .map(plain)
-            .map_err(|e| DecodeError::Json(e.to_string())),
-        Encoding::Cbor => decode_cbor(value).map(plain),
+        Encoding::Protobuf => decode_protobuf(value, &mut budget),
+        Encoding::Json => decode_json(value, &mut budget).map(|p| {
+            let secret = p.kinds.iter().any(|k| k == "Secret");
+            plain(p.value, secret)
+        }),
+        Encoding::Cbor => decode_cbor(value, &mut budget).map(|o| {
+            let secret = o.get("kind").and_then(Json::as_str) == Some("Secret");
+            plain(o, secret)
+        }),
         Encoding::Encrypted { provider, key_name } => {
             Err(DecodeError::Encrypted { provider, key_name })
         }
@@ -175,27 +196,58 @@ pub fn decode_checked(value: &[u8]) -> Result<Decoded, DecodeError> {
     }
 }
 
+/// A JSON value, read as the API server reads it ([`super::json`]).
+pub fn decode_json(value: &[u8], budget: &mut Budget) -> Result<super::json::Parsed, DecodeError> {
+    super::json::parse(value, budget).map_err(|e| match e {
+        super::json::JsonError::TooLarge(t) => DecodeError::TooLarge(t),
+        other => DecodeError::Json(other.to_string()),
+    })
+}
+
+/// A CBOR value, read with the API server's rules ([`super::cbor`]).
+pub fn decode_cbor(value: &[u8], budget: &mut Budget) -> Result<Json, DecodeError> {
+    super::cbor::parse(value, budget).map_err(|e| match e {
+        super::cbor::CborError::TooLarge(t) => DecodeError::TooLarge(t),
+        other => DecodeError::Cbor(other.to_string()),
+    })
+}
+
 /// The one type the API machinery writes with an empty envelope type: a watch
 /// stream's event (never stored in etcd, but what a captured watch frame holds).
 const UNTYPED: &str = "apimachinery.pkg.apis.meta.v1.WatchEvent";
 
-fn decode_protobuf(value: &[u8]) -> Result<Decoded, DecodeError> {
+fn decode_protobuf(value: &[u8], budget: &mut Budget) -> Result<Decoded, DecodeError> {
     let u = parse_unknown(value)?;
+    if !u.content_encoding.is_empty() {
+        return Err(DecodeError::Envelope(format!(
+            "content encoding {:?} is not supported (the object is stored compressed or transformed)",
+            u.content_encoding
+        )));
+    }
+    if !u.has_raw {
+        return Err(DecodeError::Envelope(
+            "the envelope holds no object (no raw field)".into(),
+        ));
+    }
     if u.api_version.is_empty()
         && u.kind.is_empty()
         && let Some(desc) = schema()?.pool().get_message_by_name(UNTYPED)
-        && let Ok(msg) = DynamicMessage::decode(desc, u.raw)
     {
-        let (json, unknown_fields_at) = message_to_json_checked(&msg);
-        // Only a clean fit counts; anything else is reported as untyped below.
-        if unknown_fields_at.is_empty() {
-            return Ok(Decoded {
-                object: json,
-                unknown_fields_at,
-                note: Some(
-                    "the envelope names no type; decoded as a watch event (meta/v1 WatchEvent)",
-                ),
-            });
+        survey(&desc, u.raw, budget)?;
+        if let Ok(msg) = DynamicMessage::decode(desc, u.raw) {
+            let (json, unknown_fields_at) = message_to_json_checked(&msg);
+            // Only a clean fit counts; anything else is reported as untyped below.
+            if unknown_fields_at.is_empty() {
+                return Ok(Decoded {
+                    object: json,
+                    unknown_fields_at,
+                    note: Some(
+                        "the envelope names no type; decoded as a watch event (meta/v1 WatchEvent)"
+                            .into(),
+                    ),
+                    says_secret: false,
+                });
+            }
         }
     }
     let desc = schema()?
@@ -204,11 +256,30 @@ fn decode_protobuf(value: &[u8]) -> Result<Decoded, DecodeError> {
             api_version: u.api_version.clone(),
             kind: u.kind.clone(),
         })?;
-    let msg = DynamicMessage::decode(desc, u.raw).map_err(|e| DecodeError::Object {
+    let found = survey(&desc, u.raw, budget)?;
+    let repaired;
+    let (raw, note) = if found.invalid_utf8_at.is_empty() {
+        (u.raw, None)
+    } else {
+        repaired = repair_utf8(&desc, u.raw);
+        let at = &found.invalid_utf8_at;
+        let shown: Vec<&str> = at.iter().take(3).map(String::as_str).collect();
+        let note = format!(
+            "{} string{} not UTF-8 ({}{}), shown with U+FFFD for each invalid byte as the API server serves {}",
+            at.len(),
+            if at.len() == 1 { " is" } else { "s are" },
+            shown.join(", "),
+            if at.len() > 3 { ", …" } else { "" },
+            if at.len() == 1 { "it" } else { "them" },
+        );
+        (&repaired[..], Some(note))
+    };
+    let msg = DynamicMessage::decode(desc, raw).map_err(|e| DecodeError::Object {
         api_version: u.api_version.clone(),
         kind: u.kind.clone(),
         detail: e.to_string(),
     })?;
+    let says_secret = u.kind == "Secret";
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), Json::String(u.api_version));
     obj.insert("kind".into(), Json::String(u.kind));
@@ -219,74 +290,8 @@ fn decode_protobuf(value: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(Decoded {
         object: Json::Object(obj),
         unknown_fields_at,
-        note: None,
-    })
-}
-
-fn decode_cbor(value: &[u8]) -> Result<Json, DecodeError> {
-    let v: ciborium::Value =
-        ciborium::from_reader(value).map_err(|e| DecodeError::Cbor(e.to_string()))?;
-    cbor_to_json(v, 0)
-}
-
-fn cbor_to_json(v: ciborium::Value, depth: usize) -> Result<Json, DecodeError> {
-    use ciborium::Value as C;
-    if depth > 256 {
-        return Err(DecodeError::Cbor("nested deeper than 256 levels".into()));
-    }
-    Ok(match v {
-        C::Null => Json::Null,
-        C::Bool(b) => Json::Bool(b),
-        C::Integer(i) => {
-            let n: i128 = i.into();
-            if let Ok(x) = i64::try_from(n) {
-                Json::from(x)
-            } else if let Ok(x) = u64::try_from(n) {
-                Json::from(x)
-            } else {
-                Json::String(n.to_string())
-            }
-        }
-        C::Float(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
-        C::Text(s) => Json::String(s),
-        // Kubernetes encodes strings as CBOR byte strings in some places; show text when it is.
-        C::Bytes(b) => match String::from_utf8(b) {
-            Ok(s) => Json::String(s),
-            Err(e) => {
-                Json::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))
-            }
-        },
-        C::Tag(_, inner) => cbor_to_json(*inner, depth + 1)?,
-        C::Array(items) => Json::Array(
-            items
-                .into_iter()
-                .map(|x| cbor_to_json(x, depth + 1))
-                .collect::<Result<_, _>>()?,
-        ),
-        C::Map(entries) => {
-            let mut m = Map::new();
-            for (k, v) in entries {
-                // Kubernetes objects use text keys. A scalar key is shown as
-                // its JSON text; a composite one is refused undecoded: turning
-                // nested keys into strings escapes each level again, which
-                // grows exponentially with depth.
-                let key = match k {
-                    C::Array(_) | C::Map(_) | C::Tag(..) => {
-                        return Err(DecodeError::Cbor(
-                            "a map key is an array, map or tagged value (objects use text keys)"
-                                .into(),
-                        ));
-                    }
-                    scalar => match cbor_to_json(scalar, depth + 1)? {
-                        Json::String(s) => s,
-                        other => other.to_string(),
-                    },
-                };
-                m.insert(key, cbor_to_json(v, depth + 1)?);
-            }
-            Json::Object(m)
-        }
-        _ => Json::Null,
+        note,
+        says_secret,
     })
 }
 
@@ -307,11 +312,11 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(decode(&v).is_err());
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
-        // Scalar keys still decode.
+        // Non-string scalar keys are refused too, as the API server refuses them.
         let mut v = CBOR_SELF_DESCRIBED.to_vec();
         let obj = ciborium::Value::Map(vec![(7.into(), "seven".into())]);
         ciborium::into_writer(&obj, &mut v).unwrap();
-        assert_eq!(decode(&v).unwrap()["7"], "seven");
+        assert!(decode(&v).is_err());
     }
 
     #[test]
