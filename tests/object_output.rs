@@ -495,9 +495,18 @@ fn memory_is_bounded_by_the_value() {
     let blobs = serde_json::to_vec(&json!({"apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "b"}, "spec": {"a": "x".repeat(20 << 20), "b": "y".repeat(20 << 20)}}))
     .unwrap();
+    // A 1.1 MB custom resource of 20,000 small list items (short strings,
+    // numbers, booleans): real data, which must decode.
+    let items: Vec<serde_json::Value> = (0..20_000)
+        .map(|i| json!({"name": format!("item-{i}"), "port": 8000 + i % 1000, "enabled": i % 2 == 0}))
+        .collect();
+    let dense_items = serde_json::to_vec(&json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "d", "namespace": "default"}, "spec": {"items": items}}))
+    .unwrap();
     for (value, must_decode) in [
         (blobs, true),
         (widget(10 << 20, 0, 300), true),
+        (dense_items, true),
         (widget(2 << 20, 0, 0), false),
     ] {
         let f = dir.path().join("ordinary");

@@ -16,10 +16,15 @@ pub const TREE_FACTOR: usize = 10;
 /// one of short fields and numbers 15-25x).
 pub const TREE_FLOOR: usize = 8 << 20;
 
-/// What one node of a decoded tree costs, measured (a JSON value and its
-/// slot in its parent, an object's entry and index, the growth of vectors,
-/// allocator overhead): about 160 bytes in release builds on x86-64.
-pub const NODE_COST: usize = 160;
+/// What one node of a decoded tree is charged, besides its string bytes.
+/// Calibrated on measured peak memory, not on a worst-case model: 160 bytes
+/// (a JSON value and its slot, an object's entry and index, vector growth)
+/// over-counted so much that a real 1 MB custom resource of 20,000 small
+/// list items — 7.5x its size in fact — was refused. At 64 bytes that value
+/// decodes, and the hostile shapes (CBOR of empty maps, a protobuf Pod of
+/// empty containers) are still refused within 10x of their size in measured
+/// peak memory (`object_output::memory_is_bounded_by_the_value` checks both).
+pub const NODE_COST: usize = 64;
 
 /// The decoding of a value would build more than its budget allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
