@@ -36,6 +36,10 @@ for target in "${targets[@]}"; do
     head -c 32768 "$f" > "$corpus/$(basename "$f").head"
   done
   cp target/fuzz-seeds/*.db "$corpus/"
+  # Hand-made seeds of a target's own (hostile value shapes: fuzz/seeds/TARGET/).
+  if [ -d "fuzz/seeds/$target" ]; then
+    cp fuzz/seeds/"$target"/* "$corpus/"
+  fi
   if [ "$target" = key_index ]; then
     # Indexes of the fixtures, as `etcdsnap index` writes them.
     for f in fixtures/*.db; do
