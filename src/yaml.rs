@@ -45,6 +45,11 @@ fn write_map(out: &mut String, m: &serde_json::Map<String, Value>, ind: usize) {
         write_key(out, k);
         out.push(':');
         match v {
+            Value::Object(_) | Value::Array(_) if ind >= MAX_BLOCK_INDENT && !is_empty(v) => {
+                out.push(' ');
+                write_flow(out, v);
+                out.push('\n');
+            }
             Value::Object(inner) if !inner.is_empty() => {
                 out.push('\n');
                 indent(out, ind + 2);
@@ -72,12 +77,72 @@ fn write_seq(out: &mut String, items: &[Value], ind: usize) {
         }
         out.push_str("- ");
         match v {
+            Value::Object(_) | Value::Array(_) if ind >= MAX_BLOCK_INDENT && !is_empty(v) => {
+                write_flow(out, v);
+                out.push('\n');
+            }
             Value::Object(inner) if !inner.is_empty() => write_map(out, inner, ind + 2),
             Value::Array(inner) if !inner.is_empty() => write_seq(out, inner, ind + 2),
             other => {
                 write_inline(out, other, ind + 2);
                 out.push('\n');
             }
+        }
+    }
+}
+
+/// Past this indentation (64 levels) containers are written in flow style on
+/// one line: block YAML indents every line by its depth, so a value nested
+/// 10,000 deep would otherwise print ~100 MB of spaces for 120 KB of input.
+const MAX_BLOCK_INDENT: usize = 128;
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// A container in flow style (`{"k": [1, "x"]}`), every string
+/// double-quoted; iterative, so any depth is safe.
+fn write_flow(out: &mut String, v: &Value) {
+    enum Step<'a> {
+        Value(&'a Value),
+        Key(&'a str),
+        Text(&'static str),
+    }
+    let mut stack = vec![Step::Value(v)];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Text(t) => out.push_str(t),
+            Step::Key(k) => {
+                write_quoted(out, k);
+                out.push_str(": ");
+            }
+            Step::Value(Value::Object(m)) => {
+                out.push('{');
+                stack.push(Step::Text("}"));
+                for (i, (k, v)) in m.iter().enumerate().rev() {
+                    stack.push(Step::Value(v));
+                    stack.push(Step::Key(k));
+                    if i > 0 {
+                        stack.push(Step::Text(", "));
+                    }
+                }
+            }
+            Step::Value(Value::Array(a)) => {
+                out.push('[');
+                stack.push(Step::Text("]"));
+                for (i, v) in a.iter().enumerate().rev() {
+                    stack.push(Step::Value(v));
+                    if i > 0 {
+                        stack.push(Step::Text(", "));
+                    }
+                }
+            }
+            Step::Value(Value::String(s)) => write_quoted(out, s),
+            Step::Value(other) => write_inline(out, other, 0),
         }
     }
 }
@@ -337,6 +402,29 @@ mod tests {
         ] {
             assert_eq!(to_string(&json!({ "k": s })), format!("k: {s}\n"));
         }
+    }
+
+    #[test]
+    fn deep_values_go_flow_and_stay_small() {
+        // Dropping a serde_json value this deep recurses: a big stack.
+        let t = std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(|| {
+                let mut v = json!("leaf");
+                for _ in 0..2_000 {
+                    let mut m = serde_json::Map::new();
+                    m.insert("k".into(), Value::Array(vec![v]));
+                    v = Value::Object(m);
+                }
+                let y = to_string(&v);
+                assert!(y.len() < 40_000, "{} bytes", y.len());
+                assert!(y.contains("[{\"k\": ["), "{}", &y[..300]);
+                crate::kube::budget::drop_deep(v);
+            })
+            .expect("thread");
+        t.join().expect("no panic");
+        let shallow = json!({"a": {"b": [1, {"c": "d"}]}});
+        assert!(!to_string(&shallow).contains('{'));
     }
 
     #[test]

@@ -516,3 +516,56 @@ fn envelopes_without_raw_or_with_an_encoding_are_errors() {
         assert!(err.contains(says), "{name}: {err}");
     }
 }
+
+/// JSON text without the whitespace between tokens (values too deep for
+/// serde_json's reader are compared as text).
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_str, mut esc) = (false, false);
+    for c in json.chars() {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if !c.is_whitespace() {
+            if c == '"' {
+                in_str = true;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Values nested deeper than block YAML's 64 levels are written in flow style
+/// past that depth; kubectl's reader still reads back exactly our JSON.
+#[test]
+fn deep_yaml_reads_back_exactly() {
+    let mut inner = String::from(r#""yes""#);
+    for i in 0..300 {
+        inner = format!(r#"{{"k{i}": [{inner}, "1_000", "a\u00e9b", null, 0.5]}}"#);
+    }
+    let value = format!(
+        r#"{{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {{"name": "deep"}}, "spec": {inner}}}"#
+    );
+    let (ok, ours_json, err) = decode(value.as_bytes(), "json");
+    assert!(ok, "{err}");
+    let (ok, yaml, err) = decode(value.as_bytes(), "yaml");
+    assert!(ok, "{err}");
+    assert!(
+        yaml.len() < 20 * value.len(),
+        "{} bytes of YAML",
+        yaml.len()
+    );
+    let read = oracle::yaml_to_json_text(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        minify(&read),
+        minify(&ours_json),
+        "deep YAML reads back differently"
+    );
+}

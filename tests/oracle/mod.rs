@@ -51,6 +51,12 @@ fn run(cmd: &str, input: &[u8]) -> Vec<u8> {
 
 /// sigs.k8s.io/yaml's reading of a YAML document (what kubectl reads).
 pub fn yaml_to_json(yaml: &str) -> Result<Value, String> {
+    serde_json::from_str(&yaml_to_json_text(yaml)?).map_err(|e| e.to_string())
+}
+
+/// [`yaml_to_json`] as the JSON text the oracle printed (for values deeper
+/// than serde_json's reader takes).
+pub fn yaml_to_json_text(yaml: &str) -> Result<String, String> {
     let mut child = Command::new(oracle())
         .arg("yaml2json")
         .stdin(Stdio::piped())
@@ -66,7 +72,7 @@ pub fn yaml_to_json(yaml: &str) -> Result<Value, String> {
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
 
 /// The API server's JSON for each stored value (resourceVersion from `rv`).
