@@ -184,8 +184,21 @@ fn missing_file_is_exit_2() {
     let o = run(&["verify", "/nonexistent/snapshot.db"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/snapshot.db"));
-    let o = run(&["status", "/nonexistent/snapshot.db"]);
-    assert_eq!(o.status.code(), Some(2));
+    // Every command says the OS error once (issue 16, item 9).
+    for cmd in ["status", "verify", "ls", "get", "history", "index", "restore"] {
+        let args: &[&str] = match cmd {
+            "get" | "history" => &[cmd, "/nonexistent/snapshot.db", "/registry/x"],
+            _ => &[cmd, "/nonexistent/snapshot.db"],
+        };
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).matches("os error 2").count(),
+            1,
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
     let o = run(&["verify"]);
     assert_eq!(o.status.code(), Some(2), "usage error");
 }

@@ -43,7 +43,7 @@ pub enum Outcome {
     version,
     about = "Offline toolkit and verifier for etcd snapshot files",
     long_about = "Offline toolkit and verifier for etcd snapshot files (snapshot.db, as `etcdctl snapshot save` \
-writes them) of Kubernetes clusters. Reads snapshots written by etcd 3.4 and 3.5 without an etcd server; never \
+writes them) of Kubernetes clusters. Reads snapshots written by etcd 3.4 to 3.7 without an etcd server; never \
 modifies the input. Files compressed with zstd, gzip or zip (k3s) are read transparently.",
     after_help = "Examples:\n  etcdsnap verify snapshot.db\n  etcdsnap status snapshot.db -w table\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap get snapshot.db configmap app-config -n default --for-apply\n  etcdsnap ls snapshot.db --deleted\n\nExit codes: 0 ok; 1 a check failed, the snapshot is damaged (not a sound snapshot), or the object \
 is not found; 2 usage or I/O error.\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where `get` and `history` keep key indexes (default \
@@ -135,10 +135,25 @@ fn run_main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            say!("etcdsnap: error: {e:#}");
+            say!("etcdsnap: error: {}", error_chain(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// An error and its causes, joined by ": ", each said once: a library error
+/// whose message already names its source (`cannot open: {source}`) does not
+/// repeat it (anyhow's `{:#}` would print "(os error 2): … (os error 2)").
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 /// The exit code of an error: 1 when the library says the snapshot is
