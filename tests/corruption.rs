@@ -185,7 +185,9 @@ fn missing_file_is_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/snapshot.db"));
     // Every command says the OS error once (issue 16, item 9).
-    for cmd in ["status", "verify", "ls", "get", "history", "index", "restore"] {
+    for cmd in [
+        "status", "verify", "ls", "get", "history", "index", "restore",
+    ] {
         let args: &[&str] = match cmd {
             "get" | "history" => &[cmd, "/nonexistent/snapshot.db", "/registry/x"],
             _ => &[cmd, "/nonexistent/snapshot.db"],

@@ -149,7 +149,9 @@ fn garbage_after_the_trailer_is_damage() {
 
 #[test]
 fn help_says_where_the_temporary_file_goes() {
-    for cmd in ["verify", "status"] {
+    for cmd in [
+        "verify", "status", "ls", "get", "history", "index", "restore",
+    ] {
         let o = run(&[cmd, "--help"]);
         assert!(stdout(&o).contains("TMPDIR"), "{cmd}: {}", stdout(&o));
     }

@@ -21,7 +21,10 @@ use crate::report::{escape_bytes, escape_controls};
     after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
+    /// Compressed input is inflated, and standard input copied, into an
+    /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
+    /// db ends
     snapshot: SnapshotPath,
     /// An etcd key (used as is when it starts with `/` or comes without NAME),
     /// or a resource as kubectl names it (pods, deploy, deployments.apps,

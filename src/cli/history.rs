@@ -15,7 +15,10 @@ use crate::report::{Align, Table, escape_controls};
     after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
-    /// Snapshot file
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
+    /// Compressed input is inflated, and standard input copied, into an
+    /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
+    /// db ends
     snapshot: SnapshotPath,
     /// The etcd key
     key: String,

@@ -340,7 +340,10 @@ against the snapshot before use: a lying or stale index is reported and the look
     after_help = "Examples:\n  etcdsnap index snapshot.db                # into the cache\n  etcdsnap index snapshot.db --beside       # snapshot.db.etcdsnap-index\n  etcdsnap index snapshot.db.zst -o /backups/index/snapshot.etcdsnap-index\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  the cache directory"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
+    /// Compressed input is inflated, and standard input copied, into an
+    /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
+    /// db ends
     snapshot: SnapshotPath,
     /// Where to write the index (default: the cache directory)
     #[arg(short, long, conflicts_with = "beside")]

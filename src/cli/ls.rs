@@ -23,7 +23,10 @@ use crate::report::escape_controls;
     after_help = "Examples:\n  etcdsnap ls snapshot.db\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap ls snapshot.db /registry/configmaps/ --deleted\n  etcdsnap ls snapshot.db --revision 1200 -w json"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
+    /// Compressed input is inflated, and standard input copied, into an
+    /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
+    /// db ends
     snapshot: SnapshotPath,
     /// Only keys starting with this prefix
     key_prefix: Option<String>,

@@ -35,7 +35,10 @@ const RESTORE_EXAMPLES: &str = "Examples:
 #[derive(clap::Args)]
 #[command(after_help = RESTORE_EXAMPLES)]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
+    /// Compressed input is inflated, and standard input copied, into an
+    /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
+    /// db ends
     snapshot: SnapshotPath,
     /// Print the plan and the stale-data report; write nothing
     #[arg(long)]
