@@ -521,12 +521,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut committed = Vec::new();
     let mut env_before: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
     let written = (|| -> anyhow::Result<()> {
+        // Every member's db is the same: the first is built and verified,
+        // the others are checked copies of it.
+        let mut db_from: Option<PathBuf> = None;
         for (m, c) in plan.members.iter().zip(checked) {
             bar.set_message(format!("writing {}", m.member.name));
             committed.push(
-                write_member(&src, &m.member, c, &opts)
+                write_member(&src, &m.member, c, &opts, db_from.as_deref())
                     .with_context(|| format!("restoring member {}", m.member.name))?,
             );
+            if db_from.is_none() {
+                db_from = Some(
+                    Path::new(&m.data_dir)
+                        .join("member")
+                        .join("snap")
+                        .join("db"),
+                );
+            }
             bar.inc(1);
         }
         for m in &plan.members {

@@ -169,10 +169,17 @@ pub struct Source<'s, 'a> {
 /// verifier), `snap/<term>-<index>.snap` under `dirs.member`, and the first
 /// WAL segment (preallocated with real blocks) under `dirs.wal`. Nothing is
 /// fsynced here: `swap::stage` chowns, then fsyncs every file and directory.
+///
+/// The db does not depend on the member (every member gets the same
+/// buckets: the new membership is the whole cluster's), so with `db_from` —
+/// another member's db, already written and verified from the same `src` —
+/// the db is copied from it (in the kernel where the file system can) and the
+/// copy checked byte for byte against it instead of being built again.
 pub fn write_member_files(
     src: &Source<'_, '_>,
     member: &Member,
     dirs: &StageDirs,
+    db_from: Option<&Path>,
 ) -> Result<(), RestoreError> {
     let Source {
         buckets,
@@ -184,14 +191,19 @@ pub fn write_member_files(
     durable::mkdir_0700(&snap_dir)?;
     // The db.
     let db_path = snap_dir.join("db");
-    let f = durable::create_0600(&db_path)?;
-    let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
-    write_db(&mut bw, page_size, buckets).map_err(IoError::at(&db_path))?;
-    let f = bw
-        .into_inner()
-        .map_err(|e| IoError::at(&db_path)(e.into_error()))?;
-    drop(f);
-    check_written_db(&db_path)?;
+    match db_from {
+        Some(from) => copy_checked_db(from, &db_path)?,
+        None => {
+            let f = durable::create_0600(&db_path)?;
+            let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
+            write_db(&mut bw, page_size, buckets).map_err(IoError::at(&db_path))?;
+            let f = bw
+                .into_inner()
+                .map_err(|e| IoError::at(&db_path)(e.into_error()))?;
+            drop(f);
+            check_written_db(&db_path)?;
+        }
+    }
     // The .snap.
     let (snap_name, snap_bytes) = snap_file(cluster, target);
     durable::write_new(&snap_dir.join(snap_name), &snap_bytes)?;
@@ -206,16 +218,82 @@ pub fn write_member_files(
 
 /// Writes `member`'s data at `target` through the swap (see `swap`): checks,
 /// stages, swaps in. The result stays undoable until `Committed::finish`.
+/// With `db_from` (a db written and verified for another member from the same
+/// `src`), the db is a checked copy of it (see [`write_member_files`]).
 pub fn write_member(
     src: &Source<'_, '_>,
     member: &Member,
     checked: swap::Checked,
     opts: &Options,
+    db_from: Option<&Path>,
 ) -> Result<swap::Committed, RestoreError> {
     let staged = swap::stage(checked, opts.owner, |dirs| {
-        write_member_files(src, member, dirs).map_err(|e| e.into())
+        write_member_files(src, member, dirs, db_from).map_err(|e| e.into())
     })?;
     Ok(swap::commit(staged)?)
+}
+
+/// Copies a verified db to `to` (copy_file_range on Linux: no trip through
+/// user space, a shared extent where the file system can), then compares the
+/// copy with the original, length and every byte: a copy is trusted only as
+/// far as it matches the db our verifier passed.
+fn copy_checked_db(from: &Path, to: &Path) -> Result<(), RestoreError> {
+    let mut src = std::fs::File::open(from).map_err(IoError::at(from))?;
+    let mut dst = durable::create_0600(to)?;
+    let copied = std::io::copy(&mut src, &mut dst).map_err(IoError::at(to))?;
+    let want = src.metadata().map_err(IoError::at(from))?.len();
+    let got = dst.metadata().map_err(IoError::at(to))?.len();
+    if copied != want || got != want {
+        return Err(RestoreError::Unsound(format!(
+            "{}: the copy of {} holds {got} bytes, not {want}",
+            to.display(),
+            from.display()
+        )));
+    }
+    drop(dst);
+    if let Some(at) = first_difference(from, to)? {
+        return Err(RestoreError::Unsound(format!(
+            "{}: the copy of {} differs from it at offset {at}",
+            to.display(),
+            from.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The first offset where two files of the same length differ, if any:
+/// both mapped, compared in chunks on every core.
+fn first_difference(a: &Path, b: &Path) -> Result<Option<u64>, RestoreError> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 8 << 20;
+    let fa = std::fs::File::open(a).map_err(IoError::at(a))?;
+    let fb = std::fs::File::open(b).map_err(IoError::at(b))?;
+    // SAFETY: both files are ours (written by this run, in a 0700 staging
+    // dir or a member dir swapped in by it); nothing else writes them while
+    // they are mapped.
+    let ma = unsafe { memmap2::Mmap::map(&fa) }.map_err(IoError::at(a))?;
+    let mb = unsafe { memmap2::Mmap::map(&fb) }.map_err(IoError::at(b))?;
+    for m in [&ma, &mb] {
+        let _ = m.advise(memmap2::Advice::Sequential);
+    }
+    if ma.len() != mb.len() {
+        return Ok(Some(ma.len().min(mb.len()) as u64));
+    }
+    let at = ma
+        .par_chunks(CHUNK)
+        .zip(mb.par_chunks(CHUNK))
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(i, (x, y))| {
+            let k = x
+                .iter()
+                .zip(y.iter())
+                .position(|(p, q)| p != q)
+                .unwrap_or(0);
+            (i * CHUNK + k) as u64
+        })
+        .min();
+    Ok(at)
 }
 
 /// Our own verifier over the db we just wrote: structure and etcd layout.
@@ -232,4 +310,27 @@ fn check_written_db(path: &Path) -> Result<(), RestoreError> {
         .take(5)
         .collect();
     Err(RestoreError::Unsound(problems.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_that_differs_from_the_verified_db_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("db");
+        let mut bytes = vec![7u8; (8 << 20) * 2 + 123];
+        std::fs::write(&from, &bytes).unwrap();
+        let good = dir.path().join("good");
+        copy_checked_db(&from, &good).unwrap();
+        assert_eq!(std::fs::read(&good).unwrap(), bytes);
+        assert_eq!(first_difference(&from, &good).unwrap(), None);
+        // A byte changed in the last chunk is found, at its offset.
+        let at = bytes.len() - 5;
+        bytes[at] ^= 1;
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, &bytes).unwrap();
+        assert_eq!(first_difference(&from, &bad).unwrap(), Some(at as u64));
+    }
 }
