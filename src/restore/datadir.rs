@@ -200,6 +200,7 @@ pub fn write_member_files(
             let f = bw
                 .into_inner()
                 .map_err(|e| IoError::at(&db_path)(e.into_error()))?;
+            durable::start_writeback(&f);
             drop(f);
             check_written_db(&db_path)?;
         }
@@ -243,6 +244,7 @@ fn copy_checked_db(from: &Path, to: &Path) -> Result<(), RestoreError> {
     let copied = std::io::copy(&mut src, &mut dst).map_err(IoError::at(to))?;
     let want = src.metadata().map_err(IoError::at(from))?.len();
     let got = dst.metadata().map_err(IoError::at(to))?.len();
+    durable::start_writeback(&dst);
     if copied != want || got != want {
         return Err(RestoreError::Unsound(format!(
             "{}: the copy of {} holds {got} bytes, not {want}",
