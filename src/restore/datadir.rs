@@ -56,6 +56,10 @@ pub enum RestoreError {
 
 type Entries<'a> = BTreeMap<Cow<'a, [u8]>, Cow<'a, [u8]>>;
 
+/// The snapshot's buckets as read, before the restore's changes (see
+/// [`collect_buckets`], [`restored_from`]).
+pub struct Collected<'a>(BTreeMap<Cow<'a, [u8]>, Vec<Entry<'a>>>);
+
 /// The restored db's buckets: the snapshot's, with the restore's changes.
 /// `snapshot` is the release the snapshot's storage is at: a lower `target`
 /// gets the downgrade edits of [`downgrade_edits`].
@@ -66,6 +70,13 @@ pub fn restored_buckets<'a>(
     target: Target,
     opts: &Options,
 ) -> Result<Vec<BucketData<'a>>, RestoreError> {
+    restored_from(collect_buckets(db)?, cluster, snapshot, target, opts)
+}
+
+/// Reads every bucket's entries (borrowed from the snapshot). Like every
+/// reader it returns an error, never panics, on a damaged file, so it may run
+/// while the snapshot is still being verified.
+pub fn collect_buckets<'a>(db: &Db<'a>) -> Result<Collected<'a>, RestoreError> {
     let mut buckets: BTreeMap<Cow<'a, [u8]>, Vec<Entry<'a>>> = BTreeMap::new();
     for b in read::buckets(db)? {
         let mut entries = Vec::new();
@@ -83,6 +94,18 @@ pub fn restored_buckets<'a>(
         }
         buckets.insert(Cow::Borrowed(b.name), entries);
     }
+    Ok(Collected(buckets))
+}
+
+/// The restored db's buckets from the collected ones: see [`restored_buckets`].
+pub fn restored_from<'a>(
+    collected: Collected<'a>,
+    cluster: &Cluster,
+    snapshot: Target,
+    target: Target,
+    opts: &Options,
+) -> Result<Vec<BucketData<'a>>, RestoreError> {
+    let Collected(mut buckets) = collected;
     let n = cluster.members.len() as u64;
     // Going down a release: the version markers the lower release expects.
     let cluster_version = buckets.get(&b"cluster"[..]).and_then(|c| {
