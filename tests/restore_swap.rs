@@ -641,3 +641,44 @@ fn env_values_survive_the_shell() {
     assert_eq!(tok, token);
     assert_eq!(Path::new(dir), t.path().join("o/m1.etcd"));
 }
+
+/// The buckets are read while the snapshot is verified: a file whose
+/// structure reads fine but whose sha256 fails (one byte flipped) is still
+/// refused (exit 1) before anything is staged or swapped in — every old
+/// member stays, nothing is moved aside, no staging is left.
+#[test]
+fn a_snapshot_failing_its_hash_is_refused_before_any_swap() {
+    let t = tempfile::tempdir().unwrap();
+    let snap = t.path().join("flipped.db");
+    let mut bytes = std::fs::read(fixture("etcd-3.5.1.db")).unwrap();
+    let at = bytes.len() - 33;
+    bytes[at] ^= 0x01;
+    std::fs::write(&snap, &bytes).unwrap();
+    assert_eq!(run(&["verify", "-q", s(&snap)]).status.code(), Some(1));
+    let out = t.path().join("out");
+    for m in ["m1", "m2", "m3"] {
+        old_member(&out.join(format!("{m}.etcd/member")));
+    }
+    let o = etcdsnap()
+        .current_dir(t.path())
+        .args(["restore", s(&snap), "--out-dir", s(&out), "--force"])
+        .args(["--initial-cluster", THREE])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("not restoring"), "{err}");
+    for m in ["m1", "m2", "m3"] {
+        let d = out.join(format!("{m}.etcd"));
+        assert_eq!(
+            std::fs::read(d.join("member/snap/db")).unwrap(),
+            b"the only copy of the old data"
+        );
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("member")], "{m}");
+    }
+    assert!(named(&out, ".env").is_empty());
+}

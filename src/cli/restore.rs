@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::objects::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
-use crate::restore::datadir::{Options, Source, restored_buckets, write_member};
+use crate::restore::datadir::{Options, Source, collect_buckets, restored_from, write_member};
 use crate::restore::membership::{Cluster, Member};
 use crate::restore::stale::{StaleReport, report};
 use crate::restore::target::{self, Target};
@@ -382,7 +382,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let clients = client_urls(args.client_urls.as_deref(), &members)?;
     let file = open(&args.snapshot)?;
     // A damaged file is reported as `verify` reports it, before anything else.
-    let checks = verify(&file);
+    // While it runs, the other core reads what the restore needs (the
+    // buckets to write, the stale-data report): readers return errors, never
+    // panic, on any bytes, and their result is used only once the file passed.
+    let (checks, read) = rayon::join(
+        || verify(&file),
+        || -> anyhow::Result<_> {
+            if args.dry_run {
+                return Ok(None);
+            }
+            let db = db(&file)?;
+            let collected = collect_buckets(&db)?;
+            let stale = report(&db, &args.prefix)?;
+            Ok(Some((collected, stale)))
+        },
+    );
     if !checks.passed && !args.dry_run {
         eprint!("{}", crate::cli::verify::render_table(&checks, true));
         eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
@@ -410,7 +424,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })?;
     let requested = args.target_version.as_deref().and_then(Target::parse);
     let target = target::choose(snapshot_release, requested)?;
-    let stale = report(&db, &args.prefix)?;
+    let (collected, stale) = match read? {
+        Some((collected, stale)) => (Some(collected), stale),
+        None => (None, report(&db, &args.prefix)?),
+    };
     let revision = checks.summary.keyspace.as_ref().map_or(0, |k| k.revision);
     let out_dir = args.out_dir.clone();
     // .env files: every member's in --out-dir (default .), one member's when --out-dir is given.
@@ -513,7 +530,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             eprint!("{}", &full[i..]);
         }
     }
-    let buckets = restored_buckets(&db, &cluster, snapshot_release, target, &opts)?;
+    let collected = match collected {
+        Some(c) => c,
+        None => collect_buckets(&db)?,
+    };
+    let buckets = restored_from(collected, &cluster, snapshot_release, target, &opts)?;
     let src = Source {
         buckets: &buckets,
         page_size: db.page_size(),
@@ -524,12 +545,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut committed = Vec::new();
     let mut env_before: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
     let written = (|| -> anyhow::Result<()> {
+        // Every member's db is the same: the first is built and verified,
+        // the others are checked copies of it.
+        let mut db_from: Option<PathBuf> = None;
         for (m, c) in plan.members.iter().zip(checked) {
             bar.set_message(format!("writing {}", m.member.name));
             committed.push(
-                write_member(&src, &m.member, c, &opts)
+                write_member(&src, &m.member, c, &opts, db_from.as_deref())
                     .with_context(|| format!("restoring member {}", m.member.name))?,
             );
+            if db_from.is_none() {
+                db_from = Some(
+                    Path::new(&m.data_dir)
+                        .join("member")
+                        .join("snap")
+                        .join("db"),
+                );
+            }
             bar.inc(1);
         }
         for m in &plan.members {

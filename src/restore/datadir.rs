@@ -56,6 +56,10 @@ pub enum RestoreError {
 
 type Entries<'a> = BTreeMap<Cow<'a, [u8]>, Cow<'a, [u8]>>;
 
+/// The snapshot's buckets as read, before the restore's changes (see
+/// [`collect_buckets`], [`restored_from`]).
+pub struct Collected<'a>(BTreeMap<Cow<'a, [u8]>, Vec<Entry<'a>>>);
+
 /// The restored db's buckets: the snapshot's, with the restore's changes.
 /// `snapshot` is the release the snapshot's storage is at: a lower `target`
 /// gets the downgrade edits of [`downgrade_edits`].
@@ -66,6 +70,13 @@ pub fn restored_buckets<'a>(
     target: Target,
     opts: &Options,
 ) -> Result<Vec<BucketData<'a>>, RestoreError> {
+    restored_from(collect_buckets(db)?, cluster, snapshot, target, opts)
+}
+
+/// Reads every bucket's entries (borrowed from the snapshot). Like every
+/// reader it returns an error, never panics, on a damaged file, so it may run
+/// while the snapshot is still being verified.
+pub fn collect_buckets<'a>(db: &Db<'a>) -> Result<Collected<'a>, RestoreError> {
     let mut buckets: BTreeMap<Cow<'a, [u8]>, Vec<Entry<'a>>> = BTreeMap::new();
     for b in read::buckets(db)? {
         let mut entries = Vec::new();
@@ -83,6 +94,18 @@ pub fn restored_buckets<'a>(
         }
         buckets.insert(Cow::Borrowed(b.name), entries);
     }
+    Ok(Collected(buckets))
+}
+
+/// The restored db's buckets from the collected ones: see [`restored_buckets`].
+pub fn restored_from<'a>(
+    collected: Collected<'a>,
+    cluster: &Cluster,
+    snapshot: Target,
+    target: Target,
+    opts: &Options,
+) -> Result<Vec<BucketData<'a>>, RestoreError> {
+    let Collected(mut buckets) = collected;
     let n = cluster.members.len() as u64;
     // Going down a release: the version markers the lower release expects.
     let cluster_version = buckets.get(&b"cluster"[..]).and_then(|c| {
@@ -169,10 +192,17 @@ pub struct Source<'s, 'a> {
 /// verifier), `snap/<term>-<index>.snap` under `dirs.member`, and the first
 /// WAL segment (preallocated with real blocks) under `dirs.wal`. Nothing is
 /// fsynced here: `swap::stage` chowns, then fsyncs every file and directory.
+///
+/// The db does not depend on the member (every member gets the same
+/// buckets: the new membership is the whole cluster's), so with `db_from` —
+/// another member's db, already written and verified from the same `src` —
+/// the db is copied from it (in the kernel where the file system can) and the
+/// copy checked byte for byte against it instead of being built again.
 pub fn write_member_files(
     src: &Source<'_, '_>,
     member: &Member,
     dirs: &StageDirs,
+    db_from: Option<&Path>,
 ) -> Result<(), RestoreError> {
     let Source {
         buckets,
@@ -184,14 +214,20 @@ pub fn write_member_files(
     durable::mkdir_0700(&snap_dir)?;
     // The db.
     let db_path = snap_dir.join("db");
-    let f = durable::create_0600(&db_path)?;
-    let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
-    write_db(&mut bw, page_size, buckets).map_err(IoError::at(&db_path))?;
-    let f = bw
-        .into_inner()
-        .map_err(|e| IoError::at(&db_path)(e.into_error()))?;
-    drop(f);
-    check_written_db(&db_path)?;
+    match db_from {
+        Some(from) => copy_checked_db(from, &db_path)?,
+        None => {
+            let f = durable::create_0600(&db_path)?;
+            let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
+            write_db(&mut bw, page_size, buckets).map_err(IoError::at(&db_path))?;
+            let f = bw
+                .into_inner()
+                .map_err(|e| IoError::at(&db_path)(e.into_error()))?;
+            durable::start_writeback(&f);
+            drop(f);
+            check_written_db(&db_path)?;
+        }
+    }
     // The .snap.
     let (snap_name, snap_bytes) = snap_file(cluster, target);
     durable::write_new(&snap_dir.join(snap_name), &snap_bytes)?;
@@ -206,16 +242,71 @@ pub fn write_member_files(
 
 /// Writes `member`'s data at `target` through the swap (see `swap`): checks,
 /// stages, swaps in. The result stays undoable until `Committed::finish`.
+/// With `db_from` (a db written and verified for another member from the same
+/// `src`), the db is a checked copy of it (see [`write_member_files`]).
 pub fn write_member(
     src: &Source<'_, '_>,
     member: &Member,
     checked: swap::Checked,
     opts: &Options,
+    db_from: Option<&Path>,
 ) -> Result<swap::Committed, RestoreError> {
     let staged = swap::stage(checked, opts.owner, |dirs| {
-        write_member_files(src, member, dirs).map_err(|e| e.into())
+        write_member_files(src, member, dirs, db_from).map_err(|e| e.into())
     })?;
     Ok(swap::commit(staged)?)
+}
+
+/// Copies a verified db to `to` (copy_file_range on Linux: no trip through
+/// user space, a shared extent where the file system can). The copy is
+/// trusted as a write() would be — reading 1 GB back costs more than the copy
+/// itself — and checked where a short or misplaced copy shows: its length,
+/// and its first and last 64 KiB (the meta pages, the root pages) byte for
+/// byte against the verified db. `swap::stage` then fsyncs it.
+fn copy_checked_db(from: &Path, to: &Path) -> Result<(), RestoreError> {
+    let mut src = std::fs::File::open(from).map_err(IoError::at(from))?;
+    let mut dst = durable::create_0600(to)?;
+    let copied = std::io::copy(&mut src, &mut dst).map_err(IoError::at(to))?;
+    let want = src.metadata().map_err(IoError::at(from))?.len();
+    let got = dst.metadata().map_err(IoError::at(to))?.len();
+    durable::start_writeback(&dst);
+    if copied != want || got != want {
+        return Err(RestoreError::Unsound(format!(
+            "{}: the copy of {} holds {got} bytes, not {want}",
+            to.display(),
+            from.display()
+        )));
+    }
+    drop(dst);
+    if let Some(at) = ends_differ(from, to, want)? {
+        return Err(RestoreError::Unsound(format!(
+            "{}: the copy of {} differs from it at offset {at}",
+            to.display(),
+            from.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The first offset in the first or last 64 KiB of two files of length `len`
+/// where they differ, if any.
+fn ends_differ(a: &Path, b: &Path, len: u64) -> Result<Option<u64>, RestoreError> {
+    use std::os::unix::fs::FileExt;
+    const SPAN: u64 = 64 << 10;
+    let fa = std::fs::File::open(a).map_err(IoError::at(a))?;
+    let fb = std::fs::File::open(b).map_err(IoError::at(b))?;
+    let head = 0..len.min(SPAN);
+    let tail = len.saturating_sub(SPAN).max(head.end)..len;
+    for r in [head, tail] {
+        let n = (r.end - r.start) as usize;
+        let (mut ba, mut bb) = (vec![0u8; n], vec![0u8; n]);
+        fa.read_exact_at(&mut ba, r.start).map_err(IoError::at(a))?;
+        fb.read_exact_at(&mut bb, r.start).map_err(IoError::at(b))?;
+        if let Some(i) = ba.iter().zip(&bb).position(|(x, y)| x != y) {
+            return Ok(Some(r.start + i as u64));
+        }
+    }
+    Ok(None)
 }
 
 /// Our own verifier over the db we just wrote: structure and etcd layout.
@@ -232,4 +323,36 @@ fn check_written_db(path: &Path) -> Result<(), RestoreError> {
         .take(5)
         .collect();
     Err(RestoreError::Unsound(problems.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_checked_against_the_verified_db() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("db");
+        let mut bytes: Vec<u8> = (0..(1u32 << 20) + 123).map(|i| i as u8).collect();
+        std::fs::write(&from, &bytes).unwrap();
+        let good = dir.path().join("good");
+        copy_checked_db(&from, &good).unwrap();
+        assert_eq!(std::fs::read(&good).unwrap(), bytes);
+        let len = bytes.len() as u64;
+        assert_eq!(ends_differ(&from, &good, len).unwrap(), None);
+        // A byte changed in the meta pages or the last pages is found, at its offset.
+        for at in [5, bytes.len() - 5] {
+            bytes[at] ^= 1;
+            let bad = dir.path().join(format!("bad{at}"));
+            std::fs::write(&bad, &bytes).unwrap();
+            assert_eq!(ends_differ(&from, &bad, len).unwrap(), Some(at as u64));
+            bytes[at] ^= 1;
+        }
+        // A file shorter than the spans compares whole.
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"abc").unwrap();
+        let copy = dir.path().join("small-copy");
+        copy_checked_db(&small, &copy).unwrap();
+        assert_eq!(ends_differ(&small, &copy, 3).unwrap(), None);
+    }
 }
