@@ -99,23 +99,6 @@ fn damaged_files_are_exit_1_in_every_object_command() {
     assert!(help.contains("damaged"), "{help}");
 }
 
-fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
-    use prost::Message;
-    let u = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut out = b"k8s\x00".to_vec();
-    out.extend(u.encode_to_vec());
-    out
-}
-
 /// Item 16: `get -o raw` refuses a Secret under any prefix, or any value whose
 /// envelope says kind Secret, without --show-secrets.
 #[test]

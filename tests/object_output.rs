@@ -12,26 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{root, run, stderr, stdout};
+use common::{envelope, root, run, stderr, stdout};
 use serde_json::{Value, json};
-
-/// A Kubernetes protobuf value: `k8s\0` + runtime.Unknown.
-fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
-    use prost::Message;
-    let u = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut out = b"k8s\x00".to_vec();
-    out.extend(u.encode_to_vec());
-    out
-}
 
 /// A protobuf Role or ClusterRole named `name`.
 fn role(kind: &str, name: &str, namespace: Option<&str>) -> Vec<u8> {

@@ -433,22 +433,6 @@ fn encrypted_values_are_recognised() {
     );
 }
 
-fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
-    let u = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut out = b"k8s\x00".to_vec();
-    out.extend(u.encode_to_vec());
-    out
-}
-
 /// Objects encoded with the k8s-pb crate, put into a real etcd, snapshotted,
 /// and read back with `get` — the path a user takes.
 #[test]

@@ -280,3 +280,22 @@ pub fn etcd_bin(line: &str, name: &str) -> PathBuf {
 pub fn etcdutl(line: &str) -> PathBuf {
     etcd_bin(line, "etcdutl")
 }
+
+/// A Kubernetes protobuf value as the API server stores it: `k8s\0` +
+/// runtime.Unknown with the type and the message bytes.
+pub fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+    use prost::Message;
+    let u = Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut out = b"k8s\x00".to_vec();
+    out.extend(u.encode_to_vec());
+    out
+}
