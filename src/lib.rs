@@ -13,6 +13,7 @@ pub mod cli;
 pub mod input;
 pub mod kube;
 pub mod mvcc;
+pub mod pki;
 pub mod problem;
 pub mod protowire;
 pub mod report;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
+use common::pki::make_pki;
 use common::*;
 use serde_json::{Value, json};
 
@@ -800,72 +801,6 @@ fn a_checkpointed_lease_expires_after_its_remainder() {
             want.contains(&ttl),
             "etcd {version} serves a remaining TTL of {ttl} s, expected {want:?}"
         );
-    }
-}
-
-/// A CA and, signed by it, kubeadm's etcd server and peer certificates for
-/// 127.0.0.1 (server.crt/key, peer.crt/key, ca.crt), made with openssl.
-fn make_pki(dir: &Path) {
-    let ssl = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("openssl is required (apt-get install openssl)");
-        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    ssl(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=etcd-ca",
-        ],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .unwrap();
-    for n in ["server", "peer"] {
-        let (key, csr, crt) = (format!("{n}.key"), format!("{n}.csr"), format!("{n}.crt"));
-        ssl(&[
-            &["req"][..],
-            &ec,
-            &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={n}")],
-        ]
-        .concat());
-        ssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
     }
 }
 

@@ -3,8 +3,6 @@
 //! and the flags each member must start with. `--dry-run` prints the plan and
 //! the report of what comes back stale without writing anything.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -13,6 +11,7 @@ use serde::Serialize;
 use super::objects::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::restore::datadir::{Options, Source, collect_buckets, restored_from, write_member};
+use crate::restore::flags::{client_urls, env_text, start_flags};
 use crate::restore::membership::{Cluster, Member};
 use crate::restore::stale::{StaleReport, report};
 use crate::restore::target::{self, Target};
@@ -166,154 +165,6 @@ fn parse_owner(s: &str) -> Result<(u32, u32), String> {
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("{}: cannot make it absolute", p.display()))
-}
-
-/// `scheme://host:port…` split into (scheme, host, port).
-fn url_parts(u: &str) -> Option<(&str, &str, Option<&str>)> {
-    let (scheme, rest) = u.split_once("://")?;
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        return Some((scheme, h, after.strip_prefix(':')));
-    }
-    match hostport.rsplit_once(':') {
-        Some((h, p)) => Some((scheme, h, Some(p))),
-        None => Some((scheme, hostport, None)),
-    }
-}
-
-/// The URL etcd can bind for an advertised URL: an IP or `localhost` as is,
-/// a host name on every address (etcd refuses names in listen URLs).
-fn bind_url(u: &str) -> String {
-    match url_parts(u) {
-        Some((scheme, host, port)) if host != "localhost" && host.parse::<IpAddr>().is_err() => {
-            match port {
-                Some(p) => format!("{scheme}://0.0.0.0:{p}"),
-                None => format!("{scheme}://0.0.0.0"),
-            }
-        }
-        _ => u.to_string(),
-    }
-}
-
-/// --client-urls: NAME=URL,… for any member, or bare URLs for the one member.
-fn client_urls(
-    spec: Option<&str>,
-    members: &[&Member],
-) -> anyhow::Result<HashMap<String, Vec<String>>> {
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    let Some(spec) = spec else { return Ok(map) };
-    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let named = item.split_once('=').filter(|(n, _)| !n.contains("://"));
-        let (name, url) = match named {
-            Some((n, u)) => (n.to_string(), u.to_string()),
-            None if members.len() == 1 => (members[0].name.clone(), item.to_string()),
-            None => bail!("--client-urls {item}: give NAME=URL for each member"),
-        };
-        if url_parts(&url).is_none() {
-            bail!("--client-urls: {url} is not a URL");
-        }
-        if !members.iter().any(|m| m.name == name) {
-            bail!("--client-urls names {name:?}, which is not a member being restored");
-        }
-        map.entry(name).or_default().push(url);
-    }
-    Ok(map)
-}
-
-/// Every flag a member needs to boot from its restored data: absolute paths,
-/// peer and client URLs to advertise and to listen on, the TLS files when a
-/// URL is https (kubeadm's paths under `pki`).
-fn start_flags(
-    cluster: &Cluster,
-    m: &Member,
-    data_dir: &Path,
-    wal_dir: Option<&Path>,
-    given_client: Option<&Vec<String>>,
-    pki: &Path,
-) -> Vec<String> {
-    let peer = m.peer_urls.join(",");
-    let mut listen_peer: Vec<String> = m.peer_urls.iter().map(|u| bind_url(u)).collect();
-    listen_peer.dedup();
-    let (advertise_client, listen_client): (Vec<String>, Vec<String>) = match given_client {
-        Some(urls) => (urls.clone(), urls.iter().map(|u| bind_url(u)).collect()),
-        None => {
-            // As kubeadm: https://<peer host>:2379, and loopback.
-            let (scheme, host) = m
-                .peer_urls
-                .first()
-                .and_then(|u| url_parts(u))
-                .map_or(("http", "127.0.0.1"), |(s, h, _)| (s, h));
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.to_string()
-            };
-            let adv = format!("{scheme}://{host}:2379");
-            let mut listen = vec![format!("{scheme}://127.0.0.1:2379")];
-            let bound = bind_url(&adv);
-            if !listen.contains(&bound) && host != "localhost" {
-                listen.push(bound);
-            }
-            (vec![adv], listen)
-        }
-    };
-    let mut f = vec![
-        format!("--name={}", m.name),
-        format!("--data-dir={}", data_dir.display()),
-    ];
-    if let Some(w) = wal_dir {
-        f.push(format!("--wal-dir={}", w.display()));
-    }
-    f.extend([
-        format!("--initial-advertise-peer-urls={peer}"),
-        format!("--listen-peer-urls={}", listen_peer.join(",")),
-        format!("--advertise-client-urls={}", advertise_client.join(",")),
-        format!("--listen-client-urls={}", listen_client.join(",")),
-        format!("--initial-cluster={}", cluster.initial_cluster),
-        format!("--initial-cluster-token={}", cluster.token),
-        "--initial-cluster-state=new".into(),
-    ]);
-    let https = |urls: &[String]| urls.iter().any(|u| u.starts_with("https://"));
-    let file = |n: &str| pki.join(n).display().to_string();
-    if https(&advertise_client) || https(&listen_client) {
-        f.extend([
-            format!("--cert-file={}", file("server.crt")),
-            format!("--key-file={}", file("server.key")),
-            format!("--trusted-ca-file={}", file("ca.crt")),
-            "--client-cert-auth=true".into(),
-        ]);
-    }
-    if https(&m.peer_urls) {
-        f.extend([
-            format!("--peer-cert-file={}", file("peer.crt")),
-            format!("--peer-key-file={}", file("peer.key")),
-            format!("--peer-trusted-ca-file={}", file("ca.crt")),
-            "--peer-client-cert-auth=true".into(),
-        ]);
-    }
-    f
-}
-
-/// The flags as an environment file etcd reads (`ETCD_NAME=…`), one per line,
-/// quoted for the shell (`set -a; . ./m.env`) and systemd's EnvironmentFile.
-fn env_text(flags: &[String]) -> String {
-    flags
-        .iter()
-        .filter_map(|f| f.strip_prefix("--"))
-        .filter_map(|f| f.split_once('='))
-        .map(|(k, v)| {
-            let safe = v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/.:,=_-@+%[]".contains(c));
-            let v = if safe {
-                v.to_string()
-            } else {
-                format!("'{}'", v.replace('\'', "'\\''"))
-            };
-            format!("ETCD_{}={v}\n", k.to_uppercase().replace('-', "_"))
-        })
-        .collect()
 }
 
 /// "for etcd 3.6 (…)": the release written for, and why.

@@ -6,6 +6,7 @@
 pub mod datadir;
 pub mod dbwrite;
 pub mod durable;
+pub mod flags;
 pub mod membership;
 pub mod raftpb;
 pub mod stale;

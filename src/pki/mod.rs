@@ -1,0 +1,58 @@
+//! etcd's TLS files, checked offline before they are shipped: which files a
+//! PKI copy holds (`layout`), and whether each member would start and be
+//! reached with them (`check`: the checks Go's TLS makes at the handshake,
+//! made ahead of time), and new member certificates signed by the cluster's
+//! own CA when members move (`issue`).
+//!
+//! The spec of the layouts, profiles and Go's checks:
+//! `../shared/docs/k8s-encryption-and-pki.md` §2–§4.
+
+pub mod check;
+pub mod layout;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One member as the PKI must serve it: the host of each URL must be in the
+/// matching certificate's SANs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberUrls {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem: the file, the certificate's subject when one parsed, and the
+/// exact reason (with the fix where there is one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub severity: Severity,
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The member the finding is about, when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {why}", .path.display())]
+    Layout { path: PathBuf, why: String },
+}
