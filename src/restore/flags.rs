@@ -72,24 +72,16 @@ pub fn client_urls(
     Ok(map)
 }
 
-/// Every flag a member needs to boot from its restored data: absolute paths,
-/// peer and client URLs to advertise and to listen on, the TLS files when a
-/// URL is https (kubeadm's paths under `pki`).
-pub fn start_flags(
-    cluster: &Cluster,
+/// The client URLs member `m` advertises and listens on: the given ones
+/// (listening on what etcd can bind for each), else as kubeadm:
+/// `<scheme>://<peer host>:2379` advertised, and loopback too.
+pub fn client_urls_of(
     m: &Member,
-    data_dir: &Path,
-    wal_dir: Option<&Path>,
     given_client: Option<&Vec<String>>,
-    pki: &Path,
-) -> Vec<String> {
-    let peer = m.peer_urls.join(",");
-    let mut listen_peer: Vec<String> = m.peer_urls.iter().map(|u| bind_url(u)).collect();
-    listen_peer.dedup();
-    let (advertise_client, listen_client): (Vec<String>, Vec<String>) = match given_client {
+) -> (Vec<String>, Vec<String>) {
+    match given_client {
         Some(urls) => (urls.clone(), urls.iter().map(|u| bind_url(u)).collect()),
         None => {
-            // As kubeadm: https://<peer host>:2379, and loopback.
             let (scheme, host) = m
                 .peer_urls
                 .first()
@@ -108,7 +100,24 @@ pub fn start_flags(
             }
             (vec![adv], listen)
         }
-    };
+    }
+}
+
+/// Every flag a member needs to boot from its restored data: absolute paths,
+/// peer and client URLs to advertise and to listen on, the TLS files when a
+/// URL is https (kubeadm's paths under `pki`).
+pub fn start_flags(
+    cluster: &Cluster,
+    m: &Member,
+    data_dir: &Path,
+    wal_dir: Option<&Path>,
+    given_client: Option<&Vec<String>>,
+    pki: &Path,
+) -> Vec<String> {
+    let peer = m.peer_urls.join(",");
+    let mut listen_peer: Vec<String> = m.peer_urls.iter().map(|u| bind_url(u)).collect();
+    listen_peer.dedup();
+    let (advertise_client, listen_client) = client_urls_of(m, given_client);
     let mut f = vec![
         format!("--name={}", m.name),
         format!("--data-dir={}", data_dir.display()),
