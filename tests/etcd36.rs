@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use base64::Engine;
+use common::cluster::*;
 use common::*;
 use serde_json::Value;
 
@@ -294,27 +295,6 @@ fn values_equal_what_the_live_server_served() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Members (name, peer port, client port) and their --initial-cluster.
-fn layout(n: usize) -> (String, Vec<(String, u16, u16)>) {
-    let members: Vec<(String, u16, u16)> = (1..=n)
-        .map(|i| (format!("m{i}"), free_port(), free_port()))
-        .collect();
-    let initial = members
-        .iter()
-        .map(|(name, peer, _)| format!("{name}=http://127.0.0.1:{peer}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    (initial, members)
-}
-
 /// `etcdsnap restore` of every member into a new dir; (dir, plan JSON).
 fn restore(snap: &Path, initial: &str, token: &str, extra: &[&str]) -> (tempfile::TempDir, Value) {
     let dir = tempfile::tempdir().unwrap();
@@ -338,42 +318,7 @@ fn restore(snap: &Path, initial: &str, token: &str, extra: &[&str]) -> (tempfile
 
 /// Boots the members on etcd `line` with fixtures/boot_cluster.py; its record.
 fn boot(line: &str, members: &[(String, u16, u16)], dirs: &[PathBuf], token: &str) -> Value {
-    boot_with(line, members, dirs, token, &[])
-}
-
-/// `boot`, also asking etcd for the remaining TTL of `leases` (hex IDs).
-fn boot_with(
-    line: &str,
-    members: &[(String, u16, u16)],
-    dirs: &[PathBuf],
-    token: &str,
-    leases: &[&str],
-) -> Value {
-    let spec = serde_json::json!({
-        "token": token,
-        "timetolive": leases,
-        "members": members.iter().zip(dirs).map(|((name, peer, client), d)| serde_json::json!({
-            "name": name, "peer_port": peer, "client_port": client, "data_dir": d.to_str().unwrap(),
-        })).collect::<Vec<_>>(),
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let (spec_p, out_p) = (tmp.path().join("spec.json"), tmp.path().join("out.json"));
-    std::fs::write(&spec_p, spec.to_string()).unwrap();
-    let st = Command::new("python3")
-        .arg(root().join("fixtures/boot_cluster.py"))
-        .arg(line)
-        .arg(&spec_p)
-        .arg(&out_p)
-        .status()
-        .unwrap();
-    assert!(st.success(), "boot_cluster.py {line} failed");
-    let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
-    assert_eq!(
-        out["healthy"], true,
-        "etcd {line} did not become healthy: {:#}",
-        out["logs"]
-    );
-    out
+    boot_dirs(line, members, dirs, token, &[])
 }
 
 /// key -> value (base64) of a `get -w json` listing or of a boot record.
@@ -454,7 +399,7 @@ fn member_dirs(dir: &Path, members: &[(String, u16, u16)]) -> Vec<PathBuf> {
 #[test]
 fn three_members_boot_on_etcd_3_6_and_3_7() {
     for line in LINES {
-        let (initial, members) = layout(3);
+        let Layout { initial, members } = layout(3);
         let token = format!("etcdsnap-boot-{line}");
         let (dir, plan) = restore(&snapshot(line), &initial, &token, &[]);
         assert_eq!(plan["targetVersion"], *line, "default target");
@@ -534,7 +479,7 @@ fn v2_canonical(v: &Value) -> Value {
 #[test]
 fn restore_matches_etcdutl_of_the_release() {
     for line in LINES {
-        let (initial, members) = layout(3);
+        let Layout { initial, members } = layout(3);
         let token = format!("etcdsnap-parity-{line}");
         let snap = snapshot(line);
         let (dir, _) = restore(&snap, &initial, &token, &[]);
@@ -618,7 +563,7 @@ fn restores_across_releases_boot_on_the_target_release() {
         ("3.7", "3.6"),
         ("3.6", "3.7"),
     ] {
-        let (initial, members) = layout(3);
+        let Layout { initial, members } = layout(3);
         let token = format!("etcdsnap-cross-{from}-{to}");
         let (dir, plan) = restore(&snapshot(from), &initial, &token, &["--target-version", to]);
         assert_eq!(plan["targetVersion"], to);
@@ -668,7 +613,7 @@ fn unsupported_release_combinations_are_refused_before_writing() {
 #[test]
 fn printed_start_flags_boot_each_release() {
     for line in LINES {
-        let (initial, members) = layout(3);
+        let Layout { initial, members } = layout(3);
         let token = format!("etcdsnap-flags-{line}");
         let clients = members
             .iter()
@@ -698,22 +643,7 @@ fn printed_start_flags_boot_each_release() {
             })
             .collect();
         let spec = serde_json::json!({"token": token, "members": spec_members});
-        let (spec_p, out_p) = (dir.path().join("spec.json"), dir.path().join("out.json"));
-        std::fs::write(&spec_p, spec.to_string()).unwrap();
-        let st = Command::new("python3")
-            .arg(root().join("fixtures/boot_cluster.py"))
-            .arg(line)
-            .arg(&spec_p)
-            .arg(&out_p)
-            .status()
-            .unwrap();
-        assert!(st.success(), "boot_cluster.py {line} failed");
-        let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
-        assert_eq!(
-            out["healthy"], true,
-            "etcd {line} started with the printed flags: {:#}",
-            out["logs"]
-        );
+        let out = boot_spec(line, &spec);
         let live: Value =
             serde_json::from_slice(&std::fs::read(dump(line).join("live.json")).unwrap()).unwrap();
         check_boot(&out, &plan, &live, line);
@@ -726,7 +656,7 @@ fn printed_start_flags_boot_each_release() {
 #[test]
 fn bumped_restore_matches_etcdutl_and_boots() {
     for line in LINES {
-        let (initial, members) = layout(1);
+        let Layout { initial, members } = layout(1);
         let token = format!("etcdsnap-bump-{line}");
         let snap = snapshot(line);
         let bump = ["--bump-revision", "1000", "--mark-compacted"];
@@ -868,7 +798,7 @@ fn default_target_falls_back_to_the_cluster_version() {
     let db = data.join("member/snap/db");
     let st: Value = serde_json::from_str(&real_status("3.6", &db, "json")).unwrap();
     assert_eq!(st["version"], "", "migrate removed the storage version");
-    let (initial, _) = layout(1);
+    let initial = layout(1).initial;
     let (_, plan) = restore(&db, &initial, "t", &["--skip-hash-check"]);
     assert_eq!(plan["snapshotRelease"], "3.6");
     assert_eq!(plan["targetVersion"], "3.6");
@@ -914,7 +844,7 @@ fn a_checkpointed_lease_on_3_6_and_3_7() {
     write_db(&mut f, db.page_size(), &buckets).unwrap();
     drop(f);
     for line in LINES {
-        let (initial, members) = layout(1);
+        let Layout { initial, members } = layout(1);
         let (out_dir, plan) = restore(
             &snap,
             &initial,
@@ -922,7 +852,7 @@ fn a_checkpointed_lease_on_3_6_and_3_7() {
             &["--skip-hash-check", "--target-version", line],
         );
         assert_eq!(plan["stale"]["leases"][0]["remainingTtlSeconds"], 120);
-        let out = boot_with(
+        let out = boot_dirs(
             line,
             &members,
             &member_dirs(out_dir.path(), &members),

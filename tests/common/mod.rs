@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod cluster;
 pub mod pki;
 
 pub fn root() -> PathBuf {
