@@ -149,3 +149,40 @@ pub fn member_triples(members: &Value, urls: &str) -> Vec<(String, String, Strin
     v.sort();
     v
 }
+
+/// The 3.5.1 fixture's live keys and values as real etcd serves them:
+/// etcdutl 3.5.1 restores the fixture, etcd 3.5.1 boots from that, etcdctl
+/// lists every key (once per test binary). The oracle of the tests that
+/// boot what we restored or installed.
+pub fn fixture_kvs() -> &'static HashMap<String, Vec<u8>> {
+    static KVS: std::sync::OnceLock<HashMap<String, Vec<u8>>> = std::sync::OnceLock::new();
+    KVS.get_or_init(|| {
+        let l = layout(1);
+        let dir = tempfile::tempdir().unwrap();
+        let eu = dir.path().join("etcdutl.etcd");
+        let (name, peer, _) = &l.members[0];
+        super::etcdutl_restore(
+            &super::fixture("etcd-3.5.1.db"),
+            name,
+            &l.initial,
+            "etcdsnap-oracle",
+            &format!("http://127.0.0.1:{peer}"),
+            &eu,
+        );
+        let out = boot_dirs("3.5", &l.members, &[eu], "etcdsnap-oracle", &[]);
+        served(&out)
+    })
+}
+
+/// The keys a booted cluster served (without the boot check's own write)
+/// are exactly `expected`, with equal values; the cluster took a write.
+pub fn check_served(out: &Value, expected: &HashMap<String, Vec<u8>>) {
+    let mut served = served(out);
+    served.remove("/etcdsnap/after-restore");
+    assert!(!expected.is_empty());
+    for (k, v) in expected {
+        assert_eq!(served.get(k), Some(v), "key {k} not served with its value");
+    }
+    assert_eq!(served.len(), expected.len(), "served keys differ in number");
+    assert_eq!(out["write_ok"], true);
+}
