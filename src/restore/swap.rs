@@ -561,3 +561,26 @@ fn remove_stale(dir: &Path, prefix: &str, done: &mut Cleaned) -> Result<(), IoEr
     }
     Ok(())
 }
+
+/// Creates `p` and its missing ancestors (0700), returning those created
+/// (deepest last), for callers that stage beside other trees (install's PKI).
+pub fn create_dirs_0700(p: &Path) -> Result<Vec<PathBuf>, IoError> {
+    create_dirs(p)
+}
+
+/// Removes directories made by [`create_dirs_0700`] (deepest first) that are
+/// empty.
+pub fn remove_created_dirs(created: &[PathBuf]) {
+    remove_created(created)
+}
+
+/// Removes `dir`'s entries named `<prefix><pid>` left by a run that is gone
+/// (what [`clean_stale`] does for the data dir's staging, for other staging
+/// names such as install's PKI staging).
+pub fn clean_stale_prefixed(dir: &Path, prefix: &str) -> Result<Cleaned, SwapError> {
+    let mut done = Vec::new();
+    if dir.is_dir() {
+        remove_stale(dir, prefix, &mut done)?;
+    }
+    Ok(done)
+}
