@@ -21,10 +21,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Bundles the 3.5.1 fixture for m1, m2 with the openssl PKI in `dir/pki`
-/// into `dir/<out>`.
+/// Bundles the 3.5.1 fixture for m1, m2 with the openssl PKI in
+/// `dir/pki-<token>` (one PKI per token) into `dir/<out>`.
 fn bundle_in(dir: &Path, out: &str, token: &str, extra: &[&str]) -> PathBuf {
-    let pki = dir.join("pki");
+    let pki = dir.join(format!("pki-{token}"));
     if !pki.exists() {
         std::fs::create_dir_all(&pki).unwrap();
         make_pki(&pki);
@@ -132,7 +132,7 @@ fn install_places_what_restore_writes_and_the_pki() {
             let placed = pki.join(f);
             assert_eq!(
                 std::fs::read(&placed).unwrap(),
-                std::fs::read(d.path().join("pki").join(f)).unwrap(),
+                std::fs::read(d.path().join(format!("pki-{TOKEN}")).join(f)).unwrap(),
                 "{f}"
             );
             let want_mode = if f.ends_with(".key") { 0o600 } else { 0o644 };
@@ -197,7 +197,7 @@ fn existing_archives_need_force_and_dry_run_writes_nothing() {
         etcdsnap()
             .args(["bundle", s(&snap), "--initial-cluster", IC])
             .args(["--initial-cluster-token", "other", "--pki"])
-            .arg(d.path().join("pki"))
+            .arg(d.path().join(format!("pki-{TOKEN}")))
             .args(["--out", s(&out)])
             .args(extra)
             .output()
@@ -404,6 +404,9 @@ fn tampered_archives_are_refused_and_the_target_untouched() {
     h.set_path("pki/etcd/peer.key").unwrap();
     h.set_link_name("/etc/shadow").unwrap();
     h.set_mode(0o600);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
     h.set_size(0);
     e[peer_key] = (h, Vec::new());
     try_case("symlink", &e, true, &["a symlink", "pki/etcd/peer.key"]);
@@ -538,15 +541,32 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
     let d = tempfile::tempdir().unwrap();
     let new = bundle_in(d.path(), "new", TOKEN, &[]);
     let old = bundle_in(d.path(), "old", "older-token", &[]);
-    let new_tree = {
+    // The PKI as it stands, without what was moved aside.
+    let pki_now = |root: &Path| {
+        let mut t = tree(&root.join("etc/kubernetes/pki"));
+        t.retain(|k, _| !k.contains(".etcdsnap-bak-"));
+        t
+    };
+    let (new_tree, new_pki) = {
         let r = d.path().join("ref");
         let o = install(&new.join("m1.tar.zst"), &r, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
-        tree(&r.join("var/lib/etcd/member"))
+        (tree(&r.join("var/lib/etcd/member")), pki_now(&r))
     };
-    // How long an install takes here, to spread the kills over it.
+    // How long an install over an old member takes here, to spread the
+    // kills over all of it (and a little past its end).
+    let took = {
+        let root = d.path().join("calibrate");
+        let _m = Mount::tmpfs(&root.join("var/lib/etcd"), "512m");
+        let o = install(&old.join("m1.tar.zst"), &root, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let t = std::time::Instant::now();
+        let o = install(&new.join("m1.tar.zst"), &root, &["--force"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        t.elapsed().as_micros() as u64
+    };
     let mut rng = Rng::new(0x5eed_0010);
-    let (mut saw_old, mut saw_new) = (0, 0);
+    let (mut saw_old, mut saw_new, mut mid_swap) = (0, 0, 0);
     for i in 0..20 {
         let root = d.path().join(format!("k{i}"));
         let data = root.join("var/lib/etcd");
@@ -554,6 +574,11 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
         let o = install(&old.join("m1.tar.zst"), &root, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         let old_tree = tree(&data.join("member"));
+        let old_pki = pki_now(&root);
+        assert_ne!(
+            old_pki, new_pki,
+            "the two PKIs must differ for the test to see a mix"
+        );
         let start = std::time::Instant::now();
         let mut child = etcdsnap()
             .args([
@@ -567,14 +592,52 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(rng.below(320_000)));
+        // Even kills: at a random moment over the whole run. Odd kills: the
+        // moment a swap journal appears — the data swap's (inside the mount)
+        // or the PKI renames' — so the swaps themselves are hit every time
+        // whatever the machine's load.
+        let journal = |dir: &Path, prefix: &str| {
+            std::fs::read_dir(dir).is_ok_and(|rd| {
+                rd.filter_map(Result::ok).any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with(prefix) && n.ends_with(".journal")
+                })
+            })
+        };
+        let pki_dir = root.join("etc/kubernetes/pki");
+        let targeted = i % 2 == 1;
+        if targeted {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline
+                && !(if i % 4 == 1 {
+                    journal(&data, ".etcdsnap-swap-")
+                } else {
+                    journal(&pki_dir, ".etcdsnap-pki-swap-")
+                })
+            {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(rng.below(took + took / 5)));
+        }
         let _ = child.kill();
         let status = child.wait().unwrap();
         let took = start.elapsed();
+        if targeted && status.code().is_none() {
+            assert!(
+                journal(&data, ".etcdsnap-swap-"),
+                "kill {i}: a targeted kill must land while the swap is open"
+            );
+            mid_swap += 1;
+        }
         // The next run cleans up (undoing an interrupted swap) before it
         // judges the target, which now holds a member: it refuses (exit 2).
         let o = install(&new.join("m1.tar.zst"), &root, &[]);
-        assert!(!o.status.success(), "kill {i}: {}", stderr(&o));
+        assert!(
+            !o.status.success(),
+            "kill {i}: the next run found no member to refuse over: the kill left neither old nor new: {}",
+            stderr(&o)
+        );
         assert!(common::is_mount_point(&data), "kill {i}");
         let now = tree(&data.join("member"));
         let baks: Vec<PathBuf> = std::fs::read_dir(&data)
@@ -592,6 +655,13 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
                 .any(|n| n.contains("staging") || n.contains("journal")),
             "kill {i}: leftovers {names:?}"
         );
+        // The PKI files go with the data: all old or all new.
+        let want_pki = if now == new_tree { &new_pki } else { &old_pki };
+        assert_eq!(
+            &pki_now(&root),
+            want_pki,
+            "kill {i}: PKI files do not match the member"
+        );
         if now == new_tree {
             saw_new += 1;
             assert_eq!(baks.len(), 1, "kill {i}: the old member must survive aside");
@@ -606,10 +676,38 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
             if now == new_tree { "new" } else { "old" }
         );
     }
-    eprintln!("killed installs: {saw_old} left the old member, {saw_new} the new one");
+    eprintln!(
+        "killed installs: {saw_old} left the old member, {saw_new} the new one, {mid_swap} killed mid-swap"
+    );
     assert_eq!(saw_old + saw_new, 20);
+    assert!(mid_swap >= 5, "only {mid_swap} kills landed mid-swap");
+}
+
+/// The fuzz seeds are what they say: the small archive passes the entry
+/// checker, the one with a symlink is refused for it, the manifest parses.
+#[test]
+fn fuzz_seeds_are_what_they_claim() {
+    use etcdsnap::bundle::archive::{Discard, check_archive};
+    let seeds = common::root().join("fuzz/seeds");
+    let ok = std::fs::read(seeds.join("bundle_archive/ok.tar")).unwrap();
+    let (m, _) = check_archive(&ok[..], &mut Discard).unwrap();
+    assert_eq!(m.member.name, "m1");
+    let bad = std::fs::read(seeds.join("bundle_archive/symlink.tar")).unwrap();
+    let e = check_archive(&bad[..], &mut Discard)
+        .unwrap_err()
+        .to_string();
     assert!(
-        saw_old > 0 && saw_new > 0,
-        "the kills must land on both sides of the swap"
+        e.contains("a symlink") && e.contains("pki/etcd/server.key"),
+        "{e}"
+    );
+    let mj = std::fs::read(seeds.join("bundle_manifest/ok.json")).unwrap();
+    etcdsnap::bundle::manifest::Manifest::parse(&mj).unwrap();
+    let un = std::fs::read(seeds.join("bundle_manifest/unsorted.json")).unwrap();
+    let e = etcdsnap::bundle::manifest::Manifest::parse(&un)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not sorted") || e.contains("not listed before"),
+        "{e}"
     );
 }

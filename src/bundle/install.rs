@@ -10,9 +10,11 @@
 //! renamed into place (keys 0600, certificates 0644, directories 0700, owned
 //! as asked); a failure there undoes the PKI renames and the data swap.
 //!
-//! Not yet journaled: a kill while the PKI files are being renamed (after the
-//! data swap) can leave some old PKI files aside and some new ones in place;
-//! every old file is still there under its `.etcdsnap-bak-` name.
+//! The PKI renames are journaled (`<pki dir>/.etcdsnap-pki-swap-<pid>.journal`)
+//! like the data swap, and the data swap's journal stays until the PKI files
+//! are in: a kill at any moment is undone by the next run — old data dir and
+//! old PKI files back — except in the instant between removing the PKI
+//! journal and the data journal, after which both are new.
 
 use std::fs;
 use std::io::{self, BufWriter, Read};
@@ -29,6 +31,8 @@ use crate::restore::membership::Cluster;
 use crate::restore::swap::{self, StageDirs, SwapError};
 
 pub const PKI_STAGING: &str = ".etcdsnap-pki-staging-";
+/// The journal of the PKI renames: `<pki dir>/.etcdsnap-pki-swap-<pid>.journal`.
+pub const PKI_JOURNAL: &str = ".etcdsnap-pki-swap-";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -324,7 +328,11 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             .collect();
         return Ok(report);
     }
-    // What a killed run left is cleaned (and said) first.
+    // What a killed run left is cleaned (and said) first: its PKI renames
+    // and its data swap undone, its staging removed.
+    report
+        .cleaned
+        .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
     report.cleaned.extend(swap::clean_stale(&target)?);
     report
         .cleaned
@@ -408,76 +416,88 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             return Err(e.into());
         }
     };
-    // The PKI files: old ones aside, new ones in, undone on failure.
+    // The PKI files: old ones aside, new ones in — planned and journaled
+    // first, so a failure here, or a kill (undone by the next run, which also
+    // undoes the data swap), puts every old file back.
     let owner = opts.owner.unwrap_or(owner_of(m));
     let stamp = durable::utc_stamp();
     let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut mkdirs: Vec<PathBuf> = Vec::new();
+    let mut placed_plan = Vec::new();
+    for (f, dest, exists) in pki_plan(m, &pki_dir) {
+        let rel = f.path.strip_prefix("pki/").unwrap_or(&f.path).to_string();
+        let is_dir = f.kind == Kind::Dir;
+        let mut aside = None;
+        if exists && !(is_dir && dest.is_dir()) {
+            let bak = backup_name(&dest, &stamp);
+            renames.push((dest.clone(), bak.clone()));
+            aside = Some(bak.display().to_string());
+        }
+        if is_dir {
+            if !dest.is_dir() {
+                mkdirs.push(dest.clone());
+            }
+        } else {
+            renames.push((pki_staging.join(&rel), dest.clone()));
+        }
+        placed_plan.push(Placed {
+            path: f.path.clone(),
+            dest: dest.display().to_string(),
+            moved_aside: aside,
+        });
+    }
+    let journal = pki_dir.join(format!("{PKI_JOURNAL}{}.journal", std::process::id()));
+    let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
-    let placed = (|| -> Result<Vec<Placed>, InstallError> {
-        let mut placed = Vec::new();
-        for (f, dest, _) in pki_plan(m, &pki_dir) {
-            let rel = f.path.strip_prefix("pki/").unwrap_or(&f.path);
-            match f.kind {
-                Kind::Dir => {
-                    if !dest.is_dir() {
-                        if fs::symlink_metadata(&dest).is_ok() {
-                            let bak = backup_name(&dest, &stamp);
-                            fs::rename(&dest, &bak).map_err(IoError::at(&dest))?;
-                            renames.push((dest.clone(), bak));
-                        }
-                        durable::mkdir_0700(&dest)?;
-                        #[cfg(unix)]
-                        std::os::unix::fs::chown(&dest, Some(owner.0), Some(owner.1))
-                            .map_err(IoError::at(&dest))?;
-                        made_dirs.push(dest.clone());
-                    }
-                    placed.push(Placed {
-                        path: f.path.clone(),
-                        dest: dest.display().to_string(),
-                        moved_aside: None,
-                    });
-                }
-                Kind::File => {
-                    let mut aside = None;
-                    if fs::symlink_metadata(&dest).is_ok() {
-                        let bak = backup_name(&dest, &stamp);
-                        fs::rename(&dest, &bak).map_err(IoError::at(&dest))?;
-                        renames.push((dest.clone(), bak.clone()));
-                        aside = Some(bak.display().to_string());
-                    }
-                    let from = pki_staging.join(rel);
-                    fs::rename(&from, &dest).map_err(IoError::at(&from))?;
-                    renames.push((from, dest.clone()));
-                    placed.push(Placed {
-                        path: f.path.clone(),
-                        dest: dest.display().to_string(),
-                        moved_aside: aside,
-                    });
-                }
+    let placed = (|| -> Result<(), InstallError> {
+        swap::write_rename_journal(&journal, &renames)?;
+        durable::sync_path(&pki_dir)?;
+        // Renames in plan order; a directory is made once what stood in
+        // its place (if anything) is aside.
+        for (from, to) in &renames {
+            if let Some(d) = mkdirs.iter().find(|d| to.starts_with(d) && !d.exists()) {
+                durable::mkdir_0700(d)?;
+                #[cfg(unix)]
+                std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1))
+                    .map_err(IoError::at(d))?;
+                made_dirs.push(d.clone());
+            }
+            fs::rename(from, to).map_err(|err| {
+                IoError::at(from)(io::Error::new(
+                    err.kind(),
+                    format!("cannot rename to {}: {err}", to.display()),
+                ))
+            })?;
+            done.push((from.clone(), to.clone()));
+        }
+        for d in &mkdirs {
+            if !d.exists() {
+                durable::mkdir_0700(d)?;
+                made_dirs.push(d.clone());
             }
         }
         for d in made_dirs.iter().chain(std::iter::once(&pki_dir)) {
             durable::sync_path(d)?;
         }
-        for (_, to) in &renames {
+        for (_, to) in &done {
             durable::sync_path(durable::parent_of(to))?;
         }
-        Ok(placed)
+        Ok(())
     })();
-    match placed {
-        Ok(p) => report.pki_files = p,
-        Err(e) => {
-            for (from, to) in renames.iter().rev() {
-                let _ = fs::rename(to, from);
-            }
-            for d in made_dirs.iter().rev() {
-                let _ = fs::remove_dir(d);
-            }
-            committed.rollback();
-            cleanup_pki(&created_pki);
-            return Err(e);
+    if let Err(e) = placed {
+        for (from, to) in done.iter().rev() {
+            let _ = fs::rename(to, from);
         }
+        for d in made_dirs.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+        let _ = fs::remove_file(&journal);
+        committed.rollback();
+        cleanup_pki(&created_pki);
+        return Err(e);
     }
+    report.pki_files = placed_plan;
+    let _ = fs::remove_file(&journal);
     let _ = fs::remove_dir_all(&pki_staging);
     let _ = durable::sync_path(&pki_dir);
     report.data_moved_aside = committed
