@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod bolt;
+pub mod bundle;
 pub mod cli;
 pub mod input;
 pub mod kube;

@@ -14,10 +14,12 @@ macro_rules! say {
     };
 }
 
+mod bundle;
 mod completions;
 mod decode;
 mod get;
 mod history;
+mod install;
 mod keyindex;
 mod ls;
 mod objects;
@@ -65,6 +67,8 @@ enum Command {
     Index(keyindex::Args),
     Decode(decode::Args),
     Restore(restore::Args),
+    Bundle(bundle::Args),
+    Install(install::Args),
     Completions(completions::Args),
 }
 
@@ -126,6 +130,8 @@ fn run_main() -> ExitCode {
         Command::Index(a) => keyindex::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Bundle(a) => bundle::run(a),
+        Command::Install(a) => install::run(a),
         Command::Completions(a) => completions::run(a),
     };
     match result {

@@ -155,7 +155,7 @@ fn hex<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{id:x}"))
 }
 
-fn parse_owner(s: &str) -> Result<(u32, u32), String> {
+pub(super) fn parse_owner(s: &str) -> Result<(u32, u32), String> {
     let (u, g) = s.split_once(':').ok_or("expected UID:GID")?;
     Ok((
         u.parse().map_err(|_| format!("bad uid {u:?}"))?,

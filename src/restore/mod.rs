@@ -9,6 +9,7 @@ pub mod durable;
 pub mod flags;
 pub mod membership;
 pub mod raftpb;
+pub mod source;
 pub mod stale;
 pub mod swap;
 pub mod target;

@@ -561,3 +561,58 @@ fn remove_stale(dir: &Path, prefix: &str, done: &mut Cleaned) -> Result<(), IoEr
     }
     Ok(())
 }
+
+/// Creates `p` and its missing ancestors (0700), returning those created
+/// (deepest last), for callers that stage beside other trees (install's PKI).
+pub fn create_dirs_0700(p: &Path) -> Result<Vec<PathBuf>, IoError> {
+    create_dirs(p)
+}
+
+/// Removes directories made by [`create_dirs_0700`] (deepest first) that are
+/// empty.
+pub fn remove_created_dirs(created: &[PathBuf]) {
+    remove_created(created)
+}
+
+/// Removes `dir`'s entries named `<prefix><pid>` left by a run that is gone
+/// (what [`clean_stale`] does for the data dir's staging, for other staging
+/// names such as install's PKI staging).
+pub fn clean_stale_prefixed(dir: &Path, prefix: &str) -> Result<Cleaned, SwapError> {
+    let mut done = Vec::new();
+    if dir.is_dir() {
+        remove_stale(dir, prefix, &mut done)?;
+    }
+    Ok(done)
+}
+
+/// Writes a journal of planned renames `(from, to)` at `p` (fsynced), as
+/// `commit` does before its first rename, for callers swapping other files
+/// (install's PKI files); [`undo_stale_journals`] undoes what a killed run
+/// did.
+pub fn write_rename_journal(p: &Path, plan: &[(PathBuf, PathBuf)]) -> Result<(), IoError> {
+    write_journal(p, plan)
+}
+
+/// Undoes the renames recorded in `dir`'s journals `<prefix><pid>.journal`
+/// left by runs that are gone (newest rename first, where the move is still
+/// visible), then removes the journals.
+pub fn undo_stale_journals(dir: &Path, prefix: &str) -> Result<Cleaned, SwapError> {
+    let mut done = Vec::new();
+    if !dir.is_dir() {
+        return Ok(done);
+    }
+    for (p, rest) in ours(dir, prefix)? {
+        if rest.ends_with(".journal") && stale_pid(&rest) {
+            done.push(format!(
+                "undoing the interrupted swap recorded in {} (the old files go back in place)",
+                p.display()
+            ));
+            if let Some(renames) = read_journal(&p) {
+                undo(&renames);
+            }
+            fs::remove_file(&p).map_err(IoError::at(&p))?;
+            durable::sync_path(dir)?;
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,266 @@
+//! Opening an archive: `SHA256SUMS` read, the age layer detected and
+//! decrypted with the given identity or passphrase, zstd inflated, the tar
+//! stream checked entry by entry (`archive`), and the sha256 of the file's
+//! raw bytes computed in the same single pass, for the caller to hold
+//! against `SHA256SUMS` before it trusts anything it staged.
+
+use std::cell::RefCell;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::archive::{ArchiveError, Sink, check_archive};
+use super::manifest::Manifest;
+use super::{SUMS_NAME, hex};
+
+/// How an encrypted archive is opened.
+#[derive(Debug, Clone)]
+pub enum Key {
+    None,
+    /// An age identity file (`AGE-SECRET-KEY-1…` lines).
+    Identity(PathBuf),
+    /// A file whose first line is the passphrase.
+    Passphrase(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: {err}", .path.display())]
+    Io { path: PathBuf, err: io::Error },
+    #[error("{}: encrypted with age; give --identity or --passphrase-file", .0.display())]
+    NoKey(PathBuf),
+    #[error("{}: cannot decrypt: {why}", .path.display())]
+    Decrypt { path: PathBuf, why: String },
+    #[error("{}: {why}", .path.display())]
+    Key { path: PathBuf, why: String },
+    #[error("{}: {err}", .path.display())]
+    Archive { path: PathBuf, err: ArchiveError },
+    #[error("{}: {why}", .path.display())]
+    Sums { path: PathBuf, why: String },
+}
+
+impl ReadError {
+    /// Whether the bundle failed a check (exit 1), rather than could not be
+    /// read at all or the key was missing or unusable (exit 2).
+    pub fn is_check_failure(&self) -> bool {
+        match self {
+            ReadError::Archive { err, .. } => err.is_check_failure(),
+            ReadError::Sums { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// `SHA256SUMS` of the directory holding `archive`: `(file name, sha256)`.
+pub fn read_sums(dir: &Path) -> Result<Vec<(String, String)>, ReadError> {
+    let path = dir.join(SUMS_NAME);
+    let sums_err = |why: String| ReadError::Sums {
+        path: path.clone(),
+        why,
+    };
+    let meta = fs::metadata(&path).map_err(|err| ReadError::Io {
+        path: path.clone(),
+        err,
+    })?;
+    if meta.len() > 1 << 20 {
+        return Err(sums_err("larger than 1 MiB".into()));
+    }
+    let text = fs::read_to_string(&path).map_err(|err| ReadError::Io {
+        path: path.clone(),
+        err,
+    })?;
+    let mut v = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let ok = line.len() > 66
+            && line.is_char_boundary(64)
+            && line[..64]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && (&line[64..66] == "  " || &line[64..66] == " *");
+        if !ok {
+            return Err(sums_err(format!(
+                "line {}: not `<sha256>  <file name>`",
+                i + 1
+            )));
+        }
+        v.push((line[66..].to_string(), line[..64].to_string()));
+    }
+    Ok(v)
+}
+
+/// The sha256 `SHA256SUMS` lists for `archive`.
+pub fn listed_sum(archive: &Path) -> Result<String, ReadError> {
+    let dir = archive.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    read_sums(dir)?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| s)
+        .ok_or_else(|| ReadError::Sums {
+            path: dir.join(SUMS_NAME),
+            why: format!("does not list {name}: refusing an archive it does not vouch for"),
+        })
+}
+
+/// Hashes what is read through it into a shared context.
+struct Tee<R> {
+    inner: R,
+    ctx: Rc<RefCell<ring::digest::Context>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.ctx.borrow_mut().update(&buf[..k]);
+        Ok(k)
+    }
+}
+
+/// What one pass over an archive found.
+#[derive(Debug)]
+pub struct Opened {
+    pub manifest: Manifest,
+    /// sha256 of the archive file's bytes.
+    pub sha256: String,
+    pub encrypted: bool,
+}
+
+const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
+
+fn identities(key: &Key) -> Result<Vec<Box<dyn age::Identity>>, ReadError> {
+    match key {
+        Key::None => Ok(Vec::new()),
+        Key::Identity(p) => {
+            let kerr = |why: String| ReadError::Key {
+                path: p.clone(),
+                why,
+            };
+            let f = fs::File::open(p).map_err(|err| ReadError::Io {
+                path: p.clone(),
+                err,
+            })?;
+            age::IdentityFile::from_buffer(BufReader::new(f))
+                .map_err(|e| kerr(format!("not an age identity file: {e}")))?
+                .into_identities()
+                .map_err(|e| kerr(format!("not an age identity file: {e}")))
+        }
+        Key::Passphrase(p) => {
+            let text = fs::read_to_string(p).map_err(|err| ReadError::Io {
+                path: p.clone(),
+                err,
+            })?;
+            let pass = text.lines().next().unwrap_or("").to_string();
+            if pass.is_empty() {
+                return Err(ReadError::Key {
+                    path: p.clone(),
+                    why: "the first line (the passphrase) is empty".into(),
+                });
+            }
+            let id = age::scrypt::Identity::new(age::secrecy::SecretString::from(pass));
+            Ok(vec![Box::new(id)])
+        }
+    }
+}
+
+/// Reads the archive at `path` once: decrypts (with `key`) when it is an
+/// age file, inflates, checks every entry into `sink`, reads to the end, and
+/// returns the manifest and the file's sha256.
+pub fn open_and_check(path: &Path, key: &Key, sink: &mut dyn Sink) -> Result<Opened, ReadError> {
+    let io_err = |err: io::Error| ReadError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let arch_err = |err: ArchiveError| ReadError::Archive {
+        path: path.to_path_buf(),
+        err,
+    };
+    let read_err = |e: io::Error| {
+        arch_err(ArchiveError::Read {
+            index: 0,
+            path: None,
+            err: e.to_string(),
+        })
+    };
+    let f = fs::File::open(path).map_err(io_err)?;
+    let ctx = Rc::new(RefCell::new(ring::digest::Context::new(
+        &ring::digest::SHA256,
+    )));
+    let mut raw = BufReader::with_capacity(
+        1 << 20,
+        Tee {
+            inner: f,
+            ctx: ctx.clone(),
+        },
+    );
+    let head = raw.fill_buf().map_err(io_err)?;
+    let encrypted = head.starts_with(AGE_MAGIC);
+    if head.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
+        return Err(ReadError::Decrypt {
+            path: path.to_path_buf(),
+            why: "ASCII-armored age files are not bundles (bundle writes binary age)".into(),
+        });
+    }
+    let plain: Box<dyn Read> = if encrypted {
+        if matches!(key, Key::None) {
+            return Err(ReadError::NoKey(path.to_path_buf()));
+        }
+        let ids = identities(key)?;
+        let dec = age::Decryptor::new_buffered(raw).map_err(|e| ReadError::Decrypt {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
+        let r = dec
+            .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| ReadError::Decrypt {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?;
+        Box::new(r)
+    } else {
+        Box::new(raw)
+    };
+    let mut z = zstd::Decoder::new(plain).map_err(read_err)?;
+    z.window_log_max(27).map_err(read_err)?;
+    let (manifest, z) = check_archive(z, sink).map_err(arch_err)?;
+    // After the tar's end: only its zero padding, then the end of the streams.
+    let mut rest = z.take(1 << 20);
+    let mut buf = vec![0u8; 64 << 10];
+    let mut trailing = 0u64;
+    loop {
+        let k = rest.read(&mut buf).map_err(read_err)?;
+        if k == 0 {
+            break;
+        }
+        if buf[..k].iter().any(|b| *b != 0) {
+            return Err(read_err(io::Error::other(
+                "data after the tar archive's end",
+            )));
+        }
+        trailing += k as u64;
+    }
+    if trailing >= 1 << 20 {
+        return Err(read_err(io::Error::other(
+            "more than 1 MiB after the tar archive's end",
+        )));
+    }
+    let mut inner = rest.into_inner().finish();
+    io::copy(&mut inner, &mut io::sink()).map_err(read_err)?;
+    drop(inner);
+    let sha256 = match Rc::try_unwrap(ctx) {
+        Ok(c) => hex(c.into_inner().finish().as_ref()),
+        Err(c) => hex(c.borrow().clone().finish().as_ref()),
+    };
+    Ok(Opened {
+        manifest,
+        sha256,
+        encrypted,
+    })
+}

@@ -1,0 +1,741 @@
+//! `etcdsnap bundle`: one archive per member with its restored data dir (the
+//! bytes `restore --out-dir` writes), the PKI files its node needs, and its
+//! start flags, checked by `pki check` first; and `etcdsnap bundle inspect`,
+//! which prints a bundle's manifest and the result of every check.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use super::objects::open;
+use super::{Outcome, ReportFormat, out};
+use crate::bundle::manifest::{Manifest, MemberInfo, RestoreInfo, SnapshotInfo};
+use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};
+use crate::bundle::write::{self, Encryption, Item};
+use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name, sha256_hex};
+use crate::pki::MemberUrls;
+use crate::restore::datadir::{Options, Source, restored_from};
+use crate::restore::durable;
+use crate::restore::flags::{client_urls, client_urls_of, env_text, start_flags};
+use crate::restore::membership::Cluster;
+use crate::restore::source::{SourceError, read_verified};
+use crate::restore::swap;
+
+const BUNDLE_EXAMPLES: &str = "Examples:
+  etcdsnap bundle snapshot.db --pki pki-backup --out bundles \\
+    --initial-cluster m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380,m3=https://10.0.0.3:2380 \\
+    --initial-cluster-token prod-restore-1 --encrypt-to age1...
+  etcdsnap bundle inspect bundles --identity key.txt
+  # then on each node:
+  etcdsnap install bundles/m1.tar.zst.age --identity key.txt --owner 2001:2001";
+
+/// Pack each member's restored data dir, PKI files and start flags into one archive
+#[derive(clap::Args)]
+#[command(
+    after_help = BUNDLE_EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Args {
+    #[command(subcommand)]
+    sub: Option<Sub>,
+    #[command(flatten)]
+    make: MakeArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    Inspect(InspectArgs),
+}
+
+#[derive(clap::Args)]
+struct MakeArgs {
+    /// Snapshot file (zstd/gzip/zip are detected)
+    #[arg(required = true)]
+    snapshot: Option<PathBuf>,
+    /// Every member as NAME=PEER_URL, comma-separated (as etcd's flag)
+    #[arg(long, required = true)]
+    initial_cluster: Option<String>,
+    /// The cluster token (as etcd's flag)
+    #[arg(long, required = true)]
+    initial_cluster_token: Option<String>,
+    /// Client URLs each member advertises and listens on, as NAME=URL,...;
+    /// default as kubeadm: the peer host, port 2379
+    #[arg(long)]
+    client_urls: Option<String>,
+    /// The PKI to pack (a copy of /etc/kubernetes/pki, or one subdirectory
+    /// per member); checked with `pki check` first
+    #[arg(long, required = true)]
+    pki: Option<PathBuf>,
+    /// Where the archives and SHA256SUMS go
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
+    /// Start the keyspace this many revisions later (needs --mark-compacted)
+    #[arg(long)]
+    bump_revision: Option<u64>,
+    /// Mark the bumped revision compacted (needs --bump-revision)
+    #[arg(long)]
+    mark_compacted: bool,
+    /// The etcd release to write for: 3.4, 3.5, 3.6 or 3.7 (as `restore`)
+    #[arg(long, value_parser = ["3.4", "3.5", "3.6", "3.7"])]
+    target_version: Option<String>,
+    /// Drop the alarms recorded in the snapshot
+    #[arg(long)]
+    clear_alarms: bool,
+    /// The owner recorded for every file, as UID:GID (install may override)
+    #[arg(long, value_parser = super::restore::parse_owner)]
+    owner: Option<(u32, u32)>,
+    /// Pack the etcd CA's private key too (never by default)
+    #[arg(long)]
+    include_ca_key: bool,
+    /// Pack although `pki check` finds errors (recorded in the manifest)
+    #[arg(long)]
+    force_pki: bool,
+    /// Encrypt each archive to this age recipient (age1…; repeatable)
+    #[arg(long, conflicts_with = "passphrase_file")]
+    encrypt_to: Vec<String>,
+    /// Encrypt each archive with the passphrase on this file's first line
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Replace existing archives and SHA256SUMS
+    #[arg(long)]
+    force: bool,
+    /// Check and print the plan; write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format
+    #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+    write_out: ReportFormat,
+}
+
+/// Print a bundle's manifests and the result of every check
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// A bundle directory (every archive SHA256SUMS lists) or one archive
+    bundle: PathBuf,
+    /// age identity file, for encrypted archives
+    #[arg(long, conflicts_with = "passphrase_file")]
+    identity: Option<PathBuf>,
+    /// File whose first line is the passphrase, for encrypted archives
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Output format
+    #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+    write_out: ReportFormat,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    match args.sub {
+        Some(Sub::Inspect(a)) => inspect(a),
+        None => make(args.make),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MadeArchive {
+    member: String,
+    member_id: String,
+    file: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    sha256: String,
+    files: usize,
+    private_keys: Vec<String>,
+    flags: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Made {
+    dry_run: bool,
+    snapshot: String,
+    snapshot_sha256: String,
+    revision: i64,
+    target_version: &'static str,
+    cluster_id: String,
+    encrypted: bool,
+    force_pki: bool,
+    pki_findings: Vec<crate::pki::Finding>,
+    archives: Vec<MadeArchive>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sums: Option<String>,
+}
+
+const DATA_DIR: &str = "/var/lib/etcd";
+const PKI_DIR: &str = "/etc/kubernetes/pki";
+
+fn read_passphrase(p: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+    let pass = text.lines().next().unwrap_or("").to_string();
+    if pass.is_empty() {
+        bail!("{}: the first line (the passphrase) is empty", p.display());
+    }
+    Ok(pass)
+}
+
+fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
+    let (Some(snapshot), Some(ic), Some(token), Some(pki), Some(out_dir)) = (
+        a.snapshot.as_ref(),
+        a.initial_cluster.as_deref(),
+        a.initial_cluster_token.as_deref(),
+        a.pki.as_ref(),
+        a.out.as_ref(),
+    ) else {
+        bail!("SNAPSHOT, --initial-cluster, --initial-cluster-token, --pki and --out are required");
+    };
+    if a.bump_revision.is_some_and(|b| b > 0) != a.mark_compacted {
+        bail!("--mark-compacted required if --bump-revision > 0 (and the other way round)");
+    }
+    let cluster = Cluster::parse(ic, token)?;
+    let members: Vec<_> = cluster.members.iter().collect();
+    let clients = client_urls(a.client_urls.as_deref(), &members)?;
+    let enc = if !a.encrypt_to.is_empty() {
+        let mut rs = Vec::new();
+        for r in &a.encrypt_to {
+            rs.push(
+                r.parse::<age::x25519::Recipient>()
+                    .map_err(|e| anyhow::anyhow!("--encrypt-to {r}: not an age recipient: {e}"))?,
+            );
+        }
+        Encryption::Recipients(rs)
+    } else if let Some(p) = &a.passphrase_file {
+        Encryption::Passphrase(age::secrecy::SecretString::from(read_passphrase(p)?))
+    } else {
+        Encryption::None
+    };
+    // The PKI first: it is cheap, and a bundle that would not boot is refused.
+    let urls: Vec<MemberUrls> = members
+        .iter()
+        .map(|m| MemberUrls {
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: client_urls_of(m, clients.get(&m.name)).0,
+        })
+        .collect();
+    let pki_report = crate::pki::check::check_dir(pki, &urls, SystemTime::now())?;
+    let errors = pki_report.errors();
+    for f in &pki_report.findings {
+        say!(
+            "etcdsnap: pki {:?}: {}{}: {}",
+            f.severity,
+            f.file.display(),
+            f.subject
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
+            f.reason
+        );
+    }
+    if errors > 0 && !a.force_pki {
+        say!(
+            "etcdsnap: not bundling: `pki check` found {errors} error(s) in {} (--force-pki packs them anyway, and the manifest records it)",
+            pki.display()
+        );
+        return Ok(Outcome::Failed);
+    }
+    let layout = &pki_report.layout;
+    let mut pki_files = Vec::new();
+    for m in &members {
+        let files = layout.node_files(&m.name, a.include_ca_key);
+        if files.is_empty() {
+            bail!("{}: no PKI files for member {}", pki.display(), m.name);
+        }
+        pki_files.push(files);
+    }
+    // Archives are never replaced unless asked, checked before any work.
+    let names: Vec<PathBuf> = members
+        .iter()
+        .map(|m| out_dir.join(archive_name(&m.name, enc.is_some())))
+        .collect();
+    let sums_path = out_dir.join(SUMS_NAME);
+    if !a.force && !a.dry_run {
+        for p in names.iter().chain(std::iter::once(&sums_path)) {
+            if std::fs::symlink_metadata(p).is_ok() {
+                bail!("{}: exists; use --force to replace it", p.display());
+            }
+        }
+    }
+    // The snapshot, read once for every member.
+    let file = open(snapshot)?;
+    let verified = match read_verified(&file, false, a.target_version.as_deref()) {
+        Ok(v) => v,
+        Err(SourceError::Unsound { report, .. }) => {
+            eprint!("{}", crate::cli::verify::render_table(&report, true));
+            eprintln!("etcdsnap: not bundling a snapshot that fails verification");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let snapshot_sha = sha256_hex(file.bytes());
+    let owner = a.owner.unwrap_or((0, 0));
+    let flags_of = |m: &crate::restore::membership::Member| {
+        start_flags(
+            &cluster,
+            m,
+            Path::new(DATA_DIR),
+            None,
+            clients.get(&m.name),
+            &Path::new(PKI_DIR).join("etcd"),
+        )
+    };
+    let mut made = Made {
+        dry_run: a.dry_run,
+        snapshot: file.path().display().to_string(),
+        snapshot_sha256: snapshot_sha.clone(),
+        revision: verified.revision,
+        target_version: verified.target.line(),
+        cluster_id: format!("{:x}", cluster.cluster_id),
+        encrypted: enc.is_some(),
+        force_pki: errors > 0,
+        pki_findings: pki_report.findings.clone(),
+        archives: Vec::new(),
+        sums: None,
+    };
+    if a.dry_run {
+        for ((m, files), path) in members.iter().zip(&pki_files).zip(&names) {
+            made.archives.push(MadeArchive {
+                member: m.name.clone(),
+                member_id: format!("{:x}", m.id),
+                file: path.display().to_string(),
+                sha256: String::new(),
+                files: files.len(),
+                private_keys: files
+                    .iter()
+                    .filter(|f| f.private_key)
+                    .map(|f| format!("pki/{}", f.dest.display()))
+                    .collect(),
+                flags: flags_of(m),
+            });
+        }
+        print_made(&made, a.write_out)?;
+        return Ok(Outcome::Ok);
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("{}", out_dir.display()))?;
+    for line in swap::clean_stale_prefixed(out_dir, ".etcdsnap-bundle-staging-")? {
+        say!("etcdsnap: {line}");
+    }
+    let scratch = out_dir.join(format!(".etcdsnap-bundle-staging-{}", std::process::id()));
+    let opts = Options {
+        bump_revision: a.bump_revision.filter(|b| *b > 0),
+        clear_alarms: a.clear_alarms,
+        force: false,
+        owner: None,
+    };
+    let buckets = restored_from(
+        verified.collected,
+        &cluster,
+        verified.snapshot_release,
+        verified.target,
+        &opts,
+    )?;
+    let src = Source {
+        buckets: &buckets,
+        page_size: verified.db.page_size(),
+        cluster: &cluster,
+        target: verified.target,
+    };
+    let result = (|| -> anyhow::Result<Vec<(String, String)>> {
+        durable::mkdir_0700(&scratch)?;
+        let mut sums = Vec::new();
+        let mut db_from: Option<PathBuf> = None;
+        let mut db_status: Option<(u32, i64)> = None;
+        for ((m, files), path) in members.iter().zip(&pki_files).zip(&names) {
+            let dir = scratch.join(&m.name);
+            write::stage_data_dir(&src, m, &dir, db_from.as_deref())
+                .with_context(|| format!("restoring member {}", m.name))?;
+            let db_path = dir.join("member/snap/db");
+            if db_status.is_none() {
+                let f = crate::input::SnapshotFile::open(&db_path)?;
+                let db = crate::bolt::Db::open(f.db())?;
+                let st = crate::backend::status::status(&db)?;
+                db_status = Some((st.hash, st.revision));
+                db_from = Some(db_path.clone());
+            }
+            let (db_hash, db_revision) = db_status.unwrap_or_default();
+            let flags = flags_of(m);
+            let (adv_client, _) = client_urls_of(m, clients.get(&m.name));
+            let mut items: Vec<Item> = write::data_items(&dir, owner)?;
+            let mut pki_items = Vec::new();
+            for f in files {
+                let mode = if f.private_key { 0o600 } else { 0o644 };
+                let p = format!("pki/{}", f.dest.display());
+                pki_items.push(write::file_item(&p, &f.source, mode, owner)?);
+            }
+            items.extend(write::parent_dirs(&pki_items, owner));
+            items.extend(pki_items);
+            items.push(write::bytes_item(
+                "etcd.env",
+                env_text(&flags).into_bytes(),
+                0o600,
+                owner,
+            ));
+            let yaml = crate::bundle::podspec::etcd_pod(
+                &flags,
+                DATA_DIR,
+                &format!("{PKI_DIR}/etcd"),
+                &adv_client.join(","),
+            );
+            items.push(write::bytes_item(
+                "etcd.yaml",
+                yaml.into_bytes(),
+                0o600,
+                owner,
+            ));
+            items.sort_by(|x, y| x.entry.path.cmp(&y.entry.path));
+            let manifest = Manifest {
+                format: FORMAT_VERSION,
+                etcdsnap_version: env!("CARGO_PKG_VERSION").to_string(),
+                member: MemberInfo {
+                    name: m.name.clone(),
+                    id: format!("{:x}", m.id),
+                    peer_urls: m.peer_urls.clone(),
+                    client_urls: adv_client.clone(),
+                },
+                cluster_id: format!("{:x}", cluster.cluster_id),
+                initial_cluster: cluster.initial_cluster.clone(),
+                initial_cluster_token: cluster.token.clone(),
+                snapshot: SnapshotInfo {
+                    sha256: snapshot_sha.clone(),
+                    revision: verified.revision,
+                    release: verified.snapshot_release.line().to_string(),
+                },
+                restore: RestoreInfo {
+                    target_version: verified.target.line().to_string(),
+                    bump_revision: opts.bump_revision,
+                    mark_compacted: a.mark_compacted,
+                    clear_alarms: a.clear_alarms,
+                    db_hash,
+                    db_revision,
+                },
+                force_pki: errors > 0,
+                data_dir: DATA_DIR.into(),
+                pki_dir: PKI_DIR.into(),
+                flags: flags.clone(),
+                files: items.iter().map(|i| i.entry.clone()).collect(),
+            };
+            manifest
+                .validate()
+                .context("the manifest written breaks the format's rules")?;
+            let sha = write::write_archive(path, &manifest, &items, &enc, a.force)?;
+            let keys: Vec<String> = files
+                .iter()
+                .filter(|f| f.private_key)
+                .map(|f| format!("pki/{}", f.dest.display()))
+                .collect();
+            if !enc.is_some() && !keys.is_empty() {
+                say!(
+                    "etcdsnap: warning: {} holds private keys unencrypted ({}): keep it 0600, or bundle with --encrypt-to / --passphrase-file",
+                    path.display(),
+                    keys.join(", ")
+                );
+            }
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            sums.push((file_name, sha.clone()));
+            made.archives.push(MadeArchive {
+                member: m.name.clone(),
+                member_id: format!("{:x}", m.id),
+                file: path.display().to_string(),
+                sha256: sha,
+                files: items.len() + 1,
+                private_keys: keys,
+                flags,
+            });
+        }
+        let text = write::sums_text(&sums);
+        durable::write_atomic(&sums_path, text.as_bytes())?;
+        durable::set_mode(&sums_path, 0o644)?;
+        Ok(sums)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    made.sums = Some(sums_path.display().to_string());
+    print_made(&made, a.write_out)?;
+    Ok(Outcome::Ok)
+}
+
+fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
+    match w {
+        ReportFormat::Json => out(&(serde_json::to_string_pretty(made)? + "\n")),
+        ReportFormat::Table => {
+            let mut s = format!(
+                "{} {} (revision {}, sha256 {}) for cluster ID {}, etcd {}{}\n",
+                if made.dry_run {
+                    "would bundle"
+                } else {
+                    "bundled"
+                },
+                made.snapshot,
+                made.revision,
+                made.snapshot_sha256,
+                made.cluster_id,
+                made.target_version,
+                if made.encrypted {
+                    ", encrypted (age)"
+                } else {
+                    ""
+                }
+            );
+            if made.force_pki {
+                s.push_str("  PKI errors packed anyway (--force-pki; recorded in each manifest)\n");
+            }
+            for a in &made.archives {
+                s.push_str(&format!(
+                    "  {} (ID {}) -> {} ({} entries{})\n",
+                    a.member,
+                    a.member_id,
+                    a.file,
+                    a.files,
+                    if a.sha256.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", sha256 {}", a.sha256)
+                    }
+                ));
+                s.push_str(&format!(
+                    "    private keys: {}\n",
+                    a.private_keys.join(", ")
+                ));
+                s.push_str(&format!("    start with: etcd {}\n", a.flags.join(" ")));
+            }
+            if let Some(sums) = &made.sums {
+                s.push_str(&format!("  checksums: {sums}\n"));
+            }
+            out(&s)
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Check {
+    name: &'static str,
+    passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inspected {
+    archive: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    encrypted: bool,
+    checks: Vec<Check>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<Manifest>,
+}
+
+fn inspect(a: InspectArgs) -> anyhow::Result<Outcome> {
+    let key = match (&a.identity, &a.passphrase_file) {
+        (Some(i), _) => Key::Identity(i.clone()),
+        (None, Some(p)) => Key::Passphrase(p.clone()),
+        _ => Key::None,
+    };
+    let meta = std::fs::metadata(&a.bundle).with_context(|| format!("{}", a.bundle.display()))?;
+    let mut archives: Vec<PathBuf> = Vec::new();
+    let mut results: Vec<Inspected> = Vec::new();
+    let mut unreadable = false;
+    if meta.is_dir() {
+        let sums = read_sums(&a.bundle)?;
+        let listed: Vec<&str> = sums.iter().map(|(n, _)| n.as_str()).collect();
+        for (n, _) in &sums {
+            archives.push(a.bundle.join(n));
+        }
+        // Archives SHA256SUMS does not vouch for fail.
+        let mut stray = Vec::new();
+        for e in std::fs::read_dir(&a.bundle)? {
+            let n = e?.file_name().to_string_lossy().into_owned();
+            if (n.ends_with(".tar.zst") || n.ends_with(".tar.zst.age"))
+                && !listed.contains(&n.as_str())
+            {
+                stray.push(n);
+            }
+        }
+        stray.sort();
+        for n in stray {
+            results.push(Inspected {
+                archive: a.bundle.join(&n).display().to_string(),
+                sha256: None,
+                encrypted: n.ends_with(".age"),
+                checks: vec![Check {
+                    name: "listed in SHA256SUMS",
+                    passed: false,
+                    problem: Some(format!("{n} is not listed in {SUMS_NAME}")),
+                }],
+                manifest: None,
+            });
+        }
+    } else {
+        archives.push(a.bundle.clone());
+    }
+    for path in archives {
+        let mut checks = Vec::new();
+        let want = match listed_sum(&path) {
+            Ok(s) => {
+                checks.push(Check {
+                    name: "listed in SHA256SUMS",
+                    passed: true,
+                    problem: None,
+                });
+                Some(s)
+            }
+            Err(e) => {
+                checks.push(Check {
+                    name: "listed in SHA256SUMS",
+                    passed: false,
+                    problem: Some(e.to_string()),
+                });
+                None
+            }
+        };
+        let mut r = Inspected {
+            archive: path.display().to_string(),
+            sha256: None,
+            encrypted: false,
+            checks: Vec::new(),
+            manifest: None,
+        };
+        match open_and_check(&path, &key, &mut Discard) {
+            Ok(o) => {
+                checks.push(Check {
+                    name: "every entry matches manifest.json",
+                    passed: true,
+                    problem: None,
+                });
+                if let Some(w) = &want {
+                    checks.push(Check {
+                        name: "sha256 matches SHA256SUMS",
+                        passed: *w == o.sha256,
+                        problem: (*w != o.sha256)
+                            .then(|| format!("sha256 {}, {SUMS_NAME} lists {w}", o.sha256)),
+                    });
+                }
+                let ids = ids_problem(&o.manifest);
+                checks.push(Check {
+                    name: "member and cluster IDs match the initial cluster",
+                    passed: ids.is_none(),
+                    problem: ids,
+                });
+                r.sha256 = Some(o.sha256);
+                r.encrypted = o.encrypted;
+                r.manifest = Some(o.manifest);
+            }
+            Err(e) => {
+                if !e.is_check_failure() {
+                    unreadable = true;
+                }
+                checks.push(Check {
+                    name: "every entry matches manifest.json",
+                    passed: false,
+                    problem: Some(e.to_string()),
+                });
+            }
+        }
+        r.checks = checks;
+        results.push(r);
+    }
+    let passed = results.iter().all(|r| r.checks.iter().all(|c| c.passed));
+    match a.write_out {
+        ReportFormat::Json => out(&(serde_json::to_string_pretty(&results)? + "\n"))?,
+        ReportFormat::Table => out(&render_inspect(&results))?,
+    }
+    Ok(if unreadable {
+        // exit 2: could not read (a key missing or unusable, I/O).
+        return Err(anyhow::anyhow!("could not read every archive"));
+    } else if passed {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+fn ids_problem(m: &Manifest) -> Option<String> {
+    let c = match Cluster::parse(&m.initial_cluster, &m.initial_cluster_token) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("initialCluster: {e}")),
+    };
+    let Some(x) = c.members.iter().find(|x| x.name == m.member.name) else {
+        return Some(format!("member {} is not in initialCluster", m.member.name));
+    };
+    if m.member_id() != Some(x.id) {
+        return Some(format!("member ID {} is not {:x}", m.member.id, x.id));
+    }
+    if u64::from_str_radix(&m.cluster_id, 16).ok() != Some(c.cluster_id) {
+        return Some(format!(
+            "cluster ID {} is not {:x}",
+            m.cluster_id, c.cluster_id
+        ));
+    }
+    None
+}
+
+fn render_inspect(rs: &[Inspected]) -> String {
+    let mut s = String::new();
+    for r in rs {
+        s.push_str(&format!("{}\n", r.archive));
+        if let Some(m) = &r.manifest {
+            s.push_str(&format!(
+                "  member {} (ID {}) of cluster {}, token {:?}\n  peer URLs {}, client URLs {}\n",
+                m.member.name,
+                m.member.id,
+                m.cluster_id,
+                m.initial_cluster_token,
+                m.member.peer_urls.join(","),
+                m.member.client_urls.join(",")
+            ));
+            s.push_str(&format!(
+                "  snapshot sha256 {} (etcd {}, revision {}); db for etcd {}, status hash {:08x}, revision {}\n",
+                m.snapshot.sha256,
+                m.snapshot.release,
+                m.snapshot.revision,
+                m.restore.target_version,
+                m.restore.db_hash,
+                m.restore.db_revision
+            ));
+            s.push_str(&format!(
+                "  made by etcdsnap {}{}{}\n",
+                m.etcdsnap_version,
+                if r.encrypted { ", encrypted (age)" } else { "" },
+                if m.force_pki {
+                    ", PKI errors packed anyway (--force-pki)"
+                } else {
+                    ""
+                }
+            ));
+            s.push_str("  files:\n");
+            for f in &m.files {
+                s.push_str(&format!(
+                    "    {:04o} {}:{} {:>10} {}\n",
+                    f.mode,
+                    f.uid,
+                    f.gid,
+                    match f.kind {
+                        crate::bundle::manifest::Kind::Dir => "dir".to_string(),
+                        crate::bundle::manifest::Kind::File => f.size.to_string(),
+                    },
+                    f.path
+                ));
+            }
+            s.push_str(&format!("  start with: etcd {}\n", m.flags.join(" ")));
+        }
+        s.push_str("  checks:\n");
+        for c in &r.checks {
+            s.push_str(&format!(
+                "    {} {}{}\n",
+                if c.passed { "ok    " } else { "FAILED" },
+                c.name,
+                c.problem
+                    .as_deref()
+                    .map(|p| format!(": {p}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    s
+}

@@ -1,0 +1,134 @@
+//! `etcdsnap install`: one member's bundle archive placed on its node — the
+//! archive checked entry by entry against its manifest and `SHA256SUMS`
+//! while it is staged, then the data dir swapped in as `restore` does and
+//! the PKI files placed with old ones moved aside; the start flags printed
+//! for where things went.
+
+use std::path::PathBuf;
+
+use super::{Outcome, ReportFormat, out};
+use crate::bundle::install::{Options, Report, install};
+use crate::bundle::read::Key;
+
+const INSTALL_EXAMPLES: &str = "Examples:
+  etcdsnap install m1.tar.zst.age --identity key.txt --owner 2001:2001
+  etcdsnap install m1.tar.zst --root /mnt/image --dry-run";
+
+/// Check a member's bundle archive and place its data dir and PKI files
+#[derive(clap::Args)]
+#[command(after_help = INSTALL_EXAMPLES)]
+pub struct Args {
+    /// The member's archive (`<name>.tar.zst` or `.tar.zst.age`), with
+    /// SHA256SUMS beside it
+    bundle: PathBuf,
+    /// Install under this prefix (the paths below are taken inside it)
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The data dir (only `<data-dir>/member` is replaced; a mount point or
+    /// a symlink stays one)
+    #[arg(long, default_value = "/var/lib/etcd")]
+    data_dir: PathBuf,
+    /// The PKI dir, kubeadm's (`etcd/server.crt`… below it)
+    #[arg(long, default_value = "/etc/kubernetes/pki")]
+    pki_dir: PathBuf,
+    /// chown what is placed, as UID:GID (default: the owner the bundle records)
+    #[arg(long, value_parser = super::restore::parse_owner)]
+    owner: Option<(u32, u32)>,
+    /// age identity file, for an encrypted archive
+    #[arg(long, conflicts_with = "passphrase_file")]
+    identity: Option<PathBuf>,
+    /// File whose first line is the passphrase, for an encrypted archive
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Replace an existing member dir (moved aside to
+    /// `member.etcdsnap-bak-<UTC time>`, never deleted)
+    #[arg(long)]
+    force: bool,
+    /// Check the archive and print the plan; write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format
+    #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+    write_out: ReportFormat,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let key = match (&args.identity, &args.passphrase_file) {
+        (Some(i), _) => Key::Identity(i.clone()),
+        (None, Some(p)) => Key::Passphrase(p.clone()),
+        _ => Key::None,
+    };
+    let opts = Options {
+        root: args.root.clone(),
+        data_dir: args.data_dir.clone(),
+        pki_dir: args.pki_dir.clone(),
+        owner: args.owner,
+        key,
+        force: args.force,
+        dry_run: args.dry_run,
+    };
+    let report = match install(&args.bundle, &opts) {
+        Ok(r) => r,
+        Err(e) if e.is_check_failure() => {
+            say!("etcdsnap: install refused: {e}");
+            say!("etcdsnap: nothing was changed");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context("nothing was installed: the target is as it was")
+            );
+        }
+    };
+    for line in &report.cleaned {
+        say!("etcdsnap: {line}");
+    }
+    match args.write_out {
+        ReportFormat::Json => out(&(serde_json::to_string_pretty(&report)? + "\n"))?,
+        ReportFormat::Table => out(&render(&report))?,
+    }
+    Ok(if report.refusal.is_some() {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn render(r: &Report) -> String {
+    let mut s = format!(
+        "{} member {} (ID {}) of cluster {}, revision {}, from {}\n  archive sha256 {} matches SHA256SUMS; every entry matches manifest.json{}\n",
+        if r.dry_run {
+            "would install"
+        } else {
+            "installed"
+        },
+        r.member,
+        r.member_id,
+        r.cluster_id,
+        r.revision,
+        r.archive,
+        r.sha256,
+        if r.encrypted {
+            " (decrypted with age)"
+        } else {
+            ""
+        }
+    );
+    s.push_str(&format!("  data dir: {}/member\n", r.data_dir));
+    for b in &r.data_moved_aside {
+        s.push_str(&format!("    the old member moved aside to {b}\n"));
+    }
+    if let Some(why) = &r.refusal {
+        s.push_str(&format!("    refused: {why}\n"));
+    }
+    s.push_str(&format!("  pki dir: {}\n", r.pki_dir));
+    for p in &r.pki_files {
+        s.push_str(&format!("    {}", p.dest));
+        if let Some(b) = &p.moved_aside {
+            s.push_str(&format!(" (the old one moved aside to {b})"));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("  start with: etcd {}\n", r.flags.join(" ")));
+    s
+}
