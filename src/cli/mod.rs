@@ -21,6 +21,7 @@ mod history;
 mod keyindex;
 mod ls;
 mod objects;
+mod pki;
 mod restore;
 mod status;
 pub(crate) mod verify;
@@ -65,6 +66,7 @@ enum Command {
     Index(keyindex::Args),
     Decode(decode::Args),
     Restore(restore::Args),
+    Pki(pki::Args),
     Completions(completions::Args),
 }
 
@@ -126,6 +128,7 @@ fn run_main() -> ExitCode {
         Command::Index(a) => keyindex::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Pki(a) => pki::run(a),
         Command::Completions(a) => completions::run(a),
     };
     match result {
