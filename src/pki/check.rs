@@ -207,10 +207,10 @@ impl Checker {
                 self.check_validity(file, ca);
             }
         } else {
-            if let Some(cas) = cas {
-                if let Err(why) = chain(leaf, cas) {
-                    self.push(finding(Severity::Error, file, Some(leaf), None, why));
-                }
+            if let Some(cas) = cas
+                && let Err(why) = chain(leaf, cas)
+            {
+                self.push(finding(Severity::Error, file, Some(leaf), None, why));
             }
             let needs: &[Usage] = match (pair.role, kind) {
                 (Role::Server | Role::Peer, Kind::Kubeadm) => {

@@ -34,7 +34,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next element: `(tag, body)`.
-    pub fn next(&mut self) -> Result<(u8, &'a [u8]), &'static str> {
+    pub fn element(&mut self) -> Result<(u8, &'a [u8]), &'static str> {
         let (&tag, after) = self.rest.split_first().ok_or("truncated DER")?;
         if tag & 0x1f == 0x1f {
             return Err("DER high tag numbers are not used in keys");
@@ -64,7 +64,7 @@ impl<'a> Reader<'a> {
 
     /// The next element, which must have tag `tag`.
     pub fn expect(&mut self, tag: u8) -> Result<&'a [u8], &'static str> {
-        match self.next()? {
+        match self.element()? {
             (t, body) if t == tag => Ok(body),
             _ => Err("unexpected DER element"),
         }

@@ -413,7 +413,7 @@ fn key_from_der(bytes: &[u8]) -> Result<PrivateKey, ParseError> {
         return Err(ParseError::Encrypted("DER EncryptedPrivateKeyInfo".into()));
     }
     match pkcs8(bytes) {
-        Ok(k) => return Ok(k),
+        Ok(k) => Ok(k),
         Err(e8) => {
             if let Ok(k) = pkcs1(bytes) {
                 return Ok(k);
@@ -517,7 +517,7 @@ fn pkcs8(bytes: &[u8]) -> Result<PrivateKey, ParseError> {
     let params = if alg.is_empty() {
         None
     } else {
-        Some(alg.next().map_err(e)?)
+        Some(alg.element().map_err(e)?)
     };
     let inner = r.expect(der::OCTET_STRING).map_err(e)?;
     let mut k = match oid.as_str() {
@@ -589,7 +589,7 @@ mod tests {
         };
         let der = k.pkcs8_der().unwrap();
         let back = read_key(&der).unwrap();
-        assert_eq!(back.secret, k.secret);
+        assert!(back.secret == k.secret);
         assert!(matches!(back.public, Some(PublicKey::Ed25519(_))));
         assert!(!format!("{back:?}").contains("7, 7"));
     }
