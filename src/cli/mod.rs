@@ -23,6 +23,7 @@ mod install;
 mod keyindex;
 mod ls;
 mod objects;
+mod pki;
 mod restore;
 mod status;
 pub(crate) mod verify;
@@ -67,6 +68,7 @@ enum Command {
     Index(keyindex::Args),
     Decode(decode::Args),
     Restore(restore::Args),
+    Pki(pki::Args),
     Bundle(bundle::Args),
     Install(install::Args),
     Completions(completions::Args),
@@ -130,6 +132,7 @@ fn run_main() -> ExitCode {
         Command::Index(a) => keyindex::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Pki(a) => pki::run(a),
         Command::Bundle(a) => bundle::run(a),
         Command::Install(a) => install::run(a),
         Command::Completions(a) => completions::run(a),

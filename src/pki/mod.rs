@@ -7,9 +7,15 @@
 //! The spec of the layouts, profiles and Go's checks:
 //! `../shared/docs/k8s-encryption-and-pki.md` §2–§4.
 
+pub mod cert;
 pub mod check;
+pub mod der;
+pub mod hostname;
+pub mod issue;
 pub mod layout;
+pub mod parse;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -55,4 +61,35 @@ pub enum PkiError {
     },
     #[error("{}: {why}", .path.display())]
     Layout { path: PathBuf, why: String },
+}
+
+impl MemberUrls {
+    /// Every member of `cluster` with the URLs restore and bundle start it
+    /// with: its peer URLs, and the client URLs it advertises and listens
+    /// on ([`crate::restore::flags::client_urls_of`]: the given ones, else
+    /// kubeadm's `<peer host>:2379` and loopback).
+    pub fn of_cluster(
+        cluster: &crate::restore::membership::Cluster,
+        given_client: &HashMap<String, Vec<String>>,
+    ) -> Vec<MemberUrls> {
+        cluster
+            .members
+            .iter()
+            .map(|m| {
+                let (advertise, listen) =
+                    crate::restore::flags::client_urls_of(m, given_client.get(&m.name));
+                let mut client_urls = advertise;
+                for u in listen {
+                    if !client_urls.contains(&u) {
+                        client_urls.push(u);
+                    }
+                }
+                MemberUrls {
+                    name: m.name.clone(),
+                    peer_urls: m.peer_urls.clone(),
+                    client_urls,
+                }
+            })
+            .collect()
+    }
 }

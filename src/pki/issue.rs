@@ -1,0 +1,561 @@
+//! `pki issue`: new server, peer and healthcheck-client certificates for
+//! members that moved, signed by the cluster's existing etcd CA, with
+//! kubeadm's profiles (spec §2): CN = member name, serverAuth+clientAuth,
+//! SANs = the member's name, `localhost`, the hosts of its URLs,
+//! `127.0.0.1` and `::1`; the healthcheck client `kube-etcd-healthcheck-client`
+//! with clientAuth; keys of the CA's type (RSA-2048 for an RSA CA, P-256 for
+//! an ECDSA CA), written as kubeadm writes them (PKCS#1 / SEC1), mode 0600.
+//! Files are written atomically; an existing file is replaced only when
+//! asked, and then moved aside first.
+
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rcgen::{
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType, SerialNumber,
+};
+use serde::Serialize;
+
+use super::MemberUrls;
+use super::cert::{self, Cert};
+use super::layout::{Layout, Role};
+use super::parse::{self, Curve, PrivateKey, PublicKey};
+use crate::restore::durable;
+
+/// kubeadm's backdating of NotBefore (`CertificateBackdate`).
+pub const BACKDATE_SECS: i64 = 5 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Layout(#[from] super::PkiError),
+    #[error("{}: {why}", .path.display())]
+    Ca { path: PathBuf, why: String },
+    #[error(
+        "member name {0:?} cannot be a directory name under the output (it must not be empty, `etcd`, `.`, `..` or hold `/`)"
+    )]
+    BadName(String),
+    #[error("--days must be at least 1")]
+    Days,
+    #[error(
+        "would overwrite {}: give --force to replace (the old files are moved aside as \
+         <file>.etcdsnap-bak-<UTC time>)",
+        .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Exists(Vec<PathBuf>),
+    #[error("signing {what}: {why}")]
+    Sign { what: String, why: String },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IssueError + '_ {
+    move |source| IssueError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What to issue.
+#[derive(Debug, Clone)]
+pub struct IssueOptions {
+    pub ca_dir: PathBuf,
+    pub out: PathBuf,
+    /// Each member with every URL it is reached at (peer and client).
+    pub members: Vec<MemberUrls>,
+    pub days: u32,
+    pub force: bool,
+    pub now: SystemTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Created,
+    /// Replaced (`--force`); the old file was moved to `backup`.
+    Replaced {
+        backup: PathBuf,
+    },
+    /// Already there with the same bytes.
+    Unchanged,
+}
+
+/// One file of the output.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Written {
+    pub path: PathBuf,
+    pub mode: u32,
+    #[serde(flatten)]
+    pub action: Action,
+    /// The certificate's subject and SANs (certificates only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sans: Vec<String>,
+}
+
+/// The result: every file, and the key type used.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Issued {
+    pub ca: PathBuf,
+    pub key_type: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub files: Vec<Written>,
+}
+
+/// The kinds of leaf key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeafKey {
+    Rsa2048,
+    P256,
+    Ed25519,
+}
+
+struct Planned {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
+    subject: Option<String>,
+    sans: Vec<String>,
+}
+
+/// Issues the certificates and writes them under `opts.out`.
+pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
+    if opts.days == 0 {
+        return Err(IssueError::Days);
+    }
+    for m in &opts.members {
+        let n = m.name.as_str();
+        if n.is_empty()
+            || n == "etcd"
+            || n == "."
+            || n == ".."
+            || n.contains('/')
+            || n.contains('\0')
+        {
+            return Err(IssueError::BadName(m.name.clone()));
+        }
+    }
+    let layout = Layout::read(&opts.ca_dir, &[])?;
+    let ca_pair = layout
+        .top
+        .as_ref()
+        .and_then(|t| t.get(Role::Ca))
+        .ok_or_else(|| IssueError::Ca {
+            path: opts.ca_dir.clone(),
+            why: "no etcd CA certificate here (etcd/ca.crt, ca.crt or etcdCA.crt)".into(),
+        })?
+        .clone();
+    let ca_err = |path: &Path, why: String| IssueError::Ca {
+        path: path.to_path_buf(),
+        why,
+    };
+    let ca_bytes = fs::read(&ca_pair.cert).map_err(io(&ca_pair.cert))?;
+    let ca = cert::read_certs(&ca_bytes)
+        .map_err(|e| ca_err(&ca_pair.cert, e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ca_err(&ca_pair.cert, "no certificate".into()))?;
+    if !ca.is_ca() {
+        return Err(ca_err(
+            &ca_pair.cert,
+            "not a CA certificate (no basicConstraints CA:true)".into(),
+        ));
+    }
+    let key_path = ca_pair.key.clone().ok_or_else(|| {
+        ca_err(
+            &ca_pair.cert.with_extension("key"),
+            "no CA private key beside the CA certificate: pki issue needs it to sign".into(),
+        )
+    })?;
+    let key_bytes = fs::read(&key_path).map_err(io(&key_path))?;
+    let ca_key = parse::read_key(&key_bytes).map_err(|e| ca_err(&key_path, e.to_string()))?;
+    if ca_key.public.is_some() && ca_key.public != ca.public {
+        return Err(ca_err(
+            &key_path,
+            format!(
+                "tls: private key does not match public key (of {})",
+                ca_pair.cert.display()
+            ),
+        ));
+    }
+    let leaf_kind = match &ca_key.public {
+        Some(PublicKey::Rsa { .. }) => LeafKey::Rsa2048,
+        Some(PublicKey::Ec {
+            curve: Curve::P256 | Curve::P384,
+            ..
+        }) => LeafKey::P256,
+        Some(PublicKey::Ed25519(_)) => LeafKey::Ed25519,
+        _ => {
+            return Err(ca_err(
+                &key_path,
+                format!("cannot sign with a {} key", ca_key.describe()),
+            ));
+        }
+    };
+    let pkcs8 = ca_key
+        .pkcs8_der()
+        .map_err(|e| ca_err(&key_path, e.to_string()))?;
+    let signer = KeyPair::try_from(pkcs8.as_slice())
+        .map_err(|e| ca_err(&key_path, format!("cannot sign with this key: {e}")))?;
+    let issuer = Issuer::from_ca_cert_pem(&parse::pem("CERTIFICATE", &ca.der), signer)
+        .map_err(|e| ca_err(&ca_pair.cert, format!("cannot use as issuer: {e}")))?;
+
+    let now = match opts.now.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => 0,
+    };
+    let not_before = now - BACKDATE_SECS;
+    let not_after = not_before + i64::from(opts.days) * 86_400;
+    let nb =
+        time::OffsetDateTime::from_unix_timestamp(not_before).map_err(|e| IssueError::Sign {
+            what: "validity".into(),
+            why: e.to_string(),
+        })?;
+    let na =
+        time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|e| IssueError::Sign {
+            what: "validity".into(),
+            why: e.to_string(),
+        })?;
+
+    let mut plan = vec![Planned {
+        path: opts.out.join("etcd/ca.crt"),
+        bytes: parse::pem("CERTIFICATE", &ca.der).into_bytes(),
+        mode: 0o644,
+        subject: Some(ca.subject.clone()),
+        sans: Vec::new(),
+    }];
+    for m in &opts.members {
+        let (dns, ips) = sans_of(m);
+        let dir = opts.out.join(&m.name).join("etcd");
+        for (base, cn, usages) in [
+            (
+                "server",
+                m.name.as_str(),
+                &[
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ][..],
+            ),
+            (
+                "peer",
+                m.name.as_str(),
+                &[
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ][..],
+            ),
+            (
+                "healthcheck-client",
+                "kube-etcd-healthcheck-client",
+                &[ExtendedKeyUsagePurpose::ClientAuth][..],
+            ),
+        ] {
+            let what = format!("{}/etcd/{base}.crt", m.name);
+            let sign_err = |why: String| IssueError::Sign {
+                what: what.clone(),
+                why,
+            };
+            let (key_pem, key_pair) = new_key(leaf_kind).map_err(&sign_err)?;
+            let mut params = CertificateParams::default();
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.not_before = nb;
+            params.not_after = na;
+            params.serial_number = Some(random_serial());
+            params.is_ca = IsCa::NoCa;
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = usages.to_vec();
+            params.use_authority_key_identifier_extension = true;
+            let mut sans = Vec::new();
+            if base != "healthcheck-client" {
+                for d in &dns {
+                    let ia5 = rcgen::string::Ia5String::try_from(d.clone())
+                        .map_err(|e| sign_err(format!("DNS name {d:?}: {e}")))?;
+                    params.subject_alt_names.push(SanType::DnsName(ia5));
+                    sans.push(format!("DNS:{d}"));
+                }
+                for ip in &ips {
+                    params.subject_alt_names.push(SanType::IpAddress(*ip));
+                    sans.push(format!("IP:{ip}"));
+                }
+            }
+            let leaf = params
+                .signed_by(&key_pair, &issuer)
+                .map_err(|e| sign_err(e.to_string()))?;
+            // What was signed must chain to the CA as Go checks it.
+            let parsed = Cert::from_der(leaf.der()).map_err(|e| sign_err(e.to_string()))?;
+            if parsed.raw_issuer != ca.raw_subject {
+                return Err(sign_err(
+                    "the issuer name differs from the CA's subject".into(),
+                ));
+            }
+            parsed
+                .check_signature_from(&ca)
+                .map_err(|e| sign_err(format!("the new certificate does not verify: {e}")))?;
+            plan.push(Planned {
+                path: dir.join(format!("{base}.crt")),
+                bytes: leaf.pem().into_bytes(),
+                mode: 0o644,
+                subject: Some(parsed.subject.clone()),
+                sans,
+            });
+            plan.push(Planned {
+                path: dir.join(format!("{base}.key")),
+                bytes: key_pem.into_bytes(),
+                mode: 0o600,
+                subject: None,
+                sans: Vec::new(),
+            });
+        }
+    }
+    let files = write_all(&opts.out, plan, opts.force)?;
+    Ok(Issued {
+        ca: ca_pair.cert.clone(),
+        key_type: match leaf_kind {
+            LeafKey::Rsa2048 => "RSA-2048",
+            LeafKey::P256 => "ECDSA P-256",
+            LeafKey::Ed25519 => "Ed25519",
+        }
+        .into(),
+        not_before: cert::rfc3339(not_before),
+        not_after: cert::rfc3339(not_after),
+        files,
+    })
+}
+
+/// kubeadm's SANs: DNS the member name (when it is a valid DNS name) and
+/// `localhost` and the URL hosts that are names; IPs of the URL hosts,
+/// `127.0.0.1`, `::1`. Unspecified addresses (a listen-on-all) are left out.
+pub fn sans_of(m: &MemberUrls) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns: Vec<String> = Vec::new();
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let add_dns = |d: &str, dns: &mut Vec<String>| {
+        let d = d.to_ascii_lowercase();
+        if is_dns_name(&d) && !dns.contains(&d) {
+            dns.push(d);
+        }
+    };
+    add_dns(&m.name, &mut dns);
+    add_dns("localhost", &mut dns);
+    for u in m.peer_urls.iter().chain(&m.client_urls) {
+        let Some((_, host, _)) = crate::restore::flags::url_parts(u) else {
+            continue;
+        };
+        match host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => {}
+            Ok(ip) => {
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+            Err(_) => add_dns(host, &mut dns),
+        }
+    }
+    for ip in [
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ] {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    (dns, ips)
+}
+
+/// RFC 1123 names (and `*.` wildcards), as kubeadm keeps them.
+fn is_dns_name(d: &str) -> bool {
+    let d = d.strip_prefix("*.").unwrap_or(d);
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// A serial uniform in [1, 2^63), as kubeadm draws it.
+fn random_serial() -> SerialNumber {
+    use rand_core::RngCore;
+    loop {
+        let v = rand_core::OsRng.next_u64() & (u64::MAX >> 1);
+        if v != 0 {
+            return SerialNumber::from(v.to_be_bytes().to_vec());
+        }
+    }
+}
+
+/// A new leaf key: its PEM as kubeadm writes it, and the signing pair.
+fn new_key(kind: LeafKey) -> Result<(String, KeyPair), String> {
+    let pkcs8: Vec<u8> = match kind {
+        LeafKey::Rsa2048 => {
+            use rsa::pkcs8::EncodePrivateKey;
+            let k =
+                rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
+            k.to_pkcs8_der()
+                .map_err(|e| e.to_string())?
+                .as_bytes()
+                .to_vec()
+        }
+        LeafKey::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| e.to_string())?
+            .serialize_der(),
+        LeafKey::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|e| e.to_string())?
+            .serialize_der(),
+    };
+    let key: PrivateKey = parse::read_key(&pkcs8).map_err(|e| e.to_string())?;
+    let pem = key.kubeadm_pem().map_err(|e| e.to_string())?;
+    let pair = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| e.to_string())?;
+    Ok((pem, pair))
+}
+
+/// Writes the planned files: nothing at all when one exists with other
+/// bytes and `force` is off; each file through a temporary sibling with its
+/// final mode, fsynced, renamed into place; a replaced file is first linked
+/// (else renamed) aside as `<file>.etcdsnap-bak-<UTC time>`.
+fn write_all(out: &Path, plan: Vec<Planned>, force: bool) -> Result<Vec<Written>, IssueError> {
+    let mut conflicts = Vec::new();
+    let mut same = Vec::new();
+    for p in &plan {
+        match fs::symlink_metadata(&p.path) {
+            Ok(_) => {
+                if fs::read(&p.path).is_ok_and(|b| b == p.bytes) {
+                    same.push(p.path.clone());
+                } else {
+                    conflicts.push(p.path.clone());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&p.path)(e)),
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(IssueError::Exists(conflicts));
+    }
+    make_dir(out)?;
+    let stamp = durable::utc_stamp();
+    let mut written = Vec::new();
+    for p in plan {
+        let action = if same.contains(&p.path) {
+            Action::Unchanged
+        } else {
+            let dir = durable::parent_of(&p.path).to_path_buf();
+            make_dirs(out, &dir)?;
+            let backup = if conflicts.contains(&p.path) {
+                Some(backup_of(&p.path, &stamp))
+            } else {
+                None
+            };
+            write_one(&p.path, &p.bytes, p.mode, backup.as_deref())?;
+            match backup {
+                Some(b) => Action::Replaced { backup: b },
+                None => Action::Created,
+            }
+        };
+        written.push(Written {
+            path: p.path,
+            mode: p.mode,
+            action,
+            subject: p.subject,
+            sans: p.sans,
+        });
+    }
+    Ok(written)
+}
+
+fn make_dir(d: &Path) -> Result<(), IssueError> {
+    match fs::create_dir(d) {
+        Ok(()) => {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(io(d))?;
+            durable::sync_path(durable::parent_of(d)).map_err(|e| IssueError::Io {
+                path: d.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => Ok(()),
+        Err(e) => Err(io(d)(e)),
+    }
+}
+
+/// Creates `dir` and its parents below `out`, each 0755.
+fn make_dirs(out: &Path, dir: &Path) -> Result<(), IssueError> {
+    let rel = dir.strip_prefix(out).unwrap_or(dir);
+    let mut cur = out.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        make_dir(&cur)?;
+    }
+    Ok(())
+}
+
+fn backup_of(p: &Path, stamp: &str) -> PathBuf {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = format!("{name}.etcdsnap-bak-{stamp}");
+    let dir = durable::parent_of(p);
+    let mut b = dir.join(&base);
+    let mut n = 2;
+    while fs::symlink_metadata(&b).is_ok() {
+        b = dir.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    b
+}
+
+fn write_one(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    backup: Option<&Path>,
+) -> Result<(), IssueError> {
+    let tmp = durable::temp_sibling(path);
+    let _ = fs::remove_file(&tmp);
+    let r = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        // The umask may have taken bits away.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        if let Some(b) = backup
+            && fs::hard_link(path, b).is_err()
+        {
+            fs::rename(path, b).map_err(io(path))?;
+        }
+        fs::rename(&tmp, path).map_err(io(path))?;
+        durable::sync_path(durable::parent_of(path)).map_err(|e| IssueError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
