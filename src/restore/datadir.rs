@@ -247,13 +247,13 @@ fn snap_db_path(dirs: &StageDirs) -> Result<std::path::PathBuf, RestoreError> {
 /// Writes the db from `src` at `db_path` (not yet checked, not fsynced; its
 /// write-out started).
 fn write_fresh_db(src: &Source<'_, '_>, db_path: &Path) -> Result<(), RestoreError> {
-    let f = durable::create_0600(db_path)?;
+    let f = durable::Windowed::new(durable::create_0600(db_path)?);
     let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
     write_db(&mut bw, src.page_size, src.buckets).map_err(IoError::at(db_path))?;
     let f = bw
         .into_inner()
         .map_err(|e| IoError::at(db_path)(e.into_error()))?;
-    durable::start_writeback(&f);
+    drop(f.into_inner());
     Ok(())
 }
 
@@ -395,12 +395,22 @@ pub fn write_member(
 /// and its first and last 64 KiB (the meta pages, the root pages) byte for
 /// byte against the verified db. `swap::stage` then fsyncs it.
 fn copy_checked_db(from: &Path, to: &Path) -> Result<(), RestoreError> {
-    let mut src = std::fs::File::open(from).map_err(IoError::at(from))?;
+    use std::io::Read;
+    let src = std::fs::File::open(from).map_err(IoError::at(from))?;
     let mut dst = durable::create_0600(to)?;
-    let copied = std::io::copy(&mut src, &mut dst).map_err(IoError::at(to))?;
+    // In windows, each one's write-out started once it is copied.
+    let mut copied = 0;
+    loop {
+        let n = std::io::copy(&mut (&src).take(durable::WRITEBACK_WINDOW), &mut dst)
+            .map_err(IoError::at(to))?;
+        if n == 0 {
+            break;
+        }
+        durable::start_writeback_range(&dst, copied, n);
+        copied += n;
+    }
     let want = src.metadata().map_err(IoError::at(from))?.len();
     let got = dst.metadata().map_err(IoError::at(to))?.len();
-    durable::start_writeback(&dst);
     if copied != want || got != want {
         return Err(RestoreError::Unsound(format!(
             "{}: the copy of {} holds {got} bytes, not {want}",
