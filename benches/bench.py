@@ -25,6 +25,12 @@
    and peak memory / value size for protobuf, JSON and CBOR values of 1, 10
    and 40 MB, hostile values (refused), and `get --all` peak memory with 2
    and 16 threads.
+5. Restore against the floor (issue 10 item 5; alone with --floor): `restore
+   --out-dir` of 3 members vs `dd bs=4M conv=fsync` of every file it wrote
+   (the same total bytes, same disk, in turns), wall/user/sys of both (target:
+   <= 1.5); then `bundle` vs `restore --out-dir` (<= 1.3) and `install` vs
+   `tar --zstd -xf` of the same archive (<= 1.5), each skipped with a note
+   while its subcommand does not exist.
 Prints a Markdown table for the README.
 """
 
@@ -363,6 +369,175 @@ def value_bench(ours, runs):
         print(f"| RAYON_NUM_THREADS={threads} | {min(r[0] for r in rs):.2f} s "
               f"| {max(r[1] for r in rs) / 1024:.0f} MiB |")
 
+# ---- Restore against the floor (issue 10 item 5), and where bundle/install go ----
+
+INITIAL = "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381,m3=http://127.0.0.1:2382"
+
+
+def timed(cmd, cwd=None):
+    """(wall, user, sys) seconds of cmd and of every process it waited for (the
+    kernel's own accounting of the finished child), output discarded. A
+    non-zero exit stops the benchmark."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {rc}")
+    return wall, ru.ru_utime, ru.ru_stime
+
+
+def fresh_dir(d):
+    """An empty d, with what was there before gone from the disk's queue too:
+    the removal's own write-out must not fall into the next timed run."""
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    os.sync()
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def written_files(d):
+    """Every regular file under d's data dirs (db, .snap, WAL), sorted."""
+    out = []
+    for root, _, names in os.walk(d):
+        if ".etcd" in root:
+            out.extend(os.path.join(root, n) for n in names)
+    return sorted(out)
+
+
+def restore_vs_dd(ours, snap, runs, out_root=None):
+    """`restore --out-dir` of 3 members against the floor: `dd bs=4M
+    conv=fsync` of every file it wrote (3 x db + .snap + WAL: the same total
+    bytes, each file copied from the page cache and fsynced), on the same disk,
+    in turns (dd, ours, dd, ours, ...) so that drift hits both. Returns the
+    medians of (wall, user, sys) for ours and dd, the median of the pairs'
+    wall ratios, and the total bytes. Target: ratio <= 1.5."""
+    base = os.path.join(out_root or WORK, "restore-vs-dd")
+    rdir, ddir = os.path.join(base, "ours"), os.path.join(base, "dd")
+    cmd = [ours, "restore", snap, "--out-dir", rdir, "--initial-cluster", INITIAL,
+           "--initial-cluster-token", "bench"]
+    fresh_dir(rdir)
+    timed(cmd)  # warm-up, and the files dd copies
+    files = written_files(rdir)
+    total = sum(os.path.getsize(f) for f in files)
+    dd = ["sh", "-c", "set -e; " + "; ".join(
+        f"dd if='{f}' of='{ddir}/{i}' bs=4M conv=fsync status=none" for i, f in enumerate(files))]
+    ours_r, dd_r, ratios = [], [], []
+    for _ in range(runs):
+        fresh_dir(ddir)
+        d = timed(dd)
+        fresh_dir(rdir)
+        o = timed(cmd)
+        ours_r.append(o)
+        dd_r.append(d)
+        ratios.append(o[0] / d[0])
+    shutil.rmtree(ddir, ignore_errors=True)
+    med = lambda rs: tuple(median([r[i] for r in rs]) for i in range(3))  # noqa: E731
+    return med(ours_r), med(dd_r), median(ratios), total, rdir
+
+
+def has_subcommand(ours, name):
+    return subprocess.run([ours, name, "--help"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def make_pki(d):
+    """tests/common/pki.rs's recipe with the openssl command line: an EC CA and,
+    signed by it, server and peer certificates for 127.0.0.1 and localhost
+    (kubeadm's etcd names: ca.crt/key, server.crt/key, peer.crt/key)."""
+    os.makedirs(d, exist_ok=True)
+    ssl = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True,  # noqa: E731
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=etcd-ca")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+    for n in ("server", "peer"):
+        ssl("req", *ec, "-keyout", f"{n}.key", "-out", f"{n}.csr", "-subj", f"/CN={n}")
+        ssl("x509", "-req", "-in", f"{n}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{n}.crt", "-days", "2", "-extfile", "ext.cnf")
+    for n in ("ext.cnf", "server.csr", "peer.csr", "ca.srl"):
+        if os.path.exists(os.path.join(d, n)):
+            os.remove(os.path.join(d, n))
+
+
+# LEAD: bundle (issue 10 item 3). Target: bundle <= 1.3 x restore --out-dir
+# of the same members (compression on all cores; state the zstd level).
+def bundle_bench(ours, snap, runs, restore_wall):
+    """Times `etcdsnap bundle` of 3 members against the same run's `restore
+    --out-dir`; skipped, with a note, while the subcommand does not exist.
+    Returns the bundle dir (for install_bench) or None."""
+    if not has_subcommand(ours, "bundle"):
+        print("note: `etcdsnap bundle` does not exist yet: bundle benchmark skipped", file=sys.stderr)
+        return None
+    base = os.path.join(WORK, "bundle")
+    pki, out = os.path.join(base, "pki"), os.path.join(base, "out")
+    if not os.path.exists(os.path.join(pki, "ca.crt")):
+        make_pki(pki)
+    cmd = [ours, "bundle", snap, "--initial-cluster", INITIAL, "--initial-cluster-token", "bench",
+           "--pki", pki, "--out", out]
+    rs = []
+    for _ in range(runs):
+        fresh_dir(out)
+        rs.append(timed(cmd))
+    wall, user, sys_ = (median([r[i] for r in rs]) for i in range(3))
+    print(f"| etcdsnap bundle, 3 members | {wall:.2f} s (user {user:.2f} s, sys {sys_:.2f} s) "
+          f"| restore --out-dir | {restore_wall:.2f} s | {wall / restore_wall:.2f} | <= 1.3 |")
+    return out
+
+
+# LEAD: install (issue 10 item 4). Target: install of one bundle <= 1.5 x
+# `tar --zstd -xf` of the same archive.
+def install_bench(ours, bundle_dir, runs):
+    """Times `etcdsnap install DIR/m1.tar.zst --root R` against `tar --zstd -xf`
+    of the same archive, in turns; skipped, with a note, while the subcommand
+    (or a bundle) does not exist."""
+    if bundle_dir is None or not has_subcommand(ours, "install"):
+        print("note: `etcdsnap install` (or a bundle) does not exist yet: install benchmark skipped",
+              file=sys.stderr)
+        return
+    archive = os.path.join(bundle_dir, "m1.tar.zst")
+    base = os.path.join(WORK, "install")
+    root, tdir = os.path.join(base, "root"), os.path.join(base, "tar")
+    ours_r, tar_r, ratios = [], [], []
+    for _ in range(runs):
+        fresh_dir(tdir)
+        t = timed(["tar", "--zstd", "-xf", archive, "-C", tdir])
+        fresh_dir(root)
+        o = timed([ours, "install", archive, "--root", root])
+        ours_r.append(o)
+        tar_r.append(t)
+        ratios.append(o[0] / t[0])
+    o = [median([r[i] for r in ours_r]) for i in range(3)]
+    t = [median([r[i] for r in tar_r]) for i in range(3)]
+    print(f"| etcdsnap install m1.tar.zst --root | {o[0]:.2f} s (user {o[1]:.2f} s, sys {o[2]:.2f} s) "
+          f"| tar --zstd -xf | {t[0]:.2f} s (user {t[1]:.2f} s, sys {t[2]:.2f} s) | {median(ratios):.2f} | <= 1.5 |")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def floor_bench(ours, snap, runs, out_root=None):
+    """restore vs dd, then bundle vs restore and install vs tar; prints the table rows."""
+    o, d, ratio, total, rdir = restore_vs_dd(ours, snap, runs, out_root)
+    where = out_root or WORK
+    fs = subprocess.run(["stat", "-f", "-c", "%T", where], capture_output=True, text=True).stdout.strip()
+    print(f"\nRestore against the disk ({where}, {fs}; 3 members, {total / 1e9:.2f} GB written: "
+          f"3 x (db + .snap + WAL)); medians of {runs} runs taken in turns; "
+          f"ratio = median of the pairs' wall ratios.\n")
+    print("| command | time | yardstick | yardstick time | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    print(f"| etcdsnap restore --out-dir, 3 members | {o[0]:.2f} s (user {o[1]:.2f} s, sys {o[2]:.2f} s) "
+          f"| dd bs=4M conv=fsync of the same files | {d[0]:.2f} s (user {d[1]:.2f} s, sys {d[2]:.2f} s) "
+          f"| {ratio:.2f} | <= 1.5 |")
+    shutil.rmtree(rdir, ignore_errors=True)
+    install_bench(ours, bundle_bench(ours, snap, runs, o[0]), runs)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -370,6 +545,10 @@ def main():
     ap.add_argument("--release", choices=["3.5", "3.6"], default="3.5")
     ap.add_argument("--values", action="store_true",
                     help="only the object-value benchmark (decode throughput and memory, get --all)")
+    ap.add_argument("--floor", action="store_true",
+                    help="only restore vs dd conv=fsync (and bundle vs restore, install vs tar)")
+    ap.add_argument("--out-root", help="where --floor writes (default benches/work; e.g. a faster "
+                    "disk, or a tmpfs for the CPU-bound case)")
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     if args.values:
@@ -384,6 +563,10 @@ def main():
     size = os.path.getsize(snap)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ours = os.path.join(ROOT, "target", "release", "etcdsnap")
+    if args.floor:
+        warm(snap)
+        floor_bench(ours, snap, args.runs, args.out_root)
+        return
     etcdutl = distro_bin("etcdutl") if args.release == "3.5" else VERSIONS[args.release]["etcdutl"]()
     if args.release == "3.5":
         openssl = shutil.which("openssl") or sys.exit("openssl is missing: apt-get install -y openssl")
@@ -504,6 +687,8 @@ def main():
     print(f"| etcdsnap ls --resource configmaps: first line / all {lines} lines | {first:.3f} s / {total:.2f} s | first line before the scan ends |")
     print(f"| etcdsnap get deployments --all (decode {decoded} objects), 1 thread / all cores "
           f"| {all_1[0]:.2f} s / {all_n[0]:.2f} s (x{all_1[0] / all_n[0]:.2f}) | uses all cores |")
+    warm(snap)
+    floor_bench(ours, snap, max(3, args.runs // 2))
     value_bench(ours, args.runs)
 
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::objects::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
-use crate::restore::datadir::{Options, Source, collect_buckets, restored_from, write_member};
+use crate::restore::datadir::{Options, Source, collect_buckets, restored_from, stage_members};
 use crate::restore::flags::{client_urls, env_text, start_flags};
 use crate::restore::membership::{Cluster, Member};
 use crate::restore::stale::{StaleReport, report};
@@ -151,6 +151,15 @@ struct Plan {
     stale: StaleReport,
 }
 
+/// What the staging side of a restore hands back once every member is
+/// staged.
+struct Prepared {
+    snapshot_release: Target,
+    target: Target,
+    stale: StaleReport,
+    staged: Vec<swap::Staged>,
+}
+
 fn hex<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{id:x}"))
 }
@@ -232,54 +241,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let single = name.is_some();
     let clients = client_urls(args.client_urls.as_deref(), &members)?;
     let file = open(&args.snapshot)?;
-    // A damaged file is reported as `verify` reports it, before anything else.
-    // While it runs, the other core reads what the restore needs (the
-    // buckets to write, the stale-data report): readers return errors, never
-    // panic, on any bytes, and their result is used only once the file passed.
-    let (checks, read) = rayon::join(
-        || verify(&file),
-        || -> anyhow::Result<_> {
-            if args.dry_run {
-                return Ok(None);
-            }
-            let db = db(&file)?;
-            let collected = collect_buckets(&db)?;
-            let stale = report(&db, &args.prefix)?;
-            Ok(Some((collected, stale)))
-        },
-    );
-    if !checks.passed && !args.dry_run {
-        eprint!("{}", crate::cli::verify::render_table(&checks, true));
-        eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
-        return Ok(Outcome::Failed);
-    }
-    if !file.has_trailer() && !args.skip_hash_check && !args.dry_run {
-        bail!(
-            "{}: snapshot missing hash but --skip-hash-check=false (a copy of a data dir's member/snap/db has no sha256 trailer)",
-            file.path().display()
-        );
-    }
-    let db = db(&file)?;
-    // Which release to write for; a combination etcd does not support is
-    // refused here, before anything is written.
-    let meta = checks.summary.meta.as_ref();
-    let snapshot_release = target::snapshot_release(
-        meta.and_then(|m| m.storage_version.as_deref()),
-        target::cluster_version(&db).as_deref(),
-        meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
-    )
-    .or_else(|e| match args.target_version.as_deref() {
-        // An unknown storage version: the operator's word decides.
-        Some(t) => Target::parse(t).ok_or(e),
-        None => Err(e),
-    })?;
     let requested = args.target_version.as_deref().and_then(Target::parse);
-    let target = target::choose(snapshot_release, requested)?;
-    let (collected, stale) = match read? {
-        Some((collected, stale)) => (Some(collected), stale),
-        None => (None, report(&db, &args.prefix)?),
+    // Which release the snapshot is at; an unknown storage version leaves it
+    // to the operator's word.
+    let release_of = |storage_version: Option<&str>,
+                      cluster_version: Option<&str>,
+                      has_term: bool|
+     -> anyhow::Result<Target> {
+        Ok(
+            target::snapshot_release(storage_version, cluster_version, has_term).or_else(|e| {
+                match args.target_version.as_deref() {
+                    Some(t) => Target::parse(t).ok_or(e),
+                    None => Err(e),
+                }
+            })?,
+        )
     };
-    let revision = checks.summary.keyspace.as_ref().map_or(0, |k| k.revision);
     let out_dir = args.out_dir.clone();
     // .env files: every member's in --out-dir (default .), one member's when --out-dir is given.
     let env_dir = match (&out_dir, single) {
@@ -292,7 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         _ => None,
     };
     let mut member_plans = Vec::new();
-    for m in members {
+    for m in &members {
         let data_dir = match (&args.data_dir, &out_dir) {
             (Some(d), _) if single => d.clone(),
             (_, Some(o)) => o.join(format!("{}.etcd", m.name)),
@@ -315,22 +292,37 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             data_dir: data_dir.display().to_string(),
             wal_dir: wal_dir.as_ref().map(|w| w.display().to_string()),
             env_file: env_file.map(|e| e.display().to_string()),
-            member: m.clone(),
+            member: (*m).clone(),
             moved_aside: Vec::new(),
         });
     }
-    let mut plan = Plan {
+    let plan_of = |checks: &crate::verify::Report,
+                   snapshot_release: Target,
+                   target: Target,
+                   stale: StaleReport,
+                   members: Vec<MemberPlan>| Plan {
         snapshot: file.path().display().to_string(),
         snapshot_checks_passed: checks.passed,
-        revision,
+        revision: checks.summary.keyspace.as_ref().map_or(0, |k| k.revision),
         cluster_id: cluster.cluster_id,
         initial_cluster_token: cluster.token.clone(),
         snapshot_release: snapshot_release.line(),
         target_version: target.line(),
-        members: member_plans,
+        members,
         stale,
     };
     if args.dry_run {
+        let checks = verify(&file);
+        let db = db(&file)?;
+        let meta = checks.summary.meta.as_ref();
+        let snapshot_release = release_of(
+            meta.and_then(|m| m.storage_version.as_deref()),
+            target::cluster_version(&db).as_deref(),
+            meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
+        )?;
+        let target = target::choose(snapshot_release, requested)?;
+        let stale = report(&db, &args.prefix)?;
+        let plan = plan_of(&checks, snapshot_release, target, stale, member_plans);
         match args.write_out {
             ReportFormat::Json => out(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
             ReportFormat::Table => out(&render(&plan, &checks))?,
@@ -347,33 +339,102 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         force: args.force,
         owner: args.owner,
     };
-    let targets: Vec<swap::Target> = plan
-        .members
+    let targets: Vec<swap::Target> = member_plans
         .iter()
         .map(|m| swap::Target {
             data_dir: PathBuf::from(&m.data_dir),
             wal_dir: m.wal_dir.as_ref().map(PathBuf::from),
         })
         .collect();
-    // What a killed run left is cleaned (and said) before the targets are judged.
-    for t in &targets {
-        for line in swap::clean_stale(t)? {
-            eprintln!("etcdsnap: {line}");
+    // The snapshot is verified while every member's data dir is staged from
+    // it: the disk works from the start. Readers return errors, never panic,
+    // on any bytes; a damaged file is reported as `verify` reports it, and
+    // whatever was staged from it is discarded: nothing is swapped in before
+    // the snapshot passed and every member's files are staged and fsynced.
+    let stage_all = || -> anyhow::Result<Prepared> {
+        if !file.has_trailer() && !args.skip_hash_check {
+            bail!(
+                "{}: snapshot missing hash but --skip-hash-check=false (a copy of a data dir's member/snap/db has no sha256 trailer)",
+                file.path().display()
+            );
         }
-    }
-    if let Some(d) = &env_dir {
-        for line in swap::clean_stale_temp_files(d)? {
-            eprintln!("etcdsnap: {line}");
+        let db = db(&file)?;
+        let collected = collect_buckets(&db)?;
+        // Which release to write for; a combination etcd does not support is
+        // refused here, before anything is written.
+        let meta = collected.meta();
+        let snapshot_release = release_of(
+            meta.storage_version.as_deref(),
+            collected.cluster_version().as_deref(),
+            meta.term.is_some_and(|t| t > 0),
+        )?;
+        let target = target::choose(snapshot_release, requested)?;
+        let stale = report(&db, &args.prefix)?;
+        // What a killed run left is cleaned (and said) before the targets are judged.
+        for t in &targets {
+            for line in swap::clean_stale(t)? {
+                eprintln!("etcdsnap: {line}");
+            }
         }
+        if let Some(d) = &env_dir {
+            for line in swap::clean_stale_temp_files(d)? {
+                eprintln!("etcdsnap: {line}");
+            }
+        }
+        // Every target is checked before anything is written.
+        let mut checked = Vec::new();
+        for (t, m) in targets.iter().zip(&member_plans) {
+            checked.push(
+                swap::check(t, args.force)
+                    .with_context(|| format!("restoring member {}", m.member.name))?,
+            );
+        }
+        let buckets = restored_from(collected, &cluster, snapshot_release, target, &opts)?;
+        let src = Source {
+            buckets: &buckets,
+            page_size: db.page_size(),
+            cluster: &cluster,
+            target,
+        };
+        // Every member's db is the same: the first is built and verified,
+        // the others are checked copies of it.
+        let staged = stage_members(&src, &members, checked, opts.owner)
+            .context("nothing was restored: every member is as it was")?;
+        Ok(Prepared {
+            snapshot_release,
+            target,
+            stale,
+            staged,
+        })
+    };
+    let (checks, prepared) = rayon::join(|| verify(&file), stage_all);
+    if !checks.passed {
+        if let Ok(p) = prepared {
+            p.staged.into_iter().for_each(swap::Staged::discard);
+        }
+        eprint!("{}", crate::cli::verify::render_table(&checks, true));
+        eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
+        return Ok(Outcome::Failed);
     }
-    // Every target is checked before anything is written.
-    let mut checked = Vec::new();
-    for (t, m) in targets.iter().zip(&plan.members) {
-        checked.push(
-            swap::check(t, args.force)
-                .with_context(|| format!("restoring member {}", m.member.name))?,
-        );
+    let Prepared {
+        snapshot_release,
+        target,
+        stale,
+        staged,
+    } = prepared?;
+    // The release was read from the same bytes the verifier passed; both
+    // readings must agree.
+    let meta = checks.summary.meta.as_ref();
+    let verified_release = release_of(
+        meta.and_then(|m| m.storage_version.as_deref()),
+        target::cluster_version(&db(&file)?).as_deref(),
+        meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
+    );
+    if verified_release.ok() != Some(snapshot_release) {
+        staged.into_iter().for_each(swap::Staged::discard);
+        bail!("the snapshot's release read twice gave two answers; nothing was restored");
     }
+    let mut plan = plan_of(&checks, snapshot_release, target, stale, member_plans);
     // The restore goes ahead: the operator sees what comes back stale first.
     if args.write_out == ReportFormat::Table {
         let full = render(&plan, &checks);
@@ -381,39 +442,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             eprint!("{}", &full[i..]);
         }
     }
-    let collected = match collected {
-        Some(c) => c,
-        None => collect_buckets(&db)?,
-    };
-    let buckets = restored_from(collected, &cluster, snapshot_release, target, &opts)?;
-    let src = Source {
-        buckets: &buckets,
-        page_size: db.page_size(),
-        cluster: &cluster,
-        target,
-    };
-    let bar = super::objects::progress(plan.members.len() as u64, "writing data dirs");
     let mut committed = Vec::new();
     let mut env_before: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+    let mut staged = staged.into_iter();
     let written = (|| -> anyhow::Result<()> {
-        // Every member's db is the same: the first is built and verified,
-        // the others are checked copies of it.
-        let mut db_from: Option<PathBuf> = None;
-        for (m, c) in plan.members.iter().zip(checked) {
-            bar.set_message(format!("writing {}", m.member.name));
+        for (m, s) in plan.members.iter().zip(staged.by_ref()) {
             committed.push(
-                write_member(&src, &m.member, c, &opts, db_from.as_deref())
-                    .with_context(|| format!("restoring member {}", m.member.name))?,
+                swap::commit(s).with_context(|| format!("restoring member {}", m.member.name))?,
             );
-            if db_from.is_none() {
-                db_from = Some(
-                    Path::new(&m.data_dir)
-                        .join("member")
-                        .join("snap")
-                        .join("db"),
-                );
-            }
-            bar.inc(1);
         }
         for m in &plan.members {
             if let Some(env) = &m.env_file {
@@ -424,9 +460,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Ok(())
     })();
-    bar.finish_and_clear();
     if let Err(e) = written {
         // Put every member (and .env file) back as it was.
+        staged.for_each(swap::Staged::discard);
         for c in committed.into_iter().rev() {
             c.rollback();
         }

@@ -60,6 +60,28 @@ type Entries<'a> = BTreeMap<Cow<'a, [u8]>, Cow<'a, [u8]>>;
 /// [`collect_buckets`], [`restored_from`]).
 pub struct Collected<'a>(BTreeMap<Cow<'a, [u8]>, Vec<Entry<'a>>>);
 
+impl Collected<'_> {
+    /// The snapshot's `meta` bucket as read (malformed values left out: the
+    /// verifier reports them).
+    pub fn meta(&self) -> crate::backend::meta::MetaInfo {
+        let mut meta = crate::backend::meta::MetaInfo::default();
+        for (k, v) in self.0.get(&b"meta"[..]).into_iter().flatten() {
+            let _ = meta.take(k, v);
+        }
+        meta
+    }
+
+    /// `cluster/clusterVersion`, if the snapshot has a readable one (as
+    /// `target::cluster_version` reads it).
+    pub fn cluster_version(&self) -> Option<String> {
+        self.0
+            .get(&b"cluster"[..])?
+            .iter()
+            .find(|(k, _)| k.as_ref() == b"clusterVersion")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok().map(str::to_string))
+    }
+}
+
 /// The restored db's buckets: the snapshot's, with the restore's changes.
 /// `snapshot` is the release the snapshot's storage is at: a lower `target`
 /// gets the downgrade edits of [`downgrade_edits`].
@@ -204,33 +226,47 @@ pub fn write_member_files(
     dirs: &StageDirs,
     db_from: Option<&Path>,
 ) -> Result<(), RestoreError> {
-    let Source {
-        buckets,
-        page_size,
-        cluster,
-        target,
-    } = *src;
-    let snap_dir = dirs.member.join("snap");
-    durable::mkdir_0700(&snap_dir)?;
-    // The db.
-    let db_path = snap_dir.join("db");
+    let db_path = snap_db_path(dirs)?;
     match db_from {
         Some(from) => copy_checked_db(from, &db_path)?,
         None => {
-            let f = durable::create_0600(&db_path)?;
-            let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
-            write_db(&mut bw, page_size, buckets).map_err(IoError::at(&db_path))?;
-            let f = bw
-                .into_inner()
-                .map_err(|e| IoError::at(&db_path)(e.into_error()))?;
-            durable::start_writeback(&f);
-            drop(f);
+            write_fresh_db(src, &db_path)?;
             check_written_db(&db_path)?;
         }
     }
+    write_snap_and_wal(src, member, dirs)
+}
+
+/// Creates `<member>/snap` and returns the path of the db in it.
+fn snap_db_path(dirs: &StageDirs) -> Result<std::path::PathBuf, RestoreError> {
+    let snap_dir = dirs.member.join("snap");
+    durable::mkdir_0700(&snap_dir)?;
+    Ok(snap_dir.join("db"))
+}
+
+/// Writes the db from `src` at `db_path` (not yet checked, not fsynced; its
+/// write-out started).
+fn write_fresh_db(src: &Source<'_, '_>, db_path: &Path) -> Result<(), RestoreError> {
+    let f = durable::Windowed::new(durable::create_0600(db_path)?);
+    let mut bw = std::io::BufWriter::with_capacity(1 << 20, f);
+    write_db(&mut bw, src.page_size, src.buckets).map_err(IoError::at(db_path))?;
+    let f = bw
+        .into_inner()
+        .map_err(|e| IoError::at(db_path)(e.into_error()))?;
+    drop(f.into_inner());
+    Ok(())
+}
+
+/// The member's `.snap` file beside the db and its first WAL segment.
+fn write_snap_and_wal(
+    src: &Source<'_, '_>,
+    member: &Member,
+    dirs: &StageDirs,
+) -> Result<(), RestoreError> {
+    let (cluster, target) = (src.cluster, src.target);
     // The .snap.
     let (snap_name, snap_bytes) = snap_file(cluster, target);
-    durable::write_new(&snap_dir.join(snap_name), &snap_bytes)?;
+    durable::write_new(&dirs.member.join("snap").join(snap_name), &snap_bytes)?;
     // The WAL segment, preallocated as etcd preallocates it.
     let wal = dirs.wal.join("0000000000000000-0000000000000000.wal");
     let mut f = durable::create_0600(&wal)?;
@@ -238,6 +274,101 @@ pub fn write_member_files(
         .map_err(IoError::at(&wal))?;
     durable::preallocate(&f, &wal, SEGMENT_BYTES)?;
     Ok(())
+}
+
+/// Stages every member's data dir at once (`swap::stage` each: written,
+/// chowned, every file and directory fsynced), nothing swapped in yet: the
+/// caller commits them all, or [`swap::Staged::discard`]s them.
+///
+/// The first member's db is written from `src`; as soon as its bytes are
+/// written the other members' copies are made from it (see
+/// [`write_member_files`]: length and both ends checked against it) while it
+/// is verified with our own verifier, and every member's files are fsynced
+/// on their own thread, so the disk is kept busy while the checks run. No
+/// tree is returned unless every one was staged and the first db passed its
+/// verification: the copies are then of verified bytes. On any failure every
+/// staged tree is discarded and the first error returned (the first member's,
+/// when its db failed).
+pub fn stage_members(
+    src: &Source<'_, '_>,
+    members: &[&Member],
+    checked: Vec<swap::Checked>,
+    owner: Option<(u32, u32)>,
+) -> Result<Vec<swap::Staged>, RestoreError> {
+    use std::sync::mpsc;
+    let (senders, receivers): (Vec<_>, Vec<_>) = (1..members.len())
+        .map(|_| mpsc::channel::<std::path::PathBuf>())
+        .unzip();
+    let results: Vec<Result<swap::Staged, RestoreError>> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        let mut receivers = receivers.into_iter();
+        let mut senders = Some(senders);
+        for (i, (member, c)) in members.iter().zip(checked).enumerate() {
+            let member: &Member = member;
+            if i == 0 {
+                let senders = senders.take().unwrap_or_default();
+                handles.push(s.spawn(move || {
+                    stage_one(c, owner, |dirs| {
+                        let db_path = snap_db_path(dirs)?;
+                        write_fresh_db(src, &db_path)?;
+                        // The copies start from the written bytes now.
+                        for tx in senders {
+                            let _ = tx.send(db_path.clone());
+                        }
+                        write_snap_and_wal(src, member, dirs)?;
+                        check_written_db(&db_path)
+                    })
+                }));
+            } else {
+                let rx = receivers.next();
+                handles.push(s.spawn(move || {
+                    stage_one(c, owner, |dirs| {
+                        let db_path = snap_db_path(dirs)?;
+                        write_snap_and_wal(src, member, dirs)?;
+                        let from = rx.and_then(|rx| rx.recv().ok()).ok_or_else(|| {
+                            RestoreError::Unsound(
+                                "the first member's db was not written: no copy made".into(),
+                            )
+                        })?;
+                        copy_checked_db(&from, &db_path)
+                    })
+                }));
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RestoreError::Unsound("a writer thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    if results.iter().all(Result::is_ok) {
+        return Ok(results.into_iter().filter_map(Result::ok).collect());
+    }
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(staged) => staged.discard(),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| RestoreError::Unsound("no member staged".into())))
+}
+
+/// `swap::stage` with a writer of ours (its error reported as
+/// [`write_member`] reports it).
+fn stage_one(
+    checked: swap::Checked,
+    owner: Option<(u32, u32)>,
+    write: impl FnOnce(&StageDirs) -> Result<(), RestoreError>,
+) -> Result<swap::Staged, RestoreError> {
+    Ok(swap::stage(checked, owner, |dirs| {
+        write(dirs).map_err(|e| e.into())
+    })?)
 }
 
 /// Writes `member`'s data at `target` through the swap (see `swap`): checks,
@@ -264,12 +395,22 @@ pub fn write_member(
 /// and its first and last 64 KiB (the meta pages, the root pages) byte for
 /// byte against the verified db. `swap::stage` then fsyncs it.
 fn copy_checked_db(from: &Path, to: &Path) -> Result<(), RestoreError> {
-    let mut src = std::fs::File::open(from).map_err(IoError::at(from))?;
+    use std::io::Read;
+    let src = std::fs::File::open(from).map_err(IoError::at(from))?;
     let mut dst = durable::create_0600(to)?;
-    let copied = std::io::copy(&mut src, &mut dst).map_err(IoError::at(to))?;
+    // In windows, each one's write-out started once it is copied.
+    let mut copied = 0;
+    loop {
+        let n = std::io::copy(&mut (&src).take(durable::WRITEBACK_WINDOW), &mut dst)
+            .map_err(IoError::at(to))?;
+        if n == 0 {
+            break;
+        }
+        durable::start_writeback_range(&dst, copied, n);
+        copied += n;
+    }
     let want = src.metadata().map_err(IoError::at(from))?.len();
     let got = dst.metadata().map_err(IoError::at(to))?.len();
-    durable::start_writeback(&dst);
     if copied != want || got != want {
         return Err(RestoreError::Unsound(format!(
             "{}: the copy of {} holds {got} bytes, not {want}",
@@ -328,6 +469,31 @@ fn check_written_db(path: &Path) -> Result<(), RestoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The restore reads the snapshot's release from the collected buckets
+    /// while the verifier runs; both readings agree on every fixture release.
+    #[test]
+    fn collected_meta_reads_as_the_verifier_reads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        for name in [
+            "etcd-3.4.23.db",
+            "etcd-3.5.1.db",
+            "etcd-3.6.16.db",
+            "etcd-3.7.3.db",
+        ] {
+            let file = crate::input::SnapshotFile::open(&dir.join(name)).unwrap();
+            let report = crate::verify::verify(&file);
+            assert!(report.passed, "{name}");
+            let db = Db::open(file.db()).unwrap();
+            let collected = collect_buckets(&db).unwrap();
+            assert_eq!(Some(collected.meta()), report.summary.meta, "{name}");
+            assert_eq!(
+                collected.cluster_version(),
+                super::super::target::cluster_version(&db),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn a_copy_is_checked_against_the_verified_db() {

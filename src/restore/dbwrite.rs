@@ -33,11 +33,27 @@ struct PageWriter<W: Write + Seek> {
     next: u64,
 }
 
+/// Zeroes for padding nodes to whole pages.
+static ZEROES: [u8; 4096] = [0; 4096];
+
 impl<W: Write + Seek> PageWriter<W> {
     /// Writes one node (header + body) at the next pgid; returns that pgid.
     fn node(&mut self, flags: u16, count: usize, body: &[u8]) -> io::Result<u64> {
+        self.node_with(flags, count, body.len(), |out| out.write_all(body))
+    }
+
+    /// Writes one node whose body (`body_len` bytes) `body` writes straight
+    /// to the output: values go from the snapshot to the file's buffer in one
+    /// copy.
+    fn node_with(
+        &mut self,
+        flags: u16,
+        count: usize,
+        body_len: usize,
+        body: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<u64> {
         let pgid = self.next;
-        let total = PAGE_HEADER_SIZE + body.len();
+        let total = PAGE_HEADER_SIZE + body_len;
         let pages = total.div_ceil(self.page_size).max(1);
         let mut header = [0u8; PAGE_HEADER_SIZE];
         header[0..8].copy_from_slice(&pgid.to_le_bytes());
@@ -45,34 +61,40 @@ impl<W: Write + Seek> PageWriter<W> {
         header[10..12].copy_from_slice(&(count as u16).to_le_bytes());
         header[12..16].copy_from_slice(&((pages - 1) as u32).to_le_bytes());
         self.out.write_all(&header)?;
-        self.out.write_all(body)?;
-        let pad = pages * self.page_size - total;
-        self.out.write_all(&vec![0u8; pad])?;
+        body(&mut self.out)?;
+        let mut pad = pages * self.page_size - total;
+        while pad > 0 {
+            let n = pad.min(ZEROES.len());
+            self.out.write_all(&ZEROES[..n])?;
+            pad -= n;
+        }
         self.next += pages as u64;
         Ok(pgid)
     }
-}
 
-/// Leaf body for entries: elements then packed key/value bytes.
-fn leaf_body(entries: &[(&[u8], &[u8], u32)]) -> Vec<u8> {
-    let n = entries.len();
-    let mut body = Vec::with_capacity(
-        n * ELEMENT_SIZE + entries.iter().map(|e| e.0.len() + e.1.len()).sum::<usize>(),
-    );
-    let mut data_off = n * ELEMENT_SIZE;
-    for (i, (k, v, flags)) in entries.iter().enumerate() {
-        let pos = (data_off - i * ELEMENT_SIZE) as u32;
-        body.extend_from_slice(&flags.to_le_bytes());
-        body.extend_from_slice(&pos.to_le_bytes());
-        body.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        data_off += k.len() + v.len();
+    /// Writes a leaf node for `entries`: its elements, then the packed
+    /// key/value bytes.
+    fn leaf(&mut self, entries: &[(&[u8], &[u8], u32)]) -> io::Result<u64> {
+        let n = entries.len();
+        let mut elements = Vec::with_capacity(n * ELEMENT_SIZE);
+        let mut data_off = n * ELEMENT_SIZE;
+        for (i, (k, v, flags)) in entries.iter().enumerate() {
+            let pos = (data_off - i * ELEMENT_SIZE) as u32;
+            elements.extend_from_slice(&flags.to_le_bytes());
+            elements.extend_from_slice(&pos.to_le_bytes());
+            elements.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            elements.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            data_off += k.len() + v.len();
+        }
+        self.node_with(FLAG_LEAF, n, data_off, |out| {
+            out.write_all(&elements)?;
+            for (k, v, _) in entries {
+                out.write_all(k)?;
+                out.write_all(v)?;
+            }
+            Ok(())
+        })
     }
-    for (k, v, _) in entries {
-        body.extend_from_slice(k);
-        body.extend_from_slice(v);
-    }
-    body
 }
 
 fn branch_body(children: &[(&[u8], u64)]) -> Vec<u8> {
@@ -103,7 +125,7 @@ fn write_tree<W: Write + Seek>(
     let mut level: Vec<(Vec<u8>, u64)> = Vec::new();
     let mut start = 0;
     if entries.is_empty() {
-        let pgid = w.node(FLAG_LEAF, 0, &[])?;
+        let pgid = w.leaf(&[])?;
         return Ok(pgid);
     }
     while start < entries.len() {
@@ -123,7 +145,7 @@ fn write_tree<W: Write + Seek>(
             }
         }
         let chunk = &entries[start..end];
-        let pgid = w.node(FLAG_LEAF, chunk.len(), &leaf_body(chunk))?;
+        let pgid = w.leaf(chunk)?;
         level.push((chunk[0].0.to_vec(), pgid));
         start = end;
     }

@@ -295,6 +295,19 @@ where
     }
 }
 
+impl Staged {
+    /// Gives the staged trees up: they and the directories created for them
+    /// are removed; the target is as it was.
+    pub fn discard(self) {
+        let c = &self.checked;
+        let _ = fs::remove_dir_all(c.member.staging());
+        if let Some(w) = &c.wal {
+            let _ = fs::remove_dir_all(w.staging());
+        }
+        remove_created(&self.created);
+    }
+}
+
 /// The swap done; undoable until `finish`.
 #[derive(Debug)]
 #[must_use = "call finish() once every member is in, or rollback()"]
