@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod bolt;
 pub mod cli;
+pub mod diff;
 pub mod input;
 pub mod kube;
 pub mod mvcc;

@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod completions;
 mod decode;
+mod diff;
 mod get;
 mod history;
 mod keyindex;
@@ -64,6 +65,7 @@ enum Command {
     History(history::Args),
     Index(keyindex::Args),
     Decode(decode::Args),
+    Diff(diff::Args),
     Restore(restore::Args),
     Completions(completions::Args),
 }
@@ -125,6 +127,7 @@ fn run_main() -> ExitCode {
         Command::History(a) => history::run(a),
         Command::Index(a) => keyindex::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Restore(a) => restore::run(a),
         Command::Completions(a) => completions::run(a),
     };
