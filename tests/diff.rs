@@ -189,7 +189,7 @@ fn put(dir: &Path, n: &mut usize, key: &str, bytes: &[u8], lease: Option<&str>) 
 /// A random plan: phase 1 puts objects (some on a lease); phase 2 adds,
 /// updates, deletes, rewrites (same bytes again, or deleted and put back),
 /// reverts (changed then put back) and moves keys between leases; phase 3
-/// compacts.
+/// changes a few more keys; phase 4 compacts.
 fn plan(rng: &mut Rng, dir: &Path) -> (Vec<Phase>, Planted) {
     let mut n = 0usize;
     let mut p1 = vec![
@@ -279,6 +279,13 @@ fn plan(rng: &mut Rng, dir: &Path) -> (Vec<Phase>, Planted) {
         b.insert(key.clone(), (kind, data, lease));
         expected.insert(key, "added");
     }
+    let mut p3 = Vec::new();
+    for (key, (kind, data, lease)) in b.iter().take(3) {
+        let mut d = data.clone();
+        d.insert("later".into(), word(rng));
+        p3.push(put(dir, &mut n, key, &value_of(*kind, key, &d), *lease));
+    }
+    p3.push(json!({"op": "del", "key": b.keys().last().unwrap()}));
     let bytes = |m: &BTreeMap<String, (Kind, BTreeMap<String, String>, Option<&str>)>| {
         m.iter()
             .map(|(k, (kind, d, _))| (k.clone(), value_of(*kind, k, d)))
@@ -292,6 +299,11 @@ fn plan(rng: &mut Rng, dir: &Path) -> (Vec<Phase>, Planted) {
         Phase {
             ops: p2,
             snapshot: dir.join("b.db"),
+        },
+        // More changes after B: revisions past B's inside one file.
+        Phase {
+            ops: p3,
+            snapshot: dir.join("d.db"),
         },
         Phase {
             ops: vec![json!({"op": "compact"})],
@@ -374,10 +386,11 @@ fn planted_changes_are_reported_exactly(line: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (phases, planted) = plan(&mut rng, dir.path());
     let (revs, _leases) = scenario(line, dir.path(), &phases);
-    let (a, b, c) = (
+    let (a, b, d, c) = (
         phases[0].snapshot.clone(),
         phases[1].snapshot.clone(),
         phases[2].snapshot.clone(),
+        phases[3].snapshot.clone(),
     );
     let full = [
         "-w",
@@ -486,25 +499,27 @@ fn planted_changes_are_reported_exactly(line: &str) {
         .collect();
     assert_eq!(names(&a, &b), flipped, "seed {seed}");
 
-    // 4. Two revisions inside one file == two snapshots at those revisions.
-    let inside = run(&[
-        &[
-            "diff",
-            s(&b),
-            "--from-revision",
-            &revs[0].to_string(),
-            "--to-revision",
-            &revs[1].to_string(),
-        ][..],
-        &full,
-    ]
-    .concat());
-    assert_eq!(code(&inside), 1, "{}", stderr(&inside));
+    // 4. Two revisions inside one file (D holds B's revision and later
+    // ones) == two snapshots at those revisions; to D's own revision by default.
+    let inside = |from: i64, to: Option<i64>| {
+        let (from, to) = (from.to_string(), to.map(|t| t.to_string()));
+        let mut args = vec!["diff", s(&d), "--from-revision", &from];
+        if let Some(t) = &to {
+            args.extend(["--to-revision", t]);
+        }
+        run(&[&args[..], &full].concat())
+    };
+    let ab = inside(revs[0], Some(revs[1]));
+    assert_eq!(code(&ab), 1, "{}", stderr(&ab));
     assert_eq!(
-        stdout(&inside),
+        stdout(&ab),
         stdout(&o),
-        "seed {seed}: revisions inside B differ from snapshots A and B"
+        "seed {seed}: revisions R1..R2 inside D differ from snapshots A and B"
     );
+    let bd = inside(revs[1], None);
+    let bd_files = run(&[&["diff", s(&b), s(&d)][..], &full].concat());
+    assert_eq!(code(&bd), 1, "{}", stderr(&bd));
+    assert_eq!(stdout(&bd), stdout(&bd_files), "seed {seed}: R2..now inside D");
 
     // 5. The counts table says the same numbers.
     let stat = run(&["diff", s(&a), s(&b), "--stat", "-w", "json", "--rewritten"]);
@@ -535,7 +550,7 @@ fn planted_changes_are_reported_exactly(line: &str) {
     }
 
     // 7. diff X X is empty, exit 0.
-    for x in [&a, &b, &c] {
+    for x in [&a, &b, &d, &c] {
         let o = run(&["diff", s(x), s(x), "--rewritten", "--all-fields"]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert_eq!(stdout(&o), "");
@@ -544,7 +559,7 @@ fn planted_changes_are_reported_exactly(line: &str) {
     // 8. Compacted and future revisions: the errors `get --revision` gives.
     let some_key = planted.a.keys().next().unwrap();
     let r1 = revs[0].to_string();
-    let future = (revs[2] + 100).to_string();
+    let future = (revs[3] + 100).to_string();
     for (file, rev, what) in [(&c, &r1, "compacted"), (&b, &future, "future")] {
         let d = run(&["diff", s(file), "--from-revision", rev]);
         let g = run(&["get", s(file), some_key, "--revision", rev]);
