@@ -625,3 +625,253 @@ fn a_snapshot_has_no_differences_with_itself() {
         assert_eq!(forth, names(&y, &x), "{} vs {}", w[0].0, w[1].0);
     }
 }
+
+/// Noise, Secrets, encrypted values, filters, colors and inputs on one pair
+/// of snapshots made by real etcd 3.5.1, each change planted by hand.
+#[test]
+fn noise_secrets_encrypted_values_and_inputs() {
+    use k8s_pb::api::apps::v1::{Deployment, DeploymentSpec};
+    use k8s_pb::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_pb::api::core::v1::{Node, NodeCondition, NodeStatus, Secret};
+    use k8s_pb::apimachinery::pkg::apis::meta::v1::{
+        LabelSelector, ManagedFieldsEntry, MicroTime, ObjectMeta, Time,
+    };
+
+    let t = |s: i64| Time {
+        seconds: Some(s),
+        nanos: Some(0),
+    };
+    let node = |beat: i64| {
+        let n = Node {
+            metadata: Some(ObjectMeta {
+                name: Some("n1".into()),
+                uid: Some("uid-n1".into()),
+                managed_fields: vec![ManagedFieldsEntry {
+                    manager: Some("kubelet".into()),
+                    time: Some(t(beat)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(NodeStatus {
+                conditions: vec![NodeCondition {
+                    r#type: Some("Ready".into()),
+                    status: Some("True".into()),
+                    last_heartbeat_time: Some(t(beat)),
+                    last_transition_time: Some(t(1_700_000_000)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        common::envelope("v1", "Node", n.encode_to_vec())
+    };
+    let lease = |renew: i64| {
+        let l = Lease {
+            metadata: Some(meta("n1", "kube-node-lease")),
+            spec: Some(LeaseSpec {
+                holder_identity: Some("n1".into()),
+                lease_duration_seconds: Some(40),
+                renew_time: Some(MicroTime {
+                    seconds: Some(renew),
+                    nanos: Some(0),
+                }),
+                ..Default::default()
+            }),
+        };
+        common::envelope("coordination.k8s.io/v1", "Lease", l.encode_to_vec())
+    };
+    let deploy = |replicas: i32, generation: i64| {
+        let mut m = meta("web", "prod");
+        m.generation = Some(generation);
+        let d = Deployment {
+            metadata: Some(m),
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: Some(LabelSelector {
+                    match_labels: [("app".to_string(), "web".to_string())].into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        common::envelope("apps/v1", "Deployment", d.encode_to_vec())
+    };
+    let secret = |pairs: &[(&str, &str)]| {
+        let s = Secret {
+            metadata: Some(meta("creds", "prod")),
+            data: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            r#type: Some("Opaque".into()),
+            ..Default::default()
+        };
+        common::envelope("v1", "Secret", s.encode_to_vec())
+    };
+    let encrypted = |body: &[u8]| [b"k8s:enc:aescbc:v1:key1:".to_vec(), body.to_vec()].concat();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let d = dir.path();
+    let p1 = vec![
+        put(d, &mut n, "/registry/minions/n1", &node(1_700_000_100), None),
+        put(d, &mut n, "/registry/leases/kube-node-lease/n1", &lease(1_700_000_100), None),
+        put(d, &mut n, "/registry/deployments/prod/web", &deploy(1, 1), None),
+        put(
+            d,
+            &mut n,
+            "/registry/secrets/prod/creds",
+            &secret(&[("password", "hunter2"), ("old", "olderval")]),
+            None,
+        ),
+        put(d, &mut n, "/registry/configmaps/prod/enc", &encrypted(b"\x01\x02\x03"), None),
+    ];
+    let p2 = vec![
+        put(d, &mut n, "/registry/minions/n1", &node(1_700_000_200), None),
+        put(d, &mut n, "/registry/leases/kube-node-lease/n1", &lease(1_700_000_200), None),
+        put(d, &mut n, "/registry/deployments/prod/web", &deploy(3, 2), None),
+        put(
+            d,
+            &mut n,
+            "/registry/secrets/prod/creds",
+            &secret(&[("password", "hunter3"), ("token", "tokenval")]),
+            None,
+        ),
+        put(d, &mut n, "/registry/configmaps/prod/enc", &encrypted(b"\x01\x02\x04\x05"), None),
+    ];
+    let phases = vec![
+        Phase {
+            ops: p1,
+            snapshot: d.join("a.db"),
+        },
+        Phase {
+            ops: p2,
+            snapshot: d.join("b.db"),
+        },
+    ];
+    scenario("3.5", d, &phases);
+    let (a, b) = (phases[0].snapshot.clone(), phases[1].snapshot.clone());
+    let (sa, sb) = (s(&a), s(&b));
+
+    // The noise filter: the Node and the Lease changed only in noise.
+    let names = |extra: &[&str]| -> BTreeSet<String> {
+        stdout(&run(&[&["diff", sa, sb, "--name-only"][..], extra].concat()))
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let want: BTreeSet<String> = [
+        "~ configmaps prod/enc",
+        "~ deployments.apps prod/web",
+        "~ secrets prod/creds",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    assert_eq!(names(&[]), want);
+    let mut all = want.clone();
+    all.insert("~ nodes n1".into());
+    all.insert("~ leases.coordination.k8s.io kube-node-lease/n1".into());
+    assert_eq!(names(&["--all-fields"]), all);
+    let stat = run(&["diff", sa, sb, "--stat", "-w", "json"]);
+    let total = serde_json::from_slice::<Value>(&stat.stdout).unwrap()["total"].clone();
+    assert_eq!(total["modified"], 3);
+    assert_eq!(total["noiseOnly"], 2);
+    let nodes = run(&["diff", sa, sb, "--resource", "nodes"]);
+    assert_eq!(code(&nodes), 0, "noise only is no difference");
+    assert_eq!(stdout(&nodes), "");
+    assert_eq!(
+        code(&run(&["diff", sa, sb, "--resource", "nodes", "--all-fields"])),
+        1
+    );
+    let lease_only = run(&["diff", sa, sb, "--resource", "leases", "--all-fields"]);
+    assert!(stdout(&lease_only).contains("renewTime"), "{}", stdout(&lease_only));
+
+    // The field diff: replicas changed; noise and secret values absent.
+    let o = run(&["diff", sa, sb]);
+    assert_eq!(code(&o), 1);
+    let text = stdout(&o);
+    let has = |prefix: char, what: &str| {
+        text.lines()
+            .any(|l| l.starts_with(prefix) && l.trim_start_matches(prefix).trim() == what)
+    };
+    assert!(has('-', "replicas: 1") && has('+', "replicas: 3"), "{text}");
+    for absent in [
+        "generation",
+        "lastHeartbeatTime",
+        "renewTime",
+        "resourceVersion",
+        "hunter2",
+        "hunter3",
+        "tokenval",
+        "olderval",
+    ] {
+        assert!(!text.contains(absent), "{absent} in:\n{text}");
+    }
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    assert!(!text.contains(&b64("hunter2")) && !text.contains(&b64("hunter3")));
+    assert!(
+        text.contains("secret data keys: changed password; added token; removed old"),
+        "{text}"
+    );
+    assert!(text.contains("compared by bytes"), "{text}");
+    assert!(!text.contains('\x1b'), "no color into a pipe by default");
+    let shown = stdout(&run(&["diff", sa, sb, "--show-secrets"]));
+    assert!(shown.contains(&b64("hunter3")), "{shown}");
+
+    // Colors on demand only.
+    assert!(stdout(&run(&["diff", sa, sb, "--color", "always"])).contains("\x1b[32m"));
+    assert!(!stdout(&run(&["diff", sa, sb, "--color", "never"])).contains('\x1b'));
+
+    // -w json: the encrypted value compared by bytes, the Secret by key.
+    let recs = json_records(&run(&["diff", sa, sb, "-w", "json"]));
+    let by_key = |k: &str| recs.iter().find(|r| r["key"] == k).cloned().unwrap();
+    let enc = by_key("/registry/configmaps/prod/enc");
+    assert_eq!(enc["compared"], "bytes");
+    assert!(enc.get("patch").is_none());
+    let sec = by_key("/registry/secrets/prod/creds");
+    assert_eq!(
+        sec["secretKeys"],
+        json!({"added": ["token"], "removed": ["old"], "changed": ["password"]})
+    );
+    assert!(!sec.to_string().contains(&b64("hunter3")));
+
+    // A namespace filter, and the inputs other commands take: standard
+    // input, zstd, and a db without the snapshot's sha256 trailer.
+    assert_eq!(
+        names(&["-n", "kube-node-lease", "--all-fields"]),
+        ["~ leases.coordination.k8s.io kube-node-lease/n1".to_string()].into()
+    );
+    let plain = stdout(&o);
+    let bytes = std::fs::read(&a).unwrap();
+    let zst = d.join("a.db.zst");
+    std::fs::write(&zst, zstd::encode_all(&bytes[..], 3).unwrap()).unwrap();
+    let bare = d.join("db");
+    std::fs::write(&bare, &bytes[..bytes.len() - 32]).unwrap();
+    for old in [s(&zst), s(&bare)] {
+        assert_eq!(stdout(&run(&["diff", old, sb])), plain, "{old}");
+    }
+    let mut child = common::etcdsnap()
+        .args(["diff", "-", sb])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&bytes)
+    });
+    let piped = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert_eq!(stdout(&piped), plain);
+    assert_eq!(
+        code(&run(&["diff", "-", "-"])),
+        2,
+        "two standard inputs are a usage error"
+    );
+}
