@@ -168,6 +168,9 @@ fn value_of(kind: Kind, key: &str, data: &BTreeMap<String, String>) -> Vec<u8> {
     }
 }
 
+/// Planted objects: key → (kind, data, lease name).
+type Objects<'l> = BTreeMap<String, (Kind, BTreeMap<String, String>, Option<&'l str>)>;
+
 /// What the test planted: the objects of each snapshot and the changes between.
 struct Planted {
     /// key → stored bytes, live in A (after phase 1) and B (after phase 2).
@@ -196,7 +199,7 @@ fn plan(rng: &mut Rng, dir: &Path) -> (Vec<Phase>, Planted) {
         json!({"op": "grant", "lease": "l1"}),
         json!({"op": "grant", "lease": "l2"}),
     ];
-    let mut a: BTreeMap<String, (Kind, BTreeMap<String, String>, Option<&str>)> = BTreeMap::new();
+    let mut a: Objects<'_> = BTreeMap::new();
     let mut secret_values = Vec::new();
     let slots = 24;
     let data_of = |rng: &mut Rng, kind: Kind, secret_values: &mut Vec<String>| {
@@ -247,7 +250,11 @@ fn plan(rng: &mut Rng, dir: &Path) -> (Vec<Phase>, Planted) {
                 expected.insert(key.clone(), "removed");
             }
             6 => {
-                let other = if *lease == Some("l2") { None } else { Some("l2") };
+                let other = if *lease == Some("l2") {
+                    None
+                } else {
+                    Some("l2")
+                };
                 p2.push(put(dir, &mut n, key, &bytes, other));
                 b.insert(key.clone(), (*kind, data.clone(), other));
                 expected.insert(key.clone(), "modified");
@@ -286,7 +293,7 @@ fn plan(rng: &mut Rng, dir: &Path) -> (Vec<Phase>, Planted) {
         p3.push(put(dir, &mut n, key, &value_of(*kind, key, &d), *lease));
     }
     p3.push(json!({"op": "del", "key": b.keys().last().unwrap()}));
-    let bytes = |m: &BTreeMap<String, (Kind, BTreeMap<String, String>, Option<&str>)>| {
+    let bytes = |m: &Objects<'_>| {
         m.iter()
             .map(|(k, (kind, d, _))| (k.clone(), value_of(*kind, k, d)))
             .collect()
@@ -452,13 +459,19 @@ fn planted_changes_are_reported_exactly(line: &str) {
     let mut cases = Vec::new();
     for (i, r) in modified.iter().enumerate() {
         let k = r["key"].as_str().unwrap();
-        let old = served[2 * i].clone().expect("the oracle decodes the old value");
+        let old = served[2 * i]
+            .clone()
+            .expect("the oracle decodes the old value");
         let new = served[2 * i + 1]
             .clone()
             .expect("the oracle decodes the new value");
-        cases.push(json!({"what": format!("{k} old→new"), "old": old, "patch": r["patch"], "new": new}));
+        cases.push(
+            json!({"what": format!("{k} old→new"), "old": old, "patch": r["patch"], "new": new}),
+        );
         let rev = &back_records[k];
-        cases.push(json!({"what": format!("{k} new→old"), "old": new, "patch": rev["patch"], "new": old}));
+        cases.push(
+            json!({"what": format!("{k} new→old"), "old": new, "patch": rev["patch"], "new": old}),
+        );
     }
     assert!(!cases.is_empty() || modified.is_empty());
     let bad = apply_with_python(&cases);
@@ -477,11 +490,12 @@ fn planted_changes_are_reported_exactly(line: &str) {
         .iter()
         .map(|(k, r)| (k.clone(), r["change"].as_str().unwrap().to_string()))
         .collect();
-    let mirrored: BTreeMap<String, String> = got
-        .iter()
-        .map(|(k, c)| (k.clone(), mirror(c)))
-        .collect();
-    assert_eq!(back_set, mirrored, "seed {seed}: diff B A is not the mirror");
+    let mirrored: BTreeMap<String, String> =
+        got.iter().map(|(k, c)| (k.clone(), mirror(c))).collect();
+    assert_eq!(
+        back_set, mirrored,
+        "seed {seed}: diff B A is not the mirror"
+    );
     let names = |x: &Path, y: &Path| {
         let o = run(&["diff", s(x), s(y), "--name-only", "--rewritten"]);
         stdout(&o)
@@ -519,7 +533,11 @@ fn planted_changes_are_reported_exactly(line: &str) {
     let bd = inside(revs[1], None);
     let bd_files = run(&[&["diff", s(&b), s(&d)][..], &full].concat());
     assert_eq!(code(&bd), 1, "{}", stderr(&bd));
-    assert_eq!(stdout(&bd), stdout(&bd_files), "seed {seed}: R2..now inside D");
+    assert_eq!(
+        stdout(&bd),
+        stdout(&bd_files),
+        "seed {seed}: R2..now inside D"
+    );
 
     // 5. The counts table says the same numbers.
     let stat = run(&["diff", s(&a), s(&b), "--stat", "-w", "json", "--rewritten"]);
@@ -612,16 +630,11 @@ fn a_snapshot_has_no_differences_with_itself() {
                 })
                 .collect::<BTreeSet<_>>()
         };
-        let forth: BTreeSet<String> = stdout(&run(&[
-            "diff",
-            s(&x),
-            s(&y),
-            "--name-only",
-            "--rewritten",
-        ]))
-        .lines()
-        .map(str::to_string)
-        .collect();
+        let forth: BTreeSet<String> =
+            stdout(&run(&["diff", s(&x), s(&y), "--name-only", "--rewritten"]))
+                .lines()
+                .map(str::to_string)
+                .collect();
         assert_eq!(forth, names(&y, &x), "{} vs {}", w[0].0, w[1].0);
     }
 }
@@ -717,9 +730,27 @@ fn noise_secrets_encrypted_values_and_inputs() {
     let mut n = 0;
     let d = dir.path();
     let p1 = vec![
-        put(d, &mut n, "/registry/minions/n1", &node(1_700_000_100), None),
-        put(d, &mut n, "/registry/leases/kube-node-lease/n1", &lease(1_700_000_100), None),
-        put(d, &mut n, "/registry/deployments/prod/web", &deploy(1, 1), None),
+        put(
+            d,
+            &mut n,
+            "/registry/minions/n1",
+            &node(1_700_000_100),
+            None,
+        ),
+        put(
+            d,
+            &mut n,
+            "/registry/leases/kube-node-lease/n1",
+            &lease(1_700_000_100),
+            None,
+        ),
+        put(
+            d,
+            &mut n,
+            "/registry/deployments/prod/web",
+            &deploy(1, 1),
+            None,
+        ),
         put(
             d,
             &mut n,
@@ -727,12 +758,36 @@ fn noise_secrets_encrypted_values_and_inputs() {
             &secret(&[("password", "hunter2"), ("old", "olderval")]),
             None,
         ),
-        put(d, &mut n, "/registry/configmaps/prod/enc", &encrypted(b"\x01\x02\x03"), None),
+        put(
+            d,
+            &mut n,
+            "/registry/configmaps/prod/enc",
+            &encrypted(b"\x01\x02\x03"),
+            None,
+        ),
     ];
     let p2 = vec![
-        put(d, &mut n, "/registry/minions/n1", &node(1_700_000_200), None),
-        put(d, &mut n, "/registry/leases/kube-node-lease/n1", &lease(1_700_000_200), None),
-        put(d, &mut n, "/registry/deployments/prod/web", &deploy(3, 2), None),
+        put(
+            d,
+            &mut n,
+            "/registry/minions/n1",
+            &node(1_700_000_200),
+            None,
+        ),
+        put(
+            d,
+            &mut n,
+            "/registry/leases/kube-node-lease/n1",
+            &lease(1_700_000_200),
+            None,
+        ),
+        put(
+            d,
+            &mut n,
+            "/registry/deployments/prod/web",
+            &deploy(3, 2),
+            None,
+        ),
         put(
             d,
             &mut n,
@@ -740,7 +795,13 @@ fn noise_secrets_encrypted_values_and_inputs() {
             &secret(&[("password", "hunter3"), ("token", "tokenval")]),
             None,
         ),
-        put(d, &mut n, "/registry/configmaps/prod/enc", &encrypted(b"\x01\x02\x04\x05"), None),
+        put(
+            d,
+            &mut n,
+            "/registry/configmaps/prod/enc",
+            &encrypted(b"\x01\x02\x04\x05"),
+            None,
+        ),
     ];
     let phases = vec![
         Phase {
@@ -784,11 +845,22 @@ fn noise_secrets_encrypted_values_and_inputs() {
     assert_eq!(code(&nodes), 0, "noise only is no difference");
     assert_eq!(stdout(&nodes), "");
     assert_eq!(
-        code(&run(&["diff", sa, sb, "--resource", "nodes", "--all-fields"])),
+        code(&run(&[
+            "diff",
+            sa,
+            sb,
+            "--resource",
+            "nodes",
+            "--all-fields"
+        ])),
         1
     );
     let lease_only = run(&["diff", sa, sb, "--resource", "leases", "--all-fields"]);
-    assert!(stdout(&lease_only).contains("renewTime"), "{}", stdout(&lease_only));
+    assert!(
+        stdout(&lease_only).contains("renewTime"),
+        "{}",
+        stdout(&lease_only)
+    );
 
     // The field diff: replicas changed; noise and secret values absent.
     let o = run(&["diff", sa, sb]);

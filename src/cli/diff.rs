@@ -353,7 +353,7 @@ fn report(
     }
     w.flush()?;
     say!(
-        "etcdsnap: {} added, {} removed, {} modified, {} noise only, {} rewritten{} (of {keys_compared} keys)",
+        "etcdsnap: {} added, {} removed, {} modified, {} noise only, {} rewritten{} ({keys_compared} keys compared)",
         total.added,
         total.removed,
         total.modified,
