@@ -946,4 +946,11 @@ fn noise_secrets_encrypted_values_and_inputs() {
         2,
         "two standard inputs are a usage error"
     );
+    // Exit codes as diff(1): 1 means differences, so a damaged snapshot is an
+    // error (2), said with its file.
+    let cut = d.join("cut.db");
+    std::fs::write(&cut, &std::fs::read(&a).unwrap()[..5000]).unwrap();
+    let o = run(&["diff", sa, s(&cut)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cut.db"), "{}", stderr(&o));
 }

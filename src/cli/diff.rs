@@ -32,7 +32,7 @@ object that changed only there counts as noise only and is not printed. Secret v
 --show-secrets: which data keys changed is said instead.\n\nExamples:\n  etcdsnap diff last-night.db this-morning.db\n  \
 etcdsnap diff old.db new.db --stat\n  etcdsnap diff old.db new.db --resource deploy -n prod\n  etcdsnap diff \
 snapshot.db --from-revision 1200 --to-revision 1450 -n kube-system --name-only\n  etcdsnap diff old.db new.db -w json\n\n\
-Exit codes (as diff(1)): 0 no differences, 1 differences, 2 error."
+Exit codes (as diff(1)): 0 no differences, 1 differences, 2 error (a damaged snapshot included)."
 )]
 pub struct Args {
     /// The old snapshot (`-` for standard input; zstd/gzip/zip are detected)
@@ -102,7 +102,20 @@ struct SideArg {
     revision: Option<i64>,
 }
 
+/// Runs `diff`. Exit codes are diff(1)'s: 1 means "differences", so a
+/// damaged snapshot, which other commands report with 1, is an error (2)
+/// here: its error is passed on as text, with the same message.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    run_diff(args).map_err(|e| {
+        if super::exit_code(&e) == 1 {
+            anyhow::anyhow!("{}", super::error_chain(&e))
+        } else {
+            e
+        }
+    })
+}
+
+fn run_diff(args: Args) -> anyhow::Result<Outcome> {
     let (old, new, key_prefix) = match args.from_revision {
         Some(r1) => {
             if args.key_prefix.is_some() {
