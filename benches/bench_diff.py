@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks `etcdsnap diff` (issue 11) on two ~1 GiB snapshots of one cluster.
 
-    python3 benches/bench_diff.py [--size-mib 1024] [--changes 3000] [--runs 3]
+    python3 benches/bench_diff.py [--size-mib 1024] [--changes 3000] [--runs 3] [--flat-mib 64]
 
 1. Makes (once; kept in benches/work/, not committed) two snapshots with a real
    etcd 3.5.1 on loopback: the benchmark cluster of benches/bench.py (the same
@@ -16,8 +16,9 @@
      etcdsnap diff BEFORE AFTER        (full field-level diff; target: <= 3 x ls)
      etcdsnap diff BEFORE AFTER -w json
    and the peak anonymous memory (heap, not the mapped files) of each diff,
-   as MiB per 100k keys; then the same on a pair whose values are 4x larger
-   (same keys and changes), to show the heap is flat in value bytes.
+   as MiB per 100k keys. With --flat-mib N, also a pair of N MiB and a pair
+   with the same keys and changes but values 4x larger: the heap should not
+   follow the value bytes.
 Prints a Markdown table for the README.
 """
 
@@ -143,35 +144,34 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--changes", type=int, default=3000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--flat", action="store_true",
-                    help="also the value-bytes pairs (1/4 size, and the same keys with 4x values)")
+    ap.add_argument("--flat-mib", type=int, default=0,
+                    help="also two value-bytes pairs: one of this size, one with the same keys and 4x the values")
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ours = os.path.join(ROOT, "target", "release", "etcdsnap")
     pairs = [("", 1, args.size_mib, None)]
     rows = []
-    objects_quarter = None
-    if args.flat:
-        pairs += [("-quarter", 1, args.size_mib // 4, None), ("-quarter-x4", 4, None, "quarter")]
+    objects_small = None
+    if args.flat_mib:
+        pairs += [("-small", 1, args.flat_mib, None), ("-small-x4", 4, None, "small")]
     for label, pad, size, count in pairs:
-        tag = f"{size or 'same-keys'}MiB-{args.changes}c{label}"
+        tag = f"{size or args.flat_mib}MiB-{args.changes}c{label}"
         before = os.path.join(WORK, f"diff-before-{tag}.db")
         after = os.path.join(WORK, f"diff-after-{tag}.db")
         if not (os.path.exists(before) and os.path.exists(after)):
             print(f"making {before} and {after} …", file=sys.stderr)
-            n = objects_quarter if count == "quarter" else None
+            n = objects_small if count == "small" else None
             make_pair(before, after, args.changes, pad, size, n)
         larger = max(before, after, key=os.path.getsize)
         for f in (before, after):
             warm(f)
         ls = best([ours, "ls", larger], args.runs)
         keys = ls[2].count(b"\n") - 1
-        if label == "-quarter":
-            # Objects written (live keys + the deletes of the history).
-            objects_quarter = int(subprocess.run(
-                [ours, "ls", before], capture_output=True).stdout.count(b"\n") - 1)
-            objects_quarter = objects_quarter * 1000 // 995
+        if label == "-small":
+            # Objects written: the live keys and the history's deletes.
+            live = subprocess.run([ours, "ls", before], capture_output=True).stdout.count(b"\n") - 1
+            objects_small = live * 1000 // 995
         stat = best([ours, "diff", before, after, "--stat"], args.runs)
         full = best([ours, "diff", before, after], args.runs)
         js = best([ours, "diff", before, after, "-w", "json"], args.runs)
