@@ -224,9 +224,19 @@ fn run_diff(args: Args) -> anyhow::Result<Outcome> {
         _ => None,
     };
     let observe = check.is_some();
+    // Every live value is compared: map each file at once rather than by
+    // page faults (measured: memcmp over faulting pages was 60% of the time).
     let (old_live, new_live) = rayon::join(
-        || collect(&old_ks, old.revision, observe, &prefix, &wanted),
-        || collect(new_ks_ref, new_rev, observe, &prefix, &wanted),
+        || {
+            old_file.populate();
+            collect(&old_ks, old.revision, observe, &prefix, &wanted)
+        },
+        || {
+            if let Some(f) = &new_file {
+                f.populate();
+            }
+            collect(new_ks_ref, new_rev, observe, &prefix, &wanted)
+        },
     );
     let (old_live, seen_old) = old_live.with_context(|| old_file.path().display().to_string())?;
     let (new_live, seen_new) = new_live.with_context(|| new_path.display().to_string())?;
