@@ -178,6 +178,17 @@ impl SnapshotFile {
         }
     }
 
+    /// Maps the whole file into the process now, in one call, instead of a
+    /// page fault per page: for commands that read most of it (`diff`
+    /// compares every live value). Only a hint: an older kernel refuses it,
+    /// and that is ignored.
+    pub fn populate(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::PopulateRead);
+        }
+    }
+
     pub fn compression(&self) -> Compression {
         self.compression
     }

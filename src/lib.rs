@@ -5,12 +5,14 @@
 //! the bottom; [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue, the
 //! keyspace); [`backend`] (etcd's buckets, `status`, layout checks); [`verify`]
 //! (all checks together); [`kube`] (Kubernetes values and resources);
-//! [`restore`] (membership, WAL, .snap, data dirs); [`report`] and [`cli`] on top.
+//! [`restore`] (membership, WAL, .snap, data dirs); [`diff`] (two states of a
+//! keyspace compared as objects); [`report`] and [`cli`] on top.
 
 pub mod backend;
 pub mod bolt;
 pub mod bundle;
 pub mod cli;
+pub mod diff;
 pub mod input;
 pub mod kube;
 pub mod mvcc;

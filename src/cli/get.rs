@@ -9,6 +9,7 @@ use super::objects::{
     write_prepared, write_raw,
 };
 use super::{Outcome, SnapshotPath};
+use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::{decode_checked, detect};
@@ -442,7 +443,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         .num_threads(threads)
         .build()
         .ok();
-    for chunk in chunks_by_budget(&records, CHUNK_BUDGET, 64) {
+    for chunk in chunks_by_cost(&records, |r| worst_case(r.kv.value.len()), CHUNK_BUDGET, 64) {
         let decode = || -> Vec<Rendered> { chunk.par_iter().map(render_one).collect() };
         let rendered: Vec<Rendered> = match &pool {
             Some(p) => p.install(decode),
@@ -496,42 +497,6 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         Outcome::Failed
     } else {
         Outcome::Ok
-    })
-}
-
-/// The most values `get --all` decodes at once, whatever the core count.
-const MAX_DECODE_THREADS: usize = 4;
-
-/// What the values decoded at once by `get --all` may build, in all: each
-/// value's decoding is bounded ([`crate::kube::budget::worst_case`]), so
-/// memory stays within this whatever the number of threads.
-const CHUNK_BUDGET: usize = 64 << 20;
-
-/// Consecutive runs of `records` whose decoding bounds add up to at most
-/// `max_bytes` (a larger one alone), at most `max_items` records each.
-fn chunks_by_budget<'r, 'a>(
-    records: &'r [Record<'a>],
-    max_bytes: usize,
-    max_items: usize,
-) -> impl Iterator<Item = &'r [Record<'a>]> {
-    let mut rest = records;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0usize;
-        let mut n = 0;
-        while n < rest.len() && n < max_items {
-            let cost = crate::kube::budget::worst_case(rest[n].kv.value.len());
-            if n > 0 && bytes.saturating_add(cost) > max_bytes {
-                break;
-            }
-            bytes = bytes.saturating_add(cost);
-            n += 1;
-        }
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
     })
 }
 

@@ -228,14 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         let row = Row {
             key: String::from_utf8_lossy(r.kv.key).into_owned(),
-            resource: ok.as_ref().map(|o| match &o.group {
-                Some(g)
-                    if o.resource != "customresourcedefinitions" && o.resource != "apiservices" =>
-                {
-                    format!("{}.{g}", o.resource)
-                }
-                _ => o.resource.clone(),
-            }),
+            resource: ok.as_ref().map(|o| o.qualified_resource()),
             namespace: ok.as_ref().and_then(|o| o.namespace.clone()),
             name: ok.as_ref().map(|o| o.name.clone()),
             size: r.kv.value.len(),

@@ -17,6 +17,7 @@ macro_rules! say {
 mod bundle;
 mod completions;
 mod decode;
+mod diff;
 mod get;
 mod history;
 mod install;
@@ -67,6 +68,7 @@ enum Command {
     History(history::Args),
     Index(keyindex::Args),
     Decode(decode::Args),
+    Diff(diff::Args),
     Restore(restore::Args),
     Pki(pki::Args),
     Bundle(bundle::Args),
@@ -131,6 +133,7 @@ fn run_main() -> ExitCode {
         Command::History(a) => history::run(a),
         Command::Index(a) => keyindex::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Restore(a) => restore::run(a),
         Command::Pki(a) => pki::run(a),
         Command::Bundle(a) => bundle::run(a),

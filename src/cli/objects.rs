@@ -11,6 +11,7 @@ use crate::input::SnapshotFile;
 use crate::kube::apply::{ApplyOptions, for_apply};
 use crate::kube::redact;
 use crate::kube::resource::{ObjectKey, ResourceRef, closest_names};
+pub use crate::kube::value::set_resource_version;
 use crate::report::{escape_controls, to_yaml};
 
 /// The storage prefix, for commands that read keys as Kubernetes objects.
@@ -136,33 +137,6 @@ pub fn prepare(obj: &mut Value, p: Prepare) -> Vec<String> {
         Some(opts) => for_apply(obj, opts),
         None => Vec::new(),
     }
-}
-
-/// Sets `metadata.resourceVersion` to the key's mod revision, where the API
-/// server's storage layer puts it (after uid; a missing `metadata` is made,
-/// as an unstructured object's setter makes it; a `metadata` that is not an
-/// object is left alone).
-pub fn set_resource_version(obj: &mut Value, rev: i64) {
-    let Some(root) = obj.as_object_mut() else {
-        return;
-    };
-    let meta = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    let Some(meta) = meta.as_object_mut() else {
-        return;
-    };
-    let value = Value::String(rev.to_string());
-    if let Some(v) = meta.get_mut("resourceVersion") {
-        *v = value;
-        return;
-    }
-    let before = ["name", "generateName", "namespace", "selfLink", "uid"];
-    let at = meta
-        .keys()
-        .rposition(|k| before.contains(&k.as_str()))
-        .map_or(0, |i| i + 1);
-    meta.shift_insert(at, "resourceVersion".into(), value);
 }
 
 /// One stderr line saying what `--for-apply` dropped (`None` if nothing).

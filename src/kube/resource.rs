@@ -239,6 +239,23 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// The resource as `ls` and `diff` show it: the plural, qualified with
+    /// the group when it has one (`deployments.apps`, `widgets.example.com`),
+    /// except CRDs and APIServices, whose group is part of the path only.
+    pub fn qualified_resource(&self) -> String {
+        match &self.group {
+            Some(g)
+                if self.resource != "customresourcedefinitions"
+                    && self.resource != "apiservices" =>
+            {
+                format!("{}.{g}", self.resource)
+            }
+            _ => self.resource.clone(),
+        }
+    }
+}
+
 /// Reads a key under `storage_prefix` as resource / namespace / name. `None`
 /// for keys outside the prefix or that do not look like objects.
 pub fn parse_key(key: &[u8], storage_prefix: &str) -> Option<ObjectKey> {

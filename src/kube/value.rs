@@ -295,6 +295,33 @@ fn decode_protobuf(value: &[u8], budget: &mut Budget) -> Result<Decoded, DecodeE
     })
 }
 
+/// Sets `metadata.resourceVersion` to the key's mod revision, where the API
+/// server's storage layer puts it (after uid; a missing `metadata` is made,
+/// as an unstructured object's setter makes it; a `metadata` that is not an
+/// object is left alone).
+pub fn set_resource_version(obj: &mut Json, rev: i64) {
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Json::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let value = Json::String(rev.to_string());
+    if let Some(v) = meta.get_mut("resourceVersion") {
+        *v = value;
+        return;
+    }
+    let before = ["name", "generateName", "namespace", "selfLink", "uid"];
+    let at = meta
+        .keys()
+        .rposition(|k| before.contains(&k.as_str()))
+        .map_or(0, |i| i + 1);
+    meta.shift_insert(at, "resourceVersion".into(), value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,8 @@ pub struct KeySpace<'d, 'a> {
     key_bucket: Bucket<'a>,
     /// The key bucket's leaves in key order; walked on first use.
     leaves: OnceLock<Result<Vec<Node<'a>>, KeySpaceError>>,
-    /// The snapshot's revision (largest main revision stored).
+    /// The snapshot's revision: the largest main revision stored, or the
+    /// compaction revision when that is larger.
     pub current_revision: i64,
     /// The compaction revision etcd would apply at start, if any.
     pub compact_revision: Option<i64>,
@@ -117,6 +118,12 @@ impl<'d, 'a> KeySpace<'d, 'a> {
             Some(r) => r,
             None => ks.last_revision_of_leaves()?,
         };
+        // Compaction removes tombstones: when the newest changes were
+        // deletions at or below the compaction, the store's revision is the
+        // compaction's, as etcd sets it when it opens the backend.
+        if let Some(c) = compact_revision {
+            ks.current_revision = ks.current_revision.max(c);
+        }
         Ok(ks)
     }
 
