@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use super::{Outcome, ReportFormat, out};
 use crate::pki::check::{Report, check_dir};
 use crate::pki::issue::{Action, IssueOptions, Issued, issue};
+use crate::pki::layout::Kind;
 use crate::pki::{MemberUrls, Severity};
 use crate::restore::flags::client_urls;
 use crate::restore::membership::Cluster;
@@ -227,19 +228,31 @@ fn table(r: &Report, base: &Path) -> String {
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
     }
+    let kind = |k: Kind| match k {
+        Kind::Kubeadm => "kubeadm layout",
+        Kind::GkeOnPrem => "GKE on-prem layout",
+    };
     let layout = match (&r.layout.top, r.layout.members.len()) {
-        (Some(t), 0) => format!("{:?}", t.kind),
-        (Some(t), n) => format!("{:?}, {n} member subdirectories", t.kind),
+        (Some(t), 0) => kind(t.kind).to_string(),
+        (Some(t), n) => format!("{}, {n} member subdirectories", kind(t.kind)),
         (None, n) => format!("{n} member subdirectories"),
     };
     s.push_str(&format!(
-        "{}: {} certificates checked ({layout}): {} errors, {} warnings\n",
+        "{}: {} checked ({layout}): {}, {}\n",
         esc(&base.display().to_string()),
-        r.certificates.len(),
-        r.errors(),
-        r.warnings()
+        plural(r.certificates.len(), "certificate"),
+        plural(r.errors(), "error"),
+        plural(r.warnings(), "warning")
     ));
     s
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn run_issue(a: IssueArgs) -> anyhow::Result<Outcome> {

@@ -130,7 +130,8 @@ impl Cert {
             raw_issuer: tbs.issuer().as_raw().to_vec(),
             not_before: tbs.validity().not_before.timestamp(),
             not_after: tbs.validity().not_after.timestamp(),
-            version: tbs.version().0,
+            // 1-based, as Go counts (X.509 v3 is 2 on the wire).
+            version: tbs.version().0 + 1,
             basic_constraints,
             eku,
             has_san_ext,

@@ -77,7 +77,7 @@ pub struct IssueOptions {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     Created,
     /// Replaced (`--force`); the old file was moved to `backup`.
@@ -93,6 +93,7 @@ pub enum Action {
 #[serde(rename_all = "camelCase")]
 pub struct Written {
     pub path: PathBuf,
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
     #[serde(flatten)]
     pub action: Action,
@@ -101,6 +102,10 @@ pub struct Written {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sans: Vec<String>,
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
 }
 
 /// The result: every file, and the key type used.
