@@ -4,140 +4,16 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use base64::Engine;
+use common::cluster::*;
 use common::pki::make_pki;
 use common::*;
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Layout {
-    initial: String,
-    members: Vec<(String, u16, u16)>,
-}
-
-fn layout(n: usize) -> Layout {
-    let members: Vec<(String, u16, u16)> = (1..=n)
-        .map(|i| (format!("m{i}"), free_port(), free_port()))
-        .collect();
-    let initial = members
-        .iter()
-        .map(|(name, peer, _)| format!("{name}=http://127.0.0.1:{peer}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    Layout { initial, members }
-}
-
-/// The fixture's live keys and values as the real etcd serves them: etcdutl
-/// 3.5.1 restores the fixture, etcd 3.5.1 boots from that, etcdctl lists
-/// every key (once per test binary). The oracle for every restore test.
-fn expected_kvs() -> &'static HashMap<String, Vec<u8>> {
-    static KVS: std::sync::OnceLock<HashMap<String, Vec<u8>>> = std::sync::OnceLock::new();
-    KVS.get_or_init(|| {
-        let l = layout(1);
-        let dir = tempfile::tempdir().unwrap();
-        let eu = dir.path().join("etcdutl.etcd");
-        let (name, peer, _) = &l.members[0];
-        etcdutl_restore(
-            &fixture("etcd-3.5.1.db"),
-            name,
-            &l.initial,
-            "etcdsnap-oracle",
-            &format!("http://127.0.0.1:{peer}"),
-            &eu,
-        );
-        let out = boot("3.5", &l, &[eu], "etcdsnap-oracle");
-        served(&out)
-    })
-}
-
-fn served(out: &Value) -> HashMap<String, Vec<u8>> {
-    out["kvs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|kv| {
-            let v = base64::engine::general_purpose::STANDARD
-                .decode(kv["value"].as_str().unwrap())
-                .unwrap();
-            (kv["key"].as_str().unwrap().to_string(), v)
-        })
-        .collect()
-}
-
 fn boot(version: &str, l: &Layout, dirs: &[std::path::PathBuf], token: &str) -> Value {
-    boot_with(version, l, dirs, token, &[])
-}
-
-/// `boot`, also asking etcd for the remaining TTL of `leases` (hex IDs).
-fn boot_with(
-    version: &str,
-    l: &Layout,
-    dirs: &[std::path::PathBuf],
-    token: &str,
-    leases: &[&str],
-) -> Value {
-    let spec = json!({
-        "token": token,
-        "timetolive": leases,
-        "members": l.members.iter().zip(dirs).map(|((name, peer, client), d)| json!({
-            "name": name, "peer_port": peer, "client_port": client, "data_dir": d.to_str().unwrap(),
-        })).collect::<Vec<_>>(),
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let spec_p = tmp.path().join("spec.json");
-    let out_p = tmp.path().join("out.json");
-    std::fs::write(&spec_p, spec.to_string()).unwrap();
-    let st = Command::new("python3")
-        .arg(root().join("fixtures/boot_cluster.py"))
-        .arg(version)
-        .arg(&spec_p)
-        .arg(&out_p)
-        .status()
-        .unwrap();
-    assert!(st.success(), "boot_cluster.py failed");
-    let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
-    assert_eq!(
-        out["healthy"], true,
-        "cluster did not become healthy: {:#}",
-        out["logs"]
-    );
-    out
-}
-
-/// (name, id, first peer URL) of each member, sorted.
-fn member_triples(members: &Value, urls: &str) -> Vec<(String, String, String)> {
-    let mut v: Vec<(String, String, String)> = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let s = |x: &Value| x.as_str().unwrap().to_string();
-            (s(&m["name"]), s(&m["id"]), s(&m[urls][0]))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn check_served(out: &Value, expected: &HashMap<String, Vec<u8>>) {
-    let served = served(out);
-    assert!(!expected.is_empty());
-    for (k, v) in expected {
-        assert_eq!(served.get(k), Some(v), "key {k} not served with its value");
-    }
-    assert_eq!(served.len(), expected.len(), "served keys differ in number");
-    assert_eq!(out["write_ok"], true);
+    boot_dirs(version, &l.members, dirs, token, &[])
 }
 
 fn restore_all(
@@ -185,7 +61,7 @@ fn three_members_boot(version: &str) {
     let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);
     assert_eq!(out["leaders"].as_array().unwrap().len(), 1, "one leader");
-    check_served(&out, expected_kvs());
+    check_served(&out, fixture_kvs());
     assert!(out["revision"].as_i64().unwrap() >= 48);
 }
 
@@ -247,7 +123,7 @@ fn single_member_with_bump_boots() {
         "bumped revision: {}",
         out["revision"]
     );
-    check_served(&out, expected_kvs());
+    check_served(&out, fixture_kvs());
 }
 
 /// For a 3.5 target, the db's status hash equals that of etcdutl 3.5.1's
@@ -600,24 +476,7 @@ fn boot_from_env_tls(
             "log": logs.path().join(format!("{name}.log")).to_str().unwrap(),
         })).collect::<Vec<_>>(),
     });
-    let spec_p = logs.path().join("spec.json");
-    let out_p = logs.path().join("out.json");
-    std::fs::write(&spec_p, spec.to_string()).unwrap();
-    let st = Command::new("python3")
-        .arg(root().join("fixtures/boot_cluster.py"))
-        .arg(version)
-        .arg(&spec_p)
-        .arg(&out_p)
-        .status()
-        .unwrap();
-    assert!(st.success(), "boot_cluster.py failed");
-    let out: Value = serde_json::from_slice(&std::fs::read(&out_p).unwrap()).unwrap();
-    assert_eq!(
-        out["healthy"], true,
-        "members did not boot from their .env files: {:#}",
-        out["logs"]
-    );
-    out
+    boot_spec(version, &spec)
 }
 
 /// Items 6 and 24: every member's `.env` file boots it with the restored data
@@ -654,7 +513,7 @@ fn env_files_boot_every_member_from_another_dir() {
     let got = member_triples(&out["members"], "peerURLs");
     let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);
-    check_served(&out, expected_kvs());
+    check_served(&out, fixture_kvs());
 }
 
 /// Items 6 and 24 with --wal-dir, on etcd 3.4.23: the `.env` file names the
@@ -709,7 +568,7 @@ fn env_file_with_wal_dir_boots_on_etcd_3_4() {
     let got = member_triples(&out["members"], "peerURLs");
     let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);
-    check_served(&out, expected_kvs());
+    check_served(&out, fixture_kvs());
     // etcd used the WAL dir: it never made one inside the data dir.
     assert!(wal.join("0000000000000000-0000000000000000.wal").exists());
     assert!(
@@ -793,7 +652,13 @@ fn a_checkpointed_lease_expires_after_its_remainder() {
             data_dir.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        let out = boot_with(version, &l, &[data_dir], "etcdsnap-lease", &[&lease_id]);
+        let out = boot_dirs(
+            version,
+            &l.members,
+            &[data_dir],
+            "etcdsnap-lease",
+            &[&lease_id],
+        );
         let ttl = out["timetolive"][&lease_id]["ttl"]
             .as_i64()
             .unwrap_or_else(|| panic!("etcdctl lease timetolive: {:#}", out["timetolive"]));
@@ -835,5 +700,5 @@ fn env_file_with_https_urls_boots_with_tls() {
     let got = member_triples(&out["members"], "peerURLs");
     let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);
-    check_served(&out, expected_kvs());
+    check_served(&out, fixture_kvs());
 }
