@@ -228,3 +228,77 @@ fn bundle_refuses_certificates_that_do_not_cover_the_members() {
     );
     assert!(!out.join("m1.tar.zst").exists(), "an archive was written");
 }
+
+/// `install` prints the flags `bundle` recorded, with only the data dir and
+/// the PKI files moved under the root: with kubeadm's default client URLs
+/// (no --client-urls) the member still listens on loopback, where kubeadm's
+/// apiserver dials it (https://127.0.0.1:2379).
+#[test]
+fn install_prints_the_bundled_flags_with_paths_under_the_root() {
+    let work = tempfile::tempdir().unwrap();
+    let mut l = https_layout();
+    l.initial = l.initial.replace("127.0.0.1", "127.0.0.2");
+    let pki = work.path().join("pki");
+    let members: Vec<(&str, &str)> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| (n.as_str(), "127.0.0.2"))
+        .collect();
+    per_member_pki(&pki, Algo::Ec, &members);
+    let out = work.path().join("bundles");
+    let o = run(&[
+        "bundle",
+        fixture("etcd-3.5.1.db").to_str().unwrap(),
+        "--initial-cluster",
+        &l.initial,
+        "--initial-cluster-token",
+        "t",
+        "--pki",
+        pki.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-w",
+        "json",
+    ]);
+    assert!(o.status.success(), "bundle: {}", stderr(&o));
+    let made: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bundled: Vec<String> = made["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["member"] == "m1")
+        .map(|a| serde_json::from_value(a["flags"].clone()).unwrap())
+        .unwrap();
+    assert!(
+        bundled
+            .iter()
+            .any(|f| f == "--listen-client-urls=https://127.0.0.1:2379,https://127.0.0.2:2379"),
+        "{bundled:?}"
+    );
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let o = run(&[
+        "install",
+        out.join("m1.tar.zst").to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "-w",
+        "json",
+    ]);
+    assert!(o.status.success(), "install: {}", stderr(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let installed: Vec<String> = serde_json::from_value(r["flags"].clone()).unwrap();
+    let root_s = root.to_str().unwrap();
+    let moved: Vec<String> = bundled
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v))
+                if v.starts_with("/var/lib/etcd") || v.starts_with("/etc/kubernetes/pki") =>
+            {
+                format!("{k}={root_s}{v}")
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    assert_eq!(installed, moved);
+}

@@ -26,7 +26,6 @@ use super::archive::Sink;
 use super::manifest::{FileEntry, Kind, Manifest};
 use super::read::{Key, ReadError, listed_sum, open_and_check};
 use crate::restore::durable::{self, IoError};
-use crate::restore::flags::start_flags;
 use crate::restore::membership::Cluster;
 use crate::restore::swap::{self, StageDirs, SwapError};
 
@@ -224,14 +223,27 @@ fn flags_for(
             m.cluster_id, cluster.cluster_id
         )));
     }
-    Ok(start_flags(
-        &cluster,
-        member,
-        data_dir,
-        None,
-        Some(&m.member.client_urls),
-        &pki_dir.join("etcd"),
-    ))
+    // The flags the bundle recorded (as `bundle` printed them), with the
+    // data dir and the PKI files moved to where they were installed; every
+    // URL stays as recorded (recomputing them from the advertised client
+    // URLs alone would drop the loopback listener kubeadm's apiserver dials).
+    let name_flag = format!("--name={}", m.member.name);
+    if !m.flags.contains(&name_flag) {
+        return Err(bad(format!("flags do not start member {}", m.member.name)));
+    }
+    Ok(m.flags
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some(("--data-dir", _)) => format!("--data-dir={}", data_dir.display()),
+            Some((k, v)) => match Path::new(v).strip_prefix(&m.pki_dir) {
+                Ok(rest) if !rest.as_os_str().is_empty() => {
+                    format!("{k}={}", pki_dir.join(rest).display())
+                }
+                _ => f.clone(),
+            },
+            None => f.clone(),
+        })
+        .collect())
 }
 
 /// The planned PKI placements: destination and whether a file is there.
