@@ -47,6 +47,10 @@ impl Encryption {
 pub enum Content {
     Bytes(Vec<u8>),
     File(PathBuf),
+    /// The entry's data (with its tar padding) already compressed as one
+    /// zstd frame ([`frame_item`]): the db, the same for every member,
+    /// is compressed once and the frame spliced into every archive.
+    Frame(PathBuf),
 }
 
 /// One entry to write: its manifest line and, for a file, its bytes.
@@ -58,12 +62,13 @@ pub struct Item {
 
 /// Writes member `member`'s data dir into `dir/member` (WAL in
 /// `dir/member/wal`) with the restore's own writer — the bytes `restore
-/// --out-dir` writes. With `db_from`, the db is a checked copy of that one.
+/// --out-dir` writes. With `with_db` false, everything but the db (which
+/// every member shares: the first member's is shipped to all).
 pub fn stage_data_dir(
     src: &Source<'_, '_>,
     member: &Member,
     dir: &Path,
-    db_from: Option<&Path>,
+    with_db: bool,
 ) -> Result<(), WriteError> {
     let dirs = StageDirs {
         member: dir.join("member"),
@@ -72,8 +77,60 @@ pub fn stage_data_dir(
     durable::mkdir_0700(dir)?;
     durable::mkdir_0700(&dirs.member)?;
     durable::mkdir_0700(&dirs.wal)?;
-    datadir::write_member_files(src, member, &dirs, db_from)?;
+    if with_db {
+        datadir::write_member_files(src, member, &dirs, None)?;
+    } else {
+        datadir::write_member_files_without_db(src, member, &dirs)?;
+    }
     Ok(())
+}
+
+/// A file item whose data goes in as one zstd frame compressed here, once,
+/// into `frame` (level [`ZSTD_LEVEL`], every core): the file's bytes padded
+/// with zeros to tar's 512-byte blocks, exactly as its data stands in the
+/// tar stream. The file is hashed in the same read.
+pub fn frame_item(
+    path: &str,
+    from: &Path,
+    frame: &Path,
+    mode: u32,
+    owner: (u32, u32),
+) -> Result<Item, IoError> {
+    let io_err = IoError::at(frame);
+    let mut f = fs::File::open(from).map_err(IoError::at(from))?;
+    let out = durable::create_0600(frame)?;
+    let mut z =
+        zstd_writer(io::BufWriter::with_capacity(1 << 20, out), workers()).map_err(&io_err)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(IoError::at(from))?;
+        if k == 0 {
+            break;
+        }
+        ctx.update(&buf[..k]);
+        z.write_all(&buf[..k]).map_err(&io_err)?;
+        size += k as u64;
+    }
+    let pad = (512 - size % 512) % 512;
+    z.write_all(&vec![0u8; pad as usize]).map_err(&io_err)?;
+    z.finish()
+        .map_err(&io_err)?
+        .into_inner()
+        .map_err(|e| io_err(e.into_error()))?;
+    Ok(Item {
+        entry: FileEntry {
+            path: path.to_string(),
+            kind: Kind::File,
+            mode,
+            uid: owner.0,
+            gid: owner.1,
+            size,
+            sha256: Some(hex(ctx.finish().as_ref())),
+        },
+        content: Some(Content::Frame(frame.to_path_buf())),
+    })
 }
 
 fn sha256_file(p: &Path) -> Result<(String, u64), IoError> {
@@ -223,8 +280,62 @@ pub fn workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
+/// A zstd stream of one or more frames: bytes written go through the
+/// current frame's encoder; [`Frames::splice`] ends it, copies a frame
+/// compressed beforehand, and starts a new one.
+pub struct Frames<W: Write> {
+    enc: Option<zstd::Encoder<'static, W>>,
+}
+
+impl<W: Write> Frames<W> {
+    pub fn new(w: W) -> io::Result<Self> {
+        Ok(Frames {
+            enc: Some(zstd_writer(w, workers())?),
+        })
+    }
+
+    fn enc(&mut self) -> io::Result<&mut zstd::Encoder<'static, W>> {
+        self.enc
+            .as_mut()
+            .ok_or_else(|| io::Error::other("zstd stream already failed"))
+    }
+
+    /// Ends the current frame, copies the frame in `path`, starts a new one.
+    pub fn splice(&mut self, path: &Path) -> io::Result<()> {
+        let enc = self
+            .enc
+            .take()
+            .ok_or_else(|| io::Error::other("zstd stream already failed"))?;
+        let mut w = enc.finish()?;
+        io::copy(&mut fs::File::open(path)?, &mut w)?;
+        self.enc = Some(zstd_writer(w, workers())?);
+        Ok(())
+    }
+
+    /// Ends the last frame; the writer underneath.
+    pub fn finish(mut self) -> io::Result<W> {
+        match self.enc.take() {
+            Some(e) => e.finish(),
+            None => Err(io::Error::other("zstd stream already failed")),
+        }
+    }
+}
+
+impl<W: Write> Write for Frames<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.enc()?.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.enc()?.flush()
+    }
+}
+
 /// The tar stream of `manifest` and `items` (sorted by path, as listed).
-pub fn write_tar<W: Write>(w: W, manifest: &Manifest, items: &[Item]) -> io::Result<W> {
+pub fn write_tar<W: Write>(
+    w: Frames<W>,
+    manifest: &Manifest,
+    items: &[Item],
+) -> io::Result<Frames<W>> {
     let mut b = tar::Builder::new(w);
     let header = |path: &str, kind: Kind, mode: u32, size: u64, owner: (u32, u32)| {
         let mut h = tar::Header::new_ustar();
@@ -262,6 +373,12 @@ pub fn write_tar<W: Write>(w: W, manifest: &Manifest, items: &[Item]) -> io::Res
         match &it.content {
             None => b.append(&h, io::empty())?,
             Some(Content::Bytes(v)) => b.append(&h, &v[..])?,
+            Some(Content::Frame(frame)) => {
+                // The header in the current frame; the data (with its
+                // padding) is the frame compressed beforehand.
+                b.get_mut().write_all(h.as_bytes())?;
+                b.get_mut().splice(frame)?;
+            }
             Some(Content::File(p)) => {
                 let f = fs::File::open(p)?;
                 // The size was taken when hashed; a file changed since is an error.
@@ -303,7 +420,7 @@ pub fn write_archive(
         };
         let hw = match enc {
             Encryption::None => {
-                let z = zstd_writer(hw, workers()).map_err(&io_err)?;
+                let z = Frames::new(hw).map_err(&io_err)?;
                 write_tar(z, manifest, items)
                     .and_then(|z| z.finish())
                     .map_err(&io_err)?
@@ -313,7 +430,7 @@ pub fn write_archive(
                     age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
                         .map_err(|e| WriteError::Encrypt(e.to_string()))?;
                 let a = e.wrap_output(hw).map_err(&io_err)?;
-                let z = zstd_writer(a, workers()).map_err(&io_err)?;
+                let z = Frames::new(a).map_err(&io_err)?;
                 write_tar(z, manifest, items)
                     .and_then(|z| z.finish())
                     .and_then(|a| a.finish())
@@ -322,7 +439,7 @@ pub fn write_archive(
             Encryption::Passphrase(p) => {
                 let e = age::Encryptor::with_user_passphrase(p.clone());
                 let a = e.wrap_output(hw).map_err(&io_err)?;
-                let z = zstd_writer(a, workers()).map_err(&io_err)?;
+                let z = Frames::new(a).map_err(&io_err)?;
                 write_tar(z, manifest, items)
                     .and_then(|z| z.finish())
                     .and_then(|a| a.finish())

@@ -165,6 +165,8 @@ struct Made {
 
 const DATA_DIR: &str = "/var/lib/etcd";
 const PKI_DIR: &str = "/etc/kubernetes/pki";
+/// The db's entry in every archive.
+const DB_ENTRY: &str = "data/member/snap/db";
 
 fn read_passphrase(p: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
@@ -339,24 +341,33 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
     let result = (|| -> anyhow::Result<Vec<(String, String)>> {
         durable::mkdir_0700(&scratch)?;
         let mut sums = Vec::new();
-        let mut db_from: Option<PathBuf> = None;
+        // Every member's db is the same: the first member's is built and
+        // verified, hashed and compressed once, and that frame goes into
+        // every archive (the others stage only their .snap and WAL).
+        let mut shared_db: Option<Item> = None;
         let mut db_status: Option<(u32, i64)> = None;
         for ((m, files), path) in members.iter().zip(&pki_files).zip(&names) {
             let dir = scratch.join(&m.name);
-            write::stage_data_dir(&src, m, &dir, db_from.as_deref())
+            write::stage_data_dir(&src, m, &dir, shared_db.is_none())
                 .with_context(|| format!("restoring member {}", m.name))?;
-            let db_path = dir.join("member/snap/db");
-            if db_status.is_none() {
+            if shared_db.is_none() {
+                let db_path = dir.join("member/snap/db");
                 let f = crate::input::SnapshotFile::open(&db_path)?;
                 let db = crate::bolt::Db::open(f.db())?;
                 let st = crate::backend::status::status(&db)?;
                 db_status = Some((st.hash, st.revision));
-                db_from = Some(db_path.clone());
+                drop(f);
+                let frame = scratch.join("db.zst-frame");
+                shared_db = Some(write::frame_item(DB_ENTRY, &db_path, &frame, 0o600, owner)?);
+                // Shipped from the frame: not walked again below.
+                std::fs::remove_file(&db_path)
+                    .with_context(|| format!("{}: removing", db_path.display()))?;
             }
             let (db_hash, db_revision) = db_status.unwrap_or_default();
             let flags = flags_of(m);
             let (adv_client, _) = client_urls_of(m, clients.get(&m.name));
             let mut items: Vec<Item> = write::data_items(&dir, owner)?;
+            items.extend(shared_db.clone());
             let mut pki_items = Vec::new();
             for f in files {
                 let mode = if f.private_key { 0o600 } else { 0o644 };

@@ -237,6 +237,18 @@ pub fn write_member_files(
     write_snap_and_wal(src, member, dirs)
 }
 
+/// Writes `member`'s files except the db (its `snap` dir, `.snap` file and
+/// first WAL segment): for callers that ship one db for every member
+/// (`bundle`), which every member's db equals.
+pub fn write_member_files_without_db(
+    src: &Source<'_, '_>,
+    member: &Member,
+    dirs: &StageDirs,
+) -> Result<(), RestoreError> {
+    snap_db_path(dirs)?;
+    write_snap_and_wal(src, member, dirs)
+}
+
 /// Creates `<member>/snap` and returns the path of the db in it.
 fn snap_db_path(dirs: &StageDirs) -> Result<std::path::PathBuf, RestoreError> {
     let snap_dir = dirs.member.join("snap");
