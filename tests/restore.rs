@@ -702,3 +702,34 @@ fn env_file_with_https_urls_boots_with_tls() {
     assert_eq!(got, want);
     check_served(&out, fixture_kvs());
 }
+
+/// `--out-dir` that does not exist yet, several members: their data dirs are
+/// staged by parallel threads that each create the missing parents, and one
+/// of them used to fail with "File exists" (about every other run with five
+/// members). Twelve runs, every one must restore every member.
+#[test]
+fn out_dir_created_by_parallel_members() {
+    let initial = (1..=5)
+        .map(|i| format!("m{i}=http://127.0.0.1:{}", 2379 + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    let snap = fixture("etcd-3.5.1.db");
+    for round in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a/b");
+        let o = run(&[
+            "restore",
+            snap.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--initial-cluster",
+            &initial,
+            "--initial-cluster-token",
+            "t",
+        ]);
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        for i in 1..=5 {
+            assert!(out.join(format!("m{i}.etcd/member/snap/db")).is_file());
+        }
+    }
+}

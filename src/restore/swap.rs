@@ -212,6 +212,10 @@ fn create_dirs(p: &Path) -> Result<Vec<PathBuf>, IoError> {
     for d in missing {
         match durable::mkdir_0700(&d) {
             Ok(()) => created.push(d),
+            // Made in between by another writer (the members of one restore
+            // are staged by parallel threads under one --out-dir): there, and
+            // not ours to remove.
+            Err(e) if e.err.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
             Err(e) => {
                 remove_created(&created);
                 return Err(e);
