@@ -80,6 +80,11 @@ pub struct Summary {
     pub file_size: u64,
     pub compression: &'static str,
     pub has_trailer: bool,
+    /// The sha256 of the whole (decompressed) file, db and trailer, as
+    /// `sha256sum` prints it; taken with the trailer check, so only for a
+    /// file that has a trailer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,7 +141,9 @@ impl<'a> Visitor<'a> for Both<'a> {
     }
 }
 
-fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
+/// The sha256 check, and for a file with a trailer the sha256 of the whole
+/// file (db and trailer: what `sha256sum` prints), taken in the same pass.
+fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> (Check, Option<String>) {
     let Some(trailer) = trailer else {
         if !db.len().is_multiple_of(512) {
             let mut problems = Problems::default();
@@ -147,24 +154,38 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
                 ))
                 .at_offset(db.len() as u64 - (db.len() % 512) as u64),
             );
-            return Check::new("sha256", problems, String::new(), "damaged or cut trailer");
+            return (
+                Check::new("sha256", problems, String::new(), "damaged or cut trailer"),
+                None,
+            );
         }
         if let Some(at) = trailer_inside(db) {
             let mut problems = Problems::default();
             problems.push(Problem::new(Excess::AfterTrailer { at }.describe()).at_offset(at));
-            return Check::new(
-                "sha256",
-                problems,
-                String::new(),
-                "the file does not end with its trailer",
+            return (
+                Check::new(
+                    "sha256",
+                    problems,
+                    String::new(),
+                    "the file does not end with its trailer",
+                ),
+                None,
             );
         }
-        return Check::skipped(
-            "sha256",
-            "no sha256 trailer (size % 512 != 32): a copy of a data dir's member/snap/db, not a `snapshot save` file",
+        return (
+            Check::skipped(
+                "sha256",
+                "no sha256 trailer (size % 512 != 32): a copy of a data dir's member/snap/db, not a `snapshot save` file",
+            ),
+            None,
         );
     };
-    let digest = ring::digest::digest(&ring::digest::SHA256, db);
+    // The db bytes' digest, then (the same pass) the whole file's.
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(db);
+    let digest = ctx.clone().finish();
+    ctx.update(trailer);
+    let file = hex(ctx.finish().as_ref());
     let mut problems = Problems::default();
     if digest.as_ref() != trailer {
         problems.push(
@@ -177,11 +198,14 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> Check {
             .at_offset(db.len() as u64),
         );
     }
-    Check::new(
-        "sha256",
-        problems,
-        format!("trailer matches the db bytes ({})", hex(trailer)),
-        "the file changed after `snapshot save` wrote it",
+    (
+        Check::new(
+            "sha256",
+            problems,
+            format!("trailer matches the db bytes ({})", hex(trailer)),
+            "the file changed after `snapshot save` wrote it",
+        ),
+        Some(file),
     )
 }
 
@@ -204,7 +228,7 @@ fn trailer_inside(bytes: &[u8]) -> Option<u64> {
 /// The sha256 check from its thread's result. A thread that failed has not
 /// checked anything, and an unchecked digest cannot pass: that is a failure,
 /// never a skip.
-fn joined_sha(result: std::thread::Result<Check>) -> Check {
+fn joined_sha(result: std::thread::Result<(Check, Option<String>)>) -> (Check, Option<String>) {
     result.unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<&str>()
@@ -215,7 +239,10 @@ fn joined_sha(result: std::thread::Result<Check>) -> Check {
         problems.push(Problem::new(format!(
             "the sha256 could not be computed: its thread failed ({why})"
         )));
-        Check::new("sha256", problems, String::new(), "not checked")
+        (
+            Check::new("sha256", problems, String::new(), "not checked"),
+            None,
+        )
     })
 }
 
@@ -274,7 +301,9 @@ pub fn verify_bytes(name: &str, bytes: &[u8], compression: Compression) -> Repor
     summary.file_size = bytes.len() as u64;
     summary.compression = compression.name();
     summary.has_trailer = trailer.is_some();
-    checks.insert(0, joined_sha(sha));
+    let (sha, file_sha) = joined_sha(sha);
+    summary.sha256 = file_sha;
+    checks.insert(0, sha);
     let passed = checks.iter().all(|c| c.status != CheckStatus::Failed);
     Report {
         file: name.to_string(),
@@ -412,7 +441,8 @@ mod tests {
 
     #[test]
     fn a_failed_sha256_thread_fails_the_check() {
-        let c = joined_sha(Err(Box::new("boom")));
+        let (c, digest) = joined_sha(Err(Box::new("boom")));
+        assert!(digest.is_none());
         assert_eq!(c.status, CheckStatus::Failed);
         assert!(c.problems[0].message.contains("boom"), "{:?}", c.problems);
     }

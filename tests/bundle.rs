@@ -161,6 +161,43 @@ fn install_places_what_restore_writes_and_the_pki() {
     }
 }
 
+/// `sha256sum` of the file, for the snapshot's recorded digest.
+fn sha256sum(p: &Path) -> String {
+    let o = Command::new("sha256sum").arg(p).output().unwrap();
+    assert!(o.status.success(), "sha256sum: {}", stderr(&o));
+    stdout(&o).split_whitespace().next().unwrap().to_string()
+}
+
+/// The snapshot's sha256 in every manifest (and verify's `sha256`) is the
+/// whole file's, as `sha256sum` prints it — taken by the verifier in the same
+/// pass as the trailer check, for a compressed input that of the inflated
+/// bytes.
+#[test]
+fn the_snapshot_digest_is_what_sha256sum_prints() {
+    let d = tempfile::tempdir().unwrap();
+    let snap = fixture("etcd-3.5.1.db");
+    let want = sha256sum(&snap);
+    let out = bundle_in(d.path(), "out", TOKEN, &[]);
+    let o = run(&["bundle", "inspect", s(&out), "-w", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for a in v.as_array().unwrap() {
+        assert_eq!(a["manifest"]["snapshot"]["sha256"], want.as_str());
+    }
+    let zst = d.path().join("snap.db.zst");
+    let z = Command::new("zstd")
+        .args(["-q", "-o", s(&zst), s(&snap)])
+        .status()
+        .unwrap();
+    assert!(z.success());
+    for f in [&snap, &zst] {
+        let o = run(&["verify", s(f), "-w", "json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["summary"]["sha256"], want.as_str(), "{}", f.display());
+    }
+}
+
 /// Same inputs, same bytes: two runs give identical archives and SHA256SUMS.
 #[test]
 fn archives_are_reproducible() {

@@ -14,13 +14,13 @@ use super::{Outcome, ReportFormat, out};
 use crate::bundle::manifest::{Manifest, MemberInfo, RestoreInfo, SnapshotInfo};
 use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};
 use crate::bundle::write::{self, Encryption, Item};
-use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name, sha256_hex};
+use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name};
 use crate::pki::MemberUrls;
 use crate::restore::datadir::{Options, Source, restored_from};
 use crate::restore::durable;
 use crate::restore::flags::{client_urls, client_urls_of, env_text, start_flags};
 use crate::restore::membership::Cluster;
-use crate::restore::source::{SourceError, read_verified};
+use crate::restore::source::{Opened, Refused, SourceError, verify_beside};
 use crate::restore::swap;
 
 const BUNDLE_EXAMPLES: &str = "Examples:
@@ -165,6 +165,14 @@ struct Made {
 
 const DATA_DIR: &str = "/var/lib/etcd";
 const PKI_DIR: &str = "/etc/kubernetes/pki";
+/// The db every member ships: its item (the frame compressed once) and its
+/// `status` hash and revision.
+#[derive(Default)]
+struct SharedDb {
+    item: Option<Item>,
+    status: (u32, i64),
+}
+
 /// The db's entry in every archive.
 const DB_ENTRY: &str = "data/member/snap/db";
 
@@ -259,18 +267,6 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    // The snapshot, read once for every member.
-    let file = open(snapshot)?;
-    let verified = match read_verified(&file, false, a.target_version.as_deref()) {
-        Ok(v) => v,
-        Err(SourceError::Unsound { report, .. }) => {
-            eprint!("{}", crate::cli::verify::render_table(&report, true));
-            eprintln!("etcdsnap: not bundling a snapshot that fails verification");
-            return Ok(Outcome::Failed);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let snapshot_sha = sha256_hex(file.bytes());
     let owner = a.owner.unwrap_or((0, 0));
     let flags_of = |m: &crate::restore::membership::Member| {
         start_flags(
@@ -282,12 +278,84 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
             &Path::new(PKI_DIR).join("etcd"),
         )
     };
+    let opts = Options {
+        bump_revision: a.bump_revision.filter(|b| *b > 0),
+        clear_alarms: a.clear_alarms,
+        force: false,
+        owner: None,
+    };
+    let scratch = out_dir.join(format!(".etcdsnap-bundle-staging-{}", std::process::id()));
+    // The snapshot, read once for every member: verified on one core while
+    // the other builds every member's data dir from it into the scratch dir
+    // (restore::source). The db, the same for every member, is built once,
+    // verified, and hashed and compressed once as its own zstd frame, which
+    // goes into every archive; the other members stage only their .snap and
+    // WAL.
+    let file = open(snapshot)?;
+    let stage = |o: Opened<'_>| -> anyhow::Result<SharedDb> {
+        if a.dry_run {
+            return Ok(SharedDb::default());
+        }
+        let buckets = restored_from(o.collected, &cluster, o.snapshot_release, o.target, &opts)?;
+        let src = Source {
+            buckets: &buckets,
+            page_size: o.db.page_size(),
+            cluster: &cluster,
+            target: o.target,
+        };
+        durable::mkdir_0700(&scratch)?;
+        let mut shared = SharedDb::default();
+        for m in &members {
+            let dir = scratch.join(&m.name);
+            write::stage_data_dir(&src, m, &dir, shared.item.is_none())
+                .with_context(|| format!("restoring member {}", m.name))?;
+            if shared.item.is_none() {
+                let db_path = dir.join("member/snap/db");
+                let f = crate::input::SnapshotFile::open(&db_path)?;
+                let st = crate::backend::status::status(&crate::bolt::Db::open(f.db())?)?;
+                shared.status = (st.hash, st.revision);
+                drop(f);
+                let frame = scratch.join("db.zst-frame");
+                shared.item = Some(write::frame_item(DB_ENTRY, &db_path, &frame, 0o600, owner)?);
+                // Shipped from the frame: not walked again below.
+                std::fs::remove_file(&db_path)
+                    .with_context(|| format!("{}: removing", db_path.display()))?;
+            }
+        }
+        Ok(shared)
+    };
+    if !a.dry_run {
+        std::fs::create_dir_all(out_dir).with_context(|| format!("{}", out_dir.display()))?;
+        for line in swap::clean_stale_prefixed(out_dir, ".etcdsnap-bundle-staging-")? {
+            say!("etcdsnap: {line}");
+        }
+    }
+    let passed = match verify_beside(&file, false, a.target_version.as_deref(), stage) {
+        Ok(p) => p,
+        Err(Refused { err, .. }) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            if let SourceError::Unsound { report, .. } = err {
+                eprint!("{}", crate::cli::verify::render_table(&report, true));
+                eprintln!("etcdsnap: not bundling a snapshot that fails verification");
+                return Ok(Outcome::Failed);
+            }
+            return Err(err.into());
+        }
+    };
+    let shared = match passed.work {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+    };
+    let snapshot_sha = passed.sha256.clone();
     let mut made = Made {
         dry_run: a.dry_run,
         snapshot: file.path().display().to_string(),
         snapshot_sha256: snapshot_sha.clone(),
-        revision: verified.revision,
-        target_version: verified.target.line(),
+        revision: passed.revision,
+        target_version: passed.target.line(),
         cluster_id: format!("{:x}", cluster.cluster_id),
         encrypted: enc.is_some(),
         force_pki: errors > 0,
@@ -314,60 +382,15 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         print_made(&made, a.write_out)?;
         return Ok(Outcome::Ok);
     }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("{}", out_dir.display()))?;
-    for line in swap::clean_stale_prefixed(out_dir, ".etcdsnap-bundle-staging-")? {
-        say!("etcdsnap: {line}");
-    }
-    let scratch = out_dir.join(format!(".etcdsnap-bundle-staging-{}", std::process::id()));
-    let opts = Options {
-        bump_revision: a.bump_revision.filter(|b| *b > 0),
-        clear_alarms: a.clear_alarms,
-        force: false,
-        owner: None,
-    };
-    let buckets = restored_from(
-        verified.collected,
-        &cluster,
-        verified.snapshot_release,
-        verified.target,
-        &opts,
-    )?;
-    let src = Source {
-        buckets: &buckets,
-        page_size: verified.db.page_size(),
-        cluster: &cluster,
-        target: verified.target,
-    };
     let result = (|| -> anyhow::Result<Vec<(String, String)>> {
-        durable::mkdir_0700(&scratch)?;
         let mut sums = Vec::new();
-        // Every member's db is the same: the first member's is built and
-        // verified, hashed and compressed once, and that frame goes into
-        // every archive (the others stage only their .snap and WAL).
-        let mut shared_db: Option<Item> = None;
-        let mut db_status: Option<(u32, i64)> = None;
         for ((m, files), path) in members.iter().zip(&pki_files).zip(&names) {
             let dir = scratch.join(&m.name);
-            write::stage_data_dir(&src, m, &dir, shared_db.is_none())
-                .with_context(|| format!("restoring member {}", m.name))?;
-            if shared_db.is_none() {
-                let db_path = dir.join("member/snap/db");
-                let f = crate::input::SnapshotFile::open(&db_path)?;
-                let db = crate::bolt::Db::open(f.db())?;
-                let st = crate::backend::status::status(&db)?;
-                db_status = Some((st.hash, st.revision));
-                drop(f);
-                let frame = scratch.join("db.zst-frame");
-                shared_db = Some(write::frame_item(DB_ENTRY, &db_path, &frame, 0o600, owner)?);
-                // Shipped from the frame: not walked again below.
-                std::fs::remove_file(&db_path)
-                    .with_context(|| format!("{}: removing", db_path.display()))?;
-            }
-            let (db_hash, db_revision) = db_status.unwrap_or_default();
+            let (db_hash, db_revision) = shared.status;
             let flags = flags_of(m);
             let (adv_client, _) = client_urls_of(m, clients.get(&m.name));
             let mut items: Vec<Item> = write::data_items(&dir, owner)?;
-            items.extend(shared_db.clone());
+            items.extend(shared.item.clone());
             let mut pki_items = Vec::new();
             for f in files {
                 let mode = if f.private_key { 0o600 } else { 0o644 };
@@ -409,11 +432,11 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
                 initial_cluster_token: cluster.token.clone(),
                 snapshot: SnapshotInfo {
                     sha256: snapshot_sha.clone(),
-                    revision: verified.revision,
-                    release: verified.snapshot_release.line().to_string(),
+                    revision: passed.revision,
+                    release: passed.snapshot_release.line().to_string(),
                 },
                 restore: RestoreInfo {
-                    target_version: verified.target.line().to_string(),
+                    target_version: passed.target.line().to_string(),
                     bump_revision: opts.bump_revision,
                     mark_compacted: a.mark_compacted,
                     clear_alarms: a.clear_alarms,

@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use super::objects::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
-use crate::restore::datadir::{Options, Source, collect_buckets, restored_from, stage_members};
+use crate::restore::datadir::{Options, Source, restored_from, stage_members};
 use crate::restore::flags::{client_urls, env_text, start_flags};
 use crate::restore::membership::{Cluster, Member};
+use crate::restore::source::{Opened, Passed, Refused, SourceError, verify_beside};
 use crate::restore::stale::{StaleReport, report};
 use crate::restore::target::{self, Target};
 use crate::restore::{durable, swap};
@@ -154,8 +155,6 @@ struct Plan {
 /// What the staging side of a restore hands back once every member is
 /// staged.
 struct Prepared {
-    snapshot_release: Target,
-    target: Target,
     stale: StaleReport,
     staged: Vec<swap::Staged>,
 }
@@ -347,29 +346,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         })
         .collect();
     // The snapshot is verified while every member's data dir is staged from
-    // it: the disk works from the start. Readers return errors, never panic,
-    // on any bytes; a damaged file is reported as `verify` reports it, and
-    // whatever was staged from it is discarded: nothing is swapped in before
-    // the snapshot passed and every member's files are staged and fsynced.
-    let stage_all = || -> anyhow::Result<Prepared> {
-        if !file.has_trailer() && !args.skip_hash_check {
-            bail!(
-                "{}: snapshot missing hash but --skip-hash-check=false (a copy of a data dir's member/snap/db has no sha256 trailer)",
-                file.path().display()
-            );
-        }
-        let db = db(&file)?;
-        let collected = collect_buckets(&db)?;
-        // Which release to write for; a combination etcd does not support is
-        // refused here, before anything is written.
-        let meta = collected.meta();
-        let snapshot_release = release_of(
-            meta.storage_version.as_deref(),
-            collected.cluster_version().as_deref(),
-            meta.term.is_some_and(|t| t > 0),
-        )?;
-        let target = target::choose(snapshot_release, requested)?;
-        let stale = report(&db, &args.prefix)?;
+    // it (restore::source); a damaged file is reported as `verify` reports
+    // it, and whatever was staged from it is discarded: nothing is swapped in
+    // before the snapshot passed and every member's files are staged and
+    // fsynced.
+    let stage_all = |o: Opened<'_>| -> anyhow::Result<Prepared> {
+        let stale = report(&o.db, &args.prefix)?;
         // What a killed run left is cleaned (and said) before the targets are judged.
         for t in &targets {
             for line in swap::clean_stale(t)? {
@@ -389,51 +371,53 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     .with_context(|| format!("restoring member {}", m.member.name))?,
             );
         }
-        let buckets = restored_from(collected, &cluster, snapshot_release, target, &opts)?;
+        let buckets = restored_from(o.collected, &cluster, o.snapshot_release, o.target, &opts)?;
         let src = Source {
             buckets: &buckets,
-            page_size: db.page_size(),
+            page_size: o.db.page_size(),
             cluster: &cluster,
-            target,
+            target: o.target,
         };
         // Every member's db is the same: the first is built and verified,
         // the others are checked copies of it.
         let staged = stage_members(&src, &members, checked, opts.owner)
             .context("nothing was restored: every member is as it was")?;
-        Ok(Prepared {
-            snapshot_release,
-            target,
-            stale,
-            staged,
-        })
+        Ok(Prepared { stale, staged })
     };
-    let (checks, prepared) = rayon::join(|| verify(&file), stage_all);
-    if !checks.passed {
-        if let Ok(p) = prepared {
+    let discard = |p: Option<anyhow::Result<Prepared>>| {
+        if let Some(Ok(p)) = p {
             p.staged.into_iter().for_each(swap::Staged::discard);
         }
-        eprint!("{}", crate::cli::verify::render_table(&checks, true));
-        eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
-        return Ok(Outcome::Failed);
-    }
-    let Prepared {
+    };
+    let passed = match verify_beside(
+        &file,
+        args.skip_hash_check,
+        args.target_version.as_deref(),
+        stage_all,
+    ) {
+        Ok(p) => p,
+        Err(Refused {
+            err: SourceError::Unsound { report, .. },
+            work,
+        }) => {
+            discard(work);
+            eprint!("{}", crate::cli::verify::render_table(&report, true));
+            eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
+            return Ok(Outcome::Failed);
+        }
+        Err(Refused { err, work }) => {
+            discard(work);
+            return Err(anyhow::Error::new(err).context("nothing was restored"));
+        }
+    };
+    let Passed {
+        checks,
         snapshot_release,
         target,
-        stale,
-        staged,
-    } = prepared?;
-    // The release was read from the same bytes the verifier passed; both
-    // readings must agree.
-    let meta = checks.summary.meta.as_ref();
-    let verified_release = release_of(
-        meta.and_then(|m| m.storage_version.as_deref()),
-        target::cluster_version(&db(&file)?).as_deref(),
-        meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
-    );
-    if verified_release.ok() != Some(snapshot_release) {
-        staged.into_iter().for_each(swap::Staged::discard);
-        bail!("the snapshot's release read twice gave two answers; nothing was restored");
-    }
+        work,
+        ..
+    } = passed;
+    let Prepared { stale, staged } = work?;
     let mut plan = plan_of(&checks, snapshot_release, target, stale, member_plans);
     // The restore goes ahead: the operator sees what comes back stale first.
     if args.write_out == ReportFormat::Table {

@@ -1,8 +1,11 @@
 //! The snapshot read once for every command that restores from it (`restore`,
-//! `bundle`): verified in full while the other core collects the buckets to
-//! write (readers return errors, never panic, on any bytes, and what they read
-//! is used only once the file passed), the sha256 trailer required unless
-//! skipped, and the release to write for chosen from what the file records.
+//! `bundle`): verified in full on one core while the other collects the
+//! buckets and does the caller's work from them (building and staging the
+//! data dirs), so the disk works from the start. Readers return errors, never
+//! panic, on any bytes; what the work made is handed back for discarding
+//! unless the file passed every check, its sha256 trailer is there (unless
+//! skipped), and the release read from the collected buckets equals the one
+//! read from the bytes the verifier passed.
 
 use crate::bolt::Db;
 use crate::bolt::db::OpenError;
@@ -27,31 +30,54 @@ pub enum SourceError {
         #[source]
         err: OpenError,
     },
+    #[error("{0}: the snapshot's release read twice gave two answers")]
+    ReleaseDisagrees(String),
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
 }
 
-/// A verified snapshot, read once: its checks, the buckets to restore, the
-/// release it was written by and the one to write for.
-pub struct Verified<'a> {
-    pub checks: Report,
+/// What the work beside the verifier starts from.
+pub struct Opened<'a> {
     pub db: Db<'a>,
     pub collected: Collected<'a>,
+    /// The release that wrote the snapshot, and the one to write for.
+    pub snapshot_release: Target,
+    pub target: Target,
+}
+
+/// A snapshot that passed, and what the work made from it.
+pub struct Passed<R> {
+    pub checks: Report,
     pub snapshot_release: Target,
     pub target: Target,
     /// The keyspace's revision (0 when the file has none).
     pub revision: i64,
+    /// The sha256 of the whole (decompressed) file, taken by the verifier.
+    pub sha256: String,
+    pub work: R,
 }
 
-/// Verifies `file` and collects its buckets in one read (see the module
+/// Why nothing made from the snapshot may be used; `work` is what the work
+/// made anyway (to discard), if it ran.
+pub struct Refused<R> {
+    pub err: SourceError,
+    pub work: Option<R>,
+}
+
+/// Verifies `file` while `work` runs on its collected buckets (see the module
 /// comment). `requested` is `--target-version`.
-pub fn read_verified<'a>(
+pub fn verify_beside<'a, R, W>(
     file: &'a SnapshotFile,
     skip_hash_check: bool,
     requested: Option<&str>,
-) -> Result<Verified<'a>, SourceError> {
+    work: W,
+) -> Result<Passed<R>, Refused<R>>
+where
+    R: Send,
+    W: FnOnce(Opened<'a>) -> R + Send,
+{
     let path = file.path().display().to_string();
     let open = || {
         Db::open(file.db()).map_err(|err| SourceError::Open {
@@ -59,39 +85,81 @@ pub fn read_verified<'a>(
             err,
         })
     };
-    let (checks, collected) = rayon::join(
+    let release = |meta: &crate::backend::meta::MetaInfo, cluster_version: Option<&str>| {
+        target::snapshot_release(
+            meta.storage_version.as_deref(),
+            cluster_version,
+            meta.term.is_some_and(|t| t > 0),
+        )
+        .or_else(|e| match requested {
+            Some(t) => Target::parse(t).ok_or(e),
+            None => Err(e),
+        })
+    };
+    let (checks, started) = rayon::join(
         || verify(file),
-        || -> Result<_, SourceError> { Ok(collect_buckets(&open()?)?) },
+        || -> Result<(Target, Target, R), SourceError> {
+            if !file.has_trailer() && !skip_hash_check {
+                return Err(SourceError::NoTrailer(path.clone()));
+            }
+            let db = open()?;
+            let collected = collect_buckets(&db)?;
+            let snapshot_release =
+                release(&collected.meta(), collected.cluster_version().as_deref())?;
+            let target = target::choose(snapshot_release, requested.and_then(Target::parse))?;
+            let r = work(Opened {
+                db,
+                collected,
+                snapshot_release,
+                target,
+            });
+            Ok((snapshot_release, target, r))
+        },
     );
+    let (snapshot_release, target, r) = match started {
+        Ok(s) => s,
+        Err(err) if checks.passed => return Err(Refused { err, work: None }),
+        Err(_) => {
+            return Err(Refused {
+                err: SourceError::Unsound {
+                    path,
+                    report: Box::new(checks),
+                },
+                work: None,
+            });
+        }
+    };
     if !checks.passed {
-        return Err(SourceError::Unsound {
-            path,
-            report: Box::new(checks),
+        return Err(Refused {
+            err: SourceError::Unsound {
+                path,
+                report: Box::new(checks),
+            },
+            work: Some(r),
         });
     }
-    if !file.has_trailer() && !skip_hash_check {
-        return Err(SourceError::NoTrailer(path));
+    // The release from the bytes the verifier passed must be the one the
+    // work was given.
+    let verified_release = match (open(), checks.summary.meta.as_ref()) {
+        (Ok(db), Some(meta)) => release(meta, target::cluster_version(&db).as_deref()).ok(),
+        _ => None,
+    };
+    if verified_release != Some(snapshot_release) {
+        return Err(Refused {
+            err: SourceError::ReleaseDisagrees(path),
+            work: Some(r),
+        });
     }
-    let db = open()?;
-    let collected = collected?;
-    let meta = checks.summary.meta.as_ref();
-    let snapshot_release = target::snapshot_release(
-        meta.and_then(|m| m.storage_version.as_deref()),
-        target::cluster_version(&db).as_deref(),
-        meta.is_some_and(|m| m.term.is_some_and(|t| t > 0)),
-    )
-    .or_else(|e| match requested {
-        Some(t) => Target::parse(t).ok_or(e),
-        None => Err(e),
-    })?;
-    let target = target::choose(snapshot_release, requested.and_then(Target::parse))?;
-    let revision = checks.summary.keyspace.as_ref().map_or(0, |k| k.revision);
-    Ok(Verified {
+    // Only a file without a trailer has no digest from the verifier.
+    let sha256 = checks.summary.sha256.clone().unwrap_or_else(|| {
+        crate::verify::hex(ring::digest::digest(&ring::digest::SHA256, file.bytes()).as_ref())
+    });
+    Ok(Passed {
+        revision: checks.summary.keyspace.as_ref().map_or(0, |k| k.revision),
+        sha256,
         checks,
-        db,
-        collected,
         snapshot_release,
         target,
-        revision,
+        work: r,
     })
 }
