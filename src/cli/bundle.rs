@@ -16,7 +16,7 @@ use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};
 use crate::bundle::write::{self, Encryption, Item};
 use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name};
 use crate::pki::MemberUrls;
-use crate::restore::datadir::{Options, Source, restored_from};
+use crate::restore::datadir::Options;
 use crate::restore::durable;
 use crate::restore::flags::{client_urls, client_urls_of, env_text, start_flags};
 use crate::restore::membership::Cluster;
@@ -296,13 +296,8 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         if a.dry_run {
             return Ok(SharedDb::default());
         }
-        let buckets = restored_from(o.collected, &cluster, o.snapshot_release, o.target, &opts)?;
-        let src = Source {
-            buckets: &buckets,
-            page_size: o.db.page_size(),
-            cluster: &cluster,
-            target: o.target,
-        };
+        let restored = o.restored(&cluster, &opts)?;
+        let src = restored.source(&cluster);
         durable::mkdir_0700(&scratch)?;
         let mut shared = SharedDb::default();
         for m in &members {

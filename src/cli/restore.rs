@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::objects::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
-use crate::restore::datadir::{Options, Source, restored_from, stage_members};
+use crate::restore::datadir::{Options, stage_members};
 use crate::restore::flags::{client_urls, env_text, start_flags};
 use crate::restore::membership::{Cluster, Member};
 use crate::restore::source::{Opened, Passed, Refused, SourceError, verify_beside};
@@ -371,13 +371,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     .with_context(|| format!("restoring member {}", m.member.name))?,
             );
         }
-        let buckets = restored_from(o.collected, &cluster, o.snapshot_release, o.target, &opts)?;
-        let src = Source {
-            buckets: &buckets,
-            page_size: o.db.page_size(),
-            cluster: &cluster,
-            target: o.target,
-        };
+        let restored = o.restored(&cluster, &opts)?;
+        let src = restored.source(&cluster);
         // Every member's db is the same: the first is built and verified,
         // the others are checked copies of it.
         let staged = stage_members(&src, &members, checked, opts.owner)

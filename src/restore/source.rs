@@ -12,7 +12,9 @@ use crate::bolt::db::OpenError;
 use crate::input::SnapshotFile;
 use crate::verify::{Report, verify};
 
-use super::datadir::{Collected, RestoreError, collect_buckets};
+use super::datadir::{Collected, Options, RestoreError, Source, collect_buckets, restored_from};
+use super::dbwrite::BucketData;
+use super::membership::Cluster;
 use super::target::{self, Target, TargetError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,42 @@ pub struct Opened<'a> {
     /// The release that wrote the snapshot, and the one to write for.
     pub snapshot_release: Target,
     pub target: Target,
+}
+
+impl<'a> Opened<'a> {
+    /// The restored db's buckets (the snapshot's, with the restore's
+    /// changes for `cluster`), ready to write.
+    pub fn restored(self, cluster: &Cluster, opts: &Options) -> Result<Restored<'a>, RestoreError> {
+        Ok(Restored {
+            page_size: self.db.page_size(),
+            buckets: restored_from(
+                self.collected,
+                cluster,
+                self.snapshot_release,
+                self.target,
+                opts,
+            )?,
+            target: self.target,
+        })
+    }
+}
+
+/// What every member's data dir is written from.
+pub struct Restored<'a> {
+    buckets: Vec<BucketData<'a>>,
+    page_size: usize,
+    target: Target,
+}
+
+impl<'a> Restored<'a> {
+    pub fn source<'s>(&'s self, cluster: &'s Cluster) -> Source<'s, 'a> {
+        Source {
+            buckets: &self.buckets,
+            page_size: self.page_size,
+            cluster,
+            target: self.target,
+        }
+    }
 }
 
 /// A snapshot that passed, and what the work made from it.
