@@ -189,7 +189,7 @@ pub fn unknown_note(paths: &[String]) -> String {
         .collect();
     let more = paths.len().saturating_sub(shown.len());
     format!(
-        "fields newer than the built-in schema (the Kubernetes API as of 2026-07-24) are not shown, in {} object{} ({}{})",
+        "fields unknown to the built-in schema (every Kubernetes release from 1.30 to the API of 2026-07-24) are not shown, in {} object{} ({}{})",
         paths.len(),
         if paths.len() == 1 { "" } else { "s" },
         shown.join(", "),

@@ -4,9 +4,12 @@
 //! `k8s-descriptors.bin.zst` is generated, not hand-written: the .proto files of
 //! Kubernetes 1.30–1.35 that the crates.io package `k8s-rs-pb` 0.5.0 ships, and
 //! on top the generated.proto files of kubernetes/api and kubernetes/apimachinery
-//! at the commits `k8s-descriptors.txt` names, compiled with protox into one
-//! descriptor set (union across sources, newer wins). The command that remakes
-//! it is in `k8s-descriptors.txt` and tools/k8s-descriptors.
+//! at release 1.36 and at the commits `k8s-descriptors.txt` names, compiled with
+//! protox into one descriptor set: the union across sources, newer wins, and
+//! every message holds the fields any release gave it — an object a 1.33 API
+//! server stored decodes with the fields 1.34 removed (tests/k8s_testdata.rs
+//! decodes every release's frozen testdata from 1.30 on). The command that
+//! remakes it is in `k8s-descriptors.txt` and tools/k8s-descriptors.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -159,7 +159,7 @@ pub fn decode(value: &[u8]) -> Result<Json, DecodeError> {
 #[derive(Debug, Clone)]
 pub struct Decoded {
     pub object: Json,
-    /// JSON paths of objects with fields newer than the built-in schema.
+    /// JSON paths of objects with fields no release the built-in schema covers has.
     pub unknown_fields_at: Vec<String>,
     /// Something the reader should know (how the type was chosen when the
     /// envelope did not name it; strings that were not UTF-8).

@@ -1,7 +1,8 @@
 //! Compiles the Kubernetes .proto files shipped in the k8s-rs-pb package into
 //! one descriptor set, the union of Kubernetes 1.30–1.35 (for each file, the
 //! newest version that has it; messages that newer versions dropped are kept
-//! from the newest version that still had them), and writes it zstd-compressed
+//! from the newest version that still had them, and so are the fields a newer
+//! version dropped from a message it kept), and writes it zstd-compressed
 //! to src/kube/k8s-descriptors.bin.zst with a provenance note beside it
 //! (src/kube/k8s-descriptors.txt).
 //!
@@ -9,9 +10,11 @@
 //! repositories kubernetes/api and kubernetes/apimachinery (bare clones do):
 //!
 //!   cargo run --release --manifest-path tools/k8s-descriptors/Cargo.toml -- \
-//!       --kubernetes-api PATH/api.git --apimachinery PATH/apimachinery.git
+//!       --kubernetes-api PATH/api.git --apimachinery PATH/apimachinery.git \
+//!       --upstream-revs v0.36.0,HEAD
 //!
-//! Their generated.proto files are read with `git show` at HEAD, given the same
+//! Their generated.proto files are read with `git show` at each of the
+//! revisions (oldest first; default HEAD), given the same
 //! package names k8s-rs-pb uses (without the `k8s.io.` prefix) in memory, and
 //! compiled as the newest version; nothing from them is written except the
 //! descriptor set and the commits in the provenance note.
@@ -21,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prost::Message;
-use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
 const VERSIONS: &[&str] = &["v1_30", "v1_31", "v1_32", "v1_33", "v1_34", "v1_35"];
 const CRATE: &str = "k8s-rs-pb";
@@ -89,8 +92,8 @@ struct Upstream {
 
 /// Writes the upstream files, renamed as k8s-rs-pb names them, into `out`;
 /// returns their names and "repo@commit" for the provenance note.
-fn stage_upstream(u: &Upstream, out: &Path) -> (Vec<String>, String) {
-    let commit = String::from_utf8(git(&u.git_dir, &["rev-parse", "HEAD"]))
+fn stage_upstream(u: &Upstream, out: &Path, rev: &str) -> (Vec<String>, String) {
+    let commit = String::from_utf8(git(&u.git_dir, &["rev-parse", &format!("{rev}^{{commit}}")]))
         .unwrap()
         .trim()
         .to_string();
@@ -112,7 +115,31 @@ fn stage_upstream(u: &Upstream, out: &Path) -> (Vec<String>, String) {
     }
     names.sort();
     let repo = u.folder;
-    (names, format!("kubernetes/{repo} at {commit}"))
+    (names, format!("kubernetes/{repo} {rev} at {commit}"))
+}
+
+/// Adds to `newer` every field of `older` (the same message in an older
+/// release) that `newer` lacks — by number, and only when neither its name
+/// nor its JSON name is taken — and, recursively, its nested types: the
+/// message then reads what any release wrote. Returns the fields added.
+fn union_fields(newer: &mut DescriptorProto, older: &DescriptorProto) -> usize {
+    let mut added = 0;
+    for f in &older.field {
+        let taken = newer.field.iter().any(|g| {
+            g.number() == f.number() || g.name() == f.name() || g.json_name() == f.json_name()
+        });
+        if !taken && f.oneof_index.is_none() {
+            newer.field.push(f.clone());
+            added += 1;
+        }
+    }
+    for n in &older.nested_type {
+        match newer.nested_type.iter_mut().find(|m| m.name() == n.name()) {
+            Some(m) => added += union_fields(m, n),
+            None => newer.nested_type.push(n.clone()),
+        }
+    }
+    added
 }
 
 fn main() {
@@ -159,32 +186,45 @@ fn main() {
                 .push((v.to_string(), f));
         }
     }
+    // Layers of the upstream repositories, oldest first: released tags
+    // (a release's fields that the newest dropped), then HEAD.
+    let revs: Vec<String> = arg("--upstream-revs")
+        .map(|r| r.to_string_lossy().split(',').map(str::to_string).collect())
+        .unwrap_or_else(|| vec!["HEAD".to_string()]);
     if let Some(upstream) = upstream {
-        // Staged beside the newest k8s-rs-pb version, whose other files
-        // (apiextensions, kube-aggregator, metrics) the upstream ones may import.
-        let stage = std::env::temp_dir().join(format!("k8s-descriptors-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&stage);
-        let mut names = Vec::new();
-        for u in &upstream {
-            let (n, from) = stage_upstream(u, &stage);
-            eprintln!("{from}: {} files", n.len());
-            provenance.push(format!("{from}: {} generated.proto files (newest layer)", n.len()));
-            names.extend(n);
-        }
-        let newest = pkg.join("src").join(VERSIONS[VERSIONS.len() - 1]);
-        let set = protox::compile(&names, [&stage, &newest]).expect("protox compile (upstream)");
-        let _ = std::fs::remove_dir_all(&stage);
-        for f in set.file {
-            if names.iter().any(|n| n == f.name()) {
-                files
-                    .entry(f.name().to_string())
-                    .or_default()
-                    .push(("upstream".to_string(), f));
+        for rev in &revs {
+            // Staged beside the newest k8s-rs-pb version, whose other files
+            // (apiextensions, kube-aggregator, metrics) the upstream ones may import.
+            let stage = std::env::temp_dir().join(format!(
+                "k8s-descriptors-{}-{}",
+                std::process::id(),
+                rev.replace('/', "_")
+            ));
+            let _ = std::fs::remove_dir_all(&stage);
+            let mut names = Vec::new();
+            for u in &upstream {
+                let (n, from) = stage_upstream(u, &stage, rev);
+                eprintln!("{from}: {} files", n.len());
+                provenance.push(format!("{from}: {} generated.proto files", n.len()));
+                names.extend(n);
+            }
+            let newest = pkg.join("src").join(VERSIONS[VERSIONS.len() - 1]);
+            let set =
+                protox::compile(&names, [&stage, &newest]).expect("protox compile (upstream)");
+            let _ = std::fs::remove_dir_all(&stage);
+            for f in set.file {
+                if names.iter().any(|n| n == f.name()) {
+                    files
+                        .entry(f.name().to_string())
+                        .or_default()
+                        .push((format!("upstream {rev}"), f));
+                }
             }
         }
     }
     let mut merged = Vec::new();
     let mut added = 0;
+    let mut fields_added = 0;
     for (_, versions) in files {
         let (_, mut newest) = versions.last().cloned().unwrap();
         let mut have: HashSet<String> = newest
@@ -193,15 +233,27 @@ fn main() {
             .map(|m| m.name().to_string())
             .collect();
         for (_, older) in versions.iter().rev().skip(1) {
+            let mut took = false;
             for m in &older.message_type {
                 if have.insert(m.name().to_string()) {
                     newest.message_type.push(m.clone());
                     added += 1;
-                    // The kept message may need imports the newer file dropped.
-                    for d in &older.dependency {
-                        if !newest.dependency.contains(d) {
-                            newest.dependency.push(d.clone());
-                        }
+                    took = true;
+                } else if let Some(n) = newest
+                    .message_type
+                    .iter_mut()
+                    .find(|n| n.name() == m.name())
+                {
+                    let k = union_fields(n, m);
+                    fields_added += k;
+                    took |= k > 0;
+                }
+            }
+            // What was kept may need imports the newer file dropped.
+            if took {
+                for d in &older.dependency {
+                    if !newest.dependency.contains(d) {
+                        newest.dependency.push(d.clone());
                     }
                 }
             }
@@ -244,7 +296,7 @@ fn main() {
     let mut note = String::from(
         "Provenance of k8s-descriptors.bin.zst (written by tools/k8s-descriptors; do not edit).\n\
          A protobuf descriptor set compiled with protox from, oldest first (for each file the\n\
-         newest source wins; messages a newer source dropped are kept from an older one):\n",
+         newest source wins; messages and fields a newer source dropped are kept from an older one):\n",
     );
     for p in &provenance {
         note.push_str(&format!("- {p}\n"));
@@ -252,14 +304,17 @@ fn main() {
     note.push_str(&format!(
         "Command: cargo run --release --manifest-path tools/k8s-descriptors/Cargo.toml --{}\n",
         if provenance.len() > 1 {
-            " --kubernetes-api GIT_DIR --apimachinery GIT_DIR"
+            format!(
+                " --kubernetes-api GIT_DIR --apimachinery GIT_DIR --upstream-revs {}",
+                revs.join(",")
+            )
         } else {
-            ""
+            String::new()
         }
     ));
     std::fs::write(out_dir.join("k8s-descriptors.txt"), note).unwrap();
     eprintln!(
-        "{} files, {messages} messages ({added} kept from older versions), {} bytes, {} compressed",
+        "{} files, {messages} messages ({added} kept from older versions, {fields_added} fields added from older versions), {} bytes, {} compressed",
         set.file.len(),
         bytes.len(),
         compressed.len()
