@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod bolt;
 pub mod bundle;
+pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod input;

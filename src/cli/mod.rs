@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 mod bundle;
+mod check;
 mod completions;
 mod decode;
 mod diff;
@@ -63,6 +64,7 @@ pub struct Cli {
 enum Command {
     Status(status::Args),
     Verify(verify::Args),
+    Check(check::Args),
     Ls(ls::Args),
     Get(get::Args),
     History(history::Args),
@@ -128,6 +130,7 @@ fn run_main() -> ExitCode {
     let result = match cli.command {
         Command::Status(a) => status::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Check(a) => check::run(a),
         Command::Ls(a) => ls::run(a),
         Command::Get(a) => get::run(a),
         Command::History(a) => history::run(a),

@@ -1,0 +1,141 @@
+//! What the rules judge, read from a snapshot: the `verify` report, and in
+//! one pass over the live keys (on the other core, while `verify` runs) the
+//! objects per resource, the namespaces, the objects a policy names,
+//! Secrets stored unencrypted, the key names of encrypted values and, when a
+//! rule asks, the values that do not decode (decoded on all cores). Only
+//! figures and names are kept, never values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::policy::{Policy, RequiredObject};
+use crate::bolt::Db;
+use crate::input::SnapshotFile;
+use crate::kube::resource::parse_key;
+use crate::kube::value::{Encoding, decode_checked, detect};
+use crate::mvcc::keyspace::{KeySpace, Latest};
+use crate::verify::{Report, verify};
+
+/// At most this many undecodable keys are named (the count is exact).
+const NAMED: usize = 10;
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    pub file_size: u64,
+    pub revision: i64,
+    /// Live objects per resource (kubectl names).
+    pub objects: BTreeMap<String, u64>,
+    pub namespaces: BTreeSet<String>,
+    /// Of the objects the policy requires, those present.
+    #[serde(skip)]
+    pub present: BTreeSet<RequiredObject>,
+    /// Secrets stored unencrypted, per namespace.
+    pub unencrypted_secrets: BTreeMap<String, u64>,
+    /// Encrypted values per (provider, key name).
+    pub encrypted: BTreeMap<String, u64>,
+    /// Live values that do not decode (when a rule asked), and the first
+    /// few keys with the reason.
+    pub undecodable: u64,
+    pub undecodable_keys: Vec<(String, String)>,
+    /// Why the keys could not be read at all (the verify report says more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+}
+
+/// A snapshot's facts and its `verify` report, read together.
+pub struct Read {
+    pub report: Report,
+    pub facts: Facts,
+    /// The file's modification time.
+    pub modified: Option<SystemTime>,
+}
+
+/// Reads `file` for `policy` (see the module comment).
+pub fn read(file: &SnapshotFile, policy: &Policy, storage_prefix: &str) -> Read {
+    let (report, facts) = rayon::join(|| verify(file), || gather(file, policy, storage_prefix));
+    let facts = facts.unwrap_or_else(|e| Facts {
+        unreadable: Some(e),
+        ..Facts::default()
+    });
+    Read {
+        modified: std::fs::metadata(file.path())
+            .and_then(|m| m.modified())
+            .ok(),
+        report,
+        facts: Facts {
+            file_size: file.bytes().len() as u64,
+            ..facts
+        },
+    }
+}
+
+fn gather(file: &SnapshotFile, policy: &Policy, prefix: &str) -> Result<Facts, String> {
+    let db = Db::open(file.db()).map_err(|e| e.to_string())?;
+    let ks = KeySpace::open(&db).map_err(|e| e.to_string())?;
+    let mut f = Facts {
+        revision: ks.current_revision,
+        ..Facts::default()
+    };
+    let required: Vec<RequiredObject> = policy
+        .required_objects
+        .iter()
+        .filter_map(|o| RequiredObject::parse(o).ok())
+        .collect();
+    let mut to_decode: Vec<(&[u8], &[u8])> = Vec::new();
+    ks.latest(None, |l| {
+        let Latest::Live(r) = l else {
+            return ControlFlow::Continue(());
+        };
+        let Some(ok) = parse_key(r.kv.key, prefix) else {
+            return ControlFlow::Continue(());
+        };
+        let resource = ok.qualified_resource();
+        *f.objects.entry(resource.clone()).or_default() += 1;
+        if ok.resource == "namespaces" && ok.namespace.is_none() {
+            f.namespaces.insert(ok.name.clone());
+        }
+        let enc = detect(r.kv.value);
+        if let Encoding::Encrypted { provider, key_name } = &enc {
+            *f.encrypted
+                .entry(format!("{provider}:{key_name}"))
+                .or_default() += 1;
+        } else if ok.resource == "secrets" && ok.group.is_none() {
+            *f.unencrypted_secrets
+                .entry(ok.namespace.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+        for q in &required {
+            if (q.resource == resource || q.resource == ok.resource)
+                && q.namespace == ok.namespace
+                && q.name == ok.name
+            {
+                f.present.insert(q.clone());
+            }
+        }
+        if policy.values_decode && !matches!(enc, Encoding::Encrypted { .. }) {
+            to_decode.push((r.kv.key, r.kv.value));
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| e.to_string())?;
+    if !to_decode.is_empty() {
+        let mut bad: Vec<(String, String)> = to_decode
+            .par_iter()
+            .filter_map(|(k, v)| {
+                decode_checked(v)
+                    .err()
+                    .map(|e| (crate::report::escape_bytes(k), e.to_string()))
+            })
+            .collect();
+        bad.sort();
+        f.undecodable = bad.len() as u64;
+        bad.truncate(NAMED);
+        f.undecodable_keys = bad;
+    }
+    Ok(f)
+}

@@ -1,0 +1,201 @@
+//! Judges a snapshot's [`Facts`] and `verify` report against a [`Policy`]:
+//! one result per rule, each with the message a pipeline log should show.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::facts::Read;
+use super::policy::{Policy, RequiredObject};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult {
+    /// The rule as the policy names it, with its subject
+    /// (`minObjects nodes`, `requiredNamespaces kube-system`).
+    pub rule: String,
+    pub passed: bool,
+    pub message: String,
+}
+
+fn result(rule: impl Into<String>, passed: bool, message: impl Into<String>) -> RuleResult {
+    RuleResult {
+        rule: rule.into(),
+        passed,
+        message: message.into(),
+    }
+}
+
+/// Every rule's result for one snapshot read. `taken_at` is `--taken-at`
+/// (else the file's modification time); `now` the time to judge age at.
+pub fn judge(
+    read: &Read,
+    policy: &Policy,
+    taken_at: Option<SystemTime>,
+    now: SystemTime,
+) -> Vec<RuleResult> {
+    let (r, f) = (&read.report, &read.facts);
+    let mut out = Vec::new();
+    let failed: Vec<String> = r
+        .failed_checks()
+        .map(|c| match c.problems.first() {
+            Some(p) => format!("{}: {}", c.name, p),
+            None => format!("{}: {}", c.name, c.detail),
+        })
+        .collect();
+    out.push(result(
+        "verify",
+        r.passed,
+        if r.passed {
+            "every check passed".to_string()
+        } else {
+            failed.join("; ")
+        },
+    ));
+    if let Some(why) = &f.unreadable {
+        out.push(result(
+            "keys",
+            false,
+            format!("the keys cannot be read: {why}"),
+        ));
+        return out;
+    }
+    for (res, min) in &policy.min_objects {
+        let n = f.objects.get(res).copied().unwrap_or(0);
+        out.push(result(
+            format!("minObjects {res}"),
+            n >= *min,
+            format!("{n} live {res} (at least {min})"),
+        ));
+    }
+    if let Some(min) = policy.min_namespaces {
+        let n = f.namespaces.len() as u64;
+        out.push(result(
+            "minNamespaces",
+            n >= min,
+            format!("{n} namespaces (at least {min})"),
+        ));
+    }
+    for ns in &policy.required_namespaces {
+        let ok = f.namespaces.contains(ns);
+        out.push(result(
+            format!("requiredNamespaces {ns}"),
+            ok,
+            if ok {
+                format!("namespace {ns} exists")
+            } else {
+                format!("namespace {ns} is missing")
+            },
+        ));
+    }
+    for o in policy
+        .required_objects
+        .iter()
+        .filter_map(|o| RequiredObject::parse(o).ok())
+    {
+        let ok = f.present.contains(&o);
+        out.push(result(
+            format!("requiredObjects {o}"),
+            ok,
+            if ok {
+                format!("{o} exists")
+            } else {
+                format!("{o} is missing")
+            },
+        ));
+    }
+    if policy.values_decode {
+        let mut msg = format!("{} live values do not decode", f.undecodable);
+        for (k, why) in &f.undecodable_keys {
+            msg.push_str(&format!("; {k}: {why}"));
+        }
+        out.push(result("valuesDecode", f.undecodable == 0, msg));
+    }
+    if policy.no_unencrypted_secrets {
+        let n: u64 = f.unencrypted_secrets.values().sum();
+        let per: Vec<String> = f
+            .unencrypted_secrets
+            .iter()
+            .map(|(ns, k)| format!("{ns}: {k}"))
+            .collect();
+        out.push(result(
+            "noUnencryptedSecrets",
+            n == 0,
+            if n == 0 {
+                "no Secret is stored unencrypted".to_string()
+            } else {
+                format!("{n} Secrets stored unencrypted ({})", per.join(", "))
+            },
+        ));
+    }
+    if let Some(keys) = &policy.encryption_keys {
+        let unknown: Vec<String> = f
+            .encrypted
+            .iter()
+            .filter(|(pk, _)| {
+                let name = pk.split_once(':').map_or(pk.as_str(), |(_, k)| k);
+                !keys.iter().any(|k| k == name)
+            })
+            .map(|(pk, n)| format!("{n} values under {pk}"))
+            .collect();
+        out.push(result(
+            "encryptionKeys",
+            unknown.is_empty(),
+            if unknown.is_empty() {
+                format!("every encrypted value names one of {}", keys.join(", "))
+            } else {
+                format!("keys not in the policy: {}", unknown.join(", "))
+            },
+        ));
+    }
+    if let Some(min) = policy.min_bytes {
+        out.push(result(
+            "minBytes",
+            f.file_size >= min,
+            format!("{} bytes (at least {min})", f.file_size),
+        ));
+    }
+    if let Some(max) = policy.max_bytes {
+        out.push(result(
+            "maxBytes",
+            f.file_size <= max,
+            format!("{} bytes (at most {max})", f.file_size),
+        ));
+    }
+    if let Some(min) = policy.min_revision {
+        out.push(result(
+            "minRevision",
+            f.revision >= min,
+            format!("revision {} (at least {min})", f.revision),
+        ));
+    }
+    if let Some(max) = policy.max_revision {
+        out.push(result(
+            "maxRevision",
+            f.revision <= max,
+            format!("revision {} (at most {max})", f.revision),
+        ));
+    }
+    if let Some(max) = policy.max_age {
+        let taken = taken_at.or(read.modified);
+        let (ok, msg) = match taken {
+            None => (
+                false,
+                "the time it was taken is unknown (give --taken-at)".to_string(),
+            ),
+            Some(t) => {
+                let age = now.duration_since(t).unwrap_or(Duration::ZERO);
+                let secs = Duration::from_secs(age.as_secs());
+                (
+                    age <= max,
+                    format!(
+                        "taken {} ago (at most {})",
+                        humantime::format_duration(secs),
+                        humantime::format_duration(max)
+                    ),
+                )
+            }
+        };
+        out.push(result("maxAge", ok, msg));
+    }
+    out
+}
