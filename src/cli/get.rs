@@ -20,7 +20,7 @@ use crate::report::{escape_bytes, escape_controls};
 /// Get one object (live, at a past revision, or deleted) from a snapshot
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
+    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n  etcdsnap get snapshot.db secret db-creds -n prod --encryption-config /etc/kubernetes/enc/enc.yaml\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).

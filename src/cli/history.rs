@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::keyindex::{self, IndexOpts, Select};
-use super::objects::{DecryptArgs, PrefixOpt, db, decrypted_encoding};
+use super::objects::{DecryptArgs, db, decrypted_encoding};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::kube::decrypt::Decryptor;
 use crate::kube::value::{Encoding, detect};
@@ -29,8 +29,6 @@ pub struct Args {
     #[command(flatten)]
     index: IndexOpts,
     #[command(flatten)]
-    prefix: PrefixOpt,
-    #[command(flatten)]
     decrypt: DecryptArgs,
 }
 
@@ -55,7 +53,7 @@ struct Revision {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let decryptor = args.decrypt.decryptor(&args.prefix.prefix)?;
+    let decryptor = Decryptor::any_prefix(args.decrypt.config()?);
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;

@@ -41,11 +41,15 @@ impl DecryptArgs {
     /// The decryptor of the given config (none: only plain values open). A
     /// config that does not read is a usage error.
     pub fn decryptor(&self, prefix: &str) -> anyhow::Result<Decryptor> {
-        let config = match &self.encryption_config {
+        Ok(Decryptor::new(self.config()?, prefix))
+    }
+
+    /// The config, if one is given.
+    pub fn config(&self) -> anyhow::Result<Option<EncryptionConfig>> {
+        Ok(match &self.encryption_config {
             Some(path) => Some(EncryptionConfig::load(path)?),
             None => None,
-        };
-        Ok(Decryptor::new(config, prefix))
+        })
     }
 }
 

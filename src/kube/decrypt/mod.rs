@@ -41,7 +41,7 @@ pub enum DecryptError {
     )]
     Kms { key: String, info: KmsInfo },
     #[error(
-        "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor *.* )"
+        "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor one for its group or *.*)"
     )]
     NoEntry {
         key: String,
@@ -95,7 +95,8 @@ pub struct Plain<'v> {
 #[derive(Debug, Clone)]
 pub struct Decryptor {
     config: Option<EncryptionConfig>,
-    prefix: String,
+    /// `None`: any storage prefix (see [`Decryptor::any_prefix`]).
+    prefix: Option<String>,
 }
 
 impl Decryptor {
@@ -103,8 +104,58 @@ impl Decryptor {
     pub fn new(config: Option<EncryptionConfig>, prefix: &str) -> Decryptor {
         Decryptor {
             config,
-            prefix: prefix.to_string(),
+            prefix: Some(prefix.to_string()),
         }
+    }
+
+    /// For a command that takes a key and no `--prefix` (`history`): the
+    /// resource is read from the key under whichever storage prefix makes it
+    /// one the config names (exactly or by group), else under `/registry`.
+    pub fn any_prefix(config: Option<EncryptionConfig>) -> Decryptor {
+        Decryptor {
+            config,
+            prefix: None,
+        }
+    }
+
+    /// The group, resource and how to name it in messages, of `key`.
+    fn resource_of(&self, config: &EncryptionConfig, key: &[u8]) -> (String, String, String) {
+        let read = |prefix: &str| {
+            parse_key(key, prefix).map(|ok| {
+                let group = ok.group.clone().unwrap_or_else(|| {
+                    crate::kube::resource::BUILT_IN
+                        .iter()
+                        .find(|b| b.plural == ok.resource)
+                        .map_or(String::new(), |b| b.group.to_string())
+                });
+                let label = if group.is_empty() {
+                    ok.resource.clone()
+                } else {
+                    format!("{}.{group}", ok.resource)
+                };
+                (group, ok.resource, label)
+            })
+        };
+        let found = match &self.prefix {
+            Some(p) => read(p),
+            None => (1..key.len())
+                .filter(|&i| key[i] == b'/')
+                .filter_map(|i| std::str::from_utf8(&key[..i]).ok())
+                .filter_map(read)
+                .find(|(g, r, _)| {
+                    config
+                        .providers_for(g, r)
+                        .is_some_and(|e| !e.resources.iter().all(|x| x == "*.*"))
+                })
+                .or_else(|| read("/registry")),
+        };
+        found.unwrap_or_else(|| {
+            (
+                String::new(),
+                String::new(),
+                "(a key outside the storage prefix)".into(),
+            )
+        })
     }
 
     pub fn has_config(&self) -> bool {
@@ -134,27 +185,7 @@ impl Decryptor {
                 key_name,
             });
         };
-        let (group, resource, label) = match parse_key(key, &self.prefix) {
-            Some(ok) => {
-                let group = ok.group.clone().unwrap_or_else(|| {
-                    crate::kube::resource::BUILT_IN
-                        .iter()
-                        .find(|b| b.plural == ok.resource)
-                        .map_or(String::new(), |b| b.group.to_string())
-                });
-                let label = if group.is_empty() {
-                    ok.resource.clone()
-                } else {
-                    format!("{}.{group}", ok.resource)
-                };
-                (group, ok.resource, label)
-            }
-            None => (
-                String::new(),
-                String::new(),
-                "(a key outside --prefix)".into(),
-            ),
-        };
+        let (group, resource, label) = self.resource_of(config, key);
         let Some(entry) = config.providers_for(&group, &resource) else {
             return Err(DecryptError::NoEntry {
                 key: shown,
@@ -316,6 +347,38 @@ mod tests {
         assert!(matches!(
             Decryptor::new(None, "/registry").plaintext(key, &t2),
             Err(DecryptError::NoConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn any_prefix_finds_the_resource_under_another_storage_prefix() {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let k: Vec<u8> = (0u8..32).collect();
+        let key = b"/kubernetes.io/secrets/default/s1";
+        let nonce = [7u8; 12];
+        let ct = aes_gcm::Aes256Gcm::new_from_slice(&k)
+            .unwrap()
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload {
+                    msg: b"k8s\x00hi",
+                    aad: key,
+                },
+            )
+            .unwrap();
+        let mut value = b"k8s:enc:aesgcm:v1:key1:".to_vec();
+        value.extend_from_slice(&nonce);
+        value.extend_from_slice(&ct);
+        let c = config(&format!(
+            "[{{aesgcm: {{keys: [{{name: key1, secret: {K}}}]}}}}]"
+        ));
+        let d = Decryptor::any_prefix(Some(c.clone()));
+        assert_eq!(&*d.plaintext(key, &value).unwrap().bytes, b"k8s\x00hi");
+        // With the default prefix the key is no Secret's: no entry.
+        let d = Decryptor::new(Some(c), "/registry");
+        assert!(matches!(
+            d.plaintext(key, &value),
+            Err(DecryptError::NoEntry { .. })
         ));
     }
 }
