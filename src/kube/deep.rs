@@ -109,13 +109,7 @@ fn one(r: &Record<'_>, ok: &ObjectKey, decryptor: &Decryptor) -> One {
         Err(DecryptError::NoConfig { .. }) => return One::NoConfig,
         Err(DecryptError::Kms { .. }) => return One::Kms,
         // The error names the key already; the problem's location does too.
-        Err(e) => {
-            return at(format!(
-                "does not decrypt ({}): {}",
-                e.provider(),
-                reason(&e)
-            ));
-        }
+        Err(e) => return at(reason(&e)),
     };
     let decrypted = plain.via.is_some();
     let decoded = match decode_checked(&plain.bytes) {
