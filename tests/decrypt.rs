@@ -322,6 +322,13 @@ fn verify_deep_finds_planted_values_and_passes_sound_ones() {
         detail.contains("not checked: 10 encrypted (no --encryption-config), 1 KMS-encrypted"),
         "{detail}"
     );
+    // The verdict does not call that "every check passed".
+    let o = run(&["verify", "--deep", "-q", &path("encrypted.db")]);
+    assert!(
+        stdout(&o).contains("not checked: kube-values: 10 encrypted"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// What an independent decoder (k8s-pb, serde_json, ciborium) says of a

@@ -139,12 +139,23 @@ fn verdict(r: &Report) -> String {
     if !r.passed {
         return "FAILED: see the problems above".into();
     }
-    let skipped: Vec<String> = r
+    let mut skipped: Vec<String> = r
         .checks
         .iter()
         .filter(|c| c.status == CheckStatus::Skipped)
         .map(|c| format!("{} ({})", c.name, c.detail))
         .collect();
+    // kube-values passes over values it could not open (encrypted without a
+    // config, KMS): the verdict says so too.
+    skipped.extend(
+        r.checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Passed)
+            .filter_map(|c| {
+                let (_, what) = c.detail.split_once("; not checked: ")?;
+                Some(format!("{}: {what}", c.name))
+            }),
+    );
     if skipped.is_empty() {
         "OK: every check passed".into()
     } else {
