@@ -10,6 +10,7 @@ use super::objects::{
 };
 use super::{Outcome, SnapshotPath};
 use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
+use crate::kube::decrypt::Decryptor;
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::{decode_checked, detect};
@@ -19,7 +20,7 @@ use crate::report::{escape_bytes, escape_controls};
 /// Get one object (live, at a past revision, or deleted) from a snapshot
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
+    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n  etcdsnap get snapshot.db secret db-creds -n prod --encryption-config /etc/kubernetes/enc/enc.yaml\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
@@ -109,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             name,
         }
     };
+    let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
@@ -122,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Wanted::Object { .. } => Select::Matching(&matches),
     };
     keyindex::lookup_then(&file, &ks, &args.index, select, |records, finder| {
-        show(&args, &file, &ks, &wanted, records, finder)
+        show(&args, &file, &ks, &decryptor, &wanted, records, finder)
     })?
 }
 
@@ -185,6 +187,7 @@ fn show(
     args: &Args,
     file: &crate::input::SnapshotFile,
     ks: &KeySpace<'_, '_>,
+    decryptor: &Decryptor,
     wanted: &Wanted,
     records: &[Record<'_>],
     finder: &mut Finder<'_, '_, '_, '_>,
@@ -251,7 +254,20 @@ fn show(
         write_raw(value)?;
         return Ok(Outcome::Ok);
     }
-    let decoded = match decode_checked(value) {
+    let plain = match decryptor.plaintext(chosen.kv.key, value) {
+        Ok(p) => p,
+        Err(e) => {
+            say!("etcdsnap: {e}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    if let Some((provider, key_name)) = &plain.via {
+        say!(
+            "etcdsnap: decrypted with {provider} key {key_name:?} ({})",
+            detect(&plain.bytes).name()
+        );
+    }
+    let decoded = match decode_checked(&plain.bytes) {
         Ok(d) => d,
         Err(e) => {
             say!("etcdsnap: {what}: {e} (use -o raw for the stored bytes)");
@@ -344,6 +360,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     }
     let resource = ResourceRef::parse(&args.target);
     let mut check = ResourceCheck::new(&args.target, &resource);
+    let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
     let file = open(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
@@ -383,7 +400,10 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
                 escape_controls(&e.to_string())
             )
         };
-        let decoded = decode_checked(r.kv.value).map_err(|e| at(&e))?;
+        let plain = decryptor
+            .plaintext(r.kv.key, r.kv.value)
+            .map_err(|e| escape_controls(&e.to_string()).into_owned())?;
+        let decoded = decode_checked(&plain.bytes).map_err(|e| at(&e))?;
         let secret = is_secret_key(r.kv.key, &prefix)
             || is_secret_key_any_prefix(r.kv.key)
             || decoded.says_secret;

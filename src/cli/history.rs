@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use super::keyindex::{self, IndexOpts, Select};
-use super::objects::db;
+use super::objects::{DecryptArgs, db, decrypted_encoding};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
-use crate::kube::value::detect;
+use crate::kube::decrypt::Decryptor;
+use crate::kube::value::{Encoding, detect};
 use crate::mvcc::keyspace::{KeySpace, RecordInfo};
 use crate::report::{Align, Table, escape_controls};
 
@@ -27,6 +28,8 @@ pub struct Args {
     write_out: ReportFormat,
     #[command(flatten)]
     index: IndexOpts,
+    #[command(flatten)]
+    decrypt: DecryptArgs,
 }
 
 #[derive(Serialize)]
@@ -34,16 +37,29 @@ pub struct Args {
 struct History {
     key: String,
     compact_revision: Option<i64>,
-    revisions: Vec<RecordInfo>,
+    revisions: Vec<Revision>,
+}
+
+/// A revision, and with --encryption-config what its value decrypts to.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Revision {
+    #[serde(flatten)]
+    info: RecordInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plaintext: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decrypt_error: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let decryptor = Decryptor::any_prefix(args.decrypt.config()?);
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     let select = Select::Key(args.key.as_bytes());
     keyindex::lookup_then(&file, &ks, &args.index, select, |records, _| {
-        show(&args, &file, &ks, records)
+        show(&args, &file, &ks, &decryptor, records)
     })?
 }
 
@@ -51,8 +67,22 @@ fn show(
     args: &Args,
     file: &crate::input::SnapshotFile,
     ks: &KeySpace<'_, '_>,
+    decryptor: &Decryptor,
     records: &[crate::mvcc::keyspace::Record<'_>],
 ) -> anyhow::Result<Outcome> {
+    let decrypted: Vec<(Option<&'static str>, Option<String>)> = records
+        .iter()
+        .map(|r| {
+            if r.tombstone {
+                (None, None)
+            } else {
+                decrypted_encoding(decryptor, r.kv.key, r.kv.value)
+            }
+        })
+        .collect();
+    for e in decrypted.iter().filter_map(|d| d.1.as_ref()) {
+        say!("etcdsnap: {e}");
+    }
     if records.is_empty() {
         say!(
             "etcdsnap: {}: {}: not found in the snapshot",
@@ -66,7 +96,15 @@ fn show(
             let h = History {
                 key: args.key.clone(),
                 compact_revision: ks.compact_revision,
-                revisions: records.iter().map(RecordInfo::from).collect(),
+                revisions: records
+                    .iter()
+                    .zip(&decrypted)
+                    .map(|(r, d)| Revision {
+                        info: RecordInfo::from(r),
+                        plaintext: d.0,
+                        decrypt_error: d.1.clone(),
+                    })
+                    .collect(),
             };
             out(&(serde_json::to_string_pretty(&h)? + "\n"))?;
         }
@@ -83,7 +121,7 @@ fn show(
                 ],
                 Align::Left,
             );
-            for r in records {
+            for (r, d) in records.iter().zip(&decrypted) {
                 t.row(vec![
                     format!("{}", r.revision),
                     if r.tombstone { "DELETE" } else { "PUT" }.into(),
@@ -103,10 +141,15 @@ fn show(
                         format!("{:x}", r.kv.lease)
                     },
                     r.kv.value.len().to_string(),
-                    if r.tombstone {
-                        "-".into()
-                    } else {
-                        detect(r.kv.value).name().into()
+                    match (r.tombstone, detect(r.kv.value), d) {
+                        (true, ..) => "-".into(),
+                        (_, Encoding::Encrypted { provider, .. }, (Some(plain), _)) => {
+                            format!("{provider}>{plain}")
+                        }
+                        (_, Encoding::Encrypted { provider, .. }, (None, Some(_))) => {
+                            format!("enc:{provider}!")
+                        }
+                        (_, e, _) => e.name().into(),
                     },
                 ]);
             }

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use super::objects::{PrefixOpt, ResourceCheck, db, open};
+use super::objects::{DecryptArgs, PrefixOpt, ResourceCheck, db, decrypted_encoding, open};
 use super::{Outcome, ReportFormat, SnapshotPath};
 use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{Encoding, detect};
@@ -51,6 +51,8 @@ pub struct Args {
     write_out: ReportFormat,
     #[command(flatten)]
     opts: PrefixOpt,
+    #[command(flatten)]
+    decrypt: DecryptArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +73,12 @@ struct Row {
     version: i64,
     #[serde(flatten)]
     encoding: Encoding,
+    /// With --encryption-config: the decrypted value's encoding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plaintext: Option<&'static str>,
+    /// With --encryption-config: why the value did not decrypt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decrypt_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted_at: Option<i64>,
     #[serde(skip_serializing_if = "is_zero")]
@@ -124,9 +132,15 @@ impl Printer {
                 )?;
             }
             ReportFormat::Table => {
-                let enc = match &r.encoding {
-                    Encoding::Encrypted { provider, .. } => format!("enc:{provider}"),
-                    e => e.name().to_string(),
+                let enc = match (&r.encoding, r.plaintext, &r.decrypt_error) {
+                    (Encoding::Encrypted { provider, .. }, Some(plain), _) => {
+                        format!("{provider}>{plain}")
+                    }
+                    (Encoding::Encrypted { provider, .. }, None, Some(_)) => {
+                        format!("enc:{provider}!")
+                    }
+                    (Encoding::Encrypted { provider, .. }, ..) => format!("enc:{provider}"),
+                    (e, ..) => e.name().to_string(),
                 };
                 // Names come from the file: escaped, so none can move the
                 // cursor or start a line of its own.
@@ -169,6 +183,7 @@ impl Printer {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let decryptor = args.decrypt.decryptor(&args.opts.prefix)?;
     let file = open(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
@@ -226,6 +241,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         {
             return ControlFlow::Continue(());
         }
+        let (plaintext, decrypt_error) = decrypted_encoding(&decryptor, r.kv.key, r.kv.value);
+        if let Some(e) = &decrypt_error {
+            say!("etcdsnap: {e}");
+        }
         let row = Row {
             key: String::from_utf8_lossy(r.kv.key).into_owned(),
             resource: ok.as_ref().map(|o| o.qualified_resource()),
@@ -235,6 +254,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             mod_revision: r.revision.main,
             version: r.kv.version,
             encoding: detect(r.kv.value),
+            plaintext,
+            decrypt_error,
             deleted_at,
             lease: r.kv.lease,
         };

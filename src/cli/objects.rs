@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::bolt::Db;
 use crate::input::SnapshotFile;
 use crate::kube::apply::{ApplyOptions, for_apply};
+use crate::kube::decrypt::{Decryptor, EncryptionConfig};
 use crate::kube::redact;
 use crate::kube::resource::{ObjectKey, ResourceRef, closest_names};
 pub use crate::kube::value::set_resource_version;
@@ -22,6 +23,53 @@ pub struct PrefixOpt {
     pub prefix: String,
 }
 
+/// `--encryption-config`, shared by the commands that read values.
+#[derive(clap::Args, Clone)]
+pub struct DecryptArgs {
+    /// The API server's EncryptionConfiguration (the file
+    /// --encryption-provider-config names): values encrypted at rest with
+    /// aescbc, aesgcm or secretbox are decrypted with its keys, as the API
+    /// server picks them; a value that does not decrypt is an error naming
+    /// its key, provider and key name (exit 1, like a value that does not
+    /// decode); KMS values are described (they need the KMS plugin). The keys
+    /// are never printed
+    #[arg(long, value_name = "FILE")]
+    pub encryption_config: Option<std::path::PathBuf>,
+}
+
+impl DecryptArgs {
+    /// The decryptor of the given config (none: only plain values open). A
+    /// config that does not read is a usage error.
+    pub fn decryptor(&self, prefix: &str) -> anyhow::Result<Decryptor> {
+        Ok(Decryptor::new(self.config()?, prefix))
+    }
+
+    /// The config, if one is given.
+    pub fn config(&self) -> anyhow::Result<Option<EncryptionConfig>> {
+        Ok(match &self.encryption_config {
+            Some(path) => Some(EncryptionConfig::load(path)?),
+            None => None,
+        })
+    }
+}
+
+/// The encoding of a value as the listings show it: with a config, an
+/// encrypted value shows its provider and the plaintext's encoding
+/// (`aesgcm>protobuf`), or why it did not open.
+pub fn decrypted_encoding(
+    decryptor: &Decryptor,
+    key: &[u8],
+    value: &[u8],
+) -> (Option<&'static str>, Option<String>) {
+    if !decryptor.has_config() || !value.starts_with(crate::kube::value::ENCRYPTED_PREFIX) {
+        return (None, None);
+    }
+    match decryptor.plaintext(key, value) {
+        Ok(p) => (Some(crate::kube::value::detect(&p.bytes).name()), None),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
 /// Options of the commands that print objects (`get`).
 #[derive(clap::Args, Clone)]
 pub struct ObjectOpts {
@@ -31,6 +79,8 @@ pub struct ObjectOpts {
     /// a Secret)
     #[arg(long)]
     pub show_secrets: bool,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 }
 
 /// Output formats of an object.

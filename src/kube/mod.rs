@@ -2,11 +2,14 @@
 //! readers `json` and `cbor`, with the API server's rules), the protobuf schema
 //! and its walk over the wire (`schema`, `wire`), JSON rendering (`transcode`,
 //! `omit`), what decoding may cost (`budget`), resources and keys, redaction,
-//! and `--for-apply` (`apply`).
+//! `--for-apply` (`apply`), values encrypted at rest (`decrypt`) and
+//! `verify --deep`'s check of every live object (`deep`).
 
 pub mod apply;
 pub mod budget;
 pub mod cbor;
+pub mod decrypt;
+pub mod deep;
 pub mod json;
 pub mod omit;
 pub mod redact;

@@ -1,0 +1,384 @@
+//! Values encrypted at rest by kube-apiserver, opened offline with the same
+//! `EncryptionConfiguration` the API server reads (`config`).
+//!
+//! Dispatch is the API server's: the resource's entry (exact group/resource,
+//! then `*.group`, then `*.*`), its providers in config order, and within
+//! aescbc/aesgcm/secretbox the keys in order by their `<name>:` prefix — an
+//! old key still listed after a rotation opens what it wrote. aesgcm binds
+//! the value to its etcd key (AAD), so a value moved to another key does not
+//! open. KMS values (`kms`) are described, not opened: that needs the plugin.
+//! Values without the `k8s:enc:` prefix pass through (identity).
+
+pub mod config;
+pub mod kms;
+pub mod providers;
+
+use std::borrow::Cow;
+
+use config::{Cipher, Provider};
+pub use config::{ConfigError, EncryptionConfig};
+pub use kms::KmsInfo;
+use providers::OpenError;
+
+use super::resource::parse_key;
+use super::value::{ENCRYPTED_PREFIX, Encoding, detect};
+use crate::problem::printable;
+
+/// Why an encrypted value could not be opened. Each names the etcd key, the
+/// provider and the key name; none holds key material or plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecryptError {
+    #[error(
+        "{key}: encrypted at rest ({provider}, key {key_name:?}); give the API server's --encryption-config to decrypt it"
+    )]
+    NoConfig {
+        key: String,
+        provider: String,
+        key_name: String,
+    },
+    #[error(
+        "{key}: encrypted by {info}: only the KMS plugin can decrypt it (its data key is wrapped by the external KMS)"
+    )]
+    Kms { key: String, info: KmsInfo },
+    #[error(
+        "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor one for its group or *.*)"
+    )]
+    NoEntry {
+        key: String,
+        provider: String,
+        key_name: String,
+        resource: String,
+    },
+    #[error(
+        "{key}: encrypted with {provider} key {key_name:?}, which the encryption config does not list for resource {resource} ({configured})"
+    )]
+    UnknownKey {
+        key: String,
+        provider: String,
+        key_name: String,
+        resource: String,
+        /// The provider's key names that are configured, or why none is.
+        configured: String,
+    },
+    #[error("{key}: {provider} key {key_name:?} does not decrypt it: {reason}")]
+    Failed {
+        key: String,
+        provider: String,
+        key_name: String,
+        reason: OpenError,
+    },
+}
+
+impl DecryptError {
+    /// The provider named in the error (`aesgcm`, `kms/v2` …).
+    pub fn provider(&self) -> String {
+        match self {
+            DecryptError::NoConfig { provider, .. }
+            | DecryptError::NoEntry { provider, .. }
+            | DecryptError::UnknownKey { provider, .. }
+            | DecryptError::Failed { provider, .. } => provider.clone(),
+            DecryptError::Kms { info, .. } => format!("kms/{}", info.version),
+        }
+    }
+}
+
+/// A value ready to decode, and how it was stored.
+#[derive(Debug, Clone)]
+pub struct Plain<'v> {
+    pub bytes: Cow<'v, [u8]>,
+    /// The provider and key name that opened it (`None`: stored in clear).
+    pub via: Option<(&'static str, String)>,
+}
+
+/// Opens the values of one snapshot: with a config, or without one (then
+/// only plain values pass, and encrypted ones say what they need).
+#[derive(Debug, Clone)]
+pub struct Decryptor {
+    config: Option<EncryptionConfig>,
+    /// `None`: any storage prefix (see [`Decryptor::any_prefix`]).
+    prefix: Option<String>,
+}
+
+impl Decryptor {
+    /// `prefix` is the API server's `--etcd-prefix` (how keys name resources).
+    pub fn new(config: Option<EncryptionConfig>, prefix: &str) -> Decryptor {
+        Decryptor {
+            config,
+            prefix: Some(prefix.to_string()),
+        }
+    }
+
+    /// For a command that takes a key and no `--prefix` (`history`): the
+    /// resource is read from the key under whichever storage prefix makes it
+    /// one the config names (exactly or by group), else under `/registry`.
+    pub fn any_prefix(config: Option<EncryptionConfig>) -> Decryptor {
+        Decryptor {
+            config,
+            prefix: None,
+        }
+    }
+
+    /// The group, resource and how to name it in messages, of `key`.
+    fn resource_of(&self, config: &EncryptionConfig, key: &[u8]) -> (String, String, String) {
+        let read = |prefix: &str| {
+            parse_key(key, prefix).map(|ok| {
+                let group = ok.group.clone().unwrap_or_else(|| {
+                    crate::kube::resource::BUILT_IN
+                        .iter()
+                        .find(|b| b.plural == ok.resource)
+                        .map_or(String::new(), |b| b.group.to_string())
+                });
+                let label = if group.is_empty() {
+                    ok.resource.clone()
+                } else {
+                    format!("{}.{group}", ok.resource)
+                };
+                (group, ok.resource, label)
+            })
+        };
+        let found = match &self.prefix {
+            Some(p) => read(p),
+            None => (1..key.len())
+                .filter(|&i| key[i] == b'/')
+                .filter_map(|i| std::str::from_utf8(&key[..i]).ok())
+                .filter_map(read)
+                .find(|(g, r, _)| {
+                    config
+                        .providers_for(g, r)
+                        .is_some_and(|e| !e.resources.iter().all(|x| x == "*.*"))
+                })
+                .or_else(|| read("/registry")),
+        };
+        found.unwrap_or_else(|| {
+            (
+                String::new(),
+                String::new(),
+                "(a key outside the storage prefix)".into(),
+            )
+        })
+    }
+
+    pub fn has_config(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// The plaintext of the value stored at `key`.
+    pub fn plaintext<'v>(&self, key: &[u8], value: &'v [u8]) -> Result<Plain<'v>, DecryptError> {
+        if !value.starts_with(ENCRYPTED_PREFIX) {
+            return Ok(Plain {
+                bytes: Cow::Borrowed(value),
+                via: None,
+            });
+        }
+        let shown = printable(key);
+        if let Some(info) = kms::describe(value) {
+            return Err(DecryptError::Kms { key: shown, info });
+        }
+        let (provider, key_name) = match detect(value) {
+            Encoding::Encrypted { provider, key_name } => (provider, key_name),
+            _ => (String::new(), String::new()),
+        };
+        let Some(config) = &self.config else {
+            return Err(DecryptError::NoConfig {
+                key: shown,
+                provider,
+                key_name,
+            });
+        };
+        let (group, resource, label) = self.resource_of(config, key);
+        let Some(entry) = config.providers_for(&group, &resource) else {
+            return Err(DecryptError::NoEntry {
+                key: shown,
+                provider,
+                key_name,
+                resource: label,
+            });
+        };
+        let mut failures: Vec<(Cipher, String, OpenError)> = Vec::new();
+        let mut same_cipher_keys: Option<Vec<String>> = None;
+        for p in &entry.providers {
+            let Provider::Cipher { cipher, keys } = p else {
+                continue;
+            };
+            let cprefix = cipher.prefix();
+            let Some(rest) = value.strip_prefix(cprefix.as_bytes()) else {
+                continue;
+            };
+            same_cipher_keys
+                .get_or_insert_with(Vec::new)
+                .extend(keys.iter().map(|k| k.name.clone()));
+            for k in keys {
+                let Some(payload) = rest
+                    .strip_prefix(k.name.as_bytes())
+                    .and_then(|r| r.strip_prefix(b":"))
+                else {
+                    continue;
+                };
+                match providers::open(*cipher, k.secret.bytes(), payload, key) {
+                    Ok(plain) => {
+                        return Ok(Plain {
+                            bytes: Cow::Owned(plain),
+                            via: Some((cipher.name(), k.name.clone())),
+                        });
+                    }
+                    Err(e) => failures.push((*cipher, k.name.clone(), e)),
+                }
+            }
+        }
+        if let Some((cipher, name, reason)) = failures.into_iter().next() {
+            return Err(DecryptError::Failed {
+                key: shown,
+                provider: cipher.name().into(),
+                key_name: name,
+                reason,
+            });
+        }
+        let configured = match same_cipher_keys {
+            Some(names) => format!(
+                "its {provider} keys: {}",
+                names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!("no {provider} provider there"),
+        };
+        Err(DecryptError::UnknownKey {
+            key: shown,
+            provider,
+            key_name,
+            resource: label,
+            configured,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn config(providers: &str) -> EncryptionConfig {
+        EncryptionConfig::parse(
+            format!("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers: {providers}\n")
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dispatches_as_the_api_server() {
+        // T2 of docs/k8s-encryption-and-pki.md §1.9: aesgcm key1, AAD the key.
+        let t2 = unhex(
+            "6b38733a656e633a61657367636d3a76313a6b6579313a202122232425262728292a2bb902d57004fd7662753e7b7aaed5f31ad46ba8583461de60f8",
+        );
+        let key = b"/registry/secrets/default/s1";
+        let other = "AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        // Rotation: the new key first, the old one second.
+        let d = Decryptor::new(
+            Some(config(&format!(
+                "[{{aesgcm: {{keys: [{{name: key2, secret: {other}}}, {{name: key1, secret: {K}}}]}}}}, {{identity: {{}}}}]"
+            ))),
+            "/registry",
+        );
+        let p = d.plaintext(key, &t2).unwrap();
+        assert_eq!(&*p.bytes, b"k8s\x00hello");
+        assert_eq!(p.via, Some(("aesgcm", "key1".to_string())));
+        // Moved to another key: the AAD differs.
+        let e = d
+            .plaintext(b"/registry/secrets/default/s2", &t2)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DecryptError::Failed {
+                    reason: OpenError::Auth,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Plain values pass.
+        assert_eq!(&*d.plaintext(key, b"k8s\x00x").unwrap().bytes, b"k8s\x00x");
+        // Wrong key under the same name.
+        let d2 = Decryptor::new(
+            Some(config(&format!(
+                "[{{aesgcm: {{keys: [{{name: key1, secret: {other}}}]}}}}]"
+            ))),
+            "/registry",
+        );
+        let e = d2.plaintext(key, &t2).unwrap_err().to_string();
+        assert!(
+            e.contains("aesgcm")
+                && e.contains("key1")
+                && e.contains("/registry/secrets/default/s1"),
+            "{e}"
+        );
+        assert!(!e.contains(other) && !e.contains(K));
+        // Unknown key name; no provider; no entry; no config.
+        let d3 = Decryptor::new(
+            Some(config(&format!(
+                "[{{aesgcm: {{keys: [{{name: key9, secret: {K}}}]}}}}]"
+            ))),
+            "/registry",
+        );
+        assert!(matches!(
+            d3.plaintext(key, &t2),
+            Err(DecryptError::UnknownKey { .. })
+        ));
+        let d4 = Decryptor::new(Some(config("[{identity: {}}]")), "/registry");
+        assert!(matches!(
+            d4.plaintext(key, &t2),
+            Err(DecryptError::UnknownKey { .. })
+        ));
+        assert!(matches!(
+            d4.plaintext(b"/registry/configmaps/default/c", &t2),
+            Err(DecryptError::NoEntry { .. })
+        ));
+        assert!(matches!(
+            Decryptor::new(None, "/registry").plaintext(key, &t2),
+            Err(DecryptError::NoConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn any_prefix_finds_the_resource_under_another_storage_prefix() {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let k: Vec<u8> = (0u8..32).collect();
+        let key = b"/kubernetes.io/secrets/default/s1";
+        let nonce = [7u8; 12];
+        let ct = aes_gcm::Aes256Gcm::new_from_slice(&k)
+            .unwrap()
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload {
+                    msg: b"k8s\x00hi",
+                    aad: key,
+                },
+            )
+            .unwrap();
+        let mut value = b"k8s:enc:aesgcm:v1:key1:".to_vec();
+        value.extend_from_slice(&nonce);
+        value.extend_from_slice(&ct);
+        let c = config(&format!(
+            "[{{aesgcm: {{keys: [{{name: key1, secret: {K}}}]}}}}]"
+        ));
+        let d = Decryptor::any_prefix(Some(c.clone()));
+        assert_eq!(&*d.plaintext(key, &value).unwrap().bytes, b"k8s\x00hi");
+        // With the default prefix the key is no Secret's: no entry.
+        let d = Decryptor::new(Some(c), "/registry");
+        assert!(matches!(
+            d.plaintext(key, &value),
+            Err(DecryptError::NoEntry { .. })
+        ));
+    }
+}
