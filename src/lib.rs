@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod cli;
 pub mod diff;
 pub mod input;
+pub mod inspect;
 pub mod kube;
 pub mod mvcc;
 pub mod pki;

@@ -1,0 +1,179 @@
+//! Space: the file's pages, those in use and free, and what `etcdctl defrag`
+//! and `etcdctl compact` + defrag would leave, from the layout model of
+//! [`super::layout`] over the buckets as they are and as a compaction at the
+//! current revision would leave them (every key's live revision only).
+
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+
+use super::header::Alarm;
+use super::layout::{BucketLayout, ETCD_FILL, Element, Placed, file_pages};
+use super::walk::Walked;
+use crate::backend::{KEY, META};
+use crate::bolt::Db;
+use crate::bolt::page::{NO_FREELIST, PAGE_HEADER_SIZE, le_u64};
+use crate::bolt::read::{self, Bucket, ReadError};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Space {
+    /// Bytes of the database (without a snapshot's sha256 trailer).
+    pub file_bytes: u64,
+    pub page_size: u64,
+    /// The high-water mark: pages the database spans.
+    pub pages: u64,
+    /// Pages the freelist holds (unknown when the file keeps no freelist).
+    pub free_pages: Option<u64>,
+    pub pages_in_use: Option<u64>,
+    /// The file's size after `etcdctl defrag` (model of bbolt's layout).
+    pub after_defrag_bytes: u64,
+    pub defrag_gain_bytes: u64,
+    /// Revisions a compaction at the current revision removes, and their
+    /// bytes in the key bucket (record and revision key).
+    pub history_revisions: u64,
+    pub history_bytes: u64,
+    /// The file's size after `etcdctl compact <revision>` and a defrag.
+    pub after_compact_and_defrag_bytes: u64,
+    /// What the compaction adds to the defrag's gain.
+    pub compaction_gain_bytes: u64,
+    pub advice: String,
+}
+
+/// A bucket other than `key`, placed as it is and as after a compaction.
+pub struct OtherBucket {
+    pub name: Vec<u8>,
+    pub now: Placed,
+    pub compacted: Placed,
+}
+
+/// Lays out every bucket except `key` (small ones: read in full here).
+pub fn other_buckets(db: &Db<'_>, buckets: &[Bucket<'_>]) -> Result<Vec<OtherBucket>, ReadError> {
+    let page = db.page_size();
+    let mut out = Vec::new();
+    for b in buckets.iter().filter(|b| b.name != KEY) {
+        let mut now = BucketLayout::new(page, ETCD_FILL);
+        let mut compacted = BucketLayout::new(page, ETCD_FILL);
+        let (mut scheduled, mut finished) = (false, false);
+        read::for_each(db, b, |e| {
+            let el = Element::leaf(e.key.len(), e.value.len());
+            now.push(el);
+            compacted.push(el);
+            scheduled |= e.key == b"scheduledCompactRev";
+            finished |= e.key == b"finishedCompactRev";
+            ControlFlow::Continue(())
+        })?;
+        if b.name == META {
+            // A compaction records both revisions (8+1+8 bytes each).
+            if !finished {
+                compacted.push(Element::leaf(b"finishedCompactRev".len(), 17));
+            }
+            if !scheduled {
+                compacted.push(Element::leaf(b"scheduledCompactRev".len(), 17));
+            }
+        }
+        out.push(OtherBucket {
+            name: b.name.to_vec(),
+            now: now.finish(),
+            compacted: compacted.finish(),
+        });
+    }
+    Ok(out)
+}
+
+/// The free pages: the freelist's count if the file keeps one, else the
+/// pages no tree reaches (a walk of the whole structure).
+pub fn free_pages(db: &Db<'_>) -> Option<u64> {
+    let pgid = db.meta().freelist;
+    if pgid == NO_FREELIST {
+        let (problems, stats) = crate::bolt::check::check_pages(db);
+        return problems.is_empty().then_some(stats.free_pages);
+    }
+    let h = db.header(pgid).ok()?;
+    if h.count == 0xFFFF {
+        let node = db.node(pgid).ok()?;
+        le_u64(node.bytes, PAGE_HEADER_SIZE)
+    } else {
+        Some(u64::from(h.count))
+    }
+}
+
+pub fn space(
+    db: &Db<'_>,
+    walked: &Walked<'_>,
+    others: &[OtherBucket],
+    revision: i64,
+    alarms: &[Alarm],
+    free: Option<u64>,
+) -> Space {
+    let page = db.page_size();
+    let mut now = BucketLayout::new(page, ETCD_FILL);
+    for e in &walked.elements {
+        now.push(*e);
+    }
+    // After a compaction: each live key's newest revision, in revision order.
+    let mut kept: Vec<(crate::mvcc::Revision, u32)> = walked
+        .keys
+        .values()
+        .filter(|f| !f.tombstone)
+        .map(|f| (f.newest, f.newest_element))
+        .collect();
+    kept.sort_unstable();
+    let mut compacted = BucketLayout::new(page, ETCD_FILL);
+    for (_, size) in &kept {
+        // 16-byte element header, 17-byte revision key, then the record.
+        compacted.push(Element::leaf(17, (*size as usize).saturating_sub(33)));
+    }
+    let (history_revisions, history_bytes) = walked.keys.values().fold((0, 0), |(n, b), f| {
+        if f.tombstone {
+            (n + u64::from(f.revisions), b + f.element_bytes)
+        } else {
+            (
+                n + u64::from(f.revisions) - 1,
+                b + f.element_bytes - u64::from(f.newest_element),
+            )
+        }
+    });
+    let mut list_now: Vec<(Vec<u8>, Placed)> =
+        others.iter().map(|o| (o.name.clone(), o.now)).collect();
+    let mut list_compacted: Vec<(Vec<u8>, Placed)> = others
+        .iter()
+        .map(|o| (o.name.clone(), o.compacted))
+        .collect();
+    list_now.push((KEY.to_vec(), now.finish()));
+    list_compacted.push((KEY.to_vec(), compacted.finish()));
+    list_now.sort_by(|a, b| a.0.cmp(&b.0));
+    list_compacted.sort_by(|a, b| a.0.cmp(&b.0));
+    let lens = |l: &[(Vec<u8>, Placed)]| l.iter().map(|(n, p)| (n.len(), *p)).collect::<Vec<_>>();
+    let page64 = page as u64;
+    let freelist = db.meta().freelist != NO_FREELIST;
+    let after_defrag = file_pages(page, &lens(&list_now), freelist) * page64;
+    let after_compact = file_pages(page, &lens(&list_compacted), freelist) * page64;
+    let file_bytes = db.data().len() as u64;
+    let defrag_gain = file_bytes.saturating_sub(after_defrag);
+    let compaction_gain = after_defrag.saturating_sub(after_compact);
+    let h = crate::report::humanize_bytes;
+    let mut advice = format!(
+        "Defragmenting would shrink the file from {} to about {} (`etcdctl defrag`); compacting at the current revision first would remove {history_revisions} old revisions and leave about {} (`etcdctl compact {revision}` then `etcdctl defrag`).",
+        h(file_bytes),
+        h(after_defrag),
+        h(after_compact),
+    );
+    if alarms.iter().any(|a| a.alarm == "NOSPACE") {
+        advice.push_str(" Then clear the space alarm: `etcdctl alarm disarm`.");
+    }
+    Space {
+        file_bytes,
+        page_size: page64,
+        pages: db.hwm(),
+        free_pages: free,
+        pages_in_use: free.map(|f| db.hwm().saturating_sub(f)),
+        after_defrag_bytes: after_defrag,
+        defrag_gain_bytes: defrag_gain,
+        history_revisions,
+        history_bytes,
+        after_compact_and_defrag_bytes: after_compact,
+        compaction_gain_bytes: compaction_gain,
+        advice,
+    }
+}
