@@ -37,7 +37,10 @@ pub struct Header {
 pub struct Member {
     pub id: String,
     pub name: String,
+    /// etcd's own names for these fields.
+    #[serde(rename = "peerURLs")]
     pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs")]
     pub client_urls: Vec<String>,
     pub is_learner: bool,
 }
