@@ -216,6 +216,7 @@ fn known_mix_space_matches_real_defrag_and_compaction() {
     );
     // And on a copy restored by etcdutl, defragmented by `etcdutl defrag --data-dir`.
     check_offline_defrag(&mix.snap, &got);
+    check_free_pages(&mix.snap, &got);
 }
 
 /// Restores `snap` with etcdutl 3.5.1, defragments the data dir offline and
@@ -263,11 +264,42 @@ fn check_offline_defrag(snap: &Path, got: &Value) {
     );
 }
 
+/// Free pages: those `bbolt pages` (bbolt's own CLI, from etcd 3.6's build)
+/// lists as free, on a copy.
+fn check_free_pages(snap: &Path, got: &Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(snap, &copy).expect("copy the snapshot");
+    let o = Command::new(common::etcd_bin("3.6", "bbolt"))
+        .arg("pages")
+        .arg(&copy)
+        .output()
+        .expect("run bbolt pages");
+    assert!(
+        o.status.success(),
+        "bbolt pages: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let free = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("free"))
+        .count() as u64;
+    assert_eq!(got["space"]["freePages"], free, "{}", snap.display());
+    let pages = got["space"]["pages"].as_u64().expect("pages");
+    assert_eq!(
+        got["space"]["pagesInUse"],
+        pages - free,
+        "{}",
+        snap.display()
+    );
+}
+
 #[test]
-fn fixtures_defrag_gain_matches_etcdutl_defrag() {
+fn fixtures_space_matches_bbolt_pages_and_etcdutl_defrag() {
     for (name, _) in FIXTURES {
         let snap = fixture(name);
         let got = inspect_json(&snap, &[]);
+        check_free_pages(&snap, &got);
         check_offline_defrag(&snap, &got);
     }
 }
@@ -354,5 +386,31 @@ fn fixtures_figures_equal_a_recount_of_ls_and_history() {
             assert_eq!((o.0, o.1, o.3), (c.0, c.1, c.3), "{name}: namespace {r}");
         }
         assert_eq!(ours.len(), resources.len(), "{name}: resources {ours:?}");
+        // Every revision is somewhere: the key bucket's entries as bbolt counts them.
+        let stored: u64 = ours.values().map(|c| c.0 + c.2).sum();
+        assert_eq!(stored, key_bucket_entries(&snap), "{name}");
     }
+}
+
+/// `bbolt stats FILE key`'s count of key/value pairs (on a copy).
+fn key_bucket_entries(snap: &Path) -> u64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(snap, &copy).expect("copy the snapshot");
+    let o = Command::new(common::etcd_bin("3.6", "bbolt"))
+        .arg("stats")
+        .arg(&copy)
+        .arg("key")
+        .output()
+        .expect("run bbolt stats");
+    assert!(
+        o.status.success(),
+        "bbolt stats: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Number of keys/value pairs: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no key count in bbolt stats: {text}"))
 }

@@ -189,12 +189,12 @@ pub fn inspect(db: &Db<'_>, opts: &Options) -> Result<Inspection, InspectError> 
             let h = header::header(db, &buckets)?;
             let l = leases(db, &buckets)?;
             let others = space::other_buckets(db, &buckets)?;
-            let free = space::free_pages(db);
-            Ok((h, l, others, free))
+            let in_use = space::pages_in_use(db, &buckets);
+            Ok((h, l, others, in_use))
         },
     );
     let walked = walked?;
-    let (mut header, lease_list, others, free) = small?;
+    let (mut header, lease_list, others, in_use) = small?;
     header.revision = ks.current_revision;
     if header.compacted_revision.is_none() {
         header.compacted_revision = ks.compact_revision;
@@ -205,7 +205,14 @@ pub fn inspect(db: &Db<'_>, opts: &Options) -> Result<Inspection, InspectError> 
         opts.top,
         opts.namespace.as_deref(),
     );
-    let space = space::space(db, &walked, &others, header.revision, &header.alarms, free);
+    let space = space::space(
+        db,
+        &walked,
+        &others,
+        header.revision,
+        &header.alarms,
+        in_use,
+    );
     let file = db.data().len() as f64;
     let share = if file > 0.0 {
         figs.events.stored_bytes as f64 / file

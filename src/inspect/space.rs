@@ -12,7 +12,7 @@ use super::layout::{BucketLayout, ETCD_FILL, Element, Placed, file_pages};
 use super::walk::Walked;
 use crate::backend::{KEY, META};
 use crate::bolt::Db;
-use crate::bolt::page::{NO_FREELIST, PAGE_HEADER_SIZE, le_u64};
+use crate::bolt::page::NO_FREELIST;
 use crate::bolt::read::{self, Bucket, ReadError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +23,7 @@ pub struct Space {
     pub page_size: u64,
     /// The high-water mark: pages the database spans.
     pub pages: u64,
-    /// Pages the freelist holds (unknown when the file keeps no freelist).
+    /// Pages no tree uses (free, or pending release).
     pub free_pages: Option<u64>,
     pub pages_in_use: Option<u64>,
     /// The file's size after `etcdctl defrag` (model of bbolt's layout).
@@ -81,21 +81,47 @@ pub fn other_buckets(db: &Db<'_>, buckets: &[Bucket<'_>]) -> Result<Vec<OtherBuc
     Ok(out)
 }
 
-/// The free pages: the freelist's count if the file keeps one, else the
-/// pages no tree reaches (a walk of the whole structure).
-pub fn free_pages(db: &Db<'_>) -> Option<u64> {
-    let pgid = db.meta().freelist;
-    if pgid == NO_FREELIST {
-        let (problems, stats) = crate::bolt::check::check_pages(db);
-        return problems.is_empty().then_some(stats.free_pages);
+/// Pages of the tree rooted at `pgid` (branches, leaves and their overflow),
+/// reading page headers only. `None` when a page is not a tree page.
+fn tree_pages(db: &Db<'_>, pgid: u64) -> Option<u64> {
+    use crate::bolt::page::{FLAG_BRANCH, FLAG_LEAF};
+    let mut pages = 0u64;
+    let mut stack = vec![(pgid, 0usize)];
+    while let Some((p, depth)) = stack.pop() {
+        if depth > crate::bolt::walk::MAX_DEPTH {
+            return None;
+        }
+        let node = db.node(p).ok()?;
+        pages += 1 + u64::from(node.header.overflow);
+        match node.header.flags {
+            FLAG_LEAF => {}
+            FLAG_BRANCH => {
+                for i in 0..node.count() {
+                    stack.push((node.branch(i).ok()?.child, depth + 1));
+                }
+            }
+            _ => return None,
+        }
     }
-    let h = db.header(pgid).ok()?;
-    if h.count == 0xFFFF {
-        let node = db.node(pgid).ok()?;
-        le_u64(node.bytes, PAGE_HEADER_SIZE)
-    } else {
-        Some(u64::from(h.count))
+    Some(pages)
+}
+
+/// Pages in use: the two metas, the freelist (if the file keeps one), the
+/// root tree and every bucket's tree. Headers of the pages only: the leaves'
+/// contents are the key walk's. `None` when a tree cannot be followed.
+pub fn pages_in_use(db: &Db<'_>, buckets: &[Bucket<'_>]) -> Option<u64> {
+    use crate::bolt::page::BucketRoot;
+    let meta = db.meta();
+    let mut used = 2 + tree_pages(db, meta.root)?;
+    if meta.freelist != NO_FREELIST {
+        used += 1 + u64::from(db.header(meta.freelist).ok()?.overflow);
     }
+    for b in buckets {
+        if let BucketRoot::Page(p) = b.header.root {
+            used += tree_pages(db, p)?;
+        }
+    }
+    Some(used.min(db.hwm()))
 }
 
 pub fn space(
@@ -104,7 +130,7 @@ pub fn space(
     others: &[OtherBucket],
     revision: i64,
     alarms: &[Alarm],
-    free: Option<u64>,
+    in_use: Option<u64>,
 ) -> Space {
     let page = db.page_size();
     let mut now = BucketLayout::new(page, ETCD_FILL);
@@ -166,8 +192,8 @@ pub fn space(
         file_bytes,
         page_size: page64,
         pages: db.hwm(),
-        free_pages: free,
-        pages_in_use: free.map(|f| db.hwm().saturating_sub(f)),
+        free_pages: in_use.map(|u| db.hwm() - u),
+        pages_in_use: in_use,
         after_defrag_bytes: after_defrag,
         defrag_gain_bytes: defrag_gain,
         history_revisions,
