@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use serde::Serialize;
 
 use super::header::Alarm;
-use super::layout::{BucketLayout, ETCD_FILL, Element, Placed, file_pages};
+use super::layout::{BucketLayout, ETCD_FILL, Element, Placed, file_pages, last_commit_before};
 use super::walk::Walked;
 use crate::backend::{KEY, META};
 use crate::bolt::Db;
@@ -43,6 +43,7 @@ pub struct Space {
 /// A bucket other than `key`, placed as it is and as after a compaction.
 pub struct OtherBucket {
     pub name: Vec<u8>,
+    pub elements: u64,
     pub now: Placed,
     pub compacted: Placed,
 }
@@ -74,6 +75,7 @@ pub fn other_buckets(db: &Db<'_>, buckets: &[Bucket<'_>]) -> Result<Vec<OtherBuc
         }
         out.push(OtherBucket {
             name: b.name.to_vec(),
+            elements: now.elements(),
             now: now.finish(),
             compacted: compacted.finish(),
         });
@@ -133,7 +135,24 @@ pub fn space(
     in_use: Option<u64>,
 ) -> Space {
     let page = db.page_size();
+    // Elements of the buckets before and after `key`, for the defrag's commits.
+    let before: u64 = others
+        .iter()
+        .filter(|o| o.name.as_slice() < KEY)
+        .map(|o| o.elements)
+        .sum();
+    let after: u64 = others
+        .iter()
+        .filter(|o| o.name.as_slice() > KEY)
+        .map(|o| o.elements)
+        .sum();
+    let in_key = |n: u64| {
+        last_commit_before(before + n + after)
+            .and_then(|g| g.checked_sub(before))
+            .filter(|&i| i < n)
+    };
     let mut now = BucketLayout::new(page, ETCD_FILL);
+    now.mark_before(in_key(walked.elements.len() as u64));
     for e in &walked.elements {
         now.push(*e);
     }
@@ -146,6 +165,7 @@ pub fn space(
         .collect();
     kept.sort_unstable();
     let mut compacted = BucketLayout::new(page, ETCD_FILL);
+    compacted.mark_before(in_key(kept.len() as u64));
     for (_, size) in &kept {
         // 16-byte element header, 17-byte revision key, then the record.
         compacted.push(Element::leaf(17, (*size as usize).saturating_sub(33)));
@@ -166,6 +186,13 @@ pub fn space(
         .iter()
         .map(|o| (o.name.clone(), o.compacted))
         .collect();
+    // A defrag of more than 10,000 elements commits on the way: the next
+    // transaction rewrites the rightmost path of `key`, whose old pages stay
+    // free at the end, less the page the first transaction freed (reused).
+    let (extra_now, extra_compacted) = (
+        now.marked().saturating_sub(1),
+        compacted.marked().saturating_sub(1),
+    );
     list_now.push((KEY.to_vec(), now.finish()));
     list_compacted.push((KEY.to_vec(), compacted.finish()));
     list_now.sort_by(|a, b| a.0.cmp(&b.0));
@@ -173,8 +200,9 @@ pub fn space(
     let lens = |l: &[(Vec<u8>, Placed)]| l.iter().map(|(n, p)| (n.len(), *p)).collect::<Vec<_>>();
     let page64 = page as u64;
     let freelist = db.meta().freelist != NO_FREELIST;
-    let after_defrag = file_pages(page, &lens(&list_now), freelist) * page64;
-    let after_compact = file_pages(page, &lens(&list_compacted), freelist) * page64;
+    let after_defrag = (file_pages(page, &lens(&list_now), freelist) + extra_now) * page64;
+    let after_compact =
+        (file_pages(page, &lens(&list_compacted), freelist) + extra_compacted) * page64;
     let file_bytes = db.data().len() as u64;
     let defrag_gain = file_bytes.saturating_sub(after_defrag);
     let compaction_gain = after_defrag.saturating_sub(after_compact);
