@@ -60,6 +60,10 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), T::to_string)
 }
 
+fn dash(s: String) -> String {
+    if s.is_empty() { "-".into() } else { s }
+}
+
 fn usage_table(first: &str, rows: &[Named<Usage>]) -> String {
     let mut t = Table::new(
         &[
@@ -127,8 +131,9 @@ pub fn render(r: &Inspection) -> String {
             t.row(vec![
                 m.id.clone(),
                 m.name.clone(),
-                m.peer_urls.join(","),
-                m.client_urls.join(","),
+                dash(m.peer_urls.join(",")),
+                // etcd 3.5 keeps client URLs outside the db.
+                dash(m.client_urls.join(",")),
                 m.is_learner.to_string(),
             ]);
         }
