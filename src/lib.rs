@@ -5,6 +5,7 @@
 //! the bottom; [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue, the
 //! keyspace); [`backend`] (etcd's buckets, `status`, layout checks); [`verify`]
 //! (all checks together); [`kube`] (Kubernetes values and resources);
+//! [`inspect`] (the triage view: what fills a snapshot, what to reclaim);
 //! [`restore`] (membership, WAL, .snap, data dirs); [`diff`] (two states of a
 //! keyspace compared as objects); [`report`] and [`cli`] on top.
 
