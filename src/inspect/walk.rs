@@ -32,7 +32,45 @@ pub struct KeyFold<'a> {
     pub element_bytes: u64,
 }
 
-pub type Folds<'a> = HashMap<&'a [u8], KeyFold<'a>, foldhash::fast::RandomState>;
+/// The folds, sharded by a hash of the key: each shard is built by one task,
+/// so that every revision is hashed into a map once, on all cores.
+#[derive(Default)]
+pub struct Folds<'a> {
+    shards: Vec<Map<'a>>,
+}
+
+/// foldhash: fast, and randomly seeded so crafted keys cannot force collisions.
+type Map<'a> = HashMap<&'a [u8], KeyFold<'a>, foldhash::fast::RandomState>;
+
+impl<'a> Folds<'a> {
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(HashMap::len).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn values(&self) -> impl Iterator<Item = &KeyFold<'a>> {
+        self.shards.iter().flat_map(HashMap::values)
+    }
+    /// Every (key, fold), on all cores.
+    pub fn par_iter(&self) -> impl ParallelIterator<Item = (&&'a [u8], &KeyFold<'a>)> {
+        self.shards.par_iter().flat_map_iter(|m| m.iter())
+    }
+}
+
+fn fold_into<'a>(g: &mut KeyFold<'a>, f: KeyFold<'a>) {
+    let (revisions, value_bytes, element_bytes) = (
+        g.revisions + f.revisions,
+        g.value_bytes + f.value_bytes,
+        g.element_bytes + f.element_bytes,
+    );
+    if f.newest > g.newest {
+        *g = f;
+    }
+    g.revisions = revisions;
+    g.value_bytes = value_bytes;
+    g.element_bytes = element_bytes;
+}
 
 /// What the walk returns.
 pub struct Walked<'a> {
@@ -41,42 +79,23 @@ pub struct Walked<'a> {
     pub elements: Vec<Element>,
 }
 
-fn merge<'a>(mut a: Folds<'a>, b: Folds<'a>) -> Folds<'a> {
-    let (mut big, small) = if a.len() >= b.len() {
-        (std::mem::take(&mut a), b)
-    } else {
-        (b, a)
-    };
-    for (k, f) in small {
-        big.entry(k)
-            .and_modify(|g| {
-                let (revisions, value_bytes, element_bytes) = (
-                    g.revisions + f.revisions,
-                    g.value_bytes + f.value_bytes,
-                    g.element_bytes + f.element_bytes,
-                );
-                if f.newest > g.newest {
-                    *g = f;
-                }
-                g.revisions = revisions;
-                g.value_bytes = value_bytes;
-                g.element_bytes = element_bytes;
-            })
-            .or_insert(f);
-    }
-    big
-}
+/// Shards of the folds (a power of two).
+const SHARDS: usize = 64;
 
 /// Leaves handed to one task at a time.
 const LEAVES_PER_TASK: usize = 64;
 
 /// Reads every revision of the key bucket once.
 pub fn walk<'a>(ks: &KeySpace<'_, 'a>) -> Result<Walked<'a>, KeySpaceError> {
+    use std::hash::BuildHasher;
     let leaves = ks.leaves()?;
-    let parts: Vec<Result<(Folds<'a>, Vec<Element>), KeySpaceError>> = leaves
+    let shard_of = foldhash::fast::RandomState::default();
+    // Per task of leaves: each revision's fold, put in the shard of its key.
+    type Part<'a> = (Vec<Vec<(&'a [u8], KeyFold<'a>)>>, Vec<Element>);
+    let parts: Vec<Result<Part<'a>, KeySpaceError>> = leaves
         .par_chunks(LEAVES_PER_TASK)
         .map(|chunk| {
-            let mut folds = Folds::default();
+            let mut shards: Vec<Vec<(&'a [u8], KeyFold<'a>)>> = vec![Vec::new(); SHARDS];
             let mut elements = Vec::new();
             for leaf in chunk {
                 for i in 0..leaf.count() {
@@ -98,34 +117,40 @@ pub fn walk<'a>(ks: &KeySpace<'_, 'a>) -> Result<Walked<'a>, KeySpaceError> {
                         value_bytes: r.kv.value.len() as u64,
                         element_bytes: u64::from(size),
                     };
-                    folds
-                        .entry(r.kv.key)
-                        .and_modify(|g| {
-                            let (n, vb, eb) = (
-                                g.revisions + 1,
-                                g.value_bytes + fold.value_bytes,
-                                g.element_bytes + fold.element_bytes,
-                            );
-                            if fold.newest > g.newest {
-                                *g = fold;
-                            }
-                            g.revisions = n;
-                            g.value_bytes = vb;
-                            g.element_bytes = eb;
-                        })
-                        .or_insert(fold);
+                    let shard = shard_of.hash_one(r.kv.key) as usize & (SHARDS - 1);
+                    shards[shard].push((r.kv.key, fold));
                 }
             }
-            Ok((folds, elements))
+            Ok((shards, elements))
         })
         .collect();
     let mut elements = Vec::new();
-    let mut maps = Vec::with_capacity(parts.len());
+    let mut per_task = Vec::with_capacity(parts.len());
     for p in parts {
-        let (m, e) = p?;
+        let (s, e) = p?;
         elements.extend(e);
-        maps.push(m);
+        per_task.push(s);
     }
-    let keys = maps.into_par_iter().reduce(Folds::default, merge);
-    Ok(Walked { keys, elements })
+    // Each shard's map from every task's part of it, shards on all cores.
+    let shards: Vec<Map<'a>> = (0..SHARDS)
+        .into_par_iter()
+        .map(|i| {
+            let mut m = Map::default();
+            for task in &per_task {
+                for (k, f) in &task[i] {
+                    match m.get_mut(k) {
+                        Some(g) => fold_into(g, *f),
+                        None => {
+                            m.insert(k, *f);
+                        }
+                    }
+                }
+            }
+            m
+        })
+        .collect();
+    Ok(Walked {
+        keys: Folds { shards },
+        elements,
+    })
 }
