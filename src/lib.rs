@@ -5,6 +5,7 @@
 //! the bottom; [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue, the
 //! keyspace); [`backend`] (etcd's buckets, `status`, layout checks); [`verify`]
 //! (all checks together); [`kube`] (Kubernetes values and resources);
+//! [`inspect`] (the triage view: what fills a snapshot, what to reclaim);
 //! [`restore`] (membership, WAL, .snap, data dirs); [`diff`] (two states of a
 //! keyspace compared as objects); [`report`] and [`cli`] on top.
 
@@ -15,6 +16,7 @@ pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod input;
+pub mod inspect;
 pub mod kube;
 pub mod mvcc;
 pub mod pki;

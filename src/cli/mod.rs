@@ -21,6 +21,7 @@ mod decode;
 mod diff;
 mod get;
 mod history;
+mod inspect;
 mod install;
 mod keyindex;
 mod ls;
@@ -69,6 +70,7 @@ enum Command {
     Get(get::Args),
     History(history::Args),
     Index(keyindex::Args),
+    Inspect(inspect::Args),
     Decode(decode::Args),
     Diff(diff::Args),
     Restore(restore::Args),
@@ -135,6 +137,7 @@ fn run_main() -> ExitCode {
         Command::Get(a) => get::run(a),
         Command::History(a) => history::run(a),
         Command::Index(a) => keyindex::run(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Restore(a) => restore::run(a),

@@ -1,0 +1,242 @@
+//! `inspect`: the triage view of a snapshot — the cluster it came from, what
+//! fills it (per resource, per namespace, the largest objects, events,
+//! leases), what defragmentation and compaction would give back, and what is
+//! stored in clear or does not decode.
+//!
+//! The key bucket is read once, on all cores ([`walk`]); the small buckets are
+//! read beside it. Values are looked at in place in the mapped file and never
+//! collected, so memory grows with the number of keys, not their bytes.
+
+pub mod figures;
+pub mod header;
+pub mod layout;
+pub mod space;
+pub mod walk;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::backend::LEASE;
+use crate::bolt::Db;
+use crate::bolt::read::{self, ReadError};
+use crate::mvcc::keyspace::{KeySpace, KeySpaceError};
+use crate::protowire::{Fields, Value};
+
+pub use figures::{Events, ObjectSize, Security, Usage};
+pub use header::Header;
+pub use space::Space;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    KeySpace(#[from] KeySpaceError),
+}
+
+/// What to inspect and how much to show.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// kube-apiserver's --etcd-prefix.
+    pub prefix: String,
+    /// How many namespaces and objects the top lists hold.
+    pub top: usize,
+    /// Only this namespace's objects in the per-resource and object figures.
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Named<T> {
+    pub name: String,
+    #[serde(flatten)]
+    pub usage: T,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leases {
+    pub count: u64,
+    pub ttl_min: Option<i64>,
+    pub ttl_median: Option<i64>,
+    pub ttl_max: Option<i64>,
+    /// Live keys attached to a lease the file holds.
+    pub keys_attached: u64,
+    /// Live keys attached to a lease the file does not hold.
+    pub keys_on_missing_leases: u64,
+    /// The leases with the most keys (ID in hex, TTL, keys).
+    pub top: Vec<LeaseKeys>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseKeys {
+    pub id: String,
+    pub ttl: Option<i64>,
+    pub keys: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inspection {
+    pub header: Header,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Per resource, most bytes (live and history) first.
+    pub resources: Vec<Named<Usage>>,
+    /// Per namespace, most bytes first, the top N.
+    pub namespaces: Vec<Named<Usage>>,
+    /// How many namespaces there are in all.
+    pub namespace_count: u64,
+    pub largest_objects: Vec<ObjectSize>,
+    pub events: EventsShare,
+    pub leases: Leases,
+    pub space: Space,
+    pub security: Security,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsShare {
+    #[serde(flatten)]
+    pub events: Events,
+    /// `storedBytes` over the file's size.
+    pub share_of_file: f64,
+}
+
+/// (lease ID, TTL) of each record of the lease bucket.
+fn leases(db: &Db<'_>, buckets: &[read::Bucket<'_>]) -> Result<Vec<(i64, i64)>, ReadError> {
+    let mut out = Vec::new();
+    if let Some(b) = buckets.iter().find(|b| b.name == LEASE) {
+        read::for_each(db, b, |e| {
+            let (mut id, mut ttl) = (None, 0i64);
+            for f in Fields::new(e.value) {
+                match f {
+                    Ok((1, Value::Varint(v))) => id = Some(v as i64),
+                    Ok((2, Value::Varint(v))) => ttl = v as i64,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            // The key is the ID (8 bytes, big-endian) when the record lacks it.
+            let id = id.or_else(|| e.key.try_into().ok().map(i64::from_be_bytes));
+            if let Some(id) = id {
+                out.push((id, ttl));
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+    }
+    Ok(out)
+}
+
+fn lease_figures(list: &[(i64, i64)], keys: &HashMap<i64, u64>, top: usize) -> Leases {
+    let mut ttls: Vec<i64> = list.iter().map(|l| l.1).collect();
+    ttls.sort_unstable();
+    let known: HashMap<i64, i64> = list.iter().copied().collect();
+    let mut attached = 0;
+    let mut missing = 0;
+    for (id, n) in keys {
+        if known.contains_key(id) {
+            attached += n;
+        } else {
+            missing += n;
+        }
+    }
+    let mut by_keys: Vec<LeaseKeys> = keys
+        .iter()
+        .map(|(id, n)| LeaseKeys {
+            id: format!("{:x}", *id as u64),
+            ttl: known.get(id).copied(),
+            keys: *n,
+        })
+        .collect();
+    by_keys.sort_by(|a, b| b.keys.cmp(&a.keys).then_with(|| a.id.cmp(&b.id)));
+    by_keys.truncate(top);
+    Leases {
+        count: list.len() as u64,
+        ttl_min: ttls.first().copied(),
+        ttl_median: ttls.get(ttls.len() / 2).copied(),
+        ttl_max: ttls.last().copied(),
+        keys_attached: attached,
+        keys_on_missing_leases: missing,
+        top: by_keys,
+    }
+}
+
+fn ranked(map: HashMap<String, Usage>) -> Vec<Named<Usage>> {
+    let mut v: Vec<Named<Usage>> = map
+        .into_iter()
+        .map(|(name, usage)| Named { name, usage })
+        .collect();
+    v.sort_by(|a, b| {
+        b.usage
+            .total_bytes()
+            .cmp(&a.usage.total_bytes())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    v
+}
+
+/// Inspects an opened snapshot.
+pub fn inspect(db: &Db<'_>, opts: &Options) -> Result<Inspection, InspectError> {
+    let buckets = read::buckets(db)?;
+    let ks = KeySpace::open(db)?;
+    // The key bucket on all cores; the small buckets beside it.
+    let (walked, small) = rayon::join(
+        || walk::walk(&ks),
+        || -> Result<_, ReadError> {
+            let h = header::header(db, &buckets)?;
+            let l = leases(db, &buckets)?;
+            let others = space::other_buckets(db, &buckets)?;
+            let in_use = space::pages_in_use(db, &buckets);
+            Ok((h, l, others, in_use))
+        },
+    );
+    let walked = walked?;
+    let (mut header, lease_list, others, in_use) = small?;
+    header.revision = ks.current_revision;
+    if header.compacted_revision.is_none() {
+        header.compacted_revision = ks.compact_revision;
+    }
+    let figs = figures::figures(
+        &walked.keys,
+        &opts.prefix,
+        opts.top,
+        opts.namespace.as_deref(),
+    );
+    let space = space::space(
+        db,
+        &walked,
+        &others,
+        header.revision,
+        &header.alarms,
+        in_use,
+    );
+    let file = db.data().len() as f64;
+    let share = if file > 0.0 {
+        figs.events.stored_bytes as f64 / file
+    } else {
+        0.0
+    };
+    let leases = lease_figures(&lease_list, &figs.lease_keys, opts.top);
+    let security = figs.security();
+    let namespace_count = figs.namespaces.len() as u64;
+    let mut namespaces = ranked(figs.namespaces);
+    namespaces.truncate(opts.top);
+    Ok(Inspection {
+        header,
+        namespace: opts.namespace.clone(),
+        resources: ranked(figs.resources),
+        namespaces,
+        namespace_count,
+        largest_objects: figs.largest,
+        events: EventsShare {
+            events: figs.events,
+            share_of_file: share,
+        },
+        leases,
+        space,
+        security,
+    })
+}
