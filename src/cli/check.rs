@@ -27,6 +27,8 @@ const EXAMPLES: &str = "Rules (a YAML policy; unknown rules are refused):
   encryptionKeys: [key2]                           # encrypted values name one of these keys
   minBytes: 1048576                                # and maxBytes, minRevision, maxRevision
   maxAge: 26h                                      # from --taken-at, else the file's mtime
+--encryption-config FILE adds the key names of the API server's EncryptionConfiguration to
+encryptionKeys.
 Without --policy: minNamespaces 1 and requiredNamespaces [default, kube-system]. `verify`
 always runs.
 
@@ -57,6 +59,10 @@ pub struct Args {
     /// When the snapshot was taken (RFC 3339), for maxAge; default: the file's mtime
     #[arg(long)]
     taken_at: Option<String>,
+    /// The API server's EncryptionConfiguration: every encrypted value must
+    /// name one of its keys (the encryptionKeys rule, with the policy's own)
+    #[arg(long)]
+    encryption_config: Option<PathBuf>,
     #[command(flatten)]
     prefix: PrefixOpt,
 }
@@ -78,13 +84,20 @@ struct Checked {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let policy = match &args.policy {
+    let mut policy = match &args.policy {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
             Policy::parse(&p.display().to_string(), &text)?
         }
         None => Policy::default_rules(),
     };
+    if let Some(c) = &args.encryption_config {
+        let names = crate::kube::decrypt::config::EncryptionConfig::load(c)?.key_names();
+        policy
+            .encryption_keys
+            .get_or_insert_with(Vec::new)
+            .extend(names);
+    }
     let taken_at = match &args.taken_at {
         Some(t) => Some(SystemTime::from(
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)

@@ -180,6 +180,24 @@ pub struct EncryptionConfig {
 }
 
 impl EncryptionConfig {
+    /// Every key name the config lists (cipher keys and KMS provider names),
+    /// for judging which keys a snapshot's encrypted values name.
+    pub fn key_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .entries
+            .iter()
+            .flat_map(|e| &e.providers)
+            .flat_map(|p| match p {
+                Provider::Cipher { keys, .. } => keys.iter().map(|k| k.name.clone()).collect(),
+                Provider::Kms { name, .. } => vec![name.clone()],
+                Provider::Identity => Vec::new(),
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &std::path::Path) -> Result<EncryptionConfig, ConfigError> {
         let shown = path.display().to_string();
