@@ -616,7 +616,16 @@ mod tests {
         );
         openssl(
             d,
-            &["rsa", "-in", "k.pem", "-outform", "DER", "-out", "k1.der"],
+            &[
+                "rsa",
+                "-in",
+                "k.pem",
+                "-traditional",
+                "-outform",
+                "DER",
+                "-out",
+                "k1.der",
+            ],
         );
         let read = |f: &str| std::fs::read(d.join(f)).unwrap();
         let modulus = openssl_text(d, &["rsa", "-in", "k.pem", "-noout", "-modulus"]);
