@@ -836,4 +836,17 @@ mod tests {
         let cut = format!("-----BEGIN CERTIFICATE-----\nMIIB\n{text}");
         assert!(read_key(cut.as_bytes()).is_err());
     }
+
+    /// A certificate's RSA key with a zero modulus is described, not a
+    /// panic (the old reader stripped the zero to nothing and `describe`
+    /// subtracted past zero).
+    #[test]
+    fn zero_rsa_modulus_is_described() {
+        let spki = [
+            0x30, 0x1a, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
+            0x01, 0x05, 0x00, 0x03, 0x09, 0x00, 0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03,
+        ];
+        let k = PublicKey::from_spki_der(&spki).unwrap();
+        assert_eq!(k.describe(), "RSA-0");
+    }
 }
