@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use super::der;
+use der::{Decode, Encode};
+
 use super::parse::{self, ParseError, PublicKey};
 
 /// Extended key usages, when the certificate has the extension.
@@ -108,13 +109,7 @@ impl Cert {
         }
         let spki = &tbs.subject_pki;
         let key_alg = spki.algorithm.algorithm.to_id_string();
-        let params = spki.algorithm.parameters.as_ref().map(|p| {
-            use x509_parser::der_parser::asn1_rs::ToDer;
-            p.to_der_vec_raw()
-        });
-        let params = params.and_then(Result::ok);
-        let public =
-            PublicKey::from_spki(&key_alg, params.as_deref(), &spki.subject_public_key.data);
+        let public = PublicKey::from_spki_der(spki.raw);
         let common_name = tbs
             .subject()
             .iter_common_name()
@@ -280,12 +275,7 @@ pub fn verify_signature(
                 "1.2.840.113549.1.1.13" => &s::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
                 _ => pss_algorithm(params)?,
             };
-            let body = [
-                der::tlv(der::INTEGER, &signed_int(n)),
-                der::tlv(der::INTEGER, &signed_int(e)),
-            ]
-            .concat();
-            (algo, der::tlv(der::SEQUENCE, &body))
+            (algo, rsa_public_der(n, e)?)
         }
         ("1.2.840.10045.4.3.2" | "1.2.840.10045.4.3.3", PublicKey::Ec { curve, point }) => {
             let sha256 = alg.ends_with(".2");
@@ -339,38 +329,39 @@ pub fn verify_signature(
         })
 }
 
-/// An unsigned magnitude as a DER INTEGER body.
-fn signed_int(mag: &[u8]) -> Vec<u8> {
-    if mag.first().is_none_or(|b| b & 0x80 != 0) {
-        let mut v = vec![0];
-        v.extend_from_slice(mag);
-        v
-    } else {
-        mag.to_vec()
-    }
+/// `RSAPublicKey` DER (what ring verifies with), written by `pkcs1`.
+fn rsa_public_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>, String> {
+    let int = |b| der::asn1::UintRef::new(b);
+    int(n)
+        .and_then(|modulus| {
+            pkcs1::RsaPublicKey {
+                modulus,
+                public_exponent: int(e)?,
+            }
+            .to_der()
+        })
+        .map_err(|e| format!("x509: cannot verify signature: bad RSA public key: {e}"))
 }
 
-/// RSASSA-PSS: the hash named in the parameters (SHA-256/384/512).
+/// RSASSA-PSS: the hash of the parameters (`pkcs1`'s RsaPssParams;
+/// SHA-256/384/512).
 fn pss_algorithm(
     params: Option<&[u8]>,
 ) -> Result<&'static dyn ring::signature::VerificationAlgorithm, String> {
+    use der::asn1::ObjectIdentifier as Oid;
     use ring::signature as s;
-    let p = params.unwrap_or_default();
-    let has = |oid: &str| {
-        let o = der::tlv(der::OID, &der::oid_body(oid));
-        p.windows(o.len()).any(|w| w == o.as_slice())
-    };
-    if has("2.16.840.1.101.3.4.2.1") {
-        Ok(&s::RSA_PSS_2048_8192_SHA256)
-    } else if has("2.16.840.1.101.3.4.2.2") {
-        Ok(&s::RSA_PSS_2048_8192_SHA384)
-    } else if has("2.16.840.1.101.3.4.2.3") {
-        Ok(&s::RSA_PSS_2048_8192_SHA512)
-    } else {
-        Err(
+    const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+    const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+    const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+    let hash = params.and_then(|p| pkcs1::RsaPssParams::from_der(p).ok().map(|p| p.hash.oid));
+    match hash {
+        Some(SHA256) => Ok(&s::RSA_PSS_2048_8192_SHA256),
+        Some(SHA384) => Ok(&s::RSA_PSS_2048_8192_SHA384),
+        Some(SHA512) => Ok(&s::RSA_PSS_2048_8192_SHA512),
+        _ => Err(
             "x509: cannot verify signature: algorithm unimplemented (RSASSA-PSS with this hash)"
                 .into(),
-        )
+        ),
     }
 }
 

@@ -9,7 +9,6 @@
 
 pub mod cert;
 pub mod check;
-pub mod der;
 pub mod hostname;
 pub mod issue;
 pub mod layout;

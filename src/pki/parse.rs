@@ -5,17 +5,23 @@
 //! encrypted key is recognised and named, never decrypted. Only the public
 //! half leaves this module (to compare with a certificate); the secret
 //! bytes are kept for signing and never printed (`Debug` hides them).
+//!
+//! No parsing is ours: the `pem` crate splits PEM text into blocks and
+//! headers, and RustCrypto's `pkcs1`, `sec1`, `pkcs8` and `spki` (on `der`)
+//! read and write the key structures. This module picks the form, checks
+//! what Go checks on top, and words the errors.
 
-use base64::Engine;
+use der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef};
+use der::{Decode, Encode, Reader};
+use pkcs8::PrivateKeyInfo;
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
-use super::der::{self, Reader};
-
-pub const OID_RSA: &str = "1.2.840.113549.1.1.1";
-pub const OID_EC: &str = "1.2.840.10045.2.1";
-pub const OID_ED25519: &str = "1.3.101.112";
-pub const OID_P256: &str = "1.2.840.10045.3.1.7";
-pub const OID_P384: &str = "1.3.132.0.34";
-pub const OID_P521: &str = "1.3.132.0.35";
+pub const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+pub const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+pub const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+pub const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+pub const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// Why bytes are not a usable key or certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,65 +49,49 @@ pub struct PemBlock {
     pub der: Vec<u8>,
 }
 
+const BEGIN: &[u8] = b"-----BEGIN ";
+
 /// Whether the bytes look like PEM text (a `-----BEGIN ` line).
 pub fn is_pem(bytes: &[u8]) -> bool {
-    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+    bytes.windows(BEGIN.len()).any(|w| w == BEGIN)
 }
 
-/// Every PEM block of `text`, in order. Text between blocks is ignored (as
-/// openssl and Go do); a block that does not end, or whose base64 is bad, is
-/// an error naming the block.
+/// Every PEM block of `text`, in order (the `pem` crate's reading). Text
+/// between blocks is ignored (as openssl and Go do); a block whose END line
+/// is missing or names another label, or whose base64 or headers are bad,
+/// is an error.
 pub fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, ParseError> {
-    let text = String::from_utf8_lossy(text);
-    let mut out = Vec::new();
-    let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
-    let mut n = 0;
-    while let Some(line) = lines.next() {
-        let Some(label) = line
-            .trim()
-            .strip_prefix("-----BEGIN ")
-            .and_then(|l| l.strip_suffix("-----"))
-        else {
-            continue;
-        };
-        n += 1;
-        let label = label.to_string();
-        let end = format!("-----END {label}-----");
-        let mut headers = Vec::new();
-        let mut body = String::new();
-        let mut in_headers = true;
-        let mut ended = false;
-        for l in lines.by_ref() {
-            let l = l.trim();
-            if l == end {
-                ended = true;
-                break;
-            }
-            if in_headers {
-                if let Some((k, v)) = l.split_once(':') {
-                    headers.push((k.trim().to_string(), v.trim().to_string()));
-                    continue;
-                }
-                in_headers = false;
-                if l.is_empty() {
-                    continue;
-                }
-            }
-            body.push_str(l);
-        }
-        if !ended {
-            return Err(bad(format!("PEM block {n} ({label}) has no END line")));
-        }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|e| bad(format!("PEM block {n} ({label}): bad base64: {e}")))?;
-        out.push(PemBlock {
-            label,
-            headers,
-            der,
-        });
+    let blocks = pem::parse_many(text).map_err(|e| bad(format!("bad PEM: {e}")))?;
+    // The crate stops at a BEGIN line with no END after it; Go skips such a
+    // block too, but a cut-off file is worth naming.
+    let begins = text.windows(BEGIN.len()).filter(|w| *w == BEGIN).count();
+    if begins > blocks.len() {
+        return Err(bad(format!(
+            "PEM block {} has no END line",
+            blocks.len() + 1
+        )));
     }
-    Ok(out)
+    Ok(blocks
+        .into_iter()
+        .map(|p| PemBlock {
+            label: p.tag().to_string(),
+            headers: p
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            der: p.into_contents(),
+        })
+        .collect())
+}
+
+/// PEM text of one block, 64 columns, LF line ends (as Go and openssl
+/// write it).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// The form a key file was written in.
@@ -121,25 +111,25 @@ pub enum Curve {
     P256,
     P384,
     P521,
-    Other(String),
+    Other(ObjectIdentifier),
 }
 
 impl Curve {
-    fn from_oid(body: &[u8]) -> Curve {
-        match der::oid_text(body).as_str() {
+    fn from_oid(oid: ObjectIdentifier) -> Curve {
+        match oid {
             OID_P256 => Curve::P256,
             OID_P384 => Curve::P384,
             OID_P521 => Curve::P521,
-            o => Curve::Other(o.to_string()),
+            o => Curve::Other(o),
         }
     }
 
-    pub fn oid(&self) -> &str {
+    pub fn oid(&self) -> ObjectIdentifier {
         match self {
             Curve::P256 => OID_P256,
             Curve::P384 => OID_P384,
             Curve::P521 => OID_P521,
-            Curve::Other(o) => o,
+            Curve::Other(o) => *o,
         }
     }
 
@@ -156,7 +146,8 @@ impl Curve {
 /// A public key, in the form two keys are compared by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    /// Modulus and exponent, without leading zero bytes.
+    /// Modulus and exponent, without leading zero bytes (`der`'s unsigned
+    /// INTEGER magnitudes).
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
@@ -174,7 +165,8 @@ impl PublicKey {
     pub fn describe(&self) -> String {
         match self {
             PublicKey::Rsa { n, .. } => {
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                let bits = (n.len() * 8)
+                    .saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
                 format!("RSA-{bits}")
             }
             PublicKey::Ec { curve, .. } => format!("ECDSA {}", curve.name()),
@@ -182,16 +174,23 @@ impl PublicKey {
         }
     }
 
-    /// From a SubjectPublicKeyInfo's algorithm OID, parameters (the DER
-    /// element, if any) and key bits.
-    pub fn from_spki(alg: &str, params: Option<&[u8]>, key: &[u8]) -> Option<PublicKey> {
-        match alg {
-            OID_RSA => rsa_public(key).ok(),
+    /// From a DER SubjectPublicKeyInfo (`spki`); `None` for other
+    /// algorithms and for keys that do not parse.
+    pub fn from_spki_der(spki_der: &[u8]) -> Option<PublicKey> {
+        let spki = SubjectPublicKeyInfoRef::from_der(spki_der).ok()?;
+        let key = spki.subject_public_key.as_bytes()?;
+        match spki.algorithm.oid {
+            OID_RSA => {
+                let k = pkcs1::RsaPublicKey::from_der(key).ok()?;
+                Some(PublicKey::Rsa {
+                    n: k.modulus.as_bytes().to_vec(),
+                    e: k.public_exponent.as_bytes().to_vec(),
+                })
+            }
             OID_EC => {
-                let p = params?;
-                let oid = der::whole(p, der::OID).ok()?;
+                let curve = spki.algorithm.parameters?.decode_as::<ObjectIdentifier>();
                 Some(PublicKey::Ec {
-                    curve: Curve::from_oid(oid),
+                    curve: Curve::from_oid(curve.ok()?),
                     point: key.to_vec(),
                 })
             }
@@ -199,14 +198,6 @@ impl PublicKey {
             _ => None,
         }
     }
-}
-
-/// `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
-fn rsa_public(key: &[u8]) -> Result<PublicKey, &'static str> {
-    let mut r = Reader::new(der::whole(key, der::SEQUENCE)?);
-    let n = der::unsigned(r.expect(der::INTEGER)?).to_vec();
-    let e = der::unsigned(r.expect(der::INTEGER)?).to_vec();
-    Ok(PublicKey::Rsa { n, e })
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -239,6 +230,27 @@ impl std::fmt::Debug for PrivateKey {
     }
 }
 
+/// A key structure `der` could not write (it can only be a length past
+/// DER's limits, which no key read from a file reaches).
+fn encode_err(e: der::Error) -> ParseError {
+    bad(format!("cannot encode the key: {e}"))
+}
+
+/// `PrivateKeyInfo` (PKCS#8 v1) around an inner key.
+fn pkcs8_wrap(
+    oid: ObjectIdentifier,
+    parameters: Option<AnyRef<'_>>,
+    inner: &[u8],
+) -> Result<Vec<u8>, ParseError> {
+    PrivateKeyInfo {
+        algorithm: AlgorithmIdentifierRef { oid, parameters },
+        private_key: inner,
+        public_key: None,
+    }
+    .to_der()
+    .map_err(encode_err)
+}
+
 impl PrivateKey {
     /// `RSA`, `ECDSA P-256`, `Ed25519`.
     pub fn describe(&self) -> String {
@@ -251,71 +263,37 @@ impl PrivateKey {
         }
     }
 
+    /// The EC key's curve and point, which writing it needs.
+    fn ec_parts(&self) -> Result<(ObjectIdentifier, &[u8]), ParseError> {
+        match (&self.curve, &self.public) {
+            (Some(curve), Some(PublicKey::Ec { point, .. })) => Ok((curve.oid(), point)),
+            _ => Err(bad(
+                "the EC key holds no public key and no curve; cannot use it to sign",
+            )),
+        }
+    }
+
     /// The key as unencrypted PKCS#8 DER (what ring signs with); EC keys
     /// need their public point.
     pub fn pkcs8_der(&self) -> Result<Vec<u8>, ParseError> {
-        let version = der::tlv(der::INTEGER, &[0]);
         match &self.secret {
-            Secret::Rsa(pkcs1) => {
-                let alg = [
-                    der::tlv(der::OID, &der::oid_body(OID_RSA)),
-                    der::tlv(der::NULL, &[]),
-                ]
-                .concat();
-                Ok(der::tlv(
-                    der::SEQUENCE,
-                    &[
-                        version,
-                        der::tlv(der::SEQUENCE, &alg),
-                        der::tlv(der::OCTET_STRING, pkcs1),
-                    ]
-                    .concat(),
-                ))
-            }
+            Secret::Rsa(pkcs1) => pkcs8_wrap(OID_RSA, Some(AnyRef::NULL), pkcs1),
             Secret::Ec { scalar } => {
-                let (Some(curve), Some(PublicKey::Ec { point, .. })) = (&self.curve, &self.public)
-                else {
-                    return Err(bad(
-                        "the EC key holds no public key and no curve; cannot use it to sign",
-                    ));
-                };
-                let mut bits = vec![0u8];
-                bits.extend_from_slice(point);
-                let sec1 = der::tlv(
-                    der::SEQUENCE,
-                    &[
-                        der::tlv(der::INTEGER, &[1]),
-                        der::tlv(der::OCTET_STRING, scalar),
-                        der::tlv(der::CTX1, &der::tlv(der::BIT_STRING, &bits)),
-                    ]
-                    .concat(),
-                );
-                let alg = [
-                    der::tlv(der::OID, &der::oid_body(OID_EC)),
-                    der::tlv(der::OID, &der::oid_body(curve.oid())),
-                ]
-                .concat();
-                Ok(der::tlv(
-                    der::SEQUENCE,
-                    &[
-                        version,
-                        der::tlv(der::SEQUENCE, &alg),
-                        der::tlv(der::OCTET_STRING, &sec1),
-                    ]
-                    .concat(),
-                ))
+                let (curve, point) = self.ec_parts()?;
+                let sec1 = sec1::EcPrivateKey {
+                    private_key: scalar,
+                    parameters: None,
+                    public_key: Some(point),
+                }
+                .to_der()
+                .map_err(encode_err)?;
+                pkcs8_wrap(OID_EC, Some(AnyRef::from(&curve)), &sec1)
             }
             Secret::Ed25519(seed) => {
-                let alg = der::tlv(der::OID, &der::oid_body(OID_ED25519));
-                Ok(der::tlv(
-                    der::SEQUENCE,
-                    &[
-                        version,
-                        der::tlv(der::SEQUENCE, &alg),
-                        der::tlv(der::OCTET_STRING, &der::tlv(der::OCTET_STRING, seed)),
-                    ]
-                    .concat(),
-                ))
+                let inner = OctetStringRef::new(seed)
+                    .and_then(|s| s.to_der())
+                    .map_err(encode_err)?;
+                pkcs8_wrap(OID_ED25519, None, &inner)
             }
         }
     }
@@ -328,39 +306,19 @@ impl PrivateKey {
         match &self.secret {
             Secret::Rsa(pkcs1) => Ok(pem("RSA PRIVATE KEY", pkcs1)),
             Secret::Ec { scalar } => {
-                let (Some(curve), Some(PublicKey::Ec { point, .. })) = (&self.curve, &self.public)
-                else {
-                    return Err(bad("the EC key holds no public key"));
-                };
-                let mut bits = vec![0u8];
-                bits.extend_from_slice(point);
-                let sec1 = der::tlv(
-                    der::SEQUENCE,
-                    &[
-                        der::tlv(der::INTEGER, &[1]),
-                        der::tlv(der::OCTET_STRING, scalar),
-                        der::tlv(der::CTX0, &der::tlv(der::OID, &der::oid_body(curve.oid()))),
-                        der::tlv(der::CTX1, &der::tlv(der::BIT_STRING, &bits)),
-                    ]
-                    .concat(),
-                );
+                let (curve, point) = self.ec_parts()?;
+                let sec1 = sec1::EcPrivateKey {
+                    private_key: scalar,
+                    parameters: Some(sec1::EcParameters::NamedCurve(curve)),
+                    public_key: Some(point),
+                }
+                .to_der()
+                .map_err(encode_err)?;
                 Ok(pem("EC PRIVATE KEY", &sec1))
             }
             Secret::Ed25519(_) => Ok(pem("PRIVATE KEY", &self.pkcs8_der()?)),
         }
     }
-}
-
-/// PEM text of one block, 64 columns.
-pub fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// Reads a private key file's bytes (PEM or DER).
@@ -428,114 +386,102 @@ fn key_from_der(bytes: &[u8]) -> Result<PrivateKey, ParseError> {
     }
 }
 
-/// `EncryptedPrivateKeyInfo ::= SEQUENCE { AlgorithmIdentifier, OCTET STRING }`.
+/// `EncryptedPrivateKeyInfo ::= SEQUENCE { AlgorithmIdentifier, OCTET
+/// STRING }`, whatever the encryption scheme (pkcs8's own type reads only
+/// the PBES2 schemes it can decrypt; an old PBES1 key is still encrypted).
 fn looks_encrypted_pkcs8(bytes: &[u8]) -> bool {
-    let Ok(body) = der::whole(bytes, der::SEQUENCE) else {
+    let Ok(mut r) = der::SliceReader::new(bytes) else {
         return false;
     };
-    let mut r = Reader::new(body);
-    r.expect(der::SEQUENCE).is_ok() && r.expect(der::OCTET_STRING).is_ok() && r.is_empty()
+    r.sequence(|r| {
+        AlgorithmIdentifierRef::decode(r)?;
+        OctetStringRef::decode(r)
+    })
+    .and_then(|_| r.finish(()))
+    .is_ok()
 }
 
-/// `RSAPrivateKey` (PKCS#1).
+/// `RSAPrivateKey` (PKCS#1, `pkcs1`).
 fn pkcs1(bytes: &[u8]) -> Result<PrivateKey, ParseError> {
-    let e = |w: &str| bad(format!("not a PKCS#1 RSA private key: {w}"));
-    let body = der::whole(bytes, der::SEQUENCE).map_err(e)?;
-    let mut r = Reader::new(body);
-    let v = r.expect(der::INTEGER).map_err(e)?;
-    if der::small(v).is_none_or(|v| v > 1) {
-        return Err(e("bad version"));
-    }
-    let n = der::unsigned(r.expect(der::INTEGER).map_err(e)?).to_vec();
-    let ex = der::unsigned(r.expect(der::INTEGER).map_err(e)?).to_vec();
-    for _ in 0..6 {
-        r.expect(der::INTEGER).map_err(e)?;
-    }
-    if n.is_empty() || ex.is_empty() {
-        return Err(e("zero modulus or exponent"));
+    let e = |w: &dyn std::fmt::Display| bad(format!("not a PKCS#1 RSA private key: {w}"));
+    let k = pkcs1::RsaPrivateKey::from_der(bytes).map_err(|x| e(&x))?;
+    let n = k.modulus.as_bytes();
+    let ex = k.public_exponent.as_bytes();
+    if is_zero(n) || is_zero(ex) {
+        return Err(e(&"zero modulus or exponent"));
     }
     Ok(PrivateKey {
         form: KeyForm::Pkcs1,
-        public: Some(PublicKey::Rsa { n, e: ex }),
+        public: Some(PublicKey::Rsa {
+            n: n.to_vec(),
+            e: ex.to_vec(),
+        }),
         curve: None,
         secret: Secret::Rsa(bytes.to_vec()),
     })
 }
 
-/// `ECPrivateKey` (SEC1); `curve` from PKCS#8's algorithm parameters.
+fn is_zero(int: &[u8]) -> bool {
+    int.iter().all(|&b| b == 0)
+}
+
+/// `ECPrivateKey` (SEC1, `sec1`); `curve` from PKCS#8's algorithm
+/// parameters.
 fn sec1(bytes: &[u8], curve: Option<Curve>) -> Result<PrivateKey, ParseError> {
-    let e = |w: &str| bad(format!("not a SEC1 EC private key: {w}"));
-    let body = der::whole(bytes, der::SEQUENCE).map_err(e)?;
-    let mut r = Reader::new(body);
-    if der::small(r.expect(der::INTEGER).map_err(e)?) != Some(1) {
-        return Err(e("bad version"));
-    }
-    let scalar = r.expect(der::OCTET_STRING).map_err(e)?.to_vec();
-    if scalar.is_empty() {
-        return Err(e("empty private scalar"));
+    let e = |w: &dyn std::fmt::Display| bad(format!("not a SEC1 EC private key: {w}"));
+    let k = sec1::EcPrivateKey::from_der(bytes).map_err(|x| e(&x))?;
+    if k.private_key.is_empty() {
+        return Err(e(&"empty private scalar"));
     }
     let mut curve = curve;
-    if let Some(p) = r.optional(der::CTX0).map_err(e)? {
-        let oid = der::whole(p, der::OID).map_err(e)?;
-        let c = Curve::from_oid(oid);
+    if let Some(c) = k.parameters.and_then(|p| p.named_curve()) {
+        let c = Curve::from_oid(c);
         if curve.as_ref().is_some_and(|k| *k != c) {
-            return Err(e("the curve in the key differs from the algorithm's"));
+            return Err(e(&"the curve in the key differs from the algorithm's"));
         }
         curve = Some(c);
     }
-    let mut public = None;
-    if let Some(p) = r.optional(der::CTX1).map_err(e)? {
-        let bits = der::whole(p, der::BIT_STRING).map_err(e)?;
-        match bits.split_first() {
-            Some((0, point)) if !point.is_empty() => {
-                public = curve.clone().map(|curve| PublicKey::Ec {
-                    curve,
-                    point: point.to_vec(),
-                });
-            }
-            _ => return Err(e("bad public key bits")),
-        }
-    }
+    let public = match k.public_key {
+        Some([]) => return Err(e(&"bad public key bits")),
+        Some(point) => curve.clone().map(|curve| PublicKey::Ec {
+            curve,
+            point: point.to_vec(),
+        }),
+        None => None,
+    };
     Ok(PrivateKey {
         form: KeyForm::Sec1,
         public,
         curve,
-        secret: Secret::Ec { scalar },
+        secret: Secret::Ec {
+            scalar: k.private_key.to_vec(),
+        },
     })
 }
 
-/// `PrivateKeyInfo` / `OneAsymmetricKey` (PKCS#8, unencrypted).
+/// `PrivateKeyInfo` / `OneAsymmetricKey` (PKCS#8, unencrypted, `pkcs8`).
 fn pkcs8(bytes: &[u8]) -> Result<PrivateKey, ParseError> {
-    let e = |w: &str| bad(format!("not a PKCS#8 private key: {w}"));
-    let body = der::whole(bytes, der::SEQUENCE).map_err(e)?;
-    let mut r = Reader::new(body);
-    if der::small(r.expect(der::INTEGER).map_err(e)?).is_none_or(|v| v > 1) {
-        return Err(e("bad version"));
-    }
-    let mut alg = Reader::new(r.expect(der::SEQUENCE).map_err(e)?);
-    let oid = der::oid_text(alg.expect(der::OID).map_err(e)?);
-    let params = if alg.is_empty() {
-        None
-    } else {
-        Some(alg.element().map_err(e)?)
-    };
-    let inner = r.expect(der::OCTET_STRING).map_err(e)?;
-    let mut k = match oid.as_str() {
-        OID_RSA => pkcs1(inner)?,
+    let e = |w: &dyn std::fmt::Display| bad(format!("not a PKCS#8 private key: {w}"));
+    let info = PrivateKeyInfo::from_der(bytes).map_err(|x| e(&x))?;
+    let alg = info.algorithm;
+    let mut k = match alg.oid {
+        OID_RSA => pkcs1(info.private_key)?,
         OID_EC => {
-            let curve = match params {
-                Some((der::OID, c)) => Some(Curve::from_oid(c)),
-                _ => None,
-            };
-            sec1(inner, curve)?
+            let curve = alg
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                .map(Curve::from_oid);
+            sec1(info.private_key, curve)?
         }
         OID_ED25519 => {
-            let seed = der::whole(inner, der::OCTET_STRING).map_err(e)?;
+            let seed = OctetStringRef::from_der(info.private_key)
+                .map_err(|x| e(&x))?
+                .as_bytes();
             if seed.len() != 32 {
-                return Err(e("an Ed25519 seed is 32 bytes"));
+                return Err(e(&"an Ed25519 seed is 32 bytes"));
             }
             let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
-                .map_err(|_| e("bad Ed25519 seed"))?;
+                .map_err(|_| e(&"bad Ed25519 seed"))?;
             use ring::signature::KeyPair;
             PrivateKey {
                 form: KeyForm::Pkcs8,
@@ -592,5 +538,315 @@ mod tests {
         assert!(back.secret == k.secret);
         assert!(matches!(back.public, Some(PublicKey::Ed25519(_))));
         assert!(!format!("{back:?}").contains("7, 7"));
+    }
+
+    /// Runs openssl in `dir`; a missing openssl fails the test.
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let o = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    fn openssl_text(dir: &std::path::Path, args: &[&str]) -> String {
+        let o = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl must be installed");
+        assert!(o.status.success(), "openssl {args:?}");
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02X}")).collect()
+    }
+
+    /// openssl's Ed25519 key (PKCS#8, PEM and DER) reads, its public key is
+    /// openssl's, and it is written back byte for byte as openssl wrote it.
+    #[test]
+    fn openssl_ed25519_pkcs8() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        openssl(d, &["genpkey", "-algorithm", "ed25519", "-out", "k.pem"]);
+        openssl(
+            d,
+            &["pkey", "-in", "k.pem", "-outform", "DER", "-out", "k.der"],
+        );
+        openssl(
+            d,
+            &[
+                "pkey", "-in", "k.pem", "-pubout", "-outform", "DER", "-out", "k.pub",
+            ],
+        );
+        let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+        let spki = read("k.pub");
+        for f in ["k.pem", "k.der"] {
+            let k = read_key(&read(f)).unwrap();
+            assert_eq!(k.form, KeyForm::Pkcs8, "{f}");
+            assert_eq!(k.describe(), "Ed25519");
+            assert_eq!(
+                k.public,
+                Some(PublicKey::Ed25519(spki[spki.len() - 32..].to_vec())),
+                "{f}"
+            );
+            assert_eq!(k.pkcs8_der().unwrap(), read("k.der"), "{f}");
+            assert_eq!(k.kubeadm_pem().unwrap().into_bytes(), read("k.pem"), "{f}");
+        }
+    }
+
+    /// openssl's RSA key in PKCS#1 and PKCS#8: the modulus is openssl's,
+    /// and PKCS#8 and PKCS#1 come out as openssl writes them.
+    #[test]
+    fn openssl_rsa_forms() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        openssl(d, &["genrsa", "-traditional", "-out", "k.pem", "2048"]);
+        openssl(
+            d,
+            &[
+                "pkcs8", "-topk8", "-nocrypt", "-in", "k.pem", "-outform", "DER", "-out", "k8.der",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "rsa",
+                "-in",
+                "k.pem",
+                "-traditional",
+                "-outform",
+                "DER",
+                "-out",
+                "k1.der",
+            ],
+        );
+        let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+        let modulus = openssl_text(d, &["rsa", "-in", "k.pem", "-noout", "-modulus"]);
+        for (f, form) in [
+            ("k.pem", KeyForm::Pkcs1),
+            ("k1.der", KeyForm::Pkcs1),
+            ("k8.der", KeyForm::Pkcs8),
+        ] {
+            let k = read_key(&read(f)).unwrap();
+            assert_eq!(k.form, form, "{f}");
+            assert_eq!(k.describe(), "RSA-2048", "{f}");
+            let Some(PublicKey::Rsa { n, e }) = &k.public else {
+                panic!("{f}: {k:?}")
+            };
+            assert_eq!(format!("Modulus={}\n", hex(n)), modulus, "{f}");
+            assert_eq!(e, &[1, 0, 1], "{f}");
+            assert_eq!(k.pkcs8_der().unwrap(), read("k8.der"), "{f}");
+            assert_eq!(k.kubeadm_pem().unwrap().into_bytes(), read("k.pem"), "{f}");
+            assert!(!format!("{k:?}").contains(&hex(&read("k1.der")[20..40])));
+        }
+    }
+
+    /// openssl's EC keys (SEC1 and PKCS#8, each curve Go reads): the point
+    /// is openssl's, SEC1 comes out as `openssl ec` writes it and PKCS#8 as
+    /// `openssl pkcs8` does.
+    #[test]
+    fn openssl_ec_forms() {
+        for (name, curve, desc) in [
+            ("prime256v1", Curve::P256, "ECDSA P-256"),
+            ("secp384r1", Curve::P384, "ECDSA P-384"),
+            ("secp521r1", Curve::P521, "ECDSA P-521"),
+        ] {
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path();
+            openssl(
+                d,
+                &[
+                    "ecparam", "-name", name, "-genkey", "-noout", "-out", "k.pem",
+                ],
+            );
+            openssl(
+                d,
+                &[
+                    "pkcs8", "-topk8", "-nocrypt", "-in", "k.pem", "-outform", "DER", "-out",
+                    "k8.der",
+                ],
+            );
+            openssl(
+                d,
+                &[
+                    "pkcs8", "-topk8", "-nocrypt", "-in", "k.pem", "-out", "k8.pem",
+                ],
+            );
+            openssl(
+                d,
+                &["ec", "-in", "k.pem", "-outform", "DER", "-out", "k1.der"],
+            );
+            openssl(
+                d,
+                &[
+                    "ec", "-in", "k.pem", "-pubout", "-outform", "DER", "-out", "k.pub",
+                ],
+            );
+            let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+            let spki = read("k.pub");
+            // The point is the BIT STRING that ends the SubjectPublicKeyInfo.
+            let point_len = match curve {
+                Curve::P256 => 65,
+                Curve::P384 => 97,
+                _ => 133,
+            };
+            let point = spki[spki.len() - point_len..].to_vec();
+            for (f, form) in [
+                ("k.pem", KeyForm::Sec1),
+                ("k1.der", KeyForm::Sec1),
+                ("k8.der", KeyForm::Pkcs8),
+                ("k8.pem", KeyForm::Pkcs8),
+            ] {
+                let k = read_key(&read(f)).unwrap();
+                assert_eq!(k.form, form, "{name} {f}");
+                assert_eq!(k.describe(), desc, "{name} {f}");
+                assert_eq!(k.curve.as_ref(), Some(&curve), "{name} {f}");
+                assert_eq!(
+                    k.public,
+                    Some(PublicKey::Ec {
+                        curve: curve.clone(),
+                        point: point.clone()
+                    }),
+                    "{name} {f}"
+                );
+                assert_eq!(k.pkcs8_der().unwrap(), read("k8.der"), "{name} {f}");
+                assert_eq!(
+                    k.kubeadm_pem().unwrap().into_bytes(),
+                    read("k.pem"),
+                    "{name} {f}"
+                );
+            }
+        }
+    }
+
+    /// openssl's encrypted keys, in every form it writes them (PKCS#8 PBES2
+    /// and the old PBES1, PEM and DER; traditional RSA and EC PEM with
+    /// Proc-Type), are named as encrypted, never read as something else.
+    #[test]
+    fn openssl_encrypted_keys_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        openssl(d, &["genrsa", "-traditional", "-out", "rsa.pem", "2048"]);
+        openssl(
+            d,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec.pem",
+            ],
+        );
+        let p8 = ["pkcs8", "-topk8", "-in", "rsa.pem", "-passout", "pass:x"];
+        openssl(d, &[&p8[..], &["-out", "p8.pem"]].concat());
+        openssl(
+            d,
+            &[&p8[..], &["-outform", "DER", "-out", "p8.der"]].concat(),
+        );
+        openssl(
+            d,
+            &[
+                &p8[..],
+                &["-v1", "PBE-SHA1-3DES", "-outform", "DER", "-out", "p5.der"],
+            ]
+            .concat(),
+        );
+        openssl(
+            d,
+            &[
+                "rsa",
+                "-in",
+                "rsa.pem",
+                "-traditional",
+                "-aes128",
+                "-passout",
+                "pass:x",
+                "-out",
+                "trad-rsa.pem",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "ec",
+                "-in",
+                "ec.pem",
+                "-aes128",
+                "-passout",
+                "pass:x",
+                "-out",
+                "trad-ec.pem",
+            ],
+        );
+        for (f, what) in [
+            ("p8.pem", "PEM ENCRYPTED PRIVATE KEY"),
+            ("p8.der", "DER EncryptedPrivateKeyInfo"),
+            ("p5.der", "DER EncryptedPrivateKeyInfo"),
+            (
+                "trad-rsa.pem",
+                "PEM RSA PRIVATE KEY with Proc-Type ENCRYPTED",
+            ),
+            ("trad-ec.pem", "PEM EC PRIVATE KEY with Proc-Type ENCRYPTED"),
+        ] {
+            let bytes = std::fs::read(d.join(f)).unwrap();
+            assert_eq!(
+                read_key(&bytes),
+                Err(ParseError::Encrypted(what.into())),
+                "{f}"
+            );
+        }
+    }
+
+    /// PEM as other tools leave it: CRLF line ends and text around the
+    /// block read; a block cut off before its END line is an error even
+    /// after a good block.
+    #[test]
+    fn pem_framing() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        openssl(
+            d,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "k.pem",
+            ],
+        );
+        let text = std::fs::read_to_string(d.join("k.pem")).unwrap();
+        let want = read_key(text.as_bytes()).unwrap();
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(read_key(crlf.as_bytes()).unwrap(), want);
+        let around = format!("subject=CN = x\n{text}\nsome trailer\n");
+        assert_eq!(read_key(around.as_bytes()).unwrap(), want);
+        let cut = format!("{text}-----BEGIN CERTIFICATE-----\nMIIB\n");
+        assert!(read_key(cut.as_bytes()).is_err());
+        let cut = format!("-----BEGIN CERTIFICATE-----\nMIIB\n{text}");
+        assert!(read_key(cut.as_bytes()).is_err());
+    }
+
+    /// A certificate's RSA key with a zero modulus is described, not a
+    /// panic (the old reader stripped the zero to nothing and `describe`
+    /// subtracted past zero).
+    #[test]
+    fn zero_rsa_modulus_is_described() {
+        let spki = [
+            0x30, 0x1a, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
+            0x01, 0x05, 0x00, 0x03, 0x09, 0x00, 0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03,
+        ];
+        let k = PublicKey::from_spki_der(&spki).unwrap();
+        assert_eq!(k.describe(), "RSA-0");
     }
 }
