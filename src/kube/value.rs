@@ -98,7 +98,7 @@ pub enum DecodeError {
     #[error("the value is not valid CBOR: {0}")]
     Cbor(String),
     #[error(
-        "the value is encrypted at rest ({provider}, key {key_name}); decrypting is not supported yet"
+        "the value is encrypted at rest ({provider}, key {key_name}): `get`, `ls`, `history` and `verify --deep` decrypt it with the API server's EncryptionConfiguration (--encryption-config FILE)"
     )]
     Encrypted { provider: String, key_name: String },
     #[error("the value is not a Kubernetes object (no protobuf, JSON or CBOR encoding)")]
@@ -377,10 +377,10 @@ mod tests {
                 key_name: "k2".into()
             }
         );
-        assert!(matches!(
-            decode(b"k8s:enc:aesgcm:v1:k:..."),
-            Err(DecodeError::Encrypted { .. })
-        ));
+        let e = decode(b"k8s:enc:aesgcm:v1:k:...").unwrap_err();
+        assert!(matches!(e, DecodeError::Encrypted { .. }));
+        // Says where decryption is, not that there is none.
+        assert!(e.to_string().contains("--encryption-config"), "{e}");
         assert!(parse_unknown(b"k8s\x00\x0a\xff").is_err());
     }
 }

@@ -92,12 +92,7 @@ pub fn describe(value: &[u8]) -> Option<KmsInfo> {
 mod tests {
     use super::*;
 
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::kube::decrypt::unhex;
 
     /// Team vectors T4-T6 of docs/k8s-encryption-and-pki.md §1.9.
     #[test]

@@ -10,6 +10,15 @@
 //! Values without the `k8s:enc:` prefix pass through (identity).
 
 pub mod config;
+
+/// Hex test vectors (the spec's §1.9) as bytes, for the tests of this module.
+#[cfg(test)]
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
 pub mod kms;
 pub mod providers;
 
@@ -259,13 +268,6 @@ mod tests {
     use super::*;
 
     const K: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn config(providers: &str) -> EncryptionConfig {
         EncryptionConfig::parse(

@@ -135,12 +135,7 @@ fn secretbox(key: &[u8], payload: &[u8]) -> Result<Vec<u8>, OpenError> {
 mod tests {
     use super::*;
 
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::kube::decrypt::unhex;
 
     /// kubernetes/apiserver `pkg/storage/value/encrypt/aes/aes_test.go`,
     /// `TestGCMLegacyDataCompatibility` (output recorded at commit 3b1fc60d),
