@@ -1,5 +1,6 @@
 //! Fuzzes what `ls`, `get` and `decode` run on untrusted bytes: the keyspace
-//! scan over a (possibly damaged) file, and the Kubernetes value decoder.
+//! scan over a (possibly damaged) file, and the Kubernetes value decoder
+//! (and that `verify --deep`'s fast check agrees with it).
 #![no_main]
 
 use std::ops::ControlFlow;
@@ -10,7 +11,25 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // As a stored value.
-    if let Ok(v) = etcdsnap::kube::value::decode(data) {
+    let full = etcdsnap::kube::value::decode(data);
+    // The fast check of `verify --deep` never passes what the decoder refuses,
+    // and reads the name and namespace the decoded object shows.
+    if let etcdsnap::kube::validate::Fast::Decodes { name, namespace } =
+        etcdsnap::kube::validate::check_protobuf(data)
+    {
+        let Ok(obj) = &full else {
+            panic!("fast check passed a value the decoder refuses: {full:?}")
+        };
+        let meta = |k: &str| {
+            obj.get("metadata")
+                .and_then(|m| m.get(k))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!((meta("name"), meta("namespace")), (name, namespace));
+    }
+    if let Ok(v) = full {
         let _ = etcdsnap::report::to_yaml(&v);
     }
     // As a snapshot.

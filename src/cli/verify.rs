@@ -69,11 +69,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut report = verify(&file);
-    if args.deep {
-        report
-            .checks
-            .push(deep_check(&file, &decryptor, &args.prefix.prefix));
+    // The deep check reads the file on the other cores while verify reads it
+    // on one (a reader of the file never trusts what it has not checked).
+    let (mut report, deep) = std::thread::scope(|s| {
+        let deep = args
+            .deep
+            .then(|| s.spawn(|| deep_check(&file, &decryptor, &args.prefix.prefix)));
+        let report = verify(&file);
+        (report, deep.map(|h| h.join()))
+    });
+    if let Some(deep) = deep {
+        let deep =
+            deep.map_err(|_| anyhow::anyhow!("the kube-values check stopped unexpectedly"))?;
+        report.checks.push(deep);
         report.passed = report
             .checks
             .iter()

@@ -3,7 +3,8 @@
 //! and its walk over the wire (`schema`, `wire`), JSON rendering (`transcode`,
 //! `omit`), what decoding may cost (`budget`), resources and keys, redaction,
 //! `--for-apply` (`apply`), values encrypted at rest (`decrypt`) and
-//! `verify --deep`'s check of every live object (`deep`).
+//! `verify --deep`'s check of every live object (`deep`, with the
+//! allocation-free wire walk `validate`).
 
 pub mod apply;
 pub mod budget;
@@ -16,5 +17,6 @@ pub mod redact;
 pub mod resource;
 pub mod schema;
 pub mod transcode;
+pub mod validate;
 pub mod value;
 pub mod wire;
