@@ -51,6 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "fixtures"))
 from etcd_tools import VERSIONS, Server, distro_bin  # noqa: E402
 from make_fixtures import wait_storage_version  # noqa: E402
+from k8s_values import named  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
 
@@ -80,7 +81,10 @@ def object_values():
     return out
 
 
-def make_snapshot(path, size_mib, release):
+def make_snapshot(path, size_mib, release, names_match=False):
+    """Fills a real etcd with the fixture objects up to size_mib and saves a
+    snapshot. names_match: each object's metadata names its key (what
+    `verify --deep` checks); otherwise the fixtures' own names are kept."""
     s = Server(release, extra_args=["--quota-backend-bytes", str(16 << 30),
                                   "--max-request-bytes", str(4 << 20),
                                   "--snapshot-count", "1000000"])
@@ -95,6 +99,8 @@ def make_snapshot(path, size_mib, release):
                 ns = f"ns-{i % 97}"
                 kind, val = values[i % len(values)]
                 key = f"/registry/{kind}/{ns}/obj-{i}".encode()
+                if names_match:
+                    val = named(val, f"obj-{i}", ns)
                 ops.append({"requestPut": {"key": b64(key), "value": b64(val)}})
                 written += len(key) + len(val)
                 i += 1
@@ -102,7 +108,12 @@ def make_snapshot(path, size_mib, release):
             # History: rewrite and delete some older keys.
             if i % 1000 == 0:
                 old = [f"/registry/configmaps/ns-{j % 97}/obj-{j}".encode() for j in range(i - 1000, i - 900, 8)]
-                txn(s.endpoint, [{"requestPut": {"key": b64(k), "value": b64(values[0][1])}} for k in old])
+                def rewrite(k):
+                    if not names_match:
+                        return values[0][1]
+                    _, _, _, ns, name = k.decode().split("/")
+                    return named(values[0][1], name, ns)
+                txn(s.endpoint, [{"requestPut": {"key": b64(k), "value": b64(rewrite(k))}} for k in old])
                 txn(s.endpoint, [{"requestDeleteRange": {"key": b64(k)}} for k in old[:5]])
         print(f"  wrote {i} objects ({written >> 20} MiB) in {time.time() - t0:.0f}s", file=sys.stderr)
         if release != "3.5":
