@@ -321,4 +321,12 @@ fn damaged_files_and_bad_arguments() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
     let _: PathBuf = cut;
+    let o = run(&["hashkv", "/nonexistent/snapshot.db"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("os error 2").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
 }

@@ -30,7 +30,10 @@ error, a compacted or future revision.",
     after_help = "Examples:\n  etcdsnap hashkv snapshot.db\n  etcdsnap hashkv snapshot.db --revision 1200 -w json\n  etcdsnap hashkv snapshot.db --server-version 3.5.1"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
+    /// Compressed input is inflated, and standard input copied, into an
+    /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
+    /// db ends
     snapshot: SnapshotPath,
     /// The revision to hash (0: the snapshot's revision)
     #[arg(long, default_value_t = 0)]
