@@ -41,4 +41,5 @@ fuzz_target!(|data: &[u8]| {
     });
     let _ = ks.history(b"/registry/pods/default/web-0");
     let _ = etcdsnap::restore::stale::report(&db, "/registry");
+    let _ = etcdsnap::mvcc::hashkv::hash_kv(&db, 0, etcdsnap::mvcc::hashkv::TombstoneRule::New);
 });

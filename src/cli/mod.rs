@@ -20,6 +20,7 @@ mod completions;
 mod decode;
 mod diff;
 mod get;
+mod hashkv;
 mod history;
 mod inspect;
 mod install;
@@ -70,6 +71,7 @@ enum Command {
     Get(get::Args),
     History(history::Args),
     Index(keyindex::Args),
+    Hashkv(hashkv::Args),
     Inspect(inspect::Args),
     Decode(decode::Args),
     Diff(diff::Args),
@@ -137,6 +139,7 @@ fn run_main() -> ExitCode {
         Command::Get(a) => get::run(a),
         Command::History(a) => history::run(a),
         Command::Index(a) => keyindex::run(a),
+        Command::Hashkv(a) => hashkv::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Diff(a) => diff::run(a),

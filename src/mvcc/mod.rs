@@ -1,5 +1,6 @@
 //! etcd's MVCC data model: revision keys and `KeyValue` records.
 
+pub mod hashkv;
 pub mod index;
 pub mod keyspace;
 pub mod keyvalue;
