@@ -5,8 +5,7 @@
                                     [--also FILE ...]
 
 1. Uses FILE, else benches/work/bench-objects-<size>MiB.db (made once by
-   benches/bench.py's make_snapshot with a real etcd 3.5.1 if missing). The
-   file is read where it is, never copied.
+   benches/bench.py's make_snapshot with a real etcd 3.5.1 if missing).
 2. Builds etcdsnap in release mode.
 3. Times, warm cache, best of --runs:
      etcdsnap ls FILE                 (one full listing)
@@ -14,7 +13,8 @@
      etcdsnap hashkv FILE --revision R (R: half the snapshot's revision)
    and the peak anonymous memory (heap, not the mapped file) of each; then
    checks the hash against `etcdutl hashkv` of etcd 3.6.16 (if .ci/etcd-build
-   built it) and times that too.
+   built it) and times that too, on a copy: etcdutl opens the file read-write
+   and changes it.
 4. --also FILE …: the same for other snapshots (a compacted one exercises the
    key-index path: the benchmark file was never compacted).
 Prints a Markdown table for the README.
@@ -23,6 +23,7 @@ Prints a Markdown table for the README.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -59,7 +60,14 @@ def hashkv_bench(ours, snap, runs):
         print(f"| `etcdsnap {label}` | {sec:.2f} | {sec / ls:.2f} | {anon / 1024:.0f} |")
     eu = etcdutl36()
     if eu:
-        r = best([eu, "hashkv", snap, "-w", "json"], 1)
+        # etcdutl opens the file read-write (bbolt) and changes it: it gets a
+        # copy, never the benchmark file.
+        copy = os.path.join(WORK, "hashkv-etcdutl-copy.db")
+        shutil.copyfile(snap, copy)
+        try:
+            r = best([eu, "hashkv", copy, "-w", "json"], 1)
+        finally:
+            os.unlink(copy)
         theirs = json.loads(r[3])
         same = theirs["hash"] == info["hash"] and theirs["compactRevision"] == compact
         print(f"| `etcdutl hashkv` 3.6.16 | {r[0]:.2f} | {r[0] / ls:.2f} | {r[2] / 1024:.0f} |")
