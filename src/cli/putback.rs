@@ -126,16 +126,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(n) => Condition::ModRevision(n),
         None => Condition::Absent,
     };
-    let endpoint = live.spec.endpoints[0].clone();
-    let m = match live
-        .spec
-        .endpoints
-        .iter()
-        .map(|e| live.connect(e))
-        .find(Result::is_ok)
-    {
-        Some(Ok(m)) => m,
-        _ => live.connect(&endpoint)?,
+    // The first endpoint that answers (any member serves the transaction).
+    let mut first_err = None;
+    let mut member = None;
+    for e in &live.spec.endpoints {
+        match live.connect(e) {
+            Ok(m) => {
+                member = Some(m);
+                break;
+            }
+            Err(err) => {
+                first_err.get_or_insert(err);
+            }
+        }
+    }
+    let m = match (member, first_err) {
+        (Some(m), _) => m,
+        (None, Some(err)) => return Err(err.into()),
+        (None, None) => return Err(crate::live::LiveError::NoEndpoint.into()),
     };
     let what = format!(
         "{} ({} bytes, {}, from snapshot revision {at})",
@@ -147,11 +155,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let cur = current(&live, &m, &key)?;
         let pass = would_pass(cond, cur.as_ref());
         let now = match &cur {
-            Some(c) => format!("exists, mod revision {}", c.mod_revision),
+            Some(c) => format!("at mod revision {}", c.mod_revision),
             None => "absent".into(),
         };
         super::out(&format!(
-            "would put {what} on {} if {}: the key {now}, so the write {}\n",
+            "would put {what} on {} if the key is {}: it is {now}, so the write {}\n",
             m.endpoint,
             cond.describe(),
             if pass {
@@ -176,13 +184,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         PutBack::Refused { current } => {
             let now = match current {
                 Some(c) => format!(
-                    "it exists with mod revision {} (create revision {}, version {})",
+                    "it is at mod revision {} (create revision {}, version {})",
                     c.mod_revision, c.create_revision, c.version
                 ),
                 None => "it is absent".into(),
             };
             say!(
-                "etcdsnap: not written: {} is required, but {now}; nothing was changed{}",
+                "etcdsnap: not written: the key must be {}, but {now}; nothing was changed{}",
                 cond.describe(),
                 match cond {
                     Condition::Absent =>

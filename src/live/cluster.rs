@@ -97,6 +97,7 @@ pub fn reach(live: &Live) -> Result<Reached, LiveError> {
             conn,
         });
     }
+    members.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
     Ok(Reached {
         listed_by,
         cluster_id,
@@ -425,7 +426,7 @@ pub fn verify_cluster(
                 "revision",
                 Verdict::Pass,
                 format!(
-                    "revision {} ≥ the snapshot's {}",
+                    "revision {} >= the snapshot's {}",
                     m.revision(),
                     expect.revision
                 ),

@@ -20,10 +20,11 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// What the key must be: `absent`, `at mod revision N`.
     pub fn describe(&self) -> String {
         match self {
-            Condition::Absent => "the key is absent".into(),
-            Condition::ModRevision(n) => format!("the key's mod revision is {n}"),
+            Condition::Absent => "absent".into(),
+            Condition::ModRevision(n) => format!("at mod revision {n}"),
         }
     }
 }
