@@ -605,3 +605,73 @@ fn verify_cluster_passes_on_a_restored_cluster_and_names_the_odd_member() {
         "only m3 fails: {j:#}"
     );
 }
+
+/// A TCP proxy to `upstream` that changes one byte inside the first run of
+/// 64 `Z`s the server sends (value bytes, never gRPC or HTTP/2 framing,
+/// which would break the run).
+fn corrupting_proxy(upstream: String) -> String {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let run = [b'Z'; 64];
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if !done.load(Ordering::SeqCst)
+                        && let Some(i) = buf[..n].windows(64).position(|w| w == run)
+                    {
+                        buf[i + 32] = b'Y';
+                        done.store(true, Ordering::SeqCst);
+                    }
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_corrupted_stream_fails_the_digest_and_leaves_no_output() {
+    let e = Etcd::start("3.5", None);
+    fill(&e);
+    e.put("/registry/configmaps/default/zzz", &[b'Z'; 4096]);
+    let upstream = e.endpoints[0].trim_start_matches("http://").to_string();
+    let proxy = corrupting_proxy(upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("corrupt.db");
+    let o = etcdsnap()
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .args(["save", out.to_str().unwrap(), "--endpoints", &proxy])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("sha256 mismatch"), "{}", stderr(&o));
+    assert!(!out.exists(), "OUT left behind");
+    assert!(
+        !dir.path().join("corrupt.db.part").exists(),
+        "OUT.part left behind"
+    );
+}
