@@ -49,16 +49,18 @@ pub enum LiveError {
     },
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("{endpoint}: {source}")]
+    // The client's error is rendered here (not chained as a source: its
+    // Display repeats tonic's debug form of the whole chain).
+    #[error("{endpoint}: {}", describe_rpc_error(.err))]
     Client {
         endpoint: String,
-        source: etcd_client::Error,
+        err: etcd_client::Error,
     },
-    #[error("{endpoint}: {call}: {}", describe_rpc_error(.source))]
+    #[error("{endpoint}: {call}: {}", describe_rpc_error(.err))]
     Call {
         endpoint: String,
         call: &'static str,
-        source: etcd_client::Error,
+        err: etcd_client::Error,
     },
     #[error(
         "{endpoint}: no answer to {call} within {} (is the endpoint right, the member up, and TLS as \
@@ -75,7 +77,24 @@ pub enum LiveError {
 /// The gRPC status message, with its code, when the error is one.
 fn describe_rpc_error(e: &etcd_client::Error) -> String {
     match e {
-        etcd_client::Error::GRpcStatus(s) => format!("{:?}: {}", s.code(), s.message()),
+        etcd_client::Error::GRpcStatus(s) => {
+            // The status, then the innermost cause (the OS or TLS error),
+            // not tonic's debug rendering of the whole chain.
+            let mut msg = format!("{:?}: {}", s.code(), s.message());
+            let mut cause = std::error::Error::source(s);
+            let mut last = None;
+            while let Some(c) = cause {
+                last = Some(c.to_string());
+                cause = c.source();
+            }
+            if let Some(l) = last
+                && !msg.contains(&l)
+            {
+                msg.push_str(": ");
+                msg.push_str(&l);
+            }
+            msg
+        }
         other => other.to_string(),
     }
 }
@@ -330,10 +349,10 @@ impl Live {
         let _guard = self.rt.enter();
         match self.rt.block_on(tokio::time::timeout(after, fut)) {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(LiveError::Call {
+            Ok(Err(err)) => Err(LiveError::Call {
                 endpoint: endpoint.to_string(),
                 call,
-                source,
+                err,
             }),
             Err(_) => Err(LiveError::Timeout {
                 endpoint: endpoint.to_string(),
@@ -389,9 +408,9 @@ impl Live {
                 call: "dial",
                 after: self.spec.dial_timeout,
             })?
-            .map_err(|source| LiveError::Client {
+            .map_err(|err| LiveError::Client {
                 endpoint: endpoint.to_string(),
-                source,
+                err,
             })?;
         let mut c = client.clone();
         let status = self.call(endpoint, "Status", self.spec.dial_timeout, async move {
