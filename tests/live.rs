@@ -675,3 +675,37 @@ fn a_corrupted_stream_fails_the_digest_and_leaves_no_output() {
         "OUT.part left behind"
     );
 }
+
+#[test]
+fn save_compare_and_put_back_over_tls_on_3_4() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let p = pki.path();
+    let tls = Tls {
+        ca: p.join("ca.crt"),
+        cert: p.join("server.crt"),
+        key: p.join("server.key"),
+    };
+    let e = Etcd::start(
+        "3.4",
+        Some((tls, p.join("server.crt"), p.join("server.key"))),
+    );
+    fill(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.db");
+    let o = live_run(&e, &["save", ours.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(status_json(&ours)["revision"].as_i64(), Some(e.revision()));
+    let s = ours.to_str().unwrap();
+    let o = live_run(&e, &["compare", s]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    e.ctl(&["del", "/registry/configmaps/default/cm3"]);
+    let o = live_run(&e, &["put-back", s, "cm", "cm3", "--no-index"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = e.ctl(&[
+        "get",
+        "/registry/configmaps/default/cm3",
+        "--print-value-only",
+    ]);
+    assert_eq!(got.stdout, b"value 3 again\n");
+}
