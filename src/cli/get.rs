@@ -59,7 +59,7 @@ pub struct Args {
 }
 
 /// Which key(s) the arguments name.
-enum Wanted {
+pub(crate) enum Wanted {
     Key(Vec<u8>),
     Object {
         resource: ResourceRef,
@@ -69,7 +69,35 @@ enum Wanted {
 }
 
 impl Wanted {
-    fn matches(&self, key: &[u8], prefix: &str) -> bool {
+    /// KEY, or RESOURCE NAME [-n NS], as `get` (and `put-back`) take them.
+    pub(crate) fn from_args(
+        target: &str,
+        name: Option<&str>,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<Wanted> {
+        if target.starts_with('/') || name.is_none() {
+            // A key is used as is: one starting with `/`, or any single argument
+            // (keys outside the storage prefix such as `compact_rev_key`).
+            if name.is_some() {
+                bail!("a key is used as is; give either KEY or RESOURCE NAME");
+            }
+            return Ok(Wanted::Key(target.as_bytes().to_vec()));
+        }
+        let name = name.unwrap_or_default().to_string();
+        let resource = ResourceRef::parse(target);
+        let namespace = match resource.built_in() {
+            Some(r) if !r.namespaced => None,
+            Some(_) => Some(namespace.unwrap_or("default").to_string()),
+            None => namespace.map(str::to_string),
+        };
+        Ok(Wanted::Object {
+            resource,
+            namespace,
+            name,
+        })
+    }
+
+    pub(crate) fn matches(&self, key: &[u8], prefix: &str) -> bool {
         match self {
             Wanted::Key(k) => key == k.as_slice(),
             Wanted::Object {
@@ -89,27 +117,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.all {
         return run_all(args);
     }
-    let wanted = if args.target.starts_with('/') || args.name.is_none() {
-        // A key is used as is: one starting with `/`, or any single argument
-        // (keys outside the storage prefix such as `compact_rev_key`).
-        if args.name.is_some() {
-            bail!("a key is used as is; give either KEY or RESOURCE NAME");
-        }
-        Wanted::Key(args.target.clone().into_bytes())
-    } else {
-        let name = args.name.clone().unwrap_or_default();
-        let resource = ResourceRef::parse(&args.target);
-        let namespace = match resource.built_in() {
-            Some(r) if !r.namespaced => None,
-            Some(_) => Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
-            None => args.namespace.clone(),
-        };
-        Wanted::Object {
-            resource,
-            namespace,
-            name,
-        }
-    };
+    let wanted = Wanted::from_args(
+        &args.target,
+        args.name.as_deref(),
+        args.namespace.as_deref(),
+    )?;
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
@@ -301,7 +313,7 @@ fn show(
 }
 
 /// Picks the revision to show; the error says why none fits and what would.
-fn choose<'a>(
+pub(crate) fn choose<'a>(
     records: &[Record<'a>],
     revision: Option<i64>,
     deleted: bool,

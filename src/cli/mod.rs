@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod bundle;
 mod check;
+mod compare;
 mod completions;
 mod decode;
 mod diff;
@@ -28,9 +29,12 @@ mod keyindex;
 mod ls;
 mod objects;
 mod pki;
+mod putback;
 mod restore;
+mod save;
 mod status;
 pub(crate) mod verify;
+mod verify_cluster;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +84,10 @@ enum Command {
     Bundle(bundle::Args),
     Install(install::Args),
     Completions(completions::Args),
+    Save(save::Args),
+    PutBack(putback::Args),
+    Compare(compare::Args),
+    VerifyCluster(verify_cluster::Args),
 }
 
 /// Output formats of `status` (those of `etcdutl snapshot status`).
@@ -148,6 +156,10 @@ fn run_main() -> ExitCode {
         Command::Bundle(a) => bundle::run(a),
         Command::Install(a) => install::run(a),
         Command::Completions(a) => completions::run(a),
+        Command::Save(a) => save::run(a),
+        Command::PutBack(a) => putback::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::VerifyCluster(a) => verify_cluster::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

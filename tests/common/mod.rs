@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod cluster;
+pub mod live;
 pub mod pki;
 
 pub fn root() -> PathBuf {

@@ -1,0 +1,204 @@
+//! `etcdsnap put-back`: one object's stored bytes from a snapshot written
+//! back to the live cluster, only where that overwrites nothing newer.
+
+use anyhow::bail;
+
+use super::get::{Wanted, choose};
+use super::keyindex::{self, IndexOpts, Select};
+use super::objects::{PrefixOpt, db};
+use super::save::ConnArgs;
+use super::{Outcome, SnapshotPath};
+use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
+use crate::kube::value::detect;
+use crate::live::putback::{Condition, PutBack, current, put_back, would_pass};
+use crate::mvcc::keyspace::KeySpace;
+use crate::report::escape_bytes;
+
+/// Write one object's stored bytes from a snapshot back to a live cluster,
+/// only if the key is absent (or at --if-mod-revision)
+#[derive(clap::Args)]
+#[command(
+    long_about = "Writes one object's exact stored bytes (no lease) from the snapshot back to the live cluster in \
+one transaction that succeeds only when the key is absent, or when its mod revision is --if-mod-revision N. For \
+when the API server is down, or an object must keep its exact stored form (kubectl apply would re-encode it). \
+The API server's watch cache learns of the write through its watch; clients that list from the cache may see \
+the old state until it has caught up. On a failed compare the key's current mod revision is printed.\n\nExit \
+codes: 0 written (or --dry-run would write); 1 the compare failed (nothing written) or the object is not in \
+the snapshot; 2 usage, connection or I/O error.",
+    after_help = "Examples:\n  etcdsnap put-back snapshot.db configmap app-config -n prod --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key --dry-run\n  etcdsnap put-back snapshot.db /registry/deployments/prod/web --endpoints http://127.0.0.1:2379 --if-mod-revision 1234"
+)]
+pub struct Args {
+    /// Snapshot file
+    snapshot: SnapshotPath,
+    /// An etcd key (used as is when it starts with `/` or comes without NAME),
+    /// or a resource as kubectl names it followed by NAME
+    target: String,
+    /// The object's name (with a resource)
+    name: Option<String>,
+    /// Namespace (with a namespaced resource; default "default")
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// The object as it was at this revision of the snapshot
+    #[arg(long)]
+    revision: Option<i64>,
+    /// The object is deleted in the snapshot: take its last live revision
+    #[arg(long)]
+    deleted: bool,
+    /// Write only when the key's current mod revision is N (instead of only
+    /// when it is absent)
+    #[arg(long, value_name = "N")]
+    if_mod_revision: Option<i64>,
+    /// Say what would be written and whether the compare would pass; write
+    /// nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Allow writing a Secret
+    #[arg(long)]
+    show_secrets: bool,
+    #[command(flatten)]
+    prefix: PrefixOpt,
+    #[command(flatten)]
+    index: IndexOpts,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let wanted = Wanted::from_args(
+        &args.target,
+        args.name.as_deref(),
+        args.namespace.as_deref(),
+    )?;
+    if let Some(n) = args.if_mod_revision
+        && n <= 0
+    {
+        bail!("--if-mod-revision {n}: a mod revision is at least 1");
+    }
+    // Settings and TLS files are checked before the snapshot is read.
+    let live = args.conn.live()?;
+    let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
+    let db = db(&file)?;
+    let ks = KeySpace::open(&db)?;
+    if let Some(r) = args.revision {
+        ks.check_revision(r)?;
+    }
+    let prefix = args.prefix.prefix.clone();
+    let matches = |k: &[u8]| wanted.matches(k, &prefix);
+    let select = match &wanted {
+        Wanted::Key(k) => Select::Key(k),
+        Wanted::Object { .. } => Select::Matching(&matches),
+    };
+    let chosen = keyindex::lookup_then(&file, &ks, &args.index, select, |records, _| {
+        let mut keys: Vec<&[u8]> = records.iter().map(|r| r.kv.key).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.len() > 1 {
+            let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
+            return Err(format!(
+                "matches several keys; name one: {}",
+                list.join(", ")
+            ));
+        }
+        choose(records, args.revision, args.deleted, ks.compact_revision)
+            .map(|r| (r.kv.key.to_vec(), r.kv.value.to_vec(), r.revision.main))
+    })?;
+    let (key, value, at) = match chosen {
+        Ok(c) => c,
+        Err(msg) => {
+            say!(
+                "etcdsnap: {}: {} {}: {msg}",
+                file.path().display(),
+                args.target,
+                args.name.as_deref().unwrap_or_default()
+            );
+            return Ok(Outcome::Failed);
+        }
+    };
+    let secret =
+        is_secret_key(&key, &prefix) || is_secret_key_any_prefix(&key) || value_is_secret(&value);
+    if secret && !args.show_secrets {
+        bail!(
+            "{} is a Secret: writing it back puts its data on the cluster as stored; add --show-secrets to allow it",
+            escape_bytes(&key)
+        );
+    }
+    let cond = match args.if_mod_revision {
+        Some(n) => Condition::ModRevision(n),
+        None => Condition::Absent,
+    };
+    // The first endpoint that answers (any member serves the transaction).
+    let mut first_err = None;
+    let mut member = None;
+    for e in &live.spec.endpoints {
+        match live.connect(e) {
+            Ok(m) => {
+                member = Some(m);
+                break;
+            }
+            Err(err) => {
+                first_err.get_or_insert(err);
+            }
+        }
+    }
+    let m = match (member, first_err) {
+        (Some(m), _) => m,
+        (None, Some(err)) => return Err(err.into()),
+        (None, None) => return Err(crate::live::LiveError::NoEndpoint.into()),
+    };
+    let what = format!(
+        "{} ({} bytes, {}, from snapshot revision {at})",
+        escape_bytes(&key),
+        value.len(),
+        detect(&value).name()
+    );
+    if args.dry_run {
+        let cur = current(&live, &m, &key)?;
+        let pass = would_pass(cond, cur.as_ref());
+        let now = match &cur {
+            Some(c) => format!("at mod revision {}", c.mod_revision),
+            None => "absent".into(),
+        };
+        super::out(&format!(
+            "would put {what} on {} if the key is {}: it is {now}, so the write {}\n",
+            m.endpoint,
+            cond.describe(),
+            if pass {
+                "would succeed"
+            } else {
+                "would be refused"
+            }
+        ))?;
+        return Ok(if pass { Outcome::Ok } else { Outcome::Failed });
+    }
+    match put_back(&live, &m, &key, &value, cond)? {
+        PutBack::Written { revision } => {
+            super::out(&format!(
+                "put {what} at cluster revision {revision} (no lease)\n"
+            ))?;
+            say!(
+                "etcdsnap: note: the API server's watch cache must catch up with this write; until it has, \
+                 clients reading from the cache may not see the object"
+            );
+            Ok(Outcome::Ok)
+        }
+        PutBack::Refused { current } => {
+            let now = match current {
+                Some(c) => format!(
+                    "it is at mod revision {} (create revision {}, version {})",
+                    c.mod_revision, c.create_revision, c.version
+                ),
+                None => "it is absent".into(),
+            };
+            say!(
+                "etcdsnap: not written: the key must be {}, but {now}; nothing was changed{}",
+                cond.describe(),
+                match cond {
+                    Condition::Absent =>
+                        "; to replace it, pass --if-mod-revision with its current mod revision",
+                    Condition::ModRevision(_) => "",
+                }
+            );
+            Ok(Outcome::Failed)
+        }
+    }
+}

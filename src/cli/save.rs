@@ -1,0 +1,171 @@
+//! `etcdsnap save`: a snapshot from one live member, checked on arrival
+//! (the server's sha256), written atomically, then verified. Also the
+//! connection flags every live command shares.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use super::Outcome;
+use crate::live::connect::{ConnectSpec, GivenSettings, Live};
+use crate::live::save::{SaveError, save};
+use crate::report::humanize_bytes;
+
+/// How to reach the cluster: etcdctl's flags; each falls back to its
+/// ETCDCTL_* variable, then to etcdctl's default.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ConnArgs {
+    /// Client URLs, comma-separated (env ETCDCTL_ENDPOINTS); a bare
+    /// host:port speaks https when TLS files are given
+    #[arg(long, value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// CA bundle that signed the members' server certificates, PEM or DER
+    /// (env ETCDCTL_CACERT)
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (env ETCDCTL_CERT)
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Client key: PKCS#1, SEC1 or PKCS#8, PEM or DER (env ETCDCTL_KEY)
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Accept any server certificate (refused: the TLS stack cannot; give
+    /// --cacert)
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// Time to connect to a member and get its first answer (env
+    /// ETCDCTL_DIAL_TIMEOUT; default 2s)
+    #[arg(long, value_name = "DURATION")]
+    pub dial_timeout: Option<String>,
+    /// Time for each call; for `save`, the longest wait for the next chunk
+    /// (env ETCDCTL_COMMAND_TIMEOUT; default 5s)
+    #[arg(long, alias = "command-timeout", value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+impl ConnArgs {
+    /// The settings, flags winning over the environment; the runtime.
+    pub fn live(&self) -> anyhow::Result<Live> {
+        let given = GivenSettings {
+            endpoints: self.endpoints.clone(),
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            insecure_skip_verify: self.insecure_skip_tls_verify,
+            dial_timeout: self.dial_timeout.clone(),
+            command_timeout: self.timeout.clone(),
+        };
+        let spec = ConnectSpec::resolve(given, |n| std::env::var(n).ok())?;
+        Ok(Live::new(spec)?)
+    }
+}
+
+/// Save a snapshot of a live cluster from one member (as `etcdctl snapshot
+/// save`), checked and verified
+#[derive(clap::Args)]
+#[command(
+    long_about = "Streams a snapshot from one member (the Maintenance Snapshot RPC) into OUT.part, checks the \
+sha256 the server appends against the bytes received, fsyncs, renames to OUT and fsyncs the directory; then \
+runs `verify` on the result unless --no-verify. The file is the one `etcdctl snapshot save` writes (the db \
+and its 32-byte sha256). A dropped connection or a wrong digest leaves no OUT (OUT.part is removed). \
+Progress (bytes, rate) is shown when stderr is a terminal.\n\nExit codes: 0 saved (and verified); 1 the \
+digest does not match, or verify failed (OUT is kept then, for inspection); 2 usage, connection or I/O \
+error.",
+    after_help = "Examples:\n  etcdsnap save /backup/snap.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key\n  ETCDCTL_ENDPOINTS=http://127.0.0.1:2379 etcdsnap save snap.db --no-verify"
+)]
+pub struct Args {
+    /// The file to write (OUT.part while streaming)
+    out: PathBuf,
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Do not run `verify` on the saved file
+    #[arg(long)]
+    no_verify: bool,
+    /// Replace OUT when it exists
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let live = args.conn.live()?;
+    if live.spec.endpoints.len() != 1 {
+        bail!(
+            "a snapshot is taken from one member; got {} endpoints ({}): give one",
+            live.spec.endpoints.len(),
+            live.spec.endpoints.join(",")
+        );
+    }
+    let m = live.connect(&live.spec.endpoints[0])?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    });
+    let mut progress = |got: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(got);
+        }
+    };
+    let saved = match save(&live, &m, &args.out, args.force, &mut progress) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(b) = &bar {
+                b.abandon();
+            }
+            if e.is_check_failure() {
+                say!("etcdsnap: error: {e}; {} not written", args.out.display());
+                return Ok(Outcome::Failed);
+            }
+            if let SaveError::Live(_) | SaveError::Truncated { .. } | SaveError::TooShort { .. } = e
+            {
+                return Err(anyhow::Error::from(e)
+                    .context(format!("save {}: nothing written", args.out.display())));
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let secs = saved.elapsed.as_secs_f64().max(1e-9);
+    say!(
+        "etcdsnap: saved {} from {} (etcd {}): {} at revision {} in {:.1}s ({}/s), sha256 {} checked",
+        saved.path.display(),
+        m.endpoint,
+        m.status.version(),
+        humanize_bytes(saved.bytes),
+        saved.revision,
+        secs,
+        humanize_bytes((saved.bytes as f64 / secs) as u64),
+        saved.sha256
+    );
+    super::out(&format!("Snapshot saved at {}\n", saved.path.display()))?;
+    if args.no_verify {
+        return Ok(Outcome::Ok);
+    }
+    let file = crate::input::SnapshotFile::open(&saved.path)?;
+    let report = crate::verify::verify(&file);
+    if report.passed {
+        say!("etcdsnap: verify {}: ok", saved.path.display());
+        return Ok(Outcome::Ok);
+    }
+    for c in report.failed_checks() {
+        say!(
+            "etcdsnap: verify {}: {} failed: {}",
+            saved.path.display(),
+            c.name,
+            c.detail
+        );
+    }
+    say!(
+        "etcdsnap: {} is kept for inspection; run `etcdsnap verify` on it for the details",
+        saved.path.display()
+    );
+    Ok(Outcome::Failed)
+}

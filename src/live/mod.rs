@@ -1,0 +1,14 @@
+//! The commands that talk to a live cluster (`save`, `put-back`, `compare`,
+//! `verify-cluster`), over etcd's gRPC API with the etcd-client crate.
+//!
+//! Only this module opens network connections: the offline commands never
+//! reach a code path that dials. [`connect`] holds the dialing rules (etcdctl's
+//! flags and environment, TLS, timeouts); each command has its module.
+
+pub mod cluster;
+pub mod compare;
+pub mod connect;
+pub mod putback;
+pub mod save;
+
+pub use connect::{ConnectSpec, GivenSettings, Live, LiveError, Member};

@@ -1,0 +1,105 @@
+//! `put-back`: one object's stored bytes written back to the cluster in one
+//! transaction that only succeeds when the key is absent (or still at the
+//! mod revision the user names), so that it never overwrites a newer write.
+//!
+//! No lease is attached: the object lives until deleted, as the API server
+//! writes objects (Events, whose lease expired, are the exception the user
+//! chooses knowingly).
+
+use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
+
+use super::connect::{Live, LiveError, Member};
+
+/// When the write may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The key does not exist (create revision 0).
+    Absent,
+    /// The key's mod revision is exactly this.
+    ModRevision(i64),
+}
+
+impl Condition {
+    /// What the key must be: `absent`, `at mod revision N`.
+    pub fn describe(&self) -> String {
+        match self {
+            Condition::Absent => "absent".into(),
+            Condition::ModRevision(n) => format!("at mod revision {n}"),
+        }
+    }
+}
+
+/// How the transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutBack {
+    /// Written at this cluster revision.
+    Written { revision: i64 },
+    /// The compare failed: the key's current state.
+    Refused { current: Option<Current> },
+}
+
+/// The key as the cluster holds it when the compare failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub mod_revision: i64,
+    pub create_revision: i64,
+    pub version: i64,
+    pub lease: i64,
+}
+
+/// Writes `value` at `key` on the cluster `m` belongs to, under `cond`.
+pub fn put_back(
+    live: &Live,
+    m: &Member,
+    key: &[u8],
+    value: &[u8],
+    cond: Condition,
+) -> Result<PutBack, LiveError> {
+    let compare = match cond {
+        Condition::Absent => Compare::create_revision(key.to_vec(), CompareOp::Equal, 0),
+        Condition::ModRevision(n) => Compare::mod_revision(key.to_vec(), CompareOp::Equal, n),
+    };
+    let txn = Txn::new()
+        .when([compare])
+        .and_then([TxnOp::put(key.to_vec(), value.to_vec(), None)])
+        .or_else([TxnOp::get(key.to_vec(), None)]);
+    let mut c = m.client.clone();
+    let resp = live.unary(m, "Txn", async move { c.txn(txn).await })?;
+    if resp.succeeded() {
+        let revision = resp.header().map_or(0, |h| h.revision());
+        return Ok(PutBack::Written { revision });
+    }
+    let current = resp.op_responses().into_iter().find_map(|r| match r {
+        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| Current {
+            mod_revision: kv.mod_revision(),
+            create_revision: kv.create_revision(),
+            version: kv.version(),
+            lease: kv.lease(),
+        }),
+        _ => None,
+    });
+    Ok(PutBack::Refused { current })
+}
+
+/// The key's current state on the cluster, for `--dry-run`.
+pub fn current(live: &Live, m: &Member, key: &[u8]) -> Result<Option<Current>, LiveError> {
+    let mut c = m.client.clone();
+    let k = key.to_vec();
+    let resp = live.unary(m, "Range", async move { c.get(k, None).await })?;
+    Ok(resp.kvs().first().map(|kv| Current {
+        mod_revision: kv.mod_revision(),
+        create_revision: kv.create_revision(),
+        version: kv.version(),
+        lease: kv.lease(),
+    }))
+}
+
+/// Whether `cond` holds for the key's state `cur` (what the transaction
+/// would decide, for `--dry-run`).
+pub fn would_pass(cond: Condition, cur: Option<&Current>) -> bool {
+    match (cond, cur) {
+        (Condition::Absent, c) => c.is_none(),
+        (Condition::ModRevision(n), Some(c)) => c.mod_revision == n,
+        (Condition::ModRevision(_), None) => false,
+    }
+}

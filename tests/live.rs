@@ -1,0 +1,711 @@
+//! The live commands (`save`, `put-back`, `compare`, `verify-cluster`)
+//! against real etcd 3.5.1 and 3.4.23 members on loopback, with and without
+//! TLS (a PKI made by the openssl command line); etcdctl and etcdutl are the
+//! oracles.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::layout;
+use common::live::{Etcd, Tls};
+use common::pki::{make_pki, openssl};
+use common::*;
+use serde_json::Value;
+
+/// `etcdutl snapshot status -w json` (3.5.1 reads 3.4 files too).
+fn status_json(file: &Path) -> Value {
+    serde_json::from_str(&real_status("3.5", file, "json")).unwrap()
+}
+
+/// etcdsnap with the connection of `e` (endpoints and TLS flags).
+fn live_cmd(e: &Etcd, args: &[&str]) -> Command {
+    let mut c = etcdsnap();
+    c.env_remove("ETCDCTL_ENDPOINTS").args(args);
+    c.arg("--endpoints").arg(e.endpoints.join(","));
+    if let Some(t) = &e.tls {
+        c.arg("--cacert")
+            .arg(&t.ca)
+            .arg("--cert")
+            .arg(&t.cert)
+            .arg("--key")
+            .arg(&t.key);
+    }
+    c
+}
+
+fn live_run(e: &Etcd, args: &[&str]) -> Output {
+    live_cmd(e, args).output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Some keys with history (overwrites, a delete).
+fn fill(e: &Etcd) {
+    for i in 0..20 {
+        e.put(
+            &format!("/registry/configmaps/default/cm{i}"),
+            format!("value {i}").as_bytes(),
+        );
+    }
+    for i in 0..5 {
+        e.put(
+            &format!("/registry/configmaps/default/cm{i}"),
+            format!("value {i} again").as_bytes(),
+        );
+    }
+    e.ctl(&["del", "/registry/configmaps/default/cm19"]);
+}
+
+fn save_equals_etcdctl(line: &str) {
+    let e = Etcd::start(line, None);
+    fill(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.db");
+    let theirs = dir.path().join("theirs.db");
+    let o = live_run(&e, &["save", ours.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "save: {}", stderr(&o));
+    assert!(stdout(&o).contains("Snapshot saved at"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("verify"), "verify ran: {}", stderr(&o));
+    e.ctl(&["snapshot", "save", theirs.to_str().unwrap()]);
+    let (a, b) = (status_json(&ours), status_json(&theirs));
+    assert_eq!(a["hash"], b["hash"], "{a} vs {b}");
+    assert_eq!(a["revision"], b["revision"]);
+    assert_eq!(a["totalKey"], b["totalKey"]);
+    assert_eq!(a["revision"].as_i64().unwrap(), e.revision());
+    assert!(!dir.path().join("ours.db.part").exists());
+    // An existing OUT is not replaced without --force.
+    let o = live_run(&e, &["save", ours.to_str().unwrap(), "--no-verify"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let o = live_run(
+        &e,
+        &["save", ours.to_str().unwrap(), "--no-verify", "--force"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn save_equals_etcdctl_snapshot_save_on_3_5() {
+    save_equals_etcdctl("3.5");
+}
+
+#[test]
+fn save_equals_etcdctl_snapshot_save_on_3_4() {
+    save_equals_etcdctl("3.4");
+}
+
+#[test]
+fn save_refuses_several_endpoints() {
+    let o = etcdsnap()
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .args([
+            "save",
+            "/nonexistent/x.db",
+            "--endpoints",
+            "http://127.0.0.1:1,http://127.0.0.1:2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("one member"), "{}", stderr(&o));
+}
+
+/// A client key in each form etcd's users meet, all from one PKI made with
+/// openssl: PKCS#8 (openssl req's default), SEC1, PKCS#1 (RSA), and DER.
+fn client_keys(dir: &Path) -> Vec<(&'static str, PathBuf, PathBuf)> {
+    openssl(dir, &["ec", "-in", "server.key", "-out", "sec1.key"]);
+    openssl(
+        dir,
+        &[
+            "pkey",
+            "-in",
+            "server.key",
+            "-outform",
+            "DER",
+            "-out",
+            "key.der",
+        ],
+    );
+    openssl(dir, &["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "rsa.key",
+            "-out",
+            "rsa.csr",
+            "-subj",
+            "/CN=rsa-client",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "rsa.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "rsa.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let head =
+        |p: &str| String::from_utf8_lossy(&std::fs::read(dir.join(p)).unwrap()[..40]).to_string();
+    assert!(head("server.key").contains("BEGIN PRIVATE KEY"));
+    assert!(head("sec1.key").contains("BEGIN EC PRIVATE KEY"));
+    assert!(head("rsa.key").contains("BEGIN RSA PRIVATE KEY"));
+    vec![
+        ("PKCS#8", dir.join("server.crt"), dir.join("server.key")),
+        ("SEC1", dir.join("server.crt"), dir.join("sec1.key")),
+        ("PKCS#1", dir.join("rsa.crt"), dir.join("rsa.key")),
+        ("DER", dir.join("server.crt"), dir.join("key.der")),
+    ]
+}
+
+#[test]
+fn save_over_tls_with_every_key_form_and_env_vars() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let p = pki.path();
+    let tls = Tls {
+        ca: p.join("ca.crt"),
+        cert: p.join("server.crt"),
+        key: p.join("server.key"),
+    };
+    let e = Etcd::start(
+        "3.5",
+        Some((tls, p.join("server.crt"), p.join("server.key"))),
+    );
+    fill(&e);
+    let out = tempfile::tempdir().unwrap();
+    for (form, cert, key) in client_keys(p) {
+        let file = out.path().join(format!("{form}.db"));
+        let o = etcdsnap()
+            .args(["save", file.to_str().unwrap(), "--no-verify"])
+            .arg("--endpoints")
+            .arg(&e.endpoints[0])
+            .arg("--cacert")
+            .arg(p.join("ca.crt"))
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{form}: {}", stderr(&o));
+        assert_eq!(status_json(&file)["revision"].as_i64(), Some(e.revision()));
+    }
+    // The same through ETCDCTL_* only; a flag wins over its variable.
+    let file = out.path().join("env.db");
+    let o = etcdsnap()
+        .args(["save", file.to_str().unwrap(), "--no-verify"])
+        .env("ETCDCTL_ENDPOINTS", &e.endpoints[0])
+        .env("ETCDCTL_CACERT", p.join("ca.crt"))
+        .env("ETCDCTL_CERT", p.join("server.crt"))
+        .env("ETCDCTL_KEY", "/nonexistent/key")
+        .arg("--key")
+        .arg(p.join("server.key"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "env: {}", stderr(&o));
+    // Without the CA the server is not trusted: an error, within the dial timeout.
+    let t = Instant::now();
+    let o = etcdsnap()
+        .args(["save", out.path().join("no-ca.db").to_str().unwrap()])
+        .arg("--endpoints")
+        .arg(&e.endpoints[0])
+        .args(["--dial-timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(!out.path().join("no-ca.db").exists());
+    assert!(!out.path().join("no-ca.db.part").exists());
+    // --insecure-skip-tls-verify is refused with the reason, not ignored.
+    let o = live_run(&e, &["save", "x.db", "--insecure-skip-tls-verify"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--cacert"), "{}", stderr(&o));
+}
+
+#[test]
+fn unreachable_endpoint_errors_within_the_dial_timeout() {
+    // A listener that accepts connections and never answers, and a port
+    // nobody listens on.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let refused_url = format!("http://127.0.0.1:{}", common::cluster::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    for (url, via_env) in [
+        (&silent_url, false),
+        (&silent_url, true),
+        (&refused_url, false),
+    ] {
+        let out = dir.path().join("s.db");
+        let mut c = etcdsnap();
+        c.args(["save", out.to_str().unwrap()]);
+        if via_env {
+            c.env("ETCDCTL_ENDPOINTS", url)
+                .env("ETCDCTL_DIAL_TIMEOUT", "1s");
+        } else {
+            c.env_remove("ETCDCTL_ENDPOINTS")
+                .args(["--endpoints", url, "--dial-timeout", "1s"]);
+        }
+        let t = Instant::now();
+        let o = c.output().unwrap();
+        let took = t.elapsed();
+        assert_eq!(code(&o), 2, "{url}: {}", stderr(&o));
+        assert!(took < Duration::from_secs(3), "{url}: took {took:?}");
+        assert!(stderr(&o).contains(url.as_str()), "{}", stderr(&o));
+        assert!(!out.exists() && !dir.path().join("s.db.part").exists());
+    }
+    drop(silent);
+}
+
+#[test]
+fn a_server_killed_during_save_leaves_no_output() {
+    let e = Etcd::start("3.5", None);
+    // ~48 MiB of values, more than the socket buffers hold.
+    let big: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    for i in 0..48 {
+        e.put(&format!("/big/{i}"), &big);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed.db");
+    let part = dir.path().join("killed.db.part");
+    let child = live_cmd(&e, &["save", out.to_str().unwrap(), "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the server once bytes arrived, then kill it: the stream breaks
+    // in the middle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "no bytes arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pid = e.pid(0) as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing written"), "{}", stderr(&o));
+    assert!(!out.exists(), "OUT left behind");
+    assert!(!part.exists(), "OUT.part left behind");
+}
+
+fn put_back(line: &str) {
+    let e = Etcd::start(line, None);
+    fill(&e);
+    let key = "/registry/configmaps/default/app";
+    // Bytes as the API server stores them (protobuf envelope), binary.
+    let value: Vec<u8> =
+        b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x05\xff\x00\xfe\x01\x02".to_vec();
+    e.put(key, &value);
+    e.put(
+        "/registry/secrets/default/s",
+        b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    e.ctl(&["snapshot", "save", snap.to_str().unwrap()]);
+    let s = snap.to_str().unwrap();
+    e.ctl(&["del", key]);
+    // --dry-run writes nothing.
+    let o = live_run(
+        &e,
+        &[
+            "put-back",
+            s,
+            "configmaps",
+            "app",
+            "-n",
+            "default",
+            "--dry-run",
+            "--no-index",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("would succeed"), "{}", stdout(&o));
+    let got = e.ctl(&["get", key, "--print-value-only"]);
+    assert!(got.stdout.is_empty());
+    // Put back: the exact bytes, no lease.
+    let o = live_run(
+        &e,
+        &[
+            "put-back",
+            s,
+            "configmaps",
+            "app",
+            "-n",
+            "default",
+            "--no-index",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("watch cache"), "{}", stderr(&o));
+    let got = e.ctl(&["get", key, "--print-value-only"]);
+    let mut want = value.clone();
+    want.push(b'\n');
+    assert_eq!(got.stdout, want);
+    let j: Value = serde_json::from_slice(&e.ctl(&["get", key, "-w", "json"]).stdout).unwrap();
+    let kv = &j["kvs"][0];
+    assert!(
+        kv.get("lease").is_none_or(|l| l.as_i64() == Some(0)),
+        "{kv}"
+    );
+    let mod_rev = kv["mod_revision"].as_i64().unwrap();
+    // Present now: refused, with its mod revision.
+    let o = live_run(&e, &["put-back", s, key, "--no-index"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("mod revision {mod_rev}")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(e.revision(), mod_rev, "nothing written");
+    // --if-mod-revision: a stale one is refused, the current one writes.
+    let stale = (mod_rev - 1).to_string();
+    let o = live_run(
+        &e,
+        &[
+            "put-back",
+            s,
+            key,
+            "--no-index",
+            "--if-mod-revision",
+            &stale,
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let cur = mod_rev.to_string();
+    let o = live_run(
+        &e,
+        &["put-back", s, key, "--no-index", "--if-mod-revision", &cur],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(e.revision(), mod_rev + 1);
+    // A Secret needs --show-secrets.
+    e.ctl(&["del", "/registry/secrets/default/s"]);
+    let o = live_run(&e, &["put-back", s, "secret", "s", "--no-index"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--show-secrets"), "{}", stderr(&o));
+    let o = live_run(
+        &e,
+        &["put-back", s, "secret", "s", "--no-index", "--show-secrets"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn put_back_restores_a_deleted_key_and_refuses_an_existing_one_on_3_5() {
+    put_back("3.5");
+}
+
+#[test]
+fn put_back_restores_a_deleted_key_and_refuses_an_existing_one_on_3_4() {
+    put_back("3.4");
+}
+
+fn compare(line: &str) {
+    let e = Etcd::start(line, None);
+    fill(&e);
+    let first = e.revision();
+    e.ctl(&["compact", &first.to_string()]);
+    for i in 0..5 {
+        e.put(&format!("/registry/configmaps/default/cm{i}"), b"third");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    e.ctl(&["snapshot", "save", snap.to_str().unwrap()]);
+    let s = snap.to_str().unwrap();
+    let at = e.revision();
+    let o = live_run(&e, &["compare", s]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+    // Later writes and a new compaction below the snapshot's revision leave
+    // the member's hash at that revision as it was: still a match.
+    for i in 0..3 {
+        e.put(&format!("/registry/configmaps/default/cm{i}"), b"fourth");
+    }
+    e.ctl(&["compact", &(at - 1).to_string()]);
+    let o = live_run(&e, &["compare", s]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A member whose history differs at that revision (another cluster
+    // written to the same revision): a mismatch, naming the member and both
+    // hashes.
+    let other = Etcd::start(line, None);
+    fill(&other);
+    while other.revision() < at + 2 {
+        other.put("/registry/configmaps/default/other", b"diverged");
+    }
+    let o = live_run(&other, &["compare", s, "-w", "json"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &j["findings"][0];
+    assert_eq!(f["verdict"], "fail", "{j}");
+    assert_eq!(f["member"], "live");
+    assert!(
+        f["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("at revision {at}")),
+        "{j}"
+    );
+    drop(other);
+    // Compacted past the snapshot's revision: cannot tell, with the reason.
+    e.ctl(&["compact", &e.revision().to_string()]);
+    let o = live_run(&e, &["compare", s]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("compacted"), "{}", stdout(&o));
+}
+
+#[test]
+fn compare_matches_then_reports_a_diverged_member_and_a_compaction_on_3_5() {
+    compare("3.5");
+}
+
+#[test]
+fn compare_matches_then_reports_a_diverged_member_and_a_compaction_on_3_4() {
+    compare("3.4");
+}
+
+/// Restores `snap` for the members of `l` into `dir` with our restore.
+fn restore_into(snap: &Path, l: &common::cluster::Layout, token: &str, dir: &Path) {
+    let o = run(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--out-dir",
+        dir.to_str().unwrap(),
+        "--initial-cluster",
+        &l.initial,
+        "--initial-cluster-token",
+        token,
+        "--target-version",
+        "3.5",
+    ]);
+    assert!(o.status.success(), "restore: {}", stderr(&o));
+}
+
+#[test]
+fn verify_cluster_passes_on_a_restored_cluster_and_names_the_odd_member() {
+    let l = layout(3);
+    let token = "etcdsnap-verify-cluster";
+    let snap = fixture("etcd-3.5.1.db");
+    let dir = tempfile::tempdir().unwrap();
+    restore_into(&snap, &l, token, dir.path());
+    let dirs: Vec<PathBuf> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| dir.path().join(format!("{n}.etcd")))
+        .collect();
+    let e = Etcd::start_dirs("3.5", &l.members, &dirs, &l.initial, token);
+    let s = snap.to_str().unwrap();
+    let o = live_run(
+        &e,
+        &[
+            "verify-cluster",
+            "--expect",
+            s,
+            "--initial-cluster",
+            &l.initial,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = live_run(
+        &e,
+        &[
+            "verify-cluster",
+            "--expect",
+            s,
+            "--initial-cluster",
+            &l.initial,
+            "-w",
+            "json",
+        ],
+    );
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hashes: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "hashkv" && f["verdict"] == "pass")
+        .collect();
+    assert_eq!(hashes.len(), 3, "{j:#}");
+    // Expected names that are not the cluster's: named.
+    let wrong = l.initial.replace("m2=", "m9=");
+    let o = live_run(
+        &e,
+        &["verify-cluster", "--expect", s, "--initial-cluster", &wrong],
+    );
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(stdout(&o).contains("m9"), "{}", stdout(&o));
+    drop(e);
+
+    // m3 restored from another snapshot (same members, different data).
+    let other_src = Etcd::start("3.5", None);
+    fill(&other_src);
+    let other = dir.path().join("other.db");
+    other_src.ctl(&["snapshot", "save", other.to_str().unwrap()]);
+    drop(other_src);
+    let dir2 = tempfile::tempdir().unwrap();
+    restore_into(&snap, &l, token, dir2.path());
+    let odd = tempfile::tempdir().unwrap();
+    restore_into(&other, &l, token, odd.path());
+    let mut dirs2: Vec<PathBuf> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| dir2.path().join(format!("{n}.etcd")))
+        .collect();
+    dirs2[2] = odd.path().join("m3.etcd");
+    let e = Etcd::start_dirs("3.5", &l.members, &dirs2, &l.initial, token);
+    let o = live_run(
+        &e,
+        &[
+            "verify-cluster",
+            "--expect",
+            s,
+            "--initial-cluster",
+            &l.initial,
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["verdict"] == "fail")
+        .collect();
+    assert!(!failed.is_empty(), "{j:#}");
+    assert!(
+        failed.iter().all(|f| f["member"] == "m3"),
+        "only m3 fails: {j:#}"
+    );
+}
+
+/// A TCP proxy to `upstream` that changes one byte inside the first run of
+/// 64 `Z`s the server sends (value bytes, never gRPC or HTTP/2 framing,
+/// which would break the run).
+fn corrupting_proxy(upstream: String) -> String {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let run = [b'Z'; 64];
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if !done.load(Ordering::SeqCst)
+                        && let Some(i) = buf[..n].windows(64).position(|w| w == run)
+                    {
+                        buf[i + 32] = b'Y';
+                        done.store(true, Ordering::SeqCst);
+                    }
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_corrupted_stream_fails_the_digest_and_leaves_no_output() {
+    let e = Etcd::start("3.5", None);
+    fill(&e);
+    e.put("/registry/configmaps/default/zzz", &[b'Z'; 4096]);
+    let upstream = e.endpoints[0].trim_start_matches("http://").to_string();
+    let proxy = corrupting_proxy(upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("corrupt.db");
+    let o = etcdsnap()
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .args(["save", out.to_str().unwrap(), "--endpoints", &proxy])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("sha256 mismatch"), "{}", stderr(&o));
+    assert!(!out.exists(), "OUT left behind");
+    assert!(
+        !dir.path().join("corrupt.db.part").exists(),
+        "OUT.part left behind"
+    );
+}
+
+#[test]
+fn save_compare_and_put_back_over_tls_on_3_4() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let p = pki.path();
+    let tls = Tls {
+        ca: p.join("ca.crt"),
+        cert: p.join("server.crt"),
+        key: p.join("server.key"),
+    };
+    let e = Etcd::start(
+        "3.4",
+        Some((tls, p.join("server.crt"), p.join("server.key"))),
+    );
+    fill(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.db");
+    let o = live_run(&e, &["save", ours.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(status_json(&ours)["revision"].as_i64(), Some(e.revision()));
+    let s = ours.to_str().unwrap();
+    let o = live_run(&e, &["compare", s]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    e.ctl(&["del", "/registry/configmaps/default/cm3"]);
+    let o = live_run(&e, &["put-back", s, "cm", "cm3", "--no-index"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = e.ctl(&[
+        "get",
+        "/registry/configmaps/default/cm3",
+        "--print-value-only",
+    ]);
+    assert_eq!(got.stdout, b"value 3 again\n");
+}
