@@ -18,6 +18,7 @@ pub mod diff;
 pub mod input;
 pub mod inspect;
 pub mod kube;
+#[cfg(feature = "live")]
 pub mod live;
 pub mod mvcc;
 pub mod pki;

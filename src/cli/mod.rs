@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod bundle;
 mod check;
+#[cfg(feature = "live")]
 mod compare;
 mod completions;
 mod decode;
@@ -29,11 +30,14 @@ mod keyindex;
 mod ls;
 mod objects;
 mod pki;
+#[cfg(feature = "live")]
 mod putback;
 mod restore;
+#[cfg(feature = "live")]
 mod save;
 mod status;
 pub(crate) mod verify;
+#[cfg(feature = "live")]
 mod verify_cluster;
 
 use std::path::PathBuf;
@@ -84,9 +88,13 @@ enum Command {
     Bundle(bundle::Args),
     Install(install::Args),
     Completions(completions::Args),
+    #[cfg(feature = "live")]
     Save(save::Args),
+    #[cfg(feature = "live")]
     PutBack(putback::Args),
+    #[cfg(feature = "live")]
     Compare(compare::Args),
+    #[cfg(feature = "live")]
     VerifyCluster(verify_cluster::Args),
 }
 
@@ -156,9 +164,13 @@ fn run_main() -> ExitCode {
         Command::Bundle(a) => bundle::run(a),
         Command::Install(a) => install::run(a),
         Command::Completions(a) => completions::run(a),
+        #[cfg(feature = "live")]
         Command::Save(a) => save::run(a),
+        #[cfg(feature = "live")]
         Command::PutBack(a) => putback::run(a),
+        #[cfg(feature = "live")]
         Command::Compare(a) => compare::run(a),
+        #[cfg(feature = "live")]
         Command::VerifyCluster(a) => verify_cluster::run(a),
     };
     match result {

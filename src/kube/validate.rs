@@ -196,8 +196,8 @@ fn check(value: &[u8]) -> Option<Fast> {
 /// content encoding, an untyped envelope, malformed wire data.
 fn envelope(value: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let body = value.strip_prefix(super::value::PROTOBUF_MAGIC)?;
-    let (mut api, mut kind, mut raw, mut encoding): (&[u8], &[u8], Option<&[u8]>, &[u8]) =
-        (b"", b"", None, b"");
+    let (mut api, mut kind, mut encoding): (&[u8], &[u8], &[u8]) = (b"", b"", b"");
+    let mut raw: Option<&[u8]> = None;
     let mut r = Reader { buf: body, pos: 0 };
     while !r.done() {
         let (num, wire) = r.key()?;
@@ -343,8 +343,8 @@ fn walk(t: &Table, idx: usize, raw: &[u8], budget: &mut Budget, depth: usize) ->
 /// A packed run of numbers: whole elements to the last byte.
 fn packed(shape: Shape, b: &[u8]) -> Option<()> {
     match shape {
-        Shape::Fixed32 => (b.len() % 4 == 0).then_some(()),
-        Shape::Fixed64 => (b.len() % 8 == 0).then_some(()),
+        Shape::Fixed32 => b.len().is_multiple_of(4).then_some(()),
+        Shape::Fixed64 => b.len().is_multiple_of(8).then_some(()),
         _ => {
             let mut r = Reader { buf: b, pos: 0 };
             while !r.done() {
