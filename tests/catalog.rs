@@ -681,3 +681,42 @@ fn the_catalog_holds_no_values() {
         "a value reached the catalog"
     );
 }
+
+#[test]
+fn a_held_lock_is_waited_for_then_reported() {
+    let sr = series();
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("c.redb");
+    add(&c, &sr.snap("s1"), &[]);
+    // Another process holds the file (the whole-file lock redb takes) for 3 s.
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, sys, time\nf = open(sys.argv[1], 'rb')\nfcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(3)",
+            s(&c),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    let o = cat(&c, &["list", "--lock-wait", "1"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}: the catalog is in use by another process; still locked after 1s",
+            s(&c)
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Waiting longer than the holder: the add lands.
+    let o = cat(&c, &["add", s(&sr.snap("s2")), "--lock-wait", "20"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    holder.wait().unwrap();
+    assert_eq!(list(&c).len(), 2);
+}

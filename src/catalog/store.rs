@@ -199,28 +199,43 @@ impl Store {
 
     /// Adds `entry` unless an entry with its sha256 is there already.
     pub fn add(&self, entry: &Entry) -> Result<Added, CatalogError> {
-        let bytes = serde_json::to_vec(entry).map_err(|e| self.damaged(e))?;
-        guarded(|| -> Result<Added, redb::Error> {
+        Ok(self.add_all(std::slice::from_ref(entry))?[0])
+    }
+
+    /// Adds each entry (one transaction), skipping those whose sha256 is
+    /// there already.
+    pub fn add_all(&self, entries: &[Entry]) -> Result<Vec<Added>, CatalogError> {
+        let encoded = entries
+            .iter()
+            .map(|e| serde_json::to_vec(e).map(|b| (e.sha256.as_str(), b)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.damaged(e))?;
+        guarded(|| -> Result<Vec<Added>, redb::Error> {
             let txn = self.db.begin_write()?;
-            let added = {
+            let mut out = Vec::with_capacity(encoded.len());
+            {
                 let mut by_sha = txn.open_table(BY_SHA)?;
-                let existing = by_sha.get(entry.sha256.as_str())?.map(|v| v.value());
-                match existing {
-                    Some(seq) => Added::Already(seq),
-                    None => {
-                        let mut entries = txn.open_table(ENTRIES)?;
-                        let seq = entries.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-                        entries.insert(seq, bytes.as_slice())?;
-                        by_sha.insert(entry.sha256.as_str(), seq)?;
-                        Added::New(seq)
-                    }
+                let mut table = txn.open_table(ENTRIES)?;
+                let mut next = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+                for (sha, bytes) in &encoded {
+                    let existing = by_sha.get(*sha)?.map(|v| v.value());
+                    out.push(match existing {
+                        Some(seq) => Added::Already(seq),
+                        None => {
+                            table.insert(next, bytes.as_slice())?;
+                            by_sha.insert(*sha, next)?;
+                            next += 1;
+                            Added::New(next - 1)
+                        }
+                    });
                 }
-            };
-            match added {
-                Added::New(_) => txn.commit()?,
-                Added::Already(_) => txn.abort()?,
             }
-            Ok(added)
+            if out.iter().any(|a| matches!(a, Added::New(_))) {
+                txn.commit()?;
+            } else {
+                txn.abort()?;
+            }
+            Ok(out)
         })
         .map_err(|why| self.damaged(why))?
         .map_err(|e| self.redb_error(e))

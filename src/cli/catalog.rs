@@ -4,7 +4,7 @@
 //! and the helpers `check --catalog` shares.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -128,6 +128,12 @@ enum Sub {
     },
     /// Remove one entry: its sha256 or a unique prefix of it
     Forget { sha: String },
+    /// Add entries as `list -w json` prints them (for tests and benchmarks)
+    #[command(hide = true)]
+    ImportEntries {
+        /// A JSON file: an array of entries
+        file: PathBuf,
+    },
     /// Compare each series' newest entry with the ones before it
     Check {
         /// Largest drop allowed in a resource's objects
@@ -162,9 +168,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             prefix,
         } => {
             let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            let store = args.catalog.open(true)?;
+            // A damaged or foreign catalog is said before any snapshot is
+            // read; the lock is then held only while an entry is written.
+            drop(args.catalog.open(true)?);
             for path in &snapshots {
-                let (entry, added) = add_snapshot(&store, path, &labels, &prefix.prefix)?;
+                let file = SnapshotFile::open(path).with_context(|| path.display().to_string())?;
+                let read = facts::read(&file, &Policy::default(), &prefix.prefix);
+                let store = args.catalog.open(true)?;
+                let (entry, added) = add_read(&store, &file, &read, &labels)?;
                 say!("{}", added_text(&store, &entry, added));
             }
             Ok(Outcome::Ok)
@@ -228,6 +239,40 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             say!("forgot {full} ({})", store.path().display());
             Ok(Outcome::Ok)
         }
+        Sub::ImportEntries { file } => {
+            let text = std::fs::read(&file).with_context(|| file.display().to_string())?;
+            let entries: Vec<Entry> = serde_json::from_slice(&text)
+                .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
+            for e in &entries {
+                if e.version != crate::catalog::entry::ENTRY_VERSION
+                    || e.sha256.len() != 64
+                    || !e
+                        .sha256
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    bail!(
+                        "{}: entry {:?}: not an entry of version {} with a sha256",
+                        file.display(),
+                        e.sha256,
+                        crate::catalog::entry::ENTRY_VERSION
+                    );
+                }
+                for (k, v) in &e.labels {
+                    crate::catalog::entry::parse_label(&format!("{k}={v}"))
+                        .map_err(|why| anyhow::anyhow!("{}: {why}", file.display()))?;
+                }
+            }
+            let store = args.catalog.open(true)?;
+            let added = store.add_all(&entries)?;
+            let new = added.iter().filter(|a| matches!(a, Added::New(_))).count();
+            say!(
+                "added {new} of {} entries to {}",
+                entries.len(),
+                store.path().display()
+            );
+            Ok(Outcome::Ok)
+        }
         Sub::Check {
             max_drop,
             labels,
@@ -259,22 +304,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Reads `path` in one pass (verify and the counts, as `check` does) and
-/// adds its entry.
-fn add_snapshot(
-    store: &Store,
-    path: &Path,
-    labels: &BTreeMap<String, String>,
-    prefix: &str,
-) -> anyhow::Result<(Entry, Added)> {
-    let file = SnapshotFile::open(path).with_context(|| path.display().to_string())?;
-    let read = facts::read(&file, &Policy::default(), prefix);
-    let entry = Entry::from_read(&file, &read, labels.clone(), now_unix());
-    let added = store.add(&entry)?;
-    Ok((entry, added))
-}
-
-/// Adds the entry of a snapshot `check` has read already.
+/// Adds the entry of a snapshot read by [`facts::read`] (one pass: verify
+/// and the counts, as `check` reads it).
 pub fn add_read(
     store: &Store,
     file: &SnapshotFile,

@@ -138,7 +138,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 catalog: Some(path.clone()),
                 lock_wait: 30,
             };
-            Some((opt.open(true)?, labels, max_drop))
+            // Said before any snapshot is read if damaged or foreign; the
+            // lock is then held only while each entry is written.
+            drop(opt.open(true)?);
+            Some((opt, labels, max_drop))
         }
         None => None,
     };
@@ -149,9 +152,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(file) => {
                 let read = facts::read(&file, &policy, &args.prefix.prefix);
                 let mut rules = judge(&read, &policy, taken_at, now);
-                if let Some((store, labels, max_drop)) = &catalog {
-                    let (entry, added) = add_read(store, &file, &read, labels)?;
-                    say!("{}", added_text(store, &entry, added));
+                if let Some((opt, labels, max_drop)) = &catalog {
+                    let store = opt.open(true)?;
+                    let (entry, added) = add_read(&store, &file, &read, labels)?;
+                    say!("{}", added_text(&store, &entry, added));
                     let seq = match added {
                         Added::New(s) | Added::Already(s) => s,
                     };
