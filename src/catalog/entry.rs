@@ -69,7 +69,36 @@ pub struct Entry {
     pub verify: VerifyResult,
 }
 
+/// What `catalog check` needs of every entry to find series, baselines
+/// and the highest revision; stored beside the entry, so that a check reads
+/// whole entries only for the few it compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Head {
+    pub version: u32,
+    pub sha256: String,
+    pub path: String,
+    pub labels: BTreeMap<String, String>,
+    pub revision: i64,
+    pub cluster_id: Option<String>,
+    pub members: Vec<Member>,
+    pub verified: bool,
+}
+
 impl Entry {
+    pub fn head(&self) -> Head {
+        Head {
+            version: self.version,
+            sha256: self.sha256.clone(),
+            path: self.path.clone(),
+            labels: self.labels.clone(),
+            revision: self.revision,
+            cluster_id: self.cluster_id.clone(),
+            members: self.members.clone(),
+            verified: self.verify.passed,
+        }
+    }
+
     /// The entry of a snapshot read by [`crate::check::facts::read`].
     pub fn from_read(
         file: &SnapshotFile,

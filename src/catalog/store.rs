@@ -1,7 +1,7 @@
 //! The catalog file: a redb database with three tables — `meta` (the schema
 //! key that marks the file as an etcdsnap catalog, and its version),
-//! `entries` (sequence number → entry, JSON with its own version) and
-//! `sha256` (sha256 → sequence number).
+//! `entries` (sequence number → entry: its CRC-32C, then JSON with its own
+//! version) and `sha256` (sha256 → sequence number).
 //!
 //! Why it is careful: several backup jobs may add at once (redb locks the
 //! file; an open waits for the lock up to a timeout, then says who holds
@@ -9,7 +9,8 @@
 //! transaction; a new catalog is built in a temporary file and linked into
 //! place, so no half-made catalog is ever seen), and a catalog damaged or
 //! not ours is reported naming the file, never silently recreated: it is
-//! left as it is.
+//! left as it is (writers open with redb's integrity check of every page;
+//! readers open read-only and check each entry's CRC-32C).
 
 use std::io::Read as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,15 +18,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition,
-    TableError,
+    Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, ReadableTable, StorageError,
+    TableDefinition, TableError,
 };
 
-use super::entry::{ENTRY_VERSION, Entry};
+use super::entry::{ENTRY_VERSION, Entry, Head};
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const BY_SHA: TableDefinition<&str, u64> = TableDefinition::new("sha256");
+/// Sequence number → the entry's [`Head`], encoded as entries are.
+const HEADS: TableDefinition<u64, &[u8]> = TableDefinition::new("heads");
 
 /// The value of the `schema` key in `meta`.
 pub const SCHEMA: &str = "etcdsnap-catalog";
@@ -62,7 +65,35 @@ pub enum CatalogError {
 /// An open catalog; the file stays locked until it is dropped.
 pub struct Store {
     path: PathBuf,
-    db: Database,
+    db: Handle,
+}
+
+/// Writers open with redb's integrity check (every page's checksum; the
+/// check commits). Readers open read-only (no write, no fsync) and rely on
+/// each entry's own CRC-32C; a file a crash left unrepaired is opened as a
+/// writer, which recovers it (redb's recovery, not a recreation).
+enum Handle {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Handle {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::Write(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+        }
+    }
+
+    fn writer(&self) -> Result<&Database, redb::Error> {
+        match self {
+            Handle::Write(db) => Ok(db),
+            // Not reached: the commands that write open as writers.
+            Handle::Read(_) => Err(redb::Error::Io(std::io::Error::other(
+                "the catalog was opened read-only",
+            ))),
+        }
+    }
 }
 
 /// Whether an `add` wrote a new entry or found the sha256 there already.
@@ -91,6 +122,20 @@ impl Store {
     /// Opens the catalog at `path`, creating it when `create` is set and no
     /// file is there; waits up to `wait` for another process's lock.
     pub fn open(path: &Path, create: bool, wait: Duration) -> Result<Store, CatalogError> {
+        Store::open_as(path, create, wait, true)
+    }
+
+    /// Opens the catalog at `path` to read it (see [`Handle`]).
+    pub fn open_read(path: &Path, wait: Duration) -> Result<Store, CatalogError> {
+        Store::open_as(path, false, wait, false)
+    }
+
+    fn open_as(
+        path: &Path,
+        create: bool,
+        wait: Duration,
+        mut write: bool,
+    ) -> Result<Store, CatalogError> {
         let io = |source| CatalogError::Io {
             path: path.to_path_buf(),
             source,
@@ -117,14 +162,19 @@ impl Store {
         let start = Instant::now();
         let db = loop {
             let opened = guarded(|| {
-                redb::Builder::new()
-                    .set_check_integrity_on_open(true)
-                    .set_cache_size(32 << 20)
-                    .open(path)
+                let mut b = redb::Builder::new();
+                b.set_check_integrity_on_open(true).set_cache_size(32 << 20);
+                if write {
+                    b.open(path).map(Handle::Write)
+                } else {
+                    b.open_read_only(path).map(Handle::Read)
+                }
             })
             .map_err(|why| damaged(path, why))?;
             match opened {
                 Ok(db) => break db,
+                // Left by a crash: recovered by a writer's open.
+                Err(DatabaseError::RepairAborted) if !write => write = true,
                 Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
                     if start.elapsed() >= wait {
                         return Err(CatalogError::Locked {
@@ -207,22 +257,26 @@ impl Store {
     pub fn add_all(&self, entries: &[Entry]) -> Result<Vec<Added>, CatalogError> {
         let encoded = entries
             .iter()
-            .map(|e| serde_json::to_vec(e).map(|b| (e.sha256.as_str(), b)))
+            .map(|e| {
+                Ok::<_, serde_json::Error>((e.sha256.as_str(), encode(e)?, encode(&e.head())?))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.damaged(e))?;
         guarded(|| -> Result<Vec<Added>, redb::Error> {
-            let txn = self.db.begin_write()?;
+            let txn = self.db.writer()?.begin_write()?;
             let mut out = Vec::with_capacity(encoded.len());
             {
                 let mut by_sha = txn.open_table(BY_SHA)?;
                 let mut table = txn.open_table(ENTRIES)?;
+                let mut heads = txn.open_table(HEADS)?;
                 let mut next = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-                for (sha, bytes) in &encoded {
+                for (sha, bytes, head) in &encoded {
                     let existing = by_sha.get(*sha)?.map(|v| v.value());
                     out.push(match existing {
                         Some(seq) => Added::Already(seq),
                         None => {
                             table.insert(next, bytes.as_slice())?;
+                            heads.insert(next, head.as_slice())?;
                             by_sha.insert(*sha, next)?;
                             next += 1;
                             Added::New(next - 1)
@@ -244,9 +298,21 @@ impl Store {
     /// Every entry with its sequence number, oldest first. An entry that
     /// does not decode makes the catalog damaged.
     pub fn entries(&self) -> Result<Vec<(u64, Entry)>, CatalogError> {
+        self.all(ENTRIES)
+    }
+
+    /// Every entry's [`Head`], oldest first.
+    pub fn heads(&self) -> Result<Vec<(u64, Head)>, CatalogError> {
+        self.all(HEADS)
+    }
+
+    fn all<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
+    ) -> Result<Vec<(u64, T)>, CatalogError> {
         let raw = guarded(|| -> Result<Vec<(u64, Vec<u8>)>, redb::Error> {
             let txn = self.db.begin_read()?;
-            let t = match txn.open_table(ENTRIES) {
+            let t = match txn.open_table(table) {
                 Ok(t) => t,
                 Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
@@ -305,16 +371,23 @@ impl Store {
             .transpose()
     }
 
+    /// The entry a head or the sha256 table names (it must be there).
+    pub fn entry(&self, seq: u64) -> Result<Entry, CatalogError> {
+        self.get(seq)?
+            .ok_or_else(|| self.damaged(format!("entry {seq} is named but not there")))
+    }
+
     /// Removes the entry of `sha256`; whether there was one.
     pub fn forget(&self, sha256: &str) -> Result<bool, CatalogError> {
         guarded(|| -> Result<bool, redb::Error> {
-            let txn = self.db.begin_write()?;
+            let txn = self.db.writer()?.begin_write()?;
             let removed = {
                 let mut by_sha = txn.open_table(BY_SHA)?;
                 let seq = by_sha.remove(sha256)?.map(|v| v.value());
                 match seq {
                     Some(seq) => {
                         txn.open_table(ENTRIES)?.remove(seq)?;
+                        txn.open_table(HEADS)?.remove(seq)?;
                         true
                     }
                     None => false,
@@ -345,7 +418,22 @@ fn damaged(path: &Path, why: String) -> CatalogError {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Entry, String> {
+/// An entry as stored: its JSON after the JSON's CRC-32C (4 bytes, little
+/// endian), so that a changed byte is found even where redb does not look.
+fn encode<T: serde::Serialize>(e: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let json = serde_json::to_vec(e)?;
+    let mut out = crc32c::crc32c(&json).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    Ok(out)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, String> {
+    let (crc, bytes) = stored
+        .split_first_chunk::<4>()
+        .ok_or("shorter than its checksum")?;
+    if u32::from_le_bytes(*crc) != crc32c::crc32c(bytes) {
+        return Err("its checksum does not match its bytes".into());
+    }
     #[derive(serde::Deserialize)]
     struct Versioned {
         version: u32,
@@ -414,6 +502,7 @@ fn create_new(path: &Path) -> Result<(), CatalogError> {
             meta.insert("version", SCHEMA_VERSION)?;
             txn.open_table(ENTRIES)?;
             txn.open_table(BY_SHA)?;
+            txn.open_table(HEADS)?;
         }
         txn.commit()?;
         db.close()?;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::entry::{Entry, Member};
+use super::entry::{Entry, Head, Member};
 use crate::check::rules::RuleResult;
 
 /// The data in use may shrink to this share of the previous entry's (50 %).
@@ -31,7 +31,7 @@ pub const SHRINK_LIMIT: f64 = 0.5;
 const NAMED: usize = 5;
 
 /// The series an entry belongs to (see the module comment).
-pub fn series_key(e: &Entry) -> String {
+pub fn series_key(e: &Head) -> String {
     if e.labels.is_empty() {
         format!("cluster {}", e.cluster_id.as_deref().unwrap_or("unknown"))
     } else {
@@ -72,27 +72,47 @@ fn members_text(m: &Member) -> String {
 }
 
 /// The trend rules for the entry numbered `seq` against the earlier entries
-/// of its series in `entries` (all of the catalog, oldest first).
+/// of its series, found in `heads` (all of the catalog's, oldest first);
+/// `load` reads a whole entry (only the two compared are read).
 /// `max_drop` is a percentage.
-pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResult> {
-    let Some((_, new)) = entries.iter().find(|(s, _)| *s == seq) else {
-        return Vec::new();
+pub fn judge<E>(
+    heads: &[(u64, Head)],
+    seq: u64,
+    max_drop: f64,
+    load: &mut dyn FnMut(u64) -> Result<Entry, E>,
+) -> Result<Vec<RuleResult>, E> {
+    let keys: Vec<String> = heads.iter().map(|(_, h)| series_key(h)).collect();
+    judge_keyed(heads, &keys, seq, max_drop, load)
+}
+
+/// [`judge`] with each entry's series key already made.
+fn judge_keyed<E>(
+    heads: &[(u64, Head)],
+    keys: &[String],
+    seq: u64,
+    max_drop: f64,
+    load: &mut dyn FnMut(u64) -> Result<Entry, E>,
+) -> Result<Vec<RuleResult>, E> {
+    let Some(at) = heads.iter().position(|(s, _)| *s == seq) else {
+        return Ok(Vec::new());
     };
-    let key = series_key(new);
-    let before: Vec<&Entry> = entries
+    let (new_h, key) = (&heads[at].1, &keys[at]);
+    let before: Vec<(u64, &Head)> = heads
         .iter()
-        .filter(|(s, e)| *s < seq && series_key(e) == key)
-        .map(|(_, e)| e)
+        .zip(keys)
+        .filter(|((s, _), k)| *s < seq && *k == key)
+        .map(|((s, h), _)| (*s, h))
         .collect();
-    let Some(last) = before.last() else {
-        return vec![result(
+    let Some(&(_, last)) = before.last() else {
+        return Ok(vec![result(
             "trend",
             true,
             format!("the first entry of series {key}: nothing to compare with"),
-        )];
+        )]);
     };
+    let new = new_h;
     let mut out = Vec::new();
-    let cid = |e: &Entry| e.cluster_id.clone().unwrap_or_else(|| "unknown".into());
+    let cid = |e: &Head| e.cluster_id.clone().unwrap_or_else(|| "unknown".into());
     out.push(if last.cluster_id == new.cluster_id {
         result(
             "trend cluster",
@@ -111,7 +131,7 @@ pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResul
             ),
         )
     });
-    let ids = |e: &Entry| -> BTreeMap<String, Member> {
+    let ids = |e: &Head| -> BTreeMap<String, Member> {
         e.members
             .iter()
             .map(|m| (m.id.clone(), m.clone()))
@@ -122,7 +142,11 @@ pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResul
         out.push(result(
             "trend members",
             true,
-            format!("{} members as before", new_m.len()),
+            format!(
+                "{} member{} as before",
+                new_m.len(),
+                if new_m.len() == 1 { "" } else { "s" }
+            ),
         ));
     } else {
         let mut parts = Vec::new();
@@ -146,16 +170,12 @@ pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResul
             format!("the member set changed: {}", parts.join("; ")),
         ));
     }
-    let same: Vec<&&Entry> = before
+    let same: Vec<(u64, &Head)> = before
         .iter()
-        .filter(|e| e.cluster_id == new.cluster_id)
-        .collect();
-    let Some(base) = same
-        .iter()
-        .rev()
-        .find(|e| e.verify.passed)
-        .or(same.last())
+        .filter(|(_, e)| e.cluster_id == new.cluster_id)
         .copied()
+        .collect();
+    let Some(&(base_seq, base_h)) = same.iter().rev().find(|(_, e)| e.verified).or(same.last())
     else {
         out.push(result(
             "trend",
@@ -165,14 +185,14 @@ pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResul
                 cid(new)
             ),
         ));
-        return out;
+        return Ok(out);
     };
     // Revision.
     let highest = same
         .iter()
+        .map(|(_, h)| *h)
         .max_by_key(|e| e.revision)
-        .copied()
-        .unwrap_or(base);
+        .unwrap_or(base_h);
     out.push(if new.revision >= highest.revision {
         result(
             "trend revision",
@@ -195,6 +215,9 @@ pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResul
             ),
         )
     });
+    let base = load(base_seq)?;
+    let new = load(seq)?;
+    let (base, new) = (&base, &new);
     // Objects per resource.
     let mut failed = false;
     for (res, &p) in &base.objects {
@@ -300,7 +323,7 @@ pub fn judge(entries: &[(u64, Entry)], seq: u64, max_drop: f64) -> Vec<RuleResul
             format!("{what} {b} → {a}")
         },
     ));
-    out
+    Ok(out)
 }
 
 /// A series' newest entry and its trend results.
@@ -317,44 +340,46 @@ pub struct SeriesReport {
 
 /// `catalog check`: the newest entry of every series whose labels include
 /// `filter`, judged; also fails a newest entry that did not verify.
-pub fn check(
-    entries: &[(u64, Entry)],
+pub fn check<E>(
+    heads: &[(u64, Head)],
     filter: &BTreeMap<String, String>,
     max_drop: f64,
-) -> Vec<SeriesReport> {
-    let mut newest: BTreeMap<String, u64> = BTreeMap::new();
-    for (seq, e) in entries {
-        if filter.iter().all(|(k, v)| e.labels.get(k) == Some(v)) {
-            newest.insert(series_key(e), *seq);
+    load: &mut dyn FnMut(u64) -> Result<Entry, E>,
+) -> Result<Vec<SeriesReport>, E> {
+    let keys: Vec<String> = heads.iter().map(|(_, h)| series_key(h)).collect();
+    let mut newest: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, ((_, h), key)) in heads.iter().zip(&keys).enumerate() {
+        if filter.iter().all(|(k, v)| h.labels.get(k) == Some(v)) {
+            newest.insert(key.clone(), i);
         }
     }
-    newest
-        .into_iter()
-        .filter_map(|(series, seq)| {
-            let (_, e) = entries.iter().find(|(s, _)| *s == seq)?;
-            let mut rules = vec![if e.verify.passed {
-                result("trend verify", true, "the newest entry verified")
-            } else {
-                result(
-                    "trend verify",
-                    false,
-                    format!(
-                        "the newest entry did not verify ({} problems)",
-                        e.verify.problems
-                    ),
-                )
-            }];
-            rules.extend(judge(entries, seq, max_drop));
-            Some(SeriesReport {
-                series,
-                sha256: e.sha256.clone(),
-                path: e.path.clone(),
-                revision: e.revision,
-                passed: rules.iter().all(|r| r.passed),
-                rules,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (series, i) in newest {
+        let (seq, h) = &heads[i];
+        let mut rules = vec![if h.verified {
+            result("trend verify", true, "the newest entry verified")
+        } else {
+            let e = load(*seq)?;
+            result(
+                "trend verify",
+                false,
+                format!(
+                    "the newest entry did not verify ({} problems)",
+                    e.verify.problems
+                ),
+            )
+        }];
+        rules.extend(judge_keyed(heads, &keys, *seq, max_drop, load)?);
+        out.push(SeriesReport {
+            series,
+            sha256: h.sha256.clone(),
+            path: h.path.clone(),
+            revision: h.revision,
+            passed: rules.iter().all(|r| r.passed),
+            rules,
+        });
+    }
+    Ok(out)
 }
 
 /// Parses `--max-drop`: a percentage, `20%` or `20`, from 0 to 100.
@@ -410,7 +435,11 @@ mod tests {
             (1, entry("aa", 10, &[("team-a", 40), ("team-b", 10)])),
             (2, entry("bb", 20, &[("team-a", 10), ("team-b", 10)])),
         ];
-        let r = judge(&es, 2, 20.0);
+        let heads: Vec<(u64, Head)> = es.iter().map(|(s, e)| (*s, e.head())).collect();
+        let mut load = |seq: u64| -> Result<Entry, ()> {
+            Ok(es.iter().find(|(s, _)| *s == seq).unwrap().1.clone())
+        };
+        let r = judge(&heads, 2, 20.0, &mut load).unwrap();
         let f: Vec<&RuleResult> = r.iter().filter(|r| !r.passed).collect();
         assert_eq!(f.len(), 1, "{r:?}");
         assert_eq!(f[0].rule, "trend objects configmaps");
@@ -424,7 +453,12 @@ mod tests {
             "{}",
             f[0].message
         );
-        assert!(judge(&es, 2, 60.0).iter().all(|r| r.passed));
+        assert!(
+            judge(&heads, 2, 60.0, &mut load)
+                .unwrap()
+                .iter()
+                .all(|r| r.passed)
+        );
     }
 
     #[test]

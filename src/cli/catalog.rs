@@ -75,6 +75,14 @@ impl CatalogOpt {
         default_path()
     }
 
+    /// Opens the catalog to read it (`list`, `show`, `check`).
+    pub fn open_read(&self) -> anyhow::Result<Store> {
+        Ok(Store::open_read(
+            &self.path()?,
+            Duration::from_secs(self.lock_wait),
+        )?)
+    }
+
     pub fn open(&self, create: bool) -> anyhow::Result<Store> {
         Ok(Store::open(
             &self.path()?,
@@ -182,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Sub::List { labels, write_out } => {
             let filter = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            let store = args.catalog.open(false)?;
+            let store = args.catalog.open_read()?;
             let entries: Vec<Entry> = store
                 .entries()?
                 .into_iter()
@@ -217,7 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Sub::Show { sha, write_out } => {
-            let store = args.catalog.open(false)?;
+            let store = args.catalog.open_read()?;
             let Some((_, seq)) = lookup(&store, &sha)? else {
                 return Ok(Outcome::Failed);
             };
@@ -280,9 +288,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } => {
             let max_drop = parse_max_drop(&max_drop).map_err(anyhow::Error::msg)?;
             let filter = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            let store = args.catalog.open(false)?;
-            let entries = store.entries()?;
-            let reports = trend::check(&entries, &filter, max_drop);
+            let store = args.catalog.open_read()?;
+            let heads = store.heads()?;
+            let reports = trend::check(&heads, &filter, max_drop, &mut |seq| store.entry(seq))?;
             if reports.is_empty() {
                 bail!(
                     "{}: no entries{} to check",

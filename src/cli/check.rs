@@ -159,7 +159,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     let seq = match added {
                         Added::New(s) | Added::Already(s) => s,
                     };
-                    rules.extend(trend::judge(&store.entries()?, seq, *max_drop));
+                    rules.extend(trend::judge(&store.heads()?, seq, *max_drop, &mut |s| {
+                        store.entry(s)
+                    })?);
                 }
                 (rules, read.facts)
             }
