@@ -431,7 +431,7 @@ mod tests {
 
     #[test]
     fn drops_name_resource_and_namespace() {
-        let es = vec![
+        let es = [
             (1, entry("aa", 10, &[("team-a", 40), ("team-b", 10)])),
             (2, entry("bb", 20, &[("team-a", 10), ("team-b", 10)])),
         ];
