@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod bolt;
 pub mod bundle;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod diff;

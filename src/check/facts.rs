@@ -1,6 +1,6 @@
 //! What the rules judge, read from a snapshot: the `verify` report, and in
 //! one pass over the live keys (on the other core, while `verify` runs) the
-//! objects per resource, the namespaces, the objects a policy names,
+//! objects per resource (and per namespace), the namespaces, the objects a policy names,
 //! Secrets stored unencrypted, the key names of encrypted values and, when a
 //! rule asks, the values that do not decode (decoded on all cores). Only
 //! figures and names are kept, never values.
@@ -31,6 +31,10 @@ pub struct Facts {
     /// Live objects per resource (kubectl names).
     pub objects: BTreeMap<String, u64>,
     pub namespaces: BTreeSet<String>,
+    /// Live namespaced objects per namespace and resource (for the
+    /// catalog's trend rules; not part of `check`'s JSON).
+    #[serde(skip)]
+    pub namespace_objects: BTreeMap<String, BTreeMap<String, u64>>,
     /// Of the objects the policy requires, those present.
     #[serde(skip)]
     pub present: BTreeSet<RequiredObject>,
@@ -96,6 +100,18 @@ fn gather(file: &SnapshotFile, policy: &Policy, prefix: &str) -> Result<Facts, S
         };
         let resource = ok.qualified_resource();
         *f.objects.entry(resource.clone()).or_default() += 1;
+        if let Some(ns) = &ok.namespace {
+            let per = match f.namespace_objects.get_mut(ns.as_str()) {
+                Some(per) => per,
+                None => f.namespace_objects.entry(ns.clone()).or_default(),
+            };
+            match per.get_mut(resource.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    per.insert(resource.clone(), 1);
+                }
+            }
+        }
         if ok.resource == "namespaces" && ok.namespace.is_none() {
             f.namespaces.insert(ok.name.clone());
         }

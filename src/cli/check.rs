@@ -9,8 +9,12 @@ use anyhow::Context;
 use clap::ValueEnum;
 use serde::Serialize;
 
+use super::catalog::{CatalogOpt, add_read, added_text};
 use super::objects::{PrefixOpt, write_atomic};
 use super::{Outcome, out};
+use crate::catalog::entry::parse_labels;
+use crate::catalog::store::Added;
+use crate::catalog::trend::{self, parse_max_drop};
 use crate::check::facts::{self, Facts};
 use crate::check::junit;
 use crate::check::policy::Policy;
@@ -36,6 +40,10 @@ Examples:
   etcdsnap check snapshot.db
   etcdsnap check /backups/*.db --policy backup-policy.yaml -w junit > check.xml
   etcdsnap check snapshot.db --policy p.yaml --junit-out report.xml --taken-at 2026-11-30T02:00:00Z
+  etcdsnap check snapshot.db --catalog /backups/catalog.redb --label cluster=prod -w junit
+
+--catalog FILE adds each snapshot to the backup catalog and runs the trend rules of
+`etcdsnap catalog check` on it (rules named `trend …`).
 
 Exit codes: 0 every rule passed on every snapshot; 1 a rule failed (a damaged snapshot fails the
 verify rule); 2 usage error, a bad policy file, or a snapshot that cannot be read at all.";
@@ -63,6 +71,22 @@ pub struct Args {
     /// name one of its keys (the encryptionKeys rule, with the policy's own)
     #[arg(long)]
     encryption_config: Option<PathBuf>,
+    /// Add each snapshot to this backup catalog and run its trend rules
+    /// (see `etcdsnap catalog --help`); their results are extra rules
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// With --catalog: a label KEY=VALUE for the entries (repeatable);
+    /// entries with the same labels form a series
+    #[arg(long = "label", value_name = "KEY=VALUE", requires = "catalog")]
+    labels: Vec<String>,
+    /// With --catalog: the largest drop allowed in a resource's objects
+    #[arg(
+        long,
+        default_value = "20%",
+        value_name = "PERCENT",
+        requires = "catalog"
+    )]
+    max_drop: String,
     #[command(flatten)]
     prefix: PrefixOpt,
 }
@@ -106,13 +130,40 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None => None,
     };
     let now = SystemTime::now();
+    let catalog = match &args.catalog {
+        Some(path) => {
+            let labels = parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
+            let max_drop = parse_max_drop(&args.max_drop).map_err(anyhow::Error::msg)?;
+            let opt = CatalogOpt {
+                catalog: Some(path.clone()),
+                lock_wait: 30,
+            };
+            // Said before any snapshot is read if damaged or foreign; the
+            // lock is then held only while each entry is written.
+            drop(opt.open(true)?);
+            Some((opt, labels, max_drop))
+        }
+        None => None,
+    };
     let mut runs = Vec::new();
     for path in &args.snapshots {
         let name = path.display().to_string();
         let (rules, f) = match SnapshotFile::open(path) {
             Ok(file) => {
                 let read = facts::read(&file, &policy, &args.prefix.prefix);
-                (judge(&read, &policy, taken_at, now), read.facts)
+                let mut rules = judge(&read, &policy, taken_at, now);
+                if let Some((opt, labels, max_drop)) = &catalog {
+                    let store = opt.open(true)?;
+                    let (entry, added) = add_read(&store, &file, &read, labels)?;
+                    say!("{}", added_text(&store, &entry, added));
+                    let seq = match added {
+                        Added::New(s) | Added::Already(s) => s,
+                    };
+                    rules.extend(trend::judge(&store.heads()?, seq, *max_drop, &mut |s| {
+                        store.entry(s)
+                    })?);
+                }
+                (rules, read.facts)
             }
             // A compressed stream that does not decode is a damaged file: the
             // verify rule fails; anything else (missing, unreadable) is I/O.

@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 mod bundle;
+mod catalog;
 mod check;
 #[cfg(feature = "live")]
 mod compare;
@@ -75,6 +76,7 @@ enum Command {
     Status(status::Args),
     Verify(verify::Args),
     Check(check::Args),
+    Catalog(catalog::Args),
     Ls(ls::Args),
     Get(get::Args),
     History(history::Args),
@@ -151,6 +153,7 @@ fn run_main() -> ExitCode {
         Command::Status(a) => status::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Check(a) => check::run(a),
+        Command::Catalog(a) => catalog::run(a),
         Command::Ls(a) => ls::run(a),
         Command::Get(a) => get::run(a),
         Command::History(a) => history::run(a),

@@ -1,0 +1,246 @@
+//! What a catalog entry holds, and how it is read from a snapshot: figures
+//! and names only (counts, revisions, sizes, IDs, member names and peer
+//! URLs, resource and namespace names, labels), never a key's value.
+//!
+//! The entry is read from the same single pass `check` makes
+//! ([`crate::check::facts::read`]: verify on one core, the live keys counted
+//! on the other); the small cluster/members buckets are read beside it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bolt::Db;
+use crate::bolt::read;
+use crate::check::facts::Read;
+use crate::input::SnapshotFile;
+use crate::verify::CheckStatus;
+
+/// The version of the encoding of an [`Entry`]; an entry of another version
+/// is refused with a clear error rather than guessed at.
+pub const ENTRY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "peerURLs")]
+    pub peer_urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyResult {
+    pub passed: bool,
+    /// Problems found by the failed checks (0 when it passed).
+    pub problems: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Entry {
+    pub version: u32,
+    /// sha256 of the whole (decompressed) snapshot file, as `sha256sum`
+    /// prints it for an uncompressed one.
+    pub sha256: String,
+    /// The path the snapshot was added from.
+    pub path: String,
+    /// When it was added: seconds since the Unix epoch (UTC).
+    pub added: i64,
+    pub labels: BTreeMap<String, String>,
+    /// Bytes of the (decompressed) file.
+    pub file_size: u64,
+    /// Bytes of the pages in use (the file less its free pages).
+    pub db_size_in_use: Option<u64>,
+    pub revision: i64,
+    pub compacted_revision: Option<i64>,
+    /// Distinct keys, and those whose newest revision is a put.
+    pub total_keys: Option<u64>,
+    pub live_keys: Option<u64>,
+    /// Derived from the member IDs, as etcd does at bootstrap.
+    pub cluster_id: Option<String>,
+    pub members: Vec<Member>,
+    /// Live objects per resource (kubectl names).
+    pub objects: BTreeMap<String, u64>,
+    /// Live namespaced objects per namespace and resource; a namespace with
+    /// a Namespace object and nothing in it has an empty map.
+    pub namespaces: BTreeMap<String, BTreeMap<String, u64>>,
+    pub verify: VerifyResult,
+}
+
+/// What `catalog check` needs of every entry to find series, baselines
+/// and the highest revision; stored beside the entry, so that a check reads
+/// whole entries only for the few it compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Head {
+    pub version: u32,
+    pub sha256: String,
+    pub path: String,
+    pub labels: BTreeMap<String, String>,
+    pub revision: i64,
+    pub cluster_id: Option<String>,
+    pub members: Vec<Member>,
+    pub verified: bool,
+}
+
+impl Entry {
+    pub fn head(&self) -> Head {
+        Head {
+            version: self.version,
+            sha256: self.sha256.clone(),
+            path: self.path.clone(),
+            labels: self.labels.clone(),
+            revision: self.revision,
+            cluster_id: self.cluster_id.clone(),
+            members: self.members.clone(),
+            verified: self.verify.passed,
+        }
+    }
+
+    /// The entry of a snapshot read by [`crate::check::facts::read`].
+    pub fn from_read(
+        file: &SnapshotFile,
+        read: &Read,
+        labels: BTreeMap<String, String>,
+        added: i64,
+    ) -> Entry {
+        let (r, f) = (&read.report, &read.facts);
+        let sha256 = match &r.summary.sha256 {
+            Some(s) => s.clone(),
+            None => crate::verify::hex(
+                ring::digest::digest(&ring::digest::SHA256, file.bytes()).as_ref(),
+            ),
+        };
+        let problems = r
+            .failed_checks()
+            .map(|c| c.problems.len() as u64 + c.omitted)
+            .sum::<u64>()
+            .max(u64::from(!r.passed));
+        let db_size_in_use = match (&r.summary.pages, r.summary.page_size) {
+            (Some(p), Some(size)) => Some(
+                (2 + p.branch_pages + p.leaf_pages + p.overflow_pages + p.freelist_pages) * size,
+            ),
+            _ => None,
+        };
+        let ks = r.summary.keyspace.as_ref();
+        let header = Db::open(file.db()).ok().and_then(|db| {
+            let buckets = read::buckets(&db).ok()?;
+            crate::inspect::header::header(&db, &buckets).ok()
+        });
+        let (cluster_id, members, compacted) = match header {
+            Some(h) => (
+                h.cluster_id,
+                h.members
+                    .into_iter()
+                    .map(|m| Member {
+                        id: m.id,
+                        name: m.name,
+                        peer_urls: m.peer_urls,
+                    })
+                    .collect(),
+                h.compacted_revision,
+            ),
+            None => (None, Vec::new(), None),
+        };
+        let mut namespaces = f.namespace_objects.clone();
+        for ns in &f.namespaces {
+            namespaces.entry(ns.clone()).or_default();
+        }
+        Entry {
+            version: ENTRY_VERSION,
+            sha256,
+            path: file.path().display().to_string(),
+            added,
+            labels,
+            file_size: f.file_size,
+            db_size_in_use,
+            revision: if f.revision != 0 {
+                f.revision
+            } else {
+                ks.map(|k| k.revision).unwrap_or(0)
+            },
+            compacted_revision: compacted.or_else(|| {
+                r.summary
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.effective_compact_revision())
+            }),
+            total_keys: ks.map(|k| k.keys),
+            live_keys: ks.map(|k| k.live_keys),
+            cluster_id,
+            members,
+            objects: f.objects.clone(),
+            namespaces,
+            verify: VerifyResult {
+                passed: r.passed && r.checks.iter().all(|c| c.status != CheckStatus::Failed),
+                problems: if r.passed { 0 } else { problems },
+            },
+        }
+    }
+
+    /// Live objects in all resources.
+    pub fn total_objects(&self) -> u64 {
+        self.objects.values().sum()
+    }
+}
+
+/// Parses `--label k=v`, strictly: a key of letters, digits and `._/-`
+/// (starting with a letter or digit, at most 253 bytes), a value of
+/// letters, digits and `._:/@+-` (at most 253 bytes; may be empty).
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("label {s:?}: expected KEY=VALUE"))?;
+    let key_ok = !k.is_empty()
+        && k.len() <= 253
+        && k.as_bytes()[0].is_ascii_alphanumeric()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b));
+    if !key_ok {
+        return Err(format!(
+            "label {s:?}: the key must be letters, digits and ._/- (starting with a letter or digit, at most 253)"
+        ));
+    }
+    let value_ok = v.len() <= 253
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b));
+    if !value_ok {
+        return Err(format!(
+            "label {s:?}: the value must be letters, digits and ._:/@+- (at most 253)"
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Labels from repeated `--label` arguments; a key given twice is refused.
+pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (k, v) = parse_label(a)?;
+        if out.insert(k.clone(), v).is_some() {
+            return Err(format!("label {k:?} given twice"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_strict() {
+        assert_eq!(
+            parse_label("env=prod").unwrap(),
+            ("env".to_string(), "prod".to_string())
+        );
+        assert!(parse_label("app.kubernetes.io/part-of=x:y@z+1").is_ok());
+        assert!(parse_label("env=").is_ok());
+        for bad in ["env", "=x", "-a=b", "a b=c", "a=b c", "a=\u{7}", "a=é"] {
+            assert!(parse_label(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_labels(&["a=1".into(), "a=2".into()]).is_err());
+    }
+}

@@ -1,0 +1,472 @@
+//! The `catalog check` rules: the newest entry of a series compared with the
+//! entries before it. A series is the entries with the same label set (a
+//! cluster ID change inside it is a failure); entries without labels form
+//! one series per cluster ID (nothing else says which cluster they belong
+//! to). Figures are compared with the latest earlier entry of the same
+//! cluster ID that verified (else the latest of that cluster):
+//!
+//! - objects of a resource dropped by more than `max_drop` percent;
+//! - a namespace vanished;
+//! - the revision went backwards (below the highest earlier one);
+//! - the cluster ID, or the member set (IDs, names, peer URLs), changed
+//!   since the entry just before;
+//! - the data shrank below [`SHRINK_LIMIT`] of the previous while the revision
+//!   grew: the bytes in use (pages not free) when both entries have them,
+//!   else the file size — a defragmented cluster's file shrinks legitimately,
+//!   its data in use does not.
+//!
+//! Each finding names the resource, namespace and figures.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::entry::{Entry, Head, Member};
+use crate::check::rules::RuleResult;
+
+/// The data in use may shrink to this share of the previous entry's (50 %).
+pub const SHRINK_LIMIT: f64 = 0.5;
+
+/// Namespaces named for a resource's drop, at most.
+const NAMED: usize = 5;
+
+/// The series an entry belongs to (see the module comment).
+pub fn series_key(e: &Head) -> String {
+    if e.labels.is_empty() {
+        format!("cluster {}", e.cluster_id.as_deref().unwrap_or("unknown"))
+    } else {
+        labels_text(&e.labels)
+    }
+}
+
+pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn result(rule: impl Into<String>, passed: bool, message: impl Into<String>) -> RuleResult {
+    RuleResult {
+        rule: rule.into(),
+        passed,
+        message: message.into(),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+fn pct(before: u64, after: u64) -> f64 {
+    (before.saturating_sub(after)) as f64 * 100.0 / before as f64
+}
+
+fn drop_text(what: &str, before: u64, after: u64) -> String {
+    format!("{what}: {before} → {after} (−{:.0} %)", pct(before, after))
+}
+
+fn members_text(m: &Member) -> String {
+    format!("{} ({}, {})", m.name, m.id, m.peer_urls.join(" "))
+}
+
+/// The trend rules for the entry numbered `seq` against the earlier entries
+/// of its series, found in `heads` (all of the catalog's, oldest first);
+/// `load` reads a whole entry (only the two compared are read).
+/// `max_drop` is a percentage.
+pub fn judge<E>(
+    heads: &[(u64, Head)],
+    seq: u64,
+    max_drop: f64,
+    load: &mut dyn FnMut(u64) -> Result<Entry, E>,
+) -> Result<Vec<RuleResult>, E> {
+    let keys: Vec<String> = heads.iter().map(|(_, h)| series_key(h)).collect();
+    judge_keyed(heads, &keys, seq, max_drop, load)
+}
+
+/// [`judge`] with each entry's series key already made.
+fn judge_keyed<E>(
+    heads: &[(u64, Head)],
+    keys: &[String],
+    seq: u64,
+    max_drop: f64,
+    load: &mut dyn FnMut(u64) -> Result<Entry, E>,
+) -> Result<Vec<RuleResult>, E> {
+    let Some(at) = heads.iter().position(|(s, _)| *s == seq) else {
+        return Ok(Vec::new());
+    };
+    let (new_h, key) = (&heads[at].1, &keys[at]);
+    let before: Vec<(u64, &Head)> = heads
+        .iter()
+        .zip(keys)
+        .filter(|((s, _), k)| *s < seq && *k == key)
+        .map(|((s, h), _)| (*s, h))
+        .collect();
+    let Some(&(_, last)) = before.last() else {
+        return Ok(vec![result(
+            "trend",
+            true,
+            format!("the first entry of series {key}: nothing to compare with"),
+        )]);
+    };
+    let new = new_h;
+    let mut out = Vec::new();
+    let cid = |e: &Head| e.cluster_id.clone().unwrap_or_else(|| "unknown".into());
+    out.push(if last.cluster_id == new.cluster_id {
+        result(
+            "trend cluster",
+            true,
+            format!("cluster ID {} as before", cid(new)),
+        )
+    } else {
+        result(
+            "trend cluster",
+            false,
+            format!(
+                "cluster ID changed in series {key}: {} → {} (entry {} before it)",
+                cid(last),
+                cid(new),
+                short(&last.sha256)
+            ),
+        )
+    });
+    let ids = |e: &Head| -> BTreeMap<String, Member> {
+        e.members
+            .iter()
+            .map(|m| (m.id.clone(), m.clone()))
+            .collect()
+    };
+    let (old_m, new_m) = (ids(last), ids(new));
+    if old_m == new_m {
+        out.push(result(
+            "trend members",
+            true,
+            format!(
+                "{} member{} as before",
+                new_m.len(),
+                if new_m.len() == 1 { "" } else { "s" }
+            ),
+        ));
+    } else {
+        let mut parts = Vec::new();
+        for (id, m) in &new_m {
+            match old_m.get(id) {
+                None => parts.push(format!("added {}", members_text(m))),
+                Some(o) if o != m => {
+                    parts.push(format!("changed {} → {}", members_text(o), members_text(m)))
+                }
+                _ => {}
+            }
+        }
+        for (id, m) in &old_m {
+            if !new_m.contains_key(id) {
+                parts.push(format!("removed {}", members_text(m)));
+            }
+        }
+        out.push(result(
+            "trend members",
+            false,
+            format!("the member set changed: {}", parts.join("; ")),
+        ));
+    }
+    let same: Vec<(u64, &Head)> = before
+        .iter()
+        .filter(|(_, e)| e.cluster_id == new.cluster_id)
+        .copied()
+        .collect();
+    let Some(&(base_seq, base_h)) = same.iter().rev().find(|(_, e)| e.verified).or(same.last())
+    else {
+        out.push(result(
+            "trend",
+            true,
+            format!(
+                "no earlier entry of cluster {} to compare figures with",
+                cid(new)
+            ),
+        ));
+        return Ok(out);
+    };
+    // Revision.
+    let highest = same
+        .iter()
+        .map(|(_, h)| *h)
+        .max_by_key(|e| e.revision)
+        .unwrap_or(base_h);
+    out.push(if new.revision >= highest.revision {
+        result(
+            "trend revision",
+            true,
+            format!(
+                "revision {} (highest before: {})",
+                new.revision, highest.revision
+            ),
+        )
+    } else {
+        result(
+            "trend revision",
+            false,
+            format!(
+                "the revision went backwards: {} < {} (entry {}, {})",
+                new.revision,
+                highest.revision,
+                short(&highest.sha256),
+                highest.path
+            ),
+        )
+    });
+    let base = load(base_seq)?;
+    let new = load(seq)?;
+    let (base, new) = (&base, &new);
+    // Objects per resource.
+    let mut failed = false;
+    for (res, &p) in &base.objects {
+        let n = new.objects.get(res).copied().unwrap_or(0);
+        if p == 0 || pct(p, n) <= max_drop {
+            continue;
+        }
+        failed = true;
+        let mut by_ns: Vec<(String, u64, u64)> = base
+            .namespaces
+            .iter()
+            .filter_map(|(ns, per)| {
+                let b = per.get(res).copied().unwrap_or(0);
+                let a = new
+                    .namespaces
+                    .get(ns)
+                    .and_then(|m| m.get(res))
+                    .copied()
+                    .unwrap_or(0);
+                (a < b).then(|| (ns.clone(), b, a))
+            })
+            .collect();
+        by_ns.sort_by_key(|(ns, b, a)| (std::cmp::Reverse(b - a), ns.clone()));
+        let mut msg = format!(
+            "{}, more than the {max_drop} % allowed (entry {} before)",
+            drop_text(res, p, n),
+            short(&base.sha256)
+        );
+        if !by_ns.is_empty() {
+            let named: Vec<String> = by_ns
+                .iter()
+                .take(NAMED)
+                .map(|(ns, b, a)| drop_text(&format!("namespace {ns}"), *b, *a))
+                .collect();
+            msg.push_str("; ");
+            msg.push_str(&named.join(", "));
+            if by_ns.len() > NAMED {
+                msg.push_str(&format!(" and {} more namespaces", by_ns.len() - NAMED));
+            }
+        }
+        out.push(result(format!("trend objects {res}"), false, msg));
+    }
+    if !failed {
+        out.push(result(
+            "trend objects",
+            true,
+            format!(
+                "{} resources, none dropped more than {max_drop} % (objects {} → {})",
+                new.objects.len(),
+                base.total_objects(),
+                new.total_objects()
+            ),
+        ));
+    }
+    // Namespaces.
+    let mut vanished = false;
+    for (ns, per) in &base.namespaces {
+        if new.namespaces.contains_key(ns) {
+            continue;
+        }
+        vanished = true;
+        let had: u64 = per.values().sum();
+        let what: Vec<String> = per.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        out.push(result(
+            format!("trend namespace {ns}"),
+            false,
+            format!(
+                "namespace {ns} vanished (it had {had} objects{}{})",
+                if what.is_empty() { "" } else { ": " },
+                what.join(", ")
+            ),
+        ));
+    }
+    if !vanished {
+        out.push(result(
+            "trend namespaces",
+            true,
+            format!(
+                "all {} namespaces of the entry before are there",
+                base.namespaces.len()
+            ),
+        ));
+    }
+    // Size.
+    let (what, b, a) = match (base.db_size_in_use, new.db_size_in_use) {
+        (Some(b), Some(a)) => ("bytes in use", b, a),
+        _ => ("file size", base.file_size, new.file_size),
+    };
+    let shrank = (a as f64) < b as f64 * SHRINK_LIMIT && new.revision > base.revision;
+    out.push(result(
+        "trend size",
+        !shrank,
+        if shrank {
+            format!(
+                "the data shrank sharply while the revision grew: {what} {b} → {a} (below {:.0} % of the entry before; file {} → {}), revision {} → {}",
+                SHRINK_LIMIT * 100.0,
+                base.file_size,
+                new.file_size,
+                base.revision,
+                new.revision
+            )
+        } else {
+            format!("{what} {b} → {a}")
+        },
+    ));
+    Ok(out)
+}
+
+/// A series' newest entry and its trend results.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesReport {
+    pub series: String,
+    pub sha256: String,
+    pub path: String,
+    pub revision: i64,
+    pub passed: bool,
+    pub rules: Vec<RuleResult>,
+}
+
+/// `catalog check`: the newest entry of every series whose labels include
+/// `filter`, judged; also fails a newest entry that did not verify.
+pub fn check<E>(
+    heads: &[(u64, Head)],
+    filter: &BTreeMap<String, String>,
+    max_drop: f64,
+    load: &mut dyn FnMut(u64) -> Result<Entry, E>,
+) -> Result<Vec<SeriesReport>, E> {
+    let keys: Vec<String> = heads.iter().map(|(_, h)| series_key(h)).collect();
+    let mut newest: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, ((_, h), key)) in heads.iter().zip(&keys).enumerate() {
+        if filter.iter().all(|(k, v)| h.labels.get(k) == Some(v)) {
+            newest.insert(key.clone(), i);
+        }
+    }
+    let mut out = Vec::new();
+    for (series, i) in newest {
+        let (seq, h) = &heads[i];
+        let mut rules = vec![if h.verified {
+            result("trend verify", true, "the newest entry verified")
+        } else {
+            let e = load(*seq)?;
+            result(
+                "trend verify",
+                false,
+                format!(
+                    "the newest entry did not verify ({} problems)",
+                    e.verify.problems
+                ),
+            )
+        }];
+        rules.extend(judge_keyed(heads, &keys, *seq, max_drop, load)?);
+        out.push(SeriesReport {
+            series,
+            sha256: h.sha256.clone(),
+            path: h.path.clone(),
+            revision: h.revision,
+            passed: rules.iter().all(|r| r.passed),
+            rules,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses `--max-drop`: a percentage, `20%` or `20`, from 0 to 100.
+pub fn parse_max_drop(s: &str) -> Result<f64, String> {
+    let n = s.trim().strip_suffix('%').unwrap_or(s.trim()).trim();
+    match n.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "--max-drop {s:?}: expected a percentage from 0 to 100, such as 20%"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::entry::{ENTRY_VERSION, VerifyResult};
+
+    fn entry(sha: &str, rev: i64, cms: &[(&str, u64)]) -> Entry {
+        let mut namespaces: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (ns, n) in cms {
+            namespaces
+                .entry(ns.to_string())
+                .or_default()
+                .insert("configmaps".into(), *n);
+        }
+        Entry {
+            version: ENTRY_VERSION,
+            sha256: sha.into(),
+            path: format!("{sha}.db"),
+            added: 0,
+            labels: [("env".to_string(), "prod".to_string())].into(),
+            file_size: 1 << 20,
+            db_size_in_use: Some(1 << 19),
+            revision: rev,
+            compacted_revision: None,
+            total_keys: None,
+            live_keys: None,
+            cluster_id: Some("c1".into()),
+            members: Vec::new(),
+            objects: [("configmaps".to_string(), cms.iter().map(|c| c.1).sum())].into(),
+            namespaces,
+            verify: VerifyResult {
+                passed: true,
+                problems: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn drops_name_resource_and_namespace() {
+        let es = [
+            (1, entry("aa", 10, &[("team-a", 40), ("team-b", 10)])),
+            (2, entry("bb", 20, &[("team-a", 10), ("team-b", 10)])),
+        ];
+        let heads: Vec<(u64, Head)> = es.iter().map(|(s, e)| (*s, e.head())).collect();
+        let mut load = |seq: u64| -> Result<Entry, ()> {
+            Ok(es.iter().find(|(s, _)| *s == seq).unwrap().1.clone())
+        };
+        let r = judge(&heads, 2, 20.0, &mut load).unwrap();
+        let f: Vec<&RuleResult> = r.iter().filter(|r| !r.passed).collect();
+        assert_eq!(f.len(), 1, "{r:?}");
+        assert_eq!(f[0].rule, "trend objects configmaps");
+        assert!(
+            f[0].message.starts_with("configmaps: 50 → 20 (−60 %)"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message.contains("namespace team-a: 40 → 10 (−75 %)"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            judge(&heads, 2, 60.0, &mut load)
+                .unwrap()
+                .iter()
+                .all(|r| r.passed)
+        );
+    }
+
+    #[test]
+    fn max_drop_is_a_percentage() {
+        assert_eq!(parse_max_drop("20%").unwrap(), 20.0);
+        assert_eq!(parse_max_drop("7.5").unwrap(), 7.5);
+        for bad in ["", "x", "-1%", "101%", "20%%"] {
+            assert!(parse_max_drop(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! `etcdsnap catalog`: remember each backup (add), look back (list, show,
+//! forget), and judge the newest against the ones before it (check). The
+//! catalog is the library's ([`crate::catalog`]); this is its command line,
+//! and the helpers `check --catalog` shares.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Subcommand, ValueEnum};
+
+use super::objects::PrefixOpt;
+use super::{Outcome, out};
+use crate::catalog::entry::{Entry, parse_labels};
+use crate::catalog::store::{Added, Store};
+use crate::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
+use crate::check::facts;
+use crate::check::junit;
+use crate::check::policy::Policy;
+use crate::input::SnapshotFile;
+use crate::report::{Align, Table, escape_controls};
+
+const EXAMPLES: &str = "The catalog records, per snapshot: its sha256, revision, compacted revision, keys, bytes \
+in use, cluster ID and members, live objects per resource and per namespace, the verify result, labels and \
+when it was added — figures and names, never values.
+
+Series: entries with the same labels form one series (a cluster ID change inside it fails `check`); \
+entries without labels form one series per cluster ID. `check` compares each series' newest entry with \
+the ones before it and fails when: objects of a resource dropped by more than --max-drop, a namespace \
+vanished, the revision went backwards, the cluster ID or member set changed, the bytes in use shrank \
+below 50 % of the entry before while the revision grew, or the newest entry did not verify.
+
+Examples:
+  etcdsnap catalog add /backups/snap-0200.db --label cluster=prod
+  etcdsnap catalog list --label cluster=prod
+  etcdsnap catalog show 3f2a9c1b
+  etcdsnap catalog check --max-drop 10% --label cluster=prod
+  etcdsnap check /backups/snap-0200.db --catalog /backups/catalog.redb --label cluster=prod -w junit
+
+Catalog file: --catalog, else $ETCDSNAP_CATALOG, else $XDG_DATA_HOME/etcdsnap/catalog.redb, else \
+~/.local/share/etcdsnap/catalog.redb. Only `add` (and `check --catalog`) create it. A damaged or foreign \
+file is reported and left as it is.
+
+Exit codes: 0 ok; 1 `check` found a backup that looks wrong, or `show`/`forget` found no such entry; \
+2 usage or I/O error, a damaged or foreign catalog, a lock not released in time.";
+
+/// Remember backups and compare the newest with the ones before it
+#[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+    #[command(flatten)]
+    catalog: CatalogOpt,
+}
+
+/// Where the catalog is, and how long to wait for another process's lock.
+#[derive(clap::Args, Clone)]
+pub struct CatalogOpt {
+    /// The catalog file (default: $ETCDSNAP_CATALOG, else
+    /// $XDG_DATA_HOME/etcdsnap/catalog.redb, else ~/.local/share/etcdsnap/catalog.redb)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Seconds to wait while another process holds the catalog
+    #[arg(long, global = true, default_value = "30", value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+impl CatalogOpt {
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.catalog {
+            return Ok(p.clone());
+        }
+        default_path()
+    }
+
+    /// Opens the catalog to read it (`list`, `show`, `check`).
+    pub fn open_read(&self) -> anyhow::Result<Store> {
+        Ok(Store::open_read(
+            &self.path()?,
+            Duration::from_secs(self.lock_wait),
+        )?)
+    }
+
+    pub fn open(&self, create: bool) -> anyhow::Result<Store> {
+        Ok(Store::open(
+            &self.path()?,
+            create,
+            Duration::from_secs(self.lock_wait),
+        )?)
+    }
+}
+
+fn default_path() -> anyhow::Result<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(p) = nonempty("ETCDSNAP_CATALOG") {
+        return Ok(PathBuf::from(p));
+    }
+    let data = match nonempty("XDG_DATA_HOME") {
+        Some(d) => PathBuf::from(d),
+        None => match nonempty("HOME") {
+            Some(h) => PathBuf::from(h).join(".local/share"),
+            None => bail!("no catalog file: give --catalog, or set ETCDSNAP_CATALOG or HOME"),
+        },
+    };
+    Ok(data.join("etcdsnap").join("catalog.redb"))
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// Record snapshots (adding the same file twice is a no-op)
+    Add {
+        /// Snapshot files (zstd/gzip/zip are detected)
+        #[arg(required = true)]
+        snapshots: Vec<PathBuf>,
+        /// A label KEY=VALUE (repeatable); entries with the same labels form a series
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        #[command(flatten)]
+        prefix: PrefixOpt,
+    },
+    /// List the entries, oldest first
+    List {
+        /// Only entries with this label (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+        write_out: ListFormat,
+    },
+    /// Show one entry: its sha256 or a unique prefix of it
+    Show {
+        sha: String,
+        #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+        write_out: ListFormat,
+    },
+    /// Remove one entry: its sha256 or a unique prefix of it
+    Forget { sha: String },
+    /// Add entries as `list -w json` prints them (for tests and benchmarks)
+    #[command(hide = true)]
+    ImportEntries {
+        /// A JSON file: an array of entries
+        file: PathBuf,
+    },
+    /// Compare each series' newest entry with the ones before it
+    Check {
+        /// Largest drop allowed in a resource's objects
+        #[arg(long, default_value = "20%", value_name = "PERCENT")]
+        max_drop: String,
+        /// Only series whose labels include this one (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        #[arg(short = 'w', long = "write-out", value_enum, default_value = "text")]
+        write_out: CheckFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    match args.command {
+        Sub::Add {
+            snapshots,
+            labels,
+            prefix,
+        } => {
+            let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
+            // A damaged or foreign catalog is said before any snapshot is
+            // read; the lock is then held only while an entry is written.
+            drop(args.catalog.open(true)?);
+            for path in &snapshots {
+                let file = SnapshotFile::open(path).with_context(|| path.display().to_string())?;
+                let read = facts::read(&file, &Policy::default(), &prefix.prefix);
+                let store = args.catalog.open(true)?;
+                let (entry, added) = add_read(&store, &file, &read, &labels)?;
+                say!("{}", added_text(&store, &entry, added));
+            }
+            Ok(Outcome::Ok)
+        }
+        Sub::List { labels, write_out } => {
+            let filter = parse_labels(&labels).map_err(anyhow::Error::msg)?;
+            let store = args.catalog.open_read()?;
+            let entries: Vec<Entry> = store
+                .entries()?
+                .into_iter()
+                .map(|(_, e)| e)
+                .filter(|e| filter.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+                .collect();
+            match write_out {
+                ListFormat::Json => out(&(serde_json::to_string_pretty(&entries)? + "\n"))?,
+                ListFormat::Table => {
+                    let mut t = Table::new(
+                        &[
+                            "sha256", "added", "revision", "objects", "verify", "cluster",
+                            "labels", "path",
+                        ],
+                        Align::Left,
+                    );
+                    for e in &entries {
+                        t.row(vec![
+                            e.sha256[..12.min(e.sha256.len())].to_string(),
+                            time_text(e.added),
+                            e.revision.to_string(),
+                            e.total_objects().to_string(),
+                            verify_text(e),
+                            e.cluster_id.clone().unwrap_or_default(),
+                            labels_text(&e.labels),
+                            escape_controls(&e.path).into_owned(),
+                        ]);
+                    }
+                    out(&t.render())?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Sub::Show { sha, write_out } => {
+            let store = args.catalog.open_read()?;
+            let Some((_, seq)) = lookup(&store, &sha)? else {
+                return Ok(Outcome::Failed);
+            };
+            let Some(e) = store.get(seq)? else {
+                return Ok(Outcome::Failed);
+            };
+            match write_out {
+                ListFormat::Json => out(&(serde_json::to_string_pretty(&e)? + "\n"))?,
+                ListFormat::Table => out(&show_text(&e))?,
+            }
+            Ok(Outcome::Ok)
+        }
+        Sub::Forget { sha } => {
+            let store = args.catalog.open(false)?;
+            let Some((full, _)) = lookup(&store, &sha)? else {
+                return Ok(Outcome::Failed);
+            };
+            store.forget(&full)?;
+            say!("forgot {full} ({})", store.path().display());
+            Ok(Outcome::Ok)
+        }
+        Sub::ImportEntries { file } => {
+            let text = std::fs::read(&file).with_context(|| file.display().to_string())?;
+            let entries: Vec<Entry> = serde_json::from_slice(&text)
+                .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
+            for e in &entries {
+                if e.version != crate::catalog::entry::ENTRY_VERSION
+                    || e.sha256.len() != 64
+                    || !e
+                        .sha256
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    bail!(
+                        "{}: entry {:?}: not an entry of version {} with a sha256",
+                        file.display(),
+                        e.sha256,
+                        crate::catalog::entry::ENTRY_VERSION
+                    );
+                }
+                for (k, v) in &e.labels {
+                    crate::catalog::entry::parse_label(&format!("{k}={v}"))
+                        .map_err(|why| anyhow::anyhow!("{}: {why}", file.display()))?;
+                }
+            }
+            let store = args.catalog.open(true)?;
+            let added = store.add_all(&entries)?;
+            let new = added.iter().filter(|a| matches!(a, Added::New(_))).count();
+            say!(
+                "added {new} of {} entries to {}",
+                entries.len(),
+                store.path().display()
+            );
+            Ok(Outcome::Ok)
+        }
+        Sub::Check {
+            max_drop,
+            labels,
+            write_out,
+        } => {
+            let max_drop = parse_max_drop(&max_drop).map_err(anyhow::Error::msg)?;
+            let filter = parse_labels(&labels).map_err(anyhow::Error::msg)?;
+            let store = args.catalog.open_read()?;
+            let heads = store.heads()?;
+            let reports = trend::check(&heads, &filter, max_drop, &mut |seq| store.entry(seq))?;
+            if reports.is_empty() {
+                bail!(
+                    "{}: no entries{} to check",
+                    store.path().display(),
+                    if filter.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with labels {}", labels_text(&filter))
+                    }
+                );
+            }
+            print_reports(&reports, write_out)?;
+            Ok(if reports.iter().all(|r| r.passed) {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
+        }
+    }
+}
+
+/// Adds the entry of a snapshot read by [`facts::read`] (one pass: verify
+/// and the counts, as `check` reads it).
+pub fn add_read(
+    store: &Store,
+    file: &SnapshotFile,
+    read: &facts::Read,
+    labels: &BTreeMap<String, String>,
+) -> anyhow::Result<(Entry, Added)> {
+    let entry = Entry::from_read(file, read, labels.clone(), now_unix());
+    let added = store.add(&entry)?;
+    Ok((entry, added))
+}
+
+/// What `add` says on stderr.
+pub fn added_text(store: &Store, e: &Entry, added: Added) -> String {
+    match added {
+        Added::New(_) => format!(
+            "added {} ({}: revision {}, {} objects, verify {}) to {}",
+            &e.sha256[..12.min(e.sha256.len())],
+            e.path,
+            e.revision,
+            e.total_objects(),
+            verify_text(e),
+            store.path().display()
+        ),
+        Added::Already(_) => format!(
+            "{} ({}) is already in {}: nothing added",
+            &e.sha256[..12.min(e.sha256.len())],
+            e.path,
+            store.path().display()
+        ),
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn time_text(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn verify_text(e: &Entry) -> String {
+    if e.verify.passed {
+        "passed".into()
+    } else {
+        format!("FAILED ({} problems)", e.verify.problems)
+    }
+}
+
+/// The entry a sha256 or prefix names; `None` (said on stderr) when none.
+fn lookup(store: &Store, sha: &str) -> anyhow::Result<Option<(String, u64)>> {
+    let prefix = sha.to_ascii_lowercase();
+    if prefix.len() < 4 || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{sha:?}: expected a sha256 or a prefix of at least 4 hex digits");
+    }
+    let mut found = store.find(&prefix)?;
+    match found.len() {
+        0 => {
+            say!("etcdsnap: {}: no entry {prefix}", store.path().display());
+            Ok(None)
+        }
+        1 => Ok(found.pop()),
+        n => bail!(
+            "{prefix}: {n} entries start with it ({}); give more digits",
+            found
+                .iter()
+                .map(|(s, _)| &s[..16.min(s.len())])
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn show_text(e: &Entry) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<20}{}\n", escape_controls(&v)));
+    line("sha256", e.sha256.clone());
+    line("path", e.path.clone());
+    line("added", time_text(e.added));
+    line("labels", labels_text(&e.labels));
+    line("verify", verify_text(e));
+    line("revision", e.revision.to_string());
+    line(
+        "compacted revision",
+        opt(e.compacted_revision.map(|r| r.to_string())),
+    );
+    line("total keys", opt(e.total_keys.map(|r| r.to_string())));
+    line("live keys", opt(e.live_keys.map(|r| r.to_string())));
+    line("file size", e.file_size.to_string());
+    line("bytes in use", opt(e.db_size_in_use.map(|r| r.to_string())));
+    line("cluster ID", opt(e.cluster_id.clone()));
+    for m in &e.members {
+        line(
+            "member",
+            format!("{} {} {}", m.id, m.name, m.peer_urls.join(",")),
+        );
+    }
+    let mut t = Table::new(&["resource", "objects"], Align::Left);
+    for (r, n) in &e.objects {
+        t.row(vec![r.clone(), n.to_string()]);
+    }
+    s.push('\n');
+    s.push_str(&t.render());
+    let mut t = Table::new(&["namespace", "objects", "by resource"], Align::Left);
+    for (ns, per) in &e.namespaces {
+        t.row(vec![
+            ns.clone(),
+            per.values().sum::<u64>().to_string(),
+            per.iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    s.push('\n');
+    s.push_str(&t.render());
+    s
+}
+
+fn print_reports(reports: &[SeriesReport], format: CheckFormat) -> anyhow::Result<()> {
+    match format {
+        CheckFormat::Json => out(&(serde_json::to_string_pretty(reports)? + "\n")),
+        CheckFormat::Junit => {
+            let pairs: Vec<(String, Vec<_>)> = reports
+                .iter()
+                .map(|r| (format!("{} ({})", r.series, r.path), r.rules.clone()))
+                .collect();
+            out(&junit::report(&pairs)?)
+        }
+        CheckFormat::Text => {
+            let mut s = String::new();
+            for r in reports {
+                s.push_str(&format!(
+                    "series {}: {} (newest: {} {}, revision {})\n",
+                    escape_controls(&r.series),
+                    if r.passed { "PASSED" } else { "FAILED" },
+                    &r.sha256[..12.min(r.sha256.len())],
+                    escape_controls(&r.path),
+                    r.revision
+                ));
+                for rule in &r.rules {
+                    s.push_str(&format!(
+                        "  {} {}: {}\n",
+                        if rule.passed { "ok  " } else { "FAIL" },
+                        rule.rule,
+                        escape_controls(&rule.message)
+                    ));
+                }
+            }
+            out(&s)
+        }
+    }
+}
