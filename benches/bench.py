@@ -81,10 +81,11 @@ def object_values():
     return out
 
 
-def make_snapshot(path, size_mib, release, names_match=False):
+def make_snapshot(path, size_mib, release, names_match=True):
     """Fills a real etcd with the fixture objects up to size_mib and saves a
-    snapshot. names_match: each object's metadata names its key (what
-    `verify --deep` checks); otherwise the fixtures' own names are kept."""
+    snapshot. names_match: each object's metadata names its key, as a real API
+    server stores it (what `verify --deep` checks); False keeps the testdata's
+    own "nameValue" everywhere."""
     s = Server(release, extra_args=["--quota-backend-bytes", str(16 << 30),
                                   "--max-request-bytes", str(4 << 20),
                                   "--snapshot-count", "1000000"])

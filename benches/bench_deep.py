@@ -3,12 +3,11 @@
 
     python3 benches/bench_deep.py [--snapshot FILE] [--size-mib 1024] [--runs 3] [--pairs 5]
 
-1. Uses FILE, else benches/work/bench-named-<size>MiB.db: made once by
-   benches/bench.py's make_snapshot with a real etcd 3.5.1, the Kubernetes
+1. Uses FILE, else benches/work/bench-objects-<size>MiB.db (made once by
+   benches/bench.py's make_snapshot with a real etcd 3.5.1: the Kubernetes
    serialization fixtures as values, each object's metadata.name/namespace
-   set to what its key names (so the kube-values check passes, as on a real
-   cluster; the plain bench-objects file keeps the fixtures' own names, and
-   every object there is a reported mismatch).
+   set to what its key names, so the kube-values check passes as on a real
+   cluster).
 2. Builds etcdsnap in release mode.
 3. Warm cache: best of --runs of `verify` and of `verify --deep`, then --pairs
    runs of the two in turns (the median of per-pair ratios is the figure: it
@@ -36,11 +35,11 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=5)
     args = ap.parse_args()
-    snap = args.snapshot or os.path.join(WORK, f"bench-named-{args.size_mib}MiB.db")
+    snap = args.snapshot or os.path.join(WORK, f"bench-objects-{args.size_mib}MiB.db")
     if not os.path.exists(snap):
         os.makedirs(WORK, exist_ok=True)
         print(f"making {snap} with etcd 3.5 …", file=sys.stderr)
-        make_snapshot(snap, args.size_mib, "3.5", names_match=True)
+        make_snapshot(snap, args.size_mib, "3.5")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ours = os.path.join(ROOT, "target", "release", "etcdsnap")
     plain = [ours, "verify", snap, "-q"]
