@@ -51,7 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "fixtures"))
 from etcd_tools import VERSIONS, Server, distro_bin  # noqa: E402
 from make_fixtures import wait_storage_version  # noqa: E402
-from k8s_values import named  # noqa: E402
+from k8s_values import named, varint  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
 
@@ -124,6 +124,19 @@ def make_snapshot(path, size_mib, release, names_match=True):
         shutil.move(tmp, path)
     finally:
         s.stop()
+
+
+def bench_snapshot_and_binary(snapshot, size_mib):
+    """The benchmark file (SNAPSHOT, else benches/work/bench-objects-<size>MiB.db,
+    made once with a real etcd 3.5.1) and a release build of etcdsnap: what
+    every benches/bench_*.py starts from."""
+    snap = snapshot or os.path.join(WORK, f"bench-objects-{size_mib}MiB.db")
+    if not os.path.exists(snap):
+        os.makedirs(WORK, exist_ok=True)
+        print(f"making {snap} with etcd 3.5 …", file=sys.stderr)
+        make_snapshot(snap, size_mib, "3.5")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    return snap, os.path.join(ROOT, "target", "release", "etcdsnap")
 
 
 def measure(cmd, env=None, sample=False):
@@ -207,13 +220,7 @@ def first_line_latency(cmd):
 
 # ---- Object values (issue 17): decode throughput and memory per value size ----
 
-def _varint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7f) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+_varint = varint
 
 
 def _fld(num, payload):

@@ -32,7 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import WORK, make_snapshot, warm  # noqa: E402
+from bench import bench_snapshot_and_binary, warm  # noqa: E402
 
 
 def run_ok(cmd):
@@ -138,13 +138,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--entries", type=int, default=1000)
     args = ap.parse_args()
-    snap = args.snapshot or os.path.join(WORK, f"bench-objects-{args.size_mib}MiB.db")
-    if not os.path.exists(snap):
-        os.makedirs(WORK, exist_ok=True)
-        print(f"making {snap} with etcd 3.5 …", file=sys.stderr)
-        make_snapshot(snap, args.size_mib, "3.5")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    ours = os.path.join(ROOT, "target", "release", "etcdsnap")
+    snap, ours = bench_snapshot_and_binary(args.snapshot, args.size_mib)
     with tempfile.TemporaryDirectory(prefix="etcdsnap-bench-catalog-") as tmp:
         entry = add_vs_check(ours, snap, args.runs, tmp)
         trend_bench(ours, entry, args.entries, max(args.runs, 5), tmp)

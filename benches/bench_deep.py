@@ -19,13 +19,12 @@ Prints a Markdown table for the README.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import WORK, best, make_snapshot, measure, warm  # noqa: E402
+from bench import best, bench_snapshot_and_binary, measure, warm  # noqa: E402
 
 
 def main():
@@ -35,13 +34,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=5)
     args = ap.parse_args()
-    snap = args.snapshot or os.path.join(WORK, f"bench-objects-{args.size_mib}MiB.db")
-    if not os.path.exists(snap):
-        os.makedirs(WORK, exist_ok=True)
-        print(f"making {snap} with etcd 3.5 …", file=sys.stderr)
-        make_snapshot(snap, args.size_mib, "3.5")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    ours = os.path.join(ROOT, "target", "release", "etcdsnap")
+    snap, ours = bench_snapshot_and_binary(args.snapshot, args.size_mib)
     plain = [ours, "verify", snap, "-q"]
     deep = [ours, "verify", "--deep", snap, "-q"]
     warm(snap)

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "fixtures"))
-from bench import WORK, best, make_snapshot, warm  # noqa: E402
+from bench import WORK, best, bench_snapshot_and_binary, warm  # noqa: E402
 
 
 def etcdutl36():
@@ -85,13 +85,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--also", nargs="*", default=[])
     args = ap.parse_args()
-    snap = args.snapshot or os.path.join(WORK, f"bench-objects-{args.size_mib}MiB.db")
-    if not os.path.exists(snap):
-        os.makedirs(WORK, exist_ok=True)
-        print(f"making {snap} with etcd 3.5 …", file=sys.stderr)
-        make_snapshot(snap, args.size_mib, "3.5")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    ours = os.path.join(ROOT, "target", "release", "etcdsnap")
+    snap, ours = bench_snapshot_and_binary(args.snapshot, args.size_mib)
     for s in [snap, *args.also]:
         hashkv_bench(ours, s, args.runs)
 

@@ -20,13 +20,12 @@ Prints Markdown tables for the README.
 
 import argparse
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import WORK, best, make_snapshot, measure, warm  # noqa: E402
+from bench import best, bench_snapshot_and_binary, measure, warm  # noqa: E402
 
 
 def inspect_bench(ours, snap, runs):
@@ -61,13 +60,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--flat", nargs=2, metavar=("SMALL", "LARGE"))
     args = ap.parse_args()
-    snap = args.snapshot or os.path.join(WORK, f"bench-objects-{args.size_mib}MiB.db")
-    if not os.path.exists(snap):
-        os.makedirs(WORK, exist_ok=True)
-        print(f"making {snap} with etcd 3.5 …", file=sys.stderr)
-        make_snapshot(snap, args.size_mib, "3.5")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    ours = os.path.join(ROOT, "target", "release", "etcdsnap")
+    snap, ours = bench_snapshot_and_binary(args.snapshot, args.size_mib)
     inspect_bench(ours, snap, args.runs)
     if args.flat:
         flat_memory(ours, *args.flat)
