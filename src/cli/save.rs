@@ -30,8 +30,8 @@ pub struct ConnArgs {
     /// Client key: PKCS#1, SEC1 or PKCS#8, PEM or DER (env ETCDCTL_KEY)
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Accept any server certificate (refused: the TLS stack cannot; give
-    /// --cacert)
+    /// Do not check the server's certificate against a CA (its handshake
+    /// signature still is; the client certificate is still sent)
     #[arg(long)]
     pub insecure_skip_tls_verify: bool,
     /// Time to connect to a member and get its first answer (env

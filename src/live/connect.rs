@@ -36,11 +36,10 @@ pub enum LiveError {
     },
     #[error("--cert and --key go together: {0}")]
     HalfIdentity(&'static str),
-    #[error(
-        "--insecure-skip-tls-verify is not supported: the TLS stack (rustls via tonic) offers no way to \
-         skip verification; pass the cluster's CA with --cacert"
-    )]
-    InsecureUnsupported,
+    #[error("--insecure-skip-tls-verify: {0}")]
+    Insecure(String),
+    #[error("{endpoint}: {why}")]
+    Dial { endpoint: String, why: String },
     #[error("bad {name} {value:?}: {why}")]
     BadSetting {
         name: &'static str,
@@ -226,6 +225,23 @@ pub struct Live {
     rt: tokio::runtime::Runtime,
     pub spec: ConnectSpec,
     tls: Option<TlsOptions>,
+    /// With --insecure-skip-tls-verify: our own TLS settings (no server check).
+    insecure: Option<rustls::ClientConfig>,
+}
+
+/// The rustls settings for --insecure-skip-tls-verify (the client identity
+/// read as for the normal path; a CA, if given, is not used).
+fn insecure_config(files: &TlsFiles) -> Result<rustls::ClientConfig, LiveError> {
+    let identity = match (&files.cert, &files.key) {
+        (Some(c), Some(k)) => Some(super::insecure::ClientIdentity {
+            cert_pem: certificate_pem("client certificate", c)?,
+            key_pem: key_pem(k)?,
+        }),
+        (Some(_), None) => return Err(LiveError::HalfIdentity("--cert given without --key")),
+        (None, Some(_)) => return Err(LiveError::HalfIdentity("--key given without --cert")),
+        (None, None) => None,
+    };
+    super::insecure::client_config(identity.as_ref()).map_err(LiveError::Insecure)
 }
 
 /// One member reached: its endpoint, a client bound to it alone, and its
@@ -302,9 +318,6 @@ fn key_pem(path: &Path) -> Result<Vec<u8>, LiveError> {
 }
 
 fn tls_options(files: &TlsFiles) -> Result<Option<TlsOptions>, LiveError> {
-    if files.insecure_skip_verify {
-        return Err(LiveError::InsecureUnsupported);
-    }
     if !files.any() {
         return Ok(None);
     }
@@ -331,11 +344,21 @@ impl Live {
     /// and starts the runtime.
     pub fn new(spec: ConnectSpec) -> Result<Live, LiveError> {
         let tls = tls_options(&spec.tls)?;
+        let insecure = if spec.tls.insecure_skip_verify {
+            Some(insecure_config(&spec.tls)?)
+        } else {
+            None
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(LiveError::Runtime)?;
-        Ok(Live { rt, spec, tls })
+        Ok(Live {
+            rt,
+            spec,
+            tls,
+            insecure,
+        })
     }
 
     /// Runs `fut` to its end or to `after`.
@@ -388,30 +411,50 @@ impl Live {
         // TLS files are given.
         let url = if http || https {
             endpoint.to_string()
-        } else if self.tls.is_some() {
+        } else if self.tls.is_some() || self.insecure.is_some() {
             format!("https://{endpoint}")
         } else {
             format!("http://{endpoint}")
         };
-        if url.starts_with("https://") {
+        let insecure = match &self.insecure {
+            Some(config) if url.starts_with("https://") => Some(config.clone()),
+            _ => None,
+        };
+        if url.starts_with("https://") && insecure.is_none() {
             opts = opts.with_tls(self.tls.clone().unwrap_or_default());
         }
         let _guard = self.rt.enter();
+        let dial_timeout = self.spec.dial_timeout;
+        let client_err = |err| LiveError::Client {
+            endpoint: endpoint.to_string(),
+            err,
+        };
+        let dial = async move {
+            match insecure {
+                None => Client::connect([url.as_str()], Some(opts))
+                    .await
+                    .map_err(client_err),
+                Some(config) => {
+                    let channel = super::insecure::channel(&url, config, dial_timeout)
+                        .await
+                        .map_err(|why| LiveError::Dial {
+                            endpoint: endpoint.to_string(),
+                            why,
+                        })?;
+                    Client::from_channel(etcd_client::Channel::Tonic(channel), Some(opts))
+                        .await
+                        .map_err(client_err)
+                }
+            }
+        };
         let client = self
             .rt
-            .block_on(tokio::time::timeout(
-                self.spec.dial_timeout,
-                Client::connect([url.as_str()], Some(opts)),
-            ))
+            .block_on(tokio::time::timeout(self.spec.dial_timeout, dial))
             .map_err(|_| LiveError::Timeout {
                 endpoint: endpoint.to_string(),
                 call: "dial",
                 after: self.spec.dial_timeout,
-            })?
-            .map_err(|err| LiveError::Client {
-                endpoint: endpoint.to_string(),
-                err,
-            })?;
+            })??;
         let mut c = client.clone();
         let status = self.call(endpoint, "Status", self.spec.dial_timeout, async move {
             c.status().await
