@@ -5,8 +5,8 @@ live ~1 GiB etcd 3.5.1 member.
     python3 benches/bench_save.py [--snapshot FILE] [--runs 3] [--no-build]
 
 1. Builds etcdsnap in release mode (unless --no-build).
-2. Restores FILE (default: /work/main/benches/work/bench-objects-1024MiB.db,
-   else benches/work/bench-objects-1024MiB.db) with `etcdsnap restore` into a
+2. Restores FILE (default: benches/work/bench-objects-1024MiB.db, which
+   benches/bench.py makes) with `etcdsnap restore` into a
    temporary data dir under benches/work, and starts etcd 3.5.1 on it.
 3. Times, alternately, best of --runs: `etcdctl snapshot save OUT` (3.5.1) and
    `etcdsnap save OUT --no-verify --force` (target <= 1.1 x etcdctl); checks
@@ -31,10 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "fixtures"))
 from etcd_tools import VERSIONS  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
-DEFAULT_SNAPSHOTS = [
-    "/work/main/benches/work/bench-objects-1024MiB.db",
-    os.path.join(WORK, "bench-objects-1024MiB.db"),
-]
+DEFAULT_SNAPSHOT = os.path.join(WORK, "bench-objects-1024MiB.db")
 
 
 def free_port():
@@ -62,8 +59,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
-    snap = args.snapshot or next((p for p in DEFAULT_SNAPSHOTS if os.path.exists(p)), None)
-    if not snap:
+    snap = args.snapshot or DEFAULT_SNAPSHOT
+    if not os.path.exists(snap):
         sys.exit("no benchmark snapshot: run benches/bench.py first (it makes one), or pass --snapshot")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -78,8 +75,7 @@ def main():
         peer, client = free_port(), free_port()
         purl, curl = f"http://127.0.0.1:{peer}", f"http://127.0.0.1:{client}"
         subprocess.run([ours, "restore", snap, "--data-dir", data, "--name", "bench",
-                        "--initial-cluster", f"bench={purl}", "--initial-advertise-peer-urls", purl,
-                        "--skip-hash-check"],
+                        "--initial-cluster", f"bench={purl}", "--initial-advertise-peer-urls", purl],
                        check=True, stdout=subprocess.DEVNULL)
         log = open(os.path.join(tmp, "etcd.log"), "wb")
         proc = subprocess.Popen([etcd, "--name", "bench", "--data-dir", data,
