@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
+use super::insecure::ClientIdentity;
+
 /// etcdctl's defaults: `--dial-timeout 2s`, `--command-timeout 5s`.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -232,15 +234,7 @@ pub struct Live {
 /// The rustls settings for --insecure-skip-tls-verify (the client identity
 /// read as for the normal path; a CA, if given, is not used).
 fn insecure_config(files: &TlsFiles) -> Result<rustls::ClientConfig, LiveError> {
-    let identity = match (&files.cert, &files.key) {
-        (Some(c), Some(k)) => Some(super::insecure::ClientIdentity {
-            cert_pem: certificate_pem("client certificate", c)?,
-            key_pem: key_pem(k)?,
-        }),
-        (Some(_), None) => return Err(LiveError::HalfIdentity("--cert given without --key")),
-        (None, Some(_)) => return Err(LiveError::HalfIdentity("--key given without --cert")),
-        (None, None) => None,
-    };
+    let identity = client_identity(files)?;
     super::insecure::client_config(identity.as_ref()).map_err(LiveError::Insecure)
 }
 
@@ -266,18 +260,27 @@ impl Member {
     }
 }
 
-/// PEM text of a certificate file that may be PEM or DER.
-fn certificate_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, LiveError> {
+/// A TLS file's bytes, and how to report what is wrong in it.
+fn read_tls_file<'p>(
+    what: &'static str,
+    path: &'p Path,
+) -> Result<(Vec<u8>, impl Fn(String) -> LiveError + 'p), LiveError> {
     let bytes = std::fs::read(path).map_err(|source| LiveError::File {
         what,
         path: path.to_path_buf(),
         source,
     })?;
-    let pem_err = |why: String| LiveError::Pem {
+    let pem_err = move |why: String| LiveError::Pem {
         what,
         path: path.to_path_buf(),
         why,
     };
+    Ok((bytes, pem_err))
+}
+
+/// PEM text of a certificate file that may be PEM or DER.
+fn certificate_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, LiveError> {
+    let (bytes, pem_err) = read_tls_file(what, path)?;
     if crate::pki::parse::is_pem(&bytes) {
         let blocks = crate::pki::parse::pem_blocks(&bytes).map_err(|e| pem_err(e.to_string()))?;
         if !blocks.iter().any(|b| b.label == "CERTIFICATE") {
@@ -302,16 +305,7 @@ fn certificate_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, LiveError
 /// or PKCS#8 key in PEM or DER.
 fn key_pem(path: &Path) -> Result<Vec<u8>, LiveError> {
     let what = "client key";
-    let bytes = std::fs::read(path).map_err(|source| LiveError::File {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let pem_err = |why: String| LiveError::Pem {
-        what,
-        path: path.to_path_buf(),
-        why,
-    };
+    let (bytes, pem_err) = read_tls_file(what, path)?;
     let key = crate::pki::parse::read_key(&bytes).map_err(|e| pem_err(e.to_string()))?;
     let der = key.pkcs8_der().map_err(|e| pem_err(e.to_string()))?;
     Ok(crate::pki::parse::pem("PRIVATE KEY", &der).into_bytes())
@@ -325,18 +319,24 @@ fn tls_options(files: &TlsFiles) -> Result<Option<TlsOptions>, LiveError> {
     if let Some(ca) = &files.cacert {
         tls = tls.ca_certificate(Certificate::from_pem(certificate_pem("CA file", ca)?));
     }
-    match (&files.cert, &files.key) {
-        (Some(c), Some(k)) => {
-            tls = tls.identity(Identity::from_pem(
-                certificate_pem("client certificate", c)?,
-                key_pem(k)?,
-            ));
-        }
-        (Some(_), None) => return Err(LiveError::HalfIdentity("--cert given without --key")),
-        (None, Some(_)) => return Err(LiveError::HalfIdentity("--key given without --cert")),
-        (None, None) => {}
+    if let Some(id) = client_identity(files)? {
+        tls = tls.identity(Identity::from_pem(id.cert_pem, id.key_pem));
     }
     Ok(Some(tls))
+}
+
+/// The client certificate and key (PEM, the key as PKCS#8), when given; both
+/// or neither.
+fn client_identity(files: &TlsFiles) -> Result<Option<ClientIdentity>, LiveError> {
+    match (&files.cert, &files.key) {
+        (Some(c), Some(k)) => Ok(Some(ClientIdentity {
+            cert_pem: certificate_pem("client certificate", c)?,
+            key_pem: key_pem(k)?,
+        })),
+        (Some(_), None) => Err(LiveError::HalfIdentity("--cert given without --key")),
+        (None, Some(_)) => Err(LiveError::HalfIdentity("--key given without --cert")),
+        (None, None) => Ok(None),
+    }
 }
 
 impl Live {
