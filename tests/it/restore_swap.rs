@@ -5,7 +5,7 @@
 //! the old state back; stale staging from killed runs; durability (real WAL
 //! blocks, fsyncs after chown, seen with strace).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -91,6 +91,7 @@ fn old_member(dir: &Path) {
 /// Items 1 and 20: `--force` into a mount point that holds the snapshot being
 /// restored, other files and an old member: only `member` is swapped, the old
 /// one moved aside, everything else stays; the mount stays a mount.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn force_into_a_mount_point_swaps_only_member() {
     let t = tempfile::tempdir().unwrap();
@@ -143,6 +144,7 @@ fn force_into_a_mount_point_swaps_only_member() {
 }
 
 /// Item 1: an empty mount point is restored into without --force, as etcdutl does.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn empty_mount_point_needs_no_force() {
     let t = tempfile::tempdir().unwrap();
@@ -221,6 +223,7 @@ fn wal_and_member_change_together() {
 }
 
 /// Item 3: a symlinked data dir keeps its link; the restore goes into its target.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn a_symlinked_data_dir_keeps_its_link() {
     let t = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! server stores) must give the same JSON value as the `.json`, through the
 //! library and through `etcdsnap decode`, as JSON and as YAML.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //! resources, where key indexes are written, and the documented
 //! `etcdctl get --print-value-only | etcdsnap decode` pipe against real etcd.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -101,6 +101,7 @@ fn damaged_files_are_exit_1_in_every_object_command() {
 
 /// Item 16: `get -o raw` refuses a Secret under any prefix, or any value whose
 /// envelope says kind Secret, without --show-secrets.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn raw_secrets_are_refused_under_any_prefix_or_key() {
     use k8s_pb::api::core::v1::Secret;
@@ -398,6 +399,7 @@ impl Drop for Etcd {
 /// Item 21: the pipe `decode --help` shows works with real etcdctl 3.4 and
 /// 3.5 (which append a newline), for a protobuf value, checked against the
 /// official fixture's JSON.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn decode_reads_the_documented_etcdctl_pipe() {
     let pb = testdata().join("core.v1.ConfigMap.pb");

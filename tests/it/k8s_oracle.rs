@@ -3,8 +3,8 @@
 //! reading of our YAML. The oracle is tools/k8s-oracle, built from the Go
 //! module proxy at pinned versions; none of our code is on its side.
 
-mod common;
-mod oracle;
+use crate::common;
+use crate::oracle;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -189,6 +189,7 @@ fn random_string(rng: &mut Rng) -> String {
 /// Our YAML, read by sigs.k8s.io/yaml (YAML 1.1, as kubectl reads it), is
 /// exactly our JSON, for the strings YAML resolvers type and for random ones,
 /// as values and as map keys.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn yaml_reads_back_exactly_with_kubectls_reader() {
     let mut rng = Rng::new(0x005e_ed17);
@@ -231,6 +232,7 @@ fn yaml_reads_back_exactly_with_kubectls_reader() {
 /// Every official serialization fixture: our JSON is the oracle's JSON of the
 /// same bytes (WatchEvent has no type in its envelope; the oracle, like the
 /// API server, does not decode it).
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn official_fixtures_decode_as_the_go_libraries_decode_them() {
     let dir = common::root().join("../shared/k8s-api-testdata/HEAD");
@@ -277,6 +279,7 @@ fn official_fixtures_decode_as_the_go_libraries_decode_them() {
 /// Objects shaped like real storage (zero values written, as go-to-protobuf
 /// writes them; JSON and CBOR custom resources): our JSON is the API server's,
 /// and our YAML reads back as our JSON.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn stored_objects_decode_as_the_api_server_serves_them() {
     let samples = oracle::samples();
@@ -380,6 +383,7 @@ fn configmap_with_bytes(bytes: &[u8; 11]) -> Vec<u8> {
 /// Item 2: hostile and unusual JSON, CBOR and protobuf values read as the API
 /// server reads them: what it serves we print (the same JSON), what it
 /// refuses we refuse (exit 1, an error) — never a panic, never another value.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn unusual_values_read_as_the_api_server_reads_them() {
     let f64b = |x: f64| [vec![0xfb], x.to_be_bytes().to_vec()].concat();
@@ -544,6 +548,7 @@ fn minify(json: &str) -> String {
 
 /// Values nested deeper than block YAML's 64 levels are written in flow style
 /// past that depth; kubectl's reader still reads back exactly our JSON.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn deep_yaml_reads_back_exactly() {
     let mut inner = String::from(r#""yes""#);

@@ -2,7 +2,7 @@
 //! made by real etcd servers, and `get -o raw` byte for byte against what the
 //! real server returns for the same keys and revisions.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -297,6 +297,7 @@ fn for_apply_strips_server_fields() {
 
 /// `get -o raw` equals what the real server returns, for every key at its
 /// latest revision and at each past revision the snapshot holds.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn raw_values_match_the_real_server() {
     for version in ["3.5", "3.4"] {
@@ -435,6 +436,7 @@ fn encrypted_values_are_recognised() {
 
 /// Objects encoded with the k8s-pb crate, put into a real etcd, snapshotted,
 /// and read back with `get` — the path a user takes.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn objects_encoded_by_k8s_pb_come_back_through_a_real_etcd() {
     use k8s_pb::api::apps::v1::{Deployment, DeploymentSpec};

@@ -7,7 +7,7 @@
 //! once more after "moving" the members to new ports with certificates from
 //! `pki issue`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -129,6 +129,7 @@ fn per_member(dir: &Path, algo: Algo, l: &Layout) {
     per_member_pki(dir, algo, &members);
 }
 
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn bundle_installs_and_boots_with_tls_on_etcd_3_5() {
     let work = tempfile::tempdir().unwrap();
@@ -138,6 +139,7 @@ fn bundle_installs_and_boots_with_tls_on_etcd_3_5() {
     bundle_install_boot("3.5", &l, &pki, work.path(), "etcdsnap-e2e-35");
 }
 
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn bundle_installs_and_boots_with_tls_on_etcd_3_4() {
     let work = tempfile::tempdir().unwrap();
@@ -150,6 +152,7 @@ fn bundle_installs_and_boots_with_tls_on_etcd_3_4() {
 /// The members move to new ports (and so new peer URLs and IDs): `pki
 /// issue` mints their certificates from the old PKI's CA, `pki check`
 /// passes them for the new URLs, and the bundle made with them boots.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn members_moved_with_issued_certificates_boot() {
     let work = tempfile::tempdir().unwrap();

@@ -3,8 +3,8 @@
 //! located error, quickly, never an abort (issue 16, items 10 and 11); and the
 //! crafted files are written out as fuzz seeds.
 
-mod common;
-mod craft;
+use crate::common;
+use crate::craft;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;

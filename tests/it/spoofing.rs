@@ -4,8 +4,8 @@
 //! (The object commands are covered with hostile keys in a real etcd by
 //! tests/object_commands.rs.)
 
-mod common;
-mod craft;
+use crate::common;
+use crate::craft;
 
 use common::{run, stdout};
 use craft::{bucket, db, inline_bucket, meta_entries, plain};
@@ -44,6 +44,7 @@ fn verify_escapes_bucket_names_and_keys() {
 
 /// A node named with an ESC sequence and a newline, put into a real etcd
 /// 3.5.1: the restore plan's stale-data report shows it escaped.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn restore_plan_escapes_names_from_the_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");

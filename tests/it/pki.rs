@@ -6,7 +6,7 @@
 //! with its file; what `pki issue` writes passes `pki check` and
 //! `openssl verify`, and shows the SANs, usages and CN expected.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

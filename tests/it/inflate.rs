@@ -3,7 +3,7 @@
 //! item 19). Each run gets a temporary directory on a small tmpfs, so an
 //! unbounded inflation fails with "no space" instead of filling the disk.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,6 +87,7 @@ fn a_gzip_of_zeros_stops_early() {
     }
 }
 
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn the_growth_slack_of_a_data_dir_copy_is_not_inflated() {
     // A data dir's db: the db pages, then 40 MiB the file grew by.

@@ -3,7 +3,7 @@
 //! 3.4 and 3.5; damaged, foreign and lying indexes are reported and passed
 //! over, never believed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -502,6 +502,7 @@ fn an_index_omitting_a_revision_is_reported_and_not_believed() {
 /// in three different leaves (large values between them, in a snapshot of a
 /// real etcd), an index leaving out the middle one. The leaves the lookup reads
 /// do not hold it; the version gap (1 → 3) betrays it.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn an_omission_in_a_leaf_not_read_is_found_by_the_versions() {
     let dir = tempfile::tempdir().unwrap();

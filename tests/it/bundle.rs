@@ -5,7 +5,7 @@
 //! bundles (made and read also by the reference `age` tool) install only
 //! with their identity; killed installs leave the old member or the new one.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,7 @@ fn real_fields(data_dir: &Path) -> (serde_json::Value, serde_json::Value, serde_
 /// The round trip: the installed member is byte for byte what `restore
 /// --out-dir` writes, the real etcdutl reads its db as it reads its own
 /// restore's, and the PKI files arrive with their bytes, modes and owner.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn install_places_what_restore_writes_and_the_pki() {
     let d = tempfile::tempdir().unwrap();

@@ -5,8 +5,8 @@
 //! Kubernetes Go libraries) says what the API server would serve; real etcd
 //! says what the revisions are.
 
-mod common;
-mod oracle;
+use crate::common;
+use crate::oracle;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,6 +140,7 @@ fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
 /// snapshot with `get -o json` is the API server's JSON of the stored bytes,
 /// `metadata.resourceVersion` being the key's mod revision; our YAML read by
 /// sigs.k8s.io/yaml is our JSON; `get --all` lists the same objects.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn get_serves_what_the_api_server_serves_with_the_mod_revision() {
     let vals = values();
@@ -194,6 +195,7 @@ fn get_serves_what_the_api_server_serves_with_the_mod_revision() {
 /// PVC's volumeName, a ServiceAccount's secrets, a Job's generated selector
 /// and uid labels, a Namespace's finalizers), says so on stderr, and keeps
 /// ownerReferences with --keep-owner-references.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn for_apply_drops_what_the_cluster_owns_and_says_so() {
     use etcdsnap::kube::apply::{ApplyOptions, for_apply};
@@ -276,6 +278,7 @@ fn has_raw_controls(s: &str) -> bool {
 /// Item 4: names with control characters (an ESC sequence in a Role's name,
 /// a newline in a ClusterRole's name, a bidi override) are escapes in every
 /// human-readable output and on stderr, and exact in JSON.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn hostile_names_cannot_spoof_the_terminal() {
     // ls: one line per object, no raw control; JSON exact.
@@ -438,6 +441,7 @@ fn widget(len: usize, n: usize, text: usize) -> Vec<u8> {
 /// with an error naming it, quickly, within a small multiple of its size;
 /// ordinary large values decode; `get --all` stays within a bound that does
 /// not grow with the threads.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn memory_is_bounded_by_the_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -565,6 +569,7 @@ fn memory_is_bounded_by_the_value() {
 /// Item 5: Secret data is redacted whenever the key is a Secret's (under any
 /// prefix) or a kind says Secret in any group, including a JSON object that
 /// says `kind` twice (the API server keeps the last; any Secret counts here).
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn secrets_are_redacted_by_key_and_by_any_kind() {
     use k8s_pb::api::core::v1::Secret;
@@ -652,6 +657,7 @@ fn secrets_are_redacted_by_key_and_by_any_kind() {
 /// real etcd 3.4.23 and 3.5.1): `get -o json` is the oracle's JSON of the
 /// stored bytes (`get -o raw`) with resourceVersion = the mod revision; our
 /// YAML reads back as our JSON; what the oracle cannot decode we do not print.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn every_fixture_object_is_served_as_the_api_server_serves_it() {
     for (name, _) in common::FIXTURES {

@@ -6,7 +6,7 @@
 //! with the trailer removed, as for a data dir's `member/snap/db`, so that the
 //! structure checks alone must find the damage.
 
-mod common;
+use crate::common;
 
 use std::panic;
 
