@@ -71,7 +71,7 @@ def b64(b):
 def object_values():
     """Real stored objects (protobuf, as kube-apiserver writes them) from the
     Kubernetes serialization fixtures, so that decoding is measured on real data."""
-    d = os.path.join(ROOT, "..", "shared", "k8s-api-testdata", "HEAD")
+    d = os.path.join(ROOT, "fixtures", "k8s-api-testdata", "HEAD")
     names = ["core.v1.ConfigMap", "core.v1.Pod", "apps.v1.Deployment", "core.v1.Secret",
              "core.v1.Service", "core.v1.Event", "apps.v1.ReplicaSet", "coordination.k8s.io.v1.Lease"]
     out = []

@@ -233,9 +233,9 @@ fn yaml_reads_back_exactly_with_kubectls_reader() {
 /// API server, does not decode it).
 #[test]
 fn official_fixtures_decode_as_the_go_libraries_decode_them() {
-    let dir = common::root().join("../shared/k8s-api-testdata/HEAD");
+    let dir = common::root().join("fixtures/k8s-api-testdata/HEAD");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (../shared must be beside the repo)", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "pb"))
         .collect();

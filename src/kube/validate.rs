@@ -449,7 +449,7 @@ mod tests {
 
     fn testdata() -> Vec<Vec<u8>> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/k8s-api-testdata/HEAD");
+            .join("fixtures/k8s-api-testdata/HEAD");
         let mut out = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
@@ -468,7 +468,7 @@ mod tests {
         let all = testdata();
         assert!(
             all.len() > 100,
-            "../shared/k8s-api-testdata/HEAD is missing"
+            "fixtures/k8s-api-testdata/HEAD is missing"
         );
         let mut fast = 0;
         for v in &all {
