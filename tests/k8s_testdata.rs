@@ -12,11 +12,7 @@ use serde_json::Value;
 
 fn testdata() -> PathBuf {
     let d = root().join("fixtures/k8s-api-testdata/HEAD");
-    assert!(
-        d.is_dir(),
-        "{} is missing",
-        d.display()
-    );
+    assert!(d.is_dir(), "{} is missing", d.display());
     d
 }
 
