@@ -1,4 +1,4 @@
-//! etcdsnap's object output against the Kubernetes Go libraries (issue 17):
+//! etcdsnap's object output against the Kubernetes Go libraries:
 //! the API server's JSON for the same stored bytes, and sigs.k8s.io/yaml's
 //! reading of our YAML. The oracle is tools/k8s-oracle, built from the Go
 //! module proxy at pinned versions; none of our code is on its side.

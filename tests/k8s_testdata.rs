@@ -184,7 +184,7 @@ const OMITEMPTY_CHANGED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Issue 12 item 4: an object stored by any release from 1.30 on decodes to
+/// An object stored by any release from 1.30 on decodes to
 /// that release's JSON, fields a later release removed included (the schema
 /// is the union of every release's fields), and nothing is called newer than
 /// the schema.
