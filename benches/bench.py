@@ -21,17 +21,17 @@
    cold, compared with one etcdutl snapshot restore, the manual way's first step).
    and records peak RSS and peak anonymous (heap) memory of our commands,
    which must not grow with the file (mapped pages are file-backed).
-4. Object values (issue 17; alone with --values): decode throughput (MB/s)
+4. Object values (alone with --values): decode throughput (MB/s)
    and peak memory / value size for protobuf, JSON and CBOR values of 1, 10
    and 40 MB, hostile values (refused), and `get --all` peak memory with 2
    and 16 threads.
-5. Restore against the floor (issue 10 item 5; alone with --floor): `restore
+5. Restore against the floor (alone with --floor): `restore
    --out-dir` of 3 members vs `dd bs=4M conv=fsync` of every file it wrote
    (the same total bytes, same disk, in turns), wall/user/sys of both (target:
    <= 1.5); then `bundle` vs `restore --out-dir` (<= 1.3) and `install` vs
    `tar --zstd -xf` of the same archive (<= 1.5), each skipped with a note
    while its subcommand does not exist.
-Prints a Markdown table for the README.
+Prints a Markdown table for BENCHMARKS.md.
 """
 
 import argparse
@@ -71,7 +71,7 @@ def b64(b):
 def object_values():
     """Real stored objects (protobuf, as kube-apiserver writes them) from the
     Kubernetes serialization fixtures, so that decoding is measured on real data."""
-    d = os.path.join(ROOT, "..", "shared", "k8s-api-testdata", "HEAD")
+    d = os.path.join(ROOT, "fixtures", "k8s-api-testdata", "HEAD")
     names = ["core.v1.ConfigMap", "core.v1.Pod", "apps.v1.Deployment", "core.v1.Secret",
              "core.v1.Service", "core.v1.Event", "apps.v1.ReplicaSet", "coordination.k8s.io.v1.Lease"]
     out = []
@@ -218,7 +218,7 @@ def first_line_latency(cmd):
 
 
 
-# ---- Object values (issue 17): decode throughput and memory per value size ----
+# ---- Object values: decode throughput and memory per value size ----
 
 _varint = varint
 
@@ -300,7 +300,7 @@ def cbor_dense(size):
 
 
 def hostile_values():
-    """The shapes issue 17 names: refused, quickly, within a small multiple."""
+    """Hostile value shapes: refused, quickly, within a small multiple."""
     n = 1_400_000 - 64
     cbor_maps = (b"\xd9\xd9\xf7" + _cb_head(5, 3) + _cbor("apiVersion") + _cbor("example.com/v1")
                  + _cbor("kind") + _cbor("Widget") + _cbor("a") + _cb_head(4, n) + b"\xa0" * n)
@@ -388,7 +388,7 @@ def value_bench(ours, runs):
         print(f"| RAYON_NUM_THREADS={threads} | {min(r[0] for r in rs):.2f} s "
               f"| {max(r[1] for r in rs) / 1024:.0f} MiB |")
 
-# ---- Restore against the floor (issue 10 item 5), and where bundle/install go ----
+# ---- Restore against the floor, and where bundle/install go ----
 
 INITIAL = "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381,m3=http://127.0.0.1:2382"
 
@@ -486,7 +486,7 @@ def make_pki(d):
             os.remove(os.path.join(d, n))
 
 
-# LEAD: bundle (issue 10 item 3). Target: bundle <= 1.3 x restore --out-dir
+# LEAD: bundle. Target: bundle <= 1.3 x restore --out-dir
 # of the same members (compression on all cores; state the zstd level).
 def bundle_bench(ours, snap, runs, restore_wall):
     """Times `etcdsnap bundle` of 3 members against the same run's `restore
@@ -511,7 +511,7 @@ def bundle_bench(ours, snap, runs, restore_wall):
     return out
 
 
-# LEAD: install (issue 10 item 4). Target: install of one bundle <= 1.5 x
+# LEAD: install. Target: install of one bundle <= 1.5 x
 # `tar --zstd -xf` of the same archive.
 def install_bench(ours, bundle_dir, runs):
     """Times `etcdsnap install DIR/m1.tar.zst --root R` against `tar --zstd -xf`
@@ -617,7 +617,7 @@ def main():
         ratio = ours_r[0] / peer_r[0]
         rows.append((name, ours_r, peer_name, peer_r, ratio, target))
 
-    # Single-object recovery (issue 3). Cold = the snapshot (and the index, if
+    # Single-object recovery. Cold = the snapshot (and the index, if
     # any) evicted from the page cache, in a fresh process.
     key = "/registry/deployments/ns-32/obj-1002"  # object 1002: kind 1002 % 8, namespace 1002 % 97
     get_cmd = [ours, "get", snap, key, "-o", "json"]
@@ -650,7 +650,7 @@ def main():
     decoded = json.loads(subprocess.run([ours, "ls", snap, "--resource", "deployments", "-w", "json"],
                                         capture_output=True).stdout).__len__()
 
-    # Restore (issue 4): three members from one read vs three etcdutl runs.
+    # Restore: three members from one read vs three etcdutl runs.
     warm(snap)
     rdir = os.path.join(WORK, "restore")
     initial = "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381,m3=http://127.0.0.1:2382"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks the backup catalog (issue 13) on the ~1 GiB benchmark snapshot.
+"""Benchmarks the backup catalog on the ~1 GiB benchmark snapshot.
 
     python3 benches/bench_catalog.py [--snapshot FILE] [--size-mib 1024] [--runs 3]
                                      [--entries 1000]
@@ -16,7 +16,7 @@
    copied with other sha256es, revisions and counts, in 10 label series,
    through the hidden `catalog import-entries` (what `catalog list -w json`
    prints, read back); times `catalog check` over them (target: < 50 ms).
-Prints Markdown tables for the README. Temporary catalogs are deleted.
+Prints Markdown tables for BENCHMARKS.md. Temporary catalogs are deleted.
 """
 
 import argparse

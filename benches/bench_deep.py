@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks `etcdsnap verify --deep` against `etcdsnap verify` (issue 12).
+"""Benchmarks `etcdsnap verify --deep` against `etcdsnap verify`.
 
     python3 benches/bench_deep.py [--snapshot FILE] [--size-mib 1024] [--runs 3] [--pairs 5]
 
@@ -13,7 +13,7 @@
    runs of the two in turns (the median of per-pair ratios is the figure: it
    is what the target, verify --deep <= 2 x verify, is judged on), and the
    peak anonymous memory (heap, not the mapped file) of each.
-Prints a Markdown table for the README.
+Prints a Markdown table for BENCHMARKS.md.
 """
 
 import argparse

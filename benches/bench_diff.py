@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks `etcdsnap diff` (issue 11) on two ~1 GiB snapshots of one cluster.
+"""Benchmarks `etcdsnap diff` on two ~1 GiB snapshots of one cluster.
 
     python3 benches/bench_diff.py [--size-mib 1024] [--changes 3000] [--runs 3] [--flat-mib 64]
 
@@ -19,7 +19,7 @@
    as MiB per 100k keys. With --flat-mib N, also a pair of N MiB and a pair
    with the same keys and changes but values 4x larger: the heap should not
    follow the value bytes.
-Prints a Markdown table for the README.
+Prints a Markdown table for BENCHMARKS.md.
 """
 
 import argparse

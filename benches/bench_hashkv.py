@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks `etcdsnap hashkv` (issue 14) on the ~1 GiB benchmark snapshot.
+"""Benchmarks `etcdsnap hashkv` on the ~1 GiB benchmark snapshot.
 
     python3 benches/bench_hashkv.py [--snapshot FILE] [--size-mib 1024] [--runs 3]
                                     [--also FILE ...]
@@ -17,7 +17,7 @@
    and changes it.
 4. --also FILE …: the same for other snapshots (a compacted one exercises the
    key-index path: the benchmark file was never compacted).
-Prints a Markdown table for the README.
+Prints a Markdown table for BENCHMARKS.md.
 """
 
 import argparse

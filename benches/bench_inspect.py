@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks `etcdsnap inspect` (issue 12) on the ~1 GiB benchmark snapshot.
+"""Benchmarks `etcdsnap inspect` on the ~1 GiB benchmark snapshot.
 
     python3 benches/bench_inspect.py [--snapshot FILE] [--size-mib 1024] [--runs 3]
                                      [--flat SMALL LARGE]
@@ -15,7 +15,7 @@
 4. With --flat SMALL LARGE (two snapshots with the same keys, LARGE's values
    bigger, e.g. bench_diff.py's diff-before-64MiB-3000c-small.db and its -x4):
    inspect's peak anonymous memory on each — it should not follow the values.
-Prints Markdown tables for the README.
+Prints Markdown tables for BENCHMARKS.md.
 """
 
 import argparse

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks `etcdsnap save` (issue 14) against `etcdctl snapshot save` on a
+"""Benchmarks `etcdsnap save` against `etcdctl snapshot save` on a
 live ~1 GiB etcd 3.5.1 member.
 
     python3 benches/bench_save.py [--snapshot FILE] [--runs 3] [--no-build]
@@ -12,7 +12,7 @@ live ~1 GiB etcd 3.5.1 member.
    `etcdsnap save OUT --no-verify --force` (target <= 1.1 x etcdctl); checks
    that both files have the same `etcdutl snapshot status` hash and revision.
 4. Stops etcd and deletes the data dir and the saved files.
-Prints a Markdown table for the README.
+Prints a Markdown table for BENCHMARKS.md.
 """
 
 import argparse

@@ -46,8 +46,8 @@ for target in "${targets[@]}"; do
       target/debug/etcdsnap index "$f" -o "$corpus/$(basename "$f").etcdsnap-index" >/dev/null
     done
   fi
-  if [ "$target" = objects ] && [ -d ../shared/k8s-api-testdata/HEAD ]; then
-    cp ../shared/k8s-api-testdata/HEAD/core.v1.*.pb "$corpus/" 2>/dev/null || true
+  if [ "$target" = objects ] && [ -d fixtures/k8s-api-testdata/HEAD ]; then
+    cp fixtures/k8s-api-testdata/HEAD/core.v1.*.pb "$corpus/" 2>/dev/null || true
   fi
   fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=2097152 -timeout=10 -rss_limit_mb=2048 2>&1 \
     | tee "fuzz/last-$target.log" | grep -E "^(#[0-9]+.*(DONE|pulse)|Done|==)" || true

@@ -3,7 +3,7 @@
 //!
 //! Every read goes through [`slice`] and the little-endian helpers, which return
 //! `None` instead of indexing out of bounds, so a damaged page can never make us
-//! read outside the mapped file. Layout facts: `../shared/docs/etcd-formats.md` §1.
+//! read outside the mapped file. Layout facts: `docs/design/formats.md` §1.
 
 /// Magic number in both meta pages.
 pub const MAGIC: u32 = 0xED0C_DAED;

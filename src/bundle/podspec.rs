@@ -1,4 +1,4 @@
-//! The member's kubeadm static-pod manifest fragment (`etcd.yaml`, spec
+//! The member's kubeadm static-pod manifest fragment (`etcd.yaml`, docs/design/pki.md
 //! §2.1): the etcd container's command with the restored member's flags
 //! (`--initial-cluster-state=new`, the token, URLs, the certificates under
 //! `/etc/kubernetes/pki/etcd`, the data dir `/var/lib/etcd`) and kubeadm's

@@ -448,8 +448,8 @@ mod tests {
     }
 
     fn testdata() -> Vec<Vec<u8>> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/k8s-api-testdata/HEAD");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s-api-testdata/HEAD");
         let mut out = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
@@ -466,10 +466,7 @@ mod tests {
     #[test]
     fn agrees_with_the_full_decoder_on_every_fixture_and_its_mutations() {
         let all = testdata();
-        assert!(
-            all.len() > 100,
-            "../shared/k8s-api-testdata/HEAD is missing"
-        );
+        assert!(all.len() > 100, "fixtures/k8s-api-testdata/HEAD is missing");
         let mut fast = 0;
         for v in &all {
             if matches!(check_protobuf(v), Fast::Decodes { .. }) {

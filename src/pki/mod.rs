@@ -5,7 +5,7 @@
 //! own CA when members move (`issue`).
 //!
 //! The spec of the layouts, profiles and Go's checks:
-//! `../shared/docs/k8s-encryption-and-pki.md` §2–§4.
+//! `docs/design/pki.md` §2–§4.
 
 pub mod cert;
 pub mod check;

@@ -7,7 +7,7 @@
 //! a defragmented database that bbolt and etcd open like any other: the meta
 //! pages carry the "no freelist" sentinel that etcd itself writes on Linux, and
 //! every page up to the high-water mark is reachable. The layout facts are in
-//! `../shared/docs/etcd-formats.md` §1 and §10.
+//! `docs/design/formats.md` §1.
 
 use std::borrow::Cow;
 use std::io::{self, Seek, SeekFrom, Write};

@@ -3,7 +3,7 @@
 //!
 //! etcd derives every ID from the flags, so all members must be restored with the
 //! same `--initial-cluster` and `--initial-cluster-token` or they will refuse each
-//! other ("cluster ID mismatch"). The rules (`../shared/docs/etcd-formats.md` §6.2):
+//! other ("cluster ID mismatch"). The rules (`docs/design/formats.md` §6.1):
 //! - a member's peer URLs are sorted by their string form;
 //! - member ID = first 8 bytes (big-endian) of SHA-1(concatenated sorted URLs ‖ token);
 //! - cluster ID = first 8 bytes of SHA-1(the member IDs, ascending, as 8-byte
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn ids_match_etcd() {
-        // Verified with etcd 3.5.1 (../shared/docs/etcd-formats.md §6.2).
+        // Verified with etcd 3.5.1 (docs/design/formats.md §6.1).
         let c = Cluster::parse("n1=http://127.0.0.1:23800", "tok1").unwrap();
         assert_eq!(c.members[0].id, 0x628e_d94a_d692_e8a1);
         assert_eq!(c.cluster_id, 15_982_699_985_640_266_139);

@@ -3,7 +3,7 @@
 //!
 //! etcd marshals them with gogoproto, which always emits the non-nullable
 //! fields even when zero; `Option` fields set to `Some` reproduce that, so the
-//! bytes are identical to etcdutl's (`../shared/docs/etcd-formats.md` §7–8).
+//! bytes are identical to etcdutl's (`docs/design/formats.md` §7–8).
 //! etcd 3.7 (raft v3.7, protobuf-go) leaves ConfChange.id and
 //! ConfState.auto_leave unset; `wal` leaves them `None` for that target, so
 //! the WAL equals etcdutl 3.7's byte for byte too (tests/etcd36.rs).

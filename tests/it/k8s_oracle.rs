@@ -1,4 +1,4 @@
-//! etcdsnap's object output against the Kubernetes Go libraries (issue 17):
+//! etcdsnap's object output against the Kubernetes Go libraries:
 //! the API server's JSON for the same stored bytes, and sigs.k8s.io/yaml's
 //! reading of our YAML. The oracle is tools/k8s-oracle, built from the Go
 //! module proxy at pinned versions; none of our code is on its side.
@@ -235,9 +235,9 @@ fn yaml_reads_back_exactly_with_kubectls_reader() {
 #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn official_fixtures_decode_as_the_go_libraries_decode_them() {
-    let dir = common::root().join("../shared/k8s-api-testdata/HEAD");
+    let dir = common::root().join("fixtures/k8s-api-testdata/HEAD");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (../shared must be beside the repo)", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "pb"))
         .collect();

@@ -1,5 +1,5 @@
 //! Every built-in type of the official Kubernetes serialization fixtures
-//! (`../shared/k8s-api-testdata/HEAD`): decoding the `.pb` (the bytes the API
+//! (`fixtures/k8s-api-testdata/HEAD`): decoding the `.pb` (the bytes the API
 //! server stores) must give the same JSON value as the `.json`, through the
 //! library and through `etcdsnap decode`, as JSON and as YAML.
 
@@ -11,18 +11,14 @@ use common::*;
 use serde_json::Value;
 
 fn testdata() -> PathBuf {
-    let d = root().join("../shared/k8s-api-testdata/HEAD");
-    assert!(
-        d.is_dir(),
-        "{} is missing: CI has ../shared beside the project",
-        d.display()
-    );
+    let d = root().join("fixtures/k8s-api-testdata/HEAD");
+    assert!(d.is_dir(), "{} is missing", d.display());
     d
 }
 
 /// Kinds the schema may lack. The schema's newest layer is kubernetes/api at
 /// the commit whose testdata/HEAD these fixtures are (src/kube/k8s-descriptors.txt),
-/// so today none is missing; a newer ../shared may bring kinds to list here
+/// so today none is missing; newer fixtures may bring kinds to list here
 /// until the descriptor set is regenerated.
 const NEWER_THAN_SCHEMA_KINDS: &[&str] = &[];
 
@@ -188,7 +184,7 @@ const OMITEMPTY_CHANGED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Issue 12 item 4: an object stored by any release from 1.30 on decodes to
+/// An object stored by any release from 1.30 on decodes to
 /// that release's JSON, fields a later release removed included (the schema
 /// is the union of every release's fields), and nothing is called newer than
 /// the schema.

@@ -329,6 +329,7 @@ fn a_server_killed_during_save_leaves_no_output() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let pid = e.pid(0) as i32;
+    // SAFETY: kill(2) takes only integers: the test's own server and a signal.
     unsafe {
         libc::kill(pid, libc::SIGSTOP);
         libc::kill(pid, libc::SIGKILL);

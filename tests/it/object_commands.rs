@@ -19,7 +19,7 @@ fn snap() -> String {
 }
 
 fn testdata() -> PathBuf {
-    let d = root().join("../shared/k8s-api-testdata/HEAD");
+    let d = root().join("fixtures/k8s-api-testdata/HEAD");
     assert!(d.is_dir(), "{} is missing", d.display());
     d
 }

@@ -344,7 +344,7 @@ fn raw_values_match_the_real_server() {
 
 #[test]
 fn decode_reads_values_and_standard_input() {
-    let dir = root().join("../shared/k8s-api-testdata/HEAD");
+    let dir = root().join("fixtures/k8s-api-testdata/HEAD");
     let pb = dir.join("core.v1.ConfigMap.pb");
     let want: Value =
         serde_json::from_slice(&std::fs::read(dir.join("core.v1.ConfigMap.json")).unwrap())
@@ -369,12 +369,12 @@ fn decode_reads_values_and_standard_input() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// Every official Kubernetes fixture (`../shared/k8s-api-testdata/HEAD`):
+/// Every official Kubernetes fixture (`fixtures/k8s-api-testdata/HEAD`):
 /// `etcdsnap decode` of the `.pb` (the bytes kube-apiserver stores) gives
 /// exactly the fixture's `.json`, the independent oracle. No type may fail.
 #[test]
 fn decode_every_testdata_type_through_the_binary() {
-    let dir = root().join("../shared/k8s-api-testdata/HEAD");
+    let dir = root().join("fixtures/k8s-api-testdata/HEAD");
     assert!(dir.is_dir(), "{} is missing", dir.display());
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

@@ -94,7 +94,7 @@ mod tests {
 
     use crate::kube::decrypt::unhex;
 
-    /// Team vectors T4-T6 of docs/k8s-encryption-and-pki.md §1.9.
+    /// Team vectors T4-T6 of docs/design/pki.md §1.9.
     #[test]
     fn team_kms_vectors() {
         let t4 = unhex(

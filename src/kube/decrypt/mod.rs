@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn dispatches_as_the_api_server() {
-        // T2 of docs/k8s-encryption-and-pki.md §1.9: aesgcm key1, AAD the key.
+        // T2 of docs/design/pki.md §1.9: aesgcm key1, AAD the key.
         let t2 = unhex(
             "6b38733a656e633a61657367636d3a76313a6b6579313a202122232425262728292a2bb902d57004fd7662753e7b7aaed5f31ad46ba8583461de60f8",
         );

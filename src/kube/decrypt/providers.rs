@@ -139,7 +139,7 @@ mod tests {
 
     /// kubernetes/apiserver `pkg/storage/value/encrypt/aes/aes_test.go`,
     /// `TestGCMLegacyDataCompatibility` (output recorded at commit 3b1fc60d),
-    /// as hex in docs/k8s-encryption-and-pki.md §1.9 (V1).
+    /// as hex in docs/design/pki.md §1.9 (V1).
     #[test]
     fn kubernetes_gcm_legacy_vector() {
         let payload = unhex(
@@ -153,7 +153,7 @@ mod tests {
         );
     }
 
-    /// The team vectors T1-T3 of docs/k8s-encryption-and-pki.md §1.9
+    /// The team vectors T1-T3 of docs/design/pki.md §1.9
     /// (pyca/cryptography and PyNaCl, fixed IVs/nonces), whole etcd values.
     #[test]
     fn team_vectors() {

@@ -1,7 +1,7 @@
 //! Hand-built hostile bbolt files for the reader tests and the fuzz seeds:
 //! inline buckets nested thousands deep, and a leaf whose elements all point
 //! at one big span. Written byte by byte here (the layout of
-//! `shared/docs/etcd-formats.md` §1), independent of the crate's own writer.
+//! `docs/design/formats.md`, bbolt pages), independent of the crate's own writer.
 #![allow(dead_code)]
 
 pub const PS: usize = 4096;
