@@ -7,11 +7,11 @@
 //! To rewrite them after changing a command's flags or help:
 //!
 //! ```sh
-//! ETCDSNAP_UPDATE_DOCS=1 cargo test --test reference_docs
+//! ETCDSNAP_UPDATE_DOCS=1 cargo test --test it reference_docs
 //! ```
 //!
 //! The reference documents the full binary (the default `live` feature).
-#![cfg(feature = "live")]
+
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -100,7 +100,7 @@ fn markdown() -> BTreeMap<String, Vec<u8>> {
     let mut index = String::from(
         "# Command reference\n\n\
          Generated from the command definitions (`src/cli/`); do not edit by hand.\n\
-         Regenerate with `ETCDSNAP_UPDATE_DOCS=1 cargo test --test reference_docs`.\n\
+         Regenerate with `ETCDSNAP_UPDATE_DOCS=1 cargo test --test it reference_docs`.\n\
          The same text is in `etcdsnap COMMAND --help` and in the man pages under\n\
          [`docs/man/`](../man/) (`man -l docs/man/etcdsnap-verify.1`).\n\n\
          | command | what it does |\n|---|---|\n",
@@ -197,7 +197,7 @@ fn committed_reference_matches_the_command_definitions() {
     assert!(
         problems.is_empty(),
         "the generated reference is out of date:\n  {}\nregenerate it with:\n  \
-         ETCDSNAP_UPDATE_DOCS=1 cargo test --test reference_docs",
+         ETCDSNAP_UPDATE_DOCS=1 cargo test --test it reference_docs",
         problems.join("\n  ")
     );
 }
