@@ -2,11 +2,18 @@
 //! file that is either whole and checked, or not there at all.
 //!
 //! The server ends its stream with the sha256 of everything it sent before
-//! (32 bytes). The bytes go to `OUT.part` as they arrive (the file keeps the
-//! digest, as `etcdctl snapshot save` writes it); the digest is computed on
-//! the way, 32 bytes behind, and compared with the trailer at the end. Only
-//! then is the file fsynced, renamed to `OUT` and its directory fsynced. Any
-//! failure removes `OUT.part`.
+//! (32 bytes). The bytes go, as they arrive, to a temporary file of this run
+//! only, next to `OUT` ([`temp_path`]: created exclusively, not through a
+//! symbolic link, mode 0600); the file keeps the digest, as `etcdctl snapshot
+//! save` writes it. The digest of the db is computed on the way, 32 bytes
+//! behind, and compared with the trailer at the end; the digest of the whole
+//! file (what `sha256sum` prints) is computed too. Then the file is fsynced
+//! and, unless told not to, verified; only then does it become `OUT`: by a
+//! link that fails when `OUT` exists, or with `force` by a rename that
+//! replaces the old file in one step (an old `OUT` is never touched before
+//! the new one is whole and verified). The directory is fsynced. A file that
+//! fails verify is kept as `OUT.unverified` for inspection; any other failure
+//! removes the temporary file.
 
 use std::fs::File;
 use std::io::Write;
@@ -31,6 +38,12 @@ pub enum SaveError {
         .0.display()
     )]
     Exists(PathBuf),
+    #[error(
+        "{} appeared while this save ran (another save to the same file?); it was left as it is and \
+         nothing was written; pass --force to replace it",
+        .0.display()
+    )]
+    AppearedMeanwhile(PathBuf),
     #[error(
         "{endpoint}: the stream ended after {received} bytes while the server said {remaining} more \
          were to come"
@@ -66,22 +79,121 @@ impl SaveError {
 }
 
 /// What was saved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Saved {
+    /// Where the file is: `OUT`, or `OUT.unverified` (or the temporary file,
+    /// when that name is taken) when verify failed.
     pub path: PathBuf,
     /// Bytes written (the db and the 32-byte digest).
     pub bytes: u64,
     /// The member's revision when the stream began (its Status header).
     pub revision: i64,
     pub elapsed: Duration,
+    /// sha256 of the whole file, as `sha256sum` prints it (and `verify`,
+    /// `catalog`, `bundle`).
     pub sha256: String,
+    /// sha256 of the db alone: the digest the server appended, checked.
+    pub db_sha256: String,
+    /// `verify`'s report on the file, when it ran.
+    pub verify: Option<crate::verify::Report>,
+    /// Whether an existing `OUT` was replaced (`force`).
+    pub replaced: bool,
 }
 
-/// `OUT.part`, next to `OUT`.
-pub fn part_path(out: &Path) -> PathBuf {
+impl Saved {
+    /// Whether the file is at `OUT` (not kept aside after a failed verify).
+    pub fn verified_or_unchecked(&self) -> bool {
+        self.verify.as_ref().is_none_or(|r| r.passed)
+    }
+}
+
+/// How `save` may treat `OUT`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SaveOptions {
+    /// Replace an existing `OUT` (by a rename, once the new file is whole
+    /// and verified).
+    pub force: bool,
+    /// Run `verify` on the file before it becomes `OUT`.
+    pub verify: bool,
+}
+
+/// The prefix of every temporary file `save` makes for `OUT`:
+/// `.<name of OUT>.etcdsnap-save-`; [`temp_path`] adds `<pid>-<random>.part`.
+pub fn temp_prefix(out: &Path) -> String {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.etcdsnap-save-")
+}
+
+/// The temporary file of a run of process `pid`, in `OUT`'s directory:
+/// `.<name of OUT>.etcdsnap-save-<pid>-<16 hex digits>.part`.
+pub fn temp_path(out: &Path, pid: u32, random: u64) -> PathBuf {
+    dir_of(out).join(format!("{}{pid}-{random:016x}.part", temp_prefix(out)))
+}
+
+/// `OUT` with `suffix` appended (`OUT.unverified`).
+fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
     let mut s = out.as_os_str().to_os_string();
-    s.push(".part");
+    s.push(suffix);
     PathBuf::from(s)
+}
+
+/// The directory `OUT` is in (`.` for a bare name).
+fn dir_of(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates the temporary file: exclusively (never an existing file, nor
+/// through a symbolic link), readable by its owner only.
+fn create_temp(out: &Path) -> Result<(PathBuf, File), SaveError> {
+    use rand_core::RngCore;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for _ in 0..8 {
+        let path = temp_path(out, std::process::id(), rand_core::OsRng.next_u64());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((path, e)),
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    let (path, e) = last.unwrap_or_else(|| {
+        (
+            temp_path(out, std::process::id(), 0),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        )
+    });
+    Err(io(&path)(e))
+}
+
+/// Gives `temp` the name `to` unless `to` exists (a hard link, then the
+/// temporary name is removed). `Ok(false)` when `to` exists.
+fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, SaveError> {
+    match std::fs::hard_link(temp, to) {
+        Ok(()) => {
+            std::fs::remove_file(temp).map_err(io(temp))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(to)(e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SaveError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 /// Removes the part file unless disarmed.
@@ -152,15 +264,14 @@ pub fn save(
     live: &Live,
     m: &Member,
     out: &Path,
-    force: bool,
+    opts: SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved, SaveError> {
-    if !force && std::fs::symlink_metadata(out).is_ok() {
+    if !opts.force && std::fs::symlink_metadata(out).is_ok() {
         return Err(SaveError::Exists(out.to_path_buf()));
     }
-    let part = part_path(out);
     let started = Instant::now();
-    let file = File::create(&part).map_err(io(&part))?;
+    let (part, file) = create_temp(out)?;
     let mut guard = PartGuard {
         path: part.clone(),
         armed: true,
@@ -169,6 +280,7 @@ pub fn save(
     let mut client = m.client.clone();
     let mut stream = live.unary(m, "Snapshot", async move { client.snapshot().await })?;
     let mut digest = LaggingDigest::new();
+    let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
     let mut received: u64 = 0;
     let mut remaining: u64 = 0;
     loop {
@@ -177,6 +289,7 @@ pub fn save(
         let blob = msg.blob();
         w.write_all(blob).map_err(io(&part))?;
         digest.update(blob);
+        whole.update(blob);
         received += blob.len() as u64;
         remaining = msg.remaining_bytes();
         progress(received, received + remaining);
@@ -205,22 +318,49 @@ pub fn save(
     let file = w.into_inner().map_err(|e| io(&part)(e.into_error()))?;
     file.sync_all().map_err(io(&part))?;
     drop(file);
-    std::fs::rename(&part, out).map_err(io(out))?;
-    guard.armed = false;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let verify = if opts.verify {
+        let f = crate::input::SnapshotFile::open(&part).map_err(|e| SaveError::Io {
+            path: part.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let mut report = crate::verify::verify(&f);
+        report.file = out.display().to_string();
+        Some(report)
+    } else {
+        None
     };
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&dir))?;
-    Ok(Saved {
+    let dir = dir_of(out);
+    let mut saved = Saved {
         path: out.to_path_buf(),
         bytes: received,
         revision: m.revision(),
         elapsed: started.elapsed(),
-        sha256: crate::verify::hex(&actual),
-    })
+        sha256: crate::verify::hex(whole.finish().as_ref()),
+        db_sha256: crate::verify::hex(&actual),
+        verify,
+        replaced: false,
+    };
+    if !saved.verified_or_unchecked() {
+        // Kept for inspection, never in OUT's place.
+        let aside = with_suffix(out, ".unverified");
+        saved.path = if place_no_replace(&part, &aside)? {
+            aside
+        } else {
+            part.clone()
+        };
+        guard.armed = false;
+        sync_dir(&dir)?;
+        return Ok(saved);
+    }
+    if opts.force {
+        saved.replaced = std::fs::symlink_metadata(out).is_ok();
+        std::fs::rename(&part, out).map_err(io(out))?;
+    } else if !place_no_replace(&part, out)? {
+        return Err(SaveError::AppearedMeanwhile(out.to_path_buf()));
+    }
+    guard.armed = false;
+    sync_dir(&dir)?;
+    Ok(saved)
 }
 
 #[cfg(test)]
@@ -246,10 +386,21 @@ mod tests {
     }
 
     #[test]
-    fn part_path_appends() {
+    fn temp_path_is_hidden_next_to_out() {
         assert_eq!(
-            part_path(Path::new("/b/s.db")),
-            PathBuf::from("/b/s.db.part")
+            temp_path(Path::new("/b/s.db"), 42, 0xab),
+            PathBuf::from("/b/.s.db.etcdsnap-save-42-00000000000000ab.part")
+        );
+        assert_eq!(
+            temp_path(Path::new("s.db"), 7, 1),
+            PathBuf::from("./.s.db.etcdsnap-save-7-0000000000000001.part")
+        );
+        assert!(
+            temp_path(Path::new("/b/s.db"), 1, 2)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&temp_prefix(Path::new("/b/s.db")))
         );
     }
 }
