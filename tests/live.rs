@@ -638,6 +638,48 @@ fn put_back(line: &str) {
         &["put-back", s, "secret", "s", "--no-index", "--show-secrets"],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Another cluster: refused, naming both cluster IDs (etcdctl's), with
+    // nothing written, unless --allow-other-cluster.
+    let other = Etcd::start(line, None);
+    let (ours, theirs) = (cluster_id(&e), cluster_id(&other));
+    assert_ne!(ours, theirs);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["put-back", s, "configmaps", "app", "-n", "default", "--no-index"];
+        args.extend(extra);
+        let o = live_run(&other, &args);
+        assert_eq!(code(&o), 2, "{extra:?}: {}", stderr(&o));
+        for id in [&ours, &theirs] {
+            assert!(stderr(&o).contains(id.as_str()), "{id}: {}", stderr(&o));
+        }
+        assert!(stderr(&o).contains("--allow-other-cluster"), "{}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    }
+    assert!(
+        other.ctl(&["get", key, "--print-value-only"]).stdout.is_empty(),
+        "written to the other cluster"
+    );
+    let o = live_run(
+        &other,
+        &[
+            "put-back",
+            s,
+            "configmaps",
+            "app",
+            "-n",
+            "default",
+            "--no-index",
+            "--allow-other-cluster",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(other.ctl(&["get", key, "--print-value-only"]).stdout, want);
+}
+
+/// The cluster ID `etcdctl endpoint status` reports, in hex.
+fn cluster_id(e: &Etcd) -> String {
+    let o = e.ctl(&["endpoint", "status", "-w", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    format!("{:x}", v[0]["Status"]["header"]["cluster_id"].as_u64().unwrap())
 }
 
 #[test]

@@ -5,6 +5,10 @@
 //! No lease is attached: the object lives until deleted, as the API server
 //! writes objects (Events, whose lease expired, are the exception the user
 //! chooses knowingly).
+//!
+//! The snapshot must come from the cluster it is written to: its cluster ID
+//! (computed from the member IDs it records, as etcd computes it) is
+//! compared with the one the member answers with ([`same_cluster`]).
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
@@ -101,5 +105,50 @@ pub fn would_pass(cond: Condition, cur: Option<&Current>) -> bool {
         (Condition::Absent, c) => c.is_none(),
         (Condition::ModRevision(n), Some(c)) => c.mod_revision == n,
         (Condition::ModRevision(_), None) => false,
+    }
+}
+
+/// The cluster ID of the snapshot: etcd's, from the member IDs in its
+/// `members` bucket (`None` when it records no member).
+pub fn snapshot_cluster_id(db: &crate::bolt::Db<'_>) -> Result<Option<u64>, crate::bolt::read::ReadError> {
+    let buckets = crate::bolt::read::buckets(db)?;
+    let h = crate::inspect::header::header(db, &buckets)?;
+    Ok(h.cluster_id.and_then(|c| u64::from_str_radix(&c, 16).ok()))
+}
+
+/// Whether the snapshot's cluster is the live one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameCluster {
+    Yes,
+    /// The IDs differ: (snapshot's, live).
+    No { snapshot: u64, live: u64 },
+    /// The snapshot records no member: the live cluster's ID.
+    Unknown { live: u64 },
+}
+
+/// Compares the snapshot's cluster ID with the live cluster's.
+pub fn same_cluster(snapshot: Option<u64>, live: u64) -> SameCluster {
+    match snapshot {
+        Some(s) if s == live => SameCluster::Yes,
+        Some(s) => SameCluster::No { snapshot: s, live },
+        None => SameCluster::Unknown { live },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_compare() {
+        assert_eq!(same_cluster(Some(7), 7), SameCluster::Yes);
+        assert_eq!(
+            same_cluster(Some(7), 8),
+            SameCluster::No {
+                snapshot: 7,
+                live: 8
+            }
+        );
+        assert_eq!(same_cluster(None, 8), SameCluster::Unknown { live: 8 });
     }
 }
