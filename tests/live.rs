@@ -46,6 +46,11 @@ fn code(o: &Output) -> i32 {
 
 /// Some keys with history (overwrites, a delete).
 fn fill(e: &Etcd) {
+    fill_variant(e, false);
+}
+
+/// `fill`, with `odd` one value different (the same revisions).
+fn fill_variant(e: &Etcd, odd: bool) {
     for i in 0..20 {
         e.put(
             &format!("/registry/configmaps/default/cm{i}"),
@@ -53,9 +58,10 @@ fn fill(e: &Etcd) {
         );
     }
     for i in 0..5 {
+        let again = if odd && i == 3 { "changed" } else { "again" };
         e.put(
             &format!("/registry/configmaps/default/cm{i}"),
-            format!("value {i} again").as_bytes(),
+            format!("value {i} {again}").as_bytes(),
         );
     }
     e.ctl(&["del", "/registry/configmaps/default/cm19"]);
@@ -757,7 +763,17 @@ fn compare_matches_then_reports_a_diverged_member_and_a_compaction_on_3_4() {
 
 /// Restores `snap` for the members of `l` into `dir` with our restore.
 fn restore_into(snap: &Path, l: &common::cluster::Layout, token: &str, dir: &Path) {
-    let o = run(&[
+    restore_with(snap, l, token, dir, &[]);
+}
+
+fn restore_with(
+    snap: &Path,
+    l: &common::cluster::Layout,
+    token: &str,
+    dir: &Path,
+    extra: &[&str],
+) {
+    let mut args = vec![
         "restore",
         snap.to_str().unwrap(),
         "--out-dir",
@@ -768,8 +784,131 @@ fn restore_into(snap: &Path, l: &common::cluster::Layout, token: &str, dir: &Pat
         token,
         "--target-version",
         "3.5",
-    ]);
+    ];
+    args.extend(extra);
+    let o = run(&args);
     assert!(o.status.success(), "restore: {}", stderr(&o));
+}
+
+/// After a restore with --bump-revision, HashKV at the snapshot's revision
+/// is compacted away; with the same --bump-revision, verify-cluster compares
+/// the members' keys at the bumped revision instead, and says so.
+#[test]
+fn verify_cluster_after_a_restore_with_bump_revision() {
+    let l = layout(3);
+    let token = "etcdsnap-verify-bump";
+    // A snapshot with history, a delete and a lease-less set of keys.
+    let src = Etcd::start("3.5", None);
+    fill(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    src.ctl(&["snapshot", "save", snap.to_str().unwrap()]);
+    let rev = src.revision();
+    drop(src);
+    let bump = ["--bump-revision", "1000", "--mark-compacted"];
+    let good = tempfile::tempdir().unwrap();
+    restore_with(&snap, &l, token, good.path(), &bump);
+    let dirs: Vec<PathBuf> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| good.path().join(format!("{n}.etcd")))
+        .collect();
+    let e = Etcd::start_dirs("3.5", &l.members, &dirs, &l.initial, token);
+    assert_eq!(e.revision(), rev + 1000);
+    let s = snap.to_str().unwrap();
+    // Without the bump: cannot tell, and the output says what to pass.
+    let o = live_run(&e, &["verify-cluster", "--expect", s]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("--bump-revision"), "{}", stdout(&o));
+    // With it: every member's keys compared, HashKV reported as skipped.
+    let o = live_run(
+        &e,
+        &[
+            "verify-cluster",
+            "--expect",
+            s,
+            "--initial-cluster",
+            &l.initial,
+            "--bump-revision",
+            "1000",
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let of = |check: &str, verdict: &str| {
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == check && f["verdict"] == verdict)
+            .count()
+    };
+    assert_eq!(of("content", "pass"), 3, "{j:#}");
+    assert_eq!(of("hashkv", "skipped"), 3, "{j:#}");
+    // 20 keys were put, one deleted: 19 live.
+    assert!(
+        j["findings"].to_string().contains("the 19 keys served at revision"),
+        "{j:#}"
+    );
+    // A write after the restore leaves the keys at the bumped revision as
+    // they were: still a match ...
+    e.put("/registry/configmaps/default/new", b"new");
+    let o = live_run(&e, &["verify-cluster", "--expect", s, "--bump-revision", "1000"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // ... and a wrong bump is named: the member is not at that revision.
+    let o = live_run(&e, &["verify-cluster", "--expect", s, "--bump-revision", "5000"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("+ the bump 5000"), "{}", stdout(&o));
+    drop(e);
+
+    // m3 restored (with the same bump) from another snapshot: only m3 fails,
+    // with the keys named.
+    let other_src = Etcd::start("3.5", None);
+    fill_variant(&other_src, true);
+    let other = dir.path().join("other.db");
+    other_src.ctl(&["snapshot", "save", other.to_str().unwrap()]);
+    drop(other_src);
+    let good2 = tempfile::tempdir().unwrap();
+    restore_with(&snap, &l, token, good2.path(), &bump);
+    let odd = tempfile::tempdir().unwrap();
+    restore_with(&other, &l, token, odd.path(), &bump);
+    let mut dirs2: Vec<PathBuf> = l
+        .members
+        .iter()
+        .map(|(n, _, _)| good2.path().join(format!("{n}.etcd")))
+        .collect();
+    dirs2[2] = odd.path().join("m3.etcd");
+    let e = Etcd::start_dirs("3.5", &l.members, &dirs2, &l.initial, token);
+    let o = live_run(
+        &e,
+        &[
+            "verify-cluster",
+            "--expect",
+            s,
+            "--bump-revision",
+            "1000",
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["verdict"] == "fail")
+        .collect();
+    assert!(!failed.is_empty(), "{j:#}");
+    assert!(failed.iter().all(|f| f["member"] == "m3"), "{j:#}");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f["check"] == "content" && f["detail"].as_str().unwrap().contains("cm3")),
+        "{j:#}"
+    );
 }
 
 #[test]
