@@ -265,21 +265,39 @@ fn save_force_that_fails_keeps_the_old_backup() {
     let proxy = corrupting_proxy(upstream);
     let o = etcdsnap()
         .env_remove("ETCDCTL_ENDPOINTS")
-        .args(["save", out.to_str().unwrap(), "--force", "--endpoints", &proxy])
+        .args([
+            "save",
+            out.to_str().unwrap(),
+            "--force",
+            "--endpoints",
+            &proxy,
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(std::fs::read(&out).unwrap() == old, "the old backup was replaced");
+    assert!(
+        std::fs::read(&out).unwrap() == old,
+        "the old backup was replaced"
+    );
     // A member that cannot be reached: OUT stays.
     let refused = format!("http://127.0.0.1:{}", common::cluster::free_port());
     let o = etcdsnap()
         .env_remove("ETCDCTL_ENDPOINTS")
-        .args(["save", out.to_str().unwrap(), "--force", "--endpoints", &refused])
+        .args([
+            "save",
+            out.to_str().unwrap(),
+            "--force",
+            "--endpoints",
+            &refused,
+        ])
         .args(["--dial-timeout", "1s"])
         .output()
         .unwrap();
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(std::fs::read(&out).unwrap() == old, "the old backup was replaced");
+    assert!(
+        std::fs::read(&out).unwrap() == old,
+        "the old backup was replaced"
+    );
     assert_eq!(temps(dir.path()), Vec::<String>::new());
     // A save that works replaces it, and says so.
     let o = live_run(&e, &["save", out.to_str().unwrap(), "--force"]);
@@ -650,18 +668,33 @@ fn put_back(line: &str) {
     let (ours, theirs) = (cluster_id(&e), cluster_id(&other));
     assert_ne!(ours, theirs);
     for extra in [&[][..], &["--dry-run"][..]] {
-        let mut args = vec!["put-back", s, "configmaps", "app", "-n", "default", "--no-index"];
+        let mut args = vec![
+            "put-back",
+            s,
+            "configmaps",
+            "app",
+            "-n",
+            "default",
+            "--no-index",
+        ];
         args.extend(extra);
         let o = live_run(&other, &args);
         assert_eq!(code(&o), 2, "{extra:?}: {}", stderr(&o));
         for id in [&ours, &theirs] {
             assert!(stderr(&o).contains(id.as_str()), "{id}: {}", stderr(&o));
         }
-        assert!(stderr(&o).contains("--allow-other-cluster"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--allow-other-cluster"),
+            "{}",
+            stderr(&o)
+        );
         assert!(stdout(&o).is_empty(), "{}", stdout(&o));
     }
     assert!(
-        other.ctl(&["get", key, "--print-value-only"]).stdout.is_empty(),
+        other
+            .ctl(&["get", key, "--print-value-only"])
+            .stdout
+            .is_empty(),
         "written to the other cluster"
     );
     let o = live_run(
@@ -685,7 +718,10 @@ fn put_back(line: &str) {
 fn cluster_id(e: &Etcd) -> String {
     let o = e.ctl(&["endpoint", "status", "-w", "json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    format!("{:x}", v[0]["Status"]["header"]["cluster_id"].as_u64().unwrap())
+    format!(
+        "{:x}",
+        v[0]["Status"]["header"]["cluster_id"].as_u64().unwrap()
+    )
 }
 
 #[test]
@@ -766,13 +802,7 @@ fn restore_into(snap: &Path, l: &common::cluster::Layout, token: &str, dir: &Pat
     restore_with(snap, l, token, dir, &[]);
 }
 
-fn restore_with(
-    snap: &Path,
-    l: &common::cluster::Layout,
-    token: &str,
-    dir: &Path,
-    extra: &[&str],
-) {
+fn restore_with(snap: &Path, l: &common::cluster::Layout, token: &str, dir: &Path, extra: &[&str]) {
     let mut args = vec![
         "restore",
         snap.to_str().unwrap(),
@@ -849,16 +879,24 @@ fn verify_cluster_after_a_restore_with_bump_revision() {
     assert_eq!(of("hashkv", "skipped"), 3, "{j:#}");
     // 20 keys were put, one deleted: 19 live.
     assert!(
-        j["findings"].to_string().contains("the 19 keys served at revision"),
+        j["findings"]
+            .to_string()
+            .contains("the 19 keys served at revision"),
         "{j:#}"
     );
     // A write after the restore leaves the keys at the bumped revision as
     // they were: still a match ...
     e.put("/registry/configmaps/default/new", b"new");
-    let o = live_run(&e, &["verify-cluster", "--expect", s, "--bump-revision", "1000"]);
+    let o = live_run(
+        &e,
+        &["verify-cluster", "--expect", s, "--bump-revision", "1000"],
+    );
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     // ... and a wrong bump is named: the member is not at that revision.
-    let o = live_run(&e, &["verify-cluster", "--expect", s, "--bump-revision", "5000"]);
+    let o = live_run(
+        &e,
+        &["verify-cluster", "--expect", s, "--bump-revision", "5000"],
+    );
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("+ the bump 5000"), "{}", stdout(&o));
     drop(e);
@@ -1074,7 +1112,11 @@ fn a_corrupted_stream_fails_the_digest_and_leaves_no_output() {
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("sha256 mismatch"), "{}", stderr(&o));
     assert!(!out.exists(), "OUT left behind");
-    assert_eq!(temps(dir.path()), Vec::<String>::new(), "a temporary file left behind");
+    assert_eq!(
+        temps(dir.path()),
+        Vec::<String>::new(),
+        "a temporary file left behind"
+    );
 }
 
 #[test]

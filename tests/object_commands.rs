@@ -481,7 +481,14 @@ fn for_apply_of_a_secret_needs_show_secrets() {
             "--for-apply",
         ],
         vec!["get", &snap(), key, "--for-apply"],
-        vec!["get", &snap(), key, "--for-apply", "--prefix", "/kubernetes.io"],
+        vec![
+            "get",
+            &snap(),
+            key,
+            "--for-apply",
+            "--prefix",
+            "/kubernetes.io",
+        ],
         vec!["get", &snap(), key, "--for-apply", "-o", "json"],
         vec!["get", &snap(), "secrets", "--all", "--for-apply"],
     ] {
@@ -496,7 +503,14 @@ fn for_apply_of_a_secret_needs_show_secrets() {
     let o = run(&["get", &snap(), key, "--for-apply", "--show-secrets"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("redacted"), "{}", stdout(&o));
-    let o = run(&["get", &snap(), "secrets", "--all", "--for-apply", "--show-secrets"]);
+    let o = run(&[
+        "get",
+        &snap(),
+        "secrets",
+        "--all",
+        "--for-apply",
+        "--show-secrets",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Other resources are not concerned.
     let o = run(&["get", &snap(), "configmaps", "--all", "--for-apply"]);
@@ -511,7 +525,14 @@ fn history_takes_a_resource_and_name_as_get_does() {
     let by_key = run(&["history", &snap(), key, "-w", "json"]);
     assert!(by_key.status.success(), "{}", stderr(&by_key));
     for args in [
-        vec!["history", &snap(), "configmap", "app-config", "-n", "default"],
+        vec![
+            "history",
+            &snap(),
+            "configmap",
+            "app-config",
+            "-n",
+            "default",
+        ],
         vec!["history", &snap(), "cm", "app-config"],
         vec!["history", &snap(), "configmaps", "app-config", "--no-index"],
         vec![

@@ -438,7 +438,9 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
             || is_secret_key_any_prefix(r.kv.key)
             || decoded.says_secret;
         if secret && args.apply.for_apply && !args.opts.show_secrets {
-            return Err(at(&"a Secret, left out: --for-apply needs --show-secrets for Secrets"));
+            return Err(at(
+                &"a Secret, left out: --for-apply needs --show-secrets for Secrets",
+            ));
         }
         let mut obj = decoded.object;
         let dropped = prepare(

@@ -148,10 +148,7 @@ pub fn compare_content(
                 }
                 _ => {
                     report.extra += 1;
-                    report.note(format!(
-                        "{} is not in the snapshot",
-                        escape_bytes(&got.key)
-                    ));
+                    report.note(format!("{} is not in the snapshot", escape_bytes(&got.key)));
                 }
             }
         }

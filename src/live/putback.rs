@@ -110,7 +110,9 @@ pub fn would_pass(cond: Condition, cur: Option<&Current>) -> bool {
 
 /// The cluster ID of the snapshot: etcd's, from the member IDs in its
 /// `members` bucket (`None` when it records no member).
-pub fn snapshot_cluster_id(db: &crate::bolt::Db<'_>) -> Result<Option<u64>, crate::bolt::read::ReadError> {
+pub fn snapshot_cluster_id(
+    db: &crate::bolt::Db<'_>,
+) -> Result<Option<u64>, crate::bolt::read::ReadError> {
     let buckets = crate::bolt::read::buckets(db)?;
     let h = crate::inspect::header::header(db, &buckets)?;
     Ok(h.cluster_id.and_then(|c| u64::from_str_radix(&c, 16).ok()))
@@ -121,9 +123,14 @@ pub fn snapshot_cluster_id(db: &crate::bolt::Db<'_>) -> Result<Option<u64>, crat
 pub enum SameCluster {
     Yes,
     /// The IDs differ: (snapshot's, live).
-    No { snapshot: u64, live: u64 },
+    No {
+        snapshot: u64,
+        live: u64,
+    },
     /// The snapshot records no member: the live cluster's ID.
-    Unknown { live: u64 },
+    Unknown {
+        live: u64,
+    },
 }
 
 /// Compares the snapshot's cluster ID with the live cluster's.

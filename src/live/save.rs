@@ -191,9 +191,7 @@ fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, SaveError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SaveError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// Removes the part file unless disarmed.
