@@ -849,7 +849,11 @@ fn verify_cluster_after_a_restore_with_bump_revision() {
     // Without the bump: cannot tell, and the output says what to pass.
     let o = live_run(&e, &["verify-cluster", "--expect", s]);
     assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("--bump-revision"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("pass --bump-revision 1000"),
+        "{}",
+        stdout(&o)
+    );
     // With it: every member's keys compared, HashKV reported as skipped.
     let o = live_run(
         &e,

@@ -454,13 +454,29 @@ pub fn verify_cluster(
         }
         let mut h = hash_finding(live, "hashkv", &label, m, expect.revision, offline);
         if h.verdict == Verdict::Unknown && h.detail.contains("compacted") {
-            h.detail.push_str(
-                "; if the cluster was restored with --bump-revision N, pass --bump-revision N",
-            );
+            h.detail.push_str(&bump_hint(live, m, expect.revision));
         }
         out.push(h);
     }
     out
+}
+
+/// What to pass when a member is compacted past the snapshot's revision:
+/// restored with a bump of N, it is compacted at exactly revision + N (until
+/// the next compaction), which its HashKV at its current revision tells.
+fn bump_hint(live: &Live, m: &Member, rev: i64) -> String {
+    let mut c = m.client.clone();
+    let compacted = live
+        .unary(m, "HashKV", async move { c.hash_kv(0).await })
+        .map(|r| r.compact_version());
+    match compacted {
+        Ok(at) if at > rev => format!(
+            "; the member is compacted at {at}: if the cluster was restored with --bump-revision \
+             {n}, pass --bump-revision {n}",
+            n = at - rev
+        ),
+        _ => "; if the cluster was restored with --bump-revision N, pass --bump-revision N".into(),
+    }
 }
 
 /// The checks of a member restored with a revision bump: its revision, and

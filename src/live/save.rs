@@ -133,6 +133,24 @@ pub fn temp_path(out: &Path, pid: u32, random: u64) -> PathBuf {
     dir_of(out).join(format!("{}{pid}-{random:016x}.part", temp_prefix(out)))
 }
 
+/// The temporary files this process has made for `OUT` and not yet renamed
+/// or removed (for an interrupt handler to remove).
+pub fn own_temps(out: &Path) -> Vec<PathBuf> {
+    let mine = format!("{}{}-", temp_prefix(out), std::process::id());
+    let Ok(entries) = std::fs::read_dir(dir_of(out)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&mine) && n.ends_with(".part")
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// `OUT` with `suffix` appended (`OUT.unverified`).
 fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
     let mut s = out.as_os_str().to_os_string();
@@ -381,6 +399,20 @@ mod tests {
         let mut d = LaggingDigest::new();
         d.update(&data[..31]);
         assert!(d.finish().is_none());
+    }
+
+    #[test]
+    fn own_temps_are_this_process_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.db");
+        let (mine, _f) = create_temp(&out).unwrap();
+        let other = temp_path(&out, std::process::id().wrapping_add(1), 5);
+        std::fs::write(&other, b"").unwrap();
+        std::fs::write(dir.path().join("s.db.part"), b"").unwrap();
+        assert_eq!(own_temps(&out), vec![mine.clone()]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&mine).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
