@@ -71,7 +71,7 @@ link, mode 0600), checks the sha256 the server appends against the bytes receive
 (unless --no-verify), and only then gives it the name OUT and fsyncs the directory. The file is the one \
 `etcdctl snapshot save` writes (the db and its 32-byte sha256), readable by its owner only (0600). A dropped \
 connection or a wrong digest leaves no file (the temporary file is removed); a file that fails verify is kept \
-as OUT.unverified, and OUT is not written.\n\nOUT is never replaced without --force; with two saves to one OUT \
+as OUT.unverified (or under its temporary name when that is taken), and OUT is not written.\n\nOUT is never replaced without --force; with two saves to one OUT \
 at once, one writes it and the other stops with nothing written. With --force an existing OUT stays as it is \
 until the new snapshot is whole, checked and verified, then a rename replaces it in one step: a failed save \
 leaves the old OUT in place.\n\nThe sha256 printed is that of the whole file, as `sha256sum`, `verify -w json`, \

@@ -356,27 +356,47 @@ pub fn save(
         verify,
         replaced: false,
     };
-    if !saved.verified_or_unchecked() {
-        // Kept for inspection, never in OUT's place.
-        let aside = with_suffix(out, ".unverified");
-        saved.path = if place_no_replace(&part, &aside)? {
-            aside
-        } else {
-            part.clone()
-        };
-        guard.armed = false;
-        sync_dir(&dir)?;
-        return Ok(saved);
-    }
-    if opts.force {
-        saved.replaced = std::fs::symlink_metadata(out).is_ok();
-        std::fs::rename(&part, out).map_err(io(out))?;
-    } else if !place_no_replace(&part, out)? {
-        return Err(SaveError::AppearedMeanwhile(out.to_path_buf()));
+    match place(&part, out, opts.force, saved.verified_or_unchecked())? {
+        Placed::Out { replaced } => saved.replaced = replaced,
+        Placed::Aside(p) => saved.path = p,
     }
     guard.armed = false;
     sync_dir(&dir)?;
     Ok(saved)
+}
+
+/// Where [`place`] put the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placed {
+    /// At `OUT`; `replaced` when an old `OUT` was there.
+    Out { replaced: bool },
+    /// Kept for inspection after a failed verify (`OUT.unverified`, or the
+    /// temporary name when that is taken); `OUT` untouched.
+    Aside(PathBuf),
+}
+
+/// Gives the whole, fsynced temporary file `part` its final name: `OUT` when
+/// `verified` (only if absent, or replacing it in one rename with `force`),
+/// else a name beside it. On `Err` the file is still at `part`.
+fn place(part: &Path, out: &Path, force: bool, verified: bool) -> Result<Placed, SaveError> {
+    if !verified {
+        let aside = with_suffix(out, ".unverified");
+        return Ok(Placed::Aside(if place_no_replace(part, &aside)? {
+            aside
+        } else {
+            part.to_path_buf()
+        }));
+    }
+    if force {
+        let replaced = std::fs::symlink_metadata(out).is_ok();
+        std::fs::rename(part, out).map_err(io(out))?;
+        return Ok(Placed::Out { replaced });
+    }
+    if place_no_replace(part, out)? {
+        Ok(Placed::Out { replaced: false })
+    } else {
+        Err(SaveError::AppearedMeanwhile(out.to_path_buf()))
+    }
 }
 
 #[cfg(test)]
@@ -399,6 +419,60 @@ mod tests {
         let mut d = LaggingDigest::new();
         d.update(&data[..31]);
         assert!(d.finish().is_none());
+    }
+
+    #[test]
+    fn place_never_replaces_out_unless_forced_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.db");
+        let new_part = |body: &[u8]| {
+            let (p, mut f) = create_temp(&out).unwrap();
+            f.write_all(body).unwrap();
+            p
+        };
+        let read = |p: &Path| std::fs::read(p).unwrap();
+        // Absent: placed.
+        let p = new_part(b"one");
+        assert_eq!(
+            place(&p, &out, false, true).unwrap(),
+            Placed::Out { replaced: false }
+        );
+        assert_eq!(read(&out), b"one");
+        assert!(!p.exists());
+        // Present, not forced: refused, both files left as they are.
+        let p = new_part(b"two");
+        assert!(matches!(
+            place(&p, &out, false, true),
+            Err(SaveError::AppearedMeanwhile(_))
+        ));
+        assert_eq!(read(&out), b"one");
+        assert_eq!(read(&p), b"two");
+        std::fs::remove_file(&p).unwrap();
+        // Failed verify, even forced: OUT untouched, the file kept beside it;
+        // a second one keeps its temporary name.
+        let p = new_part(b"bad");
+        let aside = dir.path().join("s.db.unverified");
+        assert_eq!(
+            place(&p, &out, true, false).unwrap(),
+            Placed::Aside(aside.clone())
+        );
+        assert_eq!(read(&out), b"one");
+        assert_eq!(read(&aside), b"bad");
+        let p = new_part(b"bad again");
+        assert_eq!(
+            place(&p, &out, true, false).unwrap(),
+            Placed::Aside(p.clone())
+        );
+        assert_eq!(read(&aside), b"bad");
+        std::fs::remove_file(&p).unwrap();
+        // Forced and verified: replaced in one rename.
+        let p = new_part(b"three");
+        assert_eq!(
+            place(&p, &out, true, true).unwrap(),
+            Placed::Out { replaced: true }
+        );
+        assert_eq!(read(&out), b"three");
+        assert_eq!(own_temps(&out), Vec::<PathBuf>::new());
     }
 
     #[test]
