@@ -195,8 +195,10 @@ fn create_temp(out: &Path) -> Result<(PathBuf, File), SaveError> {
     Err(io(&path)(e))
 }
 
-/// Gives `temp` the name `to` unless `to` exists (a hard link, then the
-/// temporary name is removed). `Ok(false)` when `to` exists.
+/// Gives `temp` the name `to` unless `to` exists (a hard link, which fails
+/// when it does, then the temporary name is removed). `Ok(false)` when `to`
+/// exists. On a file system without hard links (FAT), a check then a
+/// rename: there another process could still create `to` in between.
 fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, SaveError> {
     match std::fs::hard_link(temp, to) {
         Ok(()) => {
@@ -204,6 +206,18 @@ fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, SaveError> {
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK | libc::ENOSYS)
+            ) =>
+        {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Ok(false);
+            }
+            std::fs::rename(temp, to).map_err(io(to))?;
+            Ok(true)
+        }
         Err(e) => Err(io(to)(e)),
     }
 }
