@@ -715,6 +715,36 @@ fn put_back(line: &str) {
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(other.ctl(&["get", key, "--print-value-only"]).stdout, want);
+    // A member added since the cluster started (a learner, not started): the
+    // ID computed from the snapshot's members is no longer the cluster's,
+    // but a shared member says it is the same cluster.
+    let purl = format!("http://127.0.0.1:{}", common::cluster::free_port());
+    e.ctl(&[
+        "member",
+        "add",
+        "learner",
+        "--learner",
+        "--peer-urls",
+        &purl,
+    ]);
+    let snap2 = dir.path().join("snap2.db");
+    e.ctl(&["snapshot", "save", snap2.to_str().unwrap()]);
+    e.ctl(&["del", key]);
+    let o = live_run(
+        &e,
+        &[
+            "put-back",
+            snap2.to_str().unwrap(),
+            "configmaps",
+            "app",
+            "-n",
+            "default",
+            "--no-index",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("membership changed"), "{}", stderr(&o));
+    assert_eq!(e.ctl(&["get", key, "--print-value-only"]).stdout, want);
 }
 
 /// The cluster ID `etcdctl endpoint status` reports, in hex.

@@ -11,8 +11,8 @@ use super::{Outcome, SnapshotPath};
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::value::detect;
 use crate::live::putback::{
-    Condition, PutBack, SameCluster, current, put_back, same_cluster, snapshot_cluster_id,
-    would_pass,
+    Condition, PutBack, SameCluster, current, live_member_ids, put_back, same_cluster,
+    snapshot_cluster, would_pass,
 };
 use crate::mvcc::keyspace::KeySpace;
 use crate::report::escape_bytes;
@@ -24,7 +24,8 @@ use crate::report::escape_bytes;
     long_about = "Writes one object's exact stored bytes (no lease) from the snapshot back to the live cluster in \
 one transaction that succeeds only when the key is absent, or when its mod revision is --if-mod-revision N. The \
 snapshot must be of the same cluster: its cluster ID (etcd's, from the member IDs it records) is compared with \
-the live cluster's, and a difference is refused unless --allow-other-cluster. For \
+the live cluster's (or, as that ID no longer matches once members were added or replaced, a member must be \
+in both), and another cluster's snapshot is refused unless --allow-other-cluster. For \
 when the API server is down, or an object must keep its exact stored form (kubectl apply would re-encode it). \
 The API server's watch cache learns of the write through its watch; clients that list from the cache may see \
 the old state until it has caught up. On a failed compare the key's current mod revision is printed.\n\nExit \
@@ -89,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let snap_cluster = snapshot_cluster_id(&db).map_err(|e| {
+    let snap_cluster = snapshot_cluster(&db).map_err(|e| {
         anyhow::Error::from(e).context(format!("{}: members", file.path().display()))
     })?;
     if let Some(r) = args.revision {
@@ -158,8 +159,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         (None, Some(err)) => return Err(err.into()),
         (None, None) => return Err(crate::live::LiveError::NoEndpoint.into()),
     };
-    match same_cluster(snap_cluster, m.cluster_id()) {
+    let live_members = live_member_ids(&live, &m)?;
+    match same_cluster(&snap_cluster, m.cluster_id(), &live_members) {
         SameCluster::Yes => {}
+        SameCluster::SharedMembers {
+            snapshot,
+            live,
+            shared,
+        } => say!(
+            "etcdsnap: note: the snapshot's member IDs make cluster ID {snapshot:x}, {} answers for \
+             cluster {live:x}, but {shared} of its members are in the live member list: the same \
+             cluster, whose membership changed",
+            m.endpoint
+        ),
         SameCluster::No { snapshot, live } if args.allow_other_cluster => say!(
             "etcdsnap: note: the snapshot is of cluster {snapshot:x}, {} answers for cluster {live:x} \
              (--allow-other-cluster)",

@@ -8,7 +8,9 @@
 //!
 //! The snapshot must come from the cluster it is written to: its cluster ID
 //! (computed from the member IDs it records, as etcd computes it) is
-//! compared with the one the member answers with ([`same_cluster`]).
+//! compared with the one the member answers with, and, as that computed ID
+//! no longer matches once members were added or replaced, its member IDs
+//! with the live member list ([`same_cluster`]).
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
@@ -108,37 +110,81 @@ pub fn would_pass(cond: Condition, cur: Option<&Current>) -> bool {
     }
 }
 
-/// The cluster ID of the snapshot: etcd's, from the member IDs in its
-/// `members` bucket (`None` when it records no member).
-pub fn snapshot_cluster_id(
+/// Which cluster a snapshot is of, as far as it records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotCluster {
+    /// etcd's cluster ID computed from the member IDs it records (`None`
+    /// when it records no member). It is the cluster's real ID as long as the
+    /// membership is the one the cluster started with.
+    pub id: Option<u64>,
+    /// The member IDs it records.
+    pub members: Vec<u64>,
+}
+
+/// The members the snapshot records, and the cluster ID they make.
+pub fn snapshot_cluster(
     db: &crate::bolt::Db<'_>,
-) -> Result<Option<u64>, crate::bolt::read::ReadError> {
+) -> Result<SnapshotCluster, crate::bolt::read::ReadError> {
     let buckets = crate::bolt::read::buckets(db)?;
     let h = crate::inspect::header::header(db, &buckets)?;
-    Ok(h.cluster_id.and_then(|c| u64::from_str_radix(&c, 16).ok()))
+    Ok(SnapshotCluster {
+        id: h.cluster_id.and_then(|c| u64::from_str_radix(&c, 16).ok()),
+        members: h
+            .members
+            .iter()
+            .filter_map(|m| u64::from_str_radix(&m.id, 16).ok())
+            .collect(),
+    })
+}
+
+/// The member IDs of the cluster `m` belongs to (its member list).
+pub fn live_member_ids(live: &Live, m: &Member) -> Result<Vec<u64>, LiveError> {
+    let mut c = m.client.clone();
+    let list = live.unary(m, "MemberList", async move { c.member_list().await })?;
+    Ok(list.members().iter().map(|x| x.id()).collect())
 }
 
 /// Whether the snapshot's cluster is the live one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameCluster {
+    /// The cluster IDs are equal.
     Yes,
-    /// The IDs differ: (snapshot's, live).
-    No {
+    /// The IDs differ but members are shared: the membership changed since
+    /// the cluster started (a member added or replaced), which the ID
+    /// computed from the snapshot's members does not follow.
+    SharedMembers {
         snapshot: u64,
         live: u64,
+        shared: usize,
     },
+    /// The IDs differ and no member is shared: (snapshot's, live).
+    No { snapshot: u64, live: u64 },
     /// The snapshot records no member: the live cluster's ID.
-    Unknown {
-        live: u64,
-    },
+    Unknown { live: u64 },
 }
 
-/// Compares the snapshot's cluster ID with the live cluster's.
-pub fn same_cluster(snapshot: Option<u64>, live: u64) -> SameCluster {
-    match snapshot {
-        Some(s) if s == live => SameCluster::Yes,
-        Some(s) => SameCluster::No { snapshot: s, live },
-        None => SameCluster::Unknown { live },
+/// Compares the snapshot's cluster with the live one (its ID and member
+/// IDs).
+pub fn same_cluster(snapshot: &SnapshotCluster, live: u64, live_members: &[u64]) -> SameCluster {
+    let Some(s) = snapshot.id else {
+        return SameCluster::Unknown { live };
+    };
+    if s == live {
+        return SameCluster::Yes;
+    }
+    let shared = snapshot
+        .members
+        .iter()
+        .filter(|id| live_members.contains(id))
+        .count();
+    if shared > 0 {
+        SameCluster::SharedMembers {
+            snapshot: s,
+            live,
+            shared,
+        }
+    } else {
+        SameCluster::No { snapshot: s, live }
     }
 }
 
@@ -148,14 +194,32 @@ mod tests {
 
     #[test]
     fn cluster_ids_compare() {
-        assert_eq!(same_cluster(Some(7), 7), SameCluster::Yes);
+        let snap = |id: Option<u64>, members: &[u64]| SnapshotCluster {
+            id,
+            members: members.to_vec(),
+        };
         assert_eq!(
-            same_cluster(Some(7), 8),
+            same_cluster(&snap(Some(7), &[1, 2]), 7, &[9]),
+            SameCluster::Yes
+        );
+        assert_eq!(
+            same_cluster(&snap(Some(7), &[1, 2]), 8, &[3, 4]),
             SameCluster::No {
                 snapshot: 7,
                 live: 8
             }
         );
-        assert_eq!(same_cluster(None, 8), SameCluster::Unknown { live: 8 });
+        assert_eq!(
+            same_cluster(&snap(Some(7), &[1, 2]), 8, &[2, 3]),
+            SameCluster::SharedMembers {
+                snapshot: 7,
+                live: 8,
+                shared: 1
+            }
+        );
+        assert_eq!(
+            same_cluster(&snap(None, &[]), 8, &[1]),
+            SameCluster::Unknown { live: 8 }
+        );
     }
 }
