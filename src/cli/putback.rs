@@ -30,7 +30,8 @@ when the API server is down, or an object must keep its exact stored form (kubec
 The API server's watch cache learns of the write through its watch; clients that list from the cache may see \
 the old state until it has caught up. On a failed compare the key's current mod revision is printed.\n\nExit \
 codes: 0 written (or --dry-run would write); 1 the compare failed (nothing written) or the object is not in \
-the snapshot; 2 usage, connection or I/O error.",
+the snapshot; 2 usage, connection or I/O error, a Secret without --show-secrets, or another cluster's \
+snapshot without --allow-other-cluster.",
     after_help = "Examples:\n  etcdsnap put-back snapshot.db configmap app-config -n prod --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key --dry-run\n  etcdsnap put-back snapshot.db /registry/deployments/prod/web --endpoints http://127.0.0.1:2379 --if-mod-revision 1234"
 )]
 pub struct Args {
