@@ -564,6 +564,44 @@ fn a_server_killed_during_save_leaves_no_output() {
     assert_eq!(temps(dir.path()), Vec::<String>::new());
 }
 
+#[test]
+fn the_next_save_removes_what_a_killed_save_left() {
+    let e = big_member();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snap.db");
+    // Killed as soon as bytes arrived.
+    let mut child = live_cmd(&e, &["save", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let part = loop {
+        let grown = temps(dir.path())
+            .into_iter()
+            .map(|n| dir.path().join(n))
+            .find(|p| std::fs::metadata(p).map_or(0, |m| m.len()) > 0);
+        if let Some(p) = grown {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no bytes arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(part.exists(), "SIGKILL leaves the temporary file");
+    assert!(!out.exists());
+    let o = live_run(&e, &["save", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("removed {}", part.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(temps(dir.path()), Vec::<String>::new());
+    assert!(sound(&out));
+}
+
 fn put_back(line: &str) {
     let e = Etcd::start(line, None);
     fill(&e);

@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use super::Outcome;
 use crate::live::connect::{ConnectSpec, GivenSettings, Live};
-use crate::live::save::{SaveError, SaveOptions, save};
+use crate::live::save::{SaveError, SaveOptions, remove_stale_temps, save};
 use crate::report::humanize_bytes;
 
 /// How to reach the cluster: etcdctl's flags; each falls back to its
@@ -67,7 +67,7 @@ impl ConnArgs {
 #[command(
     long_about = "Streams a snapshot from one member (the Maintenance Snapshot RPC) into a temporary file of \
 this run next to OUT (.<OUT>.etcdsnap-save-<pid>-<random>.part: created exclusively, never through a symbolic \
-link, mode 0600), checks the sha256 the server appends against the bytes received, fsyncs, runs `verify` on it \
+link, mode 0600; such files that a killed save left, whose process is gone, are removed first), checks the sha256 the server appends against the bytes received, fsyncs, runs `verify` on it \
 (unless --no-verify), and only then gives it the name OUT and fsyncs the directory. The file is the one \
 `etcdctl snapshot save` writes (the db and its 32-byte sha256), readable by its owner only (0600). A dropped \
 connection or a wrong digest leaves no file (the temporary file is removed); a file that fails verify is kept \
@@ -102,6 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "a snapshot is taken from one member; got {} endpoints ({}): give one",
             live.spec.endpoints.len(),
             live.spec.endpoints.join(",")
+        );
+    }
+    for p in remove_stale_temps(&args.out) {
+        say!(
+            "etcdsnap: removed {}, left by a save that was interrupted (its process is gone)",
+            p.display()
         );
     }
     let m = live.connect(&live.spec.endpoints[0])?;

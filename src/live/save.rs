@@ -151,6 +151,50 @@ pub fn own_temps(out: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes the temporary files for `OUT` that saves on this host left when
+/// they were killed (their process is gone); returns those removed. A file
+/// of a running process, or one whose name does not parse, is left alone.
+pub fn remove_stale_temps(out: &Path) -> Vec<PathBuf> {
+    let prefix = temp_prefix(out);
+    let Ok(entries) = std::fs::read_dir(dir_of(out)) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".part"))
+        else {
+            continue;
+        };
+        let Some((pid, random)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if pid <= 0
+            || random.len() != 16
+            || !random.bytes().all(|b| b.is_ascii_hexdigit())
+            || pid as u32 == std::process::id()
+        {
+            continue;
+        }
+        // SAFETY: signal 0 sends nothing; it only asks whether the process
+        // exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if gone && is_file && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// `OUT` with `suffix` appended (`OUT.unverified`).
 fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
     let mut s = out.as_os_str().to_os_string();
@@ -487,6 +531,28 @@ mod tests {
         );
         assert_eq!(read(&out), b"three");
         assert_eq!(own_temps(&out), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.db");
+        // A process that has exited (and been reaped): its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = temp_path(&out, dead, 1);
+        std::fs::write(&stale, b"x").unwrap();
+        let (mine, _f) = create_temp(&out).unwrap();
+        let alive = temp_path(&out, 1, 2);
+        std::fs::write(&alive, b"x").unwrap();
+        let odd = dir
+            .path()
+            .join(format!("{}{dead}-zz.part", temp_prefix(&out)));
+        std::fs::write(&odd, b"x").unwrap();
+        assert_eq!(remove_stale_temps(&out), vec![stale.clone()]);
+        assert!(!stale.exists());
+        assert!(mine.exists() && alive.exists() && odd.exists());
     }
 
     #[test]
