@@ -58,6 +58,12 @@ pub struct Args {
     index: IndexOpts,
 }
 
+/// Why `--for-apply` of a Secret needs `--show-secrets`: redacted, the
+/// placeholders are what `kubectl apply` would store.
+const FOR_APPLY_SECRET: &str = "--for-apply of a Secret without --show-secrets would give `kubectl apply` \
+     redacted placeholders to store in place of its data: add --show-secrets (its data is then printed in \
+     clear), or leave out --for-apply to look at it redacted";
+
 /// Which key(s) the arguments name.
 pub(crate) enum Wanted {
     Key(Vec<u8>),
@@ -266,6 +272,9 @@ fn show(
         write_raw(value)?;
         return Ok(Outcome::Ok);
     }
+    if args.apply.for_apply && (secret || value_is_secret(value)) && !args.opts.show_secrets {
+        bail!("{FOR_APPLY_SECRET}");
+    }
     let plain = match decryptor.plaintext(chosen.kv.key, value) {
         Ok(p) => p,
         Err(e) => {
@@ -294,6 +303,9 @@ fn show(
             "etcdsnap: note: {}; -o raw has them",
             super::objects::unknown_note(&decoded.unknown_fields_at)
         );
+    }
+    if args.apply.for_apply && decoded.says_secret && !args.opts.show_secrets {
+        bail!("{FOR_APPLY_SECRET}");
     }
     let mut obj = decoded.object;
     let dropped = prepare(
@@ -371,6 +383,12 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         bail!("--all writes yaml or json");
     }
     let resource = ResourceRef::parse(&args.target);
+    if args.apply.for_apply
+        && !args.opts.show_secrets
+        && matches!(resource, ResourceRef::BuiltIn("secrets"))
+    {
+        bail!("{FOR_APPLY_SECRET}");
+    }
     let mut check = ResourceCheck::new(&args.target, &resource);
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
     let file = open(&args.snapshot)?;
@@ -419,6 +437,11 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         let secret = is_secret_key(r.kv.key, &prefix)
             || is_secret_key_any_prefix(r.kv.key)
             || decoded.says_secret;
+        if secret && args.apply.for_apply && !args.opts.show_secrets {
+            return Err(at(
+                &"a Secret, left out: --for-apply needs --show-secrets for Secrets",
+            ));
+        }
         let mut obj = decoded.object;
         let dropped = prepare(
             &mut obj,

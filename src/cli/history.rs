@@ -1,19 +1,21 @@
 //! `etcdsnap history`: every revision of one key that the snapshot still holds.
 
+use anyhow::bail;
 use serde::Serialize;
 
+use super::get::Wanted;
 use super::keyindex::{self, IndexOpts, Select};
 use super::objects::{DecryptArgs, db, decrypted_encoding};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::kube::decrypt::Decryptor;
 use crate::kube::value::{Encoding, detect};
 use crate::mvcc::keyspace::{KeySpace, RecordInfo};
-use crate::report::{Align, Table, escape_controls};
+use crate::report::{Align, Table, escape_bytes, escape_controls};
 
 /// List every revision of one key that the snapshot still holds
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
+    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap history snapshot.db deploy web -n default\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
@@ -21,8 +23,19 @@ pub struct Args {
     /// unnamed temporary file in $TMPDIR (else /tmp); inflation stops where the
     /// db ends
     snapshot: SnapshotPath,
-    /// The etcd key
-    key: String,
+    /// An etcd key (used as is when it starts with `/` or comes without NAME),
+    /// or a resource as kubectl names it (pods, deploy, deployments.apps,
+    /// widgets.example.com …) followed by NAME, as `get` takes them
+    target: String,
+    /// The object's name (with a resource)
+    name: Option<String>,
+    /// Namespace (with a namespaced resource; default "default")
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// kube-apiserver's --etcd-prefix (OpenShift: /kubernetes.io); with
+    /// RESOURCE NAME only
+    #[arg(long, requires = "name")]
+    prefix: Option<String>,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
@@ -53,11 +66,21 @@ struct Revision {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let wanted = Wanted::from_args(
+        &args.target,
+        args.name.as_deref(),
+        args.namespace.as_deref(),
+    )?;
     let decryptor = Decryptor::any_prefix(args.decrypt.config()?);
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let select = Select::Key(args.key.as_bytes());
+    let prefix = args.prefix.clone().unwrap_or_else(|| "/registry".into());
+    let matches = |k: &[u8]| wanted.matches(k, &prefix);
+    let select = match &wanted {
+        Wanted::Key(k) => Select::Key(k),
+        Wanted::Object { .. } => Select::Matching(&matches),
+    };
     keyindex::lookup_then(&file, &ks, &args.index, select, |records, _| {
         show(&args, &file, &ks, &decryptor, records)
     })?
@@ -83,18 +106,30 @@ fn show(
     for e in decrypted.iter().filter_map(|d| d.1.as_ref()) {
         say!("etcdsnap: {e}");
     }
-    if records.is_empty() {
+    let mut keys: Vec<&[u8]> = records.iter().map(|r| r.kv.key).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.len() > 1 {
+        let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
+        bail!(
+            "{} matches several keys; name one: {}",
+            asked(args),
+            list.join(", ")
+        );
+    }
+    let Some(key) = keys.first() else {
         say!(
             "etcdsnap: {}: {}: not found in the snapshot",
             file.path().display(),
-            args.key
+            asked(args)
         );
         return Ok(Outcome::Failed);
-    }
+    };
+    let (raw_key, key) = (String::from_utf8_lossy(key).into_owned(), escape_bytes(key));
     match args.write_out {
         ReportFormat::Json => {
             let h = History {
-                key: args.key.clone(),
+                key: raw_key,
                 compact_revision: ks.compact_revision,
                 revisions: records
                     .iter()
@@ -153,7 +188,7 @@ fn show(
                     },
                 ]);
             }
-            let mut s = format!("{}\n", escape_controls(&args.key));
+            let mut s = format!("{key}\n");
             s.push_str(&t.render());
             if let Some(c) = ks.compact_revision {
                 s.push_str(&format!("history before revision {c} was compacted\n"));
@@ -162,4 +197,18 @@ fn show(
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The arguments as the user gave them, for messages.
+fn asked(args: &Args) -> String {
+    let mut s = escape_controls(&args.target).into_owned();
+    if let Some(n) = &args.name {
+        s.push(' ');
+        s.push_str(&escape_controls(n));
+    }
+    if let (Some(_), Some(ns)) = (&args.name, &args.namespace) {
+        s.push_str(" -n ");
+        s.push_str(&escape_controls(ns));
+    }
+    s
 }

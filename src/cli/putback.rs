@@ -10,7 +10,10 @@ use super::save::ConnArgs;
 use super::{Outcome, SnapshotPath};
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::value::detect;
-use crate::live::putback::{Condition, PutBack, current, put_back, would_pass};
+use crate::live::putback::{
+    Condition, PutBack, SameCluster, current, live_member_ids, put_back, same_cluster,
+    snapshot_cluster, would_pass,
+};
 use crate::mvcc::keyspace::KeySpace;
 use crate::report::escape_bytes;
 
@@ -19,12 +22,16 @@ use crate::report::escape_bytes;
 #[derive(clap::Args)]
 #[command(
     long_about = "Writes one object's exact stored bytes (no lease) from the snapshot back to the live cluster in \
-one transaction that succeeds only when the key is absent, or when its mod revision is --if-mod-revision N. For \
+one transaction that succeeds only when the key is absent, or when its mod revision is --if-mod-revision N. The \
+snapshot must be of the same cluster: its cluster ID (etcd's, from the member IDs it records) is compared with \
+the live cluster's (or, as that ID no longer matches once members were added or replaced, a member must be \
+in both), and another cluster's snapshot is refused unless --allow-other-cluster. For \
 when the API server is down, or an object must keep its exact stored form (kubectl apply would re-encode it). \
 The API server's watch cache learns of the write through its watch; clients that list from the cache may see \
 the old state until it has caught up. On a failed compare the key's current mod revision is printed.\n\nExit \
 codes: 0 written (or --dry-run would write); 1 the compare failed (nothing written) or the object is not in \
-the snapshot; 2 usage, connection or I/O error.",
+the snapshot; 2 usage, connection or I/O error, a Secret without --show-secrets, or another cluster's \
+snapshot without --allow-other-cluster.",
     after_help = "Examples:\n  etcdsnap put-back snapshot.db configmap app-config -n prod --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key --dry-run\n  etcdsnap put-back snapshot.db /registry/deployments/prod/web --endpoints http://127.0.0.1:2379 --if-mod-revision 1234"
 )]
 pub struct Args {
@@ -55,6 +62,11 @@ pub struct Args {
     /// Allow writing a Secret
     #[arg(long)]
     show_secrets: bool,
+    /// Write although the snapshot's cluster ID (from its member IDs) is not
+    /// the live cluster's (a cluster restored with other member names, peer
+    /// URLs or token has a new ID)
+    #[arg(long)]
+    allow_other_cluster: bool,
     #[command(flatten)]
     prefix: PrefixOpt,
     #[command(flatten)]
@@ -79,6 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
+    let snap_cluster = snapshot_cluster(&db).map_err(|e| {
+        anyhow::Error::from(e).context(format!("{}: members", file.path().display()))
+    })?;
     if let Some(r) = args.revision {
         ks.check_revision(r)?;
     }
@@ -145,6 +160,44 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         (None, Some(err)) => return Err(err.into()),
         (None, None) => return Err(crate::live::LiveError::NoEndpoint.into()),
     };
+    let live_members = live_member_ids(&live, &m)?;
+    match same_cluster(&snap_cluster, m.cluster_id(), &live_members) {
+        SameCluster::Yes => {}
+        SameCluster::SharedMembers {
+            snapshot,
+            live,
+            shared,
+        } => say!(
+            "etcdsnap: note: the snapshot's member IDs make cluster ID {snapshot:x}, {} answers for \
+             cluster {live:x}, but {shared} of its members are in the live member list: the same \
+             cluster, whose membership changed",
+            m.endpoint
+        ),
+        SameCluster::No { snapshot, live } if args.allow_other_cluster => say!(
+            "etcdsnap: note: the snapshot is of cluster {snapshot:x}, {} answers for cluster {live:x} \
+             (--allow-other-cluster)",
+            m.endpoint
+        ),
+        SameCluster::Unknown { live } if args.allow_other_cluster => say!(
+            "etcdsnap: note: the snapshot records no member, so its cluster is not known; {} answers \
+             for cluster {live:x} (--allow-other-cluster)",
+            m.endpoint
+        ),
+        SameCluster::No { snapshot, live } => bail!(
+            "the snapshot {} is of cluster {snapshot:x} (from its member IDs), but {} answers for \
+             cluster {live:x}: nothing written. Objects from another cluster's snapshot may not belong \
+             here; if this cluster was restored from that snapshot under new member names, peer URLs \
+             or token, pass --allow-other-cluster",
+            file.path().display(),
+            m.endpoint
+        ),
+        SameCluster::Unknown { live } => bail!(
+            "the snapshot {} records no member, so the cluster it is of cannot be told ({} answers for \
+             cluster {live:x}): nothing written; pass --allow-other-cluster to write it anyway",
+            file.path().display(),
+            m.endpoint
+        ),
+    }
     let what = format!(
         "{} ({} bytes, {}, from snapshot revision {at})",
         escape_bytes(&key),

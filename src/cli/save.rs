@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use super::Outcome;
 use crate::live::connect::{ConnectSpec, GivenSettings, Live};
-use crate::live::save::{SaveError, save};
+use crate::live::save::{SaveError, SaveOptions, remove_stale_temps, save};
 use crate::report::humanize_bytes;
 
 /// How to reach the cluster: etcdctl's flags; each falls back to its
@@ -65,24 +65,32 @@ impl ConnArgs {
 /// save`), checked and verified
 #[derive(clap::Args)]
 #[command(
-    long_about = "Streams a snapshot from one member (the Maintenance Snapshot RPC) into OUT.part, checks the \
-sha256 the server appends against the bytes received, fsyncs, renames to OUT and fsyncs the directory; then \
-runs `verify` on the result unless --no-verify. The file is the one `etcdctl snapshot save` writes (the db \
-and its 32-byte sha256). A dropped connection or a wrong digest leaves no OUT (OUT.part is removed). \
-Progress (bytes, rate) is shown when stderr is a terminal.\n\nExit codes: 0 saved (and verified); 1 the \
-digest does not match, or verify failed (OUT is kept then, for inspection); 2 usage, connection or I/O \
-error.",
+    long_about = "Streams a snapshot from one member (the Maintenance Snapshot RPC) into a temporary file of \
+this run next to OUT (.<OUT>.etcdsnap-save-<pid>-<random>.part: created exclusively, never through a symbolic \
+link, mode 0600; such files that a killed save left, whose process is gone, are removed first), checks the sha256 the server appends against the bytes received, fsyncs, runs `verify` on it \
+(unless --no-verify), and only then gives it the name OUT and fsyncs the directory. The file is the one \
+`etcdctl snapshot save` writes (the db and its 32-byte sha256), readable by its owner only (0600). A dropped \
+connection or a wrong digest leaves no file (the temporary file is removed); a file that fails verify is kept \
+as OUT.unverified (or under its temporary name when that is taken), and OUT is not written.\n\nOUT is never replaced without --force; with two saves to one OUT \
+at once, one writes it and the other stops with nothing written. With --force an existing OUT stays as it is \
+until the new snapshot is whole, checked and verified, then a rename replaces it in one step: a failed save \
+leaves the old OUT in place.\n\nThe sha256 printed is that of the whole file, as `sha256sum`, `verify -w json`, \
+`catalog` and `bundle` print it; the digest the server appended (of the db without its last 32 bytes) is \
+named apart as \"db sha256\". Progress (bytes, rate) is shown when stderr is a terminal.\n\nExit codes: 0 \
+saved (and verified); 1 the digest does not match, or verify failed (the file is kept as OUT.unverified); 2 \
+usage, connection or I/O error, or OUT exists.",
     after_help = "Examples:\n  etcdsnap save /backup/snap.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key\n  ETCDCTL_ENDPOINTS=http://127.0.0.1:2379 etcdsnap save snap.db --no-verify"
 )]
 pub struct Args {
-    /// The file to write (OUT.part while streaming)
+    /// The file to write (mode 0600)
     out: PathBuf,
     #[command(flatten)]
     conn: ConnArgs,
     /// Do not run `verify` on the saved file
     #[arg(long)]
     no_verify: bool,
-    /// Replace OUT when it exists
+    /// Replace OUT when it exists, once the new snapshot is checked and
+    /// verified (a failed save leaves OUT as it was)
     #[arg(long)]
     force: bool,
 }
@@ -94,6 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "a snapshot is taken from one member; got {} endpoints ({}): give one",
             live.spec.endpoints.len(),
             live.spec.endpoints.join(",")
+        );
+    }
+    for p in remove_stale_temps(&args.out) {
+        say!(
+            "etcdsnap: removed {}, left by a save that was interrupted (its process is gone)",
+            p.display()
         );
     }
     let m = live.connect(&live.spec.endpoints[0])?;
@@ -112,7 +126,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             b.set_position(got);
         }
     };
-    let saved = match save(&live, &m, &args.out, args.force, &mut progress) {
+    let opts = SaveOptions {
+        force: args.force,
+        verify: !args.no_verify,
+    };
+    let saved = match save(&live, &m, &args.out, opts, &mut progress) {
         Ok(s) => s,
         Err(e) => {
             if let Some(b) = &bar {
@@ -135,37 +153,55 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let secs = saved.elapsed.as_secs_f64().max(1e-9);
     say!(
-        "etcdsnap: saved {} from {} (etcd {}): {} at revision {} in {:.1}s ({}/s), sha256 {} checked",
-        saved.path.display(),
+        "etcdsnap: received from {} (etcd {}): {} at revision {} in {:.1}s ({}/s); db sha256 {} as the \
+         server's trailer says",
         m.endpoint,
         m.status.version(),
         humanize_bytes(saved.bytes),
         saved.revision,
         secs,
         humanize_bytes((saved.bytes as f64 / secs) as u64),
-        saved.sha256
+        saved.db_sha256
     );
-    super::out(&format!("Snapshot saved at {}\n", saved.path.display()))?;
-    if args.no_verify {
-        return Ok(Outcome::Ok);
-    }
-    let file = crate::input::SnapshotFile::open(&saved.path)?;
-    let report = crate::verify::verify(&file);
-    if report.passed {
-        say!("etcdsnap: verify {}: ok", saved.path.display());
-        return Ok(Outcome::Ok);
-    }
-    for c in report.failed_checks() {
+    if let Some(report) = &saved.verify
+        && !report.passed
+    {
+        for c in report.failed_checks() {
+            say!(
+                "etcdsnap: verify {}: {} failed: {}",
+                args.out.display(),
+                c.name,
+                c.detail
+            );
+        }
         say!(
-            "etcdsnap: verify {}: {} failed: {}",
+            "etcdsnap: {} was not written{}; the snapshot is kept as {} for inspection (sha256 {}); run \
+             `etcdsnap verify` on it for the details",
+            args.out.display(),
+            if args.force {
+                " (an existing one is left as it was)"
+            } else {
+                ""
+            },
             saved.path.display(),
-            c.name,
-            c.detail
+            saved.sha256
+        );
+        return Ok(Outcome::Failed);
+    }
+    if saved.verify.is_some() {
+        say!("etcdsnap: verify {}: ok", saved.path.display());
+    }
+    if saved.replaced {
+        say!(
+            "etcdsnap: the previous {} was replaced",
+            saved.path.display()
         );
     }
     say!(
-        "etcdsnap: {} is kept for inspection; run `etcdsnap verify` on it for the details",
-        saved.path.display()
+        "etcdsnap: saved {}: sha256 {} (of the whole file, as sha256sum prints it)",
+        saved.path.display(),
+        saved.sha256
     );
-    Ok(Outcome::Failed)
+    super::out(&format!("Snapshot saved at {}\n", saved.path.display()))?;
+    Ok(Outcome::Ok)
 }

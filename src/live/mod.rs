@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod compare;
 pub mod connect;
+pub mod content;
 pub mod insecure;
 pub mod putback;
 pub mod save;

@@ -5,6 +5,12 @@
 //! No lease is attached: the object lives until deleted, as the API server
 //! writes objects (Events, whose lease expired, are the exception the user
 //! chooses knowingly).
+//!
+//! The snapshot must come from the cluster it is written to: its cluster ID
+//! (computed from the member IDs it records, as etcd computes it) is
+//! compared with the one the member answers with, and, as that computed ID
+//! no longer matches once members were added or replaced, its member IDs
+//! with the live member list ([`same_cluster`]).
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
@@ -101,5 +107,119 @@ pub fn would_pass(cond: Condition, cur: Option<&Current>) -> bool {
         (Condition::Absent, c) => c.is_none(),
         (Condition::ModRevision(n), Some(c)) => c.mod_revision == n,
         (Condition::ModRevision(_), None) => false,
+    }
+}
+
+/// Which cluster a snapshot is of, as far as it records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotCluster {
+    /// etcd's cluster ID computed from the member IDs it records (`None`
+    /// when it records no member). It is the cluster's real ID as long as the
+    /// membership is the one the cluster started with.
+    pub id: Option<u64>,
+    /// The member IDs it records.
+    pub members: Vec<u64>,
+}
+
+/// The members the snapshot records, and the cluster ID they make.
+pub fn snapshot_cluster(
+    db: &crate::bolt::Db<'_>,
+) -> Result<SnapshotCluster, crate::bolt::read::ReadError> {
+    let buckets = crate::bolt::read::buckets(db)?;
+    let h = crate::inspect::header::header(db, &buckets)?;
+    Ok(SnapshotCluster {
+        id: h.cluster_id.and_then(|c| u64::from_str_radix(&c, 16).ok()),
+        members: h
+            .members
+            .iter()
+            .filter_map(|m| u64::from_str_radix(&m.id, 16).ok())
+            .collect(),
+    })
+}
+
+/// The member IDs of the cluster `m` belongs to (its member list).
+pub fn live_member_ids(live: &Live, m: &Member) -> Result<Vec<u64>, LiveError> {
+    let mut c = m.client.clone();
+    let list = live.unary(m, "MemberList", async move { c.member_list().await })?;
+    Ok(list.members().iter().map(|x| x.id()).collect())
+}
+
+/// Whether the snapshot's cluster is the live one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameCluster {
+    /// The cluster IDs are equal.
+    Yes,
+    /// The IDs differ but members are shared: the membership changed since
+    /// the cluster started (a member added or replaced), which the ID
+    /// computed from the snapshot's members does not follow.
+    SharedMembers {
+        snapshot: u64,
+        live: u64,
+        shared: usize,
+    },
+    /// The IDs differ and no member is shared: (snapshot's, live).
+    No { snapshot: u64, live: u64 },
+    /// The snapshot records no member: the live cluster's ID.
+    Unknown { live: u64 },
+}
+
+/// Compares the snapshot's cluster with the live one (its ID and member
+/// IDs).
+pub fn same_cluster(snapshot: &SnapshotCluster, live: u64, live_members: &[u64]) -> SameCluster {
+    let Some(s) = snapshot.id else {
+        return SameCluster::Unknown { live };
+    };
+    if s == live {
+        return SameCluster::Yes;
+    }
+    let shared = snapshot
+        .members
+        .iter()
+        .filter(|id| live_members.contains(id))
+        .count();
+    if shared > 0 {
+        SameCluster::SharedMembers {
+            snapshot: s,
+            live,
+            shared,
+        }
+    } else {
+        SameCluster::No { snapshot: s, live }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_compare() {
+        let snap = |id: Option<u64>, members: &[u64]| SnapshotCluster {
+            id,
+            members: members.to_vec(),
+        };
+        assert_eq!(
+            same_cluster(&snap(Some(7), &[1, 2]), 7, &[9]),
+            SameCluster::Yes
+        );
+        assert_eq!(
+            same_cluster(&snap(Some(7), &[1, 2]), 8, &[3, 4]),
+            SameCluster::No {
+                snapshot: 7,
+                live: 8
+            }
+        );
+        assert_eq!(
+            same_cluster(&snap(Some(7), &[1, 2]), 8, &[2, 3]),
+            SameCluster::SharedMembers {
+                snapshot: 7,
+                live: 8,
+                shared: 1
+            }
+        );
+        assert_eq!(
+            same_cluster(&snap(None, &[]), 8, &[1]),
+            SameCluster::Unknown { live: 8 }
+        );
     }
 }

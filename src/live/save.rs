@@ -2,11 +2,18 @@
 //! file that is either whole and checked, or not there at all.
 //!
 //! The server ends its stream with the sha256 of everything it sent before
-//! (32 bytes). The bytes go to `OUT.part` as they arrive (the file keeps the
-//! digest, as `etcdctl snapshot save` writes it); the digest is computed on
-//! the way, 32 bytes behind, and compared with the trailer at the end. Only
-//! then is the file fsynced, renamed to `OUT` and its directory fsynced. Any
-//! failure removes `OUT.part`.
+//! (32 bytes). The bytes go, as they arrive, to a temporary file of this run
+//! only, next to `OUT` ([`temp_path`]: created exclusively, not through a
+//! symbolic link, mode 0600); the file keeps the digest, as `etcdctl snapshot
+//! save` writes it. The digest of the db is computed on the way, 32 bytes
+//! behind, and compared with the trailer at the end; the digest of the whole
+//! file (what `sha256sum` prints) is computed too. Then the file is fsynced
+//! and, unless told not to, verified; only then does it become `OUT`: by a
+//! link that fails when `OUT` exists, or with `force` by a rename that
+//! replaces the old file in one step (an old `OUT` is never touched before
+//! the new one is whole and verified). The directory is fsynced. A file that
+//! fails verify is kept as `OUT.unverified` for inspection; any other failure
+//! removes the temporary file.
 
 use std::fs::File;
 use std::io::Write;
@@ -31,6 +38,12 @@ pub enum SaveError {
         .0.display()
     )]
     Exists(PathBuf),
+    #[error(
+        "{} appeared while this save ran (another save to the same file?); it was left as it is and \
+         nothing was written; pass --force to replace it",
+        .0.display()
+    )]
+    AppearedMeanwhile(PathBuf),
     #[error(
         "{endpoint}: the stream ended after {received} bytes while the server said {remaining} more \
          were to come"
@@ -66,22 +79,195 @@ impl SaveError {
 }
 
 /// What was saved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Saved {
+    /// Where the file is: `OUT`, or `OUT.unverified` (or the temporary file,
+    /// when that name is taken) when verify failed.
     pub path: PathBuf,
     /// Bytes written (the db and the 32-byte digest).
     pub bytes: u64,
     /// The member's revision when the stream began (its Status header).
     pub revision: i64,
     pub elapsed: Duration,
+    /// sha256 of the whole file, as `sha256sum` prints it (and `verify`,
+    /// `catalog`, `bundle`).
     pub sha256: String,
+    /// sha256 of the db alone: the digest the server appended, checked.
+    pub db_sha256: String,
+    /// `verify`'s report on the file, when it ran.
+    pub verify: Option<crate::verify::Report>,
+    /// Whether an existing `OUT` was replaced (`force`).
+    pub replaced: bool,
 }
 
-/// `OUT.part`, next to `OUT`.
-pub fn part_path(out: &Path) -> PathBuf {
+impl Saved {
+    /// Whether the file is at `OUT` (not kept aside after a failed verify).
+    pub fn verified_or_unchecked(&self) -> bool {
+        self.verify.as_ref().is_none_or(|r| r.passed)
+    }
+}
+
+/// How `save` may treat `OUT`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SaveOptions {
+    /// Replace an existing `OUT` (by a rename, once the new file is whole
+    /// and verified).
+    pub force: bool,
+    /// Run `verify` on the file before it becomes `OUT`.
+    pub verify: bool,
+}
+
+/// The prefix of every temporary file `save` makes for `OUT`:
+/// `.<name of OUT>.etcdsnap-save-`; [`temp_path`] adds `<pid>-<random>.part`.
+pub fn temp_prefix(out: &Path) -> String {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.etcdsnap-save-")
+}
+
+/// The temporary file of a run of process `pid`, in `OUT`'s directory:
+/// `.<name of OUT>.etcdsnap-save-<pid>-<16 hex digits>.part`.
+pub fn temp_path(out: &Path, pid: u32, random: u64) -> PathBuf {
+    dir_of(out).join(format!("{}{pid}-{random:016x}.part", temp_prefix(out)))
+}
+
+/// The temporary files this process has made for `OUT` and not yet renamed
+/// or removed (for an interrupt handler to remove).
+pub fn own_temps(out: &Path) -> Vec<PathBuf> {
+    let mine = format!("{}{}-", temp_prefix(out), std::process::id());
+    let Ok(entries) = std::fs::read_dir(dir_of(out)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&mine) && n.ends_with(".part")
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes the temporary files for `OUT` that saves on this host left when
+/// they were killed (their process is gone); returns those removed. A file
+/// of a running process, or one whose name does not parse, is left alone.
+pub fn remove_stale_temps(out: &Path) -> Vec<PathBuf> {
+    let prefix = temp_prefix(out);
+    let Ok(entries) = std::fs::read_dir(dir_of(out)) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".part"))
+        else {
+            continue;
+        };
+        let Some((pid, random)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if pid <= 0
+            || random.len() != 16
+            || !random.bytes().all(|b| b.is_ascii_hexdigit())
+            || pid as u32 == std::process::id()
+        {
+            continue;
+        }
+        // SAFETY: signal 0 sends nothing; it only asks whether the process
+        // exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if gone && is_file && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// `OUT` with `suffix` appended (`OUT.unverified`).
+fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
     let mut s = out.as_os_str().to_os_string();
-    s.push(".part");
+    s.push(suffix);
     PathBuf::from(s)
+}
+
+/// The directory `OUT` is in (`.` for a bare name).
+fn dir_of(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates the temporary file: exclusively (never an existing file, nor
+/// through a symbolic link), readable by its owner only.
+fn create_temp(out: &Path) -> Result<(PathBuf, File), SaveError> {
+    use rand_core::RngCore;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for _ in 0..8 {
+        let path = temp_path(out, std::process::id(), rand_core::OsRng.next_u64());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((path, e)),
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    let (path, e) = last.unwrap_or_else(|| {
+        (
+            temp_path(out, std::process::id(), 0),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        )
+    });
+    Err(io(&path)(e))
+}
+
+/// Gives `temp` the name `to` unless `to` exists (a hard link, which fails
+/// when it does, then the temporary name is removed). `Ok(false)` when `to`
+/// exists. On a file system without hard links (FAT), a check then a
+/// rename: there another process could still create `to` in between.
+fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, SaveError> {
+    match std::fs::hard_link(temp, to) {
+        Ok(()) => {
+            std::fs::remove_file(temp).map_err(io(temp))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK | libc::ENOSYS)
+            ) =>
+        {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Ok(false);
+            }
+            std::fs::rename(temp, to).map_err(io(to))?;
+            Ok(true)
+        }
+        Err(e) => Err(io(to)(e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SaveError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// Removes the part file unless disarmed.
@@ -152,15 +338,14 @@ pub fn save(
     live: &Live,
     m: &Member,
     out: &Path,
-    force: bool,
+    opts: SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved, SaveError> {
-    if !force && std::fs::symlink_metadata(out).is_ok() {
+    if !opts.force && std::fs::symlink_metadata(out).is_ok() {
         return Err(SaveError::Exists(out.to_path_buf()));
     }
-    let part = part_path(out);
     let started = Instant::now();
-    let file = File::create(&part).map_err(io(&part))?;
+    let (part, file) = create_temp(out)?;
     let mut guard = PartGuard {
         path: part.clone(),
         armed: true,
@@ -169,6 +354,7 @@ pub fn save(
     let mut client = m.client.clone();
     let mut stream = live.unary(m, "Snapshot", async move { client.snapshot().await })?;
     let mut digest = LaggingDigest::new();
+    let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
     let mut received: u64 = 0;
     let mut remaining: u64 = 0;
     loop {
@@ -177,6 +363,7 @@ pub fn save(
         let blob = msg.blob();
         w.write_all(blob).map_err(io(&part))?;
         digest.update(blob);
+        whole.update(blob);
         received += blob.len() as u64;
         remaining = msg.remaining_bytes();
         progress(received, received + remaining);
@@ -205,22 +392,69 @@ pub fn save(
     let file = w.into_inner().map_err(|e| io(&part)(e.into_error()))?;
     file.sync_all().map_err(io(&part))?;
     drop(file);
-    std::fs::rename(&part, out).map_err(io(out))?;
-    guard.armed = false;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let verify = if opts.verify {
+        let f = crate::input::SnapshotFile::open(&part).map_err(|e| SaveError::Io {
+            path: part.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let mut report = crate::verify::verify(&f);
+        report.file = out.display().to_string();
+        Some(report)
+    } else {
+        None
     };
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&dir))?;
-    Ok(Saved {
+    let dir = dir_of(out);
+    let mut saved = Saved {
         path: out.to_path_buf(),
         bytes: received,
         revision: m.revision(),
         elapsed: started.elapsed(),
-        sha256: crate::verify::hex(&actual),
-    })
+        sha256: crate::verify::hex(whole.finish().as_ref()),
+        db_sha256: crate::verify::hex(&actual),
+        verify,
+        replaced: false,
+    };
+    match place(&part, out, opts.force, saved.verified_or_unchecked())? {
+        Placed::Out { replaced } => saved.replaced = replaced,
+        Placed::Aside(p) => saved.path = p,
+    }
+    guard.armed = false;
+    sync_dir(&dir)?;
+    Ok(saved)
+}
+
+/// Where [`place`] put the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placed {
+    /// At `OUT`; `replaced` when an old `OUT` was there.
+    Out { replaced: bool },
+    /// Kept for inspection after a failed verify (`OUT.unverified`, or the
+    /// temporary name when that is taken); `OUT` untouched.
+    Aside(PathBuf),
+}
+
+/// Gives the whole, fsynced temporary file `part` its final name: `OUT` when
+/// `verified` (only if absent, or replacing it in one rename with `force`),
+/// else a name beside it. On `Err` the file is still at `part`.
+fn place(part: &Path, out: &Path, force: bool, verified: bool) -> Result<Placed, SaveError> {
+    if !verified {
+        let aside = with_suffix(out, ".unverified");
+        return Ok(Placed::Aside(if place_no_replace(part, &aside)? {
+            aside
+        } else {
+            part.to_path_buf()
+        }));
+    }
+    if force {
+        let replaced = std::fs::symlink_metadata(out).is_ok();
+        std::fs::rename(part, out).map_err(io(out))?;
+        return Ok(Placed::Out { replaced });
+    }
+    if place_no_replace(part, out)? {
+        Ok(Placed::Out { replaced: false })
+    } else {
+        Err(SaveError::AppearedMeanwhile(out.to_path_buf()))
+    }
 }
 
 #[cfg(test)]
@@ -246,10 +480,111 @@ mod tests {
     }
 
     #[test]
-    fn part_path_appends() {
+    fn place_never_replaces_out_unless_forced_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.db");
+        let new_part = |body: &[u8]| {
+            let (p, mut f) = create_temp(&out).unwrap();
+            f.write_all(body).unwrap();
+            p
+        };
+        let read = |p: &Path| std::fs::read(p).unwrap();
+        // Absent: placed.
+        let p = new_part(b"one");
         assert_eq!(
-            part_path(Path::new("/b/s.db")),
-            PathBuf::from("/b/s.db.part")
+            place(&p, &out, false, true).unwrap(),
+            Placed::Out { replaced: false }
+        );
+        assert_eq!(read(&out), b"one");
+        assert!(!p.exists());
+        // Present, not forced: refused, both files left as they are.
+        let p = new_part(b"two");
+        assert!(matches!(
+            place(&p, &out, false, true),
+            Err(SaveError::AppearedMeanwhile(_))
+        ));
+        assert_eq!(read(&out), b"one");
+        assert_eq!(read(&p), b"two");
+        std::fs::remove_file(&p).unwrap();
+        // Failed verify, even forced: OUT untouched, the file kept beside it;
+        // a second one keeps its temporary name.
+        let p = new_part(b"bad");
+        let aside = dir.path().join("s.db.unverified");
+        assert_eq!(
+            place(&p, &out, true, false).unwrap(),
+            Placed::Aside(aside.clone())
+        );
+        assert_eq!(read(&out), b"one");
+        assert_eq!(read(&aside), b"bad");
+        let p = new_part(b"bad again");
+        assert_eq!(
+            place(&p, &out, true, false).unwrap(),
+            Placed::Aside(p.clone())
+        );
+        assert_eq!(read(&aside), b"bad");
+        std::fs::remove_file(&p).unwrap();
+        // Forced and verified: replaced in one rename.
+        let p = new_part(b"three");
+        assert_eq!(
+            place(&p, &out, true, true).unwrap(),
+            Placed::Out { replaced: true }
+        );
+        assert_eq!(read(&out), b"three");
+        assert_eq!(own_temps(&out), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.db");
+        // A process that has exited (and been reaped): its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = temp_path(&out, dead, 1);
+        std::fs::write(&stale, b"x").unwrap();
+        let (mine, _f) = create_temp(&out).unwrap();
+        let alive = temp_path(&out, 1, 2);
+        std::fs::write(&alive, b"x").unwrap();
+        let odd = dir
+            .path()
+            .join(format!("{}{dead}-zz.part", temp_prefix(&out)));
+        std::fs::write(&odd, b"x").unwrap();
+        assert_eq!(remove_stale_temps(&out), vec![stale.clone()]);
+        assert!(!stale.exists());
+        assert!(mine.exists() && alive.exists() && odd.exists());
+    }
+
+    #[test]
+    fn own_temps_are_this_process_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.db");
+        let (mine, _f) = create_temp(&out).unwrap();
+        let other = temp_path(&out, std::process::id().wrapping_add(1), 5);
+        std::fs::write(&other, b"").unwrap();
+        std::fs::write(dir.path().join("s.db.part"), b"").unwrap();
+        assert_eq!(own_temps(&out), vec![mine.clone()]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&mine).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn temp_path_is_hidden_next_to_out() {
+        assert_eq!(
+            temp_path(Path::new("/b/s.db"), 42, 0xab),
+            PathBuf::from("/b/.s.db.etcdsnap-save-42-00000000000000ab.part")
+        );
+        assert_eq!(
+            temp_path(Path::new("s.db"), 7, 1),
+            PathBuf::from("./.s.db.etcdsnap-save-7-0000000000000001.part")
+        );
+        assert!(
+            temp_path(Path::new("/b/s.db"), 1, 2)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&temp_prefix(Path::new("/b/s.db")))
         );
     }
 }

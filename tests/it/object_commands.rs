@@ -189,7 +189,8 @@ fn flags_work_or_do_not_exist() {
         let help = stdout(&run(&[cmd, "--help"]));
         assert!(!help.contains("--show-secrets"), "{cmd}: {help}");
     }
-    assert!(!stdout(&run(&["history", "--help"])).contains("--prefix"));
+    // history's --prefix is for RESOURCE NAME only.
+    assert!(stdout(&run(&["history", "--help"])).contains("RESOURCE NAME only"));
     let help = stdout(&run(&["decode", "--help"]));
     assert!(!help.contains("raw"), "decode --help offers raw: {help}");
     let help = stdout(&run(&["get", "--help"]));
@@ -463,4 +464,111 @@ fn decode_reads_the_documented_etcdctl_pipe() {
         assert!(o.status.success());
         assert_eq!(serde_yaml_ng::from_slice::<Value>(&o.stdout).unwrap(), want);
     }
+}
+
+/// `get --for-apply` of a Secret without --show-secrets would hand `kubectl
+/// apply` the redaction placeholders as the Secret's data: refused, as `-o
+/// raw` is (by resource, by key under any prefix, and with --all).
+#[test]
+fn for_apply_of_a_secret_needs_show_secrets() {
+    let key = "/registry/secrets/kube-system/bootstrap-token";
+    for args in [
+        vec![
+            "get",
+            &snap(),
+            "secret",
+            "bootstrap-token",
+            "-n",
+            "kube-system",
+            "--for-apply",
+        ],
+        vec!["get", &snap(), key, "--for-apply"],
+        vec![
+            "get",
+            &snap(),
+            key,
+            "--for-apply",
+            "--prefix",
+            "/kubernetes.io",
+        ],
+        vec!["get", &snap(), key, "--for-apply", "-o", "json"],
+        vec!["get", &snap(), "secrets", "--all", "--for-apply"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?}: printed {}", stdout(&o));
+        assert!(stderr(&o).contains("--show-secrets"), "{}", stderr(&o));
+    }
+    // Without --for-apply it is shown redacted; with --show-secrets in clear.
+    let o = run(&["get", &snap(), key]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["get", &snap(), key, "--for-apply", "--show-secrets"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("redacted"), "{}", stdout(&o));
+    let o = run(&[
+        "get",
+        &snap(),
+        "secrets",
+        "--all",
+        "--for-apply",
+        "--show-secrets",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Other resources are not concerned.
+    let o = run(&["get", &snap(), "configmaps", "--all", "--for-apply"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `history` takes RESOURCE NAME [-n NS] as `get` does, and shows the same
+/// revisions as for the key.
+#[test]
+fn history_takes_a_resource_and_name_as_get_does() {
+    let key = "/registry/configmaps/default/app-config";
+    let by_key = run(&["history", &snap(), key, "-w", "json"]);
+    assert!(by_key.status.success(), "{}", stderr(&by_key));
+    for args in [
+        vec![
+            "history",
+            &snap(),
+            "configmap",
+            "app-config",
+            "-n",
+            "default",
+        ],
+        vec!["history", &snap(), "cm", "app-config"],
+        vec!["history", &snap(), "configmaps", "app-config", "--no-index"],
+        vec![
+            "history",
+            &snap(),
+            "configmaps",
+            "app-config",
+            "--prefix",
+            "/registry",
+        ],
+    ] {
+        let mut a = args.clone();
+        a.extend(["-w", "json"]);
+        let o = run(&a);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), stdout(&by_key), "{args:?}");
+        let o = run(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with(key), "{args:?}: {}", stdout(&o));
+    }
+    // Not in that namespace: not found (1); under another prefix: not found.
+    let o = run(&["history", &snap(), "cm", "app-config", "-n", "nowhere"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    let o = run(&[
+        "history",
+        &snap(),
+        "cm",
+        "app-config",
+        "--prefix",
+        "/kubernetes.io",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // A key and a name together is a usage error.
+    let o = run(&["history", &snap(), key, "app-config"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
