@@ -47,83 +47,83 @@ fn bolt_failed(r: &Report) -> bool {
         .any(|c| c.name.starts_with("bolt-") && c.status == CheckStatus::Failed)
 }
 
-#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
-#[test]
-fn good_files_pass_both() {
+fn good_files_pass_both(name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    for (name, _) in FIXTURES {
-        let bytes = std::fs::read(fixture(name)).unwrap();
-        let db = dir.path().join(name);
-        std::fs::write(&db, &bytes[..bytes.len() - TRAILER]).unwrap();
-        for line in ["3.6", "3.7"] {
-            assert_eq!(bbolt_flags(line, &db), None, "bbolt {line} on {name}");
-        }
-        assert!(verify(&bytes).passed, "verify on {name}");
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let db = dir.path().join(name);
+    std::fs::write(&db, &bytes[..bytes.len() - TRAILER]).unwrap();
+    for line in ["3.6", "3.7"] {
+        assert_eq!(bbolt_flags(line, &db), None, "bbolt {line} on {name}");
     }
+    assert!(verify(&bytes).passed, "verify on {name}");
 }
+per_release!(
+    #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+    good_files_pass_both:
+    v3_4("etcd-3.4.23.db"),
+    v3_5("etcd-3.5.1.db"),
+    v3_6("etcd-3.6.16.db"),
+    v3_7("etcd-3.7.3.db"),
+);
 
 /// Damaged copies of every fixture: bytes flipped in page headers, element
 /// tables and bodies, whole pages zeroed, files cut short. Whatever either
 /// bbolt flags, verify's structure checks flag.
-#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
-#[test]
-fn whatever_bbolt_check_flags_verify_flags() {
+fn whatever_bbolt_check_flags_verify_flags(name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(0x3637_bb01);
     let (mut flagged, mut total, mut only_verify) = (0, 0, 0);
-    for (name, _) in FIXTURES {
-        let full = std::fs::read(fixture(name)).unwrap();
-        let base = &full[..full.len() - TRAILER];
-        let page = 4096;
-        let pages = base.len() / page;
-        for case in 0..40 {
-            let mut b = base.to_vec();
-            let what = match case % 5 {
-                0 => {
-                    let p = 2 + rng.below(pages as u64 - 2) as usize;
-                    let off = p * page + rng.below(16) as usize;
-                    b[off] ^= 1 << rng.below(8);
-                    format!("page {p} header byte {off} flipped")
-                }
-                1 | 2 => {
-                    let p = 2 + rng.below(pages as u64 - 2) as usize;
-                    let off = p * page + 16 + rng.below(64) as usize;
-                    b[off] = b[off].wrapping_add(1 + rng.below(255) as u8);
-                    format!("page {p} element byte {off} changed")
-                }
-                3 => {
-                    let p = 2 + rng.below(pages as u64 - 2) as usize;
-                    b[p * page..(p + 1) * page].fill(0);
-                    format!("page {p} zeroed")
-                }
-                _ => {
-                    let cut = page * (2 + rng.below(pages as u64 - 2) as usize);
-                    b.truncate(cut);
-                    format!("cut to {cut} bytes")
-                }
-            };
-            let path = dir.path().join(format!("{name}.{case}"));
-            std::fs::write(&path, &b).unwrap();
-            let r = verify(&b);
-            let v = !r.passed;
-            total += 1;
-            for line in ["3.6", "3.7"] {
-                if let Some(out) = bbolt_flags(line, &path) {
-                    flagged += 1;
-                    assert!(
-                        v,
-                        "{name}, {what}: bbolt {line} check flags it, verify passes it:\n{}",
-                        out.lines().take(5).collect::<Vec<_>>().join("\n")
-                    );
-                    let failed: Vec<&str> = r.failed_checks().map(|c| c.name).collect();
-                    assert!(
-                        bolt_failed(&r),
-                        "{name}, {what}: bbolt {line} flags it, verify only via {failed:?}:\n{}",
-                        out.lines().take(5).collect::<Vec<_>>().join("\n")
-                    );
-                } else if v {
-                    only_verify += 1;
-                }
+    let full = std::fs::read(fixture(name)).unwrap();
+    let base = &full[..full.len() - TRAILER];
+    let page = 4096;
+    let pages = base.len() / page;
+    for case in 0..40 {
+        let mut b = base.to_vec();
+        let what = match case % 5 {
+            0 => {
+                let p = 2 + rng.below(pages as u64 - 2) as usize;
+                let off = p * page + rng.below(16) as usize;
+                b[off] ^= 1 << rng.below(8);
+                format!("page {p} header byte {off} flipped")
+            }
+            1 | 2 => {
+                let p = 2 + rng.below(pages as u64 - 2) as usize;
+                let off = p * page + 16 + rng.below(64) as usize;
+                b[off] = b[off].wrapping_add(1 + rng.below(255) as u8);
+                format!("page {p} element byte {off} changed")
+            }
+            3 => {
+                let p = 2 + rng.below(pages as u64 - 2) as usize;
+                b[p * page..(p + 1) * page].fill(0);
+                format!("page {p} zeroed")
+            }
+            _ => {
+                let cut = page * (2 + rng.below(pages as u64 - 2) as usize);
+                b.truncate(cut);
+                format!("cut to {cut} bytes")
+            }
+        };
+        let path = dir.path().join(format!("{name}.{case}"));
+        std::fs::write(&path, &b).unwrap();
+        let r = verify(&b);
+        let v = !r.passed;
+        total += 1;
+        for line in ["3.6", "3.7"] {
+            if let Some(out) = bbolt_flags(line, &path) {
+                flagged += 1;
+                assert!(
+                    v,
+                    "{name}, {what}: bbolt {line} check flags it, verify passes it:\n{}",
+                    out.lines().take(5).collect::<Vec<_>>().join("\n")
+                );
+                let failed: Vec<&str> = r.failed_checks().map(|c| c.name).collect();
+                assert!(
+                    bolt_failed(&r),
+                    "{name}, {what}: bbolt {line} flags it, verify only via {failed:?}:\n{}",
+                    out.lines().take(5).collect::<Vec<_>>().join("\n")
+                );
+            } else if v {
+                only_verify += 1;
             }
         }
     }
@@ -136,3 +136,11 @@ fn whatever_bbolt_check_flags_verify_flags() {
         "too few damaged copies flagged by bbolt: {flagged}"
     );
 }
+per_release!(
+    #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+    whatever_bbolt_check_flags_verify_flags:
+    v3_4("etcd-3.4.23.db"),
+    v3_5("etcd-3.5.1.db"),
+    v3_6("etcd-3.6.16.db"),
+    v3_7("etcd-3.7.3.db"),
+);

@@ -8,6 +8,29 @@
 //! servers or oracles and run in `bash .ci/run` (`--include-ignored`), where a
 //! missing tool fails the test, never skips it.
 
+/// One `#[test]` per etcd release: `per_release!(ATTRS name: v3_6("3.6"), …)`
+/// makes a module `name` with one test a release (`name::v3_6`, …), each
+/// calling the function `name` with that release's arguments, so a failure
+/// on one release never hides the others. Attributes (`#[ignore = …]`) go on
+/// every generated test.
+macro_rules! per_release {
+    ($(#[$m:meta])* $name:ident: $($rest:tt)+) => {
+        per_release!(@mod [$(#[$m])*] $name: $($rest)+);
+    };
+    (@mod $attrs:tt $name:ident: $($v:ident($($a:expr),*)),+ $(,)?) => {
+        mod $name {
+            $(per_release!(@one $attrs $name $v($($a),*));)+
+        }
+    };
+    (@one [$(#[$m:meta])*] $name:ident $v:ident($($a:expr),*)) => {
+        $(#[$m])*
+        #[test]
+        fn $v() {
+            super::$name($($a),*)
+        }
+    };
+}
+
 mod common;
 mod craft;
 mod oracle;

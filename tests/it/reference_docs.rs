@@ -12,7 +12,6 @@
 //!
 //! The reference documents the full binary (the default `live` feature).
 
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
