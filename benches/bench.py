@@ -467,7 +467,7 @@ def has_subcommand(ours, name):
 
 
 def make_pki(d):
-    """tests/common/pki.rs's recipe with the openssl command line: an EC CA and,
+    """tests/it/common/pki.rs's recipe with the openssl command line: an EC CA and,
     signed by it, server and peer certificates for 127.0.0.1 and localhost
     (kubeadm's etcd names: ca.crt/key, server.crt/key, peer.crt/key)."""
     os.makedirs(d, exist_ok=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs each fuzz target (or the TARGETs named) for SECONDS (default 300),
 # seeded from the fixtures and from crafted hostile files (inline buckets
-# nested thousands deep, elements sharing one span: tests/hostile.rs writes
+# nested thousands deep, elements sharing one span: tests/it/hostile.rs writes
 # them to target/fuzz-seeds). Inputs may grow to 2 MiB (-max_len), so the
 # fuzzer explores files as large as the seeds and larger.
 #   bash fuzz/run.sh [SECONDS [TARGET...]]
@@ -17,12 +17,12 @@ shift || true
 targets=("$@")
 # Only cargo-fuzz gets RUSTC_BOOTSTRAP: cargo counts it in the fingerprint, so
 # setting it for the main crate's builds would rebuild target/ from scratch.
-fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+fuzz() { RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-fuzz/target}" cargo fuzz "$@"; }
 # Every target fuzz/Cargo.toml declares, unless some are named.
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(fuzz list)
 
 # The crafted seeds, and the debug binary that writes key indexes.
-cargo test --quiet --test hostile fuzz_seeds >/dev/null
+cargo test --quiet --test it hostile::fuzz_seeds >/dev/null
 cargo build --quiet
 
 for target in "${targets[@]}"; do
@@ -43,7 +43,7 @@ for target in "${targets[@]}"; do
   if [ "$target" = key_index ]; then
     # Indexes of the fixtures, as `etcdsnap index` writes them.
     for f in fixtures/*.db; do
-      target/debug/etcdsnap index "$f" -o "$corpus/$(basename "$f").etcdsnap-index" >/dev/null
+      "${CARGO_TARGET_DIR:-target}"/debug/etcdsnap index "$f" -o "$corpus/$(basename "$f").etcdsnap-index" >/dev/null
     done
   fi
   if [ "$target" = objects ] && [ -d fixtures/k8s-api-testdata/HEAD ]; then

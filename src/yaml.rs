@@ -12,7 +12,7 @@
 //! and that no indicator or whitespace rule applies; anything else is
 //! double-quoted with escapes, or, when it has line breaks and nothing else
 //! unusual, a literal block. Being conservative costs a few quotes, never a
-//! changed value. `tests/yaml_oracle.rs` reads the output back with
+//! changed value. `tests/it/yaml_oracle.rs` reads the output back with
 //! sigs.k8s.io/yaml over random and hostile strings.
 
 use std::fmt::Write;

@@ -16,7 +16,7 @@
 //! last commit's rightmost path is rewritten by the next transaction and its
 //! old pages stay free (see [`last_commit_before`]). Checked against real
 //! `etcdutl defrag` to the page on the fixtures and on 64 MiB snapshots of
-//! 13,000+ keys (tests/inspect.rs; benches/work).
+//! 13,000+ keys (tests/it/inspect.rs; benches/work).
 
 /// bbolt's page header and per-element header sizes.
 const PAGE_HEADER: usize = 16;

@@ -7,7 +7,7 @@
 //! at release 1.36 and at the commits `k8s-descriptors.txt` names, compiled with
 //! protox into one descriptor set: the union across sources, newer wins, and
 //! every message holds the fields any release gave it — an object a 1.33 API
-//! server stored decodes with the fields 1.34 removed (tests/k8s_testdata.rs
+//! server stored decodes with the fields 1.34 removed (tests/it/k8s_testdata.rs
 //! decodes every release's frozen testdata from 1.30 on). The command that
 //! remakes it is in `k8s-descriptors.txt` and tools/k8s-descriptors.
 

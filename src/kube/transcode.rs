@@ -20,7 +20,7 @@
 //! - zero values that Go's `omitempty`/`omitzero` tags leave out are left out,
 //!   and absent slices and maps without such a tag are `null`: [`omit`].
 //!
-//! `tests/k8s_testdata.rs` checks this against every type in the official
+//! `tests/it/k8s_testdata.rs` checks this against every type in the official
 //! Kubernetes serialization fixtures, so a new type that needs another rule fails
 //! there.
 

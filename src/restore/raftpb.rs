@@ -6,7 +6,7 @@
 //! bytes are identical to etcdutl's (`docs/design/formats.md` §7–8).
 //! etcd 3.7 (raft v3.7, protobuf-go) leaves ConfChange.id and
 //! ConfState.auto_leave unset; `wal` leaves them `None` for that target, so
-//! the WAL equals etcdutl 3.7's byte for byte too (tests/etcd36.rs).
+//! the WAL equals etcdutl 3.7's byte for byte too (tests/it/etcd36.rs).
 
 use prost::Message;
 

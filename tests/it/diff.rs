@@ -6,7 +6,7 @@
 //! for the decoded objects; Python's `jsonpatch` (PyPI) to apply our RFC 6902
 //! patches; etcd itself for revisions and compaction errors.
 //!
-//! The seed is printed; `ETCDSNAP_SEED=N cargo test --test diff` replays one.
+//! The seed is printed; `ETCDSNAP_SEED=N cargo test --test it diff:: -- --include-ignored` replays one.
 
 use crate::common;
 use crate::oracle;

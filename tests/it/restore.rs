@@ -56,7 +56,7 @@ fn three_members_boot(version: &str) {
         .map(|(n, _, _)| dir.path().join(format!("{n}.etcd")))
         .collect();
     let out = boot(version, &l, &dirs, &token);
-    // Members as requested, with our IDs (equal to etcdutl's: tests/restore_plan.rs).
+    // Members as requested, with our IDs (equal to etcdutl's: tests/it/restore_plan.rs).
     let got = member_triples(&out["members"], "peerURLs");
     let want = member_triples(&plan["members"], "peerUrls");
     assert_eq!(got, want);

@@ -2,7 +2,7 @@
 //! control characters in bucket names and keys reach the terminal escaped,
 //! so a crafted name can neither clear the screen nor print a fake verdict.
 //! (The object commands are covered with hostile keys in a real etcd by
-//! tests/object_commands.rs.)
+//! tests/it/object_commands.rs.)
 
 use crate::common;
 use crate::craft;

@@ -1,4 +1,4 @@
-//! Real etcd members kept running for the live-command tests (tests/live.rs):
+//! Real etcd members kept running for the live-command tests (tests/it/live.rs):
 //! one fresh member, or a cluster booted from data dirs; killed on drop.
 
 use std::path::{Path, PathBuf};
