@@ -328,7 +328,7 @@ fn restore(snap: &Path, initial: &str, token: &str, extra: &[&str]) -> (tempfile
     (dir, serde_json::from_slice(&o.stdout).unwrap())
 }
 
-/// Boots the members on etcd `line` with fixtures/boot_cluster.py; its record.
+/// Boots the members on etcd `line` with `boot_spec`; its record.
 fn boot(line: &str, members: &[(String, u16, u16)], dirs: &[PathBuf], token: &str) -> Value {
     boot_dirs(line, members, dirs, token, &[])
 }

