@@ -747,3 +747,43 @@ fn fuzz_seeds_are_what_they_claim() {
         "{e}"
     );
 }
+
+/// Member names become file and directory names: a name that climbs out
+/// (`../x`) or is otherwise not plain is refused by `bundle` and by `restore
+/// --out-dir` before anything is written, inside or outside the output.
+#[test]
+fn member_names_that_traverse_are_refused_before_anything_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let deep = d.path().join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    let pki = d.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    let snap = fixture("etcd-3.5.1.db");
+    let before = tree(d.path());
+    for name in ["../../../x", "../../x", "..", "a/b", ".hidden", "*.evil.com"] {
+        let ic = format!("{name}=https://127.0.0.1:2380");
+        let b = etcdsnap()
+            .current_dir(&deep)
+            .args(["bundle", s(&snap), "--initial-cluster", &ic])
+            .args(["--initial-cluster-token", "t", "--pki", s(&pki)])
+            .args(["--out", "out"])
+            .output()
+            .unwrap();
+        let r = etcdsnap()
+            .current_dir(&deep)
+            .args(["restore", s(&snap), "--initial-cluster", &ic])
+            .args(["--initial-cluster-token", "t", "--out-dir", "out"])
+            .output()
+            .unwrap();
+        for (what, o) in [("bundle", &b), ("restore", &r)] {
+            assert_eq!(o.status.code(), Some(2), "{what} {name:?}: {}", stderr(o));
+            assert!(
+                stderr(o).contains("member name"),
+                "{what} {name:?}: {}",
+                stderr(o)
+            );
+            assert_eq!(tree(d.path()), before, "{what} {name:?} wrote something");
+        }
+    }
+}

@@ -23,6 +23,12 @@ pub enum MembershipError {
         url: String,
         why: String,
     },
+    #[error(
+        "--initial-cluster member name {0:?}: a name becomes a file and directory name \
+         (<name>.etcd, <name>.tar.zst, a PKI subdirectory), so it must be 1 to 200 of \
+         A-Z a-z 0-9 - _ . and not start with a dot"
+    )]
+    Name(String),
     #[error("--initial-cluster is empty")]
     Empty,
     #[error("initial cluster has duplicate url {0}")]
@@ -88,6 +94,19 @@ pub fn cluster_id(ids: &[u64]) -> u64 {
     sha1_prefix(&b)
 }
 
+/// Whether `name` can be a member's name here: it names files and
+/// directories (`<name>.etcd`, `<name>.tar.zst`, `DIR/<name>/` of a PKI), so
+/// it is 1–200 ASCII letters, digits, `-`, `_`, `.`, not starting with a dot
+/// (no `..`, no `/`, no hidden file, nothing a shell or a terminal reads).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 fn check_url(name: &str, url: &str) -> Result<(), MembershipError> {
     let bad = |why: &str| MembershipError::Url {
         name: name.to_string(),
@@ -122,6 +141,9 @@ impl Cluster {
             let (name, url) = entry
                 .split_once('=')
                 .ok_or_else(|| MembershipError::Entry(entry.to_string()))?;
+            if !is_plain_name(name) {
+                return Err(MembershipError::Name(name.to_string()));
+            }
             let url = url.trim().to_string();
             check_url(name, &url)?;
             if !seen_urls.insert(url.clone()) {
@@ -186,5 +208,13 @@ mod tests {
         assert!(Cluster::parse("n1=ftp://x:1", "t").is_err());
         assert!(Cluster::parse("n1=http://a:1,n2=http://a:1", "t").is_err());
         assert!(Cluster::parse("", "t").is_err());
+        for bad in ["../x", "../../../x", "a/b", ".hidden", "", "*.evil.com", "a b", "\u{1b}[2J"] {
+            assert_eq!(
+                Cluster::parse(&format!("{bad}=http://a:1"), "t"),
+                Err(MembershipError::Name(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        assert!(Cluster::parse("etcd-1.example.com=http://a:1,M_2=http://b:1", "t").is_ok());
     }
 }
