@@ -787,3 +787,40 @@ fn member_names_that_traverse_are_refused_before_anything_is_written() {
         }
     }
 }
+
+/// `bundle inspect` prints every manifest field escaped: a manifest whose
+/// version, URLs, flags, token and dirs carry terminal escapes (clear the
+/// screen, draw a fake "ok") reaches the terminal as `\x1b…` text.
+#[test]
+fn inspect_escapes_every_manifest_field() {
+    let d = tempfile::tempdir().unwrap();
+    let out = bundle_in(d.path(), "out", TOKEN, &[]);
+    let mut e = unpack(&out.join("m1.tar.zst"));
+    let mut m: serde_json::Value = serde_json::from_slice(&e[0].1).unwrap();
+    let evil = "\x1b[2J\x1b[H\r    ok     everything\u{202e}";
+    m["etcdsnapVersion"] = evil.into();
+    m["snapshot"]["release"] = evil.into();
+    m["restore"]["targetVersion"] = evil.into();
+    m["member"]["peerUrls"][0] = format!("https://127.0.0.1:2380{evil}").into();
+    m["member"]["clientUrls"][0] = evil.into();
+    m["flags"][0] = evil.into();
+    m["dataDir"] = format!("/var/lib/etcd{evil}").into();
+    m["pkiDir"] = format!("/etc/kubernetes/pki{evil}").into();
+    e[0].1 = serde_json::to_vec(&m).unwrap();
+    let case = d.path().join("case");
+    std::fs::create_dir_all(&case).unwrap();
+    let bytes = pack(&e);
+    std::fs::write(case.join("m1.tar.zst"), &bytes).unwrap();
+    std::fs::write(
+        case.join("SHA256SUMS"),
+        format!("{}  m1.tar.zst\n", sha_hex(&bytes)),
+    )
+    .unwrap();
+    let o = run(&["bundle", "inspect", s(&case)]);
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("start with: etcd"), "{text}");
+    for bad in ['\x1b', '\r', '\u{202e}'] {
+        assert!(!text.contains(bad), "{bad:?} reached the terminal: {text:?}");
+    }
+    assert!(stdout(&o).contains("\\x1b[2J"), "{text}");
+}

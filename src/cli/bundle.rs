@@ -498,7 +498,7 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
                 } else {
                     "bundled"
                 },
-                made.snapshot,
+                e(&made.snapshot),
                 made.revision,
                 made.snapshot_sha256,
                 made.cluster_id,
@@ -515,9 +515,9 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
             for a in &made.archives {
                 s.push_str(&format!(
                     "  {} (ID {}) -> {} ({} entries{})\n",
-                    a.member,
+                    e(&a.member),
                     a.member_id,
-                    a.file,
+                    e(&a.file),
                     a.files,
                     if a.sha256.is_empty() {
                         String::new()
@@ -527,12 +527,12 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
                 ));
                 s.push_str(&format!(
                     "    private keys: {}\n",
-                    a.private_keys.join(", ")
+                    e(&a.private_keys.join(", "))
                 ));
-                s.push_str(&format!("    start with: etcd {}\n", a.flags.join(" ")));
+                s.push_str(&format!("    start with: etcd {}\n", e_flags(&a.flags)));
             }
             if let Some(sums) = &made.sums {
-                s.push_str(&format!("  checksums: {sums}\n"));
+                s.push_str(&format!("  checksums: {}\n", e(sums)));
             }
             out(&s)
         }
@@ -704,38 +704,59 @@ fn ids_problem(m: &Manifest) -> Option<String> {
     None
 }
 
+/// Every field of a manifest is text from the archive: each goes to the
+/// terminal through [`crate::report::escape_controls`], so a crafted
+/// manifest can neither clear the screen nor draw a fake check line.
+fn e(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::report::escape_controls(s)
+}
+
+fn e_list(v: &[String]) -> String {
+    v.iter().map(|x| e(x).into_owned()).collect::<Vec<_>>().join(",")
+}
+
+fn e_flags(v: &[String]) -> String {
+    v.iter().map(|x| e(x).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
 fn render_inspect(rs: &[Inspected]) -> String {
     let mut s = String::new();
     for r in rs {
-        s.push_str(&format!("{}\n", r.archive));
+        s.push_str(&format!("{}\n", e(&r.archive)));
         if let Some(m) = &r.manifest {
             s.push_str(&format!(
-                "  member {} (ID {}) of cluster {}, token {:?}\n  peer URLs {}, client URLs {}\n",
-                m.member.name,
-                m.member.id,
-                m.cluster_id,
-                m.initial_cluster_token,
-                m.member.peer_urls.join(","),
-                m.member.client_urls.join(",")
+                "  member {} (ID {}) of cluster {}, token \"{}\"\n  peer URLs {}, client URLs {}\n",
+                e(&m.member.name),
+                e(&m.member.id),
+                e(&m.cluster_id),
+                e(&m.initial_cluster_token),
+                e_list(&m.member.peer_urls),
+                e_list(&m.member.client_urls)
             ));
+            s.push_str(&format!("  initial cluster {}\n", e(&m.initial_cluster)));
             s.push_str(&format!(
                 "  snapshot sha256 {} (etcd {}, revision {}); db for etcd {}, status hash {:08x}, revision {}\n",
-                m.snapshot.sha256,
-                m.snapshot.release,
+                e(&m.snapshot.sha256),
+                e(&m.snapshot.release),
                 m.snapshot.revision,
-                m.restore.target_version,
+                e(&m.restore.target_version),
                 m.restore.db_hash,
                 m.restore.db_revision
             ));
             s.push_str(&format!(
                 "  made by etcdsnap {}{}{}\n",
-                m.etcdsnap_version,
+                e(&m.etcdsnap_version),
                 if r.encrypted { ", encrypted (age)" } else { "" },
                 if m.force_pki {
                     ", PKI errors packed anyway (--force-pki)"
                 } else {
                     ""
                 }
+            ));
+            s.push_str(&format!(
+                "  data dir {}, PKI dir {}\n",
+                e(&m.data_dir),
+                e(&m.pki_dir)
             ));
             s.push_str("  files:\n");
             for f in &m.files {
@@ -748,10 +769,10 @@ fn render_inspect(rs: &[Inspected]) -> String {
                         crate::bundle::manifest::Kind::Dir => "dir".to_string(),
                         crate::bundle::manifest::Kind::File => f.size.to_string(),
                     },
-                    f.path
+                    e(&f.path)
                 ));
             }
-            s.push_str(&format!("  start with: etcd {}\n", m.flags.join(" ")));
+            s.push_str(&format!("  start with: etcd {}\n", e_flags(&m.flags)));
         }
         s.push_str("  checks:\n");
         for c in &r.checks {
@@ -761,7 +782,7 @@ fn render_inspect(rs: &[Inspected]) -> String {
                 c.name,
                 c.problem
                     .as_deref()
-                    .map(|p| format!(": {p}"))
+                    .map(|p| format!(": {}", e(p)))
                     .unwrap_or_default()
             ));
         }
