@@ -761,7 +761,14 @@ fn member_names_that_traverse_are_refused_before_anything_is_written() {
     make_pki(&pki);
     let snap = fixture("etcd-3.5.1.db");
     let before = tree(d.path());
-    for name in ["../../../x", "../../x", "..", "a/b", ".hidden", "*.evil.com"] {
+    for name in [
+        "../../../x",
+        "../../x",
+        "..",
+        "a/b",
+        ".hidden",
+        "*.evil.com",
+    ] {
         let ic = format!("{name}=https://127.0.0.1:2380");
         let b = etcdsnap()
             .current_dir(&deep)
@@ -820,7 +827,36 @@ fn inspect_escapes_every_manifest_field() {
     let text = format!("{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("start with: etcd"), "{text}");
     for bad in ['\x1b', '\r', '\u{202e}'] {
-        assert!(!text.contains(bad), "{bad:?} reached the terminal: {text:?}");
+        assert!(
+            !text.contains(bad),
+            "{bad:?} reached the terminal: {text:?}"
+        );
     }
     assert!(stdout(&o).contains("\\x1b[2J"), "{text}");
+}
+
+/// etcd reads PEM only: a DER server.key (which a real etcd refuses with
+/// "failed to find any PEM data", tests/pki.rs) is not packed.
+#[test]
+fn der_pki_files_are_not_bundled() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = d.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    common::pki::openssl_inplace(&pki, "server.key", &["pkey", "-outform", "DER"]);
+    let out = d.path().join("out");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = etcdsnap()
+        .args(["bundle", s(&snap), "--initial-cluster", IC])
+        .args(["--initial-cluster-token", TOKEN, "--pki", s(&pki)])
+        .args(["--out", s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("server.key") && stderr(&o).contains("PEM"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists() || tree(&out).is_empty(), "{:?}", tree(&out));
 }

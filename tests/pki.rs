@@ -180,7 +180,7 @@ fn per_member_sans_are_judged_per_member() {
 }
 
 #[test]
-fn der_and_pkcs8_copies_pass() {
+fn der_copies_are_errors_and_pkcs8_copies_pass() {
     for algo in [Algo::Rsa, Algo::Ec] {
         let t = tempfile::tempdir().unwrap();
         kubeadm_pki(t.path(), algo, "m1", "10.0.0.5");
@@ -190,7 +190,37 @@ fn der_and_pkcs8_copies_pass() {
                 .unwrap()
                 .starts_with(b"-----")
         );
-        assert_clean(t.path(), &["--initial-cluster", "m1=https://10.0.0.5:2380"]);
+        // DER parses (every chain, key and SAN check still passes) but etcd
+        // reads PEM only: one error per etcd file, naming the conversion.
+        let (code, found, _) = check(t.path(), &["--initial-cluster", "m1=https://10.0.0.5:2380"]);
+        assert_eq!(code, 1, "{algo:?}: {found:#?}");
+        let mut want = Vec::new();
+        for base in [
+            "etcd/ca",
+            "etcd/server",
+            "etcd/peer",
+            "etcd/healthcheck-client",
+            "apiserver-etcd-client",
+        ] {
+            for ext in ["crt", "key"] {
+                want.push((format!("{base}.{ext}"), ext));
+            }
+        }
+        let want: Vec<(&str, &str, &str)> = want
+            .iter()
+            .map(|(f, ext)| {
+                (
+                    "error",
+                    f.as_str(),
+                    if *ext == "key" {
+                        "failed to find any PEM data in key input: the file is DER"
+                    } else {
+                        "failed to find any PEM data in certificate input: the file is DER"
+                    },
+                )
+            })
+            .collect();
+        assert_exactly(&found, &want);
 
         let t = tempfile::tempdir().unwrap();
         kubeadm_pki(t.path(), algo, "m1", "10.0.0.5");
@@ -272,10 +302,25 @@ fn every_key_form_is_read_and_matched() {
             if form == "der" {
                 openssl_inplace(d, "ca.crt", &["x509", "-outform", "DER"]);
             }
-            // The certificate is valid for 20 days: a warning, exit 0.
+            // The certificate is valid for 20 days: a warning, exit 0. DER
+            // reads (the key matches) but etcd reads PEM only: an error each.
             let (code, found, _) = check(d, &[]);
-            assert_eq!(code, 0, "{name} {form}: {found:#?}");
-            assert_exactly(&found, &[("warning", "ca.crt", "expires in ")]);
+            if form == "der" {
+                assert_eq!(code, 1, "{name} {form}: {found:#?}");
+                assert_exactly(
+                    &found,
+                    &[
+                        ("warning", "ca.crt", "expires in "),
+                        ("error", "ca.crt", "failed to find any PEM data"),
+                        ("error", "ca.key", "failed to find any PEM data"),
+                    ],
+                );
+                openssl_inplace(d, "ca.key", &["pkey", "-inform", "DER"]);
+                openssl_inplace(d, "ca.crt", &["x509", "-inform", "DER"]);
+            } else {
+                assert_eq!(code, 0, "{name} {form}: {found:#?}");
+                assert_exactly(&found, &[("warning", "ca.crt", "expires in ")]);
+            }
         }
         // Another key of the same kind.
         let other = tempfile::tempdir().unwrap();
@@ -919,4 +964,85 @@ fn issue_refuses_a_ca_dir_without_the_key() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no CA private key"), "{}", stderr(&o));
     assert!(!work.path().join("o").exists());
+}
+
+/// Runs a real etcd 3.5 serving clients over https with `dir`'s
+/// server.crt/server.key; returns (exited, its stderr) after it exits or
+/// 20 s pass (then it is killed).
+fn etcd_with_tls(dir: &Path) -> (Option<std::process::ExitStatus>, String) {
+    let (pc, cc) = (common::cluster::free_port(), common::cluster::free_port());
+    let data = dir.join("data");
+    let client = format!("https://127.0.0.1:{cc}");
+    let peer = format!("http://127.0.0.1:{pc}");
+    let err_path = dir.join("etcd.err");
+    let mut child = Command::new(common::etcd_bin("3.5", "etcd"))
+        .args(["--name", "m1", "--data-dir", data.to_str().unwrap()])
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("m1={peer}")])
+        .arg(format!("--cert-file={}", dir.join("server.crt").display()))
+        .arg(format!("--key-file={}", dir.join("server.key").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    (
+        status,
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+/// The oracle for DER: a real etcd given a DER server.key or server.crt
+/// exits with "failed to find any PEM data"; `pki check` reports the same
+/// file as an error (exit 1), where it used to report nothing.
+#[test]
+fn der_server_files_that_etcd_refuses_are_errors() {
+    for (file, conv, input) in [
+        ("server.key", "pkey", "key input"),
+        ("server.crt", "x509", "certificate input"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        common::pki::make_pki(t.path());
+        openssl_inplace(t.path(), file, &[conv, "-outform", "DER"]);
+        let (status, err) = etcd_with_tls(t.path());
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{file}: etcd did not refuse DER ({status:?}): {err}"
+        );
+        let want = format!("failed to find any PEM data in {input}");
+        assert!(err.contains(&want), "{file}: etcd said: {err}");
+        let (code, found, _) = check(
+            t.path(),
+            &["--initial-cluster", "m1=https://127.0.0.1:2380"],
+        );
+        assert_eq!(code, 1, "{file}: {found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|(s, f, r)| s == "error" && f == file && r.contains(&want)),
+            "{file}: {found:#?}"
+        );
+    }
 }

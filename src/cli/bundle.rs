@@ -712,11 +712,17 @@ fn e(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn e_list(v: &[String]) -> String {
-    v.iter().map(|x| e(x).into_owned()).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|x| e(x).into_owned())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn e_flags(v: &[String]) -> String {
-    v.iter().map(|x| e(x).into_owned()).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .map(|x| e(x).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn render_inspect(rs: &[Inspected]) -> String {

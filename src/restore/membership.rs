@@ -208,7 +208,16 @@ mod tests {
         assert!(Cluster::parse("n1=ftp://x:1", "t").is_err());
         assert!(Cluster::parse("n1=http://a:1,n2=http://a:1", "t").is_err());
         assert!(Cluster::parse("", "t").is_err());
-        for bad in ["../x", "../../../x", "a/b", ".hidden", "", "*.evil.com", "a b", "\u{1b}[2J"] {
+        for bad in [
+            "../x",
+            "../../../x",
+            "a/b",
+            ".hidden",
+            "",
+            "*.evil.com",
+            "a b",
+            "\u{1b}[2J",
+        ] {
             assert_eq!(
                 Cluster::parse(&format!("{bad}=http://a:1"), "t"),
                 Err(MembershipError::Name(bad.to_string())),
