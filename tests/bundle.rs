@@ -860,3 +860,48 @@ fn der_pki_files_are_not_bundled() {
     );
     assert!(!out.exists() || tree(&out).is_empty(), "{:?}", tree(&out));
 }
+
+/// What `pki issue` writes is bundled as kubeadm lays it out, with
+/// kube-apiserver's client pair (`pki/apiserver-etcd-client.*`) beside
+/// `pki/etcd/`.
+#[test]
+fn issued_pki_is_bundled_with_the_apiserver_client_pair() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_pki(&src);
+    let issued = d.path().join("issued");
+    let o = etcdsnap()
+        .args(["pki", "issue", "--ca-dir", s(&src), "--initial-cluster", IC])
+        .args(["--out", s(&issued), "--days", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("out");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = etcdsnap()
+        .args(["bundle", s(&snap), "--initial-cluster", IC])
+        .args(["--initial-cluster-token", TOKEN, "--pki", s(&issued)])
+        .args(["--out", s(&out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for m in ["m1", "m2"] {
+        let e = unpack(&out.join(format!("{m}.tar.zst")));
+        let names: Vec<String> = e.iter().map(|(h, _)| name_of(h)).collect();
+        for f in [
+            "pki/apiserver-etcd-client.crt",
+            "pki/apiserver-etcd-client.key",
+        ] {
+            let (h, data) = e.iter().find(|(h, _)| name_of(h) == f).unwrap_or_else(|| {
+                panic!("{m}: no {f} in {names:?}");
+            });
+            assert_eq!(
+                data,
+                &std::fs::read(issued.join(m).join(f.trim_start_matches("pki/"))).unwrap()
+            );
+            let want = if f.ends_with(".key") { 0o600 } else { 0o644 };
+            assert_eq!(h.mode().unwrap(), want, "{f}");
+        }
+    }
+}
