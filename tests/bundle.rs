@@ -6,6 +6,7 @@
 //! with their identity; killed installs leave the old member or the new one.
 
 mod common;
+mod oracle;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -903,5 +904,181 @@ fn issued_pki_is_bundled_with_the_apiserver_client_pair() {
             let want = if f.ends_with(".key") { 0o600 } else { 0o644 };
             assert_eq!(h.mode().unwrap(), want, "{f}");
         }
+    }
+}
+
+/// The Go oracle's `pod` mode: the YAML strictly decoded into
+/// k8s.io/api/core/v1.Pod and validated; the Pod as JSON, or the problems.
+fn oracle_pod(yaml: &[u8]) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let mut child = Command::new(oracle::oracle())
+        .arg("pod")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(yaml).unwrap();
+    let o = child.wait_with_output().unwrap();
+    if o.status.success() {
+        Ok(serde_json::from_slice(&o.stdout).unwrap())
+    } else {
+        Err(stderr(&o))
+    }
+}
+
+/// HTTP GET `path` on 127.0.0.1:`port`: the status code.
+fn http_status(host: &str, port: u16, path: &str) -> Option<u16> {
+    use std::io::Write;
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(c, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    let _ = c.read_to_string(&mut buf);
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The bundled etcd.yaml is a static pod kubelet runs as it is: the Go
+/// oracle decodes it strictly into v1.Pod and validates it; it has the
+/// image (the release's kubeadm image, or --image), kubeadm's metadata,
+/// hostNetwork, the priority class, requests, volumes mounted as kubeadm
+/// mounts them; and its probes hit a port the member's own flags listen on
+/// (--listen-metrics-urls) at paths a real etcd of that release answers
+/// with 200.
+#[test]
+fn the_static_pod_is_one_kubelet_runs() {
+    let d = tempfile::tempdir().unwrap();
+    for (line, extra, want_image) in [
+        ("3.5", &[][..], "registry.k8s.io/etcd:3.5.16-0"),
+        (
+            "3.6",
+            &[
+                "--target-version",
+                "3.6",
+                "--image",
+                "example.org/etcd:v3.6.16",
+            ][..],
+            "example.org/etcd:v3.6.16",
+        ),
+    ] {
+        let out = bundle_in(d.path(), &format!("out-{line}"), TOKEN, extra);
+        let e = unpack(&out.join("m1.tar.zst"));
+        let yaml = &e.iter().find(|(h, _)| name_of(h) == "etcd.yaml").unwrap().1;
+        let pod = oracle_pod(yaml)
+            .unwrap_or_else(|e| panic!("{line}: {e}\n{}", String::from_utf8_lossy(yaml)));
+        // The oracle is strict: an unknown field is refused.
+        let mut bad = yaml.clone();
+        bad.extend_from_slice(b"bogus: 1\n");
+        let err = oracle_pod(&bad).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+        let c = &pod["spec"]["containers"][0];
+        assert_eq!(c["image"], want_image, "{pod:#}");
+        assert_eq!(pod["metadata"]["name"], "etcd");
+        assert_eq!(pod["metadata"]["namespace"], "kube-system");
+        assert_eq!(pod["metadata"]["labels"]["component"], "etcd");
+        assert_eq!(pod["spec"]["hostNetwork"], true);
+        assert_eq!(pod["spec"]["priorityClassName"], "system-node-critical");
+        assert_eq!(c["resources"]["requests"]["cpu"], "100m");
+        let mounts: Vec<(String, String)> = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_string(),
+                    m["mountPath"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (name, path) in &mounts {
+            let v = pod["spec"]["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == name.as_str())
+                .unwrap();
+            assert_eq!(v["hostPath"]["path"], path.as_str());
+        }
+        let command: Vec<&str> = c["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(command[0], "etcd");
+        // The command is the manifest's flags and kubeadm's metrics listener.
+        let m: serde_json::Value = serde_json::from_slice(&e[0].1).unwrap();
+        let flags: Vec<&str> = m["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(command[1..command.len() - 1], flags[..]);
+        assert!(!flags.iter().any(|f| f.starts_with("--listen-metrics-urls")));
+        let metrics = command
+            .iter()
+            .find_map(|f| f.strip_prefix("--listen-metrics-urls="))
+            .expect("--listen-metrics-urls in the command");
+        // A real etcd of the release, with that metrics listener (on a free
+        // port), answers every probe's path with 200.
+        let port = common::cluster::free_port();
+        let (pp, cp) = (common::cluster::free_port(), common::cluster::free_port());
+        let data = d.path().join(format!("probe-{line}"));
+        let peer = format!("http://127.0.0.1:{pp}");
+        let client = format!("http://127.0.0.1:{cp}");
+        let mut etcd = Command::new(common::etcd_bin(line, "etcd"))
+            .args(["--name", "p", "--data-dir", s(&data)])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args(["--initial-cluster", &format!("p={peer}")])
+            .arg(format!(
+                "--listen-metrics-urls={}",
+                metrics.replace(":2381", &format!(":{port}"))
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut probes = 0;
+        for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            let Some(g) = c[kind]["httpGet"].as_object() else {
+                continue;
+            };
+            probes += 1;
+            assert_eq!(g["port"], 2381, "{kind}");
+            assert!(metrics.contains(&format!("{}:2381", g["host"].as_str().unwrap())));
+            let path = g["path"].as_str().unwrap();
+            let host = g["host"].as_str().unwrap();
+            let t0 = std::time::Instant::now();
+            let mut got = None;
+            while t0.elapsed() < std::time::Duration::from_secs(20) {
+                got = http_status(host, port, path);
+                if got == Some(200) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            assert_eq!(got, Some(200), "etcd {line}: {kind} {path}");
+        }
+        let _ = etcd.kill();
+        let _ = etcd.wait();
+        assert!(probes >= 2, "{line}: {c:#}");
     }
 }

@@ -14,7 +14,7 @@ use super::{Outcome, ReportFormat, out};
 use crate::bundle::manifest::{Manifest, MemberInfo, RestoreInfo, SnapshotInfo};
 use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};
 use crate::bundle::write::{self, Encryption, Item};
-use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name};
+use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name, podspec};
 use crate::pki::MemberUrls;
 use crate::restore::datadir::Options;
 use crate::restore::durable;
@@ -84,6 +84,11 @@ struct MakeArgs {
     /// Drop the alarms recorded in the snapshot
     #[arg(long)]
     clear_alarms: bool,
+    /// The etcd image of the static pod (etcd.yaml); default kubeadm's
+    /// registry.k8s.io/etcd image of the release the data dir is written for
+    /// (3.4, 3.5, 3.6; 3.7 needs --image)
+    #[arg(long)]
+    image: Option<String>,
     /// The owner recorded for every file, as UID:GID (install may override)
     #[arg(long, value_parser = super::restore::parse_owner)]
     owner: Option<(u32, u32)>,
@@ -161,6 +166,21 @@ struct Made {
     archives: Vec<MadeArchive>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sums: Option<String>,
+}
+
+/// kubeadm's metrics listener, which its probes hit: loopback port 2381
+/// (`[::1]` when the member is reached over IPv6).
+fn metrics_url(m: &crate::restore::membership::Member) -> String {
+    let v6 = m
+        .peer_urls
+        .first()
+        .and_then(|u| crate::restore::flags::url_parts(u))
+        .is_some_and(|(_, h, _)| h.contains(':'));
+    if v6 {
+        "http://[::1]:2381".into()
+    } else {
+        "http://127.0.0.1:2381".into()
+    }
 }
 
 const DATA_DIR: &str = "/var/lib/etcd";
@@ -268,6 +288,11 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         }
     }
     let owner = a.owner.unwrap_or((0, 0));
+    if let Some(i) = &a.image
+        && !podspec::is_image_ref(i)
+    {
+        bail!("--image {i:?} is not an image reference");
+    }
     let flags_of = |m: &crate::restore::membership::Member| {
         start_flags(
             &cluster,
@@ -344,6 +369,17 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
             return Err(e);
         }
     };
+    let image = match (&a.image, podspec::default_image(passed.target.line())) {
+        (Some(i), _) => i.clone(),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            bail!(
+                "no kubeadm etcd image is known for etcd {}: give --image for the static pod",
+                passed.target.line()
+            );
+        }
+    };
     let snapshot_sha = passed.sha256.clone();
     let mut made = Made {
         dry_run: a.dry_run,
@@ -400,12 +436,19 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
                 0o600,
                 owner,
             ));
-            let yaml = crate::bundle::podspec::etcd_pod(
-                &flags,
-                DATA_DIR,
-                &format!("{PKI_DIR}/etcd"),
-                &adv_client.join(","),
-            );
+            // The pod adds kubeadm's metrics listener, which its probes
+            // hit; the flags (etcd.env, the manifest) leave it out, so
+            // members started from them on one host do not clash on it.
+            let mut pod_flags = flags.clone();
+            pod_flags.push(format!("--listen-metrics-urls={}", metrics_url(m)));
+            let yaml = podspec::etcd_pod(&podspec::PodInput {
+                flags: &pod_flags,
+                image: &image,
+                line: passed.target.line(),
+                data_dir: DATA_DIR,
+                pki_etcd_dir: &format!("{PKI_DIR}/etcd"),
+                advertise_client: &adv_client.join(","),
+            })?;
             items.push(write::bytes_item(
                 "etcd.yaml",
                 yaml.into_bytes(),
