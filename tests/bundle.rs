@@ -1082,3 +1082,82 @@ fn the_static_pod_is_one_kubelet_runs() {
         assert!(probes >= 2, "{line}: {c:#}");
     }
 }
+
+/// `bundle extract --start-files` gets etcd.env and etcd.yaml out of an
+/// encrypted archive, after every check: the bytes the unencrypted bundle
+/// of the same inputs holds, mode 0600; nothing without the passphrase, nor
+/// from an archive SHA256SUMS does not vouch for; an existing file only with
+/// --force, and then moved aside.
+#[test]
+fn start_files_come_out_of_an_encrypted_archive() {
+    let d = tempfile::tempdir().unwrap();
+    let pass = d.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let plain = bundle_in(d.path(), "plain", TOKEN, &[]);
+    let enc = bundle_in(d.path(), "enc", TOKEN, &["--passphrase-file", s(&pass)]);
+    let archive = enc.join("m1.tar.zst.age");
+    let want = unpack(&plain.join("m1.tar.zst"));
+    let want_of = |n: &str| {
+        want.iter()
+            .find(|(h, _)| name_of(h) == n)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let x = d.path().join("x");
+    let extract = |extra: &[&str]| {
+        etcdsnap()
+            .args([
+                "bundle",
+                "extract",
+                s(&archive),
+                "--start-files",
+                "--out",
+                s(&x),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // No key: exit 2, nothing written.
+    let o = extract(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!x.exists());
+    let o = extract(&["--passphrase-file", s(&pass)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for n in ["etcd.env", "etcd.yaml"] {
+        assert_eq!(std::fs::read(x.join(n)).unwrap(), want_of(n), "{n}");
+        assert_eq!(mode(&x.join(n)), 0o600, "{n}");
+    }
+    assert_eq!(tree(&x).len(), 2, "{:?}", tree(&x));
+    // Again: refused without --force, moved aside with it.
+    let before = tree(&x);
+    let o = extract(&["--passphrase-file", s(&pass)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(tree(&x), before);
+    let o = extract(&["--passphrase-file", s(&pass), "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tree(&x).len(), 4, "{:?}", tree(&x));
+    // SHA256SUMS that does not match: exit 1, nothing written.
+    let y = d.path().join("y");
+    std::fs::write(
+        enc.join("SHA256SUMS"),
+        format!("{}  m1.tar.zst.age\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let o = etcdsnap()
+        .args([
+            "bundle",
+            "extract",
+            s(&archive),
+            "--start-files",
+            "--out",
+            s(&y),
+        ])
+        .args(["--passphrase-file", s(&pass)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!y.exists());
+}

@@ -48,6 +48,32 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Sub {
     Inspect(InspectArgs),
+    Extract(ExtractArgs),
+}
+
+/// Write an archive's start files (etcd.env, etcd.yaml) to a directory,
+/// after every check `install` makes (decrypting an encrypted archive)
+#[derive(clap::Args)]
+struct ExtractArgs {
+    /// One archive (`<member>.tar.zst` or `.tar.zst.age`), SHA256SUMS beside it
+    archive: PathBuf,
+    /// Extract the start files: etcd.env (the flags as an environment file)
+    /// and etcd.yaml (the static pod)
+    #[arg(long, required = true)]
+    start_files: bool,
+    /// Where to write them (created 0700 if missing)
+    #[arg(long)]
+    out: PathBuf,
+    /// age identity file, for encrypted archives
+    #[arg(long, conflicts_with = "passphrase_file")]
+    identity: Option<PathBuf>,
+    /// File whose first line is the passphrase, for encrypted archives
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Replace existing files (the old ones are moved aside as
+    /// <file>.etcdsnap-bak-<UTC time>)
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +160,7 @@ struct InspectArgs {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.sub {
         Some(Sub::Inspect(a)) => inspect(a),
+        Some(Sub::Extract(a)) => extract(a),
         None => make(args.make),
     }
 }
@@ -725,6 +752,125 @@ fn inspect(a: InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Failed
     })
+}
+
+/// The start files of an archive, kept in memory while it is checked.
+#[derive(Default)]
+struct StartFiles {
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// The start files are small; a larger one is refused, not held.
+const MAX_START_FILE: u64 = 1 << 20;
+
+impl crate::bundle::archive::Sink for StartFiles {
+    fn manifest(&mut self, _: &Manifest) -> Result<(), String> {
+        Ok(())
+    }
+    fn dir(&mut self, _: &crate::bundle::manifest::FileEntry) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn file(
+        &mut self,
+        e: &crate::bundle::manifest::FileEntry,
+        data: &mut dyn std::io::Read,
+    ) -> std::io::Result<()> {
+        if e.path == "etcd.env" || e.path == "etcd.yaml" {
+            if e.size > MAX_START_FILE {
+                return Err(std::io::Error::other(format!(
+                    "{}: {} bytes, more than a start file holds ({MAX_START_FILE})",
+                    e.path, e.size
+                )));
+            }
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(data, MAX_START_FILE), &mut v)?;
+            self.files.push((e.path.clone(), v));
+            Ok(())
+        } else {
+            std::io::copy(data, &mut std::io::sink()).map(|_| ())
+        }
+    }
+}
+
+fn extract(a: ExtractArgs) -> anyhow::Result<Outcome> {
+    if !a.start_files {
+        bail!("say what to extract: --start-files");
+    }
+    let key = match (&a.identity, &a.passphrase_file) {
+        (Some(i), _) => Key::Identity(i.clone()),
+        (None, Some(p)) => Key::Passphrase(p.clone()),
+        _ => Key::None,
+    };
+    // Refuse before reading when a file is there and --force is not given.
+    let targets = ["etcd.env", "etcd.yaml"].map(|n| a.out.join(n));
+    if !a.force {
+        for t in &targets {
+            if std::fs::symlink_metadata(t).is_ok() {
+                bail!(
+                    "{}: exists; use --force to replace it (the old one is moved aside)",
+                    t.display()
+                );
+            }
+        }
+    }
+    let want = match listed_sum(&a.archive) {
+        Ok(s) => s,
+        Err(e) => {
+            say!("etcdsnap: {e}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let mut sink = StartFiles::default();
+    let opened = match open_and_check(&a.archive, &key, &mut sink) {
+        Ok(o) => o,
+        Err(e) if e.is_check_failure() => {
+            say!("etcdsnap: {e}");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if opened.sha256 != want {
+        say!(
+            "etcdsnap: {}: sha256 {}, {SUMS_NAME} lists {want}: not extracting",
+            a.archive.display(),
+            opened.sha256
+        );
+        return Ok(Outcome::Failed);
+    }
+    if !a.out.exists() {
+        durable::mkdir_0700(&a.out)?;
+        durable::sync_path(durable::parent_of(&a.out))?;
+    }
+    let stamp = durable::utc_stamp();
+    let mut lines = String::new();
+    for (name, bytes) in &sink.files {
+        let dest = a.out.join(name);
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            let bak = a.out.join(format!("{name}.etcdsnap-bak-{stamp}"));
+            std::fs::rename(&dest, &bak)
+                .with_context(|| format!("{}: moving aside", dest.display()))?;
+            lines.push_str(&format!(
+                "  moved {} to {}\n",
+                e(&dest.display().to_string()),
+                e(&bak.display().to_string())
+            ));
+        }
+        durable::write_atomic(&dest, bytes)?;
+        durable::set_mode(&dest, 0o600)?;
+        lines.push_str(&format!(
+            "  wrote {} ({} bytes)\n",
+            e(&dest.display().to_string()),
+            bytes.len()
+        ));
+    }
+    out(&format!(
+        "{}: member {} (ID {}), every check passed\n{}",
+        e(&a.archive.display().to_string()),
+        e(&opened.manifest.member.name),
+        e(&opened.manifest.member.id),
+        lines
+    ))?;
+    Ok(Outcome::Ok)
 }
 
 fn ids_problem(m: &Manifest) -> Option<String> {
