@@ -29,6 +29,10 @@ pub enum MembershipError {
          A-Z a-z 0-9 - _ . and not start with a dot"
     )]
     Name(String),
+    #[error(
+        "--initial-cluster-token {0:?} holds a control character (it would reach the start files)"
+    )]
+    Token(String),
     #[error("--initial-cluster is empty")]
     Empty,
     #[error("initial cluster has duplicate url {0}")]
@@ -107,12 +111,17 @@ pub fn is_plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-fn check_url(name: &str, url: &str) -> Result<(), MembershipError> {
+pub(crate) fn check_url(name: &str, url: &str) -> Result<(), MembershipError> {
     let bad = |why: &str| MembershipError::Url {
         name: name.to_string(),
         url: url.to_string(),
         why: why.to_string(),
     };
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad(
+            "a URL holds no spaces or control characters (they would reach the start files)",
+        ));
+    }
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
     match scheme {
         "http" | "https" => {
@@ -135,8 +144,14 @@ impl Cluster {
     /// Parses `--initial-cluster` (`n1=URL,n2=URL,…`; a name may repeat for
     /// several URLs) and computes the IDs.
     pub fn parse(initial_cluster: &str, token: &str) -> Result<Cluster, MembershipError> {
+        if token.chars().any(char::is_control) {
+            return Err(MembershipError::Token(token.to_string()));
+        }
         let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut seen_urls = std::collections::HashSet::new();
+        // The flag every member starts with, rebuilt from what was read (no
+        // empty entries, no blanks around URLs).
+        let mut normalized: Vec<String> = Vec::new();
         for entry in initial_cluster.split(',').filter(|e| !e.trim().is_empty()) {
             let (name, url) = entry
                 .split_once('=')
@@ -149,6 +164,7 @@ impl Cluster {
             if !seen_urls.insert(url.clone()) {
                 return Err(MembershipError::DuplicateUrl(url));
             }
+            normalized.push(format!("{name}={url}"));
             by_name.entry(name.to_string()).or_default().push(url);
         }
         if by_name.is_empty() {
@@ -185,7 +201,7 @@ impl Cluster {
             token: token.to_string(),
             cluster_id: cluster_id(&ids),
             members,
-            initial_cluster: initial_cluster.to_string(),
+            initial_cluster: normalized.join(","),
         })
     }
 }
@@ -225,5 +241,11 @@ mod tests {
             );
         }
         assert!(Cluster::parse("etcd-1.example.com=http://a:1,M_2=http://b:1", "t").is_ok());
+        assert!(Cluster::parse("n1=http://a\n:1", "t").is_err());
+        assert!(Cluster::parse("n1=http://a b:1", "t").is_err());
+        assert_eq!(
+            Cluster::parse("n1=http://a:1", "t\nETCD_X=1"),
+            Err(MembershipError::Token("t\nETCD_X=1".into()))
+        );
     }
 }
