@@ -1220,7 +1220,7 @@ fn start_files_hold_no_raw_control_characters() {
         " ",
     ];
     let mut rng = Rng::new(0x5eed);
-    let mut field = |rng: &mut Rng| {
+    let field = |rng: &mut Rng| {
         let k = rng.below(6);
         (0..k)
             .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
