@@ -52,7 +52,8 @@ enum Sub {
 }
 
 /// Write an archive's start files (etcd.env, etcd.yaml) to a directory,
-/// after every check `install` makes (decrypting an encrypted archive)
+/// after the archive's checks (every entry against its manifest, its sha256
+/// against SHA256SUMS), decrypting an encrypted archive
 #[derive(clap::Args)]
 struct ExtractArgs {
     /// One archive (`<member>.tar.zst` or `.tar.zst.age`), SHA256SUMS beside it
