@@ -8,6 +8,12 @@
 //! - member ID = first 8 bytes (big-endian) of SHA-1(concatenated sorted URLs ‖ token);
 //! - cluster ID = first 8 bytes of SHA-1(the member IDs, ascending, as 8-byte
 //!   big-endian numbers).
+//!
+//! Names become file and directory names (`<name>.etcd`, `<name>.tar.zst`,
+//! a PKI subdirectory), and names, URLs and the token reach the start files
+//! (`etcd.env`, `etcd.yaml`): so a name must be plain ([`is_plain_name`]), a
+//! URL holds no spaces or control characters, the token no control
+//! characters, all refused here, before any command writes anything.
 
 use std::collections::BTreeMap;
 
