@@ -181,13 +181,7 @@ impl Manifest {
             return Err(ManifestError::Format(self.format));
         }
         let name = &self.member.name;
-        if name.is_empty()
-            || name.len() > 200
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || name.starts_with('.')
-        {
+        if !crate::restore::membership::is_plain_name(name) {
             return bad(format!(
                 "member name {name:?} is not a plain name (letters, digits, - _ .)"
             ));

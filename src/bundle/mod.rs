@@ -21,8 +21,9 @@
 //!    below `data/` (the member's data dir: `data/member/snap/db`, the
 //!    `.snap`, `data/member/wal/…`), below `pki/` (kubeadm's names below
 //!    `/etc/kubernetes/pki`, e.g. `pki/etcd/server.key`), or is `etcd.env`
-//!    or `etcd.yaml` (the start flags as an environment file and a kubeadm
-//!    static-pod manifest fragment). Every file's parent directory is listed.
+//!    or `etcd.yaml` (the start flags as an environment file, and the
+//!    kubeadm static pod kubelet runs: `podspec`). Every file's parent
+//!    directory is listed. `docs/design/bundle-format.md` describes it all.
 //! 4. Every entry's type, size and mode equal its manifest entry; every
 //!    file's bytes hash to the manifest's sha256. Private keys (`pki/**.key`)
 //!    are mode 0600, certificates 0644, directories 0700, data files 0600.

@@ -14,7 +14,7 @@ use super::{Outcome, ReportFormat, out};
 use crate::bundle::manifest::{Manifest, MemberInfo, RestoreInfo, SnapshotInfo};
 use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};
 use crate::bundle::write::{self, Encryption, Item};
-use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name};
+use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name, podspec};
 use crate::pki::MemberUrls;
 use crate::restore::datadir::Options;
 use crate::restore::durable;
@@ -48,6 +48,33 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Sub {
     Inspect(InspectArgs),
+    Extract(ExtractArgs),
+}
+
+/// Write an archive's start files (etcd.env, etcd.yaml) to a directory,
+/// after the archive's checks (every entry against its manifest, its sha256
+/// against SHA256SUMS), decrypting an encrypted archive
+#[derive(clap::Args)]
+struct ExtractArgs {
+    /// One archive (`<member>.tar.zst` or `.tar.zst.age`), SHA256SUMS beside it
+    archive: PathBuf,
+    /// Extract the start files: etcd.env (the flags as an environment file)
+    /// and etcd.yaml (the static pod)
+    #[arg(long, required = true)]
+    start_files: bool,
+    /// Where to write them (created 0700 if missing)
+    #[arg(long)]
+    out: PathBuf,
+    /// age identity file, for encrypted archives
+    #[arg(long, conflicts_with = "passphrase_file")]
+    identity: Option<PathBuf>,
+    /// File whose first line is the passphrase, for encrypted archives
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Replace existing files (the old ones are moved aside as
+    /// <file>.etcdsnap-bak-<UTC time>)
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +111,11 @@ struct MakeArgs {
     /// Drop the alarms recorded in the snapshot
     #[arg(long)]
     clear_alarms: bool,
+    /// The etcd image of the static pod (etcd.yaml); default kubeadm's
+    /// registry.k8s.io/etcd image of the release the data dir is written for
+    /// (3.4, 3.5, 3.6; 3.7 needs --image)
+    #[arg(long)]
+    image: Option<String>,
     /// The owner recorded for every file, as UID:GID (install may override)
     #[arg(long, value_parser = super::restore::parse_owner)]
     owner: Option<(u32, u32)>,
@@ -129,6 +161,7 @@ struct InspectArgs {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.sub {
         Some(Sub::Inspect(a)) => inspect(a),
+        Some(Sub::Extract(a)) => extract(a),
         None => make(args.make),
     }
 }
@@ -161,6 +194,21 @@ struct Made {
     archives: Vec<MadeArchive>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sums: Option<String>,
+}
+
+/// kubeadm's metrics listener, which its probes hit: loopback port 2381
+/// (`[::1]` when the member is reached over IPv6).
+fn metrics_url(m: &crate::restore::membership::Member) -> String {
+    let v6 = m
+        .peer_urls
+        .first()
+        .and_then(|u| crate::restore::flags::url_parts(u))
+        .is_some_and(|(_, h, _)| h.contains(':'));
+    if v6 {
+        "http://[::1]:2381".into()
+    } else {
+        "http://127.0.0.1:2381".into()
+    }
 }
 
 const DATA_DIR: &str = "/var/lib/etcd";
@@ -268,6 +316,11 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         }
     }
     let owner = a.owner.unwrap_or((0, 0));
+    if let Some(i) = &a.image
+        && !podspec::is_image_ref(i)
+    {
+        bail!("--image {i:?} is not an image reference");
+    }
     let flags_of = |m: &crate::restore::membership::Member| {
         start_flags(
             &cluster,
@@ -344,6 +397,17 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
             return Err(e);
         }
     };
+    let image = match (&a.image, podspec::default_image(passed.target.line())) {
+        (Some(i), _) => i.clone(),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            bail!(
+                "no kubeadm etcd image is known for etcd {}: give --image for the static pod",
+                passed.target.line()
+            );
+        }
+    };
     let snapshot_sha = passed.sha256.clone();
     let mut made = Made {
         dry_run: a.dry_run,
@@ -400,12 +464,19 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
                 0o600,
                 owner,
             ));
-            let yaml = crate::bundle::podspec::etcd_pod(
-                &flags,
-                DATA_DIR,
-                &format!("{PKI_DIR}/etcd"),
-                &adv_client.join(","),
-            );
+            // The pod adds kubeadm's metrics listener, which its probes
+            // hit; the flags (etcd.env, the manifest) leave it out, so
+            // members started from them on one host do not clash on it.
+            let mut pod_flags = flags.clone();
+            pod_flags.push(format!("--listen-metrics-urls={}", metrics_url(m)));
+            let yaml = podspec::etcd_pod(&podspec::PodInput {
+                flags: &pod_flags,
+                image: &image,
+                line: passed.target.line(),
+                data_dir: DATA_DIR,
+                pki_etcd_dir: &format!("{PKI_DIR}/etcd"),
+                advertise_client: &adv_client.join(","),
+            })?;
             items.push(write::bytes_item(
                 "etcd.yaml",
                 yaml.into_bytes(),
@@ -498,7 +569,7 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
                 } else {
                     "bundled"
                 },
-                made.snapshot,
+                e(&made.snapshot),
                 made.revision,
                 made.snapshot_sha256,
                 made.cluster_id,
@@ -515,9 +586,9 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
             for a in &made.archives {
                 s.push_str(&format!(
                     "  {} (ID {}) -> {} ({} entries{})\n",
-                    a.member,
+                    e(&a.member),
                     a.member_id,
-                    a.file,
+                    e(&a.file),
                     a.files,
                     if a.sha256.is_empty() {
                         String::new()
@@ -527,12 +598,12 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
                 ));
                 s.push_str(&format!(
                     "    private keys: {}\n",
-                    a.private_keys.join(", ")
+                    e(&a.private_keys.join(", "))
                 ));
-                s.push_str(&format!("    start with: etcd {}\n", a.flags.join(" ")));
+                s.push_str(&format!("    start with: etcd {}\n", e_flags(&a.flags)));
             }
             if let Some(sums) = &made.sums {
-                s.push_str(&format!("  checksums: {sums}\n"));
+                s.push_str(&format!("  checksums: {}\n", e(sums)));
             }
             out(&s)
         }
@@ -684,6 +755,125 @@ fn inspect(a: InspectArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The start files of an archive, kept in memory while it is checked.
+#[derive(Default)]
+struct StartFiles {
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// The start files are small; a larger one is refused, not held.
+const MAX_START_FILE: u64 = 1 << 20;
+
+impl crate::bundle::archive::Sink for StartFiles {
+    fn manifest(&mut self, _: &Manifest) -> Result<(), String> {
+        Ok(())
+    }
+    fn dir(&mut self, _: &crate::bundle::manifest::FileEntry) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn file(
+        &mut self,
+        e: &crate::bundle::manifest::FileEntry,
+        data: &mut dyn std::io::Read,
+    ) -> std::io::Result<()> {
+        if e.path == "etcd.env" || e.path == "etcd.yaml" {
+            if e.size > MAX_START_FILE {
+                return Err(std::io::Error::other(format!(
+                    "{}: {} bytes, more than a start file holds ({MAX_START_FILE})",
+                    e.path, e.size
+                )));
+            }
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(data, MAX_START_FILE), &mut v)?;
+            self.files.push((e.path.clone(), v));
+            Ok(())
+        } else {
+            std::io::copy(data, &mut std::io::sink()).map(|_| ())
+        }
+    }
+}
+
+fn extract(a: ExtractArgs) -> anyhow::Result<Outcome> {
+    if !a.start_files {
+        bail!("say what to extract: --start-files");
+    }
+    let key = match (&a.identity, &a.passphrase_file) {
+        (Some(i), _) => Key::Identity(i.clone()),
+        (None, Some(p)) => Key::Passphrase(p.clone()),
+        _ => Key::None,
+    };
+    // Refuse before reading when a file is there and --force is not given.
+    let targets = ["etcd.env", "etcd.yaml"].map(|n| a.out.join(n));
+    if !a.force {
+        for t in &targets {
+            if std::fs::symlink_metadata(t).is_ok() {
+                bail!(
+                    "{}: exists; use --force to replace it (the old one is moved aside)",
+                    t.display()
+                );
+            }
+        }
+    }
+    let want = match listed_sum(&a.archive) {
+        Ok(s) => s,
+        Err(e) => {
+            say!("etcdsnap: {e}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let mut sink = StartFiles::default();
+    let opened = match open_and_check(&a.archive, &key, &mut sink) {
+        Ok(o) => o,
+        Err(e) if e.is_check_failure() => {
+            say!("etcdsnap: {e}");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if opened.sha256 != want {
+        say!(
+            "etcdsnap: {}: sha256 {}, {SUMS_NAME} lists {want}: not extracting",
+            a.archive.display(),
+            opened.sha256
+        );
+        return Ok(Outcome::Failed);
+    }
+    if !a.out.exists() {
+        durable::mkdir_0700(&a.out)?;
+        durable::sync_path(durable::parent_of(&a.out))?;
+    }
+    let stamp = durable::utc_stamp();
+    let mut lines = String::new();
+    for (name, bytes) in &sink.files {
+        let dest = a.out.join(name);
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            let bak = a.out.join(format!("{name}.etcdsnap-bak-{stamp}"));
+            std::fs::rename(&dest, &bak)
+                .with_context(|| format!("{}: moving aside", dest.display()))?;
+            lines.push_str(&format!(
+                "  moved {} to {}\n",
+                e(&dest.display().to_string()),
+                e(&bak.display().to_string())
+            ));
+        }
+        durable::write_atomic(&dest, bytes)?;
+        durable::set_mode(&dest, 0o600)?;
+        lines.push_str(&format!(
+            "  wrote {} ({} bytes)\n",
+            e(&dest.display().to_string()),
+            bytes.len()
+        ));
+    }
+    out(&format!(
+        "{}: member {} (ID {}), every check passed\n{}",
+        e(&a.archive.display().to_string()),
+        e(&opened.manifest.member.name),
+        e(&opened.manifest.member.id),
+        lines
+    ))?;
+    Ok(Outcome::Ok)
+}
+
 fn ids_problem(m: &Manifest) -> Option<String> {
     let c = match Cluster::parse(&m.initial_cluster, &m.initial_cluster_token) {
         Ok(c) => c,
@@ -704,38 +894,65 @@ fn ids_problem(m: &Manifest) -> Option<String> {
     None
 }
 
+/// Every field of a manifest is text from the archive: each goes to the
+/// terminal through [`crate::report::escape_controls`], so a crafted
+/// manifest can neither clear the screen nor draw a fake check line.
+fn e(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::report::escape_controls(s)
+}
+
+fn e_list(v: &[String]) -> String {
+    v.iter()
+        .map(|x| e(x).into_owned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn e_flags(v: &[String]) -> String {
+    v.iter()
+        .map(|x| e(x).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn render_inspect(rs: &[Inspected]) -> String {
     let mut s = String::new();
     for r in rs {
-        s.push_str(&format!("{}\n", r.archive));
+        s.push_str(&format!("{}\n", e(&r.archive)));
         if let Some(m) = &r.manifest {
             s.push_str(&format!(
-                "  member {} (ID {}) of cluster {}, token {:?}\n  peer URLs {}, client URLs {}\n",
-                m.member.name,
-                m.member.id,
-                m.cluster_id,
-                m.initial_cluster_token,
-                m.member.peer_urls.join(","),
-                m.member.client_urls.join(",")
+                "  member {} (ID {}) of cluster {}, token \"{}\"\n  peer URLs {}, client URLs {}\n",
+                e(&m.member.name),
+                e(&m.member.id),
+                e(&m.cluster_id),
+                e(&m.initial_cluster_token),
+                e_list(&m.member.peer_urls),
+                e_list(&m.member.client_urls)
             ));
+            s.push_str(&format!("  initial cluster {}\n", e(&m.initial_cluster)));
             s.push_str(&format!(
                 "  snapshot sha256 {} (etcd {}, revision {}); db for etcd {}, status hash {:08x}, revision {}\n",
-                m.snapshot.sha256,
-                m.snapshot.release,
+                e(&m.snapshot.sha256),
+                e(&m.snapshot.release),
                 m.snapshot.revision,
-                m.restore.target_version,
+                e(&m.restore.target_version),
                 m.restore.db_hash,
                 m.restore.db_revision
             ));
             s.push_str(&format!(
                 "  made by etcdsnap {}{}{}\n",
-                m.etcdsnap_version,
+                e(&m.etcdsnap_version),
                 if r.encrypted { ", encrypted (age)" } else { "" },
                 if m.force_pki {
                     ", PKI errors packed anyway (--force-pki)"
                 } else {
                     ""
                 }
+            ));
+            s.push_str(&format!(
+                "  data dir {}, PKI dir {}\n",
+                e(&m.data_dir),
+                e(&m.pki_dir)
             ));
             s.push_str("  files:\n");
             for f in &m.files {
@@ -748,10 +965,10 @@ fn render_inspect(rs: &[Inspected]) -> String {
                         crate::bundle::manifest::Kind::Dir => "dir".to_string(),
                         crate::bundle::manifest::Kind::File => f.size.to_string(),
                     },
-                    f.path
+                    e(&f.path)
                 ));
             }
-            s.push_str(&format!("  start with: etcd {}\n", m.flags.join(" ")));
+            s.push_str(&format!("  start with: etcd {}\n", e_flags(&m.flags)));
         }
         s.push_str("  checks:\n");
         for c in &r.checks {
@@ -761,7 +978,7 @@ fn render_inspect(rs: &[Inspected]) -> String {
                 c.name,
                 c.problem
                     .as_deref()
-                    .map(|p| format!(": {p}"))
+                    .map(|p| format!(": {}", e(p)))
                     .unwrap_or_default()
             ));
         }

@@ -100,8 +100,11 @@ Keys follow the CA's type: RSA-2048 (PKCS#1) for an RSA CA, ECDSA P-256 (SEC1) f
 /// kubeadm's profiles: server and peer certificates with CN = member name,
 /// serverAuth and clientAuth, SANs = DNS the member name and localhost (and
 /// URL hosts that are names), IP the URL hosts, 127.0.0.1 and ::1; the
-/// healthcheck client kube-etcd-healthcheck-client with clientAuth. Random
-/// serials; NotBefore 5 minutes ago. Nothing existing is overwritten
+/// healthcheck client kube-etcd-healthcheck-client and kube-apiserver's
+/// client kube-apiserver-etcd-client (<name>/apiserver-etcd-client.*) with
+/// clientAuth. Random serials; NotBefore 5 minutes ago. Refused: a CA that
+/// is expired or not yet valid, --days past the CA's end, URL hosts no SAN
+/// can match (wildcards, IPv6 zones, non-ASCII names). Nothing existing is overwritten
 /// without --force; with it, old files are moved aside as
 /// <file>.etcdsnap-bak-<UTC time>. Keys are never printed.
 #[derive(clap::Args)]

@@ -188,6 +188,15 @@ impl Checker {
         };
         let Some(leaf) = certs.first() else { return };
         let file = &pair.cert;
+        if std::fs::read(file).is_ok_and(|b| !parse::is_pem(&b)) {
+            self.push(finding(
+                Severity::Error,
+                file,
+                Some(leaf),
+                None,
+                der_reason("certificate", file),
+            ));
+        }
         self.check_validity(file, leaf);
         if pair.role == Role::Ca {
             for ca in &certs {
@@ -322,10 +331,22 @@ impl Checker {
         };
         let key = match std::fs::read(key_path) {
             Err(e) => Err(format!("cannot read: {e}")),
-            Ok(b) => parse::read_key(&b).map_err(|e| match e {
-                ParseError::Encrypted(_) => e.to_string(),
-                ParseError::Bad(w) => format!("not a usable private key: {w}"),
-            }),
+            Ok(b) => {
+                let k = parse::read_key(&b).map_err(|e| match e {
+                    ParseError::Encrypted(_) => e.to_string(),
+                    ParseError::Bad(w) => format!("not a usable private key: {w}"),
+                });
+                if k.is_ok() && !parse::is_pem(&b) {
+                    self.push(finding(
+                        Severity::Error,
+                        key_path,
+                        Some(leaf),
+                        None,
+                        der_reason("key", key_path),
+                    ));
+                }
+                k
+            }
         };
         match key {
             Err(why) => self.push(finding(Severity::Error, key_path, Some(leaf), None, why)),
@@ -483,6 +504,22 @@ impl Checker {
             }
         }
     }
+}
+
+/// Why a DER file is an error: etcd (Go's `tls.LoadX509KeyPair` and its CA
+/// pool) reads PEM only, so the file parses here but the member would not
+/// start; with the openssl command that converts it.
+fn der_reason(what: &str, file: &Path) -> String {
+    let f = file.display();
+    let (cmd, input) = if what == "key" {
+        ("pkey", "key")
+    } else {
+        ("x509", "certificate")
+    };
+    format!(
+        "tls: failed to find any PEM data in {input} input: the file is DER, and etcd reads \
+         PEM only; convert it: openssl {cmd} -inform DER -in {f} -out {f}.pem && mv {f}.pem {f}"
+    )
 }
 
 /// Go's chain building against the etcd CA file (the only roots): a

@@ -1,12 +1,21 @@
-//! `pki issue`: new server, peer and healthcheck-client certificates for
-//! members that moved, signed by the cluster's existing etcd CA, with
-//! kubeadm's profiles (spec §2): CN = member name, serverAuth+clientAuth,
-//! SANs = the member's name, `localhost`, the hosts of its URLs,
-//! `127.0.0.1` and `::1`; the healthcheck client `kube-etcd-healthcheck-client`
-//! with clientAuth; keys of the CA's type (RSA-2048 for an RSA CA, P-256 for
+//! `pki issue`: new server, peer, healthcheck-client and apiserver-etcd-client
+//! certificates for members that moved, signed by the cluster's existing
+//! etcd CA, with kubeadm's profiles (spec §2): CN = member name,
+//! serverAuth+clientAuth, SANs = the member's name, `localhost`, the hosts
+//! of its URLs, `127.0.0.1` and `::1`; the healthcheck client
+//! `kube-etcd-healthcheck-client` and kube-apiserver's client
+//! `kube-apiserver-etcd-client` with clientAuth only and no organization
+//! (current kubeadm sets none); keys of the CA's type (RSA-2048 for an RSA CA, P-256 for
 //! an ECDSA CA), written as kubeadm writes them (PKCS#1 / SEC1), mode 0600.
 //! Files are written atomically; an existing file is replaced only when
 //! asked, and then moved aside first.
+//!
+//! What Go's TLS would refuse is refused before anything is signed: a CA
+//! that is expired or not yet valid, leaves that would outlive their CA,
+//! URL hosts that cannot be verified against a SAN (wildcards, zoned IPv6
+//! addresses, non-ASCII names, anything that is neither an IP nor an RFC
+//! 1123 name); and every certificate signed is checked, before it is
+//! written, to verify for every host of its member's https URLs.
 
 use std::fs;
 use std::io::Write;
@@ -47,6 +56,24 @@ pub enum IssueError {
     BadName(String),
     #[error("--days must be at least 1")]
     Days,
+    #[error("member {member}: URL {url}: {why}")]
+    Host {
+        member: String,
+        url: String,
+        why: String,
+    },
+    #[error(
+        "--days {days}: the certificates would end {leaf_end}, after their CA ({ca}) ends \
+         {ca_end}; Go refuses a chain once its CA expires, so give --days {max} or fewer \
+         (or renew the CA first)"
+    )]
+    Outlives {
+        days: u32,
+        leaf_end: String,
+        ca: PathBuf,
+        ca_end: String,
+        max: i64,
+    },
     #[error(
         "would overwrite {}: give --force to replace (the old files are moved aside as \
          <file>.etcdsnap-bak-<UTC time>)",
@@ -178,6 +205,41 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             "not a CA certificate (no basicConstraints CA:true)".into(),
         ));
     }
+    let now = match opts.now.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => 0,
+    };
+    if now < ca.not_before || now > ca.not_after {
+        return Err(ca_err(
+            &ca_pair.cert,
+            format!(
+                "x509: certificate has expired or is not yet valid: current time {} is {} {}: \
+                 Go refuses every certificate it signs until it is valid; renew the CA first",
+                cert::rfc3339(now),
+                if now < ca.not_before {
+                    "before"
+                } else {
+                    "after"
+                },
+                cert::rfc3339(if now < ca.not_before {
+                    ca.not_before
+                } else {
+                    ca.not_after
+                })
+            ),
+        ));
+    }
+    for m in &opts.members {
+        for u in m.peer_urls.iter().chain(&m.client_urls) {
+            if let Some(why) = host_problem(u) {
+                return Err(IssueError::Host {
+                    member: m.name.clone(),
+                    url: u.clone(),
+                    why,
+                });
+            }
+        }
+    }
     let key_path = ca_pair.key.clone().ok_or_else(|| {
         ca_err(
             &ca_pair.cert.with_extension("key"),
@@ -217,12 +279,17 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
     let issuer = Issuer::from_ca_cert_pem(&parse::pem("CERTIFICATE", &ca.der), signer)
         .map_err(|e| ca_err(&ca_pair.cert, format!("cannot use as issuer: {e}")))?;
 
-    let now = match opts.now.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(_) => 0,
-    };
     let not_before = now - BACKDATE_SECS;
     let not_after = not_before + i64::from(opts.days) * 86_400;
+    if not_after > ca.not_after {
+        return Err(IssueError::Outlives {
+            days: opts.days,
+            leaf_end: cert::rfc3339(not_after),
+            ca: ca_pair.cert.clone(),
+            ca_end: cert::rfc3339(ca.not_after),
+            max: (ca.not_after - not_before) / 86_400,
+        });
+    }
     let nb =
         time::OffsetDateTime::from_unix_timestamp(not_before).map_err(|e| IssueError::Sign {
             what: "validity".into(),
@@ -243,7 +310,8 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
     }];
     for m in &opts.members {
         let (dns, ips) = sans_of(m);
-        let dir = opts.out.join(&m.name).join("etcd");
+        let member_dir = opts.out.join(&m.name);
+        let dir = member_dir.join("etcd");
         for (base, cn, usages) in [
             (
                 "server",
@@ -266,8 +334,20 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
                 "kube-etcd-healthcheck-client",
                 &[ExtendedKeyUsagePurpose::ClientAuth][..],
             ),
+            (
+                "apiserver-etcd-client",
+                "kube-apiserver-etcd-client",
+                &[ExtendedKeyUsagePurpose::ClientAuth][..],
+            ),
         ] {
-            let what = format!("{}/etcd/{base}.crt", m.name);
+            let client_only = !usages.contains(&ExtendedKeyUsagePurpose::ServerAuth);
+            // kube-apiserver's client pair sits beside etcd/, as kubeadm puts it.
+            let (dir, sub) = if base == "apiserver-etcd-client" {
+                (&member_dir, "")
+            } else {
+                (&dir, "etcd/")
+            };
+            let what = format!("{}/{sub}{base}.crt", m.name);
             let sign_err = |why: String| IssueError::Sign {
                 what: what.clone(),
                 why,
@@ -287,7 +367,7 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             params.extended_key_usages = usages.to_vec();
             params.use_authority_key_identifier_extension = true;
             let mut sans = Vec::new();
-            if base != "healthcheck-client" {
+            if !client_only {
                 for d in &dns {
                     let ia5 = rcgen::string::Ia5String::try_from(d.clone())
                         .map_err(|e| sign_err(format!("DNS name {d:?}: {e}")))?;
@@ -312,6 +392,16 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             parsed
                 .check_signature_from(&ca)
                 .map_err(|e| sign_err(format!("the new certificate does not verify: {e}")))?;
+            if !client_only {
+                for u in m.peer_urls.iter().chain(&m.client_urls) {
+                    if let Some((_, host, _)) = crate::restore::flags::url_parts(u)
+                        && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+                        && let Err(why) = super::hostname::verify_hostname(&parsed, host)
+                    {
+                        return Err(sign_err(format!("{u}: {why}")));
+                    }
+                }
+            }
             plan.push(Planned {
                 path: dir.join(format!("{base}.crt")),
                 bytes: leaf.pem().into_bytes(),
@@ -382,9 +472,43 @@ pub fn sans_of(m: &MemberUrls) -> (Vec<String>, Vec<IpAddr>) {
     (dns, ips)
 }
 
-/// RFC 1123 names (and `*.` wildcards), as kubeadm keeps them.
+/// Why the host of URL `u` cannot be put in a SAN that Go would match,
+/// if it cannot: a wildcard (a certificate for `*.x` serves every name
+/// under `x`), an IPv6 address with a zone (Go parses no zone in a
+/// verified name, and a SAN holds none), a non-ASCII name (SANs are ASCII;
+/// Go compares the name as given), or anything else that is neither an IP
+/// address nor an RFC 1123 name.
+pub fn host_problem(u: &str) -> Option<String> {
+    let (_, host, _) = crate::restore::flags::url_parts(u)?;
+    if host.contains('*') {
+        return Some(format!(
+            "{host:?} is a wildcard: a member is reached at one name, and a wildcard SAN would \
+             vouch for every name under it"
+        ));
+    }
+    if host.contains('%') {
+        return Some(format!(
+            "{host:?} is an IPv6 address with a zone: a certificate cannot hold the zone and Go \
+             cannot verify such a host; give an address without %zone"
+        ));
+    }
+    if !host.is_ascii() {
+        return Some(format!(
+            "{host:?} is not ASCII: certificates hold names in their ASCII (xn--) form, and Go \
+             compares the host as given; write the URL with the xn-- form"
+        ));
+    }
+    if host.parse::<IpAddr>().is_err() && !is_dns_name(&host.to_ascii_lowercase()) {
+        return Some(format!(
+            "{host:?} is neither an IP address nor a host name (RFC 1123: letters, digits and \
+             hyphens, dot-separated), so no SAN would match it"
+        ));
+    }
+    None
+}
+
+/// RFC 1123 names, as kubeadm keeps them (no wildcards).
 fn is_dns_name(d: &str) -> bool {
-    let d = d.strip_prefix("*.").unwrap_or(d);
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {

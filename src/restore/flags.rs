@@ -13,7 +13,9 @@ use super::membership::{Cluster, Member};
 pub enum FlagsError {
     #[error("--client-urls {0}: give NAME=URL for each member")]
     Unnamed(String),
-    #[error("--client-urls: {0} is not a URL")]
+    #[error(
+        "--client-urls: {0:?} is not a URL (scheme://host:port, no spaces or control characters)"
+    )]
     NotUrl(String),
     #[error("--client-urls names {0:?}, which is not a member being restored")]
     NotMember(String),
@@ -61,7 +63,7 @@ pub fn client_urls(
             None if members.len() == 1 => (members[0].name.clone(), item.to_string()),
             None => return Err(FlagsError::Unnamed(item.to_string())),
         };
-        if url_parts(&url).is_none() {
+        if url_parts(&url).is_none() || super::membership::check_url(&name, &url).is_err() {
             return Err(FlagsError::NotUrl(url));
         }
         if !members.iter().any(|m| m.name == name) {

@@ -8,6 +8,12 @@
 //! - member ID = first 8 bytes (big-endian) of SHA-1(concatenated sorted URLs ‖ token);
 //! - cluster ID = first 8 bytes of SHA-1(the member IDs, ascending, as 8-byte
 //!   big-endian numbers).
+//!
+//! Names become file and directory names (`<name>.etcd`, `<name>.tar.zst`,
+//! a PKI subdirectory), and names, URLs and the token reach the start files
+//! (`etcd.env`, `etcd.yaml`): so a name must be plain ([`is_plain_name`]), a
+//! URL holds no spaces or control characters, the token no control
+//! characters, all refused here, before any command writes anything.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,16 @@ pub enum MembershipError {
         url: String,
         why: String,
     },
+    #[error(
+        "--initial-cluster member name {0:?}: a name becomes a file and directory name \
+         (<name>.etcd, <name>.tar.zst, a PKI subdirectory), so it must be 1 to 200 of \
+         A-Z a-z 0-9 - _ . and not start with a dot"
+    )]
+    Name(String),
+    #[error(
+        "--initial-cluster-token {0:?} holds a control character (it would reach the start files)"
+    )]
+    Token(String),
     #[error("--initial-cluster is empty")]
     Empty,
     #[error("initial cluster has duplicate url {0}")]
@@ -88,12 +104,30 @@ pub fn cluster_id(ids: &[u64]) -> u64 {
     sha1_prefix(&b)
 }
 
-fn check_url(name: &str, url: &str) -> Result<(), MembershipError> {
+/// Whether `name` can be a member's name here: it names files and
+/// directories (`<name>.etcd`, `<name>.tar.zst`, `DIR/<name>/` of a PKI), so
+/// it is 1–200 ASCII letters, digits, `-`, `_`, `.`, not starting with a dot
+/// (no `..`, no `/`, no hidden file, nothing a shell or a terminal reads).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+pub(crate) fn check_url(name: &str, url: &str) -> Result<(), MembershipError> {
     let bad = |why: &str| MembershipError::Url {
         name: name.to_string(),
         url: url.to_string(),
         why: why.to_string(),
     };
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad(
+            "a URL holds no spaces or control characters (they would reach the start files)",
+        ));
+    }
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
     match scheme {
         "http" | "https" => {
@@ -116,17 +150,27 @@ impl Cluster {
     /// Parses `--initial-cluster` (`n1=URL,n2=URL,…`; a name may repeat for
     /// several URLs) and computes the IDs.
     pub fn parse(initial_cluster: &str, token: &str) -> Result<Cluster, MembershipError> {
+        if token.chars().any(char::is_control) {
+            return Err(MembershipError::Token(token.to_string()));
+        }
         let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut seen_urls = std::collections::HashSet::new();
+        // The flag every member starts with, rebuilt from what was read (no
+        // empty entries, no blanks around URLs).
+        let mut normalized: Vec<String> = Vec::new();
         for entry in initial_cluster.split(',').filter(|e| !e.trim().is_empty()) {
             let (name, url) = entry
                 .split_once('=')
                 .ok_or_else(|| MembershipError::Entry(entry.to_string()))?;
+            if !is_plain_name(name) {
+                return Err(MembershipError::Name(name.to_string()));
+            }
             let url = url.trim().to_string();
             check_url(name, &url)?;
             if !seen_urls.insert(url.clone()) {
                 return Err(MembershipError::DuplicateUrl(url));
             }
+            normalized.push(format!("{name}={url}"));
             by_name.entry(name.to_string()).or_default().push(url);
         }
         if by_name.is_empty() {
@@ -163,7 +207,7 @@ impl Cluster {
             token: token.to_string(),
             cluster_id: cluster_id(&ids),
             members,
-            initial_cluster: initial_cluster.to_string(),
+            initial_cluster: normalized.join(","),
         })
     }
 }
@@ -186,5 +230,28 @@ mod tests {
         assert!(Cluster::parse("n1=ftp://x:1", "t").is_err());
         assert!(Cluster::parse("n1=http://a:1,n2=http://a:1", "t").is_err());
         assert!(Cluster::parse("", "t").is_err());
+        for bad in [
+            "../x",
+            "../../../x",
+            "a/b",
+            ".hidden",
+            "",
+            "*.evil.com",
+            "a b",
+            "\u{1b}[2J",
+        ] {
+            assert_eq!(
+                Cluster::parse(&format!("{bad}=http://a:1"), "t"),
+                Err(MembershipError::Name(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        assert!(Cluster::parse("etcd-1.example.com=http://a:1,M_2=http://b:1", "t").is_ok());
+        assert!(Cluster::parse("n1=http://a\n:1", "t").is_err());
+        assert!(Cluster::parse("n1=http://a b:1", "t").is_err());
+        assert_eq!(
+            Cluster::parse("n1=http://a:1", "t\nETCD_X=1"),
+            Err(MembershipError::Token("t\nETCD_X=1".into()))
+        );
     }
 }

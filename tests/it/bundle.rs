@@ -6,6 +6,9 @@
 //! with their identity; killed installs leave the old member or the new one.
 
 use crate::common;
+use crate::oracle;
+#[path = "../../fuzz/fuzz_targets/start_files_check.rs"]
+mod start_files_check;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -747,4 +750,496 @@ fn fuzz_seeds_are_what_they_claim() {
         e.contains("not sorted") || e.contains("not listed before"),
         "{e}"
     );
+}
+
+/// Member names become file and directory names: a name that climbs out
+/// (`../x`) or is otherwise not plain is refused by `bundle` and by `restore
+/// --out-dir` before anything is written, inside or outside the output.
+#[test]
+fn member_names_that_traverse_are_refused_before_anything_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let deep = d.path().join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    let pki = d.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    let snap = fixture("etcd-3.5.1.db");
+    let before = tree(d.path());
+    for name in [
+        "../../../x",
+        "../../x",
+        "..",
+        "a/b",
+        ".hidden",
+        "*.evil.com",
+    ] {
+        let ic = format!("{name}=https://127.0.0.1:2380");
+        let b = etcdsnap()
+            .current_dir(&deep)
+            .args(["bundle", s(&snap), "--initial-cluster", &ic])
+            .args(["--initial-cluster-token", "t", "--pki", s(&pki)])
+            .args(["--out", "out"])
+            .output()
+            .unwrap();
+        let r = etcdsnap()
+            .current_dir(&deep)
+            .args(["restore", s(&snap), "--initial-cluster", &ic])
+            .args(["--initial-cluster-token", "t", "--out-dir", "out"])
+            .output()
+            .unwrap();
+        for (what, o) in [("bundle", &b), ("restore", &r)] {
+            assert_eq!(o.status.code(), Some(2), "{what} {name:?}: {}", stderr(o));
+            assert!(
+                stderr(o).contains("member name"),
+                "{what} {name:?}: {}",
+                stderr(o)
+            );
+            assert_eq!(tree(d.path()), before, "{what} {name:?} wrote something");
+        }
+    }
+}
+
+/// `bundle inspect` prints every manifest field escaped: a manifest whose
+/// version, URLs, flags, token and dirs carry terminal escapes (clear the
+/// screen, draw a fake "ok") reaches the terminal as `\x1b…` text.
+#[test]
+fn inspect_escapes_every_manifest_field() {
+    let d = tempfile::tempdir().unwrap();
+    let out = bundle_in(d.path(), "out", TOKEN, &[]);
+    let mut e = unpack(&out.join("m1.tar.zst"));
+    let mut m: serde_json::Value = serde_json::from_slice(&e[0].1).unwrap();
+    let evil = "\x1b[2J\x1b[H\r    ok     everything\u{202e}";
+    m["etcdsnapVersion"] = evil.into();
+    m["snapshot"]["release"] = evil.into();
+    m["restore"]["targetVersion"] = evil.into();
+    m["member"]["peerUrls"][0] = format!("https://127.0.0.1:2380{evil}").into();
+    m["member"]["clientUrls"][0] = evil.into();
+    m["flags"][0] = evil.into();
+    m["dataDir"] = format!("/var/lib/etcd{evil}").into();
+    m["pkiDir"] = format!("/etc/kubernetes/pki{evil}").into();
+    e[0].1 = serde_json::to_vec(&m).unwrap();
+    let case = d.path().join("case");
+    std::fs::create_dir_all(&case).unwrap();
+    let bytes = pack(&e);
+    std::fs::write(case.join("m1.tar.zst"), &bytes).unwrap();
+    std::fs::write(
+        case.join("SHA256SUMS"),
+        format!("{}  m1.tar.zst\n", sha_hex(&bytes)),
+    )
+    .unwrap();
+    let o = run(&["bundle", "inspect", s(&case)]);
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("start with: etcd"), "{text}");
+    for bad in ['\x1b', '\r', '\u{202e}'] {
+        assert!(
+            !text.contains(bad),
+            "{bad:?} reached the terminal: {text:?}"
+        );
+    }
+    assert!(stdout(&o).contains("\\x1b[2J"), "{text}");
+}
+
+/// etcd reads PEM only: a DER server.key (which a real etcd refuses with
+/// "failed to find any PEM data", tests/pki.rs) is not packed.
+#[test]
+fn der_pki_files_are_not_bundled() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = d.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    common::pki::openssl_inplace(&pki, "server.key", &["pkey", "-outform", "DER"]);
+    let out = d.path().join("out");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = etcdsnap()
+        .args(["bundle", s(&snap), "--initial-cluster", IC])
+        .args(["--initial-cluster-token", TOKEN, "--pki", s(&pki)])
+        .args(["--out", s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("server.key") && stderr(&o).contains("PEM"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists() || tree(&out).is_empty(), "{:?}", tree(&out));
+}
+
+/// What `pki issue` writes is bundled as kubeadm lays it out, with
+/// kube-apiserver's client pair (`pki/apiserver-etcd-client.*`) beside
+/// `pki/etcd/`.
+#[test]
+fn issued_pki_is_bundled_with_the_apiserver_client_pair() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    make_pki(&src);
+    let issued = d.path().join("issued");
+    let o = etcdsnap()
+        .args(["pki", "issue", "--ca-dir", s(&src), "--initial-cluster", IC])
+        .args(["--out", s(&issued), "--days", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("out");
+    let snap = fixture("etcd-3.5.1.db");
+    let o = etcdsnap()
+        .args(["bundle", s(&snap), "--initial-cluster", IC])
+        .args(["--initial-cluster-token", TOKEN, "--pki", s(&issued)])
+        .args(["--out", s(&out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for m in ["m1", "m2"] {
+        let e = unpack(&out.join(format!("{m}.tar.zst")));
+        let names: Vec<String> = e.iter().map(|(h, _)| name_of(h)).collect();
+        for f in [
+            "pki/apiserver-etcd-client.crt",
+            "pki/apiserver-etcd-client.key",
+        ] {
+            let (h, data) = e.iter().find(|(h, _)| name_of(h) == f).unwrap_or_else(|| {
+                panic!("{m}: no {f} in {names:?}");
+            });
+            assert_eq!(
+                data,
+                &std::fs::read(issued.join(m).join(f.trim_start_matches("pki/"))).unwrap()
+            );
+            let want = if f.ends_with(".key") { 0o600 } else { 0o644 };
+            assert_eq!(h.mode().unwrap(), want, "{f}");
+        }
+    }
+}
+
+/// The Go oracle's `pod` mode: the YAML strictly decoded into
+/// k8s.io/api/core/v1.Pod and validated; the Pod as JSON, or the problems.
+fn oracle_pod(yaml: &[u8]) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let mut child = Command::new(oracle::oracle())
+        .arg("pod")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(yaml).unwrap();
+    let o = child.wait_with_output().unwrap();
+    if o.status.success() {
+        Ok(serde_json::from_slice(&o.stdout).unwrap())
+    } else {
+        Err(stderr(&o))
+    }
+}
+
+/// HTTP GET `path` on 127.0.0.1:`port`: the status code.
+fn http_status(host: &str, port: u16, path: &str) -> Option<u16> {
+    use std::io::Write;
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(c, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    let _ = c.read_to_string(&mut buf);
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The bundled etcd.yaml is a static pod kubelet runs as it is: the Go
+/// oracle decodes it strictly into v1.Pod and validates it; it has the
+/// image (the release's kubeadm image, or --image), kubeadm's metadata,
+/// hostNetwork, the priority class, requests, volumes mounted as kubeadm
+/// mounts them; and its probes hit a port the member's own flags listen on
+/// (--listen-metrics-urls) at paths a real etcd of that release answers
+/// with 200.
+#[test]
+fn the_static_pod_is_one_kubelet_runs() {
+    let d = tempfile::tempdir().unwrap();
+    for (line, extra, want_image) in [
+        ("3.5", &[][..], "registry.k8s.io/etcd:3.5.16-0"),
+        (
+            "3.6",
+            &[
+                "--target-version",
+                "3.6",
+                "--image",
+                "example.org/etcd:v3.6.16",
+            ][..],
+            "example.org/etcd:v3.6.16",
+        ),
+    ] {
+        let out = bundle_in(d.path(), &format!("out-{line}"), TOKEN, extra);
+        let e = unpack(&out.join("m1.tar.zst"));
+        let yaml = &e.iter().find(|(h, _)| name_of(h) == "etcd.yaml").unwrap().1;
+        let pod = oracle_pod(yaml)
+            .unwrap_or_else(|e| panic!("{line}: {e}\n{}", String::from_utf8_lossy(yaml)));
+        // The oracle is strict: an unknown field is refused.
+        let mut bad = yaml.clone();
+        bad.extend_from_slice(b"bogus: 1\n");
+        let err = oracle_pod(&bad).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+        let c = &pod["spec"]["containers"][0];
+        assert_eq!(c["image"], want_image, "{pod:#}");
+        assert_eq!(pod["metadata"]["name"], "etcd");
+        assert_eq!(pod["metadata"]["namespace"], "kube-system");
+        assert_eq!(pod["metadata"]["labels"]["component"], "etcd");
+        assert_eq!(pod["spec"]["hostNetwork"], true);
+        assert_eq!(pod["spec"]["priorityClassName"], "system-node-critical");
+        assert_eq!(c["resources"]["requests"]["cpu"], "100m");
+        let mounts: Vec<(String, String)> = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_string(),
+                    m["mountPath"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (name, path) in &mounts {
+            let v = pod["spec"]["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == name.as_str())
+                .unwrap();
+            assert_eq!(v["hostPath"]["path"], path.as_str());
+        }
+        let command: Vec<&str> = c["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(command[0], "etcd");
+        // The command is the manifest's flags and kubeadm's metrics listener.
+        let m: serde_json::Value = serde_json::from_slice(&e[0].1).unwrap();
+        let flags: Vec<&str> = m["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(command[1..command.len() - 1], flags[..]);
+        assert!(!flags.iter().any(|f| f.starts_with("--listen-metrics-urls")));
+        let metrics = command
+            .iter()
+            .find_map(|f| f.strip_prefix("--listen-metrics-urls="))
+            .expect("--listen-metrics-urls in the command");
+        // A real etcd of the release, with that metrics listener (on a free
+        // port), answers every probe's path with 200.
+        let port = common::cluster::free_port();
+        let (pp, cp) = (common::cluster::free_port(), common::cluster::free_port());
+        let data = d.path().join(format!("probe-{line}"));
+        let peer = format!("http://127.0.0.1:{pp}");
+        let client = format!("http://127.0.0.1:{cp}");
+        let mut etcd = Command::new(common::etcd_bin(line, "etcd"))
+            .args(["--name", "p", "--data-dir", s(&data)])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args(["--initial-cluster", &format!("p={peer}")])
+            .arg(format!(
+                "--listen-metrics-urls={}",
+                metrics.replace(":2381", &format!(":{port}"))
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut probes = 0;
+        for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            let Some(g) = c[kind]["httpGet"].as_object() else {
+                continue;
+            };
+            probes += 1;
+            assert_eq!(g["port"], 2381, "{kind}");
+            assert!(metrics.contains(&format!("{}:2381", g["host"].as_str().unwrap())));
+            let path = g["path"].as_str().unwrap();
+            let host = g["host"].as_str().unwrap();
+            let t0 = std::time::Instant::now();
+            let mut got = None;
+            while t0.elapsed() < std::time::Duration::from_secs(20) {
+                got = http_status(host, port, path);
+                if got == Some(200) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            assert_eq!(got, Some(200), "etcd {line}: {kind} {path}");
+        }
+        let _ = etcd.kill();
+        let _ = etcd.wait();
+        assert!(probes >= 2, "{line}: {c:#}");
+    }
+}
+
+/// `bundle extract --start-files` gets etcd.env and etcd.yaml out of an
+/// encrypted archive, after every check: the bytes the unencrypted bundle
+/// of the same inputs holds, mode 0600; nothing without the passphrase, nor
+/// from an archive SHA256SUMS does not vouch for; an existing file only with
+/// --force, and then moved aside.
+#[test]
+fn start_files_come_out_of_an_encrypted_archive() {
+    let d = tempfile::tempdir().unwrap();
+    let pass = d.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let plain = bundle_in(d.path(), "plain", TOKEN, &[]);
+    let enc = bundle_in(d.path(), "enc", TOKEN, &["--passphrase-file", s(&pass)]);
+    let archive = enc.join("m1.tar.zst.age");
+    let want = unpack(&plain.join("m1.tar.zst"));
+    let want_of = |n: &str| {
+        want.iter()
+            .find(|(h, _)| name_of(h) == n)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let x = d.path().join("x");
+    let extract = |extra: &[&str]| {
+        etcdsnap()
+            .args([
+                "bundle",
+                "extract",
+                s(&archive),
+                "--start-files",
+                "--out",
+                s(&x),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // No key: exit 2, nothing written.
+    let o = extract(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!x.exists());
+    let o = extract(&["--passphrase-file", s(&pass)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for n in ["etcd.env", "etcd.yaml"] {
+        assert_eq!(std::fs::read(x.join(n)).unwrap(), want_of(n), "{n}");
+        assert_eq!(mode(&x.join(n)), 0o600, "{n}");
+    }
+    assert_eq!(tree(&x).len(), 2, "{:?}", tree(&x));
+    // Again: refused without --force, moved aside with it.
+    let before = tree(&x);
+    let o = extract(&["--passphrase-file", s(&pass)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(tree(&x), before);
+    let o = extract(&["--passphrase-file", s(&pass), "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tree(&x).len(), 4, "{:?}", tree(&x));
+    // SHA256SUMS that does not match: exit 1, nothing written.
+    let y = d.path().join("y");
+    std::fs::write(
+        enc.join("SHA256SUMS"),
+        format!("{}  m1.tar.zst.age\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let o = etcdsnap()
+        .args([
+            "bundle",
+            "extract",
+            s(&archive),
+            "--start-files",
+            "--out",
+            s(&y),
+        ])
+        .args(["--passphrase-file", s(&pass)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!y.exists());
+}
+
+/// The start-file fuzz target's property over its seeds and hostile
+/// inputs built from pieces (control characters, quotes, shell and YAML
+/// indicators, bidi overrides, IPv6, line breaks) in every field: each is
+/// refused when parsed, or written with no raw control character and read
+/// back with exactly its flags.
+#[test]
+fn start_files_hold_no_raw_control_characters() {
+    let seeds = common::root().join("fuzz/seeds/start_files");
+    let mut n = 0;
+    for e in std::fs::read_dir(&seeds).unwrap() {
+        start_files_check::check(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 3);
+    let pieces = [
+        "",
+        "m1",
+        "=",
+        ",",
+        "https://",
+        "http://",
+        "127.0.0.1",
+        "[fd00::1]",
+        ":2380",
+        ":2379",
+        "\n",
+        "\r",
+        "\t",
+        "\x1b[2J",
+        "\u{85}",
+        "\u{202e}",
+        "\u{2028}",
+        "'",
+        "\"",
+        "$(x)",
+        "`",
+        "#",
+        ": ",
+        "- ",
+        "{",
+        "}",
+        "*",
+        "&a",
+        "!!",
+        "%",
+        "@",
+        "yes",
+        "~",
+        "unix://s",
+        "etcd:1",
+        "\u{feff}",
+        "é",
+        "../",
+        " ",
+    ];
+    let mut rng = Rng::new(0x5eed);
+    let field = |rng: &mut Rng| {
+        let k = rng.below(6);
+        (0..k)
+            .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
+            .collect::<String>()
+    };
+    for _ in 0..20_000 {
+        let ic = if rng.below(2) == 0 {
+            format!("m1=https://127.0.0.1:2380{}", field(&mut rng))
+        } else {
+            field(&mut rng)
+        };
+        let input = format!(
+            "{ic}\0{}\0{}\0{}\0{}",
+            field(&mut rng),
+            field(&mut rng),
+            field(&mut rng),
+            ["3.4", "3.5", "3.6", "3.7", "x"][rng.below(5) as usize]
+        );
+        start_files_check::check(input.as_bytes());
+    }
 }

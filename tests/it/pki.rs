@@ -180,7 +180,7 @@ fn per_member_sans_are_judged_per_member() {
 }
 
 #[test]
-fn der_and_pkcs8_copies_pass() {
+fn der_copies_are_errors_and_pkcs8_copies_pass() {
     for algo in [Algo::Rsa, Algo::Ec] {
         let t = tempfile::tempdir().unwrap();
         kubeadm_pki(t.path(), algo, "m1", "10.0.0.5");
@@ -190,7 +190,37 @@ fn der_and_pkcs8_copies_pass() {
                 .unwrap()
                 .starts_with(b"-----")
         );
-        assert_clean(t.path(), &["--initial-cluster", "m1=https://10.0.0.5:2380"]);
+        // DER parses (every chain, key and SAN check still passes) but etcd
+        // reads PEM only: one error per etcd file, naming the conversion.
+        let (code, found, _) = check(t.path(), &["--initial-cluster", "m1=https://10.0.0.5:2380"]);
+        assert_eq!(code, 1, "{algo:?}: {found:#?}");
+        let mut want = Vec::new();
+        for base in [
+            "etcd/ca",
+            "etcd/server",
+            "etcd/peer",
+            "etcd/healthcheck-client",
+            "apiserver-etcd-client",
+        ] {
+            for ext in ["crt", "key"] {
+                want.push((format!("{base}.{ext}"), ext));
+            }
+        }
+        let want: Vec<(&str, &str, &str)> = want
+            .iter()
+            .map(|(f, ext)| {
+                (
+                    "error",
+                    f.as_str(),
+                    if *ext == "key" {
+                        "failed to find any PEM data in key input: the file is DER"
+                    } else {
+                        "failed to find any PEM data in certificate input: the file is DER"
+                    },
+                )
+            })
+            .collect();
+        assert_exactly(&found, &want);
 
         let t = tempfile::tempdir().unwrap();
         kubeadm_pki(t.path(), algo, "m1", "10.0.0.5");
@@ -272,10 +302,25 @@ fn every_key_form_is_read_and_matched() {
             if form == "der" {
                 openssl_inplace(d, "ca.crt", &["x509", "-outform", "DER"]);
             }
-            // The certificate is valid for 20 days: a warning, exit 0.
+            // The certificate is valid for 20 days: a warning, exit 0. DER
+            // reads (the key matches) but etcd reads PEM only: an error each.
             let (code, found, _) = check(d, &[]);
-            assert_eq!(code, 0, "{name} {form}: {found:#?}");
-            assert_exactly(&found, &[("warning", "ca.crt", "expires in ")]);
+            if form == "der" {
+                assert_eq!(code, 1, "{name} {form}: {found:#?}");
+                assert_exactly(
+                    &found,
+                    &[
+                        ("warning", "ca.crt", "expires in "),
+                        ("error", "ca.crt", "failed to find any PEM data"),
+                        ("error", "ca.key", "failed to find any PEM data"),
+                    ],
+                );
+                openssl_inplace(d, "ca.key", &["pkey", "-inform", "DER"]);
+                openssl_inplace(d, "ca.crt", &["x509", "-inform", "DER"]);
+            } else {
+                assert_eq!(code, 0, "{name} {form}: {found:#?}");
+                assert_exactly(&found, &[("warning", "ca.crt", "expires in ")]);
+            }
         }
         // Another key of the same kind.
         let other = tempfile::tempdir().unwrap();
@@ -744,9 +789,19 @@ fn issue_for(algo: Algo, ca_key_pkcs8: bool) {
         ("m2", "IP Address:127.0.0.12"),
         ("m3", "DNS:etcd-3.example"),
     ] {
-        for base in ["server", "peer", "healthcheck-client"] {
-            let crt = out.join(format!("{name}/etcd/{base}.crt"));
-            let key = out.join(format!("{name}/etcd/{base}.key"));
+        for base in [
+            "server",
+            "peer",
+            "healthcheck-client",
+            "apiserver-etcd-client",
+        ] {
+            let sub = if base == "apiserver-etcd-client" {
+                ""
+            } else {
+                "etcd/"
+            };
+            let crt = out.join(format!("{name}/{sub}{base}.crt"));
+            let key = out.join(format!("{name}/{sub}{base}.key"));
             let v = openssl(
                 Path::new("/"),
                 &[
@@ -787,11 +842,26 @@ fn issue_for(algo: Algo, ca_key_pkcs8: bool) {
                 pk(&["x509", "-noout", "-pubkey", "-in", crt.to_str().unwrap()]),
                 pk(&["pkey", "-pubout", "-in", key.to_str().unwrap()])
             );
-            if base == "healthcheck-client" {
-                assert!(
-                    text.contains("Subject: CN = kube-etcd-healthcheck-client"),
-                    "{text}"
+            if base == "healthcheck-client" || base == "apiserver-etcd-client" {
+                let cn = if base == "healthcheck-client" {
+                    "kube-etcd-healthcheck-client"
+                } else {
+                    "kube-apiserver-etcd-client"
+                };
+                // kubeadm's current profile: the CN alone, no organization.
+                assert!(text.contains(&format!("Subject: CN = {cn}\n")), "{text}");
+                let v = openssl(
+                    Path::new("/"),
+                    &[
+                        "verify",
+                        "-purpose",
+                        "sslclient",
+                        "-CAfile",
+                        ca.to_str().unwrap(),
+                        crt.to_str().unwrap(),
+                    ],
                 );
+                assert!(v.trim().ends_with(": OK"), "{v}");
                 assert!(text.contains("TLS Web Client Authentication"), "{text}");
                 assert!(!text.contains("TLS Web Server Authentication"), "{text}");
                 assert!(!text.contains("Subject Alternative Name"), "{text}");
@@ -831,6 +901,8 @@ fn issue_for(algo: Algo, ca_key_pkcs8: bool) {
     assert_eq!(
         dests,
         [
+            "apiserver-etcd-client.crt",
+            "apiserver-etcd-client.key",
             "etcd/ca.crt",
             "etcd/healthcheck-client.crt",
             "etcd/healthcheck-client.key",
@@ -876,7 +948,7 @@ fn issue_for(algo: Algo, ca_key_pkcs8: bool) {
         .keys()
         .filter(|k| k.contains(".etcdsnap-bak-"))
         .collect();
-    assert_eq!(baks.len(), 6, "{after:#?}");
+    assert_eq!(baks.len(), 8, "{after:#?}");
     for b in baks {
         let orig = b.split(".etcdsnap-bak-").next().unwrap();
         assert_eq!(after[b], before.0[orig], "{b}");
@@ -919,4 +991,287 @@ fn issue_refuses_a_ca_dir_without_the_key() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no CA private key"), "{}", stderr(&o));
     assert!(!work.path().join("o").exists());
+}
+
+/// Runs a real etcd 3.5 serving clients over https with `dir`'s
+/// server.crt/server.key; returns (exited, its stderr) after it exits or
+/// 20 s pass (then it is killed).
+fn etcd_with_tls(dir: &Path) -> (Option<std::process::ExitStatus>, String) {
+    let (pc, cc) = (common::cluster::free_port(), common::cluster::free_port());
+    let data = dir.join("data");
+    let client = format!("https://127.0.0.1:{cc}");
+    let peer = format!("http://127.0.0.1:{pc}");
+    let err_path = dir.join("etcd.err");
+    let mut child = Command::new(common::etcd_bin("3.5", "etcd"))
+        .args(["--name", "m1", "--data-dir", data.to_str().unwrap()])
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("m1={peer}")])
+        .arg(format!("--cert-file={}", dir.join("server.crt").display()))
+        .arg(format!("--key-file={}", dir.join("server.key").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    (
+        status,
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+/// The oracle for DER: a real etcd given a DER server.key or server.crt
+/// exits with "failed to find any PEM data"; `pki check` reports the same
+/// file as an error (exit 1), where it used to report nothing.
+#[test]
+fn der_server_files_that_etcd_refuses_are_errors() {
+    for (file, conv, input) in [
+        ("server.key", "pkey", "key input"),
+        ("server.crt", "x509", "certificate input"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        common::pki::make_pki(t.path());
+        openssl_inplace(t.path(), file, &[conv, "-outform", "DER"]);
+        let (status, err) = etcd_with_tls(t.path());
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{file}: etcd did not refuse DER ({status:?}): {err}"
+        );
+        let want = format!("failed to find any PEM data in {input}");
+        assert!(err.contains(&want), "{file}: etcd said: {err}");
+        let (code, found, _) = check(
+            t.path(),
+            &["--initial-cluster", "m1=https://127.0.0.1:2380"],
+        );
+        assert_eq!(code, 1, "{file}: {found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|(s, f, r)| s == "error" && f == file && r.contains(&want)),
+            "{file}: {found:#?}"
+        );
+    }
+}
+
+/// A self-signed etcd CA (`etcd/ca.{crt,key}`, P-256) valid from `start`
+/// to `end` (openssl times), made with `openssl ca -selfsign`, which takes
+/// any dates.
+fn ca_with_dates(dir: &Path, start: &str, end: &str) {
+    std::fs::create_dir_all(dir.join("etcd")).unwrap();
+    common::pki::genkey(dir, Algo::Ec, "etcd/ca.key");
+    let scratch = tempfile::tempdir().unwrap();
+    let sd = scratch.path();
+    std::fs::create_dir(sd.join("new")).unwrap();
+    std::fs::write(sd.join("index.txt"), "").unwrap();
+    std::fs::write(sd.join("serial"), "01\n").unwrap();
+    let cnf = sd.join("ca.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {}\nnew_certs_dir = {}\nserial = {}\n\
+             default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n\
+             [v3]\nbasicConstraints = critical,CA:TRUE\n\
+             keyUsage = critical,digitalSignature,keyEncipherment,keyCertSign\n\
+             subjectKeyIdentifier = hash\n",
+            sd.join("index.txt").display(),
+            sd.join("new").display(),
+            sd.join("serial").display()
+        ),
+    )
+    .unwrap();
+    let csr = sd.join("ca.csr");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "etcd/ca.key",
+            "-subj",
+            "/CN=etcd-ca",
+            "-out",
+            csr.to_str().unwrap(),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-notext",
+            "-rand_serial",
+            "-selfsign",
+            "-config",
+            cnf.to_str().unwrap(),
+            "-extensions",
+            "v3",
+            "-keyfile",
+            "etcd/ca.key",
+            "-in",
+            csr.to_str().unwrap(),
+            "-out",
+            "etcd/ca.crt",
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+        ],
+    );
+}
+
+fn issue_with(ca_dir: &Path, out: &Path, ic: &str, extra: &[&str]) -> std::process::Output {
+    etcdsnap()
+        .args(["pki", "issue", "--ca-dir"])
+        .arg(ca_dir)
+        .args(["--initial-cluster", ic, "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Go refuses a chain whose CA is expired or not yet valid, and a chain
+/// once its CA has expired: `pki issue` refuses such a CA, and validity
+/// that would outlive it (saying how many days fit), writing nothing; what
+/// fits is issued and ends before the CA (openssl's dates).
+#[test]
+fn issue_refuses_a_ca_out_of_its_validity_and_leaves_that_outlive_it() {
+    let ic = "m1=https://127.0.0.11:2380";
+    for (what, start, end) in [
+        ("expired", openssl_time(-20 * 86_400), openssl_time(-86_400)),
+        (
+            "not yet valid",
+            openssl_time(86_400),
+            openssl_time(20 * 86_400),
+        ),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        ca_with_dates(t.path(), &start, &end);
+        let out = t.path().join("out");
+        let o = issue_with(t.path(), &out, ic, &[]);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("x509: certificate has expired or is not yet valid"),
+            "{what}: {}",
+            stderr(&o)
+        );
+        assert!(!out.exists(), "{what}: wrote {:?}", tree(&out));
+    }
+    // A CA that ends in 30 days: the default 365 days would outlive it.
+    let t = tempfile::tempdir().unwrap();
+    ca_with_dates(t.path(), &openssl_time(-86_400), &openssl_time(30 * 86_400));
+    let out = t.path().join("out");
+    let o = issue_with(t.path(), &out, ic, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--days 30 or fewer"), "{}", stderr(&o));
+    assert!(!out.exists());
+    let o = issue_with(t.path(), &out, ic, &["--days", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ca_end = openssl(
+        Path::new("/"),
+        &[
+            "x509",
+            "-noout",
+            "-enddate",
+            "-in",
+            t.path().join("etcd/ca.crt").to_str().unwrap(),
+        ],
+    );
+    let leaf = out.join("m1/etcd/server.crt");
+    let v = openssl(
+        Path::new("/"),
+        &[
+            "verify",
+            "-attime",
+            &(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 29 * 86_400)
+                .to_string(),
+            "-CAfile",
+            t.path().join("etcd/ca.crt").to_str().unwrap(),
+            leaf.to_str().unwrap(),
+        ],
+    );
+    assert!(v.trim().ends_with(": OK"), "{v} (CA ends {ca_end})");
+}
+
+/// Hosts Go cannot match against a SAN are refused by `pki issue` with the
+/// reason, before anything is written: a wildcard (as a member name or a
+/// URL host), a non-ASCII name, an IPv6 address with a zone, a name with an
+/// underscore. A member's plain hosts all verify (openssl -checkhost/-checkip).
+#[test]
+fn issue_refuses_hosts_go_cannot_match() {
+    let src = tempfile::tempdir().unwrap();
+    kubeadm_pki(src.path(), Algo::Ec, "old1", "10.0.0.5");
+    for (ic, want) in [
+        ("*.evil.com=https://10.0.0.7:2380", "member name"),
+        ("m1=https://*.evil.com:2380", "wildcard"),
+        ("m1=https://bücher.example:2380", "not ASCII"),
+        ("m1=https://[fe80::1%eth0]:2380", "zone"),
+        (
+            "m1=https://under_score.example:2380",
+            "neither an IP address nor a host name",
+        ),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let out = work.path().join("o");
+        let o = issue_with(src.path(), &out, ic, &[]);
+        assert_eq!(o.status.code(), Some(2), "{ic}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{ic}: {}", stderr(&o));
+        assert!(!out.exists(), "{ic}: wrote {:?}", tree(&out));
+    }
+    // Client URLs are judged too.
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("o");
+    let o = issue_with(
+        src.path(),
+        &out,
+        "m1=https://10.0.0.7:2380",
+        &["--client-urls", "m1=https://*.evil.com:2379"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("wildcard"), "{}", stderr(&o));
+    // Plain hosts: every one verifies with openssl.
+    let o = issue_with(
+        src.path(),
+        &out,
+        "m1=https://etcd-1.example:2380,m1=https://[fd00::7]:2381",
+        &["--client-urls", "m1=https://10.0.0.7:2379"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let crt = out.join("m1/etcd/server.crt");
+    for (flag, host) in [
+        ("-checkhost", "etcd-1.example"),
+        ("-checkip", "fd00::7"),
+        ("-checkip", "10.0.0.7"),
+    ] {
+        let r = openssl(
+            Path::new("/"),
+            &["x509", "-noout", flag, host, "-in", crt.to_str().unwrap()],
+        );
+        assert!(r.contains("does match"), "{host}: {r}");
+    }
 }

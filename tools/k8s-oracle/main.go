@@ -12,6 +12,8 @@
 //	samples    -> JSON lines {"key": etcd key, "value": base64 of stored bytes}: typical objects
 //	           with zero values, encoded the way the API server stores them
 //	fieldtable -> which JSON fields the API server omits when zero (see fieldtable.go)
+//	pod        a static pod YAML -> the Pod as JSON, after strict decoding into v1.Pod and
+//	           validation (see pod.go); problems on stderr, exit 1
 package main
 
 import (
@@ -61,7 +63,7 @@ var (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: k8s-oracle decode|yaml2json|samples|fieldtable")
+		fmt.Fprintln(os.Stderr, "usage: k8s-oracle decode|yaml2json|samples|fieldtable|pod")
 		os.Exit(2)
 	}
 	var err error
@@ -74,6 +76,8 @@ func main() {
 		err = samples(os.Stdout)
 	case "fieldtable":
 		err = fieldtable(os.Stdout)
+	case "pod":
+		err = podCheck(os.Stdin, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
