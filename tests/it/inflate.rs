@@ -8,7 +8,6 @@ use crate::common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -44,15 +43,13 @@ impl Drop for Tmpfs {
 }
 
 /// Runs etcdsnap with TMPDIR on a tmpfs of `mib` MiB.
-fn run_in_tmp(mib: u32, args: &[&str]) -> (Output, Duration) {
+fn run_in_tmp(mib: u32, args: &[&str]) -> Output {
     let tmp = Tmpfs::new(mib);
-    let t = Instant::now();
-    let o = etcdsnap()
+    etcdsnap()
         .env("TMPDIR", tmp.path())
         .args(args)
         .output()
-        .expect("run etcdsnap");
-    (o, t.elapsed())
+        .expect("run etcdsnap")
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -79,11 +76,13 @@ fn a_gzip_of_zeros_stops_early() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "zeros.db.gz", &bomb);
     for cmd in ["verify", "status"] {
-        let (o, took) = run_in_tmp(8, &[cmd, f.to_str().unwrap()]);
+        // It stops at the first page it cannot use (exit 1 naming the meta
+        // page) inside an 8 MiB TMPDIR: it did not inflate 12.5 GiB. How
+        // fast is measured in benches/, not asserted here.
+        let o = run_in_tmp(8, &[cmd, f.to_str().unwrap()]);
         let out = stdout(&o) + &stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{cmd}: {out}");
         assert!(out.contains("meta"), "{cmd}: {out}");
-        assert!(took < Duration::from_secs(10), "{cmd} took {took:?}");
     }
 }
 
@@ -96,14 +95,14 @@ fn the_growth_slack_of_a_data_dir_copy_is_not_inflated() {
     db.extend(vec![0u8; 40 << 20]);
     let dir = tempfile::tempdir().unwrap();
     let zst = write(dir.path(), "db.zst", &zstd::encode_all(&db[..], 3).unwrap());
-    let (o, _) = run_in_tmp(8, &["verify", zst.to_str().unwrap()]);
+    let o = run_in_tmp(8, &["verify", zst.to_str().unwrap()]);
     let out = stdout(&o) + &stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("growth slack"), "{out}");
     // status gives etcdutl's values for the file uncompressed.
     let plain = write(dir.path(), "db", &db);
     let want = real_status("3.5", &plain, "json");
-    let (o, _) = run_in_tmp(8, &["status", "-w", "json", zst.to_str().unwrap()]);
+    let o = run_in_tmp(8, &["status", "-w", "json", zst.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), want.trim());
 }
@@ -126,7 +125,7 @@ fn garbage_after_the_trailer_is_damage() {
         let gz = write(dir.path(), &format!("{name}.gz"), &gzip(&b));
         for f in [zst, gz] {
             for cmd in ["verify", "status", "ls", "restore"] {
-                let (o, _) = run_in_tmp(
+                let o = run_in_tmp(
                     8,
                     &[cmd, f.to_str().unwrap(), "--dry-run"]
                         [..if cmd == "restore" { 3 } else { 2 }],
@@ -143,7 +142,7 @@ fn garbage_after_the_trailer_is_damage() {
         "good.zst",
         &zstd::encode_all(&good[..], 3).unwrap(),
     );
-    let (o, _) = run_in_tmp(8, &["verify", zst.to_str().unwrap()]);
+    let o = run_in_tmp(8, &["verify", zst.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("OK: every check passed"));
 }
