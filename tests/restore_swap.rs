@@ -10,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::cluster::{Layout, layout};
 use common::*;
 
 const ONE: &str = "m1=http://127.0.0.1:2380";
@@ -681,4 +682,257 @@ fn a_snapshot_failing_its_hash_is_refused_before_any_swap() {
         assert_eq!(left, vec![std::ffi::OsString::from("member")], "{m}");
     }
     assert!(named(&out, ".env").is_empty());
+}
+
+// ---- interrupted runs, then the member used, then reruns ----
+
+/// The argument list of a one-member restore of the fixture into `d`.
+fn restore_args<'a>(initial: &'a str, d: &'a Path, force: bool) -> Vec<&'a str> {
+    let mut v = vec!["--name", "m1", "--initial-cluster", initial, "--data-dir"];
+    v.push(s(d));
+    if force {
+        v.push("--force");
+    }
+    v
+}
+
+/// Runs `etcdsnap restore <fixture> ARGS` under strace; with `kill`, the
+/// process gets SIGKILL on entry to the `n`th call of `syscall` made by its
+/// main thread (counted as strace counts, per thread). Returns the output
+/// and strace's log of renames and unlinks.
+fn restore_traced(args: &[&str], kill: Option<(&str, usize)>) -> (Output, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-o"]).arg(log.path());
+    c.args(["-e", "trace=rename,renameat,renameat2,unlink,unlinkat"]);
+    if let Some((call, n)) = kill {
+        c.args(["-e", &format!("inject={call}:when={n}:signal=KILL")]);
+    }
+    let o = c
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .arg("restore")
+        .arg(fixture("etcd-3.5.1.db"))
+        .args(args)
+        .output()
+        .expect("strace is required (apt-get install strace)");
+    (o, std::fs::read_to_string(log.path()).unwrap())
+}
+
+/// In a traced run's log: the 1-based number, among the calls of the same
+/// syscall by the same thread, of the last call whose line contains `pat`,
+/// and that syscall's name.
+fn nth_call(log: &str, pat: &str) -> (String, usize) {
+    let calls: Vec<(&str, &str, &str)> = log
+        .lines()
+        .filter_map(|l| {
+            let (tid, rest) = l.split_once(' ')?;
+            let rest = rest.trim_start();
+            let (call, _) = rest.split_once('(')?;
+            (!call.starts_with('<') && !call.contains(' ')).then_some((tid, call, rest))
+        })
+        .collect();
+    let i = calls
+        .iter()
+        .rposition(|(_, _, rest)| rest.contains(pat))
+        .unwrap_or_else(|| panic!("no call with {pat:?} in\n{log}"));
+    let (tid, call, _) = calls[i];
+    let n = calls[..=i]
+        .iter()
+        .filter(|(t, c, _)| *t == tid && *c == call)
+        .count();
+    (call.to_string(), n)
+}
+
+/// Where a killed `restore --force` over an old member can stop: before the
+/// old member goes aside, between the two renames, after both (before the
+/// journal goes).
+const KILL_POINTS: &[(&str, &str)] = &[
+    ("old member aside", "member.etcdsnap-bak-"),
+    ("new member in", ".member.etcdsnap-staging-"),
+    ("journal removed", ".journal\""),
+];
+
+/// A one-member layout on free ports, restored into `d` (no --force).
+fn restored_member(d: &Path) -> Layout {
+    let l = layout(1);
+    let o = restore(&restore_args(&l.initial, d, false));
+    assert!(o.status.success(), "{}", stderr(&o));
+    l
+}
+
+/// The entry of `d` that is the directory with inode `ino`.
+fn holding(d: &Path, ino: u64) -> PathBuf {
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| inode(p) == ino)
+        .unwrap_or_else(|| panic!("no entry of {} is inode {ino}", d.display()))
+}
+
+fn inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+/// Issue items 1 and "kill tests extended": `restore --force` over a member
+/// is killed at each point of its swap; etcd is started on whatever is in
+/// place and written to; then every rerun (restore without --force, restore
+/// --force, and their --dry-run) leaves the written key in place — refused
+/// (exit 2) with a message naming the journal — and a real etcd boots on the
+/// data dir afterwards and serves the key.
+#[test]
+fn a_killed_swap_then_a_used_member_survives_every_rerun() {
+    // Where each kill point falls in this build: a traced, unkilled run.
+    let calib = tempfile::tempdir().unwrap();
+    let cd = calib.path().join("m1.etcd");
+    let l = restored_member(&cd);
+    let (o, log) = restore_traced(&restore_args(&l.initial, &cd, true), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (what, pat) in KILL_POINTS {
+        let (call, n) = nth_call(&log, pat);
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("m1.etcd");
+        let l = restored_member(&d);
+        let (o, _) = restore_traced(&restore_args(&l.initial, &d, true), Some((&call, n)));
+        assert_eq!(o.status.code(), None, "{what}: not killed: {}", stderr(&o));
+        // The member as it stands is used: etcd starts on it and is written to.
+        {
+            let e =
+                live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+            e.put("/written/after-the-kill", b"keep me");
+        }
+        let live_ino = inode(&d.join("member"));
+        let live_tree = tree(&d.join("member"));
+        for force in [false, true] {
+            let mut args = restore_args(&l.initial, &d, force);
+            args.push("--dry-run");
+            let o = restore(&args);
+            assert!(
+                stdout(&o).contains("interrupted") || stderr(&o).contains("interrupted"),
+                "{what}: --dry-run says nothing of the journal: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+            let o = restore(&restore_args(&l.initial, &d, force));
+            let err = stderr(&o);
+            // Refused, naming the journal; or (with --force, when what the
+            // journal describes is still what is on disk) done, the live
+            // member moved aside whole.
+            if o.status.success() {
+                assert!(force, "{what}: a run without --force replaced the member");
+            } else {
+                assert_eq!(o.status.code(), Some(2), "{what} (force {force}): {err}");
+                assert!(err.contains(".journal"), "{what}: names the journal: {err}");
+                assert_eq!(
+                    inode(&d.join("member")),
+                    live_ino,
+                    "{what}: the live member moved"
+                );
+            }
+            let at = holding(&d, live_ino);
+            assert_eq!(tree(&at), live_tree, "{what}: the live member changed");
+        }
+        // A real boot on the used member serves the key written.
+        let at = holding(&d, live_ino);
+        let boot = t.path().join("boot");
+        std::fs::create_dir(&boot).unwrap();
+        std::fs::rename(&at, boot.join("member")).unwrap();
+        let e = live::Etcd::start_dirs("3.5", &l.members, &[boot], &l.initial, "etcd-cluster");
+        let got = e.ctl(&["get", "--print-value-only", "/written/after-the-kill"]);
+        assert_eq!(stdout(&got).trim(), "keep me", "{what}");
+    }
+}
+
+/// Issue item 2: a journal left in a data dir that is then moved acts only
+/// inside the moved dir (its names are relative): the tree now at the old
+/// path, never named by the user, is left alone; and the rerun into the
+/// moved dir puts its old member back and swaps the new one in.
+#[test]
+fn a_moved_journal_acts_only_where_it_lives() {
+    let calib = tempfile::tempdir().unwrap();
+    let cd = calib.path().join("m1.etcd");
+    let l = restored_member(&cd);
+    let (o, log) = restore_traced(&restore_args(&l.initial, &cd, true), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (call, n) = nth_call(&log, ".journal\"");
+    let t = tempfile::tempdir().unwrap();
+    let r4 = t.path().join("r4");
+    let d = r4.join("m1.etcd");
+    restored_member(&d);
+    let before = tree(&d.join("member"));
+    let (o, _) = restore_traced(&restore_args(&l.initial, &d, true), Some((&call, n)));
+    assert_eq!(o.status.code(), None, "not killed: {}", stderr(&o));
+    let broken = t.path().join("r4.broken");
+    std::fs::rename(&r4, &broken).unwrap();
+    // A fresh restore into the old path, then the rerun into the moved one.
+    restored_member(&d);
+    let fresh = (inode(&d.join("member")), tree(&d.join("member")));
+    let bd = broken.join("m1.etcd");
+    let mut dry = restore_args(&l.initial, &bd, true);
+    dry.push("--dry-run");
+    let o = restore(&dry);
+    assert!(
+        stdout(&o).contains("interrupted"),
+        "--dry-run names the journal: {}",
+        stdout(&o)
+    );
+    let o = restore(&restore_args(&l.initial, &bd, true));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        (inode(&d.join("member")), tree(&d.join("member"))),
+        fresh,
+        "the tree at the old path was touched"
+    );
+    assert!(
+        named(&d, "etcdsnap").is_empty(),
+        "{:?}",
+        named(&d, "etcdsnap")
+    );
+    // In the moved dir: the old member is back (aside) and nothing of ours is left.
+    let baks = named(&bd, "member.etcdsnap-bak-");
+    assert!(
+        baks.iter().any(|b| tree(b) == before),
+        "the first member survives aside: {baks:?}"
+    );
+    let left: Vec<_> = named(&bd, "etcdsnap")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("member.etcdsnap-bak-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Issue item 3: `restore --force` onto the data dir of a running etcd
+/// (3.5.1) is refused with the PID of the etcd holding it, before anything
+/// is written; --dry-run says so too. The member boots afterwards.
+#[test]
+fn a_running_etcd_is_noticed() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    let l = restored_member(&d);
+    let e = live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+    e.put("/written/while-running", b"v");
+    let pid = e.pid(0).to_string();
+    let ino = inode(&d.join("member"));
+    let mut dry = restore_args(&l.initial, &d, true);
+    dry.push("--dry-run");
+    let o = restore(&dry);
+    assert!(
+        stdout(&o).contains(&pid),
+        "--dry-run names the running etcd: {}",
+        stdout(&o)
+    );
+    let o = restore(&restore_args(&l.initial, &d, true));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&pid) && err.contains("running"), "{err}");
+    assert_eq!(inode(&d.join("member")), ino);
+    assert!(
+        named(&d, "etcdsnap").is_empty(),
+        "{:?}",
+        named(&d, "etcdsnap")
+    );
+    // etcd is undisturbed: it still serves and writes.
+    e.put("/written/after-the-probe", b"v2");
+    let got = e.ctl(&["get", "--print-value-only", "/written/while-running"]);
+    assert_eq!(stdout(&got).trim(), "v");
 }

@@ -340,8 +340,11 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             .collect();
         return Ok(report);
     }
-    // What a killed run left is cleaned (and said) first: its PKI renames
-    // and its data swap undone, its staging removed.
+    // The run's own checks first (a journal of a killed run is acted on
+    // only by a run allowed to replace the member); then what that run left
+    // is cleaned (and said): its PKI renames undone, its staging removed
+    // (its data swap is undone by `swap::commit`).
+    let checked = swap::check(&target, opts.force)?;
     report
         .cleaned
         .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
@@ -349,7 +352,6 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
-    let checked = swap::check(&target, opts.force)?;
     let created_pki = swap::create_dirs_0700(&pki_dir)?;
     let pki_staging = pki_dir.join(format!("{PKI_STAGING}{}", std::process::id()));
     let cleanup_pki = |created: &[PathBuf]| {
@@ -422,7 +424,10 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     };
     report.checks_passed = true;
     let committed = match swap::commit(staged) {
-        Ok(c) => c,
+        Ok(c) => {
+            report.cleaned.extend(c.undone.iter().cloned());
+            c
+        }
         Err(e) => {
             cleanup_pki(&created_pki);
             return Err(e.into());

@@ -133,6 +133,13 @@ struct MemberPlan {
     flags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     moved_aside: Vec<String>,
+    /// --dry-run: why writing this member would be refused (a running etcd,
+    /// an interrupted run's journal, a member in place without --force).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+    /// --dry-run: what the write would do first (undo an interrupted swap).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    first: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -293,6 +300,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             env_file: env_file.map(|e| e.display().to_string()),
             member: (*m).clone(),
             moved_aside: Vec::new(),
+            refused: None,
+            first: Vec::new(),
         });
     }
     let plan_of = |checks: &crate::verify::Report,
@@ -321,6 +330,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         )?;
         let target = target::choose(snapshot_release, requested)?;
         let stale = report(&db, &args.prefix)?;
+        let mut member_plans = member_plans;
+        for m in &mut member_plans {
+            let t = swap::Target {
+                data_dir: PathBuf::from(&m.data_dir),
+                wal_dir: m.wal_dir.as_ref().map(PathBuf::from),
+            };
+            match swap::check(&t, args.force) {
+                Ok(c) => m.first = c.notes(),
+                Err(e) => m.refused = Some(e.to_string()),
+            }
+        }
         let plan = plan_of(&checks, snapshot_release, target, stale, member_plans);
         match args.write_out {
             ReportFormat::Json => out(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
@@ -426,9 +446,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut staged = staged.into_iter();
     let written = (|| -> anyhow::Result<()> {
         for (m, s) in plan.members.iter().zip(staged.by_ref()) {
-            committed.push(
-                swap::commit(s).with_context(|| format!("restoring member {}", m.member.name))?,
-            );
+            let c =
+                swap::commit(s).with_context(|| format!("restoring member {}", m.member.name))?;
+            for line in &c.undone {
+                eprintln!("etcdsnap: {line}");
+            }
+            committed.push(c);
         }
         for m in &plan.members {
             if let Some(env) = &m.env_file {
@@ -540,6 +563,12 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
             m.member.peer_urls.join(","),
             m.flags.join(" \\\n       ")
         ));
+        if let Some(r) = &m.refused {
+            s.push_str(&format!("  refused: {r}\n"));
+        }
+        for f in &m.first {
+            s.push_str(&format!("  first: {f}\n"));
+        }
     }
     s.push_str("\nsnapshot checks: ");
     if plan.snapshot_checks_passed {
