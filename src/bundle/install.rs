@@ -340,15 +340,19 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             .collect();
         return Ok(report);
     }
-    // The run's own checks first (a journal of a killed run is acted on
-    // only by a run allowed to replace the member); then what that run left
-    // is cleaned (and said): its PKI renames undone, its staging removed
-    // (its data swap is undone by `swap::commit`).
+    // What a killed run left is cleaned (and said): first its staging that
+    // no journal names; then, only once the run's own checks pass (a
+    // journal is acted on only by a run allowed to replace the member), its
+    // PKI renames undone and that staging removed. Its data swap is undone
+    // by `swap::commit`.
+    report.cleaned.extend(swap::clean_stale(&target)?);
+    report
+        .cleaned
+        .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
     let checked = swap::check(&target, opts.force)?;
     report
         .cleaned
         .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
-    report.cleaned.extend(swap::clean_stale(&target)?);
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);

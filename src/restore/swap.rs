@@ -1125,11 +1125,21 @@ pub fn remove_created_dirs(created: &[PathBuf]) {
 
 /// Removes `dir`'s entries named `<prefix><pid>` left by a run that is gone
 /// (what [`clean_stale`] does for the data dir's staging, for other staging
-/// names such as install's PKI staging).
+/// names such as install's PKI staging), except those of a run whose
+/// journal (`…-<pid>.journal`) is still in `dir`.
 pub fn clean_stale_prefixed(dir: &Path, prefix: &str) -> Result<Cleaned, SwapError> {
     let mut done = Vec::new();
     if dir.is_dir() {
-        remove_stale(dir, prefix, &[], &mut done)?;
+        // Staging a journal of the same run still names is left to it.
+        let keep: Vec<String> = ours(dir, "")?
+            .into_iter()
+            .filter_map(|(_, name)| {
+                let stem = name.strip_suffix(".journal")?;
+                name.contains("etcdsnap")
+                    .then(|| stem.rsplit_once('-').map(|(_, pid)| pid.to_string()))?
+            })
+            .collect();
+        remove_stale(dir, prefix, &keep, &mut done)?;
     }
     Ok(done)
 }
@@ -1189,6 +1199,17 @@ pub fn write_rename_journal(p: &Path, plan: &[(PathBuf, PathBuf)]) -> Result<(),
 pub fn undo_stale_journals(dir: &Path, prefix: &str) -> Result<Cleaned, SwapError> {
     let mut done = Vec::new();
     let mut found = Vec::new();
+    if dir.is_dir() {
+        for (p, rest) in ours(dir, prefix)? {
+            if rest.ends_with(".journal.tmp") && stale_pid(&rest) {
+                fs::remove_file(&p).map_err(IoError::at(&p))?;
+                done.push(format!(
+                    "removed {} (a journal an interrupted run had not finished writing)",
+                    p.display()
+                ));
+            }
+        }
+    }
     for (p, pid) in journals_in(dir, prefix)? {
         let j = stale_journal(&p, pid)?;
         if let Err(why) = j.assess() {
