@@ -701,6 +701,14 @@ fn restore_args<'a>(initial: &'a str, d: &'a Path, force: bool) -> Vec<&'a str> 
 /// main thread (counted as strace counts, per thread). Returns the output
 /// and strace's log of renames and unlinks.
 fn restore_traced(args: &[&str], kill: Option<(&str, usize)>) -> (Output, String) {
+    let snap = fixture("etcd-3.5.1.db");
+    let mut all = vec!["restore", s(&snap)];
+    all.extend_from_slice(args);
+    traced(&all, kill)
+}
+
+/// `etcdsnap ARGS` under strace (see `restore_traced`).
+fn traced(args: &[&str], kill: Option<(&str, usize)>) -> (Output, String) {
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut c = Command::new("strace");
     c.args(["-f", "-qq", "-o"]).arg(log.path());
@@ -710,8 +718,6 @@ fn restore_traced(args: &[&str], kill: Option<(&str, usize)>) -> (Output, String
     }
     let o = c
         .arg(env!("CARGO_BIN_EXE_etcdsnap"))
-        .arg("restore")
-        .arg(fixture("etcd-3.5.1.db"))
         .args(args)
         .output()
         .expect("strace is required (apt-get install strace)");
@@ -935,4 +941,168 @@ fn a_running_etcd_is_noticed() {
     e.put("/written/after-the-probe", b"v2");
     let got = e.ctl(&["get", "--print-value-only", "/written/while-running"]);
     assert_eq!(stdout(&got).trim(), "v");
+}
+
+/// A one-member bundle (PKI for 127.0.0.1 made with openssl) on free ports.
+fn one_member_bundle(dir: &Path) -> (Layout, PathBuf) {
+    let (peer, client) = (common::cluster::free_port(), common::cluster::free_port());
+    let initial = format!("m1=https://127.0.0.1:{peer}");
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    common::pki::make_pki(&pki);
+    let out = dir.join("bundle");
+    let o = etcdsnap()
+        .args([
+            "bundle",
+            s(&fixture("etcd-3.5.1.db")),
+            "--initial-cluster",
+            &initial,
+        ])
+        .args([
+            "--initial-cluster-token",
+            "etcd-cluster",
+            "--pki",
+            s(&pki),
+            "--out",
+            s(&out),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "bundle: {}", stderr(&o));
+    let l = Layout {
+        initial: format!("m1=http://127.0.0.1:{peer}"),
+        members: vec![("m1".into(), peer, client)],
+    };
+    (l, out.join("m1.tar.zst"))
+}
+
+/// Issue item 1 as reported, on `install`: `install --force` over an
+/// installed member, killed after its data swap (during the PKI placement,
+/// and after it); etcd is started on the new member and written to; then
+/// `install` (refused for lacking --force), `install --force` and `restore
+/// --force` are all refused (exit 2) naming the journal, the live member is
+/// neither moved nor changed, and a real etcd boots on it and serves the key.
+#[test]
+fn a_killed_install_then_a_used_member_survives_every_rerun() {
+    let t = tempfile::tempdir().unwrap();
+    let (l, archive) = one_member_bundle(t.path());
+    let install = |root: &Path, force: bool| -> Vec<String> {
+        let mut v: Vec<String> = ["install", s(&archive), "--root", s(root)]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if force {
+            v.push("--force".into());
+        }
+        v
+    };
+    let calib = t.path().join("calib");
+    let o = etcdsnap().args(install(&calib, false)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = install(&calib, true);
+    let (o, log) = traced(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (what, pat) in [
+        (
+            "during the PKI placement",
+            "/etc/kubernetes/pki/etcd/peer.crt\"",
+        ),
+        ("data journal removed", "var/lib/etcd/.etcdsnap-swap-"),
+    ] {
+        let (call, n) = nth_call(&log, pat);
+        let root = t.path().join(what.replace(' ', "-"));
+        let o = etcdsnap().args(install(&root, false)).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let args = install(&root, true);
+        let (o, _) = traced(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            Some((&call, n)),
+        );
+        assert_eq!(o.status.code(), None, "{what}: not killed: {}", stderr(&o));
+        let d = root.join("var/lib/etcd");
+        {
+            let e =
+                live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+            e.put("/written/after-the-kill", b"keep me");
+        }
+        let live_ino = inode(&d.join("member"));
+        let live_tree = tree(&d.join("member"));
+        let reruns: Vec<Vec<String>> = vec![
+            install(&root, false),
+            install(&root, true),
+            [
+                "restore",
+                s(&fixture("etcd-3.5.1.db")),
+                "--name",
+                "m1",
+                "--initial-cluster",
+                &l.initial,
+                "--data-dir",
+                s(&d),
+                "--force",
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        ];
+        for rerun in &reruns {
+            let o = etcdsnap().args(rerun).output().unwrap();
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{what}: {rerun:?}: {err}");
+            assert!(err.contains(".journal"), "{what}: {rerun:?}: {err}");
+            assert!(
+                !err.contains("the target is as it was") || !err.contains("undid"),
+                "{err}"
+            );
+            assert_eq!(
+                inode(&d.join("member")),
+                live_ino,
+                "{what}: {rerun:?} moved the live member"
+            );
+            assert_eq!(
+                tree(&d.join("member")),
+                live_tree,
+                "{what}: {rerun:?} changed it"
+            );
+        }
+        let e = live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+        let got = e.ctl(&["get", "--print-value-only", "/written/after-the-kill"]);
+        assert_eq!(stdout(&got).trim(), "keep me", "{what}");
+    }
+}
+
+/// Issue item 3 on `install`: `install --force` onto the data dir of a
+/// running etcd (3.5.1) is refused with its PID, and --dry-run says so.
+#[test]
+fn install_notices_a_running_etcd() {
+    let t = tempfile::tempdir().unwrap();
+    let (l, archive) = one_member_bundle(t.path());
+    let root = t.path().join("root");
+    let o = etcdsnap()
+        .args(["install", s(&archive), "--root", s(&root)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = root.join("var/lib/etcd");
+    let e = live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+    let pid = e.pid(0).to_string();
+    let ino = inode(&d.join("member"));
+    for dry in [true, false] {
+        let mut c = etcdsnap();
+        c.args(["install", s(&archive), "--root", s(&root), "--force"]);
+        if dry {
+            c.arg("--dry-run");
+        }
+        let o = c.output().unwrap();
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains(&pid) && all.contains("running"),
+            "dry-run {dry}: {all}"
+        );
+        if !dry {
+            assert_eq!(o.status.code(), Some(2), "{all}");
+        }
+        assert_eq!(inode(&d.join("member")), ino);
+    }
+    e.put("/still/serving", b"v");
 }
