@@ -803,8 +803,13 @@ fn a_killed_swap_then_a_used_member_survives_every_rerun() {
         assert_eq!(o.status.code(), None, "{what}: not killed: {}", stderr(&o));
         // The member as it stands is used: etcd starts on it and is written to.
         {
-            let e =
-                live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+            let e = live::Etcd::start_dirs(
+                "3.5",
+                &l.members,
+                std::slice::from_ref(&d),
+                &l.initial,
+                "etcd-cluster",
+            );
             e.put("/written/after-the-kill", b"keep me");
         }
         let live_ino = inode(&d.join("member"));
@@ -915,7 +920,13 @@ fn a_running_etcd_is_noticed() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("m1.etcd");
     let l = restored_member(&d);
-    let e = live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+    let e = live::Etcd::start_dirs(
+        "3.5",
+        &l.members,
+        std::slice::from_ref(&d),
+        &l.initial,
+        "etcd-cluster",
+    );
     e.put("/written/while-running", b"v");
     let pid = e.pid(0).to_string();
     let ino = inode(&d.join("member"));
@@ -1021,8 +1032,13 @@ fn a_killed_install_then_a_used_member_survives_every_rerun() {
         assert_eq!(o.status.code(), None, "{what}: not killed: {}", stderr(&o));
         let d = root.join("var/lib/etcd");
         {
-            let e =
-                live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+            let e = live::Etcd::start_dirs(
+                "3.5",
+                &l.members,
+                std::slice::from_ref(&d),
+                &l.initial,
+                "etcd-cluster",
+            );
             e.put("/written/after-the-kill", b"keep me");
         }
         let live_ino = inode(&d.join("member"));
@@ -1065,7 +1081,13 @@ fn a_killed_install_then_a_used_member_survives_every_rerun() {
                 "{what}: {rerun:?} changed it"
             );
         }
-        let e = live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+        let e = live::Etcd::start_dirs(
+            "3.5",
+            &l.members,
+            std::slice::from_ref(&d),
+            &l.initial,
+            "etcd-cluster",
+        );
         let got = e.ctl(&["get", "--print-value-only", "/written/after-the-kill"]);
         assert_eq!(stdout(&got).trim(), "keep me", "{what}");
     }
@@ -1084,7 +1106,13 @@ fn install_notices_a_running_etcd() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let d = root.join("var/lib/etcd");
-    let e = live::Etcd::start_dirs("3.5", &l.members, &[d.clone()], &l.initial, "etcd-cluster");
+    let e = live::Etcd::start_dirs(
+        "3.5",
+        &l.members,
+        std::slice::from_ref(&d),
+        &l.initial,
+        "etcd-cluster",
+    );
     let pid = e.pid(0).to_string();
     let ino = inode(&d.join("member"));
     for dry in [true, false] {

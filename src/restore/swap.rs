@@ -1242,3 +1242,67 @@ pub fn undo_stale_journals(dir: &Path, prefix: &str) -> Result<Cleaned, SwapErro
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_text(from: &str, to: &str) -> String {
+        format!(
+            "{JOURNAL_MAGIC}\nid 1-2\nunits 1\nnote {}\nrename {} {} 1 2 -\n",
+            hex(b"x"),
+            hex(from.as_bytes()),
+            hex(to.as_bytes())
+        )
+    }
+
+    #[test]
+    fn a_journal_names_only_paths_inside_its_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join(".etcdsnap-swap-1.journal");
+        for bad in ["/etc/passwd", "../member", "a/../../b", ""] {
+            std::fs::write(&p, journal_text(bad, "member")).unwrap();
+            assert!(Journal::read(&p).is_err(), "{bad:?} accepted");
+            std::fs::write(&p, journal_text("member", bad)).unwrap();
+            assert!(Journal::read(&p).is_err(), "{bad:?} accepted");
+        }
+        std::fs::write(&p, journal_text("member", "member.etcdsnap-bak-x")).unwrap();
+        let j = Journal::read(&p).unwrap();
+        assert_eq!(j.dir, t.path());
+        // The version-1 format (absolute paths, NUL-separated) is not acted on.
+        std::fs::write(&p, b"/a/member\0/a/member.bak\0").unwrap();
+        assert!(Journal::read(&p).is_err());
+    }
+
+    #[test]
+    fn a_changed_tree_is_not_moved_back() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("member/wal")).unwrap();
+        std::fs::write(d.join("member/wal/0.wal"), b"new").unwrap();
+        let m = fs::symlink_metadata(d.join("member")).unwrap();
+        let print = fingerprint(&d.join("member")).unwrap();
+        let j = Journal {
+            path: d.join(".etcdsnap-swap-1.journal"),
+            dir: d.to_path_buf(),
+            id: "1-2".into(),
+            units: 1,
+            note: String::new(),
+            entries: vec![Entry::new(
+                OsStr::new(".member.etcdsnap-staging-1"),
+                OsStr::new("member"),
+                &m,
+                Some(print),
+            )],
+        };
+        j.write().unwrap();
+        let read = Journal::read(&j.path).unwrap();
+        assert_eq!(read.assess(), Ok(vec![true]), "swapped in, unchanged");
+        // etcd writes: a new WAL file appears.
+        std::fs::write(d.join("member/wal/0.tmp"), b"").unwrap();
+        let why = read.assess().unwrap_err();
+        assert!(why.contains("has changed"), "{why}");
+        assert!(undo_interrupted(&[read]).is_err());
+        assert!(d.join("member/wal/0.wal").exists());
+    }
+}
