@@ -1134,3 +1134,56 @@ fn install_notices_a_running_etcd() {
     }
     e.put("/still/serving", b"v");
 }
+
+/// Ctrl-C: a real SIGINT sent to `restore --force` while it stages (its
+/// fsyncs slowed down by strace so the signal lands mid-staging) ends it with
+/// exit 2, saying it was interrupted and what it kept; no staging is left and
+/// the old member is untouched.
+#[test]
+fn ctrl_c_while_staging_leaves_no_staging() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    old_member(&d.join("member"));
+    let before = tree(&d);
+    let snap = fixture("etcd-3.5.1.db");
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
+        .args(["-e", "inject=fsync:delay_enter=200000"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args([
+            "restore",
+            s(&snap),
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+        ])
+        .args(["--force", "--data-dir", s(&d)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace is required (apt-get install strace)");
+    // The staging dir names the pid of the restore.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        let found = named(&d, ".member.etcdsnap-staging-").into_iter().next();
+        if let Some(p) = found {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            break name.rsplit('-').next().unwrap().parse::<i32>().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no staging appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: a plain kill(2) of the child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(
+        err.contains("were removed") && err.contains("as it was"),
+        "{err}"
+    );
+    assert_eq!(tree(&d), before, "staging left or the old member changed");
+}

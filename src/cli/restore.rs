@@ -196,6 +196,24 @@ fn target_line(plan: &Plan) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    // Ctrl-C or SIGTERM while staging: the staged files are removed and the
+    // targets left as they were (see crate::interrupt), and said so.
+    if !args.dry_run && !args.suggest_bump {
+        crate::interrupt::install();
+    }
+    let r = restore(args);
+    if let Some(sig) = crate::interrupt::requested() {
+        match &r {
+            Err(_) => eprintln!(
+                "etcdsnap: {sig}: the files being staged were removed; every data dir (and WAL dir) is as it was, nothing was swapped in"
+            ),
+            Ok(_) => eprintln!("etcdsnap: {sig} came after the swap: the restore was completed"),
+        }
+    }
+    r
+}
+
+fn restore(args: Args) -> anyhow::Result<Outcome> {
     if args.bump_revision.is_some_and(|b| b > 0) != args.mark_compacted {
         bail!("--mark-compacted required if --bump-revision > 0 (and the other way round)");
     }

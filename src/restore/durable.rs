@@ -168,6 +168,7 @@ impl Windowed {
 
 impl Write for Windowed {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::interrupt::check_io()?;
         let n = self.file.write(buf)?;
         self.pos += n as u64;
         if self.pos >= self.started + WRITEBACK_WINDOW {
@@ -198,8 +199,11 @@ pub fn sync_path(p: &Path) -> Result<(), IoError> {
         .map_err(IoError::at(p))
 }
 
-/// fsync of every file and directory below `p`, and of `p` (children first).
+/// fsync of every file and directory below `p`, and of `p` (children first),
+/// for trees being staged: stopped (with an error) once a signal asked the
+/// command to stop (see `crate::interrupt`).
 pub fn sync_tree(p: &Path) -> Result<(), IoError> {
+    crate::interrupt::check_io().map_err(IoError::at(p))?;
     let meta = fs::symlink_metadata(p).map_err(IoError::at(p))?;
     if meta.is_dir() {
         for e in fs::read_dir(p).map_err(IoError::at(p))? {

@@ -80,6 +80,8 @@ pub enum SwapError {
     WalMountPoint(PathBuf),
     #[error("writing the staged files: {0}")]
     Write(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Stopped(crate::interrupt::Interrupted),
     #[error("{0}: stop it before writing over this member")]
     InUse(super::durable::Holder),
     #[error(
@@ -413,9 +415,13 @@ pub fn commit(staged: Staged) -> Result<Committed, SwapError> {
     let before = {
         let c = &staged.checked;
         let busy = |u: &Unit| durable::held_by_a_process(&u.path());
-        match busy(&c.member).or_else(|| c.wal.as_ref().and_then(busy)) {
-            Some(h) => Err(SwapError::InUse(h)),
-            None => undo_interrupted(&c.pending),
+        if let Some(sig) = crate::interrupt::requested() {
+            Err(SwapError::Stopped(sig))
+        } else {
+            match busy(&c.member).or_else(|| c.wal.as_ref().and_then(busy)) {
+                Some(h) => Err(SwapError::InUse(h)),
+                None => undo_interrupted(&c.pending),
+            }
         }
     };
     let undone = match before {
