@@ -1187,3 +1187,60 @@ fn ctrl_c_while_staging_leaves_no_staging() {
     );
     assert_eq!(tree(&d), before, "staging left or the old member changed");
 }
+
+/// Two restores into one data dir at once: while the first stages (slowed
+/// down by strace), the second is refused (exit 2) naming the first's pid and
+/// changes nothing; the first completes.
+#[test]
+fn a_second_restore_into_the_same_dir_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    old_member(&d.join("member"));
+    let snap = fixture("etcd-3.5.1.db");
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
+        .args(["-e", "inject=fsync:delay_enter=100000"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args([
+            "restore",
+            s(&snap),
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+        ])
+        .args(["--force", "--data-dir", s(&d)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace is required (apt-get install strace)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        if let Some(p) = named(&d, ".member.etcdsnap-staging-").into_iter().next() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            break name.rsplit('-').next().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no staging appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let second = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--force",
+        "--data-dir",
+        s(&d),
+    ]);
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        named(&d, "member.etcdsnap-bak-").len(),
+        1,
+        "one swap, one backup"
+    );
+    assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
+}

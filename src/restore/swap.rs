@@ -238,6 +238,19 @@ pub fn check(target: &Target, force: bool) -> Result<Checked, SwapError> {
         wal,
         pending: Vec::new(),
     };
+    // Another etcdsnap staging into the same place now.
+    for unit in checked.wal.iter().chain(std::iter::once(&checked.member)) {
+        if unit.parent.is_dir() {
+            let prefix = format!(".{}.etcdsnap-staging-", unit.name.to_string_lossy());
+            for (p, rest) in ours(&unit.parent, &prefix)? {
+                if let Ok(pid) = rest.parse::<u32>()
+                    && !stale_pid(&rest)
+                {
+                    return Err(SwapError::Busy { journal: p, pid });
+                }
+            }
+        }
+    }
     checked.pending = interrupted(&checked)?;
     if let Some(j) = checked.pending.first()
         && !force
