@@ -753,6 +753,7 @@ fn nth_call(log: &str, pat: &str) -> (String, usize) {
 /// old member goes aside, between the two renames, after both (before the
 /// journal goes).
 const KILL_POINTS: &[(&str, &str)] = &[
+    ("journal in place", ".journal.tmp\""),
     ("old member aside", "member.etcdsnap-bak-"),
     ("new member in", ".member.etcdsnap-staging-"),
     ("journal removed", ".journal\""),
@@ -782,12 +783,16 @@ fn inode(p: &Path) -> u64 {
 
 /// Issue items 1 and "kill tests extended": `restore --force` over a member
 /// is killed at each point of its swap; etcd is started on whatever is in
-/// place and written to; then every rerun (restore without --force, restore
-/// --force, and their --dry-run) leaves the written key in place — refused
-/// (exit 2) with a message naming the journal — and a real etcd boots on the
-/// data dir afterwards and serves the key.
+/// place and written to; then every rerun (restore and install, without and
+/// with --force; restore's --dry-run names the journal) keeps the written key:
+/// refused (exit 2, naming the journal) with the live member untouched, or,
+/// with --force where the journal still matches the disk, done with the live
+/// member moved aside whole. A real etcd then boots on the live member and
+/// serves the key.
 #[test]
 fn a_killed_swap_then_a_used_member_survives_every_rerun() {
+    let bt = tempfile::tempdir().unwrap();
+    let (_, archive) = one_member_bundle(bt.path());
     // Where each kill point falls in this build: a traced, unkilled run.
     let calib = tempfile::tempdir().unwrap();
     let cd = calib.path().join("m1.etcd");
@@ -814,34 +819,73 @@ fn a_killed_swap_then_a_used_member_survives_every_rerun() {
         }
         let live_ino = inode(&d.join("member"));
         let live_tree = tree(&d.join("member"));
-        for force in [false, true] {
-            let mut args = restore_args(&l.initial, &d, force);
-            args.push("--dry-run");
-            let o = restore(&args);
-            assert!(
-                stdout(&o).contains("interrupted") || stderr(&o).contains("interrupted"),
-                "{what}: --dry-run says nothing of the journal: {}{}",
-                stdout(&o),
-                stderr(&o)
+        let journal = named(&d, ".etcdsnap-swap-")
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".journal"));
+        // Every rerun, restore's and install's, with and without --force.
+        let pki_dir = t.path().join("pki-dir");
+        let snap = fixture("etcd-3.5.1.db");
+        let restore_run = |force: bool| -> Vec<String> {
+            let mut v = vec!["restore".to_string(), s(&snap).to_string()];
+            v.extend(
+                restore_args(&l.initial, &d, force)
+                    .iter()
+                    .map(|a| a.to_string()),
             );
-            let o = restore(&restore_args(&l.initial, &d, force));
-            let err = stderr(&o);
-            // Refused, naming the journal; or (with --force, when what the
-            // journal describes is still what is on disk) done, the live
-            // member moved aside whole.
-            if o.status.success() {
-                assert!(force, "{what}: a run without --force replaced the member");
-            } else {
-                assert_eq!(o.status.code(), Some(2), "{what} (force {force}): {err}");
-                assert!(err.contains(".journal"), "{what}: names the journal: {err}");
-                assert_eq!(
-                    inode(&d.join("member")),
-                    live_ino,
-                    "{what}: the live member moved"
+            v
+        };
+        let install_run = |force: bool| -> Vec<String> {
+            let mut v: Vec<String> = ["install", s(&archive), "--data-dir", s(&d), "--pki-dir"]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            v.push(s(&pki_dir).to_string());
+            if force {
+                v.push("--force".into());
+            }
+            v
+        };
+        for force in [false, true] {
+            for dry_run in [restore_run(force)] {
+                let o = etcdsnap().args(&dry_run).arg("--dry-run").output().unwrap();
+                let all = format!("{}{}", stdout(&o), stderr(&o));
+                assert!(
+                    !journal || all.contains("interrupted"),
+                    "{what}: --dry-run says nothing of the journal: {all}"
                 );
             }
-            let at = holding(&d, live_ino);
-            assert_eq!(tree(&at), live_tree, "{what}: the live member changed");
+            for rerun in [restore_run(force), install_run(force)] {
+                let in_place = inode(&d.join("member")) == live_ino;
+                let o = etcdsnap().args(&rerun).output().unwrap();
+                let err = stderr(&o);
+                // Refused (naming the journal, if there is one); or (with
+                // --force, when what the journal describes is still what is
+                // on disk) done, the live member moved aside whole.
+                if o.status.success() {
+                    assert!(
+                        force,
+                        "{what}: {rerun:?} without --force replaced the member"
+                    );
+                } else {
+                    assert_eq!(o.status.code(), Some(2), "{what}: {rerun:?}: {err}");
+                    if journal && in_place {
+                        assert!(err.contains(".journal"), "{what}: names the journal: {err}");
+                    }
+                    if in_place {
+                        assert_eq!(
+                            inode(&d.join("member")),
+                            live_ino,
+                            "{what}: {rerun:?} moved the live member"
+                        );
+                    }
+                }
+                let at = holding(&d, live_ino);
+                assert_eq!(
+                    tree(&at),
+                    live_tree,
+                    "{what}: {rerun:?} changed the live member"
+                );
+            }
         }
         // A real boot on the used member serves the key written.
         let at = holding(&d, live_ino);
