@@ -840,12 +840,20 @@ impl Journal {
 
 /// A fingerprint of the tree at `p`: every entry's relative name, type,
 /// inode, size and mtime (not the contents: cheap for any size, and any
-/// write changes an mtime).
+/// write changes an mtime; a file created or removed changes its directory's
+/// listing).
 fn fingerprint(p: &Path) -> Result<String, IoError> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     fn walk(rel: &Path, p: &Path, ctx: &mut ring::digest::Context) -> Result<(), IoError> {
         let m = fs::symlink_metadata(p).map_err(IoError::at(p))?;
+        // The top directory's own mtime is left out (a rename of it may
+        // touch it on some file systems); its entries are all listed.
+        let mtime = if rel == Path::new(".") && m.is_dir() {
+            (0, 0)
+        } else {
+            (m.mtime(), m.mtime_nsec())
+        };
         ctx.update(rel.as_os_str().as_bytes());
         ctx.update(
             format!(
@@ -853,8 +861,8 @@ fn fingerprint(p: &Path) -> Result<String, IoError> {
                 m.mode() & 0o170000,
                 m.ino(),
                 m.size(),
-                m.mtime(),
-                m.mtime_nsec()
+                mtime.0,
+                mtime.1
             )
             .as_bytes(),
         );
