@@ -1290,3 +1290,91 @@ fn a_second_restore_into_the_same_dir_is_refused() {
     );
     assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
 }
+
+/// With --wal-dir, a swap killed once both halves are in (before its
+/// journals go) is settled only by a run given both directories: one without
+/// --wal-dir is refused (exit 2) and changes nothing; one with it puts both
+/// old trees back, then swaps both new ones in (the old ones aside, whole).
+#[test]
+fn a_killed_swap_with_a_wal_dir_is_settled_only_with_both_dirs() {
+    fn as_str(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let args = |d: &Path, w: Option<&Path>| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+            "--force",
+            "--data-dir",
+            s(d),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        if let Some(w) = w {
+            v.push("--wal-dir".into());
+            v.push(s(w).into());
+        }
+        v
+    };
+    let setup = |t: &Path| -> (PathBuf, PathBuf) {
+        let (d, w) = (t.join("data"), t.join("w"));
+        old_member(&d.join("member"));
+        std::fs::create_dir_all(&w).unwrap();
+        std::fs::write(w.join("0000000000000000-0000000000000000.wal"), b"old wal").unwrap();
+        (d, w)
+    };
+    let calib = tempfile::tempdir().unwrap();
+    let (cd, cw) = setup(calib.path());
+    let (o, log) = restore_traced(&as_str(&args(&cd, Some(&cw))), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (call, n) = nth_call(&log, ".w.etcdsnap-swap-");
+    let t = tempfile::tempdir().unwrap();
+    let (d, w) = setup(t.path());
+    let (old_d, old_w) = (tree(&d.join("member")), tree(&w));
+    let (o, _) = restore_traced(&as_str(&args(&d, Some(&w))), Some((&call, n)));
+    assert_eq!(o.status.code(), None, "not killed: {}", stderr(&o));
+    let before = (tree(&d), tree(t.path()));
+    let o = restore(&as_str(&args(&d, None)));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--wal-dir") && err.contains(".journal"),
+        "{err}"
+    );
+    assert_eq!(
+        (tree(&d), tree(t.path())),
+        before,
+        "a refused run changed things"
+    );
+    let o = restore(&as_str(&args(&d, Some(&w))));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("undid the interrupted swap"),
+        "{}",
+        stderr(&o)
+    );
+    let member_baks: Vec<_> = named(&d, "member.etcdsnap-bak-")
+        .iter()
+        .map(|b| tree(b))
+        .collect();
+    let wal_baks: Vec<_> = named(t.path(), "w.etcdsnap-bak-")
+        .iter()
+        .map(|b| tree(b))
+        .collect();
+    assert_eq!(
+        member_baks,
+        vec![old_d],
+        "the old member aside, once, whole"
+    );
+    assert_eq!(wal_baks, vec![old_w], "the old WAL aside, once, whole");
+    let left: Vec<_> = named(t.path(), "etcdsnap")
+        .into_iter()
+        .chain(named(&d, "etcdsnap"))
+        .filter(|p| !p.to_string_lossy().contains(".etcdsnap-bak-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
+}

@@ -929,10 +929,13 @@ fn interrupted(c: &Checked) -> Result<Vec<Journal>, SwapError> {
             return Err(SwapError::Interrupted {
                 journal: j.path.clone(),
                 why: format!(
-                    "that run was writing {} and changed both directories together; this run was not given both",
+                    "that run was writing {} and changes both directories together, but the journal of the other one is not where this run looks",
                     j.note
                 ),
-                settle: "Rerun with the same --data-dir and --wal-dir.".into(),
+                settle: format!(
+                    "Rerun with the same --data-dir and --wal-dir. If you did, that run had already finished the other half (it was stopped between removing its two journals): {}.",
+                    j.settle()
+                ),
             });
         }
         if let Err(why) = j.assess() {
