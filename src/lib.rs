@@ -18,6 +18,7 @@ pub mod cli;
 pub mod diff;
 pub mod input;
 pub mod inspect;
+pub mod interrupt;
 pub mod kube;
 #[cfg(feature = "live")]
 pub mod live;

@@ -340,16 +340,22 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             .collect();
         return Ok(report);
     }
-    // What a killed run left is cleaned (and said) first: its PKI renames
-    // and its data swap undone, its staging removed.
-    report
-        .cleaned
-        .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
+    // What a killed run left is cleaned (and said): first its staging that
+    // no journal names; then, only once the run's own checks pass (a
+    // journal is acted on only by a run allowed to replace the member), its
+    // PKI renames undone and that staging removed. Its data swap is undone
+    // by `swap::commit`.
     report.cleaned.extend(swap::clean_stale(&target)?);
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
     let checked = swap::check(&target, opts.force)?;
+    report
+        .cleaned
+        .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
+    report
+        .cleaned
+        .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
     let created_pki = swap::create_dirs_0700(&pki_dir)?;
     let pki_staging = pki_dir.join(format!("{PKI_STAGING}{}", std::process::id()));
     let cleanup_pki = |created: &[PathBuf]| {
@@ -422,7 +428,10 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     };
     report.checks_passed = true;
     let committed = match swap::commit(staged) {
-        Ok(c) => c,
+        Ok(c) => {
+            report.cleaned.extend(c.undone.iter().cloned());
+            c
+        }
         Err(e) => {
             cleanup_pki(&created_pki);
             return Err(e.into());

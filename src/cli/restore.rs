@@ -133,6 +133,13 @@ struct MemberPlan {
     flags: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     moved_aside: Vec<String>,
+    /// --dry-run: why writing this member would be refused (a running etcd,
+    /// an interrupted run's journal, a member in place without --force).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+    /// --dry-run: what the write would do first (undo an interrupted swap).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    first: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -189,6 +196,24 @@ fn target_line(plan: &Plan) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    // Ctrl-C or SIGTERM while staging: the staged files are removed and the
+    // targets left as they were (see crate::interrupt), and said so.
+    if !args.dry_run && !args.suggest_bump {
+        crate::interrupt::install();
+    }
+    let r = restore(args);
+    if let Some(sig) = crate::interrupt::requested() {
+        match &r {
+            Err(_) => eprintln!(
+                "etcdsnap: {sig}: the files being staged were removed; every data dir (and WAL dir) is as it was, nothing was swapped in"
+            ),
+            Ok(_) => eprintln!("etcdsnap: {sig} came after the swap: the restore was completed"),
+        }
+    }
+    r
+}
+
+fn restore(args: Args) -> anyhow::Result<Outcome> {
     if args.bump_revision.is_some_and(|b| b > 0) != args.mark_compacted {
         bail!("--mark-compacted required if --bump-revision > 0 (and the other way round)");
     }
@@ -293,6 +318,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             env_file: env_file.map(|e| e.display().to_string()),
             member: (*m).clone(),
             moved_aside: Vec::new(),
+            refused: None,
+            first: Vec::new(),
         });
     }
     let plan_of = |checks: &crate::verify::Report,
@@ -321,6 +348,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         )?;
         let target = target::choose(snapshot_release, requested)?;
         let stale = report(&db, &args.prefix)?;
+        let mut member_plans = member_plans;
+        for m in &mut member_plans {
+            let t = swap::Target {
+                data_dir: PathBuf::from(&m.data_dir),
+                wal_dir: m.wal_dir.as_ref().map(PathBuf::from),
+            };
+            match swap::check(&t, args.force) {
+                Ok(c) => m.first = c.notes(),
+                Err(e) => m.refused = Some(e.to_string()),
+            }
+        }
         let plan = plan_of(&checks, snapshot_release, target, stale, member_plans);
         match args.write_out {
             ReportFormat::Json => out(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
@@ -426,9 +464,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut staged = staged.into_iter();
     let written = (|| -> anyhow::Result<()> {
         for (m, s) in plan.members.iter().zip(staged.by_ref()) {
-            committed.push(
-                swap::commit(s).with_context(|| format!("restoring member {}", m.member.name))?,
-            );
+            let c =
+                swap::commit(s).with_context(|| format!("restoring member {}", m.member.name))?;
+            for line in &c.undone {
+                eprintln!("etcdsnap: {line}");
+            }
+            committed.push(c);
         }
         for m in &plan.members {
             if let Some(env) = &m.env_file {
@@ -540,6 +581,12 @@ fn render(plan: &Plan, checks: &crate::verify::Report) -> String {
             m.member.peer_urls.join(","),
             m.flags.join(" \\\n       ")
         ));
+        if let Some(r) = &m.refused {
+            s.push_str(&format!("  refused: {r}\n"));
+        }
+        for f in &m.first {
+            s.push_str(&format!("  first: {f}\n"));
+        }
     }
     s.push_str("\nsnapshot checks: ");
     if plan.snapshot_checks_passed {

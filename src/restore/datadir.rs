@@ -413,6 +413,7 @@ fn copy_checked_db(from: &Path, to: &Path) -> Result<(), RestoreError> {
     // In windows, each one's write-out started once it is copied.
     let mut copied = 0;
     loop {
+        crate::interrupt::check_io().map_err(IoError::at(to))?;
         let n = std::io::copy(&mut (&src).take(durable::WRITEBACK_WINDOW), &mut dst)
             .map_err(IoError::at(to))?;
         if n == 0 {

@@ -607,7 +607,7 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
         t.elapsed().as_micros() as u64
     };
     let mut rng = Rng::new(0x5eed_0010);
-    let (mut saw_old, mut saw_new, mut mid_swap) = (0, 0, 0);
+    let (mut saw_old, mut saw_new, mut mid_swap, mut settled) = (0, 0, 0, 0);
     for i in 0..20 {
         let root = d.path().join(format!("k{i}"));
         let data = root.join("var/lib/etcd");
@@ -670,14 +670,60 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
         if targeted && status.code().is_none() && journal(&data, ".etcdsnap-swap-") {
             mid_swap += 1;
         }
-        // The next run cleans up (undoing an interrupted swap) before it
-        // judges the target, which now holds a member: it refuses (exit 2).
-        let o = install(&new.join("m1.tar.zst"), &root, &[]);
-        assert!(
-            !o.status.success(),
-            "kill {i}: the next run found no member to refuse over: the kill left neither old nor new: {}",
-            stderr(&o)
-        );
+        let interrupted = journal(&data, ".etcdsnap-swap-");
+        if !interrupted {
+            // The next run removes what the killed one staged and judges the
+            // target, which holds a member: it refuses (exit 2).
+            let o = install(&new.join("m1.tar.zst"), &root, &[]);
+            assert_eq!(o.status.code(), Some(2), "kill {i}: {}", stderr(&o));
+        } else {
+            // A journal is acted on only by a run allowed to replace the
+            // member: without --force the next run refuses (exit 2), names
+            // the journal and changes nothing.
+            // (Staging no journal names is removed: it is only ours.)
+            let live = |d: &Path| {
+                let mut t = tree(d);
+                t.retain(|k, _| !k.contains("etcdsnap-pki-staging") && !k.ends_with(".tmp"));
+                t
+            };
+            let (data_before, pki_before) = (tree(&data), live(&pki_dir));
+            let o = install(&new.join("m1.tar.zst"), &root, &[]);
+            assert_eq!(o.status.code(), Some(2), "kill {i}: {}", stderr(&o));
+            assert!(stderr(&o).contains(".journal"), "kill {i}: {}", stderr(&o));
+            assert_eq!(
+                tree(&data),
+                data_before,
+                "kill {i}: a refused run changed the data dir"
+            );
+            assert_eq!(
+                live(&pki_dir),
+                pki_before,
+                "kill {i}: a refused run changed the PKI"
+            );
+            // With --force it puts the interrupted swap's old state back
+            // first, then installs: the new member whole in place, the old
+            // one whole aside, the PKI all new, nothing of ours left.
+            let o = install(&new.join("m1.tar.zst"), &root, &["--force"]);
+            assert!(o.status.success(), "kill {i}: {}", stderr(&o));
+            assert!(
+                stdout(&o).contains("undid the interrupted swap")
+                    || stderr(&o).contains("undid the interrupted swap"),
+                "kill {i}: the rerun says what it undid: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+            assert_eq!(tree(&data.join("member")), new_tree, "kill {i}");
+            assert_eq!(pki_now(&root), new_pki, "kill {i}");
+            let old_aside = std::fs::read_dir(&data)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().contains("member.etcdsnap-bak-"))
+                .any(|b| tree(&b) == old_tree);
+            assert!(
+                old_aside,
+                "kill {i}: the old member must survive aside, whole"
+            );
+        }
         assert!(common::is_mount_point(&data), "kill {i}");
         let now = tree(&data.join("member"));
         let baks: Vec<PathBuf> = std::fs::read_dir(&data)
@@ -695,7 +741,13 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
                 .any(|n| n.contains("staging") || n.contains("journal")),
             "kill {i}: leftovers {names:?}"
         );
-        // The PKI files go with the data: all old or all new.
+        if interrupted {
+            settled += 1;
+            eprintln!("kill {i} after {took:?} ({status}): mid-swap, settled by --force");
+            continue;
+        }
+        // No journal: the kill left the old member or the new one, whole,
+        // and the PKI files go with the data: all old or all new.
         let want_pki = if now == new_tree { &new_pki } else { &old_pki };
         assert_eq!(
             &pki_now(&root),
@@ -719,7 +771,7 @@ fn killed_installs_leave_the_old_member_or_the_new_one() {
     eprintln!(
         "killed installs: {saw_old} left the old member, {saw_new} the new one, {mid_swap} killed mid-swap"
     );
-    assert_eq!(saw_old + saw_new, 20);
+    assert_eq!(saw_old + saw_new + settled, 20);
     assert!(mid_swap >= 5, "only {mid_swap} kills landed mid-swap");
 }
 

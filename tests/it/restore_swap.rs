@@ -10,6 +10,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::cluster::{Layout, layout};
 use common::*;
 
 const ONE: &str = "m1=http://127.0.0.1:2380";
@@ -684,4 +685,699 @@ fn a_snapshot_failing_its_hash_is_refused_before_any_swap() {
         assert_eq!(left, vec![std::ffi::OsString::from("member")], "{m}");
     }
     assert!(named(&out, ".env").is_empty());
+}
+
+// ---- interrupted runs, then the member used, then reruns ----
+
+/// The argument list of a one-member restore of the fixture into `d`.
+fn restore_args<'a>(initial: &'a str, d: &'a Path, force: bool) -> Vec<&'a str> {
+    let mut v = vec!["--name", "m1", "--initial-cluster", initial, "--data-dir"];
+    v.push(s(d));
+    if force {
+        v.push("--force");
+    }
+    v
+}
+
+/// Runs `etcdsnap restore <fixture> ARGS` under strace; with `kill`, the
+/// process gets SIGKILL on entry to the `n`th call of `syscall` made by its
+/// main thread (counted as strace counts, per thread). Returns the output
+/// and strace's log of renames and unlinks.
+fn restore_traced(args: &[&str], kill: Option<(&str, usize)>) -> (Output, String) {
+    let snap = fixture("etcd-3.5.1.db");
+    let mut all = vec!["restore", s(&snap)];
+    all.extend_from_slice(args);
+    traced(&all, kill)
+}
+
+/// `etcdsnap ARGS` under strace (see `restore_traced`).
+fn traced(args: &[&str], kill: Option<(&str, usize)>) -> (Output, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-o"]).arg(log.path());
+    c.args(["-e", "trace=rename,renameat,renameat2,unlink,unlinkat"]);
+    if let Some((call, n)) = kill {
+        c.args(["-e", &format!("inject={call}:when={n}:signal=KILL")]);
+    }
+    let o = c
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(args)
+        .output()
+        .expect("strace is required (apt-get install strace)");
+    (o, std::fs::read_to_string(log.path()).unwrap())
+}
+
+/// In a traced run's log: the 1-based number, among the calls of the same
+/// syscall by the same thread, of the last call whose line contains `pat`,
+/// and that syscall's name.
+fn nth_call(log: &str, pat: &str) -> (String, usize) {
+    let calls: Vec<(&str, &str, &str)> = log
+        .lines()
+        .filter_map(|l| {
+            let (tid, rest) = l.split_once(' ')?;
+            let rest = rest.trim_start();
+            let (call, _) = rest.split_once('(')?;
+            (!call.starts_with('<') && !call.contains(' ')).then_some((tid, call, rest))
+        })
+        .collect();
+    let i = calls
+        .iter()
+        .rposition(|(_, _, rest)| rest.contains(pat))
+        .unwrap_or_else(|| panic!("no call with {pat:?} in\n{log}"));
+    let (tid, call, _) = calls[i];
+    let n = calls[..=i]
+        .iter()
+        .filter(|(t, c, _)| *t == tid && *c == call)
+        .count();
+    (call.to_string(), n)
+}
+
+/// Where a killed `restore --force` over an old member can stop: before the
+/// old member goes aside, between the two renames, after both (before the
+/// journal goes).
+const KILL_POINTS: &[(&str, &str)] = &[
+    ("journal in place", ".journal.tmp\""),
+    ("old member aside", "member.etcdsnap-bak-"),
+    ("new member in", ".member.etcdsnap-staging-"),
+    ("journal removed", ".journal\""),
+];
+
+/// A one-member layout on free ports, restored into `d` (no --force).
+fn restored_member(d: &Path) -> Layout {
+    let l = layout(1);
+    let o = restore(&restore_args(&l.initial, d, false));
+    assert!(o.status.success(), "{}", stderr(&o));
+    l
+}
+
+/// The entry of `d` that is the directory with inode `ino`.
+fn holding(d: &Path, ino: u64) -> PathBuf {
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| inode(p) == ino)
+        .unwrap_or_else(|| panic!("no entry of {} is inode {ino}", d.display()))
+}
+
+fn inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+/// Issue items 1 and "kill tests extended": `restore --force` over a member
+/// is killed at each point of its swap; etcd is started on whatever is in
+/// place and written to; then every rerun (restore and install, without and
+/// with --force; restore's --dry-run names the journal) keeps the written key:
+/// refused (exit 2, naming the journal) with the live member untouched, or,
+/// with --force where the journal still matches the disk, done with the live
+/// member moved aside whole. A real etcd then boots on the live member and
+/// serves the key.
+#[test]
+fn a_killed_swap_then_a_used_member_survives_every_rerun() {
+    let bt = tempfile::tempdir().unwrap();
+    let (_, archive) = one_member_bundle(bt.path());
+    // Where each kill point falls in this build: a traced, unkilled run.
+    let calib = tempfile::tempdir().unwrap();
+    let cd = calib.path().join("m1.etcd");
+    let l = restored_member(&cd);
+    let (o, log) = restore_traced(&restore_args(&l.initial, &cd, true), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (what, pat) in KILL_POINTS {
+        let (call, n) = nth_call(&log, pat);
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("m1.etcd");
+        let l = restored_member(&d);
+        let (o, _) = restore_traced(&restore_args(&l.initial, &d, true), Some((&call, n)));
+        assert_eq!(o.status.code(), None, "{what}: not killed: {}", stderr(&o));
+        // The member as it stands is used: etcd starts on it and is written to.
+        {
+            let e = live::Etcd::start_dirs(
+                "3.5",
+                &l.members,
+                std::slice::from_ref(&d),
+                &l.initial,
+                "etcd-cluster",
+            );
+            e.put("/written/after-the-kill", b"keep me");
+        }
+        let live_ino = inode(&d.join("member"));
+        let live_tree = tree(&d.join("member"));
+        let journal = named(&d, ".etcdsnap-swap-")
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".journal"));
+        // Every rerun, restore's and install's, with and without --force.
+        let pki_dir = t.path().join("pki-dir");
+        let snap = fixture("etcd-3.5.1.db");
+        let restore_run = |force: bool| -> Vec<String> {
+            let mut v = vec!["restore".to_string(), s(&snap).to_string()];
+            v.extend(
+                restore_args(&l.initial, &d, force)
+                    .iter()
+                    .map(|a| a.to_string()),
+            );
+            v
+        };
+        let install_run = |force: bool| -> Vec<String> {
+            let mut v: Vec<String> = ["install", s(&archive), "--data-dir", s(&d), "--pki-dir"]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            v.push(s(&pki_dir).to_string());
+            if force {
+                v.push("--force".into());
+            }
+            v
+        };
+        for force in [false, true] {
+            let o = etcdsnap()
+                .args(restore_run(force))
+                .arg("--dry-run")
+                .output()
+                .unwrap();
+            let all = format!("{}{}", stdout(&o), stderr(&o));
+            assert!(
+                !journal || all.contains("interrupted"),
+                "{what}: --dry-run says nothing of the journal: {all}"
+            );
+            for rerun in [restore_run(force), install_run(force)] {
+                let in_place = inode(&d.join("member")) == live_ino;
+                let o = etcdsnap().args(&rerun).output().unwrap();
+                let err = stderr(&o);
+                // Refused (naming the journal, if there is one); or (with
+                // --force, when what the journal describes is still what is
+                // on disk) done, the live member moved aside whole.
+                if o.status.success() {
+                    assert!(
+                        force,
+                        "{what}: {rerun:?} without --force replaced the member"
+                    );
+                } else {
+                    assert_eq!(o.status.code(), Some(2), "{what}: {rerun:?}: {err}");
+                    if journal && in_place {
+                        assert!(err.contains(".journal"), "{what}: names the journal: {err}");
+                    }
+                    if in_place {
+                        assert_eq!(
+                            inode(&d.join("member")),
+                            live_ino,
+                            "{what}: {rerun:?} moved the live member"
+                        );
+                    }
+                }
+                let at = holding(&d, live_ino);
+                assert_eq!(
+                    tree(&at),
+                    live_tree,
+                    "{what}: {rerun:?} changed the live member"
+                );
+            }
+        }
+        // A real boot on the used member serves the key written.
+        let at = holding(&d, live_ino);
+        let boot = t.path().join("boot");
+        std::fs::create_dir(&boot).unwrap();
+        std::fs::rename(&at, boot.join("member")).unwrap();
+        let e = live::Etcd::start_dirs("3.5", &l.members, &[boot], &l.initial, "etcd-cluster");
+        let got = e.ctl(&["get", "--print-value-only", "/written/after-the-kill"]);
+        assert_eq!(stdout(&got).trim(), "keep me", "{what}");
+    }
+}
+
+/// Issue item 2: a journal left in a data dir that is then moved acts only
+/// inside the moved dir (its names are relative): the tree now at the old
+/// path, never named by the user, is left alone; and the rerun into the
+/// moved dir puts its old member back and swaps the new one in.
+#[test]
+fn a_moved_journal_acts_only_where_it_lives() {
+    let calib = tempfile::tempdir().unwrap();
+    let cd = calib.path().join("m1.etcd");
+    let l = restored_member(&cd);
+    let (o, log) = restore_traced(&restore_args(&l.initial, &cd, true), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (call, n) = nth_call(&log, ".journal\"");
+    let t = tempfile::tempdir().unwrap();
+    let r4 = t.path().join("r4");
+    let d = r4.join("m1.etcd");
+    restored_member(&d);
+    let before = tree(&d.join("member"));
+    let (o, _) = restore_traced(&restore_args(&l.initial, &d, true), Some((&call, n)));
+    assert_eq!(o.status.code(), None, "not killed: {}", stderr(&o));
+    let broken = t.path().join("r4.broken");
+    std::fs::rename(&r4, &broken).unwrap();
+    // A fresh restore into the old path, then the rerun into the moved one.
+    restored_member(&d);
+    let fresh = (inode(&d.join("member")), tree(&d.join("member")));
+    let bd = broken.join("m1.etcd");
+    let mut dry = restore_args(&l.initial, &bd, true);
+    dry.push("--dry-run");
+    let o = restore(&dry);
+    assert!(
+        stdout(&o).contains("interrupted"),
+        "--dry-run names the journal: {}",
+        stdout(&o)
+    );
+    let o = restore(&restore_args(&l.initial, &bd, true));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        (inode(&d.join("member")), tree(&d.join("member"))),
+        fresh,
+        "the tree at the old path was touched"
+    );
+    assert!(
+        named(&d, "etcdsnap").is_empty(),
+        "{:?}",
+        named(&d, "etcdsnap")
+    );
+    // In the moved dir: the old member is back (aside) and nothing of ours is left.
+    let baks = named(&bd, "member.etcdsnap-bak-");
+    assert!(
+        baks.iter().any(|b| tree(b) == before),
+        "the first member survives aside: {baks:?}"
+    );
+    let left: Vec<_> = named(&bd, "etcdsnap")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("member.etcdsnap-bak-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Issue item 3: `restore --force` onto the data dir of a running etcd
+/// (3.5.1) is refused with the PID of the etcd holding it, before anything
+/// is written; --dry-run says so too. The member boots afterwards.
+#[test]
+fn a_running_etcd_is_noticed() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    let l = restored_member(&d);
+    let e = live::Etcd::start_dirs(
+        "3.5",
+        &l.members,
+        std::slice::from_ref(&d),
+        &l.initial,
+        "etcd-cluster",
+    );
+    e.put("/written/while-running", b"v");
+    let pid = e.pid(0).to_string();
+    let ino = inode(&d.join("member"));
+    let mut dry = restore_args(&l.initial, &d, true);
+    dry.push("--dry-run");
+    let o = restore(&dry);
+    assert!(
+        stdout(&o).contains(&pid),
+        "--dry-run names the running etcd: {}",
+        stdout(&o)
+    );
+    let o = restore(&restore_args(&l.initial, &d, true));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&pid) && err.contains("running"), "{err}");
+    assert_eq!(inode(&d.join("member")), ino);
+    assert!(
+        named(&d, "etcdsnap").is_empty(),
+        "{:?}",
+        named(&d, "etcdsnap")
+    );
+    // etcd is undisturbed: it still serves and writes.
+    e.put("/written/after-the-probe", b"v2");
+    let got = e.ctl(&["get", "--print-value-only", "/written/while-running"]);
+    assert_eq!(stdout(&got).trim(), "v");
+}
+
+/// A one-member bundle (PKI for 127.0.0.1 made with openssl) on free ports.
+fn one_member_bundle(dir: &Path) -> (Layout, PathBuf) {
+    let (peer, client) = (common::cluster::free_port(), common::cluster::free_port());
+    let initial = format!("m1=https://127.0.0.1:{peer}");
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    common::pki::make_pki(&pki);
+    let out = dir.join("bundle");
+    let o = etcdsnap()
+        .args([
+            "bundle",
+            s(&fixture("etcd-3.5.1.db")),
+            "--initial-cluster",
+            &initial,
+        ])
+        .args([
+            "--initial-cluster-token",
+            "etcd-cluster",
+            "--pki",
+            s(&pki),
+            "--out",
+            s(&out),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "bundle: {}", stderr(&o));
+    let l = Layout {
+        initial: format!("m1=http://127.0.0.1:{peer}"),
+        members: vec![("m1".into(), peer, client)],
+    };
+    (l, out.join("m1.tar.zst"))
+}
+
+/// Issue item 1 as reported, on `install`: `install --force` over an
+/// installed member, killed after its data swap (during the PKI placement,
+/// and after it); etcd is started on the new member and written to; then
+/// `install` (refused for lacking --force), `install --force` and `restore
+/// --force` are all refused (exit 2) naming the journal, the live member is
+/// neither moved nor changed, and a real etcd boots on it and serves the key.
+#[test]
+fn a_killed_install_then_a_used_member_survives_every_rerun() {
+    let t = tempfile::tempdir().unwrap();
+    let (l, archive) = one_member_bundle(t.path());
+    let install = |root: &Path, force: bool| -> Vec<String> {
+        let mut v: Vec<String> = ["install", s(&archive), "--root", s(root)]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if force {
+            v.push("--force".into());
+        }
+        v
+    };
+    let calib = t.path().join("calib");
+    let o = etcdsnap().args(install(&calib, false)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = install(&calib, true);
+    let (o, log) = traced(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (what, pat) in [
+        (
+            "during the PKI placement",
+            "/etc/kubernetes/pki/etcd/peer.crt\"",
+        ),
+        ("data journal removed", "var/lib/etcd/.etcdsnap-swap-"),
+    ] {
+        let (call, n) = nth_call(&log, pat);
+        let root = t.path().join(what.replace(' ', "-"));
+        let o = etcdsnap().args(install(&root, false)).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let args = install(&root, true);
+        let (o, _) = traced(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            Some((&call, n)),
+        );
+        assert_eq!(o.status.code(), None, "{what}: not killed: {}", stderr(&o));
+        let d = root.join("var/lib/etcd");
+        {
+            let e = live::Etcd::start_dirs(
+                "3.5",
+                &l.members,
+                std::slice::from_ref(&d),
+                &l.initial,
+                "etcd-cluster",
+            );
+            e.put("/written/after-the-kill", b"keep me");
+        }
+        let live_ino = inode(&d.join("member"));
+        let live_tree = tree(&d.join("member"));
+        let reruns: Vec<Vec<String>> = vec![
+            install(&root, false),
+            install(&root, true),
+            [
+                "restore",
+                s(&fixture("etcd-3.5.1.db")),
+                "--name",
+                "m1",
+                "--initial-cluster",
+                &l.initial,
+                "--data-dir",
+                s(&d),
+                "--force",
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        ];
+        for rerun in &reruns {
+            let o = etcdsnap().args(rerun).output().unwrap();
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{what}: {rerun:?}: {err}");
+            assert!(err.contains(".journal"), "{what}: {rerun:?}: {err}");
+            assert!(
+                !err.contains("the target is as it was") || !err.contains("undid"),
+                "{err}"
+            );
+            assert_eq!(
+                inode(&d.join("member")),
+                live_ino,
+                "{what}: {rerun:?} moved the live member"
+            );
+            assert_eq!(
+                tree(&d.join("member")),
+                live_tree,
+                "{what}: {rerun:?} changed it"
+            );
+        }
+        let e = live::Etcd::start_dirs(
+            "3.5",
+            &l.members,
+            std::slice::from_ref(&d),
+            &l.initial,
+            "etcd-cluster",
+        );
+        let got = e.ctl(&["get", "--print-value-only", "/written/after-the-kill"]);
+        assert_eq!(stdout(&got).trim(), "keep me", "{what}");
+    }
+}
+
+/// Issue item 3 on `install`: `install --force` onto the data dir of a
+/// running etcd (3.5.1) is refused with its PID, and --dry-run says so.
+#[test]
+fn install_notices_a_running_etcd() {
+    let t = tempfile::tempdir().unwrap();
+    let (l, archive) = one_member_bundle(t.path());
+    let root = t.path().join("root");
+    let o = etcdsnap()
+        .args(["install", s(&archive), "--root", s(&root)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = root.join("var/lib/etcd");
+    let e = live::Etcd::start_dirs(
+        "3.5",
+        &l.members,
+        std::slice::from_ref(&d),
+        &l.initial,
+        "etcd-cluster",
+    );
+    let pid = e.pid(0).to_string();
+    let ino = inode(&d.join("member"));
+    for dry in [true, false] {
+        let mut c = etcdsnap();
+        c.args(["install", s(&archive), "--root", s(&root), "--force"]);
+        if dry {
+            c.arg("--dry-run");
+        }
+        let o = c.output().unwrap();
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains(&pid) && all.contains("running"),
+            "dry-run {dry}: {all}"
+        );
+        if !dry {
+            assert_eq!(o.status.code(), Some(2), "{all}");
+        }
+        assert_eq!(inode(&d.join("member")), ino);
+    }
+    e.put("/still/serving", b"v");
+}
+
+/// Ctrl-C: a real SIGINT sent to `restore --force` while it stages (its
+/// fsyncs slowed down by strace so the signal lands mid-staging) ends it with
+/// exit 2, saying it was interrupted and what it kept; no staging is left and
+/// the old member is untouched.
+#[test]
+fn ctrl_c_while_staging_leaves_no_staging() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    old_member(&d.join("member"));
+    let before = tree(&d);
+    let snap = fixture("etcd-3.5.1.db");
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
+        .args(["-e", "inject=fsync:delay_enter=200000"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args([
+            "restore",
+            s(&snap),
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+        ])
+        .args(["--force", "--data-dir", s(&d)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace is required (apt-get install strace)");
+    // The staging dir names the pid of the restore.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        let found = named(&d, ".member.etcdsnap-staging-").into_iter().next();
+        if let Some(p) = found {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            break name.rsplit('-').next().unwrap().parse::<i32>().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no staging appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: a plain kill(2) of the child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(
+        err.contains("were removed") && err.contains("as it was"),
+        "{err}"
+    );
+    assert_eq!(tree(&d), before, "staging left or the old member changed");
+}
+
+/// Two restores into one data dir at once: while the first stages (slowed
+/// down by strace), the second is refused (exit 2) naming the first's pid and
+/// changes nothing; the first completes.
+#[test]
+fn a_second_restore_into_the_same_dir_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("m1.etcd");
+    old_member(&d.join("member"));
+    let snap = fixture("etcd-3.5.1.db");
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
+        .args(["-e", "inject=fsync:delay_enter=100000"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args([
+            "restore",
+            s(&snap),
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+        ])
+        .args(["--force", "--data-dir", s(&d)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace is required (apt-get install strace)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        if let Some(p) = named(&d, ".member.etcdsnap-staging-").into_iter().next() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            break name.rsplit('-').next().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no staging appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let second = restore(&[
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ONE,
+        "--force",
+        "--data-dir",
+        s(&d),
+    ]);
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        named(&d, "member.etcdsnap-bak-").len(),
+        1,
+        "one swap, one backup"
+    );
+    assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
+}
+
+/// With --wal-dir, a swap killed once both halves are in (before its
+/// journals go) is settled only by a run given both directories: one without
+/// --wal-dir is refused (exit 2) and changes nothing; one with it puts both
+/// old trees back, then swaps both new ones in (the old ones aside, whole).
+#[test]
+fn a_killed_swap_with_a_wal_dir_is_settled_only_with_both_dirs() {
+    fn as_str(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let args = |d: &Path, w: Option<&Path>| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--name",
+            "m1",
+            "--initial-cluster",
+            ONE,
+            "--force",
+            "--data-dir",
+            s(d),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        if let Some(w) = w {
+            v.push("--wal-dir".into());
+            v.push(s(w).into());
+        }
+        v
+    };
+    let setup = |t: &Path| -> (PathBuf, PathBuf) {
+        let (d, w) = (t.join("data"), t.join("w"));
+        old_member(&d.join("member"));
+        std::fs::create_dir_all(&w).unwrap();
+        std::fs::write(w.join("0000000000000000-0000000000000000.wal"), b"old wal").unwrap();
+        (d, w)
+    };
+    let calib = tempfile::tempdir().unwrap();
+    let (cd, cw) = setup(calib.path());
+    let (o, log) = restore_traced(&as_str(&args(&cd, Some(&cw))), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (call, n) = nth_call(&log, ".w.etcdsnap-swap-");
+    let t = tempfile::tempdir().unwrap();
+    let (d, w) = setup(t.path());
+    let (old_d, old_w) = (tree(&d.join("member")), tree(&w));
+    let (o, _) = restore_traced(&as_str(&args(&d, Some(&w))), Some((&call, n)));
+    assert_eq!(o.status.code(), None, "not killed: {}", stderr(&o));
+    let before = (tree(&d), tree(t.path()));
+    let o = restore(&as_str(&args(&d, None)));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--wal-dir") && err.contains(".journal"),
+        "{err}"
+    );
+    assert_eq!(
+        (tree(&d), tree(t.path())),
+        before,
+        "a refused run changed things"
+    );
+    let o = restore(&as_str(&args(&d, Some(&w))));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("undid the interrupted swap"),
+        "{}",
+        stderr(&o)
+    );
+    let member_baks: Vec<_> = named(&d, "member.etcdsnap-bak-")
+        .iter()
+        .map(|b| tree(b))
+        .collect();
+    let wal_baks: Vec<_> = named(t.path(), "w.etcdsnap-bak-")
+        .iter()
+        .map(|b| tree(b))
+        .collect();
+    assert_eq!(
+        member_baks,
+        vec![old_d],
+        "the old member aside, once, whole"
+    );
+    assert_eq!(wal_baks, vec![old_w], "the old WAL aside, once, whole");
+    let left: Vec<_> = named(t.path(), "etcdsnap")
+        .into_iter()
+        .chain(named(&d, "etcdsnap"))
+        .filter(|p| !p.to_string_lossy().contains(".etcdsnap-bak-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
 }
