@@ -96,6 +96,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    // Ctrl-C or SIGTERM stops the stream between chunks; the temporary file
+    // is removed on the error path.
+    crate::interrupt::install();
     let live = args.conn.live()?;
     if live.spec.endpoints.len() != 1 {
         bail!(

@@ -33,6 +33,8 @@ pub enum SaveError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}: stopped; the partial download was removed and nothing was written")]
+    Interrupted(#[from] crate::interrupt::Interrupted),
     #[error(
         "{} already exists; remove it, choose another name, or pass --force to replace it",
         .0.display()
@@ -367,6 +369,7 @@ pub fn save(
         received += blob.len() as u64;
         remaining = msg.remaining_bytes();
         progress(received, received + remaining);
+        crate::interrupt::check()?;
     }
     if remaining != 0 {
         return Err(SaveError::Truncated {

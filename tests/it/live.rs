@@ -602,6 +602,42 @@ fn the_next_save_removes_what_a_killed_save_left() {
     assert!(sound(&out));
 }
 
+/// Ctrl-C (SIGINT) while the snapshot streams: the temporary file is
+/// removed, nothing is written, and the message says so.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+#[test]
+fn ctrl_c_during_save_removes_the_partial_download() {
+    let e = big_member();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snap.db");
+    let child = live_cmd(&e, &["save", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let grown = temps(dir.path())
+            .into_iter()
+            .any(|n| std::fs::metadata(dir.path().join(n)).map_or(0, |m| m.len()) > 0);
+        if grown {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no bytes arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: kill(2) with the PID of a child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("SIGINT"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing was written"), "{}", stderr(&o));
+    assert!(!out.exists());
+    assert_eq!(temps(dir.path()), Vec::<String>::new());
+}
+
 fn put_back(line: &str) {
     let e = Etcd::start(line, None);
     fill(&e);
