@@ -771,6 +771,20 @@ fn install_refuses_another_members_archive_on_this_node() {
     let o = on_node("m1.tar.zst", &n1, &[]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // Under --root the node is the image: its /etc/hostname.
+    for (host, ok) in [("node-1\n", false), ("m2.example.com\n", true)] {
+        let root = work.path().join(format!("image-{}", host.trim()));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hostname"), host).unwrap();
+        let o = install_at(&out.join("m2.tar.zst"), &root, &[]);
+        if ok {
+            assert!(o.status.success(), "{host}: {}", stderr(&o));
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{host}: {}", stderr(&o));
+            assert!(stderr(&o).contains("node-1"), "{}", stderr(&o));
+            assert!(!root.join("var").exists());
+        }
+    }
 }
 
 /// SHA256SUMS that is /dev/zero (a symlink to it) or a FIFO is refused at
