@@ -95,6 +95,13 @@ pub enum InstallError {
     },
     #[error("{}: manifest.json is inconsistent: {why}", .path.display())]
     Inconsistent { path: PathBuf, why: String },
+    #[error(
+        "{}: missing: nothing vouches for the archive; give its sha256 with --sha256 DIGEST",
+        .0.display()
+    )]
+    NoSums(PathBuf),
+    #[error("{err} (it is not this archive's install as it was: {why})")]
+    NotAsInstalled { err: SwapError, why: String },
     #[error("--sha256 {0:?}: not 64 hex digits")]
     BadDigest(String),
     #[error(
@@ -487,6 +494,9 @@ fn vouched_sum(
         .unwrap_or_default();
     let sums_path = dir.join(super::SUMS_NAME);
     let Some(given) = given else {
+        if fs::symlink_metadata(&sums_path).is_err() {
+            return Err(InstallError::NoSums(sums_path));
+        }
         let want = read_sums(dir)?
             .into_iter()
             .find(|(n, _)| *n == name)
@@ -654,18 +664,20 @@ fn node_check(
         .map(|u| u.as_str())
         .collect::<Vec<_>>()
         .join(", ");
+    let unknown = root.is_some() && host.is_none();
     match (matched, &opts.as_member) {
         (Some(how), _) => Ok((how, Vec::new())),
+        (None, Some(_)) if unknown => Ok((format!("{member}, as --as-member says"), Vec::new())),
         (None, Some(_)) => Ok((
-            format!("confirmed by --as-member {member}"),
+            format!("{member}, as --as-member says"),
             vec![format!(
-                "member {member}'s URLs ({shown_urls}) do not name this node; installing it as --as-member says"
+                "member {member}'s URLs ({shown_urls}) name neither this node's addresses nor its hostname; installing it as --as-member says"
             )],
         )),
-        (None, None) if root.is_some() && host.is_none() => Ok((
+        (None, None) if unknown => Ok((
             "not checked".into(),
             vec![format!(
-                "the image under --root names no hostname (/etc/hostname) and its addresses are unknown: that it is member {member}'s node was not checked (--as-member {member} says so)"
+                "the image under --root has no /etc/hostname and its addresses are unknown: whether it is member {member}'s node was not checked (give --as-member {member} to say it is)"
             )],
         )),
         (None, None) => {
@@ -962,24 +974,33 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
                 .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
         })
     };
-    let already = |report: &mut Report, plan: &[(FileEntry, PathBuf, bool)]| -> bool {
-        let done = settled(&data_dir, ".etcdsnap-swap-")
-            && settled(&pki_dir, PKI_JOURNAL)
-            && fs::symlink_metadata(data_dir.join("member")).is_ok()
-            && installed_difference(&m, &data_dir, plan, owner).is_none();
-        if done {
-            report.already_installed = true;
-            report.pki_files = planned(plan, false);
-            // Its entries were checked when it was installed, and its bytes
-            // are the vouched ones.
-            report.checks_passed = true;
-        }
-        done
-    };
+    // `Ok`: already installed; `Err(why not)` when a member is there.
+    let already =
+        |report: &mut Report, plan: &[(FileEntry, PathBuf, bool)]| -> Result<(), Option<String>> {
+            if fs::symlink_metadata(data_dir.join("member")).is_err() {
+                return Err(None);
+            }
+            if !settled(&data_dir, ".etcdsnap-swap-") || !settled(&pki_dir, PKI_JOURNAL) {
+                return Err(Some("an interrupted install's journal is there".into()));
+            }
+            let diff = installed_difference(&m, &data_dir, plan, owner);
+            if diff.is_none() {
+                report.already_installed = true;
+                report.pki_files = planned(plan, false);
+                // Its entries were checked when it was installed, and its bytes
+                // are the vouched ones.
+                report.checks_passed = true;
+            }
+            match diff {
+                None => Ok(()),
+                Some(d) => Err(Some(d)),
+            }
+        };
     if opts.dry_run {
-        if already(&mut report, &plan) {
-            return Ok(report);
-        }
+        let why_not = match already(&mut report, &plan) {
+            Ok(()) => return Ok(report),
+            Err(w) => w,
+        };
         let opened = open_and_check(archive, &opts.key, &mut super::archive::Discard)?;
         if opened.sha256 != want {
             return Err(InstallError::SumMismatch {
@@ -991,7 +1012,12 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         }
         report.checks_passed = true;
         if let Err(e) = swap::check(&target, opts.force) {
-            report.refusal = Some(e.to_string());
+            report.refusal = Some(match (&e, why_not) {
+                (SwapError::NotEmpty(_), Some(w)) => {
+                    format!("{e} (it is not this archive's install as it was: {w})")
+                }
+                _ => e.to_string(),
+            });
         } else if let Err(e) = check_room(&m, &data_dir, &pki_dir) {
             report.refusal = Some(e.to_string());
         } else if data_dir.join("member").exists() {
@@ -1012,13 +1038,23 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
-    {
+    let why_not = {
         let plan = pki_plan(&m, &pki_dir, root)?;
-        if already(&mut report, &plan) {
-            return Ok(report);
+        match already(&mut report, &plan) {
+            Ok(()) => return Ok(report),
+            Err(w) => w,
         }
-    }
-    let checked = swap::check(&target, opts.force)?;
+    };
+    let checked = match swap::check(&target, opts.force) {
+        Ok(c) => c,
+        Err(e @ SwapError::NotEmpty(_)) if why_not.is_some() => {
+            return Err(InstallError::NotAsInstalled {
+                err: e,
+                why: why_not.unwrap_or_default(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     check_room(&m, &data_dir, &pki_dir)?;
     // Missing parents as a system has them (0755); the data dir itself is
     // made 0700 by the swap.

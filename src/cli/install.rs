@@ -1,8 +1,10 @@
-//! `etcdsnap install`: one member's bundle archive placed on its node — the
-//! archive checked entry by entry against its manifest and `SHA256SUMS`
-//! while it is staged, then the data dir swapped in as `restore` does and
-//! the PKI files placed with old ones moved aside; the start flags printed
-//! for where things went.
+//! `etcdsnap install`: one member's bundle archive placed on its node — its
+//! digest held against `SHA256SUMS` (or `--sha256`) and its member against
+//! the node before anything is written, then checked entry by entry against
+//! its manifest while it is staged, the data dir swapped in as `restore`
+//! does and the PKI files placed with old ones moved aside; the start flags
+//! printed for where things went. A rerun over the same, unchanged install
+//! says so and writes nothing. User guide: docs/guide/install.md.
 
 use std::path::PathBuf;
 
@@ -19,9 +21,10 @@ const INSTALL_EXAMPLES: &str = "Examples:
 #[command(after_help = INSTALL_EXAMPLES)]
 pub struct Args {
     /// The member's archive (`<name>.tar.zst` or `.tar.zst.age`), with
-    /// SHA256SUMS beside it
+    /// SHA256SUMS beside it (or give --sha256)
     bundle: PathBuf,
-    /// Install under this prefix (the paths below are taken inside it)
+    /// Install into the tree at this directory (an image, a mounted disk):
+    /// the paths below are resolved inside it as chroot would, symlinks too
     #[arg(long)]
     root: Option<PathBuf>,
     /// The data dir (only `<data-dir>/member` is replaced; a mount point or
