@@ -27,9 +27,10 @@
 //!
 //! The PKI renames are journaled (`<pki dir>/.etcdsnap-pki-swap-<pid>.journal`)
 //! like the data swap, and the data swap's journal stays until the PKI files
-//! are in: a kill at any moment is undone by the next run — old data dir and
-//! old PKI files back — except in the instant between removing the PKI
-//! journal and the data journal, after which both are new. Every temporary
+//! are in; its removal is the commit point. A kill before it is undone by
+//! the next run — old data dir and old PKI files back; a kill after it
+//! leaves a PKI journal that records the (now gone) data journal, which the
+//! next run recognises as final — new data dir and new PKI files. Every temporary
 //! name carries `.etcdsnap-` and the pid, so what a killed run left is
 //! recognised and cleaned by the next.
 
@@ -641,6 +642,10 @@ fn node_check(
     let mut matched: Option<String> = None;
     for u in &urls {
         let Some(h) = url_host(u) else { continue };
+        if h == "localhost" && root.is_none() {
+            matched = Some(format!("{u} names this node (localhost)"));
+            break;
+        }
         if let Ok(ip) = h.parse::<std::net::IpAddr>() {
             if addrs.contains(&ip) {
                 matched = Some(format!("{u} is an address of this node"));
@@ -891,6 +896,63 @@ fn make_parents(p: &Path, with_self: bool) -> Result<Vec<PathBuf>, IoError> {
     Ok(made)
 }
 
+/// Whether the run of `pid` is gone (its pid free, or taken by another
+/// program), or is this one.
+fn run_gone(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => !comm.trim().starts_with("etcdsnap"),
+        Err(_) => true,
+    }
+}
+
+/// PKI journals of runs that are gone whose data swap was final (the data
+/// journal they record is gone: they were killed after their commit point)
+/// are removed without undoing anything: their PKI files are the ones that
+/// go with the member in place. Others are left for undoing.
+fn finish_committed_pki(pki_dir: &Path) -> Result<Vec<String>, IoError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut done = Vec::new();
+    let Ok(rd) = fs::read_dir(pki_dir) else {
+        return Ok(done);
+    };
+    for e in rd {
+        let e = e.map_err(IoError::at(pki_dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PKI_JOURNAL)
+            .and_then(|r| r.strip_suffix(".journal"))
+            .and_then(|r| r.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !run_gone(pid) {
+            continue;
+        }
+        let p = e.path();
+        let Ok(bytes) = fs::read(&p) else { continue };
+        let parts: Vec<&[u8]> = bytes.split(|b| *b == 0).collect();
+        let parts = &parts[..parts.len().saturating_sub(1)];
+        let data_journal = parts
+            .chunks_exact(2)
+            .find(|c| c[0] == c[1])
+            .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c[0])));
+        if let Some(dj) = data_journal
+            && fs::symlink_metadata(&dj).is_err()
+        {
+            fs::remove_file(&p).map_err(IoError::at(&p))?;
+            durable::sync_path(pki_dir)?;
+            done.push(format!(
+                "the interrupted install recorded in {} had completed (its data swap was final): its PKI files stay",
+                p.display()
+            ));
+        }
+    }
+    Ok(done)
+}
+
 /// Installs the archive at `archive` (see the module comment).
 pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     // The digest that vouches for the archive, and the archive's own, before
@@ -1031,6 +1093,7 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     }
     // What a killed run left is cleaned (and said) first: its PKI renames
     // and its data swap undone, its staging removed.
+    report.cleaned.extend(finish_committed_pki(&pki_dir)?);
     report
         .cleaned
         .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
@@ -1178,8 +1241,14 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     let journal = pki_dir.join(format!("{PKI_JOURNAL}{}.journal", std::process::id()));
     let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
+    // The data swap's journal, recorded as a pair (it, it) that undoing
+    // skips: while it exists the PKI renames are undone with the data swap;
+    // once it is gone (the commit point) they are final.
+    let data_journal = data_dir.join(format!(".etcdsnap-swap-{}.journal", std::process::id()));
+    let mut journaled = renames.clone();
+    journaled.push((data_journal.clone(), data_journal));
     let placed = (|| -> Result<(), InstallError> {
-        swap::write_rename_journal(&journal, &renames)?;
+        swap::write_rename_journal(&journal, &journaled)?;
         durable::sync_path(&pki_dir)?;
         // Renames in plan order; a directory is made once what stood in
         // its place (if anything) is aside.
@@ -1229,14 +1298,77 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         return Err(e);
     }
     report.pki_files = placed_plan;
-    let _ = fs::remove_file(&journal);
-    let _ = fs::remove_dir_all(&pki_staging);
-    let _ = durable::sync_path(&pki_dir);
     report.data_moved_aside = committed
         .backups
         .iter()
         .map(|b| b.display().to_string())
         .collect();
+    // The commit point: the data swap's journal goes first; a kill after it
+    // leaves a PKI journal the next run recognises as final.
     committed.finish()?;
+    let _ = fs::remove_file(&journal);
+    let _ = fs::remove_dir_all(&pki_staging);
+    let _ = durable::sync_path(&pki_dir);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{resolve_in_root, url_host};
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap().join("r");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("/a", root.join("abs")).unwrap();
+        symlink("../../../../..", root.join("a/up")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        let r = |p: &str, follow: bool| resolve_in_root(&root, std::path::Path::new(p), follow);
+        assert_eq!(r("/abs/b/c", true).unwrap(), root.join("a/b/c"));
+        assert_eq!(r("/a/up/etc", true).unwrap(), root.join("etc"));
+        assert_eq!(r("/../../x", true).unwrap(), root.join("x"));
+        assert_eq!(r("/abs", false).unwrap(), root.join("abs"));
+        assert!(
+            r("/loop1/x", true)
+                .unwrap_err()
+                .to_string()
+                .contains("symlinks")
+        );
+        assert!(
+            r("/dangling", true)
+                .unwrap_err()
+                .to_string()
+                .contains("nothing")
+        );
+        assert_eq!(r("/dangling", false).unwrap(), root.join("dangling"));
+        std::fs::write(root.join("file"), b"").unwrap();
+        assert!(
+            r("/file/x", true)
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(
+            url_host("https://10.0.0.1:2380").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            url_host("https://[fd00::2]:2379").as_deref(),
+            Some("fd00::2")
+        );
+        assert_eq!(
+            url_host("http://Node1.Example.com").as_deref(),
+            Some("node1.example.com")
+        );
+        assert_eq!(url_host("unix://u@h:1/p").as_deref(), Some("h"));
+        assert_eq!(url_host("https://:2379"), None);
+    }
 }
