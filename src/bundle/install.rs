@@ -209,6 +209,8 @@ struct Staging<'a> {
     dirs: Option<&'a StageDirs>,
     pki: Option<&'a Path>,
     manifest: Option<Manifest>,
+    /// The manifest read in the first pass.
+    expected: Option<&'a Manifest>,
     /// Bytes still allowed: the manifest's declared total of the files
     /// placed; extraction never writes more.
     budget: u64,
@@ -236,6 +238,13 @@ impl Staging<'_> {
 
 impl Sink for Staging<'_> {
     fn manifest(&mut self, m: &Manifest) -> Result<(), String> {
+        // The manifest of this read must be the one read (and vouched for)
+        // before: the total it declares is what was checked for room.
+        if self.expected.is_some_and(|x| x != m) {
+            return Err(
+                "not the manifest read before: the archive changed between its reads".into(),
+            );
+        }
         if let Some(f) = m
             .files
             .iter()
@@ -1145,6 +1154,7 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             dirs: Some(dirs),
             pki: Some(&pki_staging),
             manifest: None,
+            expected: Some(&m),
             budget: 0,
         };
         let r = (|| -> Result<super::read::Opened, InstallError> {
