@@ -208,7 +208,6 @@ fn under_root(root: Option<&Path>, p: &Path) -> PathBuf {
 struct Staging<'a> {
     dirs: Option<&'a StageDirs>,
     pki: Option<&'a Path>,
-    manifest: Option<Manifest>,
     /// The manifest read in the first pass.
     expected: Option<&'a Manifest>,
     /// Bytes still allowed: the manifest's declared total of the files
@@ -261,7 +260,6 @@ impl Sink for Staging<'_> {
             .filter(|f| self.dest(&f.path).is_some())
             .map(|f| f.size)
             .sum();
-        self.manifest = Some(m.clone());
         Ok(())
     }
     fn dir(&mut self, e: &FileEntry) -> io::Result<()> {
@@ -609,14 +607,15 @@ fn short(h: &str) -> &str {
 }
 
 /// The hostname of the image under `root` (its `/etc/hostname`), if it
-/// names one.
+/// names one (`localhost` does not).
 fn image_hostname(root: &Path) -> Option<String> {
     let p = resolve_in_root(root, Path::new("/etc/hostname"), true).ok()?;
     let f = open_regular(&p).ok()?;
     let mut s = String::new();
     f.take(4096).read_to_string(&mut s).ok()?;
     let h = s.lines().next()?.trim().to_ascii_lowercase();
-    (!h.is_empty()).then_some(h)
+    // A generic image's placeholder names no node.
+    (!h.is_empty() && short(&h) != "localhost").then_some(h)
 }
 
 /// Holds the member against the node: `--as-member` must name it; else
@@ -706,11 +705,6 @@ fn node_check(
     }
 }
 
-/// The sha256 of a file's bytes.
-fn file_sha256(p: &Path) -> Result<String, ReadError> {
-    hash_file(p)
-}
-
 /// Whether the member and the PKI files in place are exactly the
 /// archive's (every file's bytes, size, mode and owner; no file in the
 /// member dir the archive does not hold): `None` when they are, else the
@@ -797,7 +791,7 @@ fn installed_difference(
         }
     }
     for (p, want) in to_hash {
-        match file_sha256(&p) {
+        match hash_file(&p) {
             Ok(got) if got == want => {}
             Ok(_) => return Some(format!("{}: its bytes changed", p.display())),
             Err(e) => return Some(e.to_string()),
@@ -1153,7 +1147,6 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         let mut sink = Staging {
             dirs: Some(dirs),
             pki: Some(&pki_staging),
-            manifest: None,
             expected: Some(&m),
             budget: 0,
         };
