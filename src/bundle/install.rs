@@ -1,20 +1,38 @@
-//! Placing a member's archive on its node: the archive streams once, every
-//! entry checked (`archive`) while it is written into staging trees on the
-//! target file systems — the data dir's through `restore::swap::stage`, the
-//! PKI's in `<pki dir>/.etcdsnap-pki-staging-<pid>` — and the archive's
-//! sha256 held against `SHA256SUMS`. Any mismatch removes the staging and
-//! leaves the target as it was. Only when all of it checked: the data dir is
-//! swapped in (`swap::commit`: an existing member needs `force` and is moved
-//! aside; a data dir that is a mount point or a symlink stays one), existing
-//! PKI files are renamed to `<file>.etcdsnap-bak-<UTC time>` and the new ones
-//! renamed into place (keys 0600, certificates 0644, directories 0700, owned
-//! as asked); a failure there undoes the PKI renames and the data swap.
+//! Placing a member's archive on its node. Before anything is written:
+//! the archive's sha256 is computed in a first pass over its raw bytes and
+//! held against the digest that vouches for it (`SHA256SUMS` beside it, or
+//! `--sha256`), so an archive nobody vouched for is never inflated onto a
+//! disk; its manifest is read and checked; the member is held against the
+//! node (its URLs against the node's addresses and hostname); an install
+//! already done from the same archive, unchanged since, is recognised and
+//! left alone; and the file systems must have room for what the manifest
+//! declares. Under `--root`, every path is resolved inside the root as
+//! `chroot` would (an absolute symlink restarts at the root, `..` stops at
+//! it), so nothing lands outside it.
+//!
+//! Then the archive streams once more, every entry checked (`archive`)
+//! while it is written into staging trees on the target file systems — the
+//! data dir's through `restore::swap::stage`, the PKI's in
+//! `<pki dir>/.etcdsnap-pki-staging-<pid>` — never more bytes than the
+//! manifest declares, and its sha256 held against the vouched digest again.
+//! Any mismatch removes the staging and leaves the target as it was. Only
+//! when all of it checked: the data dir is swapped in (`swap::commit`: an
+//! existing member needs `force` and is moved aside; a data dir that is a
+//! mount point or a symlink stays one), existing PKI files are renamed to
+//! `<file>.etcdsnap-bak-<UTC time>` and the new ones renamed into place
+//! (keys 0600, certificates 0644, the bundle's directories 0700, owned as
+//! asked); a failure there undoes the PKI renames and the data swap.
+//! Missing parents (`/etc`, `/var/lib`, the PKI dir) are made 0755; only the
+//! data dir and member dir are 0700, as etcd wants them.
 //!
 //! The PKI renames are journaled (`<pki dir>/.etcdsnap-pki-swap-<pid>.journal`)
 //! like the data swap, and the data swap's journal stays until the PKI files
-//! are in: a kill at any moment is undone by the next run — old data dir and
-//! old PKI files back — except in the instant between removing the PKI
-//! journal and the data journal, after which both are new.
+//! are in; its removal is the commit point. A kill before it is undone by
+//! the next run — old data dir and old PKI files back; a kill after it
+//! leaves a PKI journal that records the (now gone) data journal, which the
+//! next run recognises as final — new data dir and new PKI files. Every temporary
+//! name carries `.etcdsnap-` and the pid, so what a killed run left is
+//! recognised and cleaned by the next.
 
 use std::fs;
 use std::io::{self, BufWriter, Read};
@@ -24,7 +42,9 @@ use serde::Serialize;
 
 use super::archive::Sink;
 use super::manifest::{FileEntry, Kind, Manifest};
-use super::read::{Key, ReadError, listed_sum, open_and_check};
+use super::read::{
+    Key, ReadError, hash_file, open_and_check, open_regular, read_manifest, read_sums,
+};
 use crate::restore::durable::{self, IoError};
 use crate::restore::membership::Cluster;
 use crate::restore::swap::{self, StageDirs, SwapError};
@@ -46,6 +66,13 @@ pub struct Options {
     pub key: Key,
     pub force: bool,
     pub dry_run: bool,
+    /// The archive's sha256 as given on the command line (`--sha256`): it
+    /// vouches for the archive when no `SHA256SUMS` is beside it.
+    pub sha256: Option<String>,
+    /// `--as-member NAME`: the member this node is meant to be (refused
+    /// when the archive is another member's; confirms a member whose URLs
+    /// do not name this node).
+    pub as_member: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,16 +84,53 @@ pub enum InstallError {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(
-        "{}: sha256 {got}, but SHA256SUMS lists {want}: the archive changed since it was bundled",
+        "{}: sha256 {got}, but {by} {want}: the archive is not the one that was bundled",
         .path.display()
     )]
     SumMismatch {
         path: PathBuf,
         got: String,
         want: String,
+        /// Who vouched: "SHA256SUMS lists" or "--sha256 gives".
+        by: &'static str,
     },
     #[error("{}: manifest.json is inconsistent: {why}", .path.display())]
     Inconsistent { path: PathBuf, why: String },
+    #[error(
+        "{}: missing: nothing vouches for the archive; give its sha256 with --sha256 DIGEST",
+        .0.display()
+    )]
+    NoSums(PathBuf),
+    #[error("{err} (it is not this archive's install as it was: {why})")]
+    NotAsInstalled { err: SwapError, why: String },
+    #[error("--sha256 {0:?}: not 64 hex digits")]
+    BadDigest(String),
+    #[error(
+        "{}: lists {listed} for the archive, but --sha256 gives {given}",
+        .path.display()
+    )]
+    SumsConflict {
+        path: PathBuf,
+        listed: String,
+        given: String,
+    },
+    #[error("the archive is member {member}'s, not {given}'s (--as-member {given})")]
+    AsMember { member: String, given: String },
+    #[error(
+        "the archive is member {member}'s, whose URLs ({urls}) name neither this node's addresses nor its hostname ({node}); if this node is {member}, say so with --as-member {member}"
+    )]
+    NotThisNode {
+        member: String,
+        urls: String,
+        node: String,
+    },
+    #[error(
+        "{}: the archive declares {need} bytes to write on this file system, which has {free} free",
+        .path.display()
+    )]
+    NoSpace { path: PathBuf, need: u64, free: u64 },
+    #[error("{}: {why}", .path.display())]
+    InRoot { path: PathBuf, why: String },
 }
 
 impl InstallError {
@@ -75,7 +139,11 @@ impl InstallError {
     pub fn is_check_failure(&self) -> bool {
         match self {
             InstallError::Read(e) => e.is_check_failure(),
-            InstallError::SumMismatch { .. } | InstallError::Inconsistent { .. } => true,
+            InstallError::SumMismatch { .. }
+            | InstallError::Inconsistent { .. }
+            | InstallError::SumsConflict { .. }
+            | InstallError::AsMember { .. }
+            | InstallError::NotThisNode { .. } => true,
             _ => false,
         }
     }
@@ -118,6 +186,15 @@ pub struct Report {
     /// What was cleaned up after an interrupted run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cleaned: Vec<String>,
+    /// Where the archive's sha256 came from: `SHA256SUMS` or `--sha256`.
+    pub vouched_by: String,
+    /// How the member was matched to this node.
+    pub node: String,
+    /// The member and PKI files in place are exactly this archive's,
+    /// unchanged since: nothing was (or would be) written.
+    pub already_installed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn under_root(root: Option<&Path>, p: &Path) -> PathBuf {
@@ -131,7 +208,11 @@ fn under_root(root: Option<&Path>, p: &Path) -> PathBuf {
 struct Staging<'a> {
     dirs: Option<&'a StageDirs>,
     pki: Option<&'a Path>,
-    manifest: Option<Manifest>,
+    /// The manifest read in the first pass.
+    expected: Option<&'a Manifest>,
+    /// Bytes still allowed: the manifest's declared total of the files
+    /// placed; extraction never writes more.
+    budget: u64,
 }
 
 impl Staging<'_> {
@@ -156,6 +237,13 @@ impl Staging<'_> {
 
 impl Sink for Staging<'_> {
     fn manifest(&mut self, m: &Manifest) -> Result<(), String> {
+        // The manifest of this read must be the one read (and vouched for)
+        // before: the total it declares is what was checked for room.
+        if self.expected.is_some_and(|x| x != m) {
+            return Err(
+                "not the manifest read before: the archive changed between its reads".into(),
+            );
+        }
         if let Some(f) = m
             .files
             .iter()
@@ -166,7 +254,12 @@ impl Sink for Staging<'_> {
                 f.path
             ));
         }
-        self.manifest = Some(m.clone());
+        self.budget = m
+            .files
+            .iter()
+            .filter(|f| self.dest(&f.path).is_some())
+            .map(|f| f.size)
+            .sum();
         Ok(())
     }
     fn dir(&mut self, e: &FileEntry) -> io::Result<()> {
@@ -180,8 +273,14 @@ impl Sink for Staging<'_> {
             return io::copy(data, &mut io::sink()).map(|_| ());
         };
         let f = durable::create_0600(&d).map_err(|e| io::Error::other(e.to_string()))?;
+        if e.size > self.budget {
+            return Err(io::Error::other(
+                "more bytes than manifest.json declares in all",
+            ));
+        }
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        io::copy(data, &mut w)?;
+        let n = io::copy(&mut data.take(e.size), &mut w)?;
+        self.budget -= n;
         w.into_inner().map_err(|e| e.into_error())?;
         durable::set_mode(&d, e.mode).map_err(|e| io::Error::other(e.to_string()))
     }
@@ -247,16 +346,29 @@ fn flags_for(
 }
 
 /// The planned PKI placements: destination and whether a file is there.
-fn pki_plan(m: &Manifest, pki_dir: &Path) -> Vec<(FileEntry, PathBuf, bool)> {
-    m.files
-        .iter()
-        .filter_map(|f| {
-            let rest = f.path.strip_prefix("pki/")?;
-            let dest = pki_dir.join(rest);
-            let exists = fs::symlink_metadata(&dest).is_ok();
-            Some((f.clone(), dest, exists))
-        })
-        .collect()
+/// Under `root`, each destination is resolved inside it (a directory
+/// followed, a file's last component left as it is).
+fn pki_plan(
+    m: &Manifest,
+    pki_dir: &Path,
+    root: Option<&Path>,
+) -> Result<Vec<(FileEntry, PathBuf, bool)>, InstallError> {
+    let mut v = Vec::new();
+    for f in &m.files {
+        let Some(rest) = f.path.strip_prefix("pki/") else {
+            continue;
+        };
+        let dest = match root {
+            Some(r) => {
+                let inside = pki_dir.strip_prefix(r).unwrap_or(pki_dir).join(rest);
+                resolve_in_root(r, &inside, f.kind == Kind::Dir)?
+            }
+            None => pki_dir.join(rest),
+        };
+        let exists = fs::symlink_metadata(&dest).is_ok();
+        v.push((f.clone(), dest, exists));
+    }
+    Ok(v)
 }
 
 /// `<path>.etcdsnap-bak-<stamp>`, `-2`, `-3`… if taken.
@@ -271,14 +383,606 @@ fn backup_name(p: &Path, stamp: &str) -> PathBuf {
     b
 }
 
+/// The root made absolute with its symlinks resolved (on the host: the
+/// root is the caller's choice); a root that does not exist yet is its
+/// nearest existing ancestor, resolved, with the rest appended (made when
+/// the parents are).
+fn canonical_root(r: &Path) -> Result<PathBuf, IoError> {
+    let abs = std::path::absolute(r).map_err(IoError::at(r))?;
+    let mut rest = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        match fs::canonicalize(cur) {
+            Ok(c) => {
+                let mut out = c;
+                out.extend(rest.iter().rev());
+                return Ok(out);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (cur.parent(), cur.file_name()) else {
+                    return Err(IoError::at(r)(e));
+                };
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            Err(e) => return Err(IoError::at(cur)(e)),
+        }
+    }
+}
+
+/// Most symlinks followed while resolving one path (as Linux's ELOOP).
+const MAX_LINKS: usize = 40;
+
+/// Resolves `p` inside `root` as the kernel would after `chroot(root)`:
+/// every symlink met is followed with an absolute target restarting at the
+/// root and `..` never rising above it. The last component is followed
+/// only when `follow_last` (a directory we write into); otherwise it is
+/// left as it is (a file renamed aside if it is a link). Returns a host
+/// path below `root` (which must be canonical). A dangling link where a
+/// directory is wanted is refused, as is a file where a directory is.
+pub fn resolve_in_root(root: &Path, p: &Path, follow_last: bool) -> Result<PathBuf, InstallError> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    let err = |why: String| InstallError::InRoot {
+        path: under_root(Some(root), p),
+        why,
+    };
+    let parts = |q: &Path| -> Vec<OsString> {
+        q.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo: VecDeque<OsString> = parts(p).into();
+    let mut stack: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    let mut followed_last = false;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            stack.pop();
+            continue;
+        }
+        let last = todo.is_empty();
+        let mut cand = root.to_path_buf();
+        cand.extend(&stack);
+        cand.push(&c);
+        match fs::symlink_metadata(&cand) {
+            Ok(m) if m.file_type().is_symlink() && (!last || follow_last) => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(err(format!(
+                        "more than {MAX_LINKS} symlinks (a loop?) resolving it inside {}",
+                        root.display()
+                    )));
+                }
+                let t = fs::read_link(&cand).map_err(IoError::at(&cand))?;
+                if t.is_absolute() {
+                    stack.clear();
+                }
+                for x in parts(&t).into_iter().rev() {
+                    todo.push_front(x);
+                }
+                followed_last = last;
+            }
+            Ok(m) if !last && !m.is_dir() => {
+                return Err(err(format!("{} is not a directory", cand.display())));
+            }
+            Ok(_) => stack.push(c),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => stack.push(c),
+            Err(e) => return Err(IoError::at(&cand)(e).into()),
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(&stack);
+    if followed_last && fs::symlink_metadata(&out).is_err() {
+        return Err(err(format!(
+            "a symlink to nothing (resolved inside the root: {})",
+            out.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// The sha256 that vouches for `archive`, and who gave it: `--sha256`
+/// when given (a `SHA256SUMS` beside the archive must then agree, if it
+/// lists it), else `SHA256SUMS`.
+fn vouched_sum(
+    archive: &Path,
+    given: Option<&str>,
+) -> Result<(String, &'static str), InstallError> {
+    let dir = archive.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sums_path = dir.join(super::SUMS_NAME);
+    let Some(given) = given else {
+        if fs::symlink_metadata(&sums_path).is_err() {
+            return Err(InstallError::NoSums(sums_path));
+        }
+        let want = read_sums(dir)?
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s)
+            .ok_or_else(|| ReadError::Sums {
+                path: sums_path.clone(),
+                why: format!(
+                    "does not list {name}: refusing an archive it does not vouch for (or give its sha256 with --sha256)"
+                ),
+            })?;
+        return Ok((want, "SHA256SUMS lists"));
+    };
+    let g = given.trim().to_ascii_lowercase();
+    if g.len() != 64 || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InstallError::BadDigest(given.to_string()));
+    }
+    if fs::symlink_metadata(&sums_path).is_ok() {
+        let listed = read_sums(dir)?.into_iter().find(|(n, _)| *n == name);
+        if let Some((_, listed)) = listed
+            && listed != g
+        {
+            return Err(InstallError::SumsConflict {
+                path: sums_path,
+                listed,
+                given: g,
+            });
+        }
+    }
+    Ok((g, "--sha256 gives"))
+}
+
+/// The host part of a URL (`scheme://host:port/…`), lowercase, without
+/// the brackets of an IPv6 literal.
+fn url_host(u: &str) -> Option<String> {
+    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.rsplit_once(':').map_or(rest, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// This machine's hostname.
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let h = String::from_utf8_lossy(&buf[..end])
+        .trim()
+        .to_ascii_lowercase();
+    (!h.is_empty()).then_some(h)
+}
+
+/// The addresses of this machine's interfaces.
+fn local_addrs() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                            u32::from_be(sin.sin_addr.s_addr),
+                        )));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        out.push(std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                            sin6.sin6_addr.s6_addr,
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// The first label of a host name (`node1` of `node1.example.com`).
+fn short(h: &str) -> &str {
+    h.split('.').next().unwrap_or(h)
+}
+
+/// The hostname of the image under `root` (its `/etc/hostname`), if it
+/// names one (`localhost` does not).
+fn image_hostname(root: &Path) -> Option<String> {
+    let p = resolve_in_root(root, Path::new("/etc/hostname"), true).ok()?;
+    let f = open_regular(&p).ok()?;
+    let mut s = String::new();
+    f.take(4096).read_to_string(&mut s).ok()?;
+    let h = s.lines().next()?.trim().to_ascii_lowercase();
+    // A generic image's placeholder names no node.
+    (!h.is_empty() && short(&h) != "localhost").then_some(h)
+}
+
+/// Holds the member against the node: `--as-member` must name it; else
+/// one of its peer or client URLs must name one of the node's addresses or
+/// its hostname, or its name must be the hostname (kubeadm names members
+/// after their node). Under `--root` the node is the image: its
+/// `/etc/hostname`, and no addresses. Returns how it matched and warnings.
+fn node_check(
+    m: &Manifest,
+    opts: &Options,
+    root: Option<&Path>,
+) -> Result<(String, Vec<String>), InstallError> {
+    let member = &m.member.name;
+    if let Some(given) = &opts.as_member
+        && given != member
+    {
+        return Err(InstallError::AsMember {
+            member: member.clone(),
+            given: given.clone(),
+        });
+    }
+    let (host, addrs) = match root {
+        Some(r) => (image_hostname(r), Vec::new()),
+        None => (hostname(), local_addrs()),
+    };
+    let urls: Vec<&String> = m
+        .member
+        .peer_urls
+        .iter()
+        .chain(&m.member.client_urls)
+        .collect();
+    let mut matched: Option<String> = None;
+    for u in &urls {
+        let Some(h) = url_host(u) else { continue };
+        if h == "localhost" && root.is_none() {
+            matched = Some(format!("{u} names this node (localhost)"));
+            break;
+        }
+        if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+            if addrs.contains(&ip) {
+                matched = Some(format!("{u} is an address of this node"));
+                break;
+            }
+        } else if let Some(hn) = &host
+            && (h == *hn || short(&h) == short(hn))
+        {
+            matched = Some(format!("{u} names this node's hostname {hn}"));
+            break;
+        }
+    }
+    if matched.is_none()
+        && let Some(hn) = &host
+        && short(&member.to_ascii_lowercase()) == short(hn)
+    {
+        matched = Some(format!("the member's name is this node's hostname {hn}"));
+    }
+    let shown_urls = urls
+        .iter()
+        .map(|u| u.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unknown = root.is_some() && host.is_none();
+    match (matched, &opts.as_member) {
+        (Some(how), _) => Ok((how, Vec::new())),
+        (None, Some(_)) if unknown => Ok((format!("{member}, as --as-member says"), Vec::new())),
+        (None, Some(_)) => Ok((
+            format!("{member}, as --as-member says"),
+            vec![format!(
+                "member {member}'s URLs ({shown_urls}) name neither this node's addresses nor its hostname; installing it as --as-member says"
+            )],
+        )),
+        (None, None) if unknown => Ok((
+            "not checked".into(),
+            vec![format!(
+                "the image under --root has no /etc/hostname and its addresses are unknown: whether it is member {member}'s node was not checked (give --as-member {member} to say it is)"
+            )],
+        )),
+        (None, None) => {
+            let mut node: Vec<String> = host.iter().cloned().collect();
+            node.extend(addrs.iter().map(|a| a.to_string()));
+            Err(InstallError::NotThisNode {
+                member: member.clone(),
+                urls: shown_urls,
+                node: node.join(", "),
+            })
+        }
+    }
+}
+
+/// Whether the member and the PKI files in place are exactly the
+/// archive's (every file's bytes, size, mode and owner; no file in the
+/// member dir the archive does not hold): `None` when they are, else the
+/// first difference. Metadata is compared before any file is hashed.
+fn installed_difference(
+    m: &Manifest,
+    data_dir: &Path,
+    plan: &[(FileEntry, PathBuf, bool)],
+    owner: (u32, u32),
+) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut wanted: Vec<(&FileEntry, PathBuf, bool)> = Vec::new();
+    for f in m.files.iter().filter(|f| f.path.starts_with("data/member")) {
+        let rel = f.path.strip_prefix("data/").unwrap_or(&f.path);
+        wanted.push((f, data_dir.join(rel), true));
+    }
+    for (f, dest, _) in plan {
+        wanted.push((f, dest.clone(), false));
+    }
+    let mut to_hash = Vec::new();
+    for (f, dest, strict_dir) in &wanted {
+        let Ok(meta) = fs::symlink_metadata(dest) else {
+            return Some(format!("{} is missing", dest.display()));
+        };
+        let same_kind = match f.kind {
+            Kind::File => meta.is_file(),
+            Kind::Dir => meta.is_dir(),
+        };
+        if !same_kind {
+            return Some(format!("{} is not a {}", dest.display(), kind_word(f.kind)));
+        }
+        // A PKI directory that was there before keeps its own mode and owner.
+        if f.kind == Kind::Dir && !strict_dir {
+            continue;
+        }
+        if meta.mode() & 0o7777 != f.mode {
+            return Some(format!(
+                "{} has mode {:o}, not {:o}",
+                dest.display(),
+                meta.mode() & 0o7777,
+                f.mode
+            ));
+        }
+        if (meta.uid(), meta.gid()) != owner {
+            return Some(format!(
+                "{} is owned by {}:{}, not {}:{}",
+                dest.display(),
+                meta.uid(),
+                meta.gid(),
+                owner.0,
+                owner.1
+            ));
+        }
+        if f.kind == Kind::File {
+            if meta.len() != f.size {
+                return Some(format!(
+                    "{} holds {} bytes, not {}",
+                    dest.display(),
+                    meta.len(),
+                    f.size
+                ));
+            }
+            to_hash.push((dest.clone(), f.sha256.clone().unwrap_or_default()));
+        }
+    }
+    // Nothing in the member dir the archive does not hold (etcd, once
+    // started, adds WAL segments and snapshots).
+    let member = data_dir.join("member");
+    let listed: std::collections::HashSet<PathBuf> =
+        wanted.iter().filter(|w| w.2).map(|w| w.1.clone()).collect();
+    let mut dirs = vec![member];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = fs::read_dir(&d) else {
+            return Some(format!("{} cannot be listed", d.display()));
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if !listed.contains(&p) {
+                return Some(format!("{} is not the archive's", p.display()));
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(p);
+            }
+        }
+    }
+    for (p, want) in to_hash {
+        match hash_file(&p) {
+            Ok(got) if got == want => {}
+            Ok(_) => return Some(format!("{}: its bytes changed", p.display())),
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+    None
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::File => "file",
+        Kind::Dir => "directory",
+    }
+}
+
+/// Free bytes (for an unprivileged user; root may use a little more) on
+/// the file system holding `p` or its nearest existing ancestor, and that
+/// file system's device.
+fn free_space(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let mut cur = Some(p);
+    while let Some(c) = cur {
+        if let Ok(meta) = fs::metadata(c) {
+            let cs = std::ffi::CString::new(c.as_os_str().as_bytes()).ok()?;
+            // SAFETY: statvfs fills the zeroed struct we pass; cs is a valid C string.
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            if unsafe { libc::statvfs(cs.as_ptr(), &mut st) } != 0 {
+                return None;
+            }
+            #[allow(clippy::unnecessary_cast)]
+            let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+            return Some((free, meta.dev()));
+        }
+        cur = c.parent();
+    }
+    None
+}
+
+/// Refuses before writing when a file system cannot hold what the
+/// manifest declares for it (the data files, the PKI files).
+fn check_room(m: &Manifest, data_dir: &Path, pki_dir: &Path) -> Result<(), InstallError> {
+    let total = |prefix: &str| -> u64 {
+        m.files
+            .iter()
+            .filter(|f| f.path.starts_with(prefix))
+            .map(|f| f.size)
+            .sum()
+    };
+    let (data_need, pki_need) = (total("data/member"), total("pki/"));
+    let (Some((data_free, data_dev)), Some((pki_free, pki_dev))) =
+        (free_space(data_dir), free_space(pki_dir))
+    else {
+        return Ok(());
+    };
+    let mut checks = vec![(data_dir, data_need, data_free)];
+    if data_dev == pki_dev {
+        checks[0].1 += pki_need;
+    } else {
+        checks.push((pki_dir, pki_need, pki_free));
+    }
+    for (path, need, free) in checks {
+        if need > free {
+            return Err(InstallError::NoSpace {
+                path: path.to_path_buf(),
+                need,
+                free,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates `p`'s missing ancestors (and `p` itself when `with_self`) as
+/// 0755 directories — `/etc`, `/var/lib`, the PKI dir: made for everyone to
+/// traverse, as a system's are — returning those made, outermost first.
+fn make_parents(p: &Path, with_self: bool) -> Result<Vec<PathBuf>, IoError> {
+    let mut missing = Vec::new();
+    let mut cur = if with_self { Some(p) } else { p.parent() };
+    while let Some(c) = cur {
+        if c.as_os_str().is_empty() || fs::symlink_metadata(c).is_ok() {
+            break;
+        }
+        missing.push(c.to_path_buf());
+        cur = c.parent();
+    }
+    missing.reverse();
+    let mut made = Vec::new();
+    for d in missing {
+        let r = fs::create_dir(&d)
+            .map_err(IoError::at(&d))
+            .and_then(|()| durable::set_mode(&d, 0o755));
+        match r {
+            Ok(()) => made.push(d),
+            Err(e) if e.err.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => {
+                swap::remove_created_dirs(&made);
+                return Err(e);
+            }
+        }
+    }
+    for d in &made {
+        durable::sync_path(durable::parent_of(d))?;
+    }
+    Ok(made)
+}
+
+/// Whether the run of `pid` is gone (its pid free, or taken by another
+/// program), or is this one.
+fn run_gone(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => !comm.trim().starts_with("etcdsnap"),
+        Err(_) => true,
+    }
+}
+
+/// PKI journals of runs that are gone whose data swap was final are removed
+/// without undoing anything: their PKI files are the ones that go with the
+/// member in place. An install writes its PKI journal only while its data
+/// swap's journal (`<data dir>/.etcdsnap-swap-<pid>.journal`, the same pid)
+/// exists, and removes that data journal first (the commit point): a PKI
+/// journal whose run is gone and whose data journal is gone was killed after
+/// the commit point. Others are left for undoing.
+fn finish_committed_pki(pki_dir: &Path, data_dir: &Path) -> Result<Vec<String>, IoError> {
+    let mut done = Vec::new();
+    let Ok(rd) = fs::read_dir(pki_dir) else {
+        return Ok(done);
+    };
+    for e in rd {
+        let e = e.map_err(IoError::at(pki_dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PKI_JOURNAL)
+            .and_then(|r| r.strip_suffix(".journal"))
+            .and_then(|r| r.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !run_gone(pid) {
+            continue;
+        }
+        let data_journal = data_dir.join(format!(".etcdsnap-swap-{pid}.journal"));
+        if fs::symlink_metadata(&data_journal).is_err() {
+            let p = e.path();
+            fs::remove_file(&p).map_err(IoError::at(&p))?;
+            durable::sync_path(pki_dir)?;
+            done.push(format!(
+                "the interrupted install recorded in {} had completed (its data swap was final): its PKI files stay",
+                p.display()
+            ));
+        }
+    }
+    Ok(done)
+}
+
 /// Installs the archive at `archive` (see the module comment).
 pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
-    let want = listed_sum(archive)?;
-    let root = opts.root.as_deref();
-    let data_dir = std::path::absolute(under_root(root, &opts.data_dir))
-        .map_err(IoError::at(&opts.data_dir))?;
-    let pki_dir =
-        std::path::absolute(under_root(root, &opts.pki_dir)).map_err(IoError::at(&opts.pki_dir))?;
+    // The digest that vouches for the archive, and the archive's own, before
+    // a byte of it is inflated.
+    let (want, vouched_by) = vouched_sum(archive, opts.sha256.as_deref())?;
+    let got = hash_file(archive)?;
+    if got != want {
+        return Err(InstallError::SumMismatch {
+            path: archive.to_path_buf(),
+            got,
+            want,
+            by: vouched_by,
+        });
+    }
+    let (m, encrypted) = read_manifest(archive, &opts.key)?;
+    let root = match &opts.root {
+        Some(r) => Some(canonical_root(r)?),
+        None => None,
+    };
+    let root = root.as_deref();
+    let (data_dir, pki_dir) = match root {
+        Some(r) => (
+            resolve_in_root(r, &opts.data_dir, true)?,
+            resolve_in_root(r, &opts.pki_dir, true)?,
+        ),
+        None => (
+            std::path::absolute(&opts.data_dir).map_err(IoError::at(&opts.data_dir))?,
+            std::path::absolute(&opts.pki_dir).map_err(IoError::at(&opts.pki_dir))?,
+        ),
+    };
+    let flags = flags_for(archive, &m, &data_dir, &pki_dir)?;
+    let (node, warnings) = node_check(&m, opts, root)?;
+    let plan = pki_plan(&m, &pki_dir, root)?;
     let target = swap::Target {
         data_dir: data_dir.clone(),
         wal_dir: None,
@@ -286,43 +990,94 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     let mut report = Report {
         archive: archive.display().to_string(),
         dry_run: opts.dry_run,
-        member: String::new(),
-        member_id: String::new(),
-        cluster_id: String::new(),
-        revision: 0,
-        sha256: String::new(),
-        encrypted: false,
+        member: m.member.name.clone(),
+        member_id: m.member.id.clone(),
+        cluster_id: m.cluster_id.clone(),
+        revision: m.restore.db_revision,
+        sha256: got.clone(),
+        encrypted,
         checks_passed: false,
         data_dir: data_dir.display().to_string(),
         pki_dir: pki_dir.display().to_string(),
         data_moved_aside: Vec::new(),
         refusal: None,
         pki_files: Vec::new(),
-        flags: Vec::new(),
+        flags: flags.clone(),
         cleaned: Vec::new(),
+        vouched_by: if vouched_by.starts_with("SHA256SUMS") {
+            "SHA256SUMS".into()
+        } else {
+            "--sha256".into()
+        },
+        node,
+        already_installed: false,
+        warnings,
     };
-    let fill = |report: &mut Report, m: &Manifest, sha: &str, enc: bool| {
-        report.member = m.member.name.clone();
-        report.member_id = m.member.id.clone();
-        report.cluster_id = m.cluster_id.clone();
-        report.revision = m.restore.db_revision;
-        report.sha256 = sha.to_string();
-        report.encrypted = enc;
+    let owner = opts.owner.unwrap_or(owner_of(&m));
+    let planned = |plan: &[(FileEntry, PathBuf, bool)], aside: bool| -> Vec<Placed> {
+        plan.iter()
+            .map(|(f, dest, exists)| Placed {
+                path: f.path.clone(),
+                dest: dest.display().to_string(),
+                moved_aside: (aside && *exists && !(f.kind == Kind::Dir && dest.is_dir()))
+                    .then(|| format!("{}.etcdsnap-bak-<UTC time>", dest.display())),
+            })
+            .collect()
     };
+    // The same archive installed before and nothing changed since: done.
+    // Judged only on a settled target: a journal left by a killed run means
+    // what is in place may yet be undone (a real run cleans first, below).
+    let settled = |dir: &Path, prefix: &str| {
+        fs::read_dir(dir).map_or(true, |rd| {
+            !rd.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    // `Ok`: already installed; `Err(why not)` when a member is there.
+    let already =
+        |report: &mut Report, plan: &[(FileEntry, PathBuf, bool)]| -> Result<(), Option<String>> {
+            if fs::symlink_metadata(data_dir.join("member")).is_err() {
+                return Err(None);
+            }
+            if !settled(&data_dir, ".etcdsnap-swap-") || !settled(&pki_dir, PKI_JOURNAL) {
+                return Err(Some("an interrupted install's journal is there".into()));
+            }
+            let diff = installed_difference(&m, &data_dir, plan, owner);
+            if diff.is_none() {
+                report.already_installed = true;
+                report.pki_files = planned(plan, false);
+                // Its entries were checked when it was installed, and its bytes
+                // are the vouched ones.
+                report.checks_passed = true;
+            }
+            match diff {
+                None => Ok(()),
+                Some(d) => Err(Some(d)),
+            }
+        };
     if opts.dry_run {
+        let why_not = match already(&mut report, &plan) {
+            Ok(()) => return Ok(report),
+            Err(w) => w,
+        };
         let opened = open_and_check(archive, &opts.key, &mut super::archive::Discard)?;
         if opened.sha256 != want {
             return Err(InstallError::SumMismatch {
                 path: archive.to_path_buf(),
                 got: opened.sha256,
                 want,
+                by: vouched_by,
             });
         }
-        let m = &opened.manifest;
-        fill(&mut report, m, &opened.sha256, opened.encrypted);
-        report.flags = flags_for(archive, m, &data_dir, &pki_dir)?;
         report.checks_passed = true;
         if let Err(e) = swap::check(&target, opts.force) {
+            report.refusal = Some(match (&e, why_not) {
+                (SwapError::NotEmpty(_), Some(w)) => {
+                    format!("{e} (it is not this archive's install as it was: {w})")
+                }
+                _ => e.to_string(),
+            });
+        } else if let Err(e) = check_room(&m, &data_dir, &pki_dir) {
             report.refusal = Some(e.to_string());
         } else if data_dir.join("member").exists() {
             report.data_moved_aside = vec![format!(
@@ -330,33 +1085,54 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
                 data_dir.join("member").display()
             )];
         }
-        report.pki_files = pki_plan(m, &pki_dir)
-            .into_iter()
-            .map(|(f, dest, exists)| Placed {
-                path: f.path,
-                dest: dest.display().to_string(),
-                moved_aside: exists.then(|| format!("{}.etcdsnap-bak-<UTC time>", dest.display())),
-            })
-            .collect();
+        report.pki_files = planned(&plan, true);
         return Ok(report);
     }
     // What a killed run left is cleaned (and said): first its staging that
-    // no journal names; then, only once the run's own checks pass (a
-    // journal is acted on only by a run allowed to replace the member), its
-    // PKI renames undone and that staging removed. Its data swap is undone
-    // by `swap::commit`.
+    // no journal names, and the PKI journal of an install killed after its
+    // commit point (finished: the new files are kept, nothing is deleted).
+    // An interrupted run's PKI renames are undone only once this run's own
+    // checks pass (a journal is acted on only by a run allowed to replace
+    // the member); its data swap is undone by `swap::commit`.
+    report.cleaned.extend(finish_committed_pki(&pki_dir, &data_dir)?);
     report.cleaned.extend(swap::clean_stale(&target)?);
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
-    let checked = swap::check(&target, opts.force)?;
+    let why_not = {
+        let plan = pki_plan(&m, &pki_dir, root)?;
+        match already(&mut report, &plan) {
+            Ok(()) => return Ok(report),
+            Err(w) => w,
+        }
+    };
+    let checked = match swap::check(&target, opts.force) {
+        Ok(c) => c,
+        Err(e @ SwapError::NotEmpty(_)) if why_not.is_some() => {
+            return Err(InstallError::NotAsInstalled {
+                err: e,
+                why: why_not.unwrap_or_default(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     report
         .cleaned
         .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
-    let created_pki = swap::create_dirs_0700(&pki_dir)?;
+    check_room(&m, &data_dir, &pki_dir)?;
+    // Missing parents as a system has them (0755); the data dir itself is
+    // made 0700 by the swap.
+    let mut created_pki = make_parents(&data_dir, false)?;
+    match make_parents(&pki_dir, true) {
+        Ok(made) => created_pki.extend(made),
+        Err(e) => {
+            swap::remove_created_dirs(&created_pki);
+            return Err(e.into());
+        }
+    }
     let pki_staging = pki_dir.join(format!("{PKI_STAGING}{}", std::process::id()));
     let cleanup_pki = |created: &[PathBuf]| {
         let _ = fs::remove_dir_all(&pki_staging);
@@ -372,7 +1148,8 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         let mut sink = Staging {
             dirs: Some(dirs),
             pki: Some(&pki_staging),
-            manifest: None,
+            expected: Some(&m),
+            budget: 0,
         };
         let r = (|| -> Result<super::read::Opened, InstallError> {
             let opened = open_and_check(archive, &opts.key, &mut sink)?;
@@ -381,9 +1158,15 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
                     path: archive.to_path_buf(),
                     got: opened.sha256,
                     want: want.clone(),
+                    by: vouched_by,
                 });
             }
-            let owner = opts.owner.unwrap_or(owner_of(&opened.manifest));
+            if opened.manifest != m {
+                return Err(InstallError::Inconsistent {
+                    path: archive.to_path_buf(),
+                    why: "changed between its two reads".into(),
+                });
+            }
             durable::chown_tree(&dirs.member, owner.0, owner.1)?;
             durable::chown_tree(&pki_staging, owner.0, owner.1)?;
             #[cfg(unix)]
@@ -412,20 +1195,7 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         }
         (Ok(_), None) => unreachable!("stage runs the writer"),
     };
-    let (staged, opened) = staged;
-    let m = &opened.manifest;
-    fill(&mut report, m, &opened.sha256, opened.encrypted);
-    let flags = match flags_for(archive, m, &data_dir, &pki_dir) {
-        Ok(f) => f,
-        Err(e) => {
-            // Nothing swapped yet: commit then roll back removes the staging.
-            if let Ok(c) = swap::commit(staged) {
-                c.rollback();
-            }
-            cleanup_pki(&created_pki);
-            return Err(e);
-        }
-    };
+    let (staged, _opened) = staged;
     report.checks_passed = true;
     let committed = match swap::commit(staged) {
         Ok(c) => {
@@ -440,12 +1210,20 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     // The PKI files: old ones aside, new ones in — planned and journaled
     // first, so a failure here, or a kill (undone by the next run, which also
     // undoes the data swap), puts every old file back.
-    let owner = opts.owner.unwrap_or(owner_of(m));
     let stamp = durable::utc_stamp();
     let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut mkdirs: Vec<PathBuf> = Vec::new();
     let mut placed_plan = Vec::new();
-    for (f, dest, exists) in pki_plan(m, &pki_dir) {
+    // Planned again: the cleaning above may have put old files back.
+    let plan = match pki_plan(&m, &pki_dir, root) {
+        Ok(p) => p,
+        Err(e) => {
+            committed.rollback();
+            cleanup_pki(&created_pki);
+            return Err(e);
+        }
+    };
+    for (f, dest, exists) in plan {
         let rel = f.path.strip_prefix("pki/").unwrap_or(&f.path).to_string();
         let is_dir = f.kind == Kind::Dir;
         let mut aside = None;
@@ -470,6 +1248,9 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     let journal = pki_dir.join(format!("{PKI_JOURNAL}{}.journal", std::process::id()));
     let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
+    // Written while the data swap's journal (same pid) exists: while it
+    // exists the PKI renames are undone with the data swap; once it is gone
+    // (the commit point) they are final (`finish_committed_pki`).
     let placed = (|| -> Result<(), InstallError> {
         swap::write_rename_journal(&journal, &renames)?;
         durable::sync_path(&pki_dir)?;
@@ -494,6 +1275,9 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         for d in &mkdirs {
             if !d.exists() {
                 durable::mkdir_0700(d)?;
+                #[cfg(unix)]
+                std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1))
+                    .map_err(IoError::at(d))?;
                 made_dirs.push(d.clone());
             }
         }
@@ -518,15 +1302,77 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         return Err(e);
     }
     report.pki_files = placed_plan;
-    let _ = fs::remove_file(&journal);
-    let _ = fs::remove_dir_all(&pki_staging);
-    let _ = durable::sync_path(&pki_dir);
     report.data_moved_aside = committed
         .backups
         .iter()
         .map(|b| b.display().to_string())
         .collect();
+    // The commit point: the data swap's journal goes first; a kill after it
+    // leaves a PKI journal the next run recognises as final.
     committed.finish()?;
-    report.flags = flags;
+    let _ = fs::remove_file(&journal);
+    let _ = fs::remove_dir_all(&pki_staging);
+    let _ = durable::sync_path(&pki_dir);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{resolve_in_root, url_host};
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap().join("r");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("/a", root.join("abs")).unwrap();
+        symlink("../../../../..", root.join("a/up")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        let r = |p: &str, follow: bool| resolve_in_root(&root, std::path::Path::new(p), follow);
+        assert_eq!(r("/abs/b/c", true).unwrap(), root.join("a/b/c"));
+        assert_eq!(r("/a/up/etc", true).unwrap(), root.join("etc"));
+        assert_eq!(r("/../../x", true).unwrap(), root.join("x"));
+        assert_eq!(r("/abs", false).unwrap(), root.join("abs"));
+        assert!(
+            r("/loop1/x", true)
+                .unwrap_err()
+                .to_string()
+                .contains("symlinks")
+        );
+        assert!(
+            r("/dangling", true)
+                .unwrap_err()
+                .to_string()
+                .contains("nothing")
+        );
+        assert_eq!(r("/dangling", false).unwrap(), root.join("dangling"));
+        std::fs::write(root.join("file"), b"").unwrap();
+        assert!(
+            r("/file/x", true)
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(
+            url_host("https://10.0.0.1:2380").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            url_host("https://[fd00::2]:2379").as_deref(),
+            Some("fd00::2")
+        );
+        assert_eq!(
+            url_host("http://Node1.Example.com").as_deref(),
+            Some("node1.example.com")
+        );
+        assert_eq!(url_host("unix://u@h:1/p").as_deref(), Some("h"));
+        assert_eq!(url_host("https://:2379"), None);
+    }
 }

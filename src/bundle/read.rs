@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use super::archive::{ArchiveError, Sink, check_archive};
 use super::manifest::Manifest;
-use super::{SUMS_NAME, hex};
+use super::{MANIFEST_NAME, MAX_MANIFEST_BYTES, SUMS_NAME, hex};
 
 /// How an encrypted archive is opened.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub enum ReadError {
     Archive { path: PathBuf, err: ArchiveError },
     #[error("{}: {why}", .path.display())]
     Sums { path: PathBuf, why: String },
+    #[error("{}: not a regular file (a device, FIFO or socket is never read)", .0.display())]
+    NotRegular(PathBuf),
 }
 
 impl ReadError {
@@ -46,30 +48,62 @@ impl ReadError {
     pub fn is_check_failure(&self) -> bool {
         match self {
             ReadError::Archive { err, .. } => err.is_check_failure(),
-            ReadError::Sums { .. } => true,
+            ReadError::Sums { .. } | ReadError::NotRegular(_) => true,
             _ => false,
         }
     }
 }
 
-/// `SHA256SUMS` of the directory holding `archive`: `(file name, sha256)`.
-pub fn read_sums(dir: &Path) -> Result<Vec<(String, String)>, ReadError> {
-    let path = dir.join(SUMS_NAME);
-    let sums_err = |why: String| ReadError::Sums {
-        path: path.clone(),
-        why,
+/// `SHA256SUMS` larger than this is refused (counted in bytes read, not
+/// by what the file system reports).
+pub const MAX_SUMS_BYTES: u64 = 1 << 20;
+
+/// Opens `path` for reading only when it is a regular file: opened without
+/// blocking (a FIFO would otherwise wait for a writer) and its type checked
+/// on the open file, so a device, FIFO or socket is refused before a byte
+/// is read.
+pub fn open_regular(path: &Path) -> Result<fs::File, ReadError> {
+    let io_err = |err: io::Error| ReadError::Io {
+        path: path.to_path_buf(),
+        err,
     };
-    let meta = fs::metadata(&path).map_err(|err| ReadError::Io {
-        path: path.clone(),
-        err,
-    })?;
-    if meta.len() > 1 << 20 {
-        return Err(sums_err("larger than 1 MiB".into()));
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK);
     }
-    let text = fs::read_to_string(&path).map_err(|err| ReadError::Io {
-        path: path.clone(),
-        err,
-    })?;
+    let f = o.open(path).map_err(io_err)?;
+    let meta = f.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(path.to_path_buf()));
+    }
+    // Back to blocking reads for a regular file (where O_NONBLOCK has no
+    // effect on Linux, but say what is meant).
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on an fd we own, with no pointers involved.
+        unsafe {
+            let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+            if fl >= 0 {
+                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Parses `SHA256SUMS` text: `(file name, sha256)` per line, in
+/// `sha256sum` format (`<64 lowercase hex>  <name>` or ` *<name>`); empty
+/// lines are skipped. The error names the line.
+pub fn parse_sums(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    if bytes.len() as u64 > MAX_SUMS_BYTES {
+        return Err(format!("larger than {MAX_SUMS_BYTES} bytes"));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 (at byte {})", e.valid_up_to()))?;
     let mut v = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.is_empty() {
@@ -82,14 +116,64 @@ pub fn read_sums(dir: &Path) -> Result<Vec<(String, String)>, ReadError> {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             && (&line[64..66] == "  " || &line[64..66] == " *");
         if !ok {
-            return Err(sums_err(format!(
-                "line {}: not `<sha256>  <file name>`",
-                i + 1
-            )));
+            return Err(format!("line {}: not `<sha256>  <file name>`", i + 1));
         }
         v.push((line[66..].to_string(), line[..64].to_string()));
     }
     Ok(v)
+}
+
+/// `SHA256SUMS` of the directory holding `archive`: `(file name, sha256)`.
+/// Only a regular file is read, and at most [`MAX_SUMS_BYTES`] of it.
+pub fn read_sums(dir: &Path) -> Result<Vec<(String, String)>, ReadError> {
+    let path = dir.join(SUMS_NAME);
+    let sums_err = |why: String| ReadError::Sums {
+        path: path.clone(),
+        why,
+    };
+    let f = open_regular(&path)?;
+    let mut bytes = Vec::new();
+    f.take(MAX_SUMS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| ReadError::Io {
+            path: path.clone(),
+            err,
+        })?;
+    parse_sums(&bytes).map_err(sums_err)
+}
+
+/// The sha256 of the file at `path`, read once front to back, before
+/// anything of it is trusted: a regular file only, and no more bytes than
+/// it held when opened (a file growing while read is refused).
+pub fn hash_file(path: &Path) -> Result<String, ReadError> {
+    let io_err = |err: io::Error| ReadError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let f = open_regular(path)?;
+    let len = f.metadata().map_err(io_err)?.len();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut r = f.take(len.saturating_add(1));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        if k == 0 {
+            break;
+        }
+        ctx.update(&buf[..k]);
+        n += k as u64;
+    }
+    if n != len {
+        return Err(io_err(io::Error::other(format!(
+            "changed while read: {n} bytes read, {len} when opened"
+        ))));
+    }
+    Ok(hex(ctx.finish().as_ref()))
 }
 
 /// The sha256 `SHA256SUMS` lists for `archive`.
@@ -170,26 +254,28 @@ fn identities(key: &Key) -> Result<Vec<Box<dyn age::Identity>>, ReadError> {
     }
 }
 
-/// Reads the archive at `path` once: decrypts (with `key`) when it is an
-/// age file, inflates, checks every entry into `sink`, reads to the end, and
-/// returns the manifest and the file's sha256.
-pub fn open_and_check(path: &Path, key: &Key, sink: &mut dyn Sink) -> Result<Opened, ReadError> {
+type Inflated = zstd::Decoder<'static, BufReader<Box<dyn Read>>>;
+
+/// The archive at `path` opened through its layers: the raw bytes hashed
+/// into the returned context, decrypted (with `key`) when it is an age file,
+/// inflated. Returns the tar stream and whether it was encrypted.
+fn open_layers(
+    path: &Path,
+    key: &Key,
+) -> Result<(Inflated, Rc<RefCell<ring::digest::Context>>, bool), ReadError> {
     let io_err = |err: io::Error| ReadError::Io {
         path: path.to_path_buf(),
         err,
     };
-    let arch_err = |err: ArchiveError| ReadError::Archive {
+    let read_err = |e: io::Error| ReadError::Archive {
         path: path.to_path_buf(),
-        err,
-    };
-    let read_err = |e: io::Error| {
-        arch_err(ArchiveError::Read {
+        err: ArchiveError::Read {
             index: 0,
             path: None,
             err: e.to_string(),
-        })
+        },
     };
-    let f = fs::File::open(path).map_err(io_err)?;
+    let f = open_regular(path)?;
     let ctx = Rc::new(RefCell::new(ring::digest::Context::new(
         &ring::digest::SHA256,
     )));
@@ -229,6 +315,64 @@ pub fn open_and_check(path: &Path, key: &Key, sink: &mut dyn Sink) -> Result<Ope
     };
     let mut z = zstd::Decoder::new(plain).map_err(read_err)?;
     z.window_log_max(27).map_err(read_err)?;
+    Ok((z, ctx, encrypted))
+}
+
+/// The archive's manifest alone (its first entry, at most
+/// [`super::MAX_MANIFEST_BYTES`], parsed and validated), and whether the
+/// archive is encrypted; nothing else of the archive is read.
+pub fn read_manifest(path: &Path, key: &Key) -> Result<(Manifest, bool), ReadError> {
+    let arch_err = |err: ArchiveError| ReadError::Archive {
+        path: path.to_path_buf(),
+        err,
+    };
+    let read_err = |e: io::Error| {
+        arch_err(ArchiveError::Read {
+            index: 0,
+            path: None,
+            err: e.to_string(),
+        })
+    };
+    let (z, _, encrypted) = open_layers(path, key)?;
+    let mut ar = tar::Archive::new(z);
+    let mut entries = ar.entries().map_err(read_err)?.raw(true);
+    let first = entries
+        .next()
+        .ok_or_else(|| read_err(io::Error::other("no entries")))?;
+    let entry = first.map_err(read_err)?;
+    let is_file = entry.header().entry_type().is_file();
+    if entry.path_bytes().as_ref() != MANIFEST_NAME.as_bytes() || !is_file {
+        return Err(arch_err(ArchiveError::Entry {
+            index: 0,
+            path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+            why: format!("the first entry must be {MANIFEST_NAME}"),
+        }));
+    }
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    let m = Manifest::parse(&bytes).map_err(|e| arch_err(e.into()))?;
+    Ok((m, encrypted))
+}
+
+/// Reads the archive at `path` once: decrypts (with `key`) when it is an
+/// age file, inflates, checks every entry into `sink`, reads to the end, and
+/// returns the manifest and the file's sha256.
+pub fn open_and_check(path: &Path, key: &Key, sink: &mut dyn Sink) -> Result<Opened, ReadError> {
+    let arch_err = |err: ArchiveError| ReadError::Archive {
+        path: path.to_path_buf(),
+        err,
+    };
+    let read_err = |e: io::Error| {
+        arch_err(ArchiveError::Read {
+            index: 0,
+            path: None,
+            err: e.to_string(),
+        })
+    };
+    let (z, ctx, encrypted) = open_layers(path, key)?;
     let (manifest, z) = check_archive(z, sink).map_err(arch_err)?;
     // After the tar's end: only its zero padding, then the end of the streams.
     let mut rest = z.take(1 << 20);
@@ -263,4 +407,23 @@ pub fn open_and_check(path: &Path, key: &Key, sink: &mut dyn Sink) -> Result<Ope
         sha256,
         encrypted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sums;
+
+    #[test]
+    fn sums_seeds_parse_as_they_claim() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/bundle_sums");
+        let ok = std::fs::read(seeds.join("ok.txt")).unwrap();
+        let v = parse_sums(&ok).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].0, "m2.tar.zst.age");
+        let e = parse_sums(&std::fs::read(seeds.join("bad.txt")).unwrap()).unwrap_err();
+        assert!(e.starts_with("line 1:"), "{e}");
+        let e = parse_sums(&std::fs::read(seeds.join("utf8.txt")).unwrap()).unwrap_err();
+        assert!(e.contains("UTF-8"), "{e}");
+        assert!(parse_sums(&vec![b'\n'; (1 << 20) + 1]).is_err());
+    }
 }

@@ -1,8 +1,10 @@
-//! `etcdsnap install`: one member's bundle archive placed on its node — the
-//! archive checked entry by entry against its manifest and `SHA256SUMS`
-//! while it is staged, then the data dir swapped in as `restore` does and
-//! the PKI files placed with old ones moved aside; the start flags printed
-//! for where things went.
+//! `etcdsnap install`: one member's bundle archive placed on its node — its
+//! digest held against `SHA256SUMS` (or `--sha256`) and its member against
+//! the node before anything is written, then checked entry by entry against
+//! its manifest while it is staged, the data dir swapped in as `restore`
+//! does and the PKI files placed with old ones moved aside; the start flags
+//! printed for where things went. A rerun over the same, unchanged install
+//! says so and writes nothing. User guide: docs/guide/install.md.
 
 use std::path::PathBuf;
 
@@ -19,9 +21,10 @@ const INSTALL_EXAMPLES: &str = "Examples:
 #[command(after_help = INSTALL_EXAMPLES)]
 pub struct Args {
     /// The member's archive (`<name>.tar.zst` or `.tar.zst.age`), with
-    /// SHA256SUMS beside it
+    /// SHA256SUMS beside it (or give --sha256)
     bundle: PathBuf,
-    /// Install under this prefix (the paths below are taken inside it)
+    /// Install into the tree at this directory (an image, a mounted disk):
+    /// the paths below are resolved inside it as chroot would, symlinks too
     #[arg(long)]
     root: Option<PathBuf>,
     /// The data dir (only `<data-dir>/member` is replaced; a mount point or
@@ -47,6 +50,15 @@ pub struct Args {
     /// Check the archive and print the plan; write nothing
     #[arg(long)]
     dry_run: bool,
+    /// The archive's sha256 (64 hex digits), when no SHA256SUMS is beside
+    /// it (one that is must agree)
+    #[arg(long, value_name = "DIGEST")]
+    sha256: Option<String>,
+    /// The member this node is: refuses another member's archive, and
+    /// confirms one whose URLs name neither this node's addresses nor its
+    /// hostname
+    #[arg(long, value_name = "NAME")]
+    as_member: Option<String>,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
@@ -66,6 +78,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         key,
         force: args.force,
         dry_run: args.dry_run,
+        sha256: args.sha256.clone(),
+        as_member: args.as_member.clone(),
     };
     let report = match install(&args.bundle, &opts) {
         Ok(r) => r,
@@ -83,6 +97,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for line in &report.cleaned {
         say!("etcdsnap: {line}");
     }
+    for w in &report.warnings {
+        say!("etcdsnap: warning: {w}");
+    }
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&report)? + "\n"))?,
         ReportFormat::Table => out(&render(&report))?,
@@ -95,8 +112,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 fn render(r: &Report) -> String {
+    if r.already_installed {
+        let mut s = format!(
+            "already installed: member {} (ID {}) of cluster {}, revision {}, from {}\n  archive sha256 {} matches {}; the member and PKI files in place are this archive's, unchanged since; nothing written\n  data dir: {}/member\n  pki dir: {}\n",
+            r.member,
+            r.member_id,
+            r.cluster_id,
+            r.revision,
+            r.archive,
+            r.sha256,
+            r.vouched_by,
+            r.data_dir,
+            r.pki_dir
+        );
+        s.push_str(&format!("  start with: etcd {}\n", r.flags.join(" ")));
+        return s;
+    }
     let mut s = format!(
-        "{} member {} (ID {}) of cluster {}, revision {}, from {}\n  archive sha256 {} matches SHA256SUMS; every entry matches manifest.json{}\n",
+        "{} member {} (ID {}) of cluster {}, revision {}, from {}\n  archive sha256 {} matches {}; every entry matches manifest.json{}\n  this node: {}\n",
         if r.dry_run {
             "would install"
         } else {
@@ -108,11 +141,13 @@ fn render(r: &Report) -> String {
         r.revision,
         r.archive,
         r.sha256,
+        r.vouched_by,
         if r.encrypted {
             " (decrypted with age)"
         } else {
             ""
-        }
+        },
+        r.node
     );
     s.push_str(&format!("  data dir: {}/member\n", r.data_dir));
     for b in &r.data_moved_aside {
