@@ -131,6 +131,11 @@ pub enum InstallError {
     NoSpace { path: PathBuf, need: u64, free: u64 },
     #[error("{}: {why}", .path.display())]
     InRoot { path: PathBuf, why: String },
+    #[error(
+        "{}: an install recorded here completed (its data swap was final), but what is installed has changed since ({why}: was etcd started on it?); nothing was changed. If the member in place is the one to keep, remove this journal and rerun",
+        .journal.display()
+    )]
+    CompletedThenChanged { journal: PathBuf, why: String },
 }
 
 impl InstallError {
@@ -361,7 +366,18 @@ fn pki_plan(
         let dest = match root {
             Some(r) => {
                 let inside = pki_dir.strip_prefix(r).unwrap_or(pki_dir).join(rest);
-                resolve_in_root(r, &inside, f.kind == Kind::Dir)?
+                let dest = resolve_in_root(r, &inside, f.kind == Kind::Dir)?;
+                if !dest.starts_with(pki_dir) {
+                    return Err(InstallError::InRoot {
+                        path: pki_dir.join(rest),
+                        why: format!(
+                            "resolves to {}, outside the PKI dir {} (a symlink inside it leads elsewhere); install places PKI files only inside the PKI dir",
+                            dest.display(),
+                            pki_dir.display()
+                        ),
+                    });
+                }
+                dest
             }
             None => pki_dir.join(rest),
         };
@@ -911,43 +927,32 @@ fn run_gone(pid: u32) -> bool {
     }
 }
 
-/// PKI journals of runs that are gone whose data swap was final are removed
-/// without undoing anything: their PKI files are the ones that go with the
-/// member in place. An install writes its PKI journal only while its data
+/// The PKI journals of installs that are gone and were killed after their
+/// commit point. An install writes its PKI journal only while its data
 /// swap's journal (`<data dir>/.etcdsnap-swap-<pid>.journal`, the same pid)
 /// exists, and removes that data journal first (the commit point): a PKI
-/// journal whose run is gone and whose data journal is gone was killed after
-/// the commit point. Others are left for undoing.
-fn finish_committed_pki(pki_dir: &Path, data_dir: &Path) -> Result<Vec<String>, IoError> {
-    let mut done = Vec::new();
+/// journal whose run is gone and whose data journal is gone belongs to a
+/// completed install. Nothing is changed here.
+fn committed_pki_journals(pki_dir: &Path, data_dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(pki_dir) else {
-        return Ok(done);
+        return Vec::new();
     };
-    for e in rd {
-        let e = e.map_err(IoError::at(pki_dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PKI_JOURNAL)
-            .and_then(|r| r.strip_suffix(".journal"))
-            .and_then(|r| r.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !run_gone(pid) {
-            continue;
-        }
-        let data_journal = data_dir.join(format!(".etcdsnap-swap-{pid}.journal"));
-        if fs::symlink_metadata(&data_journal).is_err() {
-            let p = e.path();
-            fs::remove_file(&p).map_err(IoError::at(&p))?;
-            durable::sync_path(pki_dir)?;
-            done.push(format!(
-                "the interrupted install recorded in {} had completed (its data swap was final): its PKI files stay",
-                p.display()
-            ));
-        }
-    }
-    Ok(done)
+    rd.flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(PKI_JOURNAL)
+                .and_then(|r| r.strip_suffix(".journal"))
+                .and_then(|r| r.parse::<u32>().ok())
+                .is_some_and(|pid| {
+                    run_gone(pid)
+                        && fs::symlink_metadata(
+                            data_dir.join(format!(".etcdsnap-swap-{pid}.journal")),
+                        )
+                        .is_err()
+                })
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Installs the archive at `archive` (see the module comment).
@@ -980,6 +985,10 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             std::path::absolute(&opts.pki_dir).map_err(IoError::at(&opts.pki_dir))?,
         ),
     };
+    // The PKI journal lives in the PKI dir and names paths relative to it,
+    // so every PKI file must resolve inside it (under --root a link in the
+    // PKI dir leading elsewhere in the root is refused: see `pki_plan`).
+    let journal_dir = pki_dir.clone();
     let flags = flags_for(archive, &m, &data_dir, &pki_dir)?;
     let (node, warnings) = node_check(&m, opts, root)?;
     let plan = pki_plan(&m, &pki_dir, root)?;
@@ -1039,8 +1048,13 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             if fs::symlink_metadata(data_dir.join("member")).is_err() {
                 return Err(None);
             }
-            if !settled(&data_dir, ".etcdsnap-swap-") || !settled(&pki_dir, PKI_JOURNAL) {
-                return Err(Some("an interrupted install's journal is there".into()));
+            if !settled(&data_dir, ".etcdsnap-swap-") || !settled(&journal_dir, PKI_JOURNAL) {
+                return Err(Some(format!(
+                    "an interrupted install's journal is there ({})",
+                    journal_dir
+                        .join(format!("{PKI_JOURNAL}<pid>.journal"))
+                        .display()
+                )));
             }
             let diff = installed_difference(&m, &data_dir, plan, owner);
             if diff.is_none() {
@@ -1094,13 +1108,28 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     // An interrupted run's PKI renames are undone only once this run's own
     // checks pass (a journal is acted on only by a run allowed to replace
     // the member); its data swap is undone by `swap::commit`.
-    report.cleaned.extend(finish_committed_pki(&pki_dir, &data_dir)?);
     report.cleaned.extend(swap::clean_stale(&target)?);
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
     let why_not = {
         let plan = pki_plan(&m, &pki_dir, root)?;
+        // A completed install's leftover PKI journal is finished (removed,
+        // its files kept) only while what is installed is still exactly
+        // the archive's; otherwise the run stops and says how to settle it.
+        for journal in committed_pki_journals(&journal_dir, &data_dir) {
+            if fs::symlink_metadata(data_dir.join("member")).is_ok()
+                && let Some(why) = installed_difference(&m, &data_dir, &plan, owner)
+            {
+                return Err(InstallError::CompletedThenChanged { journal, why });
+            }
+            fs::remove_file(&journal).map_err(IoError::at(&journal))?;
+            durable::sync_path(&journal_dir)?;
+            report.cleaned.push(format!(
+                "the interrupted install recorded in {} had completed (its data swap was final): its PKI files stay",
+                journal.display()
+            ));
+        }
         match already(&mut report, &plan) {
             Ok(()) => return Ok(report),
             Err(w) => w,
@@ -1118,7 +1147,7 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     };
     report
         .cleaned
-        .extend(swap::undo_stale_journals(&pki_dir, PKI_JOURNAL)?);
+        .extend(swap::undo_stale_journals(&journal_dir, PKI_JOURNAL)?);
     report
         .cleaned
         .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
@@ -1245,15 +1274,15 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             moved_aside: aside,
         });
     }
-    let journal = pki_dir.join(format!("{PKI_JOURNAL}{}.journal", std::process::id()));
+    let journal = journal_dir.join(format!("{PKI_JOURNAL}{}.journal", std::process::id()));
     let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
     // Written while the data swap's journal (same pid) exists: while it
     // exists the PKI renames are undone with the data swap; once it is gone
-    // (the commit point) they are final (`finish_committed_pki`).
+    // (the commit point) they are final (`committed_pki_journals`).
     let placed = (|| -> Result<(), InstallError> {
         swap::write_rename_journal(&journal, &renames)?;
-        durable::sync_path(&pki_dir)?;
+        durable::sync_path(&journal_dir)?;
         // Renames in plan order; a directory is made once what stood in
         // its place (if anything) is aside.
         for (from, to) in &renames {
@@ -1312,6 +1341,7 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     committed.finish()?;
     let _ = fs::remove_file(&journal);
     let _ = fs::remove_dir_all(&pki_staging);
+    let _ = durable::sync_path(&journal_dir);
     let _ = durable::sync_path(&pki_dir);
     Ok(report)
 }

@@ -1056,9 +1056,19 @@ fn a_killed_install_then_a_used_member_survives_every_rerun() {
         }
         v
     };
+    // What is installed is made to differ from the archive (one PKI file
+    // changed; the member runs without TLS here), so that `install --force`
+    // replaces it rather than saying "already installed".
+    let unsettle = |root: &Path| {
+        let p = root.join("etc/kubernetes/pki/etcd/peer.crt");
+        let mut b = std::fs::read(&p).unwrap();
+        b.push(b'\n');
+        std::fs::write(&p, b).unwrap();
+    };
     let calib = t.path().join("calib");
     let o = etcdsnap().args(install(&calib, false)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    unsettle(&calib);
     let args = install(&calib, true);
     let (o, log) = traced(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1073,6 +1083,7 @@ fn a_killed_install_then_a_used_member_survives_every_rerun() {
         let root = t.path().join(what.replace(' ', "-"));
         let o = etcdsnap().args(install(&root, false)).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
+        unsettle(&root);
         let args = install(&root, true);
         let (o, _) = traced(
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -1380,4 +1391,68 @@ fn a_killed_swap_with_a_wal_dir_is_settled_only_with_both_dirs() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert_db_matches_etcdutl(&d, "m1", ONE, "etcd-cluster");
+}
+
+/// An install killed after its commit point (the data swap's journal
+/// removed; the PKI renames' journal still there) is a complete install:
+/// the next run, with nothing changed in between, says "already installed",
+/// keeps the new PKI files with the new member (never one without the
+/// other) and removes the journal.
+#[test]
+fn an_install_killed_after_its_commit_point_reruns_as_installed() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, archive) = one_member_bundle(t.path());
+    let install = |root: &Path, force: bool| -> Vec<String> {
+        let mut v: Vec<String> = ["install", s(&archive), "--root", s(root)]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if force {
+            v.push("--force".into());
+        }
+        v
+    };
+    // What is installed is made to differ (one PKI file), so that
+    // `install --force` replaces it.
+    let unsettle = |root: &Path| {
+        let p = root.join("etc/kubernetes/pki/etcd/peer.crt");
+        let mut b = std::fs::read(&p).unwrap();
+        b.push(b'\n');
+        std::fs::write(&p, b).unwrap();
+    };
+    let pki_journals = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root.join("etc/kubernetes/pki"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".etcdsnap-pki-swap-") && n.ends_with(".journal"))
+            .collect()
+    };
+    let calib = t.path().join("calib");
+    let o = etcdsnap().args(install(&calib, false)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    unsettle(&calib);
+    let args = install(&calib, true);
+    let (o, log) = traced(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Killed at the removal of the PKI journal, the last step: the data
+    // swap's journal is already gone.
+    let (call, n) = nth_call(&log, ".etcdsnap-pki-swap-");
+    let installed = tree(&calib.join("etc/kubernetes/pki/etcd"));
+
+    let root = t.path().join("killed");
+    let o = etcdsnap().args(install(&root, false)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    unsettle(&root);
+    let args = install(&root, true);
+    let (o, _) = traced(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        Some((&call, n)),
+    );
+    assert_eq!(o.status.code(), None, "not killed: {}", stderr(&o));
+    assert_eq!(pki_journals(&root).len(), 1, "the PKI journal is left");
+    let o = etcdsnap().args(install(&root, false)).output().unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("already installed"), "{}", stdout(&o));
+    assert_eq!(tree(&root.join("etc/kubernetes/pki/etcd")), installed);
+    assert!(pki_journals(&root).is_empty(), "the journal is removed");
 }
