@@ -3,6 +3,7 @@
 
 use super::objects::{PrefixOpt, db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
+use crate::input::refuse_damaged;
 use crate::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
 use crate::report::{Align, Table, humanize_bytes};
 
@@ -35,20 +36,29 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = open(&args.snapshot)?;
-    let db = db(&file)?;
-    let report = inspect(
-        &db,
-        &Options {
-            prefix: args.opts.prefix.clone(),
-            top: args.top,
-            namespace: args.namespace.clone(),
+    // Figures of a damaged file would look plausible: `verify`'s checks run
+    // beside the reading, and their verdict comes first.
+    let (intact, report) = rayon::join(
+        || refuse_damaged(&file),
+        || -> anyhow::Result<Inspection> {
+            let db = db(&file)?;
+            inspect(
+                &db,
+                &Options {
+                    prefix: args.opts.prefix.clone(),
+                    top: args.top,
+                    namespace: args.namespace.clone(),
+                },
+            )
+            // The inner error, so that exit_code sees a damaged file by its type.
+            .map_err(|e| match e {
+                InspectError::Read(r) => anyhow::Error::from(r),
+                InspectError::KeySpace(k) => anyhow::Error::from(k),
+            })
         },
-    )
-    // The inner error, so that exit_code sees a damaged file by its type.
-    .map_err(|e| match e {
-        InspectError::Read(r) => anyhow::Error::from(r),
-        InspectError::KeySpace(k) => anyhow::Error::from(k),
-    })?;
+    );
+    intact?;
+    let report = report?;
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&report)? + "\n"))?,
         ReportFormat::Table => out(&render(&report))?,
