@@ -19,10 +19,12 @@ use memmap2::Mmap;
 
 mod inflate;
 mod integrity;
+mod small;
 
 use inflate::inflate;
 pub use inflate::{Excess, db_len};
 pub use integrity::refuse_damaged;
+pub use small::{SMALL_FILE_LIMIT, read_bounded, read_bounded_from, read_bounded_string};
 
 /// Length of the sha256 digest that `snapshot save` appends to the db bytes.
 pub const TRAILER_LEN: usize = 32;

@@ -84,6 +84,8 @@ impl Policy {
         if text.trim().is_empty() {
             return Err(err("empty policy: give at least one rule".into()));
         }
+        crate::yaml::check_depth(text, crate::yaml::MAX_READ_DEPTH)
+            .map_err(|e| err(format!("{e}: refused before parsing")))?;
         let p: Policy =
             serde_yaml_ng::from_str(text).map_err(|e| err(with_line(&e.to_string(), text)))?;
         for o in &p.required_objects {

@@ -248,7 +248,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Sub::ImportEntries { file } => {
-            let text = std::fs::read(&file).with_context(|| file.display().to_string())?;
+            // Entries are small; a long list is still far below this.
+            let text = crate::input::read_bounded(&file, 64 * crate::input::SMALL_FILE_LIMIT)
+                .with_context(|| file.display().to_string())?;
             let entries: Vec<Entry> = serde_json::from_slice(&text)
                 .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
             for e in &entries {

@@ -110,7 +110,8 @@ struct Checked {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut policy = match &args.policy {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+            let text = crate::input::read_bounded_string(p, crate::input::SMALL_FILE_LIMIT)
+                .with_context(|| p.display().to_string())?;
             Policy::parse(&p.display().to_string(), &text)?
         }
         None => Policy::default_rules(),
