@@ -27,8 +27,10 @@ when it was added — figures and names, never values.
 
 Series: entries with the same labels form one series (a cluster ID change inside it fails `check`); \
 entries without labels form one series per cluster ID. `check` compares each series' newest entry with \
-the ones before it and fails when: objects of a resource dropped by more than --max-drop, a namespace \
-vanished, the revision went backwards, the cluster ID or member set changed, the bytes in use shrank \
+the ones before it and fails when: objects of a resource dropped by more than --max-drop below the most \
+any of the last 7 entries that verified held (so a drop that lasts keeps failing for a week of nightly \
+entries; the finding names the entry compared with), a namespace any of them had vanished, the revision \
+went backwards, the cluster ID or member set changed, the bytes in use shrank \
 below 50 % of the entry before while the revision grew, or the newest entry did not verify.
 
 Examples:
