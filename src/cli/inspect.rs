@@ -15,7 +15,8 @@ index, term, versions, cluster ID, members, alarms); per resource and per namesp
 the revisions kept in history; the largest objects; events and their share of the file; leases; space (pages in use \
 and free, what `etcdctl defrag` would give back, what a compaction at the current revision would remove, and the \
 commands to run); security (Secrets stored unencrypted, encrypted values per provider and key name, values that do \
-not decode). Sizes of objects are value bytes, as `ls` shows them.",
+not decode). Sizes of objects are value bytes, as `ls` shows them. A snapshot that `verify` finds damaged \
+(its sha256 trailer, bbolt pages, etcd's buckets) is refused with exit 1: its figures would mislead.",
     after_help = "Examples:\n  etcdsnap inspect snapshot.db\n  etcdsnap inspect snapshot.db --top 20\n  etcdsnap inspect snapshot.db -n kube-system\n  etcdsnap inspect snapshot.db -w json"
 )]
 pub struct Args {
