@@ -235,5 +235,13 @@ fn small_files_that_are_not_small_are_refused() {
             }
         }
     }
+    // `decode` reads a FIFO as given (`decode <(etcdctl get …)`), capped.
+    let (code, err, took) = bounded_run(&["decode", "/dev/zero"], Duration::from_secs(20));
+    eprintln!("decode /dev/zero: exit {code:?} in {took:?}");
+    if code != Some(2) || !err.contains("/dev/zero: cannot read: larger than") {
+        failures.push(format!(
+            "decode /dev/zero: exit {code:?} in {took:?}: {err}"
+        ));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
