@@ -21,7 +21,8 @@ use crate::check::policy::Policy;
 use crate::check::rules::{RuleResult, judge};
 use crate::input::SnapshotFile;
 
-const EXAMPLES: &str = "Rules (a YAML policy of at most 4 MiB, nested at most 64 deep; unknown rules are refused):
+const EXAMPLES: &str =
+    "Rules (a YAML policy of at most 4 MiB, nested at most 64 deep; unknown rules are refused):
   minObjects: {nodes: 3, deployments.apps: 1}      # live objects per resource, at least
   minNamespaces: 1
   requiredNamespaces: [default, kube-system]
