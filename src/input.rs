@@ -18,9 +18,13 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 mod inflate;
+mod integrity;
+mod small;
 
 use inflate::inflate;
 pub use inflate::{Excess, db_len};
+pub use integrity::refuse_damaged;
+pub use small::{SMALL_FILE_LIMIT, read_bounded, read_bounded_from, read_bounded_string};
 
 /// Length of the sha256 digest that `snapshot save` appends to the db bytes.
 pub const TRAILER_LEN: usize = 32;
@@ -74,6 +78,8 @@ pub enum InputError {
     EmptyZip { path: PathBuf },
     #[error("{path}: cannot write the inflated copy to the temporary directory: {source}")]
     Temp { path: PathBuf, source: io::Error },
+    #[error("{path}: damaged snapshot: {detail}")]
+    Damaged { path: PathBuf, detail: String },
 }
 
 impl InputError {
@@ -82,7 +88,9 @@ impl InputError {
     pub fn is_damage(&self) -> bool {
         matches!(
             self,
-            InputError::Decompress { .. } | InputError::EmptyZip { .. }
+            InputError::Decompress { .. }
+                | InputError::EmptyZip { .. }
+                | InputError::Damaged { .. }
         )
     }
 }

@@ -353,8 +353,160 @@ fn write_quoted(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The deepest nesting a YAML file read by this crate (a policy, an
+/// encryption config) may have: real ones stay under ten levels.
+pub const MAX_READ_DEPTH: usize = 64;
+
+/// A YAML document nested deeper than allowed, refused before parsing: the
+/// parser's time grows with the square of the depth (a line of 100,000 `[`
+/// took minutes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: nested deeper than {max} levels")]
+pub struct TooDeep {
+    pub line: usize,
+    pub max: usize,
+}
+
+/// Whether a node can start after `prev`, the last non-blank character
+/// before it on the line (`None`: the line's start).
+fn node_may_start(prev: Option<char>) -> bool {
+    matches!(prev, None | Some(':' | '-' | '?' | '[' | '{' | ','))
+}
+
+/// Finds where a YAML text nests deeper than `max`, in one pass over its
+/// bytes, without parsing it: block levels (indentations still open, and
+/// compact `- ` / `? ` entries) plus flow levels (`[` and `{` that open a
+/// node, outside quotes, comments and block scalars). It may count a level
+/// a parser would not (a text line of a multi-line plain scalar); it never
+/// misses the deep nesting that makes a parser slow.
+pub fn check_depth(text: &str, max: usize) -> Result<(), TooDeep> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let (mut in_double, mut in_single) = (false, false);
+    // The indentation of the line that opened a block scalar (`|`, `>`).
+    let mut block_scalar: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let body = &line[indent..];
+        if let Some(parent) = block_scalar {
+            if body.trim().is_empty() || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut block = 0;
+        let mut rest = body;
+        if flow == 0 && !in_double && !in_single {
+            if body.is_empty() || body.starts_with('#') {
+                continue;
+            }
+            while indents.last().is_some_and(|&top| top > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+            block = indents.len();
+            // Compact entries: `- - - x`, `? - x`.
+            loop {
+                let b = rest.as_bytes();
+                if b.len() >= 2 && matches!(b[0], b'-' | b'?') && matches!(b[1], b' ' | b'\t') {
+                    block += 1;
+                    rest = rest[1..].trim_start_matches([' ', '\t']);
+                } else {
+                    break;
+                }
+            }
+        }
+        if block + flow > max {
+            return Err(TooDeep { line: line_no, max });
+        }
+        let mut prev: Option<char> = None;
+        let mut last_blank = true;
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if in_double {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => in_double = false,
+                    _ => {}
+                }
+                prev = Some(c);
+                last_blank = false;
+                continue;
+            }
+            if in_single {
+                if c == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        in_single = false;
+                    }
+                }
+                prev = Some(c);
+                last_blank = false;
+                continue;
+            }
+            let starts = node_may_start(prev);
+            match c {
+                '#' if last_blank => break,
+                '"' if starts => in_double = true,
+                '\'' if starts => in_single = true,
+                '[' | '{' if starts => {
+                    flow += 1;
+                    if block + flow > max {
+                        return Err(TooDeep { line: line_no, max });
+                    }
+                }
+                ']' | '}' if flow > 0 => flow -= 1,
+                _ => {}
+            }
+            last_blank = c == ' ' || c == '\t';
+            if !last_blank {
+                prev = Some(c);
+            }
+        }
+        if flow == 0 && !in_double && !in_single {
+            // A block scalar's header ends the line: `key: |`, `- >-`, `|2`.
+            let content = rest.split(" #").next().unwrap_or("").trim_end();
+            let last = content.rsplit([' ', '\t']).next().unwrap_or("");
+            if (last.starts_with('|') || last.starts_with('>'))
+                && last[1..]
+                    .chars()
+                    .all(|c| matches!(c, '-' | '+' | '1'..='9'))
+            {
+                block_scalar = Some(indent);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deep_nesting_is_found_by_line() {
+        use super::{TooDeep, check_depth};
+        let ok = "a:\n  b: [1, {c: 'x[y', d: \"[[\"}]\n  e: |\n    [[[[[[\n    {{{{\n  f: don't [\n- - - x\n";
+        assert_eq!(check_depth(ok, 5), Ok(()));
+        let deep = format!("a: 1\nb: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(check_depth(&deep, 64), Err(TooDeep { line: 2, max: 64 }));
+        let dashes = format!("a:\n\n  {}x\n", "- ".repeat(100));
+        assert_eq!(check_depth(&dashes, 64), Err(TooDeep { line: 3, max: 64 }));
+        let maps = format!("x: {}1{}\n", "{a: ".repeat(65), "}".repeat(65));
+        assert!(check_depth(&maps, 64).is_err());
+        let indented: String = (0..70)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(
+            check_depth(&indented, 64),
+            Err(TooDeep { line: 65, max: 64 })
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

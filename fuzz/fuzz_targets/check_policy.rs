@@ -1,7 +1,9 @@
 //! Fuzzes the `check` policy reader (a YAML file from the user's disk): any
 //! bytes give a policy or an error naming the file, never a panic; a policy
 //! that reads serializes and reads back to itself. Seeds:
-//! fuzz/seeds/check_policy (every rule, and broken ones).
+//! fuzz/seeds/check_policy (every rule, broken ones, and nesting thousands
+//! deep in flow, maps, compact sequences and indentation, which must be
+//! refused quickly with its line).
 #![no_main]
 
 use etcdsnap::check::policy::Policy;
@@ -18,6 +20,21 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(again, p, "a policy reads back as written");
             }
         }
-        Err(e) => assert!(e.to_string().starts_with("policy.yaml: ")),
+        Err(e) => {
+            let s = e.to_string();
+            assert!(s.starts_with("policy.yaml: "), "{s}");
+            // Nesting past the cap is refused before parsing, on a line the
+            // text has.
+            if let Some(rest) = s.strip_prefix("policy.yaml: line ")
+                && s.contains("nested deeper than")
+            {
+                let line: usize = rest
+                    .split(':')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a line number");
+                assert!(line >= 1 && line <= text.lines().count(), "{s}");
+            }
+        }
     }
 });

@@ -2,11 +2,14 @@
 //! entries before it. A series is the entries with the same label set (a
 //! cluster ID change inside it is a failure); entries without labels form
 //! one series per cluster ID (nothing else says which cluster they belong
-//! to). Figures are compared with the latest earlier entry of the same
-//! cluster ID that verified (else the latest of that cluster):
+//! to). Figures are compared with the baseline: the last
+//! [`BASELINE_ENTRIES`] earlier entries of the same cluster ID that verified
+//! (else of that cluster), so that a drop that lasts is still a drop the
+//! next time; each finding names the entry it was compared with:
 //!
-//! - objects of a resource dropped by more than `max_drop` percent;
-//! - a namespace vanished;
+//! - objects of a resource dropped by more than `max_drop` percent below
+//!   the most any baseline entry held;
+//! - a namespace any baseline entry had vanished;
 //! - the revision went backwards (below the highest earlier one);
 //! - the cluster ID, or the member set (IDs, names, peer URLs), changed
 //!   since the entry just before;
@@ -23,6 +26,11 @@ use serde::Serialize;
 
 use super::entry::{Entry, Head, Member};
 use crate::check::rules::RuleResult;
+
+/// How many earlier entries of a series (that verified) the figures are
+/// compared with: a resource's objects against the most any of them held, a
+/// namespace against all of them. A week of nightly backups.
+pub const BASELINE_ENTRIES: usize = 7;
 
 /// The data in use may shrink to this share of the previous entry's (50 %).
 pub const SHRINK_LIMIT: f64 = 0.5;
@@ -175,8 +183,16 @@ fn judge_keyed<E>(
         .filter(|(_, e)| e.cluster_id == new.cluster_id)
         .copied()
         .collect();
-    let Some(&(base_seq, base_h)) = same.iter().rev().find(|(_, e)| e.verified).or(same.last())
-    else {
+    // The baseline: the entries that verified (else all) of the same
+    // cluster, the last BASELINE_ENTRIES of them.
+    let verified: Vec<(u64, &Head)> = same.iter().filter(|(_, e)| e.verified).copied().collect();
+    let pool = if verified.is_empty() {
+        same.clone()
+    } else {
+        verified
+    };
+    let window = &pool[pool.len().saturating_sub(BASELINE_ENTRIES)..];
+    let Some(&(_, base_h)) = window.last() else {
         out.push(result(
             "trend",
             true,
@@ -215,26 +231,51 @@ fn judge_keyed<E>(
             ),
         )
     });
-    let base = load(base_seq)?;
+    let olds = window
+        .iter()
+        .map(|(s, _)| load(*s))
+        .collect::<Result<Vec<Entry>, E>>()?;
     let new = load(seq)?;
-    let (base, new) = (&base, &new);
-    // Objects per resource.
+    let new = &new;
+    let Some(base) = olds.last() else {
+        return Ok(out);
+    };
+    let named = |e: &Entry| format!("entry {} ({})", short(&e.sha256), e.path);
+    let span = if olds.len() == 1 {
+        "the entry before".to_string()
+    } else {
+        format!("the last {} entries", olds.len())
+    };
+    // Objects per resource, against the most any baseline entry held (the
+    // newest such entry), so that a drop that lasts is not forgotten the
+    // next time.
+    let mut peaks: BTreeMap<&str, (u64, &Entry)> = BTreeMap::new();
+    for e in &olds {
+        for (res, &n) in &e.objects {
+            match peaks.get(res.as_str()) {
+                Some(&(p, _)) if p > n => {}
+                _ => {
+                    peaks.insert(res, (n, e));
+                }
+            }
+        }
+    }
     let mut failed = false;
-    for (res, &p) in &base.objects {
-        let n = new.objects.get(res).copied().unwrap_or(0);
+    for (res, &(p, peak)) in &peaks {
+        let n = new.objects.get(*res).copied().unwrap_or(0);
         if p == 0 || pct(p, n) <= max_drop {
             continue;
         }
         failed = true;
-        let mut by_ns: Vec<(String, u64, u64)> = base
+        let mut by_ns: Vec<(String, u64, u64)> = peak
             .namespaces
             .iter()
             .filter_map(|(ns, per)| {
-                let b = per.get(res).copied().unwrap_or(0);
+                let b = per.get(*res).copied().unwrap_or(0);
                 let a = new
                     .namespaces
                     .get(ns)
-                    .and_then(|m| m.get(res))
+                    .and_then(|m| m.get(*res))
                     .copied()
                     .unwrap_or(0);
                 (a < b).then(|| (ns.clone(), b, a))
@@ -242,9 +283,9 @@ fn judge_keyed<E>(
             .collect();
         by_ns.sort_by_key(|(ns, b, a)| (std::cmp::Reverse(b - a), ns.clone()));
         let mut msg = format!(
-            "{}, more than the {max_drop} % allowed (entry {} before)",
+            "{}, more than the {max_drop} % allowed (compared with {}, the most of {span})",
             drop_text(res, p, n),
-            short(&base.sha256)
+            named(peak)
         );
         if !by_ns.is_empty() {
             let named: Vec<String> = by_ns
@@ -265,29 +306,38 @@ fn judge_keyed<E>(
             "trend objects",
             true,
             format!(
-                "{} resources, none dropped more than {max_drop} % (objects {} → {})",
+                "{} resources, none dropped more than {max_drop} % below the most of {span} (objects {} → {}; entry before: {})",
                 new.objects.len(),
                 base.total_objects(),
-                new.total_objects()
+                new.total_objects(),
+                named(base)
             ),
         ));
     }
-    // Namespaces.
+    // Namespaces: any of the baseline entries had (the newest that did).
+    let mut seen: BTreeMap<&str, &Entry> = BTreeMap::new();
+    for e in &olds {
+        for ns in e.namespaces.keys() {
+            seen.insert(ns, e);
+        }
+    }
     let mut vanished = false;
-    for (ns, per) in &base.namespaces {
-        if new.namespaces.contains_key(ns) {
+    for (ns, had_it) in &seen {
+        if new.namespaces.contains_key(*ns) {
             continue;
         }
         vanished = true;
+        let per = &had_it.namespaces[*ns];
         let had: u64 = per.values().sum();
         let what: Vec<String> = per.iter().map(|(r, n)| format!("{r} {n}")).collect();
         out.push(result(
             format!("trend namespace {ns}"),
             false,
             format!(
-                "namespace {ns} vanished (it had {had} objects{}{})",
+                "namespace {ns} vanished (it had {had} objects{}{}); last seen in {}",
                 if what.is_empty() { "" } else { ": " },
-                what.join(", ")
+                what.join(", "),
+                named(had_it)
             ),
         ));
     }
@@ -295,10 +345,7 @@ fn judge_keyed<E>(
         out.push(result(
             "trend namespaces",
             true,
-            format!(
-                "all {} namespaces of the entry before are there",
-                base.namespaces.len()
-            ),
+            format!("all {} namespaces of {span} are there", seen.len()),
         ));
     }
     // Size.

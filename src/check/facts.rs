@@ -9,14 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::time::SystemTime;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::policy::{Policy, RequiredObject};
 use crate::bolt::Db;
 use crate::input::SnapshotFile;
+use crate::kube::decrypt::Decryptor;
+use crate::kube::deep::check_values;
 use crate::kube::resource::parse_key;
-use crate::kube::value::{Encoding, decode_checked, detect};
+use crate::kube::value::{Encoding, detect};
 use crate::mvcc::keyspace::{KeySpace, Latest};
 use crate::verify::{Report, verify};
 
@@ -35,6 +36,9 @@ pub struct Facts {
     /// catalog's trend rules; not part of `check`'s JSON).
     #[serde(skip)]
     pub namespace_objects: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The CustomResourceDefinitions the snapshot holds (`plural.group`).
+    #[serde(skip)]
+    pub crds: BTreeSet<String>,
     /// Of the objects the policy requires, those present.
     #[serde(skip)]
     pub present: BTreeSet<RequiredObject>,
@@ -90,7 +94,6 @@ fn gather(file: &SnapshotFile, policy: &Policy, prefix: &str) -> Result<Facts, S
         .iter()
         .filter_map(|o| RequiredObject::parse(o).ok())
         .collect();
-    let mut to_decode: Vec<(&[u8], &[u8])> = Vec::new();
     ks.latest(None, |l| {
         let Latest::Live(r) = l else {
             return ControlFlow::Continue(());
@@ -133,25 +136,25 @@ fn gather(file: &SnapshotFile, policy: &Policy, prefix: &str) -> Result<Facts, S
                 f.present.insert(q.clone());
             }
         }
-        if policy.values_decode && !matches!(enc, Encoding::Encrypted { .. }) {
-            to_decode.push((r.kv.key, r.kv.value));
+        if ok.resource == "customresourcedefinitions" && ok.namespace.is_none() {
+            f.crds.insert(ok.name.clone());
         }
         ControlFlow::Continue(())
     })
     .map_err(|e| e.to_string())?;
-    if !to_decode.is_empty() {
-        let mut bad: Vec<(String, String)> = to_decode
-            .par_iter()
-            .filter_map(|(k, v)| {
-                decode_checked(v)
-                    .err()
-                    .map(|e| (crate::report::escape_bytes(k), e.to_string()))
-            })
+    if policy.values_decode {
+        // `verify --deep`'s check: each value decodes and its name and
+        // namespace agree with its key (encrypted values are not read).
+        let decryptor = Decryptor::new(None, prefix);
+        let found = check_values(&ks, &decryptor, prefix).map_err(|e| e.to_string())?;
+        f.undecodable = found.problems.total();
+        f.undecodable_keys = found
+            .problems
+            .items
+            .iter()
+            .take(NAMED)
+            .map(|p| (p.key.clone().unwrap_or_default(), p.message.clone()))
             .collect();
-        bad.sort();
-        f.undecodable = bad.len() as u64;
-        bad.truncate(NAMED);
-        f.undecodable_keys = bad;
     }
     Ok(f)
 }

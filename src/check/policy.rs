@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kube::resource::ResourceRef;
+
 /// A policy file's rules; every one is optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -84,19 +86,35 @@ impl Policy {
         if text.trim().is_empty() {
             return Err(err("empty policy: give at least one rule".into()));
         }
-        let p: Policy =
+        crate::yaml::check_depth(text, crate::yaml::MAX_READ_DEPTH)
+            .map_err(|e| err(format!("{e}: refused before parsing")))?;
+        let mut p: Policy =
             serde_yaml_ng::from_str(text).map_err(|e| err(with_line(&e.to_string(), text)))?;
+        let mut required = Vec::new();
         for o in &p.required_objects {
-            RequiredObject::parse(o)
+            let mut q = RequiredObject::parse(o)
                 .map_err(|why| err(format!("requiredObjects: {o:?}: {why}")))?;
+            q.resource = canonical_resource(&q.resource);
+            required.push(q.to_string());
         }
-        for r in p.min_objects.keys() {
-            if r.is_empty() || r.contains('/') {
+        p.required_objects = required;
+        let mut min_objects = BTreeMap::new();
+        for (r, n) in std::mem::take(&mut p.min_objects) {
+            if r.is_empty() || r.contains('/') || r.starts_with('.') || r.ends_with('.') {
                 return Err(err(format!(
                     "minObjects: {r:?} is not a resource name (nodes, deployments.apps, …)"
                 )));
             }
+            let name = canonical_resource(&r);
+            if let Some(first) = min_objects.insert(name.clone(), n)
+                && first != n
+            {
+                return Err(err(format!(
+                    "minObjects: {r:?} is {name}, given twice with different minimums"
+                )));
+            }
         }
+        p.min_objects = min_objects;
         if let (Some(a), Some(b)) = (p.min_bytes, p.max_bytes)
             && a > b
         {
@@ -131,6 +149,25 @@ fn with_line(msg: &str, text: &str) -> String {
     match line {
         Some(i) => format!("line {}: {msg}", i + 1),
         None => msg.to_string(),
+    }
+}
+
+/// A resource name as `get` reads it (plural, singular or short name, in
+/// any case, optionally group-qualified: `cm`, `Deployment`,
+/// `deploy.apps`), as the snapshot's keys name it: the plural, qualified by
+/// its group for a built-in resource of a named group (`configmaps`,
+/// `deployments.apps`). Other names (custom resources) are only lowercased;
+/// whether the snapshot knows them is for the rules to say.
+pub fn canonical_resource(name: &str) -> String {
+    match ResourceRef::parse(name).built_in() {
+        Some(b)
+            if b.group.is_empty()
+                || matches!(b.plural, "customresourcedefinitions" | "apiservices") =>
+        {
+            b.plural.to_string()
+        }
+        Some(b) => format!("{}.{}", b.plural, b.group),
+        None => name.to_ascii_lowercase(),
     }
 }
 

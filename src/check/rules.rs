@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::facts::Read;
+use super::facts::{Facts, Read};
 use super::policy::{Policy, RequiredObject};
+use crate::kube::resource::{BUILT_IN, closest_names};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
@@ -60,12 +61,18 @@ pub fn judge(
         return out;
     }
     for (res, min) in &policy.min_objects {
-        let n = f.objects.get(res).copied().unwrap_or(0);
-        out.push(result(
-            format!("minObjects {res}"),
-            n >= *min,
-            format!("{n} live {res} (at least {min})"),
-        ));
+        let rule = format!("minObjects {res}");
+        match resolve(res, f) {
+            Ok(name) => {
+                let n = f.objects.get(&name).copied().unwrap_or(0);
+                out.push(result(
+                    rule,
+                    n >= *min,
+                    format!("{n} live {name} (at least {min})"),
+                ));
+            }
+            Err(why) => out.push(result(rule, false, why)),
+        }
     }
     if let Some(min) = policy.min_namespaces {
         let n = f.namespaces.len() as u64;
@@ -104,7 +111,10 @@ pub fn judge(
         ));
     }
     if policy.values_decode {
-        let mut msg = format!("{} live values do not decode", f.undecodable);
+        let mut msg = format!(
+            "{} live values do not decode or do not match their keys",
+            f.undecodable
+        );
         for (k, why) in &f.undecodable_keys {
             msg.push_str(&format!("; {k}: {why}"));
         }
@@ -198,4 +208,63 @@ pub fn judge(
         out.push(result("maxAge", ok, msg));
     }
     out
+}
+
+/// The name the snapshot's keys give the policy's resource `res` (already
+/// canonical for a built-in resource): a built-in resource, a custom resource
+/// the snapshot holds objects or a CRD of, or a plural without its group
+/// that names exactly one of those. Anything else is unknown: an error
+/// saying so, with the closest names.
+fn resolve(res: &str, f: &Facts) -> Result<String, String> {
+    let built_in = BUILT_IN.iter().any(|b| {
+        res == b.plural
+            || res.strip_prefix(b.plural).and_then(|g| g.strip_prefix('.')) == Some(b.group)
+    });
+    if built_in || f.objects.contains_key(res) || f.crds.contains(res) {
+        return Ok(res.to_string());
+    }
+    // Custom resources the snapshot knows: CRDs, and objects of a group.
+    let mut customs: Vec<String> = f.crds.iter().cloned().collect();
+    customs.extend(
+        f.objects
+            .keys()
+            .filter(|k| {
+                k.contains('.')
+                    && !BUILT_IN
+                        .iter()
+                        .any(|b| k.starts_with(&format!("{}.", b.plural)))
+            })
+            .cloned(),
+    );
+    customs.sort();
+    customs.dedup();
+    if !res.contains('.') {
+        let by_plural: Vec<&String> = customs
+            .iter()
+            .filter(|c| c.split_once('.').is_some_and(|(p, _)| p == res))
+            .collect();
+        match by_plural[..] {
+            [one] => return Ok(one.clone()),
+            [_, _, ..] => {
+                return Err(format!(
+                    "{res:?} names several custom resources: {}; qualify it with its group",
+                    by_plural
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            [] => {}
+        }
+    }
+    let close = closest_names(res, &customs);
+    Err(format!(
+        "unknown resource {res:?}: not a built-in resource, and the snapshot holds no custom resource or CRD of that name{}",
+        if close.is_empty() {
+            String::new()
+        } else {
+            format!("; did you mean {}?", close.join(", "))
+        }
+    ))
 }

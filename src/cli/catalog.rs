@@ -27,8 +27,10 @@ when it was added — figures and names, never values.
 
 Series: entries with the same labels form one series (a cluster ID change inside it fails `check`); \
 entries without labels form one series per cluster ID. `check` compares each series' newest entry with \
-the ones before it and fails when: objects of a resource dropped by more than --max-drop, a namespace \
-vanished, the revision went backwards, the cluster ID or member set changed, the bytes in use shrank \
+the ones before it and fails when: objects of a resource dropped by more than --max-drop below the most \
+any of the last 7 entries that verified held (so a drop that lasts keeps failing for a week of nightly \
+entries; the finding names the entry compared with), a namespace any of them had vanished, the revision \
+went backwards, the cluster ID or member set changed, the bytes in use shrank \
 below 50 % of the entry before while the revision grew, or the newest entry did not verify.
 
 Examples:
@@ -248,7 +250,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Sub::ImportEntries { file } => {
-            let text = std::fs::read(&file).with_context(|| file.display().to_string())?;
+            // Entries are small; a long list is still far below this.
+            let text = crate::input::read_bounded(&file, 64 * crate::input::SMALL_FILE_LIMIT)
+                .with_context(|| file.display().to_string())?;
             let entries: Vec<Entry> = serde_json::from_slice(&text)
                 .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
             for e in &entries {

@@ -21,18 +21,21 @@ use crate::check::policy::Policy;
 use crate::check::rules::{RuleResult, judge};
 use crate::input::SnapshotFile;
 
-const EXAMPLES: &str = "Rules (a YAML policy; unknown rules are refused):
+const EXAMPLES: &str =
+    "Rules (a YAML policy of at most 4 MiB, nested at most 64 deep; unknown rules are refused):
   minObjects: {nodes: 3, deployments.apps: 1}      # live objects per resource, at least
   minNamespaces: 1
   requiredNamespaces: [default, kube-system]
   requiredObjects: [deployments.apps/kube-system/coredns, namespaces/default]
-  valuesDecode: true                               # every live Kubernetes value decodes
+  valuesDecode: true                               # every live value decodes and matches its key
   noUnencryptedSecrets: true
   encryptionKeys: [key2]                           # encrypted values name one of these keys
   minBytes: 1048576                                # and maxBytes, minRevision, maxRevision
   maxAge: 26h                                      # from --taken-at, else the file's mtime
 --encryption-config FILE adds the key names of the API server's EncryptionConfiguration to
 encryptionKeys.
+Resource names are read as `get` reads them (cm, deploy, Deployment, widgets.example.com, a CRD's
+plural); a name neither built in nor in the snapshot fails its rule, with the closest names.
 Without --policy: minNamespaces 1 and requiredNamespaces [default, kube-system]. `verify`
 always runs.
 
@@ -110,7 +113,8 @@ struct Checked {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut policy = match &args.policy {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+            let text = crate::input::read_bounded_string(p, crate::input::SMALL_FILE_LIMIT)
+                .with_context(|| p.display().to_string())?;
             Policy::parse(&p.display().to_string(), &text)?
         }
         None => Policy::default_rules(),

@@ -2,8 +2,6 @@
 //! prints it, with the newline etcdctl appends, or as stored) to YAML or JSON,
 //! without a snapshot.
 
-use std::io::Read;
-
 use anyhow::Context;
 
 use super::Outcome;
@@ -30,18 +28,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let mut bytes = Vec::new();
-    match args.file.as_deref() {
-        None => std::io::stdin()
-            .read_to_end(&mut bytes)
+    // A value is at most what etcd accepts in one request (1.5 MiB unless
+    // raised); the cap only keeps a device or an endless pipe from filling
+    // memory. A FIFO is read as given (`decode <(etcdctl get …)`).
+    let limit = 64 * crate::input::SMALL_FILE_LIMIT;
+    let bytes = match args.file.as_deref() {
+        None => crate::input::read_bounded_from(std::io::stdin().lock(), limit)
             .context("cannot read standard input")?,
-        Some(p) if p.as_os_str() == "-" => std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("cannot read standard input")?,
-        Some(p) => {
-            bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            bytes.len()
+        Some(p) if p.as_os_str() == "-" => {
+            crate::input::read_bounded_from(std::io::stdin().lock(), limit)
+                .context("cannot read standard input")?
         }
+        Some(p) => std::fs::File::open(p)
+            .and_then(|f| crate::input::read_bounded_from(f, limit))
+            .with_context(|| format!("{}: cannot read", p.display()))?,
     };
     let name = args
         .file

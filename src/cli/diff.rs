@@ -15,6 +15,7 @@ use crate::diff::compare::{ObjectDiff, Options, compare};
 use crate::diff::keys::{Change, KeyChange, changes};
 use crate::diff::object::{Outcome as Counted, Tally};
 use crate::diff::state::live_sorted;
+use crate::input::refuse_damaged;
 use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::detect;
@@ -32,7 +33,11 @@ object that changed only there counts as noise only and is not printed. Secret v
 --show-secrets: which data keys changed is said instead.\n\nExamples:\n  etcdsnap diff last-night.db this-morning.db\n  \
 etcdsnap diff old.db new.db --stat\n  etcdsnap diff old.db new.db --resource deploy -n prod\n  etcdsnap diff \
 snapshot.db --from-revision 1200 --to-revision 1450 -n kube-system --name-only\n  etcdsnap diff old.db new.db -w json\n\n\
-Exit codes (as diff(1)): 0 no differences, 1 differences, 2 error (a damaged snapshot included)."
+A snapshot that `verify` finds damaged (its sha256 trailer, bbolt pages, etcd's buckets) is refused: \
+\"damaged\", exit 1, no differences printed. Snapshots of different clusters (member IDs giving different \
+cluster IDs) are compared with a warning naming both IDs (on stderr; with -w json a first record \
+{\"warning\", \"oldClusterId\", \"newClusterId\"}, and a \"warning\" field with --stat).\n\n\
+Exit codes: 0 no differences, 1 differences or a damaged snapshot, 2 error."
 )]
 pub struct Args {
     /// The old snapshot (`-` for standard input; zstd/gzip/zip are detected)
@@ -102,17 +107,18 @@ struct SideArg {
     revision: Option<i64>,
 }
 
-/// Runs `diff`. Exit codes are diff(1)'s: 1 means "differences", so a
-/// damaged snapshot, which other commands report with 1, is an error (2)
-/// here: its error is passed on as text, with the same message.
+/// Runs `diff`. Exit codes are diff(1)'s, and a damaged snapshot is refused
+/// with 1 too ("damaged", and no differences printed), as every command does.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    run_diff(args).map_err(|e| {
-        if super::exit_code(&e) == 1 {
-            anyhow::anyhow!("{}", super::error_chain(&e))
-        } else {
-            e
-        }
-    })
+    run_diff(args)
+}
+
+/// The cluster ID a snapshot's member IDs give, when it holds members.
+fn cluster_id(db: &crate::bolt::Db<'_>) -> Option<String> {
+    let buckets = crate::bolt::read::buckets(db).ok()?;
+    crate::inspect::header::header(db, &buckets)
+        .ok()?
+        .cluster_id
 }
 
 fn run_diff(args: Args) -> anyhow::Result<Outcome> {
@@ -184,62 +190,96 @@ fn run_diff(args: Args) -> anyhow::Result<Outcome> {
         Some(n) => Some(open(&n.path)?),
         None => None,
     };
-    let old_db = db(&old_file)?;
-    let new_db = match &new_file {
-        Some(f) => Some(db(f)?),
-        None => None,
-    };
-    let old_ks = KeySpace::open(&old_db).with_context(|| old_file.path().display().to_string())?;
-    let new_ks = match &new_db {
-        Some(d) => Some(KeySpace::open(d).with_context(|| {
-            new_file
-                .as_ref()
-                .map(|f| f.path().display().to_string())
-                .unwrap_or_default()
-        })?),
-        None => None,
-    };
-    let (new_ks_ref, new_path, new_rev) = match &new_ks {
-        Some(ks) => (
-            ks,
-            new_file
-                .as_ref()
-                .map(|f| f.path())
-                .unwrap_or(old_file.path()),
-            None,
-        ),
-        None => (&old_ks, old_file.path(), args.to_revision),
-    };
-    for (ks, path, rev) in [
-        (&old_ks, old_file.path(), old.revision),
-        (new_ks_ref, new_path, new_rev),
-    ] {
-        if let Some(r) = rev {
-            ks.check_revision(r)
-                .with_context(|| path.display().to_string())?;
-        }
-    }
-    let mut check = match (&args.resource, &resource) {
-        (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
-        _ => None,
-    };
-    let observe = check.is_some();
-    // Every live value is compared: map each file at once rather than by
-    // page faults (measured: memcmp over faulting pages was 60% of the time).
-    let (old_live, new_live) = rayon::join(
-        || {
-            old_file.populate();
-            collect(&old_ks, old.revision, observe, &prefix, &wanted)
+    // A flipped byte must not read as a changed object: `verify`'s checks
+    // run beside the reading, and their verdict comes first.
+    let (intact, read) = rayon::join(
+        || -> anyhow::Result<()> {
+            let (a, b) = rayon::join(
+                || refuse_damaged(&old_file),
+                || new_file.as_ref().map_or(Ok(()), refuse_damaged),
+            );
+            a?;
+            b?;
+            Ok(())
         },
-        || {
-            if let Some(f) = &new_file {
-                f.populate();
+        || -> anyhow::Result<_> {
+            let old_db = db(&old_file)?;
+            let new_db = match &new_file {
+                Some(f) => Some(db(f)?),
+                None => None,
+            };
+            let old_ks =
+                KeySpace::open(&old_db).with_context(|| old_file.path().display().to_string())?;
+            let new_ks = match &new_db {
+                Some(d) => Some(KeySpace::open(d).with_context(|| {
+                    new_file
+                        .as_ref()
+                        .map(|f| f.path().display().to_string())
+                        .unwrap_or_default()
+                })?),
+                None => None,
+            };
+            let (new_ks_ref, new_path, new_rev) = match &new_ks {
+                Some(ks) => (
+                    ks,
+                    new_file
+                        .as_ref()
+                        .map(|f| f.path())
+                        .unwrap_or(old_file.path()),
+                    None,
+                ),
+                None => (&old_ks, old_file.path(), args.to_revision),
+            };
+            for (ks, path, rev) in [
+                (&old_ks, old_file.path(), old.revision),
+                (new_ks_ref, new_path, new_rev),
+            ] {
+                if let Some(r) = rev {
+                    ks.check_revision(r)
+                        .with_context(|| path.display().to_string())?;
+                }
             }
-            collect(new_ks_ref, new_rev, observe, &prefix, &wanted)
+            let check = match (&args.resource, &resource) {
+                (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
+                _ => None,
+            };
+            let observe = check.is_some();
+            // Every live value is compared: map each file at once rather than by
+            // page faults (measured: memcmp over faulting pages was 60% of the time).
+            let (old_live, new_live) = rayon::join(
+                || {
+                    old_file.populate();
+                    collect(&old_ks, old.revision, observe, &prefix, &wanted)
+                },
+                || {
+                    if let Some(f) = &new_file {
+                        f.populate();
+                    }
+                    collect(new_ks_ref, new_rev, observe, &prefix, &wanted)
+                },
+            );
+            let (old_live, seen_old) =
+                old_live.with_context(|| old_file.path().display().to_string())?;
+            let (new_live, seen_new) = new_live.with_context(|| new_path.display().to_string())?;
+            let clusters = new_db
+                .as_ref()
+                .and_then(|n| Some((cluster_id(&old_db)?, cluster_id(n)?)))
+                .filter(|(a, b)| a != b);
+            Ok((old_live, new_live, seen_old, seen_new, check, clusters))
         },
     );
-    let (old_live, seen_old) = old_live.with_context(|| old_file.path().display().to_string())?;
-    let (new_live, seen_new) = new_live.with_context(|| new_path.display().to_string())?;
+    intact?;
+    let (old_live, new_live, seen_old, seen_new, mut check, clusters) = read?;
+    if let Some((a, b)) = &clusters {
+        say!(
+            "etcdsnap: warning: the snapshots come from different clusters: {} has cluster ID {a}, {} has cluster ID {b}",
+            old_file.path().display(),
+            new_file
+                .as_ref()
+                .map_or(old_file.path(), |f| f.path())
+                .display()
+        );
+    }
     if let Some(c) = check.as_mut() {
         for ok in seen_old.iter().chain(&seen_new) {
             c.observe(ok);
@@ -251,7 +291,7 @@ fn run_diff(args: Args) -> anyhow::Result<Outcome> {
     let keys_compared = old_live.len().max(new_live.len());
     let changed = changes(&old_live, &new_live);
     drop((old_live, new_live));
-    report(&args, changed, keys_compared)
+    report(&args, changed, keys_compared, clusters.as_ref())
 }
 
 /// One side's live keys that `wanted` accepts, sorted; with `observe`, the
@@ -282,6 +322,7 @@ fn report(
     args: &Args,
     changed: Vec<KeyChange<'_>>,
     keys_compared: usize,
+    clusters: Option<&(String, String)>,
 ) -> anyhow::Result<Outcome> {
     let text = args.write_out == DiffFormat::Text && !args.stat && !args.name_only;
     let json = args.write_out == DiffFormat::Json && !args.stat && !args.name_only;
@@ -327,8 +368,20 @@ fn report(
     let mut w = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut tally = Tally::default();
     let mut records = 0usize;
+    let warning = clusters.map(|(a, b)| {
+        serde_json::json!({
+            "warning": "the snapshots come from different clusters",
+            "oldClusterId": a,
+            "newClusterId": b,
+        })
+    });
     if json {
         w.write_all(b"[")?;
+        if let Some(warning) = &warning {
+            w.write_all(b"\n  ")?;
+            serde_json::to_writer(&mut w, warning).map_err(std::io::Error::from)?;
+            records += 1;
+        }
     }
     let bar = super::objects::progress(changed.len() as u64, "comparing");
     for chunk in chunks_by_cost(&changed, cost, CHUNK_BUDGET, 256) {
@@ -367,7 +420,10 @@ fn report(
     let total = tally.total();
     if args.stat {
         if args.write_out == DiffFormat::Json {
-            let out = serde_json::json!({"groups": tally.rows(), "total": total});
+            let mut out = serde_json::json!({"groups": tally.rows(), "total": total});
+            if let Some(warning) = warning {
+                out["warning"] = warning;
+            }
             serde_json::to_writer_pretty(&mut w, &out).map_err(std::io::Error::from)?;
             w.write_all(b"\n")?;
         } else {

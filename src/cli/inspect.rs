@@ -3,6 +3,7 @@
 
 use super::objects::{PrefixOpt, db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
+use crate::input::refuse_damaged;
 use crate::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
 use crate::report::{Align, Table, humanize_bytes};
 
@@ -14,7 +15,8 @@ index, term, versions, cluster ID, members, alarms); per resource and per namesp
 the revisions kept in history; the largest objects; events and their share of the file; leases; space (pages in use \
 and free, what `etcdctl defrag` would give back, what a compaction at the current revision would remove, and the \
 commands to run); security (Secrets stored unencrypted, encrypted values per provider and key name, values that do \
-not decode). Sizes of objects are value bytes, as `ls` shows them.",
+not decode). Sizes of objects are value bytes, as `ls` shows them. A snapshot that `verify` finds damaged \
+(its sha256 trailer, bbolt pages, etcd's buckets) is refused with exit 1: its figures would mislead.",
     after_help = "Examples:\n  etcdsnap inspect snapshot.db\n  etcdsnap inspect snapshot.db --top 20\n  etcdsnap inspect snapshot.db -n kube-system\n  etcdsnap inspect snapshot.db -w json"
 )]
 pub struct Args {
@@ -35,20 +37,29 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = open(&args.snapshot)?;
-    let db = db(&file)?;
-    let report = inspect(
-        &db,
-        &Options {
-            prefix: args.opts.prefix.clone(),
-            top: args.top,
-            namespace: args.namespace.clone(),
+    // Figures of a damaged file would look plausible: `verify`'s checks run
+    // beside the reading, and their verdict comes first.
+    let (intact, report) = rayon::join(
+        || refuse_damaged(&file),
+        || -> anyhow::Result<Inspection> {
+            let db = db(&file)?;
+            inspect(
+                &db,
+                &Options {
+                    prefix: args.opts.prefix.clone(),
+                    top: args.top,
+                    namespace: args.namespace.clone(),
+                },
+            )
+            // The inner error, so that exit_code sees a damaged file by its type.
+            .map_err(|e| match e {
+                InspectError::Read(r) => anyhow::Error::from(r),
+                InspectError::KeySpace(k) => anyhow::Error::from(k),
+            })
         },
-    )
-    // The inner error, so that exit_code sees a damaged file by its type.
-    .map_err(|e| match e {
-        InspectError::Read(r) => anyhow::Error::from(r),
-        InspectError::KeySpace(k) => anyhow::Error::from(k),
-    })?;
+    );
+    intact?;
+    let report = report?;
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&report)? + "\n"))?,
         ReportFormat::Table => out(&render(&report))?,

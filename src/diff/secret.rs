@@ -44,14 +44,18 @@ fn entries(obj: Option<&Value>) -> Map<String, Value> {
     let Some(obj) = obj else {
         return out;
     };
-    if let Some(Value::Object(d)) = obj.get("data") {
-        for (k, v) in d {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    if let Some(Value::Object(d)) = obj.get("stringData") {
-        for (k, v) in d {
-            out.insert(format!("stringData.{k}"), v.clone());
+    for (field, prefix) in [("data", ""), ("stringData", "stringData.")] {
+        match obj.get(field) {
+            Some(Value::Object(d)) => {
+                for (k, v) in d {
+                    out.insert(format!("{prefix}{k}"), v.clone());
+                }
+            }
+            None | Some(Value::Null) => {}
+            // A list or a string where a map belongs: one entry, the field.
+            Some(other) => {
+                out.insert(field.to_string(), other.clone());
+            }
         }
     }
     out

@@ -55,6 +55,20 @@ pub fn value_is_secret(value: &[u8]) -> bool {
     }
 }
 
+/// The placeholder for one secret value: its decoded size for base64 text
+/// (a Secret's `data`), its length for other text, and the length of its
+/// JSON text for anything else (a list, a map, a number).
+fn redacted(v: &Value, base64: bool) -> Value {
+    let len = match v {
+        Value::String(s) if base64 => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_or(s.len(), |b| b.len()),
+        Value::String(s) => s.len(),
+        other => other.to_string().len(),
+    };
+    Value::String(format!("<redacted: {len} bytes>"))
+}
+
 /// Replaces secret values in place; returns how many were redacted.
 pub fn redact(obj: &mut Value) -> usize {
     redact_as(obj, false)
@@ -67,31 +81,28 @@ pub fn redact_as(obj: &mut Value, secret: bool) -> usize {
         return 0;
     }
     let mut n = 0;
-    if let Some(Value::Object(data)) = obj.get_mut("data") {
-        for v in data.values_mut() {
-            // Base64 in a Secret; a value under a Secret's key whose kind
-            // says otherwise may hold plain text.
-            let len = v.as_str().map_or(0, |s| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .map_or(s.len(), |b| b.len())
-            });
-            *v = Value::String(format!("<redacted: {len} bytes>"));
-            n += 1;
-        }
-    }
-    if let Some(Value::Object(data)) = obj.get_mut("stringData") {
-        for v in data.values_mut() {
-            let len = v.as_str().map_or(0, str::len);
-            *v = Value::String(format!("<redacted: {len} bytes>"));
-            n += 1;
+    for (field, base64) in [("data", true), ("stringData", false)] {
+        match obj.get_mut(field) {
+            // The usual shape: a map of key to value.
+            Some(Value::Object(data)) => {
+                for v in data.values_mut() {
+                    *v = redacted(v, base64);
+                    n += 1;
+                }
+            }
+            None | Some(Value::Null) => {}
+            // Any other shape (a list, a string, a number) is replaced whole:
+            // whatever it holds may be the secret.
+            Some(other) => {
+                *other = redacted(other, false);
+                n += 1;
+            }
         }
     }
     if let Some(Value::Object(ann)) = obj.pointer_mut("/metadata/annotations")
         && let Some(v) = ann.get_mut(LAST_APPLIED)
     {
-        let len = v.as_str().map_or(0, str::len);
-        *v = Value::String(format!("<redacted: {len} bytes>"));
+        *v = redacted(v, false);
         n += 1;
     }
     n
@@ -129,6 +140,26 @@ mod tests {
         assert_eq!(super::redact_as(&mut obj, true), 2);
         assert_eq!(obj["data"]["a"], "<redacted: 2 bytes>");
         assert_eq!(obj["data"]["b"], "<redacted: 5 bytes>");
+    }
+
+    #[test]
+    fn every_shape_of_data_is_redacted() {
+        for data in [
+            serde_json::json!(["c2VjcmV0", "hunter2"]),
+            serde_json::json!("hunter2"),
+            serde_json::json!(12345),
+            serde_json::json!({"k": ["hunter2"], "j": {"x": "hunter2"}, "n": 7}),
+        ] {
+            let mut obj = serde_json::json!({"kind": "Secret", "data": data.clone(),
+                "stringData": data});
+            assert!(super::redact(&mut obj) >= 2);
+            let text = obj.to_string();
+            assert!(
+                !text.contains("hunter2") && !text.contains("c2VjcmV0"),
+                "{text}"
+            );
+            assert!(!text.contains("12345") && !text.contains(":7"), "{text}");
+        }
     }
 
     #[test]

@@ -265,11 +265,14 @@ fn read_tls_file<'p>(
     what: &'static str,
     path: &'p Path,
 ) -> Result<(Vec<u8>, impl Fn(String) -> LiveError + 'p), LiveError> {
-    let bytes = std::fs::read(path).map_err(|source| LiveError::File {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::input::read_bounded(path, crate::input::SMALL_FILE_LIMIT).map_err(|source| {
+            LiveError::File {
+                what,
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let pem_err = move |why: String| LiveError::Pem {
         what,
         path: path.to_path_buf(),

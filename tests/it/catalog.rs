@@ -729,3 +729,60 @@ fn a_held_lock_is_waited_for_then_reported() {
     holder.wait().unwrap();
     assert_eq!(list(&c).len(), 2);
 }
+
+/// A drop that lasts is not forgotten the next night: after s4 (ConfigMaps
+/// 50 → 10, team-c gone) the entries x0…x5 each add one ConfigMap, and each
+/// is still judged against the most the last entries held (s3's 50),
+/// naming that entry, until s3 leaves the baseline window (7 entries).
+#[test]
+fn a_lasting_drop_is_compared_with_the_series_baseline() {
+    let sr = series();
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("catalog.redb");
+    for n in ["s1", "s2", "s3", "s4", "x0"] {
+        add(&c, &sr.snap(n), &["env=prod"]);
+    }
+    let s3 = list(&c)
+        .into_iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("s3.db"))
+        .expect("s3 listed");
+    let s3_sha = &s3["sha256"].as_str().unwrap()[..12];
+    let live = |n: &str| {
+        sr.facts[n]["live"]["configmaps"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let (peak, now) = (live("s3"), live("x0"));
+    assert_eq!((peak, now), (50, 11));
+    let (rc, failed) = trend(&c, &[]);
+    assert_eq!(rc, 1, "{failed:?}");
+    let failed: BTreeMap<String, String> = failed.into_iter().collect();
+    let cm = &failed["trend objects configmaps"];
+    assert!(
+        cm.starts_with(&format!("configmaps: {peak} → {now} (−78 %)"))
+            && cm.contains(&format!("entry {s3_sha}"))
+            && cm.contains("s3.db"),
+        "{cm}"
+    );
+    assert!(
+        failed["trend namespace team-c"].contains(&format!("entry {s3_sha}")),
+        "{failed:?}"
+    );
+    for n in ["x1", "x2", "x3", "x4", "x5"] {
+        add(&c, &sr.snap(n), &["env=prod"]);
+    }
+    let (rc, failed) = trend(&c, &[]);
+    assert_eq!(rc, 1, "x5 still has s3 in its baseline: {failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|(r, m)| r == "trend objects configmaps" && m.contains(s3_sha))
+    );
+    // x6: the last 7 entries before it are s4, x0…x5.
+    add(&c, &sr.snap("x6"), &["env=prod"]);
+    let (rc, failed) = trend(&c, &[]);
+    assert_eq!((rc, failed.clone()), (0, vec![]), "{failed:?}");
+}

@@ -260,3 +260,130 @@ fn each_rule_judges_what_real_etcd_was_given() {
     assert_eq!(got, want);
     assert!(by_key["k1"] > 0);
 }
+
+/// The rules of one `check -w json` run, by name: (passed, message).
+fn rules_of(o: &std::process::Output) -> BTreeMap<String, (bool, String)> {
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), stderr(o)));
+    v[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap().to_string(),
+                (
+                    r["passed"].as_bool().unwrap(),
+                    r["message"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Policy resource names are read as `get` reads them (short names,
+/// singulars, any case, group-qualified) on the known mix of real etcd
+/// 3.5.1, and a name that is neither built in nor in the snapshot fails its
+/// rule whatever its minimum, with the closest names.
+#[test]
+fn policy_resource_names_are_resolved_and_unknown_ones_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let snap = d.path().join("mix.db");
+    let _ = etcdutl35();
+    let o = Command::new("python3")
+        .arg(root().join("fixtures/inspect_mix.py"))
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mix: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let live = |prefix: &str| {
+        mix["keys"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| k.starts_with(prefix) && !v["deleted"].as_bool().unwrap())
+            .count()
+    };
+    let (cms, deps) = (
+        live("/registry/configmaps/"),
+        live("/registry/deployments/"),
+    );
+    assert!(cms > 0 && deps > 0);
+    let policy = d.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "minObjects:\n  cm: {cms}\n  ConfigMap: {cms}\n  deploy: {deps}\n  deployment.apps: {deps}\n  configmapz: 0\n\
+             requiredObjects: [cm/alpha/cm-2, Deployment/alpha/web-0]\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&["check", s(&snap), "--policy", s(&policy), "-w", "json"]);
+    let got = rules_of(&o);
+    assert_eq!(
+        got["minObjects configmaps"],
+        (true, format!("{cms} live configmaps (at least {cms})")),
+        "{got:?}"
+    );
+    assert_eq!(
+        got["minObjects deployments.apps"],
+        (
+            true,
+            format!("{deps} live deployments.apps (at least {deps})")
+        ),
+        "{got:?}"
+    );
+    let (passed, why) = &got["minObjects configmapz"];
+    assert!(
+        !passed && why.contains("unknown resource") && why.contains("did you mean configmaps"),
+        "{got:?}"
+    );
+    assert!(got["requiredObjects configmaps/alpha/cm-2"].0, "{got:?}");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}
+
+/// valuesDecode is `verify --deep`'s check: a value that decodes but whose
+/// name or namespace disagrees with its key (written to real etcd 3.5.1)
+/// fails both.
+#[test]
+fn values_decode_fails_where_verify_deep_does() {
+    let d = tempfile::tempdir().unwrap();
+    let snap = d.path().join("snap.db");
+    let good = d.path().join("good.json");
+    let moved = d.path().join("moved.json");
+    std::fs::write(
+        &good,
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"default"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &moved,
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other","namespace":"kube-system"}}"#,
+    )
+    .unwrap();
+    let st = Command::new("python3")
+        .arg(root().join("fixtures/put_and_save.py"))
+        .arg("3.5")
+        .arg(&snap)
+        .arg(format!("/registry/configmaps/default/a={}", good.display()))
+        .arg(format!(
+            "/registry/configmaps/default/b={}",
+            moved.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deep = run(&["verify", s(&snap), "--deep"]);
+    assert_eq!(code(&deep), 1, "verify --deep: {}", stdout(&deep));
+    let policy = d.path().join("p.yaml");
+    std::fs::write(&policy, "valuesDecode: true\n").unwrap();
+    let o = run(&["check", s(&snap), "--policy", s(&policy), "-w", "json"]);
+    let got = rules_of(&o);
+    let (passed, why) = &got["valuesDecode"];
+    assert!(
+        !passed && why.contains("/registry/configmaps/default/b") && why.contains("metadata.name"),
+        "{got:?}"
+    );
+    assert_eq!(code(&o), 1);
+}

@@ -949,11 +949,125 @@ fn noise_secrets_encrypted_values_and_inputs() {
         2,
         "two standard inputs are a usage error"
     );
-    // Exit codes as diff(1): 1 means differences, so a damaged snapshot is an
-    // error (2), said with its file.
+    // A damaged snapshot is refused (1, "damaged"), said with its file.
     let cut = d.join("cut.db");
     std::fs::write(&cut, &std::fs::read(&a).unwrap()[..5000]).unwrap();
     let o = run(&["diff", sa, s(&cut)]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("cut.db"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+}
+
+/// 150 single-bit flips spread over a snapshot written by real etcd 3.5.1,
+/// with its sha256 trailer and without it (a data dir's db, where only the
+/// structure checks can tell): every flip `verify` calls damaged makes `diff`
+/// of the good file against the flipped one (the same revision) refuse it
+/// ("damaged", exit 1, no difference printed) instead of reporting a change.
+#[test]
+fn every_flip_verify_calls_damaged_is_refused_not_diffed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good_path = dir.path().join("good.db");
+    let bad = dir.path().join("flipped.db");
+    let full = std::fs::read(fixture("etcd-3.5.1.db")).expect("fixture");
+    let stripped = full[..full.len() - 32].to_vec();
+    let mut missed = Vec::new();
+    for (label, good) in [("with trailer", &full), ("without trailer", &stripped)] {
+        std::fs::write(&good_path, good).unwrap();
+        let (mut damaged, mut refused) = (0, 0);
+        for i in 0..150usize {
+            let mut b = good.clone();
+            let at = i * b.len() / 150 + (i * 37) % 97;
+            b[at] ^= 1 << (i % 8);
+            std::fs::write(&bad, &b).unwrap();
+            if code(&run(&["verify", s(&bad)])) != 1 {
+                continue;
+            }
+            damaged += 1;
+            let o = run(&["diff", s(&good_path), s(&bad)]);
+            if code(&o) == 1 && stderr(&o).contains("damaged") && o.stdout.is_empty() {
+                refused += 1;
+            } else {
+                missed.push(format!(
+                    "{label}: flip at {at}: exit {}: {}",
+                    code(&o),
+                    stderr(&o)
+                ));
+            }
+        }
+        eprintln!("diff, {label}: {refused} of {damaged} damaged files refused (150 flips)");
+    }
+    assert!(
+        missed.is_empty(),
+        "{} not refused:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
+
+/// Two snapshots of different clusters (two real etcd 3.5.1, each its own
+/// cluster): `diff` warns, naming both cluster IDs as etcd itself reports
+/// them (`etcdctl endpoint status`), on stderr and in `-w json` / `--stat`;
+/// two snapshots of one cluster get no warning.
+#[test]
+fn different_clusters_are_said_with_both_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "fixtures"))
+from etcd_tools import Server
+out = {}
+for name in ("a", "b"):
+    s = Server("3.5")
+    try:
+        s.ctl("put", "/registry/configmaps/default/x", stdin=name.encode())
+        st = json.loads(s.ctl("endpoint", "status", "-w", "json"))
+        out[name] = format(st[0]["Status"]["header"]["cluster_id"], "x")
+        s.save_snapshot(os.path.join(sys.argv[2], name + ".db"))
+        if name == "a":
+            s.ctl("put", "/registry/configmaps/default/y", stdin=b"more")
+            s.save_snapshot(os.path.join(sys.argv[2], "a2.db"))
+    finally:
+        s.stop()
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(root())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (ida, idb) = (ids["a"].as_str().unwrap(), ids["b"].as_str().unwrap());
+    assert_ne!(ida, idb, "two clusters, two IDs");
+    let (a, a2, b) = (
+        dir.path().join("a.db"),
+        dir.path().join("a2.db"),
+        dir.path().join("b.db"),
+    );
+    let says_both = |text: &str| text.contains(ida) && text.contains(idb);
+    let o = run(&["diff", s(&a), s(&b)]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        says_both(&stderr(&o)) && stderr(&o).contains("different clusters"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["diff", s(&a), s(&b), "-w", "json"]);
+    let records: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let warning = records
+        .iter()
+        .find(|r| r.get("warning").is_some())
+        .unwrap_or_else(|| panic!("no warning record: {}", stdout(&o)));
+    assert_eq!(warning["oldClusterId"], ida);
+    assert_eq!(warning["newClusterId"], idb);
+    let o = run(&["diff", s(&a), s(&b), "--stat", "-w", "json"]);
+    let stat: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(says_both(&stat["warning"].to_string()), "{stat}");
+    // One cluster: no warning.
+    let o = run(&["diff", s(&a), s(&a2), "-w", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("different clusters"), "{}", stderr(&o));
+    assert!(json_records(&o).iter().all(|r| r.get("warning").is_none()));
 }

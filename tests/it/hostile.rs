@@ -142,3 +142,106 @@ fn fuzz_seeds() {
         }
     }
 }
+
+/// Runs `etcdsnap ARGS` with its address space capped (so that an unbounded
+/// read fails instead of filling the machine) and a deadline; returns the
+/// exit code (None: killed at the deadline), stderr and the time taken.
+fn bounded_run(args: &[&str], deadline: Duration) -> (Option<i32>, String, Duration) {
+    use std::process::{Command, Stdio};
+    let t = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4000000; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        use std::io::Read;
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if t.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, reader.join().unwrap(), t.elapsed())
+}
+
+/// `--policy` and `--encryption-config` given a device, a FIFO nobody writes,
+/// a directory or a YAML nested 100,000 deep: refused at once (exit 2) with
+/// the file named, memory bounded by what is read; never a hang.
+#[test]
+fn small_files_that_are_not_small_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let deep_flow = write(
+        dir.path(),
+        "deep-flow.yaml",
+        format!(
+            "minNamespaces: 1\nminObjects: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        )
+        .as_bytes(),
+    );
+    let deep_map = write(
+        dir.path(),
+        "deep-map.yaml",
+        format!(
+            "# deep\nresources: {}1{}\n",
+            "{a: ".repeat(100_000),
+            "}".repeat(100_000)
+        )
+        .as_bytes(),
+    );
+    let snap = fixture("etcd-3.5.1.db");
+    let snap = snap.to_str().unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut failures = Vec::new();
+    for flag in ["--policy", "--encryption-config"] {
+        for (file, says) in [
+            ("/dev/zero", "character device"),
+            (fifo, "FIFO"),
+            (d, "directory"),
+            (deep_flow.as_str(), "line 2: nested deeper than 64 levels"),
+            (deep_map.as_str(), "line 2: nested deeper than 64 levels"),
+        ] {
+            let (code, err, took) =
+                bounded_run(&["check", snap, flag, file], Duration::from_secs(20));
+            eprintln!("check {flag} {file}: exit {code:?} in {took:?}");
+            if code != Some(2)
+                || !err.contains(file)
+                || !err.contains(says)
+                || took > Duration::from_secs(5)
+            {
+                failures.push(format!("{flag} {file}: exit {code:?} in {took:?}: {err}"));
+            }
+        }
+    }
+    // `decode` reads a FIFO as given (`decode <(etcdctl get …)`), capped.
+    let (code, err, took) = bounded_run(&["decode", "/dev/zero"], Duration::from_secs(20));
+    eprintln!("decode /dev/zero: exit {code:?} in {took:?}");
+    if code != Some(2) || !err.contains("/dev/zero: cannot read: larger than") {
+        failures.push(format!(
+            "decode /dev/zero: exit {code:?} in {took:?}: {err}"
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

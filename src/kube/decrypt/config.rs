@@ -201,10 +201,14 @@ impl EncryptionConfig {
     /// Reads and checks a config file.
     pub fn load(path: &std::path::Path) -> Result<EncryptionConfig, ConfigError> {
         let shown = path.display().to_string();
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| ConfigError::Io {
-            path: shown.clone(),
-            source,
-        })?);
+        let bytes = Zeroizing::new(
+            crate::input::read_bounded(path, crate::input::SMALL_FILE_LIMIT).map_err(|source| {
+                ConfigError::Io {
+                    path: shown.clone(),
+                    source,
+                }
+            })?,
+        );
         EncryptionConfig::parse(&bytes).map_err(|e| match e {
             ConfigError::Parse { detail, .. } => ConfigError::Parse {
                 path: shown.clone(),
@@ -229,6 +233,8 @@ impl EncryptionConfig {
             detail,
         };
         let text = std::str::from_utf8(bytes).map_err(|_| parse("the file is not UTF-8".into()))?;
+        crate::yaml::check_depth(text, crate::yaml::MAX_READ_DEPTH)
+            .map_err(|e| parse(e.to_string()))?;
         let file: FileV1 = serde_yaml_ng::from_str(text).map_err(|e| parse(e.to_string()))?;
         match (file.api_version.as_str(), file.kind.as_str()) {
             ("apiserver.config.k8s.io/v1", "EncryptionConfiguration") => {}
