@@ -64,6 +64,17 @@ pub fn check() -> Result<(), Interrupted> {
     requested().map_or(Ok(()), Err)
 }
 
+/// A reader that fails (as [`check_io`]) once a signal asked the command
+/// to stop, so that a long copy stops between two reads.
+pub struct Checked<R>(pub R);
+
+impl<R: std::io::Read> std::io::Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        check_io()?;
+        self.0.read(buf)
+    }
+}
+
 /// [`check`] as an I/O error, for writers behind `std::io::Write` (of kind
 /// `Other`: `write_all` retries `Interrupted`).
 pub fn check_io() -> std::io::Result<()> {

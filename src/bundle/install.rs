@@ -284,7 +284,7 @@ impl Sink for Staging<'_> {
             ));
         }
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        let n = io::copy(&mut data.take(e.size), &mut w)?;
+        let n = io::copy(&mut crate::interrupt::Checked(data.take(e.size)), &mut w)?;
         self.budget -= n;
         w.into_inner().map_err(|e| e.into_error())?;
         durable::set_mode(&d, e.mode).map_err(|e| io::Error::other(e.to_string()))
@@ -833,8 +833,9 @@ fn free_space(p: &Path) -> Option<(u64, u64)> {
     while let Some(c) = cur {
         if let Ok(meta) = fs::metadata(c) {
             let cs = std::ffi::CString::new(c.as_os_str().as_bytes()).ok()?;
-            // SAFETY: statvfs fills the zeroed struct we pass; cs is a valid C string.
+            // SAFETY: an all-zero statvfs is a valid value of that plain C struct.
             let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: statvfs fills the struct we pass; cs is a valid C string.
             if unsafe { libc::statvfs(cs.as_ptr(), &mut st) } != 0 {
                 return None;
             }

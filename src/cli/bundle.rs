@@ -162,7 +162,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.sub {
         Some(Sub::Inspect(a)) => inspect(a),
         Some(Sub::Extract(a)) => extract(a),
-        None => make(args.make),
+        None => {
+            // Ctrl-C or SIGTERM while building: the scratch dir and the
+            // partial archives are removed (see crate::interrupt).
+            if !args.make.dry_run {
+                crate::interrupt::install();
+            }
+            let r = make(args.make);
+            if let Some(sig) = crate::interrupt::requested()
+                && r.is_err()
+            {
+                say!("etcdsnap: {sig}: the scratch files were removed; no archive was written");
+            }
+            r
+        }
     }
 }
 

@@ -81,7 +81,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         sha256: args.sha256.clone(),
         as_member: args.as_member.clone(),
     };
-    let report = match install(&args.bundle, &opts) {
+    // Ctrl-C or SIGTERM while extracting or staging: what was staged is
+    // removed and the target left as it was (see crate::interrupt).
+    if !args.dry_run {
+        crate::interrupt::install();
+    }
+    let result = install(&args.bundle, &opts);
+    if let Some(sig) = crate::interrupt::requested() {
+        match &result {
+            Err(_) => say!(
+                "etcdsnap: {sig}: what was being staged was removed; the data dir and the PKI are as they were"
+            ),
+            Ok(_) => say!("etcdsnap: {sig} came after the swap: the install was completed"),
+        }
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e) if e.is_check_failure() => {
             say!("etcdsnap: install refused: {e}");

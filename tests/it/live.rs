@@ -75,6 +75,8 @@ fn save_equals_etcdctl(line: &str) {
     let theirs = dir.path().join("theirs.db");
     // Under the usual umask (022) the file is still its owner's only, as
     // etcdctl writes it.
+    // SAFETY: the pre_exec closure only calls umask(2), which is
+    // async-signal-safe, between fork and exec.
     let o = unsafe {
         use std::os::unix::process::CommandExt;
         live_cmd(&e, &["save", ours.to_str().unwrap()])
@@ -552,6 +554,7 @@ fn a_server_killed_during_save_leaves_no_output() {
         std::thread::sleep(Duration::from_millis(1));
     };
     let pid = e.pid(0) as i32;
+    // SAFETY: kill(2) on the PID of the etcd member this test started.
     unsafe {
         libc::kill(pid, libc::SIGSTOP);
         libc::kill(pid, libc::SIGKILL);

@@ -1456,3 +1456,35 @@ fn an_install_killed_after_its_commit_point_reruns_as_installed() {
     assert_eq!(tree(&root.join("etc/kubernetes/pki/etcd")), installed);
     assert!(pki_journals(&root).is_empty(), "the journal is removed");
 }
+
+/// Ctrl-C (SIGINT, sent by strace at the install's first fsync) during
+/// `install --force`: the run stops with exit 2 and says so, the installed
+/// member and PKI are as they were, and nothing of the run is left behind.
+#[test]
+fn ctrl_c_during_install_leaves_the_target_as_it_was() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, archive) = one_member_bundle(t.path());
+    let root = t.path().join("root");
+    let o = etcdsnap()
+        .args(["install", s(&archive), "--root", s(&root)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Made to differ from the archive, so that --force replaces it.
+    let peer = root.join("etc/kubernetes/pki/etcd/peer.crt");
+    let mut b = std::fs::read(&peer).unwrap();
+    b.push(b'\n');
+    std::fs::write(&peer, b).unwrap();
+    let before = tree(&root);
+    let o = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
+        .args(["-e", "inject=fsync:signal=INT:when=1"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(["install", s(&archive), "--root", s(&root), "--force"])
+        .output()
+        .expect("strace is required (apt-get install strace)");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("SIGINT"), "{err}");
+    assert_eq!(tree(&root), before, "the target changed: {err}");
+}
