@@ -1,4 +1,4 @@
-//! `bundle`, `bundle inspect` and `install` (issue 10 items 3–4): a round
+//! `bundle`, `bundle inspect` and `install`: a round
 //! trip gives the bytes `restore --out-dir` writes and the PKI files with
 //! their modes and owner; archives are reproducible; every kind of tampering
 //! is refused with its reason and the target left as it was; encrypted

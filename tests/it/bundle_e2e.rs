@@ -1,4 +1,4 @@
-//! Issue 10 end to end with TLS: a snapshot made by real etcd is bundled for
+//! End to end with TLS: a snapshot made by real etcd is bundled for
 //! three members on loopback, each archive is installed into its own root,
 //! and three real etcd servers (3.5.1, then 3.4.23) start from the installed
 //! files only — client and peer TLS with client certificates required — with

@@ -1,4 +1,4 @@
-//! The backup catalog (issue 13 items 2 and 3), on snapshots real etcd 3.5.1
+//! The backup catalog, on snapshots real etcd 3.5.1
 //! wrote from a series of Kubernetes-shaped writes (the script below keeps
 //! its own account of what it put, and asks the server its revision and
 //! cluster/member IDs: those are the oracle, never our output): a healthy

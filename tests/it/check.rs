@@ -1,4 +1,4 @@
-//! `etcdsnap check` (issue 13 item 1): healthy snapshots made by real etcd
+//! `etcdsnap check`: healthy snapshots made by real etcd
 //! pass; a truncated one fails the verify rule, exit 1, with a JUnit failure
 //! whose structure an independent XML parser (Python's) reads; a bad policy
 //! is exit 2 naming its line; and on a known mix written to real etcd 3.5.1

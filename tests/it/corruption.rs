@@ -184,7 +184,7 @@ fn missing_file_is_exit_2() {
     let o = run(&["verify", "/nonexistent/snapshot.db"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/snapshot.db"));
-    // Every command says the OS error once (issue 16, item 9).
+    // Every command says the OS error once.
     for cmd in [
         "status", "verify", "ls", "get", "history", "index", "restore",
     ] {
@@ -514,7 +514,7 @@ fn every_byte_of_a_file_can_be_damaged_safely() {
 
 /// An emptied value in the `key` bucket is damage: only the bump marker that
 /// a revision bump writes (the revision meta's scheduledCompactRev names) may
-/// be empty (issue 16 item 12).
+/// be empty.
 #[test]
 fn an_emptied_key_value_fails_verify() {
     for (name, _) in FIXTURES {
@@ -586,7 +586,7 @@ fn the_bump_marker_alone_may_be_empty() {
 }
 
 /// Without a trailer the sha256 is not checked, and `verify` says so instead of
-/// "every check passed", quiet or not (issue 16 item 25).
+/// "every check passed", quiet or not.
 #[test]
 fn verify_says_when_the_sha256_was_not_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -612,7 +612,7 @@ fn verify_says_when_the_sha256_was_not_checked() {
 }
 
 /// `verify -q -w json` prints only the failed and unchecked checks and the
-/// verdict, like the quiet table (issue 16 item 17).
+/// verdict, like the quiet table.
 #[test]
 fn quiet_json_keeps_only_failed_and_unchecked_checks() {
     let dir = tempfile::tempdir().unwrap();
@@ -658,7 +658,7 @@ fn quiet_json_keeps_only_failed_and_unchecked_checks() {
 
 /// Element data out of element order (two elements' data swapped, so their
 /// keys stay in order) is reported, as bbolt writes them packed in order
-/// (issue 16 item 11).
+///.
 #[test]
 fn element_data_out_of_order_is_found() {
     for (name, _) in FIXTURES {

@@ -1,4 +1,4 @@
-//! `etcdsnap diff` (issue 11) against snapshots made by real etcd 3.5.1 and
+//! `etcdsnap diff` against snapshots made by real etcd 3.5.1 and
 //! 3.4.23: a seeded random set of puts, updates, deletes, rewrites and lease
 //! changes over protobuf, JSON and CBOR values is planted between two
 //! snapshots, and `diff` must report exactly that set. The oracles are not

@@ -1,4 +1,4 @@
-//! `etcdsnap hashkv` (issue 14 item 2) against real etcd: puts, overwrites
+//! `etcdsnap hashkv` against real etcd: puts, overwrites
 //! (several in one txn), deletes — one exactly at the revision compacted
 //! later — a key rewritten after the compaction, two compactions, and a
 //! compaction at a revision where every key is deleted. The oracles are etcd:

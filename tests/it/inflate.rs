@@ -1,6 +1,6 @@
 //! Compressed input is inflated no further than the db can need: the meta
-//! page's high-water mark × page size, plus the 32-byte trailer (issue 16
-//! item 19). Each run gets a temporary directory on a small tmpfs, so an
+//! page's high-water mark × page size, plus the 32-byte trailer.
+//! Each run gets a temporary directory on a small tmpfs, so an
 //! unbounded inflation fails with "no space" instead of filling the disk.
 
 use crate::common;

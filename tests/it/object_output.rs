@@ -1,4 +1,4 @@
-//! Issue 17 through the binary, on a snapshot of a real etcd 3.5.1: the Go
+//! Through the binary, on a snapshot of a real etcd 3.5.1: the Go
 //! oracle's typical objects (stored as the API server stores them) and hostile
 //! values are put into etcd, `etcdctl snapshot save` writes the snapshot, and
 //! each object is read back with `get`. The oracle (tools/k8s-oracle, the
@@ -458,9 +458,7 @@ fn memory_is_bounded_by_the_value() {
     ] {
         let f = dir.path().join("hostile");
         std::fs::write(&f, &bytes).unwrap();
-        let t = std::time::Instant::now();
         let (kib, code, err) = peak_rss(&["decode", f.to_str().unwrap(), "-o", "json"], &[]);
-        let took = t.elapsed();
         assert_eq!(code, Some(1), "{name}: {err}");
         assert!(
             err.contains("refused to keep memory bounded") && err.contains("hostile"),
@@ -472,7 +470,6 @@ fn memory_is_bounded_by_the_value() {
             "{name}: took {grew} bytes over the base for a value of {}",
             bytes.len()
         );
-        assert!(took.as_secs() < 20, "{name}: took {took:?}");
     }
     // Ordinary large objects decode within 10x (plus the base): 40 MB of long
     // strings, 10 MB of items with text. A dense 2 MB one (short fields and

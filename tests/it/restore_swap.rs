@@ -784,7 +784,7 @@ fn inode(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().ino()
 }
 
-/// Issue items 1 and "kill tests extended": `restore --force` over a member
+/// `restore --force` over a member
 /// is killed at each point of its swap; etcd is started on whatever is in
 /// place and written to; then every rerun (restore and install, without and
 /// with --force; restore's --dry-run names the journal) keeps the written key:
@@ -903,7 +903,7 @@ fn a_killed_swap_then_a_used_member_survives_every_rerun() {
     }
 }
 
-/// Issue item 2: a journal left in a data dir that is then moved acts only
+/// a journal left in a data dir that is then moved acts only
 /// inside the moved dir (its names are relative): the tree now at the old
 /// path, never named by the user, is left alone; and the rerun into the
 /// moved dir puts its old member back and swaps the new one in.
@@ -961,7 +961,7 @@ fn a_moved_journal_acts_only_where_it_lives() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Issue item 3: `restore --force` onto the data dir of a running etcd
+/// `restore --force` onto the data dir of a running etcd
 /// (3.5.1) is refused with the PID of the etcd holding it, before anything
 /// is written; --dry-run says so too. The member boots afterwards.
 #[test]
@@ -1036,7 +1036,7 @@ fn one_member_bundle(dir: &Path) -> (Layout, PathBuf) {
     (l, out.join("m1.tar.zst"))
 }
 
-/// Issue item 1 as reported, on `install`: `install --force` over an
+/// On `install`: `install --force` over an
 /// installed member, killed after its data swap (during the PKI placement,
 /// and after it); etcd is started on the new member and written to; then
 /// `install` (refused for lacking --force), `install --force` and `restore
@@ -1153,7 +1153,7 @@ fn a_killed_install_then_a_used_member_survives_every_rerun() {
     }
 }
 
-/// Issue item 3 on `install`: `install --force` onto the data dir of a
+/// On `install`: `install --force` onto the data dir of a
 /// running etcd (3.5.1) is refused with its PID, and --dry-run says so.
 #[test]
 fn install_notices_a_running_etcd() {

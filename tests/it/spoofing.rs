@@ -1,4 +1,4 @@
-//! Names from a snapshot cannot spoof `verify`'s output (issue 17, item 4):
+//! Names from a snapshot cannot spoof `verify`'s output:
 //! control characters in bucket names and keys reach the terminal escaped,
 //! so a crafted name can neither clear the screen nor print a fake verdict.
 //! (The object commands are covered with hostile keys in a real etcd by
