@@ -378,6 +378,7 @@ fn mode_of(p: &Path) -> u32 {
 /// (data dir, PKI dir, each PKI file, each flag) is inside the root, where
 /// the files are. Then real etcd boots from what was installed through the
 /// links.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn install_root_resolves_symlinks_inside_the_root() {
     let work = tempfile::tempdir().unwrap();
@@ -696,6 +697,7 @@ fn install_with_sha256_and_no_sums_file() {
 /// writes nothing; once real etcd has run from the member (and so changed
 /// it), the rerun is no longer a no-op: it needs --force like any other
 /// install over a member.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn install_rerun_is_already_installed_until_the_member_changes() {
     let work = tempfile::tempdir().unwrap();

@@ -734,6 +734,7 @@ fn a_held_lock_is_waited_for_then_reported() {
 /// 50 → 10, team-c gone) the entries x0…x5 each add one ConfigMap, and each
 /// is still judged against the most the last entries held (s3's 50),
 /// naming that entry, until s3 leaves the baseline window (7 entries).
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn a_lasting_drop_is_compared_with_the_series_baseline() {
     let sr = series();

@@ -285,6 +285,7 @@ fn rules_of(o: &std::process::Output) -> BTreeMap<String, (bool, String)> {
 /// singulars, any case, group-qualified) on the known mix of real etcd
 /// 3.5.1, and a name that is neither built in nor in the snapshot fails its
 /// rule whatever its minimum, with the closest names.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn policy_resource_names_are_resolved_and_unknown_ones_refused() {
     let d = tempfile::tempdir().unwrap();
@@ -346,6 +347,7 @@ fn policy_resource_names_are_resolved_and_unknown_ones_refused() {
 /// valuesDecode is `verify --deep`'s check: a value that decodes but whose
 /// name or namespace disagrees with its key (written to real etcd 3.5.1)
 /// fails both.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn values_decode_fails_where_verify_deep_does() {
     let d = tempfile::tempdir().unwrap();

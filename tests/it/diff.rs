@@ -1009,6 +1009,7 @@ fn every_flip_verify_calls_damaged_is_refused_not_diffed() {
 /// cluster): `diff` warns, naming both cluster IDs as etcd itself reports
 /// them (`etcdctl endpoint status`), on stderr and in `-w json` / `--stat`;
 /// two snapshots of one cluster get no warning.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn different_clusters_are_said_with_both_ids() {
     let dir = tempfile::tempdir().unwrap();

@@ -707,6 +707,7 @@ fn every_fixture_object_is_served_as_the_api_server_serves_it() {
 /// A crafted Secret whose `data` or `stringData` is not a map (a list, a
 /// string, a number, a map of lists) is redacted whole in `get`, `get --all`,
 /// `diff` (text and `-w json`) and `decode`, on snapshots of a real etcd 3.5.1.
+#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn secret_data_of_any_shape_is_redacted() {
     let shapes = |secret: &str| {
