@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{FIXTURES, etcdsnap, etcdutl35, fixture, root};
+use common::{etcdsnap, etcdutl35, fixture, root};
 use serde_json::Value;
 
 fn inspect_json(snap: &Path, extra: &[&str]) -> Value {
@@ -320,16 +320,20 @@ fn check_free_pages(snap: &Path, got: &Value) {
     );
 }
 
-#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
-#[test]
-fn fixtures_space_matches_bbolt_pages_and_etcdutl_defrag() {
-    for (name, _) in FIXTURES {
-        let snap = fixture(name);
-        let got = inspect_json(&snap, &[]);
-        check_free_pages(&snap, &got);
-        check_offline_defrag(&snap, &got);
-    }
+fn fixtures_space_matches_bbolt_pages_and_etcdutl_defrag(name: &str) {
+    let snap = fixture(name);
+    let got = inspect_json(&snap, &[]);
+    check_free_pages(&snap, &got);
+    check_offline_defrag(&snap, &got);
 }
+per_release!(
+    #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+    fixtures_space_matches_bbolt_pages_and_etcdutl_defrag:
+    v3_4("etcd-3.4.23.db"),
+    v3_5("etcd-3.5.1.db"),
+    v3_6("etcd-3.6.16.db"),
+    v3_7("etcd-3.7.3.db"),
+);
 
 fn ls(snap: &Path, deleted: bool) -> Vec<Value> {
     let mut c = etcdsnap();
@@ -350,75 +354,79 @@ fn ls(snap: &Path, deleted: bool) -> Vec<Value> {
         .clone()
 }
 
-#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
-#[test]
-fn fixtures_figures_equal_a_recount_of_ls_and_history() {
-    for (name, _) in FIXTURES {
-        let snap = fixture(name);
-        let got = inspect_json(&snap, &["--top", "1000"]);
-        let mut resources = Counts::new();
-        let mut namespaces = Counts::new();
-        let mut rows = ls(&snap, false);
-        rows.extend(ls(&snap, true));
-        for row in rows {
-            let key = row["key"].as_str().expect("key");
-            let o = etcdsnap()
-                .args(["history", "--no-index", "-w", "json"])
-                .arg(&snap)
-                .arg(key)
-                .output()
-                .expect("run etcdsnap history");
-            assert!(o.status.success(), "history {key}");
-            let h: Value = serde_json::from_slice(&o.stdout).expect("history -w json");
-            let revs = h["revisions"].as_array().expect("revisions");
-            let live = row.get("deletedAt").is_none();
-            let live_bytes = if live {
-                row["size"].as_u64().expect("size")
-            } else {
-                0
-            };
-            let all: u64 = revs
-                .iter()
-                .map(|r| r["valueSize"].as_u64().expect("valueSize"))
-                .sum();
-            let add = |c: &mut (u64, u64, u64, u64)| {
-                c.0 += u64::from(live);
-                c.1 += live_bytes;
-                c.2 += revs.len() as u64 - u64::from(live);
-                c.3 += all - live_bytes;
-            };
-            let resource = row["resource"]
-                .as_str()
-                .unwrap_or("(other keys)")
-                .to_string();
-            add(resources.entry(resource).or_default());
-            if let Some(ns) = row["namespace"].as_str() {
-                add(namespaces.entry(ns.to_string()).or_default());
-            }
+fn fixtures_figures_equal_a_recount_of_ls_and_history(name: &str) {
+    let snap = fixture(name);
+    let got = inspect_json(&snap, &["--top", "1000"]);
+    let mut resources = Counts::new();
+    let mut namespaces = Counts::new();
+    let mut rows = ls(&snap, false);
+    rows.extend(ls(&snap, true));
+    for row in rows {
+        let key = row["key"].as_str().expect("key");
+        let o = etcdsnap()
+            .args(["history", "--no-index", "-w", "json"])
+            .arg(&snap)
+            .arg(key)
+            .output()
+            .expect("run etcdsnap history");
+        assert!(o.status.success(), "history {key}");
+        let h: Value = serde_json::from_slice(&o.stdout).expect("history -w json");
+        let revs = h["revisions"].as_array().expect("revisions");
+        let live = row.get("deletedAt").is_none();
+        let live_bytes = if live {
+            row["size"].as_u64().expect("size")
+        } else {
+            0
+        };
+        let all: u64 = revs
+            .iter()
+            .map(|r| r["valueSize"].as_u64().expect("valueSize"))
+            .sum();
+        let add = |c: &mut (u64, u64, u64, u64)| {
+            c.0 += u64::from(live);
+            c.1 += live_bytes;
+            c.2 += revs.len() as u64 - u64::from(live);
+            c.3 += all - live_bytes;
+        };
+        let resource = row["resource"]
+            .as_str()
+            .unwrap_or("(other keys)")
+            .to_string();
+        add(resources.entry(resource).or_default());
+        if let Some(ns) = row["namespace"].as_str() {
+            add(namespaces.entry(ns.to_string()).or_default());
         }
-        let ours = from_inspect(&got["resources"]);
-        let ours_ns = from_inspect(&got["namespaces"]);
-        // Keys of which only a tombstone is left are in no listing: compare
-        // what the listings show, and count the rest apart.
-        for (r, c) in &resources {
-            let o = ours
-                .get(r)
-                .unwrap_or_else(|| panic!("{name}: no row for {r}"));
-            assert_eq!((o.0, o.1, o.3), (c.0, c.1, c.3), "{name}: {r}");
-            assert!(o.2 >= c.2, "{name}: {r}");
-        }
-        for (r, c) in &namespaces {
-            let o = ours_ns
-                .get(r)
-                .unwrap_or_else(|| panic!("{name}: no row for {r}"));
-            assert_eq!((o.0, o.1, o.3), (c.0, c.1, c.3), "{name}: namespace {r}");
-        }
-        assert_eq!(ours.len(), resources.len(), "{name}: resources {ours:?}");
-        // Every revision is somewhere: the key bucket's entries as bbolt counts them.
-        let stored: u64 = ours.values().map(|c| c.0 + c.2).sum();
-        assert_eq!(stored, key_bucket_entries(&snap), "{name}");
     }
+    let ours = from_inspect(&got["resources"]);
+    let ours_ns = from_inspect(&got["namespaces"]);
+    // Keys of which only a tombstone is left are in no listing: compare
+    // what the listings show, and count the rest apart.
+    for (r, c) in &resources {
+        let o = ours
+            .get(r)
+            .unwrap_or_else(|| panic!("{name}: no row for {r}"));
+        assert_eq!((o.0, o.1, o.3), (c.0, c.1, c.3), "{name}: {r}");
+        assert!(o.2 >= c.2, "{name}: {r}");
+    }
+    for (r, c) in &namespaces {
+        let o = ours_ns
+            .get(r)
+            .unwrap_or_else(|| panic!("{name}: no row for {r}"));
+        assert_eq!((o.0, o.1, o.3), (c.0, c.1, c.3), "{name}: namespace {r}");
+    }
+    assert_eq!(ours.len(), resources.len(), "{name}: resources {ours:?}");
+    // Every revision is somewhere: the key bucket's entries as bbolt counts them.
+    let stored: u64 = ours.values().map(|c| c.0 + c.2).sum();
+    assert_eq!(stored, key_bucket_entries(&snap), "{name}");
 }
+per_release!(
+    #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+    fixtures_figures_equal_a_recount_of_ls_and_history:
+    v3_4("etcd-3.4.23.db"),
+    v3_5("etcd-3.5.1.db"),
+    v3_6("etcd-3.6.16.db"),
+    v3_7("etcd-3.7.3.db"),
+);
 
 /// `bbolt stats FILE key`'s count of key/value pairs (on a copy).
 fn key_bucket_entries(snap: &Path) -> u64 {
@@ -443,45 +451,49 @@ fn key_bucket_entries(snap: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no key count in bbolt stats: {text}"))
 }
 
-#[test]
-fn damaged_files_give_an_error_never_a_crash() {
+fn damaged_files_give_an_error_never_a_crash(name: &str) {
     // Bytes flipped and files cut short: exit 0 (figures of what is
     // readable), 1 (damaged) or 2, never a panic or a signal.
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.db");
     let mut rng = common::Rng::new(12);
-    for (name, _) in FIXTURES {
-        let good = std::fs::read(fixture(name)).expect("fixture");
-        for round in 0..40 {
-            let mut b = good.clone();
-            for _ in 0..=rng.below(16) {
-                let at = rng.below(b.len() as u64) as usize;
-                b[at] = rng.below(256) as u8;
-            }
-            if round % 5 == 0 {
-                b.truncate(rng.below(b.len() as u64) as usize);
-            }
-            std::fs::write(&bad, &b).expect("write");
-            let o = etcdsnap()
-                .arg("inspect")
-                .arg(&bad)
-                .output()
-                .expect("run etcdsnap inspect");
-            let code = o.status.code();
-            let err = String::from_utf8_lossy(&o.stderr);
+    let good = std::fs::read(fixture(name)).expect("fixture");
+    for round in 0..40 {
+        let mut b = good.clone();
+        for _ in 0..=rng.below(16) {
+            let at = rng.below(b.len() as u64) as usize;
+            b[at] = rng.below(256) as u8;
+        }
+        if round % 5 == 0 {
+            b.truncate(rng.below(b.len() as u64) as usize);
+        }
+        std::fs::write(&bad, &b).expect("write");
+        let o = etcdsnap()
+            .arg("inspect")
+            .arg(&bad)
+            .output()
+            .expect("run etcdsnap inspect");
+        let code = o.status.code();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            matches!(code, Some(0..=2)) && !err.contains("panicked"),
+            "{name} round {round}: exit {code:?}: {err}"
+        );
+        if code != Some(0) {
             assert!(
-                matches!(code, Some(0..=2)) && !err.contains("panicked"),
-                "{name} round {round}: exit {code:?}: {err}"
+                err.contains("etcdsnap: error:"),
+                "{name} round {round}: {err}"
             );
-            if code != Some(0) {
-                assert!(
-                    err.contains("etcdsnap: error:"),
-                    "{name} round {round}: {err}"
-                );
-            }
         }
     }
 }
+per_release!(
+    damaged_files_give_an_error_never_a_crash:
+    v3_4("etcd-3.4.23.db"),
+    v3_5("etcd-3.5.1.db"),
+    v3_6("etcd-3.6.16.db"),
+    v3_7("etcd-3.7.3.db"),
+);
 
 /// 150 single-bit flips spread over a snapshot written by real etcd 3.5.1,
 /// with its sha256 trailer and without it (a data dir's db, where only the

@@ -22,64 +22,60 @@ fn index_of(path: &Path) -> Vec<u8> {
     index::build(&ks, &id).unwrap()
 }
 
-#[test]
-fn index_agrees_with_the_scan_for_every_key() {
-    for f in FIXTURES {
-        let path = root().join(f);
-        let file = SnapshotFile::open(&path).unwrap();
-        let db = etcdsnap::bolt::Db::open(file.db()).unwrap();
-        let ks = KeySpace::open(&db).unwrap();
-        let bytes = index_of(&path);
-        let idx = KeyIndex::parse(&bytes).unwrap();
-        // The same keys as a scan sees, each once.
-        let mut scanned: Vec<&[u8]> = ks
-            .collect(|_| true)
-            .unwrap()
-            .iter()
-            .map(|r| r.kv.key)
-            .collect();
-        scanned.sort();
-        scanned.dedup();
-        let indexed: Vec<&[u8]> = idx.keys().map(|(_, k)| k).collect();
-        assert_eq!(indexed, scanned, "{f}: keys");
-        assert!(idx.entry_count() >= idx.key_count());
-        // Every key: the same records, in the same order.
-        for (i, key) in idx.keys() {
-            let via_index = ks.records_at(key, idx.locations(i)).unwrap();
-            let via_scan = ks.history(key).unwrap();
-            let sig =
-                |rs: &[etcdsnap::mvcc::keyspace::Record<'_>]| -> Vec<(i64, i64, bool, Vec<u8>)> {
-                    rs.iter()
-                        .map(|r| {
-                            (
-                                r.revision.main,
-                                r.revision.sub,
-                                r.tombstone,
-                                r.kv.value.to_vec(),
-                            )
-                        })
-                        .collect()
-                };
-            assert_eq!(
-                sig(&via_index),
-                sig(&via_scan),
-                "{f}: {}",
-                String::from_utf8_lossy(key)
-            );
-            assert_eq!(idx.find(key), Some(i));
-            // What real etcd wrote has no version gap (no false alarm).
-            assert_eq!(
-                index::version_gap(&via_scan, ks.compact_revision),
-                None,
-                "{f}: {}",
-                String::from_utf8_lossy(key)
-            );
-        }
-        assert_eq!(idx.find(b"/registry/no/such/key"), None);
-        assert_eq!(idx.find(b""), None);
-        // Both fixtures differ, and so do their identities.
-        assert_eq!(idx.identity().len(), index::IDENTITY_LEN);
+fn index_agrees_with_the_scan_for_every_key(f: &str) {
+    let path = root().join(f);
+    let file = SnapshotFile::open(&path).unwrap();
+    let db = etcdsnap::bolt::Db::open(file.db()).unwrap();
+    let ks = KeySpace::open(&db).unwrap();
+    let bytes = index_of(&path);
+    let idx = KeyIndex::parse(&bytes).unwrap();
+    // The same keys as a scan sees, each once.
+    let mut scanned: Vec<&[u8]> = ks
+        .collect(|_| true)
+        .unwrap()
+        .iter()
+        .map(|r| r.kv.key)
+        .collect();
+    scanned.sort();
+    scanned.dedup();
+    let indexed: Vec<&[u8]> = idx.keys().map(|(_, k)| k).collect();
+    assert_eq!(indexed, scanned, "{f}: keys");
+    assert!(idx.entry_count() >= idx.key_count());
+    // Every key: the same records, in the same order.
+    for (i, key) in idx.keys() {
+        let via_index = ks.records_at(key, idx.locations(i)).unwrap();
+        let via_scan = ks.history(key).unwrap();
+        let sig = |rs: &[etcdsnap::mvcc::keyspace::Record<'_>]| -> Vec<(i64, i64, bool, Vec<u8>)> {
+            rs.iter()
+                .map(|r| {
+                    (
+                        r.revision.main,
+                        r.revision.sub,
+                        r.tombstone,
+                        r.kv.value.to_vec(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            sig(&via_index),
+            sig(&via_scan),
+            "{f}: {}",
+            String::from_utf8_lossy(key)
+        );
+        assert_eq!(idx.find(key), Some(i));
+        // What real etcd wrote has no version gap (no false alarm).
+        assert_eq!(
+            index::version_gap(&via_scan, ks.compact_revision),
+            None,
+            "{f}: {}",
+            String::from_utf8_lossy(key)
+        );
     }
+    assert_eq!(idx.find(b"/registry/no/such/key"), None);
+    assert_eq!(idx.find(b""), None);
+    // Both fixtures differ, and so do their identities.
+    assert_eq!(idx.identity().len(), index::IDENTITY_LEN);
     let a = index_of(&root().join(FIXTURES[0]));
     let b = index_of(&root().join(FIXTURES[1]));
     assert_ne!(
@@ -87,6 +83,11 @@ fn index_agrees_with_the_scan_for_every_key() {
         KeyIndex::parse(&b).unwrap().identity()
     );
 }
+per_release!(
+    index_agrees_with_the_scan_for_every_key:
+    v3_4("fixtures/etcd-3.4.23.db"),
+    v3_5("fixtures/etcd-3.5.1.db"),
+);
 
 /// A copy of the 3.5 fixture in a temporary folder, and a cache folder.
 struct Scratch {

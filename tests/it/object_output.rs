@@ -654,55 +654,59 @@ fn secrets_are_redacted_by_key_and_by_any_kind() {
 /// real etcd 3.4.23 and 3.5.1): `get -o json` is the oracle's JSON of the
 /// stored bytes (`get -o raw`) with resourceVersion = the mod revision; our
 /// YAML reads back as our JSON; what the oracle cannot decode we do not print.
-#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
-#[test]
-fn every_fixture_object_is_served_as_the_api_server_serves_it() {
-    for (name, _) in common::FIXTURES {
-        let file = common::fixture(name);
-        let f = file.to_str().unwrap();
-        let o = run(&["ls", f, "-w", "json"]);
-        let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        for row in rows.as_array().unwrap() {
-            let key = row["key"].as_str().unwrap().to_string();
-            let o = run(&["get", f, &key, "-o", "raw", "--show-secrets", "--no-index"]);
-            assert!(o.status.success(), "{name} {key}: {}", stderr(&o));
-            values.push((o.stdout.clone(), row["modRevision"].as_i64()));
-            keys.push(key);
-        }
-        let served = oracle::served(&values);
-        let mut compared = 0;
-        let mut failures = Vec::new();
-        for (key, want) in keys.iter().zip(served) {
-            let o = run(&["get", f, key, "-o", "json", "--show-secrets", "--no-index"]);
-            match want {
-                Ok(want) => {
-                    assert!(o.status.success(), "{name} {key}: {}", stderr(&o));
-                    let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
-                    let mut d = Vec::new();
-                    differences(&ours, &want, "", &mut d);
-                    if !d.is_empty() {
-                        failures.push(format!("{name} {key}:\n  {}", d.join("\n  ")));
-                    }
-                    let y = run(&["get", f, key, "--show-secrets", "--no-index"]);
-                    let read = oracle::yaml_to_json(&stdout(&y))
-                        .unwrap_or_else(|e| panic!("{name} {key}: {e}"));
-                    assert_eq!(read, ours, "{name} {key}: YAML reads back differently");
-                    compared += 1;
-                }
-                Err(e) => assert_eq!(
-                    o.status.code(),
-                    Some(1),
-                    "{name} {key}: the oracle refuses ({e}), we print {}",
-                    stdout(&o)
-                ),
-            }
-        }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
-        assert!(compared >= 10, "{name}: only {compared} objects compared");
+fn every_fixture_object_is_served_as_the_api_server_serves_it(name: &str) {
+    let file = common::fixture(name);
+    let f = file.to_str().unwrap();
+    let o = run(&["ls", f, "-w", "json"]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    for row in rows.as_array().unwrap() {
+        let key = row["key"].as_str().unwrap().to_string();
+        let o = run(&["get", f, &key, "-o", "raw", "--show-secrets", "--no-index"]);
+        assert!(o.status.success(), "{name} {key}: {}", stderr(&o));
+        values.push((o.stdout.clone(), row["modRevision"].as_i64()));
+        keys.push(key);
     }
+    let served = oracle::served(&values);
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for (key, want) in keys.iter().zip(served) {
+        let o = run(&["get", f, key, "-o", "json", "--show-secrets", "--no-index"]);
+        match want {
+            Ok(want) => {
+                assert!(o.status.success(), "{name} {key}: {}", stderr(&o));
+                let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
+                let mut d = Vec::new();
+                differences(&ours, &want, "", &mut d);
+                if !d.is_empty() {
+                    failures.push(format!("{name} {key}:\n  {}", d.join("\n  ")));
+                }
+                let y = run(&["get", f, key, "--show-secrets", "--no-index"]);
+                let read = oracle::yaml_to_json(&stdout(&y))
+                    .unwrap_or_else(|e| panic!("{name} {key}: {e}"));
+                assert_eq!(read, ours, "{name} {key}: YAML reads back differently");
+                compared += 1;
+            }
+            Err(e) => assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{name} {key}: the oracle refuses ({e}), we print {}",
+                stdout(&o)
+            ),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared >= 10, "{name}: only {compared} objects compared");
 }
+per_release!(
+    #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+    every_fixture_object_is_served_as_the_api_server_serves_it:
+    v3_4("etcd-3.4.23.db"),
+    v3_5("etcd-3.5.1.db"),
+    v3_6("etcd-3.6.16.db"),
+    v3_7("etcd-3.7.3.db"),
+);
 
 /// A crafted Secret whose `data` or `stringData` is not a map (a list, a
 /// string, a number, a map of lists) is redacted whole in `get`, `get --all`,

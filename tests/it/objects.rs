@@ -297,50 +297,51 @@ fn for_apply_strips_server_fields() {
 
 /// `get -o raw` equals what the real server returns, for every key at its
 /// latest revision and at each past revision the snapshot holds.
-#[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
-#[test]
-fn raw_values_match_the_real_server() {
-    for version in ["3.5", "3.4"] {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Command::new("python3")
-            .arg(root().join("fixtures/live_dump.py"))
-            .arg(version)
-            .arg(dir.path())
-            .status()
+fn raw_values_match_the_real_server(version: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("python3")
+        .arg(root().join("fixtures/live_dump.py"))
+        .arg(version)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "live_dump.py {version} failed");
+    let snapshot = dir.path().join("snapshot.db");
+    let values: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("values.json")).unwrap()).unwrap();
+    assert!(values.len() > 20, "{version}: only {} values", values.len());
+    let mut past = 0;
+    for v in &values {
+        let key = v["key"].as_str().unwrap();
+        let rev = v["rev"].as_i64().unwrap();
+        let want = base64::engine::general_purpose::STANDARD
+            .decode(v["value_b64"].as_str().unwrap())
             .unwrap();
-        assert!(st.success(), "live_dump.py {version} failed");
-        let snapshot = dir.path().join("snapshot.db");
-        let values: Vec<Value> =
-            serde_json::from_slice(&std::fs::read(dir.path().join("values.json")).unwrap())
-                .unwrap();
-        assert!(values.len() > 20, "{version}: only {} values", values.len());
-        let mut past = 0;
-        for v in &values {
-            let key = v["key"].as_str().unwrap();
-            let rev = v["rev"].as_i64().unwrap();
-            let want = base64::engine::general_purpose::STANDARD
-                .decode(v["value_b64"].as_str().unwrap())
-                .unwrap();
-            let mut args = vec![
-                "get",
-                snapshot.to_str().unwrap(),
-                key,
-                "-o",
-                "raw",
-                "--show-secrets",
-            ];
-            let r = rev.to_string();
-            if rev > 0 {
-                args.extend(["--revision", &r]);
-                past += 1;
-            }
-            let o = run(&args);
-            assert!(o.status.success(), "{version} {key}@{rev}: {}", stderr(&o));
-            assert_eq!(o.stdout, want, "{version}: {key} at revision {rev} differs");
+        let mut args = vec![
+            "get",
+            snapshot.to_str().unwrap(),
+            key,
+            "-o",
+            "raw",
+            "--show-secrets",
+        ];
+        let r = rev.to_string();
+        if rev > 0 {
+            args.extend(["--revision", &r]);
+            past += 1;
         }
-        assert!(past > 5, "{version}: only {past} past revisions compared");
+        let o = run(&args);
+        assert!(o.status.success(), "{version} {key}@{rev}: {}", stderr(&o));
+        assert_eq!(o.stdout, want, "{version}: {key} at revision {rev} differs");
     }
+    assert!(past > 5, "{version}: only {past} past revisions compared");
 }
+per_release!(
+    #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
+    raw_values_match_the_real_server:
+    v3_5("3.5"),
+    v3_4("3.4"),
+);
 
 #[test]
 fn decode_reads_values_and_standard_input() {
