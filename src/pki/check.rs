@@ -138,7 +138,7 @@ impl Checker {
         if let Some(l) = self.loaded.get(path) {
             return l.clone();
         }
-        let l = match std::fs::read(path) {
+        let l = match crate::input::read_bounded(path, crate::input::SMALL_FILE_LIMIT) {
             Ok(b) => cert::read_certs(&b).map_err(|e| format!("not a usable certificate: {e}")),
             Err(e) => Err(format!("cannot read: {e}")),
         };
@@ -188,7 +188,9 @@ impl Checker {
         };
         let Some(leaf) = certs.first() else { return };
         let file = &pair.cert;
-        if std::fs::read(file).is_ok_and(|b| !parse::is_pem(&b)) {
+        if crate::input::read_bounded(file, crate::input::SMALL_FILE_LIMIT)
+            .is_ok_and(|b| !parse::is_pem(&b))
+        {
             self.push(finding(
                 Severity::Error,
                 file,
@@ -329,7 +331,7 @@ impl Checker {
             }
             return;
         };
-        let key = match std::fs::read(key_path) {
+        let key = match crate::input::read_bounded(key_path, crate::input::SMALL_FILE_LIMIT) {
             Err(e) => Err(format!("cannot read: {e}")),
             Ok(b) => {
                 let k = parse::read_key(&b).map_err(|e| match e {

@@ -193,7 +193,8 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
         path: path.to_path_buf(),
         why,
     };
-    let ca_bytes = fs::read(&ca_pair.cert).map_err(io(&ca_pair.cert))?;
+    let ca_bytes = crate::input::read_bounded(&ca_pair.cert, crate::input::SMALL_FILE_LIMIT)
+        .map_err(io(&ca_pair.cert))?;
     let ca = cert::read_certs(&ca_bytes)
         .map_err(|e| ca_err(&ca_pair.cert, e.to_string()))?
         .into_iter()
@@ -246,7 +247,8 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             "no CA private key beside the CA certificate: pki issue needs it to sign".into(),
         )
     })?;
-    let key_bytes = fs::read(&key_path).map_err(io(&key_path))?;
+    let key_bytes = crate::input::read_bounded(&key_path, crate::input::SMALL_FILE_LIMIT)
+        .map_err(io(&key_path))?;
     let ca_key = parse::read_key(&key_bytes).map_err(|e| ca_err(&key_path, e.to_string()))?;
     if ca_key.public.is_some() && ca_key.public != ca.public {
         return Err(ca_err(
