@@ -1049,25 +1049,7 @@ fn one_member_bundle(dir: &Path) -> (Layout, PathBuf) {
 fn a_killed_install_then_a_used_member_survives_every_rerun() {
     let t = tempfile::tempdir().unwrap();
     let (l, archive) = one_member_bundle(t.path());
-    let install = |root: &Path, force: bool| -> Vec<String> {
-        let mut v: Vec<String> = ["install", s(&archive), "--root", s(root)]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        if force {
-            v.push("--force".into());
-        }
-        v
-    };
-    // What is installed is made to differ from the archive (one PKI file
-    // changed; the member runs without TLS here), so that `install --force`
-    // replaces it rather than saying "already installed".
-    let unsettle = |root: &Path| {
-        let p = root.join("etc/kubernetes/pki/etcd/peer.crt");
-        let mut b = std::fs::read(&p).unwrap();
-        b.push(b'\n');
-        std::fs::write(&p, b).unwrap();
-    };
+    let install = |root: &Path, force: bool| install_args(&archive, root, force);
     let calib = t.path().join("calib");
     let o = etcdsnap().args(install(&calib, false)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1408,24 +1390,7 @@ fn a_killed_swap_with_a_wal_dir_is_settled_only_with_both_dirs() {
 fn an_install_killed_after_its_commit_point_reruns_as_installed() {
     let t = tempfile::tempdir().unwrap();
     let (_, archive) = one_member_bundle(t.path());
-    let install = |root: &Path, force: bool| -> Vec<String> {
-        let mut v: Vec<String> = ["install", s(&archive), "--root", s(root)]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        if force {
-            v.push("--force".into());
-        }
-        v
-    };
-    // What is installed is made to differ (one PKI file), so that
-    // `install --force` replaces it.
-    let unsettle = |root: &Path| {
-        let p = root.join("etc/kubernetes/pki/etcd/peer.crt");
-        let mut b = std::fs::read(&p).unwrap();
-        b.push(b'\n');
-        std::fs::write(&p, b).unwrap();
-    };
+    let install = |root: &Path, force: bool| install_args(&archive, root, force);
     let pki_journals = |root: &Path| -> Vec<String> {
         std::fs::read_dir(root.join("etc/kubernetes/pki"))
             .unwrap()
@@ -1469,6 +1434,28 @@ fn an_install_killed_after_its_commit_point_reruns_as_installed() {
     assert!(pki_journals(&root).is_empty(), "the journal is removed");
 }
 
+/// `install ARCHIVE --root ROOT [--force]`.
+fn install_args(archive: &Path, root: &Path, force: bool) -> Vec<String> {
+    let mut v: Vec<String> = ["install", s(archive), "--root", s(root)]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    if force {
+        v.push("--force".into());
+    }
+    v
+}
+
+/// Makes what is installed under `root` differ from the archive (one PKI
+/// file changed; members run without TLS in these tests), so that
+/// `install --force` replaces it rather than saying "already installed".
+fn unsettle(root: &Path) {
+    let p = root.join("etc/kubernetes/pki/etcd/peer.crt");
+    let mut b = std::fs::read(&p).unwrap();
+    b.push(b'\n');
+    std::fs::write(&p, b).unwrap();
+}
+
 /// Ctrl-C (SIGINT, sent by strace at the install's first fsync) during
 /// `install --force`: the run stops with exit 2 and says so, the installed
 /// member and PKI are as they were, and nothing of the run is left behind.
@@ -1482,11 +1469,7 @@ fn ctrl_c_during_install_leaves_the_target_as_it_was() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    // Made to differ from the archive, so that --force replaces it.
-    let peer = root.join("etc/kubernetes/pki/etcd/peer.crt");
-    let mut b = std::fs::read(&peer).unwrap();
-    b.push(b'\n');
-    std::fs::write(&peer, b).unwrap();
+    unsettle(&root);
     let before = tree(&root);
     let o = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync"])
