@@ -109,12 +109,14 @@ pub fn parse_sums(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
         if line.is_empty() {
             continue;
         }
-        let ok = line.len() > 66
-            && line.is_char_boundary(64)
-            && line[..64]
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && (&line[64..66] == "  " || &line[64..66] == " *");
+        // Judged on bytes: the two separator bytes must be ASCII, which
+        // also makes byte 66 a char boundary for the name.
+        let b = line.as_bytes();
+        let ok = b.len() > 66
+            && b[..64]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            && (&b[64..66] == b"  " || &b[64..66] == b" *");
         if !ok {
             return Err(format!("line {}: not `<sha256>  <file name>`", i + 1));
         }
@@ -412,6 +414,20 @@ pub fn open_and_check(path: &Path, key: &Key, sink: &mut dyn Sink) -> Result<Ope
 #[cfg(test)]
 mod tests {
     use super::parse_sums;
+
+    /// A fuzz finding: a multi-byte character where the two separator
+    /// bytes belong is refused naming the line, never a panic on a slice.
+    #[test]
+    fn a_multibyte_character_after_the_digest_is_refused() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/bundle_sums");
+        let crash = std::fs::read(seeds.join("crash-multibyte-after-digest")).unwrap();
+        assert_eq!(
+            parse_sums(&crash).unwrap_err(),
+            "line 2: not `<sha256>  <file name>`"
+        );
+        let line = format!("{} \u{58f}2.tar.zst", "0".repeat(64));
+        assert!(parse_sums(line.as_bytes()).is_err());
+    }
 
     #[test]
     fn sums_seeds_parse_as_they_claim() {
