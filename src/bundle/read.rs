@@ -120,7 +120,14 @@ pub fn parse_sums(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
         if !ok {
             return Err(format!("line {}: not `<sha256>  <file name>`", i + 1));
         }
-        v.push((line[66..].to_string(), line[..64].to_string()));
+        let name = &line[66..];
+        if name.chars().any(char::is_control) {
+            return Err(format!(
+                "line {}: the file name holds a control character",
+                i + 1
+            ));
+        }
+        v.push((name.to_string(), line[..64].to_string()));
     }
     Ok(v)
 }
@@ -427,6 +434,24 @@ mod tests {
         );
         let line = format!("{} \u{58f}2.tar.zst", "0".repeat(64));
         assert!(parse_sums(line.as_bytes()).is_err());
+    }
+
+    /// A fuzz finding: a name ending in a carriage return (the last line,
+    /// with no newline after it) or holding another control character is
+    /// refused, so what is accepted reads back the same.
+    #[test]
+    fn a_control_character_in_a_name_is_refused() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/bundle_sums");
+        let crash = std::fs::read(seeds.join("crash-carriage-return-in-name")).unwrap();
+        assert!(parse_sums(&crash).is_err());
+        let line = format!("{}  m1.tar.zst\r", "0".repeat(64));
+        assert!(
+            parse_sums(line.as_bytes())
+                .unwrap_err()
+                .contains("control character")
+        );
+        let crlf = format!("{}  m1.tar.zst\r\n", "0".repeat(64));
+        assert_eq!(parse_sums(crlf.as_bytes()).unwrap()[0].0, "m1.tar.zst");
     }
 
     #[test]
