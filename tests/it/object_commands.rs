@@ -331,13 +331,7 @@ struct Etcd {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::cluster::free_port;
 
 impl Etcd {
     fn start(etcd: &Path, etcdctl: &Path) -> Etcd {

@@ -9,12 +9,28 @@ use std::process::Command;
 use base64::Engine;
 use serde_json::{Value, json};
 
+/// A loopback port nothing listens on, never the same one twice in this
+/// process (the tests run in parallel in one binary), and below Linux's
+/// ephemeral range (32768 and up), so that no outgoing connection of a
+/// running server can take it between this call and the server's bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < SPAN,
+            "no free loopback port left in {FIRST}..{}",
+            FIRST + SPAN
+        );
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Members (name, peer port, client port) on 127.0.0.1 and their
