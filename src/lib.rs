@@ -28,7 +28,9 @@
 
 pub mod backend;
 pub mod bolt;
+#[cfg(feature = "bundle")]
 pub mod bundle;
+#[cfg(feature = "catalog")]
 pub mod catalog;
 pub mod check;
 pub mod cli;
@@ -42,6 +44,7 @@ pub mod kube;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod mvcc;
+#[cfg(feature = "pki")]
 pub mod pki;
 pub mod problem;
 pub mod protowire;

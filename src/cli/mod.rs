@@ -14,8 +14,11 @@ macro_rules! say {
     };
 }
 
+#[cfg(feature = "bundle")]
 mod bundle;
+#[cfg(feature = "catalog")]
 mod catalog;
+#[cfg(feature = "catalog")]
 mod check;
 #[cfg(feature = "live")]
 mod compare;
@@ -26,10 +29,12 @@ mod get;
 mod hashkv;
 mod history;
 mod inspect;
+#[cfg(feature = "bundle")]
 mod install;
 mod keyindex;
 mod ls;
 mod objects;
+#[cfg(feature = "pki")]
 mod pki;
 #[cfg(feature = "live")]
 mod putback;
@@ -75,7 +80,9 @@ pub struct Cli {
 enum Command {
     Status(status::Args),
     Verify(verify::Args),
+    #[cfg(feature = "catalog")]
     Check(check::Args),
+    #[cfg(feature = "catalog")]
     Catalog(catalog::Args),
     Ls(ls::Args),
     Get(get::Args),
@@ -86,8 +93,11 @@ enum Command {
     Decode(decode::Args),
     Diff(diff::Args),
     Restore(restore::Args),
+    #[cfg(feature = "pki")]
     Pki(pki::Args),
+    #[cfg(feature = "bundle")]
     Bundle(bundle::Args),
+    #[cfg(feature = "bundle")]
     Install(install::Args),
     Completions(completions::Args),
     #[cfg(feature = "live")]
@@ -152,7 +162,9 @@ fn run_main() -> ExitCode {
     let result = match cli.command {
         Command::Status(a) => status::run(a),
         Command::Verify(a) => verify::run(a),
+        #[cfg(feature = "catalog")]
         Command::Check(a) => check::run(a),
+        #[cfg(feature = "catalog")]
         Command::Catalog(a) => catalog::run(a),
         Command::Ls(a) => ls::run(a),
         Command::Get(a) => get::run(a),
@@ -163,8 +175,11 @@ fn run_main() -> ExitCode {
         Command::Decode(a) => decode::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Restore(a) => restore::run(a),
+        #[cfg(feature = "pki")]
         Command::Pki(a) => pki::run(a),
+        #[cfg(feature = "bundle")]
         Command::Bundle(a) => bundle::run(a),
+        #[cfg(feature = "bundle")]
         Command::Install(a) => install::run(a),
         Command::Completions(a) => completions::run(a),
         #[cfg(feature = "live")]
