@@ -228,7 +228,7 @@ pub struct Opened {
 
 const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
-fn identities(key: &Key) -> Result<Vec<Box<dyn age::Identity>>, ReadError> {
+fn identities(key: &Key) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, ReadError> {
     match key {
         Key::None => Ok(Vec::new()),
         Key::Identity(p) => {
