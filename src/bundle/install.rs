@@ -62,7 +62,7 @@ pub struct Options {
     /// The PKI dir (before `root`): `/etc/kubernetes/pki`.
     pub pki_dir: PathBuf,
     /// chown everything placed; default the manifest's owner.
-    pub owner: Option<(u32, u32)>,
+    pub owner: Option<crate::restore::owner::Owner>,
     pub key: Key,
     pub force: bool,
     pub dry_run: bool,
@@ -1023,7 +1023,9 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         already_installed: false,
         warnings,
     };
-    let owner = opts.owner.unwrap_or(owner_of(&m));
+    let owner = opts
+        .owner
+        .map_or_else(|| owner_of(&m), crate::restore::owner::Owner::ids);
     let planned = |plan: &[(FileEntry, PathBuf, bool)], aside: bool| -> Vec<Placed> {
         plan.iter()
             .map(|(f, dest, exists)| Placed {

@@ -14,6 +14,11 @@ macro_rules! say {
     };
 }
 
+/// Shared arguments of `restore`, `bundle` and `install` (joins `args/` once
+/// that directory has its own module).
+#[path = "args/restore.rs"]
+mod restore_args;
+
 mod bundle;
 mod catalog;
 mod check;

@@ -9,7 +9,9 @@
 
 use crate::bolt::Db;
 use crate::bolt::db::OpenError;
-use crate::input::SnapshotFile;
+use std::path::Path;
+
+use crate::input::{Excess, ExcessDamage, InputError, SnapshotFile};
 use crate::verify::{Report, verify};
 
 use super::datadir::{Collected, Options, RestoreError, Source, collect_buckets, restored_from};
@@ -104,6 +106,63 @@ pub struct Refused<R> {
     pub work: Option<R>,
 }
 
+impl<R> Refused<R> {
+    /// What every command that restores does with a refused snapshot: what
+    /// the work made, if it ran, goes to `discard`; the reason is returned.
+    pub fn discard_with(self, discard: impl FnOnce(Option<R>)) -> SourceError {
+        discard(self.work);
+        self.err
+    }
+}
+
+/// The release a snapshot is at ([`target::snapshot_release`]); an unknown
+/// storage version leaves it to the operator's word (`requested`, the
+/// `--target-version`).
+pub fn release_of(
+    storage_version: Option<&str>,
+    cluster_version: Option<&str>,
+    has_term: bool,
+    requested: Option<&str>,
+) -> Result<Target, TargetError> {
+    target::snapshot_release(storage_version, cluster_version, has_term).or_else(
+        |e| match requested {
+            Some(t) => Target::parse(t).ok_or(e),
+            None => Err(e),
+        },
+    )
+}
+
+/// Why a snapshot could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenSnapshotError {
+    /// It could not be read, or its compression does not decode.
+    #[error("{0}")]
+    Input(#[source] InputError),
+    /// A compressed snapshot holds data after its trailer.
+    #[error("{0}")]
+    Excess(#[source] ExcessDamage),
+}
+
+/// Opens the snapshot at `path` (`-`: standard input) for a command that
+/// restores from it: data after a compressed snapshot's trailer is refused as
+/// damage; any other excess past the db is not, and is handed to `note`.
+pub fn open(
+    path: &Path,
+    note: &mut dyn FnMut(&Path, Excess),
+) -> Result<SnapshotFile, OpenSnapshotError> {
+    let file = SnapshotFile::open(path).map_err(OpenSnapshotError::Input)?;
+    if let Some(excess) = file.excess() {
+        if excess.is_damage() {
+            return Err(OpenSnapshotError::Excess(ExcessDamage {
+                path: file.path().to_path_buf(),
+                excess,
+            }));
+        }
+        note(file.path(), excess);
+    }
+    Ok(file)
+}
+
 /// Verifies `file` while `work` runs on its collected buckets (see the module
 /// comment). `requested` is `--target-version`.
 pub fn verify_beside<'a, R, W>(
@@ -124,15 +183,12 @@ where
         })
     };
     let release = |meta: &crate::backend::meta::MetaInfo, cluster_version: Option<&str>| {
-        target::snapshot_release(
+        release_of(
             meta.storage_version.as_deref(),
             cluster_version,
             meta.term.is_some_and(|t| t > 0),
+            requested,
         )
-        .or_else(|e| match requested {
-            Some(t) => Target::parse(t).ok_or(e),
-            None => Err(e),
-        })
     };
     let (checks, started) = rayon::join(
         || verify(file),
