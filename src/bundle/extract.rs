@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::SUMS_NAME;
 use super::manifest::{FileEntry, Manifest};
 use super::read::{Key, ReadError, listed_sum, open_and_check};
-use crate::restore::durable::{self, IoError};
+use crate::durable::{self, IoError};
 
 /// The start files an archive holds.
 pub const START_FILES: [&str; 2] = ["etcd.env", "etcd.yaml"];

@@ -12,7 +12,7 @@ use super::SUMS_NAME;
 use super::archive::Discard;
 use super::manifest::Manifest;
 use super::read::{Key, ReadError, listed_sum, open_and_check, read_sums};
-use crate::restore::membership::Cluster;
+use crate::cluster::membership::Cluster;
 
 /// Why a bundle could not be inspected at all.
 #[derive(Debug, thiserror::Error)]

@@ -13,22 +13,22 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::manifest::{Manifest, ManifestError, MemberInfo, RestoreInfo, SnapshotInfo};
-use super::podspec::{self, PodError};
 use super::write::{self, Encryption, Item, WriteError};
 use super::{FORMAT_VERSION, SUMS_NAME, archive_name};
 use crate::backend::status::StatusError;
 use crate::bolt::db::OpenError;
+use crate::cluster::flags::{FlagsError, client_urls, client_urls_of, env_text, start_flags};
+use crate::cluster::membership::{Cluster, Member, MembershipError};
+use crate::cluster::podspec::{self, PodError};
+use crate::durable::swap::{self, SwapError};
+use crate::durable::{self, IoError};
 use crate::input::{Excess, InputError};
 use crate::pki::layout::NodeFile;
 use crate::pki::{Finding, MemberUrls, PkiError};
 use crate::restore::bump::{BumpError, bump};
 use crate::restore::datadir::{Options, RestoreError};
-use crate::restore::durable::{self, IoError};
-use crate::restore::flags::{FlagsError, client_urls, client_urls_of, env_text, start_flags};
-use crate::restore::membership::{Cluster, Member, MembershipError};
 use crate::restore::owner::Owner;
 use crate::restore::source::{self, OpenSnapshotError, Opened, Passed, SourceError, verify_beside};
-use crate::restore::swap::{self, SwapError};
 use crate::restore::target::Target;
 
 /// Where a member's data dir is on its node (kubeadm's).
@@ -335,7 +335,7 @@ fn metrics_url(m: &Member) -> String {
     let v6 = m
         .peer_urls
         .first()
-        .and_then(|u| crate::restore::flags::url_parts(u))
+        .and_then(|u| crate::cluster::flags::url_parts(u))
         .is_some_and(|(_, h, _)| h.contains(':'));
     if v6 {
         "http://[::1]:2381".into()

@@ -9,13 +9,13 @@
 use std::path::PathBuf;
 
 use super::datadir::{Options, stage_members};
-use super::durable;
-use super::flags::env_text;
-use super::membership::Member;
 use super::plan::{Event, Plan, Report, RunError};
 use super::source::{Opened, Passed, verify_beside};
 use super::stale::{StaleReport, report};
-use super::swap;
+use crate::cluster::flags::env_text;
+use crate::cluster::membership::Member;
+use crate::durable;
+use crate::durable::swap;
 
 /// What the staging side of a restore hands back once every member is
 /// staged.

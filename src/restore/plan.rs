@@ -12,15 +12,15 @@ use serde::Serialize;
 
 use super::bump::{BumpError, bump};
 use super::datadir::RestoreError;
-use super::flags::{FlagsError, client_urls, start_flags};
-use super::membership::{Cluster, Member, MembershipError};
 use super::owner::Owner;
 use super::source::{self, OpenSnapshotError, SourceError};
 use super::stale::{StaleError, StaleReport, report};
-use super::swap::{self, SwapError};
 use super::target::{self, Target, TargetError};
 use crate::bolt::Db;
 use crate::bolt::db::OpenError;
+use crate::cluster::flags::{FlagsError, client_urls, start_flags};
+use crate::cluster::membership::{Cluster, Member, MembershipError};
+use crate::durable::swap::{self, SwapError};
 use crate::input::{Excess, SnapshotFile};
 use crate::verify::{CheckStatus, verify};
 
@@ -183,7 +183,7 @@ pub enum RunError {
     NothingRestored(#[source] Box<RunError>),
     /// An `.env` file could not be written.
     #[error("{0}")]
-    Io(#[source] super::durable::IoError),
+    Io(#[source] crate::durable::IoError),
     /// A swap could not be finished (its journals removed).
     #[error("{0}")]
     Finish(#[source] SwapError),
