@@ -20,34 +20,51 @@ use crate::bolt::write::BucketData;
 use crate::cluster::membership::Cluster;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a snapshot may not be restored from.
 pub enum SourceError {
     /// The file fails verification (the report says why).
     #[error("{path}: not restoring from a snapshot that fails verification")]
-    Unsound { path: String, report: Box<Report> },
+    /// The snapshot's path and the verifier's report.
+    Unsound {
+        /// The path.
+        path: String,
+        /// The verifier's report.
+        report: Box<Report>,
+    },
     #[error(
         "{0}: snapshot missing hash but --skip-hash-check=false (a copy of a data dir's member/snap/db has no sha256 trailer)"
     )]
+    /// No sha256 trailer and no `--skip-hash-check`.
     NoTrailer(String),
     #[error("{path}: not a readable snapshot: {err}")]
+    /// The file does not open as a db.
     Open {
+        /// The snapshot.
         path: String,
         #[source]
+        /// What the open found.
         err: OpenError,
     },
     #[error("{0}: the snapshot's release read twice gave two answers")]
+    /// The release read from the buckets and from the verified bytes differ.
     ReleaseDisagrees(String),
     #[error(transparent)]
+    /// No release to write for.
     Target(#[from] TargetError),
     #[error(transparent)]
+    /// The restored db could not be built.
     Restore(#[from] RestoreError),
 }
 
 /// What the work beside the verifier starts from.
 pub struct Opened<'a> {
+    /// The snapshot's db.
     pub db: Db<'a>,
+    /// Its buckets, collected.
     pub collected: Collected<'a>,
     /// The release that wrote the snapshot, and the one to write for.
     pub snapshot_release: Target,
+    /// The release the data dirs are written for.
     pub target: Target,
 }
 
@@ -77,6 +94,7 @@ pub struct Restored<'a> {
 }
 
 impl<'a> Restored<'a> {
+    /// What every member's files are written from, for `cluster`.
     pub fn source<'s>(&'s self, cluster: &'s Cluster) -> Source<'s, 'a> {
         Source {
             buckets: &self.buckets,
@@ -89,20 +107,26 @@ impl<'a> Restored<'a> {
 
 /// A snapshot that passed, and what the work made from it.
 pub struct Passed<R> {
+    /// The verifier's report.
     pub checks: Report,
+    /// The release that wrote the snapshot.
     pub snapshot_release: Target,
+    /// The release written for.
     pub target: Target,
     /// The keyspace's revision (0 when the file has none).
     pub revision: i64,
     /// The sha256 of the whole (decompressed) file, taken by the verifier.
     pub sha256: String,
+    /// What the work made.
     pub work: R,
 }
 
 /// Why nothing made from the snapshot may be used; `work` is what the work
 /// made anyway (to discard), if it ran.
 pub struct Refused<R> {
+    /// Why.
     pub err: SourceError,
+    /// What the work made, if it ran.
     pub work: Option<R>,
 }
 
