@@ -180,7 +180,7 @@ pub enum MakeError {
         name: String,
         /// Why.
         #[source]
-        err: WriteError,
+        err: Box<WriteError>,
     },
     /// The staged db could not be read back.
     #[error("{0}")]
@@ -211,7 +211,7 @@ pub enum MakeError {
     Manifest(#[source] ManifestError),
     /// An archive could not be written.
     #[error("{0}")]
-    Write(#[source] WriteError),
+    Write(#[source] Box<WriteError>),
 }
 
 /// Something said while a bundle is made, for the operator.
@@ -604,7 +604,7 @@ fn stage(p: &Prepared<'_>, scratch: &Path, o: Opened<'_>) -> Result<SharedDb, Ma
         write::stage_data_dir(&src, m, &dir, shared.item.is_none()).map_err(|err| {
             MakeError::Member {
                 name: m.name.clone(),
-                err,
+                err: Box::new(err),
             }
         })?;
         if shared.item.is_none() {
@@ -613,7 +613,6 @@ fn stage(p: &Prepared<'_>, scratch: &Path, o: Opened<'_>) -> Result<SharedDb, Ma
             let db = crate::bolt::Db::open(f.db()).map_err(MakeError::Db)?;
             let st = crate::backend::status::status(&db).map_err(MakeError::Status)?;
             shared.status = (st.hash, st.revision);
-            drop(db);
             drop(f);
             let frame = scratch.join("db.zst-frame");
             shared.item = Some(
@@ -656,7 +655,7 @@ impl Packing<'_> {
         let manifest = self.manifest(m, &flags, adv_client, &items);
         manifest.validate().map_err(MakeError::Manifest)?;
         let sha = write::write_archive(path, &manifest, &items, &p.enc, p.req.force)
-            .map_err(MakeError::Write)?;
+            .map_err(|e| MakeError::Write(Box::new(e)))?;
         let keys = private_keys(files);
         if !p.enc.is_some() && !keys.is_empty() {
             on(Event::Unencrypted {
