@@ -42,27 +42,45 @@ impl Sink for Discard {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why an archive's stream was refused or could not be read.
 pub enum ArchiveError {
     #[error("archive unreadable{}: {err}", at(.index, .path))]
+    /// The tar stream could not be read at entry `index`.
     Read {
+        /// The entry's position in the archive.
         index: usize,
+        /// The entry's path, when its header was read.
         path: Option<String>,
+        /// What the read found.
         err: String,
     },
     #[error(transparent)]
+    /// The manifest is refused.
     Manifest(#[from] ManifestError),
     #[error("entry {index} ({path:?}): {why}")]
+    /// An entry does not match its manifest entry or the format.
     Entry {
+        /// The entry's position in the archive.
         index: usize,
+        /// The entry's path.
         path: String,
+        /// What does not match.
         why: String,
     },
     #[error("{0:?} is listed in manifest.json but missing from the archive")]
+    /// A file the manifest lists is not in the archive.
     Missing(String),
     #[error("refused by manifest.json: {0}")]
+    /// The sink refused the manifest.
     Refused(String),
     #[error("{path}: {err}")]
-    Sink { path: String, err: String },
+    /// The sink could not take an entry: its path and why.
+    Sink {
+        /// The path.
+        path: String,
+        /// The error.
+        err: String,
+    },
 }
 
 fn at(index: &usize, path: &Option<String>) -> String {

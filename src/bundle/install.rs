@@ -49,11 +49,13 @@ use crate::cluster::membership::Cluster;
 use crate::durable::swap::{self, StageDirs, SwapError};
 use crate::durable::{self, IoError};
 
+/// The PKI staging dir's name in the PKI dir, before the pid.
 pub const PKI_STAGING: &str = ".etcdsnap-pki-staging-";
 /// The journal of the PKI renames: `<pki dir>/.etcdsnap-pki-swap-<pid>.journal`.
 pub const PKI_JOURNAL: &str = ".etcdsnap-pki-swap-";
 
 #[derive(Debug, Clone)]
+/// How an archive is installed.
 pub struct Options {
     /// Install under this prefix (`--root`).
     pub root: Option<PathBuf>,
@@ -62,9 +64,12 @@ pub struct Options {
     /// The PKI dir (before `root`): `/etc/kubernetes/pki`.
     pub pki_dir: PathBuf,
     /// chown everything placed; default the manifest's owner.
-    pub owner: Option<(u32, u32)>,
+    pub owner: Option<crate::restore::owner::Owner>,
+    /// The key of an encrypted archive.
     pub key: Key,
+    /// Replace an existing member dir (moved aside).
     pub force: bool,
+    /// Check and plan; write nothing.
     pub dry_run: bool,
     /// The archive's sha256 as given on the command line (`--sha256`): it
     /// vouches for the archive when no `SHA256SUMS` is beside it.
@@ -76,66 +81,122 @@ pub struct Options {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why an archive was not installed; the target is as it was.
 pub enum InstallError {
     #[error(transparent)]
+    /// The archive could not be read or failed a check.
     Read(#[from] ReadError),
     #[error(transparent)]
+    /// The member could not be swapped in.
     Swap(#[from] SwapError),
     #[error(transparent)]
+    /// A file could not be read or written.
     Io(#[from] IoError),
     #[error(
         "{}: sha256 {got}, but {by} {want}: the archive is not the one that was bundled",
         .path.display()
     )]
+    /// The archive's sha256 is not the one vouched for.
     SumMismatch {
+        /// The archive.
         path: PathBuf,
+        /// Its sha256.
         got: String,
+        /// The sha256 vouched for.
         want: String,
         /// Who vouched: "SHA256SUMS lists" or "--sha256 gives".
         by: &'static str,
     },
     #[error("{}: manifest.json is inconsistent: {why}", .path.display())]
-    Inconsistent { path: PathBuf, why: String },
+    /// The manifest contradicts itself: the archive and why.
+    Inconsistent {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     #[error(
         "{}: missing: nothing vouches for the archive; give its sha256 with --sha256 DIGEST",
         .0.display()
     )]
+    /// No `SHA256SUMS` and no `--sha256`.
     NoSums(PathBuf),
     #[error("{err} (it is not this archive's install as it was: {why})")]
-    NotAsInstalled { err: SwapError, why: String },
+    /// A journal found does not match what is installed: the error and why.
+    NotAsInstalled {
+        /// The error.
+        err: SwapError,
+        /// Why.
+        why: String,
+    },
     #[error("--sha256 {0:?}: not 64 hex digits")]
+    /// `--sha256` is not a sha256.
     BadDigest(String),
     #[error(
         "{}: lists {listed} for the archive, but --sha256 gives {given}",
         .path.display()
     )]
+    /// `SHA256SUMS` and `--sha256` disagree.
     SumsConflict {
+        /// `SHA256SUMS`.
         path: PathBuf,
+        /// What it lists.
         listed: String,
+        /// What `--sha256` gives.
         given: String,
     },
     #[error("the archive is member {member}'s, not {given}'s (--as-member {given})")]
-    AsMember { member: String, given: String },
+    /// `--as-member` names another member: the archive's and the one given.
+    AsMember {
+        /// The member.
+        member: String,
+        /// What was given.
+        given: String,
+    },
     #[error(
         "the archive is member {member}'s, whose URLs ({urls}) name neither this node's addresses nor its hostname ({node}); if this node is {member}, say so with --as-member {member}"
     )]
+    /// The member's URLs name neither this node's addresses nor its hostname.
     NotThisNode {
+        /// The archive's member.
         member: String,
+        /// Its URLs.
         urls: String,
+        /// This node's addresses and hostname.
         node: String,
     },
     #[error(
         "{}: the archive declares {need} bytes to write on this file system, which has {free} free",
         .path.display()
     )]
-    NoSpace { path: PathBuf, need: u64, free: u64 },
+    /// Not enough free space: where, what is needed, what is free.
+    NoSpace {
+        /// The path.
+        path: PathBuf,
+        /// The bytes needed.
+        need: u64,
+        /// The bytes free.
+        free: u64,
+    },
     #[error("{}: {why}", .path.display())]
-    InRoot { path: PathBuf, why: String },
+    /// A path resolves outside `--root`: the path and why.
+    InRoot {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     #[error(
         "{}: an install recorded here completed (its data swap was final), but what is installed has changed since ({why}: was etcd started on it?); nothing was changed. If the member in place is the one to keep, remove this journal and rerun",
         .journal.display()
     )]
-    CompletedThenChanged { journal: PathBuf, why: String },
+    /// A completed install's journal, and what changed since.
+    CompletedThenChanged {
+        /// The journal.
+        journal: PathBuf,
+        /// Why.
+        why: String,
+    },
 }
 
 impl InstallError {
@@ -158,9 +219,12 @@ impl InstallError {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Placed {
+    /// Its path in the archive.
     pub path: String,
+    /// Where it goes.
     pub dest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the old one went.
     pub moved_aside: Option<String>,
 }
 
@@ -168,25 +232,38 @@ pub struct Placed {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The archive's path.
     pub archive: String,
+    /// Whether nothing was written.
     pub dry_run: bool,
+    /// The member's name.
     pub member: String,
+    /// Its ID, hex.
     pub member_id: String,
+    /// The cluster ID, hex.
     pub cluster_id: String,
+    /// The snapshot's revision.
     pub revision: i64,
+    /// The archive's sha256.
     pub sha256: String,
+    /// Whether it was encrypted.
     pub encrypted: bool,
     /// Every check passed (the archive is listed in SHA256SUMS with this
     /// sha256, every entry matches the manifest).
     pub checks_passed: bool,
+    /// The data dir.
     pub data_dir: String,
+    /// The PKI dir.
     pub pki_dir: String,
     /// The existing member dir moved aside (or, dry run, that needs --force).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub data_moved_aside: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the install was refused, in a dry run.
     pub refusal: Option<String>,
+    /// Every PKI file placed.
     pub pki_files: Vec<Placed>,
+    /// The member's start flags.
     pub flags: Vec<String>,
     /// What was cleaned up after an interrupted run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -199,6 +276,7 @@ pub struct Report {
     /// unchanged since: nothing was (or would be) written.
     pub already_installed: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Warnings for the operator.
     pub warnings: Vec<String>,
 }
 
@@ -1023,7 +1101,9 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         already_installed: false,
         warnings,
     };
-    let owner = opts.owner.unwrap_or(owner_of(&m));
+    let owner = opts
+        .owner
+        .map_or_else(|| owner_of(&m), crate::restore::owner::Owner::ids);
     let planned = |plan: &[(FileEntry, PathBuf, bool)], aside: bool| -> Vec<Placed> {
         plan.iter()
             .map(|(f, dest, exists)| Placed {

@@ -12,8 +12,11 @@ use super::{FORMAT_VERSION, MAX_ENTRIES, MAX_MANIFEST_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// What an entry is.
 pub enum Kind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
 }
 
@@ -21,12 +24,16 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileEntry {
+    /// The entry's path in the archive (see the format's path rules).
     pub path: String,
     #[serde(rename = "type")]
+    /// File or directory.
     pub kind: Kind,
     /// Permission bits (e.g. 384 = 0o600).
     pub mode: u32,
+    /// The owner's user ID.
     pub uid: u32,
+    /// The owner's group ID.
     pub gid: u32,
     /// Bytes (0 for a directory).
     pub size: u64,
@@ -39,10 +46,13 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemberInfo {
+    /// The member's name.
     pub name: String,
     /// Hex, as etcd prints member IDs.
     pub id: String,
+    /// Its peer URLs.
     pub peer_urls: Vec<String>,
+    /// The client URLs it advertises.
     pub client_urls: Vec<String>,
 }
 
@@ -52,6 +62,7 @@ pub struct MemberInfo {
 pub struct SnapshotInfo {
     /// sha256 of the snapshot's bytes as read (after decompression).
     pub sha256: String,
+    /// The snapshot's keyspace revision.
     pub revision: i64,
     /// The etcd release whose storage it holds.
     pub release: String,
@@ -64,8 +75,11 @@ pub struct RestoreInfo {
     /// The etcd release the data dir is written for.
     pub target_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `--bump-revision`, when above 0.
     pub bump_revision: Option<u64>,
+    /// `--mark-compacted`.
     pub mark_compacted: bool,
+    /// `--clear-alarms`.
     pub clear_alarms: bool,
     /// `snapshot status`'s hash of the restored db (CRC-32C).
     pub db_hash: u32,
@@ -75,38 +89,59 @@ pub struct RestoreInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// `manifest.json`: what an archive holds and what it was made from.
 pub struct Manifest {
+    /// The format version ([`FORMAT_VERSION`]).
     pub format: u32,
+    /// The etcdsnap that wrote it.
     pub etcdsnap_version: String,
+    /// The member the archive is for.
     pub member: MemberInfo,
     /// Hex.
     pub cluster_id: String,
+    /// The `--initial-cluster` every member starts with.
     pub initial_cluster: String,
+    /// The cluster token.
     pub initial_cluster_token: String,
+    /// The snapshot restored.
     pub snapshot: SnapshotInfo,
+    /// How it was restored.
     pub restore: RestoreInfo,
     /// `bundle --force-pki`: packed although `pki check` found errors.
     pub force_pki: bool,
     /// Where the bundle's flags put the data dir and the PKI (kubeadm's).
     pub data_dir: String,
+    /// Where the PKI goes on the node.
     pub pki_dir: String,
     /// The member's start flags for those places (`etcd.env` holds the same).
     pub flags: Vec<String>,
+    /// Every entry after the manifest, sorted by path.
     pub files: Vec<FileEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a manifest is refused.
 pub enum ManifestError {
     #[error("manifest.json: larger than {MAX_MANIFEST_BYTES} bytes")]
+    /// Larger than [`MAX_MANIFEST_BYTES`].
     TooLarge,
     #[error("manifest.json: not a manifest: {0}")]
+    /// Not JSON of a manifest.
     Json(String),
     #[error("manifest.json: format {0}, this etcdsnap reads format {FORMAT_VERSION}")]
+    /// Another format version.
     Format(u32),
     #[error("manifest.json: {0}")]
+    /// A field breaks the format's rules.
     Invalid(String),
     #[error("manifest.json: file {path:?}: {why}")]
-    File { path: String, why: String },
+    /// A file entry breaks the format's rules: its path and why.
+    File {
+        /// The path.
+        path: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Why `p` is not a path an archive may hold, if it is not.
@@ -167,6 +202,7 @@ impl Manifest {
         u64::from_str_radix(&self.member.id, 16).ok()
     }
 
+    /// The entry for `path`, if listed.
     pub fn entry(&self, path: &str) -> Option<&FileEntry> {
         self.files
             .binary_search_by(|f| f.path.as_str().cmp(path))

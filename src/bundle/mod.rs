@@ -46,7 +46,10 @@
 //! `SHA256SUMS` separately.
 
 pub mod archive;
+pub mod extract;
+pub mod inspect;
 pub mod install;
+pub mod make;
 pub mod manifest;
 pub mod read;
 pub mod write;

@@ -17,6 +17,7 @@ use super::{MANIFEST_NAME, MAX_MANIFEST_BYTES, SUMS_NAME, hex};
 /// How an encrypted archive is opened.
 #[derive(Debug, Clone)]
 pub enum Key {
+    /// No key: the archive must not be encrypted.
     None,
     /// An age identity file (`AGE-SECRET-KEY-1…` lines).
     Identity(PathBuf),
@@ -25,20 +26,53 @@ pub enum Key {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why an archive (or `SHA256SUMS`) could not be read or was refused.
 pub enum ReadError {
     #[error("{}: {err}", .path.display())]
-    Io { path: PathBuf, err: io::Error },
+    /// A file could not be read: its path and the error.
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        err: io::Error,
+    },
     #[error("{}: encrypted with age; give --identity or --passphrase-file", .0.display())]
+    /// The archive is encrypted and no key was given.
     NoKey(PathBuf),
     #[error("{}: cannot decrypt: {why}", .path.display())]
-    Decrypt { path: PathBuf, why: String },
+    /// The archive could not be decrypted: its path and why.
+    Decrypt {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     #[error("{}: {why}", .path.display())]
-    Key { path: PathBuf, why: String },
+    /// The key file could not be used: its path and why.
+    Key {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     #[error("{}: {err}", .path.display())]
-    Archive { path: PathBuf, err: ArchiveError },
+    /// The archive's contents were refused: its path and why.
+    Archive {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        err: ArchiveError,
+    },
     #[error("{}: {why}", .path.display())]
-    Sums { path: PathBuf, why: String },
+    /// `SHA256SUMS` is missing, malformed or does not list the archive.
+    Sums {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     #[error("{}: not a regular file (a device, FIFO or socket is never read)", .0.display())]
+    /// Not a regular file.
     NotRegular(PathBuf),
 }
 
@@ -220,9 +254,11 @@ impl<R: Read> Read for Tee<R> {
 /// What one pass over an archive found.
 #[derive(Debug)]
 pub struct Opened {
+    /// The checked manifest.
     pub manifest: Manifest,
     /// sha256 of the archive file's bytes.
     pub sha256: String,
+    /// Whether the archive was encrypted with age.
     pub encrypted: bool,
 }
 

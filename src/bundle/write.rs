@@ -16,19 +16,25 @@ use crate::durable::{self, IoError};
 use crate::restore::datadir::{self, RestoreError, Source};
 
 #[derive(Debug, thiserror::Error)]
+/// Why an archive could not be written.
 pub enum WriteError {
     #[error(transparent)]
+    /// A file could not be read or written.
     Io(#[from] IoError),
     #[error(transparent)]
+    /// A data dir could not be staged.
     Restore(#[from] RestoreError),
     #[error("{}: exists; use --force to replace it", .0.display())]
+    /// The archive is there and replacing it was not asked for.
     Exists(PathBuf),
     #[error("encrypting: {0}")]
+    /// age could not encrypt.
     Encrypt(String),
 }
 
 /// How archives are encrypted.
 pub enum Encryption {
+    /// Not encrypted.
     None,
     /// age X25519 recipients (`age1…`).
     Recipients(Vec<age::x25519::Recipient>),
@@ -37,6 +43,7 @@ pub enum Encryption {
 }
 
 impl Encryption {
+    /// Whether the archives are encrypted.
     pub fn is_some(&self) -> bool {
         !matches!(self, Encryption::None)
     }
@@ -45,7 +52,9 @@ impl Encryption {
 /// Where an entry's bytes come from.
 #[derive(Debug, Clone)]
 pub enum Content {
+    /// These bytes.
     Bytes(Vec<u8>),
+    /// This file's bytes.
     File(PathBuf),
     /// The entry's data (with its tar padding) already compressed as one
     /// zstd frame ([`frame_item`]): the db, the same for every member,
@@ -56,7 +65,9 @@ pub enum Content {
 /// One entry to write: its manifest line and, for a file, its bytes.
 #[derive(Debug, Clone)]
 pub struct Item {
+    /// Its manifest entry.
     pub entry: FileEntry,
+    /// Its bytes (none for a directory).
     pub content: Option<Content>,
 }
 
@@ -288,6 +299,7 @@ pub struct Frames<W: Write> {
 }
 
 impl<W: Write> Frames<W> {
+    /// Starts the stream on `w`.
     pub fn new(w: W) -> io::Result<Self> {
         Ok(Frames {
             enc: Some(zstd_writer(w, workers())?),

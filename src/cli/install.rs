@@ -8,9 +8,10 @@
 
 use std::path::PathBuf;
 
+use super::restore_args::key;
 use super::{Outcome, ReportFormat, out};
 use crate::bundle::install::{Options, Report, install};
-use crate::bundle::read::Key;
+use crate::restore::owner::Owner;
 
 const INSTALL_EXAMPLES: &str = "Examples:
   etcdsnap install m1.tar.zst.age --identity key.txt --owner 2001:2001
@@ -35,8 +36,8 @@ pub struct Args {
     #[arg(long, default_value = "/etc/kubernetes/pki")]
     pki_dir: PathBuf,
     /// chown what is placed, as UID:GID (default: the owner the bundle records)
-    #[arg(long, value_parser = super::restore::parse_owner)]
-    owner: Option<(u32, u32)>,
+    #[arg(long)]
+    owner: Option<Owner>,
     /// age identity file, for an encrypted archive
     #[arg(long, conflicts_with = "passphrase_file")]
     identity: Option<PathBuf>,
@@ -65,11 +66,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let key = match (&args.identity, &args.passphrase_file) {
-        (Some(i), _) => Key::Identity(i.clone()),
-        (None, Some(p)) => Key::Passphrase(p.clone()),
-        _ => Key::None,
-    };
+    let key = key(args.identity.as_ref(), args.passphrase_file.as_ref());
     let opts = Options {
         root: args.root.clone(),
         data_dir: args.data_dir.clone(),

@@ -14,6 +14,11 @@ macro_rules! say {
     };
 }
 
+/// Shared arguments of `restore`, `bundle` and `install` (joins `args/` once
+/// that directory has its own module).
+#[path = "args/restore.rs"]
+mod restore_args;
+
 #[cfg(feature = "bundle")]
 mod bundle;
 #[cfg(feature = "catalog")]

@@ -2,15 +2,12 @@
 //! offline as Go's TLS will judge them when the members start, and new
 //! member certificates signed by the cluster's own CA when members move.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::{Outcome, ReportFormat, out};
-use crate::cluster::flags::client_urls;
-use crate::cluster::membership::Cluster;
 use crate::pki::check::{Report, check_dir};
 use crate::pki::issue::{Action, IssueOptions, Issued, issue};
 use crate::pki::layout::Kind;
@@ -154,19 +151,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// The members and their URLs from --initial-cluster and --client-urls.
-fn members(initial_cluster: &str, client: Option<&str>) -> anyhow::Result<Vec<MemberUrls>> {
-    let cluster = Cluster::parse(initial_cluster, "etcd-cluster").context("--initial-cluster")?;
-    let refs: Vec<&_> = cluster.members.iter().collect();
-    let given: HashMap<String, Vec<String>> = client_urls(client, &refs)?;
-    let mut ms = MemberUrls::of_cluster(&cluster, &given);
-    ms.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(ms)
-}
-
 fn run_check(a: CheckArgs) -> anyhow::Result<Outcome> {
     let ms = match &a.initial_cluster {
-        Some(ic) => members(ic, a.client_urls.as_deref())?,
+        Some(ic) => MemberUrls::from_flags(ic, a.client_urls.as_deref())?,
         None if a.client_urls.is_some() => bail!("--client-urls needs --initial-cluster"),
         None => Vec::new(),
     };
@@ -259,7 +246,7 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn run_issue(a: IssueArgs) -> anyhow::Result<Outcome> {
-    let ms = members(&a.initial_cluster, a.client_urls.as_deref())?;
+    let ms = MemberUrls::from_flags(&a.initial_cluster, a.client_urls.as_deref())?;
     let issued = issue(&IssueOptions {
         ca_dir: a.ca_dir.clone(),
         out: a.out.clone(),

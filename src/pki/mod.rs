@@ -62,7 +62,35 @@ pub enum PkiError {
     Layout { path: PathBuf, why: String },
 }
 
+/// Why `--initial-cluster` and `--client-urls` give no members to check or
+/// issue for.
+#[derive(Debug, thiserror::Error)]
+pub enum MembersError {
+    /// `--initial-cluster` does not parse.
+    #[error("--initial-cluster")]
+    InitialCluster(#[source] crate::cluster::membership::MembershipError),
+    /// `--client-urls` is wrong.
+    #[error("{0}")]
+    ClientUrls(#[source] crate::cluster::flags::FlagsError),
+}
+
 impl MemberUrls {
+    /// The members and their URLs from `--initial-cluster` and
+    /// `--client-urls` ([`MemberUrls::of_cluster`]), sorted by name.
+    pub fn from_flags(
+        initial_cluster: &str,
+        client_urls: Option<&str>,
+    ) -> Result<Vec<MemberUrls>, MembersError> {
+        let cluster = crate::cluster::membership::Cluster::parse(initial_cluster, "etcd-cluster")
+            .map_err(MembersError::InitialCluster)?;
+        let refs: Vec<&_> = cluster.members.iter().collect();
+        let given = crate::cluster::flags::client_urls(client_urls, &refs)
+            .map_err(MembersError::ClientUrls)?;
+        let mut ms = MemberUrls::of_cluster(&cluster, &given);
+        ms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(ms)
+    }
+
     /// Every member of `cluster` with the URLs restore and bundle start it
     /// with: its peer URLs, and the client URLs it advertises and listens
     /// on ([`crate::cluster::flags::client_urls_of`]: the given ones, else

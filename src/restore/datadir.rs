@@ -29,6 +29,7 @@ use crate::durable::{self, IoError};
 use crate::mvcc::{Revision, RevisionKey};
 
 #[derive(Debug, Clone, Default)]
+/// How a data dir is restored.
 pub struct Options {
     /// Raise the keyspace's revision by this much and mark it compacted there.
     pub bump_revision: Option<u64>,
@@ -41,16 +42,22 @@ pub struct Options {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a data dir could not be restored.
 pub enum RestoreError {
     #[error(transparent)]
+    /// A file could not be written.
     Io(#[from] IoError),
     #[error(transparent)]
+    /// The target could not be swapped.
     Swap(#[from] SwapError),
     #[error(transparent)]
+    /// The snapshot could not be read.
     Read(#[from] ReadError),
     #[error("bucket {0} holds a nested bucket, which etcd never writes")]
+    /// A bucket holds a nested bucket.
     Nested(String),
     #[error("the restored db does not pass verification: {0}")]
+    /// The restored db fails verification.
     Unsound(String),
 }
 
@@ -204,9 +211,13 @@ pub fn restored_from<'a>(
 
 /// What every member's data dir is made from.
 pub struct Source<'s, 'a> {
+    /// The restored db's buckets.
     pub buckets: &'s [BucketData<'a>],
+    /// The snapshot's page size, kept.
     pub page_size: usize,
+    /// The cluster restored.
     pub cluster: &'s Cluster,
+    /// The release written for.
     pub target: Target,
 }
 

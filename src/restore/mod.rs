@@ -4,7 +4,11 @@
 //! the db writer in [`crate::bolt::write`], and the write path that swaps a
 //! member in without ever losing the old data in [`crate::durable::swap`].
 
+pub mod bump;
 pub mod datadir;
+pub mod execute;
+pub mod owner;
+pub mod plan;
 pub mod raftpb;
 pub mod source;
 pub mod stale;

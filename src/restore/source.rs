@@ -9,7 +9,9 @@
 
 use crate::bolt::Db;
 use crate::bolt::db::OpenError;
-use crate::input::SnapshotFile;
+use std::path::Path;
+
+use crate::input::{Excess, ExcessDamage, InputError, SnapshotFile};
 use crate::verify::{Report, verify};
 
 use super::datadir::{Collected, Options, RestoreError, Source, collect_buckets, restored_from};
@@ -18,34 +20,51 @@ use crate::bolt::write::BucketData;
 use crate::cluster::membership::Cluster;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a snapshot may not be restored from.
 pub enum SourceError {
     /// The file fails verification (the report says why).
     #[error("{path}: not restoring from a snapshot that fails verification")]
-    Unsound { path: String, report: Box<Report> },
+    /// The snapshot's path and the verifier's report.
+    Unsound {
+        /// The path.
+        path: String,
+        /// The verifier's report.
+        report: Box<Report>,
+    },
     #[error(
         "{0}: snapshot missing hash but --skip-hash-check=false (a copy of a data dir's member/snap/db has no sha256 trailer)"
     )]
+    /// No sha256 trailer and no `--skip-hash-check`.
     NoTrailer(String),
     #[error("{path}: not a readable snapshot: {err}")]
+    /// The file does not open as a db.
     Open {
+        /// The snapshot.
         path: String,
         #[source]
+        /// What the open found.
         err: OpenError,
     },
     #[error("{0}: the snapshot's release read twice gave two answers")]
+    /// The release read from the buckets and from the verified bytes differ.
     ReleaseDisagrees(String),
     #[error(transparent)]
+    /// No release to write for.
     Target(#[from] TargetError),
     #[error(transparent)]
+    /// The restored db could not be built.
     Restore(#[from] RestoreError),
 }
 
 /// What the work beside the verifier starts from.
 pub struct Opened<'a> {
+    /// The snapshot's db.
     pub db: Db<'a>,
+    /// Its buckets, collected.
     pub collected: Collected<'a>,
     /// The release that wrote the snapshot, and the one to write for.
     pub snapshot_release: Target,
+    /// The release the data dirs are written for.
     pub target: Target,
 }
 
@@ -75,6 +94,7 @@ pub struct Restored<'a> {
 }
 
 impl<'a> Restored<'a> {
+    /// What every member's files are written from, for `cluster`.
     pub fn source<'s>(&'s self, cluster: &'s Cluster) -> Source<'s, 'a> {
         Source {
             buckets: &self.buckets,
@@ -87,21 +107,84 @@ impl<'a> Restored<'a> {
 
 /// A snapshot that passed, and what the work made from it.
 pub struct Passed<R> {
+    /// The verifier's report.
     pub checks: Report,
+    /// The release that wrote the snapshot.
     pub snapshot_release: Target,
+    /// The release written for.
     pub target: Target,
     /// The keyspace's revision (0 when the file has none).
     pub revision: i64,
     /// The sha256 of the whole (decompressed) file, taken by the verifier.
     pub sha256: String,
+    /// What the work made.
     pub work: R,
 }
 
 /// Why nothing made from the snapshot may be used; `work` is what the work
 /// made anyway (to discard), if it ran.
 pub struct Refused<R> {
+    /// Why.
     pub err: SourceError,
+    /// What the work made, if it ran.
     pub work: Option<R>,
+}
+
+impl<R> Refused<R> {
+    /// What every command that restores does with a refused snapshot: what
+    /// the work made, if it ran, goes to `discard`; the reason is returned.
+    pub fn discard_with(self, discard: impl FnOnce(Option<R>)) -> SourceError {
+        discard(self.work);
+        self.err
+    }
+}
+
+/// The release a snapshot is at ([`target::snapshot_release`]); an unknown
+/// storage version leaves it to the operator's word (`requested`, the
+/// `--target-version`).
+pub fn release_of(
+    storage_version: Option<&str>,
+    cluster_version: Option<&str>,
+    has_term: bool,
+    requested: Option<&str>,
+) -> Result<Target, TargetError> {
+    target::snapshot_release(storage_version, cluster_version, has_term).or_else(
+        |e| match requested {
+            Some(t) => Target::parse(t).ok_or(e),
+            None => Err(e),
+        },
+    )
+}
+
+/// Why a snapshot could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenSnapshotError {
+    /// It could not be read, or its compression does not decode.
+    #[error("{0}")]
+    Input(#[source] InputError),
+    /// A compressed snapshot holds data after its trailer.
+    #[error("{0}")]
+    Excess(#[source] ExcessDamage),
+}
+
+/// Opens the snapshot at `path` (`-`: standard input) for a command that
+/// restores from it: data after a compressed snapshot's trailer is refused as
+/// damage; any other excess past the db is not, and is handed to `note`.
+pub fn open(
+    path: &Path,
+    note: &mut dyn FnMut(&Path, Excess),
+) -> Result<SnapshotFile, OpenSnapshotError> {
+    let file = SnapshotFile::open(path).map_err(OpenSnapshotError::Input)?;
+    if let Some(excess) = file.excess() {
+        if excess.is_damage() {
+            return Err(OpenSnapshotError::Excess(ExcessDamage {
+                path: file.path().to_path_buf(),
+                excess,
+            }));
+        }
+        note(file.path(), excess);
+    }
+    Ok(file)
 }
 
 /// Verifies `file` while `work` runs on its collected buckets (see the module
@@ -124,15 +207,12 @@ where
         })
     };
     let release = |meta: &crate::backend::meta::MetaInfo, cluster_version: Option<&str>| {
-        target::snapshot_release(
+        release_of(
             meta.storage_version.as_deref(),
             cluster_version,
             meta.term.is_some_and(|t| t > 0),
+            requested,
         )
-        .or_else(|e| match requested {
-            Some(t) => Target::parse(t).ok_or(e),
-            None => Err(e),
-        })
     };
     let (checks, started) = rayon::join(
         || verify(file),

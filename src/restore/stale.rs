@@ -16,13 +16,17 @@ use crate::protowire::{Fields, Value};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// A lease in the snapshot and the live keys attached to it.
 pub struct LeaseInfo {
     #[serde(serialize_with = "hex")]
+    /// The lease ID.
     pub id: i64,
+    /// Its TTL.
     pub ttl_seconds: i64,
     /// The remaining TTL a lease checkpoint recorded (leasepb.Lease
     /// remaining_TTL); 0 when none was: etcd then grants the full TTL again.
     pub remaining_ttl_seconds: i64,
+    /// How many live keys name it.
     pub attached_keys: u64,
     /// A few of the attached keys, for the report.
     pub examples: Vec<String>,
@@ -34,9 +38,12 @@ fn hex<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// An alarm recorded in the snapshot.
 pub struct AlarmInfo {
     #[serde(serialize_with = "hex_u64")]
+    /// The member that raised it.
     pub member_id: u64,
+    /// The alarm (`NOSPACE`, `CORRUPT`).
     pub alarm: String,
 }
 
@@ -46,21 +53,30 @@ fn hex_u64<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
 
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// What comes back stale after a restore.
 pub struct StaleReport {
+    /// Every lease with live keys attached.
     pub leases: Vec<LeaseInfo>,
     /// Live keys attached to a lease the `lease` bucket does not hold.
     pub keys_with_missing_lease: u64,
+    /// The apiservers' master leases.
     pub master_leases: Vec<String>,
+    /// The addresses in the `default/kubernetes` endpoints.
     pub kubernetes_endpoints: Vec<String>,
+    /// The node objects.
     pub nodes: Vec<String>,
+    /// The alarms.
     pub alarms: Vec<AlarmInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why the stale-data report could not be read.
 pub enum StaleError {
     #[error(transparent)]
+    /// The snapshot could not be read.
     Read(#[from] ReadError),
     #[error(transparent)]
+    /// The keyspace could not be read.
     KeySpace(#[from] KeySpaceError),
 }
 

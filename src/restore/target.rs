@@ -17,15 +17,21 @@
 /// unset where 3.5/3.6 (gogo) write zeros.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
+    /// etcd 3.4.
     V34,
+    /// etcd 3.5.
     V35,
+    /// etcd 3.6.
     V36,
+    /// etcd 3.7.
     V37,
 }
 
 impl Target {
+    /// Every release, oldest first.
     pub const ALL: [Target; 4] = [Target::V34, Target::V35, Target::V36, Target::V37];
 
+    /// The release as `3.N`.
     pub fn line(self) -> &'static str {
         match self {
             Target::V34 => "3.4",
@@ -35,6 +41,7 @@ impl Target {
         }
     }
 
+    /// The release of `3.N`, if known.
     pub fn parse(line: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|t| t.line() == line)
     }
@@ -45,20 +52,26 @@ impl Target {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why no release can be written for.
 pub enum TargetError {
     #[error(
         "the snapshot's storage version {0:?} is a release this tool does not know (3.4 to 3.7); \
          give --target-version to say which release to write for"
     )]
+    /// The storage version is not a known release.
     Unknown(String),
     #[error(
         "a {snapshot} snapshot cannot be restored for etcd {target}: etcd moves one minor release at \
          a time ({}), so restore for {step} and move on from there as etcd does",
         if .target < .snapshot { "downgrades" } else { "upgrades" }
     )]
+    /// The release asked for is more than one minor release away.
     TooFar {
+        /// The snapshot's release.
         snapshot: &'static str,
+        /// The release asked for.
         target: &'static str,
+        /// The release to restore for first.
         step: &'static str,
     },
 }
