@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod kube;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod lookup;
 pub mod mvcc;
 pub mod pki;
 pub mod problem;

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::objects::open;
+use super::args::open;
 use super::{Outcome, ReportFormat, out};
 use crate::bundle::manifest::{Manifest, MemberInfo, RestoreInfo, SnapshotInfo};
 use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};

@@ -9,11 +9,11 @@ use anyhow::Context;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::catalog::{CatalogOpt, add_read, added_text};
-use super::objects::{PrefixOpt, write_atomic};
+use super::args::{CatalogOpt, PrefixOpt};
+use super::render::added_text;
 use super::{Outcome, out};
 use crate::catalog::entry::parse_labels;
-use crate::catalog::store::Added;
+use crate::catalog::store::{Added, add_read};
 use crate::catalog::trend::{self, parse_max_drop};
 use crate::check::facts::{self, Facts};
 use crate::check::junit;
@@ -193,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(|c| (c.snapshot.clone(), c.rules.clone()))
         .collect();
     if let Some(p) = &args.junit_out {
-        write_atomic(p, junit::report(&pairs)?.as_bytes())?;
+        crate::restore::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
     }
     match args.write_out {
         CheckFormat::Junit => out(&junit::report(&pairs)?)?,

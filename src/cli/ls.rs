@@ -10,10 +10,11 @@ use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use super::objects::{DecryptArgs, PrefixOpt, ResourceCheck, db, decrypted_encoding, open};
-use super::{Outcome, ReportFormat, SnapshotPath};
+use super::Outcome;
+use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath, db, open};
 use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{Encoding, detect};
+use crate::lookup::{ResourceCheck, decrypted_encoding};
 use crate::mvcc::keyspace::{KeySpace, Latest};
 use crate::report::escape_controls;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::objects::{db, open};
+use super::args::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::restore::datadir::{Options, stage_members};
 use crate::restore::flags::{client_urls, env_text, start_flags};

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 
-use super::objects::{DecryptArgs, PrefixOpt};
-use super::{Outcome, ReportFormat, SnapshotPath, out};
+use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath};
+use super::{Outcome, out};
 use crate::input::SnapshotFile;
 use crate::kube::decrypt::Decryptor;
 use crate::kube::deep::kube_values_check;

@@ -1,0 +1,22 @@
+//! Finding one object, or one key's history, in a snapshot: which keys the
+//! command line names ([`Wanted`]), where their records are read from (a key
+//! index beside the snapshot or in the user's cache, one made by a scan and
+//! then cached, or the scan itself: [`finder`]), which revision of them is
+//! the answer ([`choose()`]), and what of a decoded object is shown
+//! ([`prepare()`]: redaction, `resourceVersion`, `--for-apply`).
+//!
+//! These are decisions of the library, not of a command: `get`, `history` and
+//! `put-back` make them alike, so they live here once, with typed errors.
+//!
+//! Floor: above `mvcc` (the keyspace and the key index format), `kube`
+//! (resources, redaction, decryption) and `restore`'s durable writes (the
+//! cached index is written atomically, its directory fsynced); below the
+//! capabilities (`check`, `diff`, `inspect`, `live`) and `cli`, which call it.
+
+pub mod choose;
+pub mod finder;
+pub mod prepare;
+
+pub use choose::{NotChosen, SeveralKeys, Wanted, choose, single_key};
+pub use finder::{Finder, IndexEvent, Select};
+pub use prepare::{Prepare, ResourceCheck, UnknownResource, decrypted_encoding, prepare};
