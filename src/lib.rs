@@ -1,13 +1,30 @@
 //! etcdsnap: an offline toolkit and verifier for etcd snapshot files.
 //!
-//! Library first, thin binary. Layers, each knowing only the ones below it:
-//! [`input`] (mapping, decompression, trailer), [`problem`] and [`protowire`] at
-//! the bottom; [`bolt`] (bbolt pages); [`mvcc`] (revisions, KeyValue, the
-//! keyspace); [`backend`] (etcd's buckets, `status`, layout checks); [`verify`]
-//! (all checks together); [`kube`] (Kubernetes values and resources);
-//! [`inspect`] (the triage view: what fills a snapshot, what to reclaim);
-//! [`restore`] (membership, WAL, .snap, data dirs); [`diff`] (two states of a
-//! keyspace compared as objects); [`report`] and [`cli`] on top.
+//! Library first, thin binary. The modules stand on floors, each importing
+//! only the floors below it (the map, and the few imports allowed within a
+//! floor, are in `docs/design/architecture.md`; `.ci/layers` checks them):
+//!
+//! 0. the base: [`problem`] (one located problem), [`protowire`] (zero-copy
+//!    protobuf reading), [`interrupt`] (Ctrl-C for writers), [`yaml`] (YAML
+//!    every Kubernetes reader reads back), [`report`] (tables, sizes,
+//!    escaping), [`input`] (mapping, decompression, trailer) and [`durable`]
+//!    (fsynced, atomic writes and the journaled swap of a member dir);
+//! 1. [`bolt`]: bbolt pages, the one walk, its checks, and the writer;
+//! 2. [`mvcc`]: revisions, `KeyValue`, the keyspace, the key index, HashKV;
+//! 3. [`backend`]: etcd's buckets, `status`, layout checks;
+//! 4. [`cluster`]: `--initial-cluster`, member and cluster IDs, start flags,
+//!    env files and the static pod;
+//! 5. [`verify`]: every check of a file together;
+//! 6. [`kube`]: Kubernetes values and resources, decryption;
+//! 7. the capabilities: [`restore`] (data dirs from a snapshot), [`diff`]
+//!    (two keyspaces as objects), [`inspect`] (what fills a snapshot),
+//!    [`check`] (verify plus a policy), `pki` (PKI checks and issuing),
+//!    `bundle` (per-member bundles), `catalog` (the backup catalog) and
+//!    `live` (the only code that dials etcd);
+//! 8. [`cli`]: parsing, exit codes, one module per command.
+//!
+//! `pki`, `bundle`, `catalog` and `live` are cargo features (all on by
+//! default); without them the crate builds the offline reader alone.
 
 pub mod backend;
 pub mod bolt;
@@ -15,7 +32,9 @@ pub mod bundle;
 pub mod catalog;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod diff;
+pub mod durable;
 pub mod input;
 pub mod inspect;
 pub mod interrupt;

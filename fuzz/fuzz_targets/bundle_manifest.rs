@@ -13,13 +13,13 @@ fuzz_target!(|data: &[u8]| {
         let again = etcdsnap::bundle::manifest::Manifest::parse(&m.to_bytes())
             .expect("a valid manifest re-reads");
         assert_eq!(again, m);
-        assert!(etcdsnap::restore::membership::is_plain_name(&m.member.name));
-        if let Ok(c) = etcdsnap::restore::membership::Cluster::parse(
+        assert!(etcdsnap::cluster::membership::is_plain_name(&m.member.name));
+        if let Ok(c) = etcdsnap::cluster::membership::Cluster::parse(
             &m.initial_cluster,
             &m.initial_cluster_token,
         ) {
             for member in &c.members {
-                assert!(etcdsnap::restore::membership::is_plain_name(&member.name));
+                assert!(etcdsnap::cluster::membership::is_plain_name(&member.name));
             }
         }
     }

@@ -11,9 +11,9 @@
 
 use std::path::Path;
 
-use etcdsnap::bundle::podspec::{PodInput, default_image, etcd_pod, is_image_ref};
-use etcdsnap::restore::flags::{client_urls, env_text, start_flags};
-use etcdsnap::restore::membership::Cluster;
+use etcdsnap::cluster::flags::{client_urls, env_text, start_flags};
+use etcdsnap::cluster::membership::Cluster;
+use etcdsnap::cluster::podspec::{PodInput, default_image, etcd_pod, is_image_ref};
 
 fn no_raw_controls(what: &str, s: &str) {
     assert!(

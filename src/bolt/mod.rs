@@ -1,8 +1,11 @@
-//! A read-only bbolt reader and checker over a mapped file.
+//! Our own bbolt: a reader and checker over a mapped file, and a writer of
+//! fresh files ([`write`]).
 //!
 //! bbolt-rs cannot read etcd's files (see the README's notes), so this is our
 //! own: zero-copy, every offset bounds-checked, and one walk ([`walk::Walker`])
 //! shared by readers and checkers so that what we read is exactly what we check.
+//! Reading never writes: the writer never edits a file, it streams sorted
+//! buckets into a new one (what `restore` writes a member's db with).
 
 pub mod check;
 pub mod db;
@@ -10,6 +13,7 @@ pub mod meta;
 pub mod page;
 pub mod read;
 pub mod walk;
+pub mod write;
 
 pub use db::{Db, OpenError, PageFault};
 pub use page::{BucketHeader, LeafElement};

@@ -12,7 +12,7 @@
 //!
 //! Then the archive streams once more, every entry checked (`archive`)
 //! while it is written into staging trees on the target file systems — the
-//! data dir's through `restore::swap::stage`, the PKI's in
+//! data dir's through `durable::swap::stage`, the PKI's in
 //! `<pki dir>/.etcdsnap-pki-staging-<pid>` — never more bytes than the
 //! manifest declares, and its sha256 held against the vouched digest again.
 //! Any mismatch removes the staging and leaves the target as it was. Only
@@ -45,9 +45,9 @@ use super::manifest::{FileEntry, Kind, Manifest};
 use super::read::{
     Key, ReadError, hash_file, open_and_check, open_regular, read_manifest, read_sums,
 };
-use crate::restore::durable::{self, IoError};
-use crate::restore::membership::Cluster;
-use crate::restore::swap::{self, StageDirs, SwapError};
+use crate::cluster::membership::Cluster;
+use crate::durable::swap::{self, StageDirs, SwapError};
+use crate::durable::{self, IoError};
 
 pub const PKI_STAGING: &str = ".etcdsnap-pki-staging-";
 /// The journal of the PKI renames: `<pki dir>/.etcdsnap-pki-swap-<pid>.journal`.

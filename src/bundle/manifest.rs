@@ -181,7 +181,7 @@ impl Manifest {
             return Err(ManifestError::Format(self.format));
         }
         let name = &self.member.name;
-        if !crate::restore::membership::is_plain_name(name) {
+        if !crate::cluster::membership::is_plain_name(name) {
             return bad(format!(
                 "member name {name:?} is not a plain name (letters, digits, - _ .)"
             ));

@@ -22,7 +22,7 @@
 //!    `.snap`, `data/member/wal/…`), below `pki/` (kubeadm's names below
 //!    `/etc/kubernetes/pki`, e.g. `pki/etcd/server.key`), or is `etcd.env`
 //!    or `etcd.yaml` (the start flags as an environment file, and the
-//!    kubeadm static pod kubelet runs: `podspec`). Every file's parent
+//!    kubeadm static pod kubelet runs: `cluster::podspec`). Every file's parent
 //!    directory is listed. `docs/design/bundle-format.md` describes it all.
 //! 4. Every entry's type, size and mode equal its manifest entry; every
 //!    file's bytes hash to the manifest's sha256. Private keys (`pki/**.key`)
@@ -48,7 +48,6 @@
 pub mod archive;
 pub mod install;
 pub mod manifest;
-pub mod podspec;
 pub mod read;
 pub mod write;
 

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{FileEntry, Kind, Manifest};
 use super::{ZSTD_LEVEL, hex};
+use crate::cluster::membership::Member;
+use crate::durable::swap::StageDirs;
+use crate::durable::{self, IoError};
 use crate::restore::datadir::{self, RestoreError, Source};
-use crate::restore::durable::{self, IoError};
-use crate::restore::membership::Member;
-use crate::restore::swap::StageDirs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

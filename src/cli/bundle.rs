@@ -14,14 +14,15 @@ use super::{Outcome, ReportFormat, out};
 use crate::bundle::manifest::{Manifest, MemberInfo, RestoreInfo, SnapshotInfo};
 use crate::bundle::read::{Key, listed_sum, open_and_check, read_sums};
 use crate::bundle::write::{self, Encryption, Item};
-use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name, podspec};
+use crate::bundle::{FORMAT_VERSION, SUMS_NAME, archive::Discard, archive_name};
+use crate::cluster::flags::{client_urls, client_urls_of, env_text, start_flags};
+use crate::cluster::membership::Cluster;
+use crate::cluster::podspec;
+use crate::durable;
+use crate::durable::swap;
 use crate::pki::MemberUrls;
 use crate::restore::datadir::Options;
-use crate::restore::durable;
-use crate::restore::flags::{client_urls, client_urls_of, env_text, start_flags};
-use crate::restore::membership::Cluster;
 use crate::restore::source::{Opened, Refused, SourceError, verify_beside};
-use crate::restore::swap;
 
 const BUNDLE_EXAMPLES: &str = "Examples:
   etcdsnap bundle snapshot.db --pki pki-backup --out bundles \\
@@ -211,11 +212,11 @@ struct Made {
 
 /// kubeadm's metrics listener, which its probes hit: loopback port 2381
 /// (`[::1]` when the member is reached over IPv6).
-fn metrics_url(m: &crate::restore::membership::Member) -> String {
+fn metrics_url(m: &crate::cluster::membership::Member) -> String {
     let v6 = m
         .peer_urls
         .first()
-        .and_then(|u| crate::restore::flags::url_parts(u))
+        .and_then(|u| crate::cluster::flags::url_parts(u))
         .is_some_and(|(_, h, _)| h.contains(':'));
     if v6 {
         "http://[::1]:2381".into()
@@ -334,7 +335,7 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
     {
         bail!("--image {i:?} is not an image reference");
     }
-    let flags_of = |m: &crate::restore::membership::Member| {
+    let flags_of = |m: &crate::cluster::membership::Member| {
         start_flags(
             &cluster,
             m,

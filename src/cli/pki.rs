@@ -9,12 +9,12 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 
 use super::{Outcome, ReportFormat, out};
+use crate::cluster::flags::client_urls;
+use crate::cluster::membership::Cluster;
 use crate::pki::check::{Report, check_dir};
 use crate::pki::issue::{Action, IssueOptions, Issued, issue};
 use crate::pki::layout::Kind;
 use crate::pki::{MemberUrls, Severity};
-use crate::restore::flags::client_urls;
-use crate::restore::membership::Cluster;
 
 const PKI_EXAMPLES: &str = "Examples:
   # a copy of /etc/kubernetes/pki, judged for the members' new addresses:

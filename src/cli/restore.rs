@@ -10,13 +10,13 @@ use serde::Serialize;
 
 use super::args::{db, open};
 use super::{Outcome, ReportFormat, SnapshotPath, out};
+use crate::cluster::flags::{client_urls, env_text, start_flags};
+use crate::cluster::membership::{Cluster, Member};
+use crate::durable::{self, swap};
 use crate::restore::datadir::{Options, stage_members};
-use crate::restore::flags::{client_urls, env_text, start_flags};
-use crate::restore::membership::{Cluster, Member};
 use crate::restore::source::{Opened, Passed, Refused, SourceError, verify_beside};
 use crate::restore::stale::{StaleReport, report};
 use crate::restore::target::{self, Target};
-use crate::restore::{durable, swap};
 use crate::verify::{CheckStatus, verify};
 
 const RESTORE_EXAMPLES: &str = "Examples:

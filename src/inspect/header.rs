@@ -152,7 +152,7 @@ pub fn header<'a>(db: &Db<'a>, buckets: &[Bucket<'a>]) -> Result<Header, ReadErr
             .collect();
         h.cluster_id = Some(format!(
             "{:x}",
-            crate::restore::membership::cluster_id(&ids)
+            crate::cluster::membership::cluster_id(&ids)
         ));
     }
     Ok(h)

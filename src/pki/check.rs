@@ -430,7 +430,7 @@ impl Checker {
         let https_hosts = |urls: &[String]| -> Vec<(String, String)> {
             let mut out: Vec<(String, String)> = Vec::new();
             for u in urls.iter().filter(|u| u.starts_with("https://")) {
-                if let Some((_, host, _)) = crate::restore::flags::url_parts(u) {
+                if let Some((_, host, _)) = crate::cluster::flags::url_parts(u) {
                     let unspecified = host.parse::<IpAddr>().is_ok_and(|i| i.is_unspecified());
                     if !unspecified && !out.iter().any(|(_, h)| h == host) {
                         out.push((u.clone(), host.to_string()));

@@ -34,7 +34,7 @@ use super::MemberUrls;
 use super::cert::{self, Cert};
 use super::layout::{Layout, Role};
 use super::parse::{self, Curve, PrivateKey, PublicKey};
-use crate::restore::durable;
+use crate::durable;
 
 /// kubeadm's backdating of NotBefore (`CertificateBackdate`).
 pub const BACKDATE_SECS: i64 = 5 * 60;
@@ -396,7 +396,7 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
                 .map_err(|e| sign_err(format!("the new certificate does not verify: {e}")))?;
             if !client_only {
                 for u in m.peer_urls.iter().chain(&m.client_urls) {
-                    if let Some((_, host, _)) = crate::restore::flags::url_parts(u)
+                    if let Some((_, host, _)) = crate::cluster::flags::url_parts(u)
                         && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
                         && let Err(why) = super::hostname::verify_hostname(&parsed, host)
                     {
@@ -450,7 +450,7 @@ pub fn sans_of(m: &MemberUrls) -> (Vec<String>, Vec<IpAddr>) {
     add_dns(&m.name, &mut dns);
     add_dns("localhost", &mut dns);
     for u in m.peer_urls.iter().chain(&m.client_urls) {
-        let Some((_, host, _)) = crate::restore::flags::url_parts(u) else {
+        let Some((_, host, _)) = crate::cluster::flags::url_parts(u) else {
             continue;
         };
         match host.parse::<IpAddr>() {
@@ -481,7 +481,7 @@ pub fn sans_of(m: &MemberUrls) -> (Vec<String>, Vec<IpAddr>) {
 /// Go compares the name as given), or anything else that is neither an IP
 /// address nor an RFC 1123 name.
 pub fn host_problem(u: &str) -> Option<String> {
-    let (_, host, _) = crate::restore::flags::url_parts(u)?;
+    let (_, host, _) = crate::cluster::flags::url_parts(u)?;
     if host.contains('*') {
         return Some(format!(
             "{host:?} is a wildcard: a member is reached at one name, and a wildcard SAN would \

@@ -65,10 +65,10 @@ pub enum PkiError {
 impl MemberUrls {
     /// Every member of `cluster` with the URLs restore and bundle start it
     /// with: its peer URLs, and the client URLs it advertises and listens
-    /// on ([`crate::restore::flags::client_urls_of`]: the given ones, else
+    /// on ([`crate::cluster::flags::client_urls_of`]: the given ones, else
     /// kubeadm's `<peer host>:2379` and loopback).
     pub fn of_cluster(
-        cluster: &crate::restore::membership::Cluster,
+        cluster: &crate::cluster::membership::Cluster,
         given_client: &HashMap<String, Vec<String>>,
     ) -> Vec<MemberUrls> {
         cluster
@@ -76,7 +76,7 @@ impl MemberUrls {
             .iter()
             .map(|m| {
                 let (advertise, listen) =
-                    crate::restore::flags::client_urls_of(m, given_client.get(&m.name));
+                    crate::cluster::flags::client_urls_of(m, given_client.get(&m.name));
                 let mut client_urls = advertise;
                 for u in listen {
                     if !client_urls.contains(&u) {

@@ -4,7 +4,7 @@
 //! The files are written into staged dirs and swapped in by `swap` (which
 //! holds the invariants: only `member` and the WAL dir are replaced, the old
 //! ones moved aside, both or neither, everything fsynced). The db is
-//! written fresh (see `dbwrite`) from the snapshot's buckets with:
+//! written fresh (see `bolt::write`) from the snapshot's buckets with:
 //! `members` replaced by the new members, `members_removed` emptied (for every
 //! target: etcd 3.4's own restore leaves stale members), `meta/consistent_index`
 //! = N and `meta/term` = 1 (not for 3.4), for a target below the snapshot's
@@ -18,14 +18,14 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use super::dbwrite::{BucketData, Entry, write_db};
-use super::durable::{self, IoError};
-use super::membership::{Cluster, Member};
-use super::swap::{self, StageDirs, SwapError};
 use super::target::downgrade_edits;
 use super::wal::{SEGMENT_BYTES, Target, member_json, snap_file, wal_bytes};
 use crate::bolt::Db;
 use crate::bolt::read::{self, ReadError};
+use crate::bolt::write::{BucketData, Entry, write_db};
+use crate::cluster::membership::{Cluster, Member};
+use crate::durable::swap::{self, StageDirs, SwapError};
+use crate::durable::{self, IoError};
 use crate::mvcc::{Revision, RevisionKey};
 
 #[derive(Debug, Clone, Default)]

@@ -1,16 +1,12 @@
-//! Restoring a snapshot into etcd data dirs: the membership model (IDs exactly
-//! as etcd computes them), the report of what comes back stale, the files a
-//! member starts from (db, WAL, .snap), and the write path that swaps them in
-//! without ever losing the old data (`swap`, over `durable`'s fsync steps).
+//! Restoring a snapshot into etcd data dirs: the report of what comes back
+//! stale, the files a member starts from (db, WAL, .snap) and the target
+//! release. The membership model and start flags are in [`crate::cluster`],
+//! the db writer in [`crate::bolt::write`], and the write path that swaps a
+//! member in without ever losing the old data in [`crate::durable::swap`].
 
 pub mod datadir;
-pub mod dbwrite;
-pub mod durable;
-pub mod flags;
-pub mod membership;
 pub mod raftpb;
 pub mod source;
 pub mod stale;
-pub mod swap;
 pub mod target;
 pub mod wal;

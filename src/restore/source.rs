@@ -13,9 +13,9 @@ use crate::input::SnapshotFile;
 use crate::verify::{Report, verify};
 
 use super::datadir::{Collected, Options, RestoreError, Source, collect_buckets, restored_from};
-use super::dbwrite::BucketData;
-use super::membership::Cluster;
 use super::target::{self, Target, TargetError};
+use crate::bolt::write::BucketData;
+use crate::cluster::membership::Cluster;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

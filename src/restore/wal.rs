@@ -7,11 +7,11 @@
 //! one ConfChange(AddNode) entry per member (sorted by ID), the HardState
 //! {term 1, vote lowest ID, commit N}, and the snapshot record {N, term 1}.
 
-use super::membership::{Cluster, Member};
 use super::raftpb::{
     ConfChange, ConfState, Entry, HardState, Metadata, Record, SnapFile, Snapshot,
     SnapshotMetadata, WalSnapshot, encode,
 };
+use crate::cluster::membership::{Cluster, Member};
 
 /// Size etcd preallocates a WAL segment to.
 pub const SEGMENT_BYTES: u64 = 64 * 1000 * 1000;

@@ -837,8 +837,8 @@ fn default_target_falls_back_to_the_cluster_version() {
 /// (as 3.4.23 does, unlike 3.5.1), and the restore's report says so. (The snapshot is the 3.6 fixture with its lease given a remaining
 /// TTL of 120 s.)
 fn a_checkpointed_lease_on_3_6_and_3_7(line: &str) {
+    use etcdsnap::bolt::write::{BucketData, write_db};
     use etcdsnap::bolt::{Db, read};
-    use etcdsnap::restore::dbwrite::{BucketData, write_db};
     use std::borrow::Cow;
     let bytes = std::fs::read(fixture("etcd-3.6.16.db")).unwrap();
     let db = Db::open(&bytes[..bytes.len() - 32]).unwrap();

@@ -596,8 +596,8 @@ fn env_file_with_wal_dir_boots_on_etcd_3_4() {
 #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
 #[test]
 fn a_checkpointed_lease_expires_after_its_remainder() {
+    use etcdsnap::bolt::write::{BucketData, write_db};
     use etcdsnap::bolt::{Db, read};
-    use etcdsnap::restore::dbwrite::{BucketData, write_db};
     use std::borrow::Cow;
     let bytes = std::fs::read(fixture("etcd-3.5.1.db")).unwrap();
     let db = Db::open(&bytes[..bytes.len() - 32]).unwrap();

@@ -1,9 +1,12 @@
-//! Durable file-system steps for the restore write path, as etcd takes them:
-//! files created 0600 and directories 0700, the WAL preallocated with real
-//! blocks (fallocate, not a sparse length), ownership set before anything is
-//! fsynced, every file and directory written fsynced, and small files (the
-//! `.env` files) written to a temporary sibling, fsynced, renamed into place
-//! and their directory fsynced.
+//! Durable file-system steps, as etcd takes them, for every command that
+//! writes files that must survive a crash (`restore`, `bundle` and
+//! `bundle install`, `pki issue`): files created 0600 and directories 0700,
+//! the WAL preallocated with real blocks (fallocate, not a sparse length),
+//! ownership set before anything is fsynced, every file and directory written
+//! fsynced, and small files (the `.env` files) written to a temporary sibling,
+//! fsynced, renamed into place and their directory fsynced. A member dir is
+//! replaced through [`swap`], which stages, moves the old one aside and
+//! journals the renames.
 //!
 //! It also tells whether a running process holds a member's files: etcd
 //! locks every WAL file it has open (an open-file-description lock, or a
@@ -12,6 +15,8 @@
 //!
 //! Errors name the path and give the OS error once (`IoError`'s Display holds
 //! the OS error and it has no `source`, so `{:#}` chains never repeat it).
+
+pub mod swap;
 
 use std::fs;
 use std::io::Write;

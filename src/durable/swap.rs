@@ -1,7 +1,8 @@
 //! The write path every command that writes a member's data must take
-//! (`restore` today; `bundle`/`install` later): stage the new files beside
-//! the old ones, then swap them in, so that a failure or a kill at any moment
-//! never loses the old data and never leaves half a member.
+//! (`restore` and `bundle install`; `bundle` lays out its members' trees
+//! with [`StageDirs`]): stage the new files beside the old ones, then swap
+//! them in, so that a failure or a kill at any moment never loses the old
+//! data and never leaves half a member.
 //!
 //! Invariants:
 //! - The unit replaced is `<data-dir>/member` (and the WAL dir, when one is
@@ -49,7 +50,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::durable::{self, IoError};
+use crate::durable::{self, IoError};
 
 /// Where one member's data goes.
 #[derive(Debug, Clone)]
@@ -83,7 +84,7 @@ pub enum SwapError {
     #[error(transparent)]
     Stopped(crate::interrupt::Interrupted),
     #[error("{0}: stop it before writing over this member")]
-    InUse(super::durable::Holder),
+    InUse(crate::durable::Holder),
     #[error(
         "{}: another etcdsnap (pid {pid}) is writing this target now; wait for it to finish",
         .journal.display()

@@ -52,7 +52,7 @@ fn metrics_listener(flags: &[String]) -> Option<(String, u16)> {
         .iter()
         .find_map(|f| f.strip_prefix("--listen-metrics-urls="))?;
     v.split(',').find_map(|u| {
-        let (scheme, host, port) = crate::restore::flags::url_parts(u.trim())?;
+        let (scheme, host, port) = super::flags::url_parts(u.trim())?;
         if scheme != "http" {
             return None;
         }
@@ -142,7 +142,7 @@ fn probes(line: &str, host: &str, port: u16) -> Vec<(&'static str, Value)> {
 
 /// What goes into one static pod.
 pub struct PodInput<'a> {
-    /// The member's start flags (`restore::flags::start_flags` plus
+    /// The member's start flags (`cluster::flags::start_flags` plus
     /// `--listen-metrics-urls`).
     pub flags: &'a [String],
     pub image: &'a str,
