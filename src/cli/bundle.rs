@@ -397,7 +397,7 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         Err(Refused { err, .. }) => {
             let _ = std::fs::remove_dir_all(&scratch);
             if let SourceError::Unsound { report, .. } = err {
-                eprint!("{}", crate::cli::verify::render_table(&report, true));
+                eprint!("{}", crate::cli::render::render_table(&report, true));
                 eprintln!("etcdsnap: not bundling a snapshot that fails verification");
                 return Ok(Outcome::Failed);
             }

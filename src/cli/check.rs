@@ -193,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(|c| (c.snapshot.clone(), c.rules.clone()))
         .collect();
     if let Some(p) = &args.junit_out {
-        crate::restore::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
+        crate::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
     }
     match args.write_out {
         CheckFormat::Junit => out(&junit::report(&pairs)?)?,

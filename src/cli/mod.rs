@@ -45,7 +45,7 @@ mod restore;
 #[cfg(feature = "live")]
 mod save;
 mod status;
-pub(crate) mod verify;
+mod verify;
 #[cfg(feature = "live")]
 mod verify_cluster;
 

@@ -434,7 +434,7 @@ fn restore(args: Args) -> anyhow::Result<Outcome> {
             work,
         }) => {
             discard(work);
-            eprint!("{}", crate::cli::verify::render_table(&report, true));
+            eprint!("{}", crate::cli::render::render_table(&report, true));
             eprintln!("etcdsnap: not restoring from a snapshot that fails verification");
             return Ok(Outcome::Failed);
         }

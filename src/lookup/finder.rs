@@ -13,10 +13,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::durable::{self, IoError};
 use crate::input::SnapshotFile;
 use crate::mvcc::index::{self, Identity, IndexError, KeyIndex};
 use crate::mvcc::keyspace::{KeySpace, KeySpaceError, Record};
-use crate::restore::durable::{self, IoError};
 
 /// Index files kept in the cache directory.
 pub const CACHE_KEEP: usize = 16;

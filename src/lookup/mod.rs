@@ -8,10 +8,12 @@
 //! These are decisions of the library, not of a command: `get`, `history` and
 //! `put-back` make them alike, so they live here once, with typed errors.
 //!
-//! Floor: above `mvcc` (the keyspace and the key index format), `kube`
-//! (resources, redaction, decryption) and `restore`'s durable writes (the
-//! cached index is written atomically, its directory fsynced); below the
-//! capabilities (`check`, `diff`, `inspect`, `live`) and `cli`, which call it.
+//! Floor 7 (`docs/design/architecture.md`): it builds on `mvcc` (the
+//! keyspace and the key index format), `kube` (resources, redaction,
+//! decryption; floor 6), `input` and `durable` (the cached index is written
+//! atomically, its directory fsynced). Above `kube` is the capabilities'
+//! floor, where it sits as the object-lookup capability; none of the others
+//! imports it, and it imports none of them: only `cli` calls it.
 
 pub mod choose;
 pub mod finder;
