@@ -9,8 +9,8 @@ use super::render::index_event;
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::value::detect;
 use crate::live::putback::{
-    Condition, PutBack, SameCluster, current, live_member_ids, put_back, same_cluster,
-    snapshot_cluster, would_pass,
+    Condition, PutBack, SameCluster, current, first_member, live_member_ids, put_back,
+    same_cluster, snapshot_cluster, would_pass,
 };
 use crate::lookup::{Finder, Wanted, choose, single_key};
 use crate::mvcc::keyspace::KeySpace;
@@ -129,25 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(n) => Condition::ModRevision(n),
         None => Condition::Absent,
     };
-    // The first endpoint that answers (any member serves the transaction).
-    let mut first_err = None;
-    let mut member = None;
-    for e in &live.spec.endpoints {
-        match live.connect(e) {
-            Ok(m) => {
-                member = Some(m);
-                break;
-            }
-            Err(err) => {
-                first_err.get_or_insert(err);
-            }
-        }
-    }
-    let m = match (member, first_err) {
-        (Some(m), _) => m,
-        (None, Some(err)) => return Err(err.into()),
-        (None, None) => return Err(crate::live::LiveError::NoEndpoint.into()),
-    };
+    let m = first_member(&live)?;
     let live_members = live_member_ids(&live, &m)?;
     match same_cluster(&snap_cluster, m.cluster_id(), &live_members) {
         SameCluster::Yes => {}
