@@ -17,6 +17,7 @@
 
 pub mod choose;
 pub mod finder;
+pub mod list;
 pub mod prepare;
 
 pub use choose::{NotChosen, SeveralKeys, Wanted, choose, single_key};
