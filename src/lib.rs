@@ -19,8 +19,9 @@
 //! 7. the capabilities: [`restore`] (data dirs from a snapshot), [`diff`]
 //!    (two keyspaces as objects), [`inspect`] (what fills a snapshot),
 //!    [`check`] (verify plus a policy), `pki` (PKI checks and issuing),
-//!    `bundle` (per-member bundles), `catalog` (the backup catalog) and
-//!    `live` (the only code that dials etcd);
+//!    `bundle` (per-member bundles), `catalog` (the backup catalog),
+//!    [`lookup`] (an object or a key's history: key index, cache, which
+//!    revision) and `live` (the only code that dials etcd);
 //! 8. [`cli`]: parsing, exit codes, one module per command.
 //!
 //! `pki`, `bundle`, `catalog` and `live` are cargo features (all on by
@@ -43,6 +44,7 @@ pub mod interrupt;
 pub mod kube;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod lookup;
 pub mod mvcc;
 #[cfg(feature = "pki")]
 pub mod pki;

@@ -11,6 +11,7 @@
 //! [`store`] (the redb file: schema key, lock wait, damage reported, never
 //! recreated), [`trend`] (the `catalog check` rules).
 
+pub mod checked;
 pub mod entry;
 pub mod store;
 pub mod trend;

@@ -521,3 +521,43 @@ fn create_new(path: &Path) -> Result<(), CatalogError> {
     }
     Ok(())
 }
+
+/// Neither `--catalog` nor a variable that places the catalog.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no catalog file: give --catalog, or set ETCDSNAP_CATALOG or HOME")]
+pub struct NoCatalogPath;
+
+/// Where the catalog is when no file is given: `$ETCDSNAP_CATALOG`, else
+/// `$XDG_DATA_HOME/etcdsnap/catalog.redb`, else
+/// `~/.local/share/etcdsnap/catalog.redb`.
+pub fn default_path() -> Result<PathBuf, NoCatalogPath> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(p) = nonempty("ETCDSNAP_CATALOG") {
+        return Ok(PathBuf::from(p));
+    }
+    let data = match nonempty("XDG_DATA_HOME") {
+        Some(d) => PathBuf::from(d),
+        None => match nonempty("HOME") {
+            Some(h) => PathBuf::from(h).join(".local/share"),
+            None => return Err(NoCatalogPath),
+        },
+    };
+    Ok(data.join("etcdsnap").join("catalog.redb"))
+}
+
+/// Adds the entry of a snapshot read by [`crate::check::facts::read`] (one
+/// pass: verify and the counts, as `check` reads it), added now.
+pub fn add_read(
+    store: &Store,
+    file: &crate::input::SnapshotFile,
+    read: &crate::check::facts::Read,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(Entry, Added), CatalogError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let entry = Entry::from_read(file, read, labels.clone(), now);
+    let added = store.add(&entry)?;
+    Ok((entry, added))
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use super::restore_args::{ArchiveKey, refused_snapshot};
+use super::args::restore::{ArchiveKey, refused_snapshot};
 use super::{Outcome, ReportFormat, out};
 use crate::bundle::extract::extract_start_files;
 use crate::bundle::inspect::Inspected;

@@ -1,19 +1,17 @@
 //! `etcdsnap catalog`: remember each backup (add), look back (list, show,
 //! forget), and judge the newest against the ones before it (check). The
-//! catalog is the library's ([`crate::catalog`]); this is its command line,
-//! and the helpers `check --catalog` shares.
+//! catalog is the library's ([`crate::catalog`]); this is its command line.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 
-use super::objects::PrefixOpt;
+use super::args::{CatalogOpt, PrefixOpt};
+use super::render::{added_text, verify_text};
 use super::{Outcome, out};
 use crate::catalog::entry::{Entry, parse_labels};
-use crate::catalog::store::{Added, Store};
+use crate::catalog::store::{Added, Store, add_read};
 use crate::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
 use crate::check::facts;
 use crate::check::junit;
@@ -55,58 +53,6 @@ pub struct Args {
     command: Sub,
     #[command(flatten)]
     catalog: CatalogOpt,
-}
-
-/// Where the catalog is, and how long to wait for another process's lock.
-#[derive(clap::Args, Clone)]
-pub struct CatalogOpt {
-    /// The catalog file (default: $ETCDSNAP_CATALOG, else
-    /// $XDG_DATA_HOME/etcdsnap/catalog.redb, else ~/.local/share/etcdsnap/catalog.redb)
-    #[arg(long, global = true, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
-    /// Seconds to wait while another process holds the catalog
-    #[arg(long, global = true, default_value = "30", value_name = "SECONDS")]
-    pub lock_wait: u64,
-}
-
-impl CatalogOpt {
-    pub fn path(&self) -> anyhow::Result<PathBuf> {
-        if let Some(p) = &self.catalog {
-            return Ok(p.clone());
-        }
-        default_path()
-    }
-
-    /// Opens the catalog to read it (`list`, `show`, `check`).
-    pub fn open_read(&self) -> anyhow::Result<Store> {
-        Ok(Store::open_read(
-            &self.path()?,
-            Duration::from_secs(self.lock_wait),
-        )?)
-    }
-
-    pub fn open(&self, create: bool) -> anyhow::Result<Store> {
-        Ok(Store::open(
-            &self.path()?,
-            create,
-            Duration::from_secs(self.lock_wait),
-        )?)
-    }
-}
-
-fn default_path() -> anyhow::Result<PathBuf> {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(p) = nonempty("ETCDSNAP_CATALOG") {
-        return Ok(PathBuf::from(p));
-    }
-    let data = match nonempty("XDG_DATA_HOME") {
-        Some(d) => PathBuf::from(d),
-        None => match nonempty("HOME") {
-            Some(h) => PathBuf::from(h).join(".local/share"),
-            None => bail!("no catalog file: give --catalog, or set ETCDSNAP_CATALOG or HOME"),
-        },
-    };
-    Ok(data.join("etcdsnap").join("catalog.redb"))
 }
 
 #[derive(Subcommand)]
@@ -316,47 +262,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Adds the entry of a snapshot read by [`facts::read`] (one pass: verify
-/// and the counts, as `check` reads it).
-pub fn add_read(
-    store: &Store,
-    file: &SnapshotFile,
-    read: &facts::Read,
-    labels: &BTreeMap<String, String>,
-) -> anyhow::Result<(Entry, Added)> {
-    let entry = Entry::from_read(file, read, labels.clone(), now_unix());
-    let added = store.add(&entry)?;
-    Ok((entry, added))
-}
-
-/// What `add` says on stderr.
-pub fn added_text(store: &Store, e: &Entry, added: Added) -> String {
-    match added {
-        Added::New(_) => format!(
-            "added {} ({}: revision {}, {} objects, verify {}) to {}",
-            &e.sha256[..12.min(e.sha256.len())],
-            e.path,
-            e.revision,
-            e.total_objects(),
-            verify_text(e),
-            store.path().display()
-        ),
-        Added::Already(_) => format!(
-            "{} ({}) is already in {}: nothing added",
-            &e.sha256[..12.min(e.sha256.len())],
-            e.path,
-            store.path().display()
-        ),
-    }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn time_text(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -365,14 +270,6 @@ fn time_text(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| unix.to_string())
-}
-
-fn verify_text(e: &Entry) -> String {
-    if e.verify.passed {
-        "passed".into()
-    } else {
-        format!("FAILED ({} problems)", e.verify.problems)
-    }
 }
 
 /// The entry a sha256 or prefix names; `None` (said on stderr) when none.

@@ -3,23 +3,20 @@
 //! text). The rules are the library's ([`crate::check`]).
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::ValueEnum;
-use serde::Serialize;
 
-use super::catalog::{CatalogOpt, add_read, added_text};
-use super::objects::{PrefixOpt, write_atomic};
+use super::args::PrefixOpt;
+use super::render::added_text;
 use super::{Outcome, out};
+use crate::catalog::checked::{CatalogSeries, check_snapshots};
 use crate::catalog::entry::parse_labels;
-use crate::catalog::store::Added;
-use crate::catalog::trend::{self, parse_max_drop};
-use crate::check::facts::{self, Facts};
+use crate::catalog::trend::parse_max_drop;
 use crate::check::junit;
 use crate::check::policy::Policy;
-use crate::check::rules::{RuleResult, judge};
-use crate::input::SnapshotFile;
+use crate::check::rules::RuleResult;
 
 const EXAMPLES: &str =
     "Rules (a YAML policy of at most 4 MiB, nested at most 64 deep; unknown rules are refused):
@@ -101,15 +98,6 @@ enum CheckFormat {
     Junit,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Checked {
-    snapshot: String,
-    passed: bool,
-    rules: Vec<RuleResult>,
-    facts: Facts,
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut policy = match &args.policy {
         Some(p) => {
@@ -135,65 +123,29 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let now = SystemTime::now();
     let catalog = match &args.catalog {
-        Some(path) => {
-            let labels = parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
-            let max_drop = parse_max_drop(&args.max_drop).map_err(anyhow::Error::msg)?;
-            let opt = CatalogOpt {
-                catalog: Some(path.clone()),
-                lock_wait: 30,
-            };
-            // Said before any snapshot is read if damaged or foreign; the
-            // lock is then held only while each entry is written.
-            drop(opt.open(true)?);
-            Some((opt, labels, max_drop))
-        }
+        Some(path) => Some(CatalogSeries {
+            labels: parse_labels(&args.labels).map_err(anyhow::Error::msg)?,
+            max_drop: parse_max_drop(&args.max_drop).map_err(anyhow::Error::msg)?,
+            path: path.clone(),
+            wait: Duration::from_secs(30),
+        }),
         None => None,
     };
-    let mut runs = Vec::new();
-    for path in &args.snapshots {
-        let name = path.display().to_string();
-        let (rules, f) = match SnapshotFile::open(path) {
-            Ok(file) => {
-                let read = facts::read(&file, &policy, &args.prefix.prefix);
-                let mut rules = judge(&read, &policy, taken_at, now);
-                if let Some((opt, labels, max_drop)) = &catalog {
-                    let store = opt.open(true)?;
-                    let (entry, added) = add_read(&store, &file, &read, labels)?;
-                    say!("{}", added_text(&store, &entry, added));
-                    let seq = match added {
-                        Added::New(s) | Added::Already(s) => s,
-                    };
-                    rules.extend(trend::judge(&store.heads()?, seq, *max_drop, &mut |s| {
-                        store.entry(s)
-                    })?);
-                }
-                (rules, read.facts)
-            }
-            // A compressed stream that does not decode is a damaged file: the
-            // verify rule fails; anything else (missing, unreadable) is I/O.
-            Err(e) if e.is_damage() => (
-                vec![RuleResult {
-                    rule: "verify".into(),
-                    passed: false,
-                    message: e.to_string(),
-                }],
-                Facts::default(),
-            ),
-            Err(e) => return Err(anyhow::Error::new(e).context(name)),
-        };
-        runs.push(Checked {
-            passed: rules.iter().all(|r| r.passed),
-            snapshot: name,
-            rules,
-            facts: f,
-        });
-    }
+    let runs = check_snapshots(
+        &args.snapshots,
+        &policy,
+        &args.prefix.prefix,
+        taken_at,
+        now,
+        catalog.as_ref(),
+        &mut |store, entry, added| say!("{}", added_text(store, entry, added)),
+    )?;
     let pairs: Vec<(String, Vec<RuleResult>)> = runs
         .iter()
         .map(|c| (c.snapshot.clone(), c.rules.clone()))
         .collect();
     if let Some(p) = &args.junit_out {
-        write_atomic(p, junit::report(&pairs)?.as_bytes())?;
+        crate::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
     }
     match args.write_out {
         CheckFormat::Junit => out(&junit::report(&pairs)?)?,

@@ -1,13 +1,10 @@
 //! `etcdsnap compare`: is this snapshot what the cluster had? Per member,
 //! HashKV at the snapshot's revision against the hash of the file.
 
-use super::objects::{db, open};
-use super::save::ConnArgs;
-use super::verify_cluster::render;
-use super::{Outcome, ReportFormat, SnapshotPath};
-use crate::live::cluster::{exit_of, reach};
-use crate::live::compare::{OfflineHashes, compare};
-use crate::mvcc::keyspace::KeySpace;
+use super::Outcome;
+use super::args::{ConnArgs, ReportFormat, SnapshotPath, db, open};
+use super::render::{cluster_outcome, cluster_run_error, findings_text};
+use crate::live::report::compare_snapshot;
 
 /// Compare a snapshot with every member of a live cluster (HashKV at the
 /// snapshot's revision)
@@ -34,26 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let live = args.conn.live()?;
     let file = open(&args.snapshot)?;
     let db = db(&file)?;
-    let rev = KeySpace::open(&db)?.current_revision;
-    let mut offline = OfflineHashes::new(&db, rev);
-    let reached = reach(&live)?;
-    let findings = compare(&live, &reached, rev, &mut offline);
-    if let Some(e) = offline.damage.take() {
-        return Err(
-            anyhow::Error::from(e).context(format!("{}: cannot hash", args.snapshot.display()))
-        );
-    }
-    super::out(&render(&findings, args.write_out, rev)?)?;
-    finish(exit_of(&findings))
-}
-
-/// 0 → ok, 1 → failed, 2 → an error saying so.
-pub fn finish(code: u8) -> anyhow::Result<Outcome> {
-    match code {
-        0 => Ok(Outcome::Ok),
-        1 => Ok(Outcome::Failed),
-        _ => Err(anyhow::anyhow!(
-            "could not tell for every member (see the reasons above)"
-        )),
-    }
+    let report = compare_snapshot(&live, &db).map_err(|e| cluster_run_error(e, &args.snapshot))?;
+    super::out(&findings_text(&report, args.write_out)?)?;
+    cluster_outcome(&report)
 }

@@ -5,8 +5,10 @@
 use anyhow::Context;
 
 use super::Outcome;
-use super::objects::{ApplyArgs, DecodedFormat, Prepare, dropped_note, prepare, write_prepared};
+use super::args::{ApplyArgs, DecodedFormat};
+use super::render::{dropped_note, unknown_note, write_prepared};
 use crate::kube::value::{decode_checked, detect};
+use crate::lookup::{Prepare, prepare};
 
 /// Decode one stored Kubernetes value (protobuf, JSON or CBOR) to YAML or JSON
 #[derive(clap::Args)]
@@ -65,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if !d.unknown_fields_at.is_empty() {
                 say!(
                     "etcdsnap: note: {name}: {}",
-                    super::objects::unknown_note(&d.unknown_fields_at)
+                    unknown_note(&d.unknown_fields_at)
                 );
             }
             let mut obj = d.object;

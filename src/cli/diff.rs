@@ -9,8 +9,9 @@ use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::objects::{PrefixOpt, ResourceCheck, db, open};
-use super::{Outcome, STACK_SIZE, SnapshotPath};
+use super::args::{PrefixOpt, SnapshotPath, db, open};
+use super::render::progress;
+use super::{Outcome, STACK_SIZE};
 use crate::diff::compare::{ObjectDiff, Options, compare};
 use crate::diff::keys::{Change, KeyChange, changes};
 use crate::diff::object::{Outcome as Counted, Tally};
@@ -19,6 +20,7 @@ use crate::input::refuse_damaged;
 use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
 use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
 use crate::kube::value::detect;
+use crate::lookup::ResourceCheck;
 use crate::mvcc::keyspace::{KeySpace, Record};
 use crate::report::escape_bytes;
 
@@ -383,7 +385,7 @@ fn report(
             records += 1;
         }
     }
-    let bar = super::objects::progress(changed.len() as u64, "comparing");
+    let bar = progress(changed.len() as u64, "comparing");
     for chunk in chunks_by_cost(&changed, cost, CHUNK_BUDGET, 256) {
         let run =
             || -> Vec<ObjectDiff<'_>> { chunk.par_iter().map(|c| compare(c, &opts)).collect() };

@@ -3,17 +3,16 @@
 
 use anyhow::bail;
 
-use super::keyindex::{self, Finder, IndexOpts, Select};
-use super::objects::{
-    ApplyArgs, ObjectFormat, ObjectOpts, Prepare, ResourceCheck, db, dropped_note, open, prepare,
-    write_prepared, write_raw,
-};
-use super::{Outcome, SnapshotPath};
+use super::Outcome;
+use super::args::{ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, SnapshotPath, db, open};
+use super::render::{dropped_note, index_event, progress, unknown_note, write_prepared, write_raw};
 use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
 use crate::kube::decrypt::Decryptor;
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
-use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
+use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{decode_checked, detect};
+use crate::lookup::choose::missing_elsewhere;
+use crate::lookup::{Finder, Prepare, ResourceCheck, Wanted, choose, prepare, single_key};
 use crate::mvcc::keyspace::{KeySpace, Record};
 use crate::report::{escape_bytes, escape_controls};
 
@@ -64,61 +63,6 @@ const FOR_APPLY_SECRET: &str = "--for-apply of a Secret without --show-secrets w
      redacted placeholders to store in place of its data: add --show-secrets (its data is then printed in \
      clear), or leave out --for-apply to look at it redacted";
 
-/// Which key(s) the arguments name.
-pub(crate) enum Wanted {
-    Key(Vec<u8>),
-    Object {
-        resource: ResourceRef,
-        namespace: Option<String>,
-        name: String,
-    },
-}
-
-impl Wanted {
-    /// KEY, or RESOURCE NAME [-n NS], as `get` (and `put-back`) take them.
-    pub(crate) fn from_args(
-        target: &str,
-        name: Option<&str>,
-        namespace: Option<&str>,
-    ) -> anyhow::Result<Wanted> {
-        if target.starts_with('/') || name.is_none() {
-            // A key is used as is: one starting with `/`, or any single argument
-            // (keys outside the storage prefix such as `compact_rev_key`).
-            if name.is_some() {
-                bail!("a key is used as is; give either KEY or RESOURCE NAME");
-            }
-            return Ok(Wanted::Key(target.as_bytes().to_vec()));
-        }
-        let name = name.unwrap_or_default().to_string();
-        let resource = ResourceRef::parse(target);
-        let namespace = match resource.built_in() {
-            Some(r) if !r.namespaced => None,
-            Some(_) => Some(namespace.unwrap_or("default").to_string()),
-            None => namespace.map(str::to_string),
-        };
-        Ok(Wanted::Object {
-            resource,
-            namespace,
-            name,
-        })
-    }
-
-    pub(crate) fn matches(&self, key: &[u8], prefix: &str) -> bool {
-        match self {
-            Wanted::Key(k) => key == k.as_slice(),
-            Wanted::Object {
-                resource,
-                namespace,
-                name,
-            } => parse_key(key, prefix).is_some_and(|ok: ObjectKey| {
-                resource.matches(&ok)
-                    && ok.name == *name
-                    && (namespace.is_none() || ok.namespace == *namespace || ok.namespace.is_none())
-            }),
-        }
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.all {
         return run_all(args);
@@ -129,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.namespace.as_deref(),
     )?;
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
-    let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
+    let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     if let Some(r) = args.revision {
@@ -137,11 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let prefix = args.opts.prefix.prefix.clone();
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
-    let select = match &wanted {
-        Wanted::Key(k) => Select::Key(k),
-        Wanted::Object { .. } => Select::Matching(&matches),
-    };
-    keyindex::lookup_then(&file, &ks, &args.index, select, |records, finder| {
+    let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
+    finder.lookup_then(wanted.select(&matches), |records, finder| {
         show(&args, &file, &ks, &decryptor, &wanted, records, finder)
     })?
 }
@@ -154,43 +95,10 @@ fn explain_missing(
     wanted: &Wanted,
     finder: &mut Finder<'_, '_, '_, '_>,
 ) -> anyhow::Result<Option<String>> {
-    let Wanted::Object {
-        resource,
-        namespace,
-        name,
-    } = wanted
-    else {
+    let namespaces = missing_elsewhere(&args.target, wanted, &args.opts.prefix.prefix, finder)?;
+    let Wanted::Object { name, .. } = wanted else {
         return Ok(None);
     };
-    let prefix = &args.opts.prefix.prefix;
-    if let Some(mut check) = ResourceCheck::new(&args.target, resource) {
-        let related = |k: &[u8]| {
-            parse_key(k, prefix).is_some_and(|ok| {
-                resource.matches(&ok) || ok.resource == "customresourcedefinitions"
-            })
-        };
-        for r in finder.records(Select::Matching(&related))? {
-            if let Some(ok) = parse_key(r.kv.key, prefix) {
-                check.observe(&ok);
-            }
-        }
-        check.check()?;
-    }
-    let Some(ns) = namespace else {
-        return Ok(None);
-    };
-    let elsewhere = |k: &[u8]| {
-        parse_key(k, prefix)
-            .is_some_and(|ok| resource.matches(&ok) && ok.name == *name && ok.namespace.is_some())
-    };
-    let mut namespaces: Vec<String> = finder
-        .records(Select::Matching(&elsewhere))?
-        .iter()
-        .filter_map(|r| parse_key(r.kv.key, prefix)?.namespace)
-        .filter(|n| n != ns)
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
     Ok(namespaces.first().map(|first| {
         format!(
             "{name} is in namespace{} {}: add -n {first}",
@@ -211,32 +119,10 @@ fn show(
     finder: &mut Finder<'_, '_, '_, '_>,
 ) -> anyhow::Result<Outcome> {
     let prefix = &args.opts.prefix.prefix;
-    let what = match wanted {
-        Wanted::Key(k) => escape_bytes(k),
-        Wanted::Object {
-            resource,
-            namespace,
-            name,
-        } => {
-            let r = match resource {
-                ResourceRef::BuiltIn(p) => p.to_string(),
-                ResourceRef::Custom { plural, group } => group
-                    .as_ref()
-                    .map_or(plural.clone(), |g| format!("{plural}.{g}")),
-            };
-            match namespace {
-                Some(ns) => format!("{r} {name} in namespace {ns}"),
-                None => format!("{r} {name}"),
-            }
-        }
-    };
+    let what = wanted.describe();
     // One key only: with a bare custom resource name several groups could match.
-    let mut keys: Vec<&[u8]> = records.iter().map(|r| r.kv.key).collect();
-    keys.sort();
-    keys.dedup();
-    if keys.len() > 1 {
-        let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
-        bail!("{what} matches several keys; name one: {}", list.join(", "));
+    if let Err(several) = single_key(records) {
+        bail!("{what} {several}");
     }
     let chosen = match choose(records, args.revision, args.deleted, ks.compact_revision) {
         Ok(r) => r,
@@ -301,7 +187,7 @@ fn show(
     if !decoded.unknown_fields_at.is_empty() {
         say!(
             "etcdsnap: note: {}; -o raw has them",
-            super::objects::unknown_note(&decoded.unknown_fields_at)
+            unknown_note(&decoded.unknown_fields_at)
         );
     }
     if args.apply.for_apply && decoded.says_secret && !args.opts.show_secrets {
@@ -322,54 +208,6 @@ fn show(
         say!("{note}");
     }
     Ok(Outcome::Ok)
-}
-
-/// Picks the revision to show; the error says why none fits and what would.
-pub(crate) fn choose<'a>(
-    records: &[Record<'a>],
-    revision: Option<i64>,
-    deleted: bool,
-    compacted: Option<i64>,
-) -> Result<Record<'a>, String> {
-    let Some(newest) = records.last() else {
-        return Err("not found in the snapshot".into());
-    };
-    let upto: Vec<&Record<'a>> = match revision {
-        Some(r) => records.iter().filter(|x| x.revision.main <= r).collect(),
-        None => records.iter().collect(),
-    };
-    let Some(at) = upto.last() else {
-        return Err(format!(
-            "did not exist at revision {}; the oldest revision the snapshot holds is {}",
-            revision.unwrap_or_default(),
-            records[0].revision.main
-        ));
-    };
-    if !at.tombstone {
-        return Ok(**at);
-    }
-    let last_live = upto.iter().rev().find(|x| !x.tombstone);
-    match (last_live, deleted) {
-        (Some(live), true) => Ok(**live),
-        (Some(live), false) => {
-            // A revision at which the object was live and that --revision
-            // accepts: not below the compaction.
-            let servable = live.revision.main.max(compacted.unwrap_or(0));
-            let alt = if servable < at.revision.main {
-                format!(" (or --revision {servable})")
-            } else {
-                String::new()
-            };
-            Err(format!(
-                "deleted at revision {}; its last live revision {} is still in the snapshot: add --deleted{alt}",
-                at.revision.main, live.revision.main
-            ))
-        }
-        (None, _) => Err(format!(
-            "deleted at revision {}, and no earlier revision is left in the snapshot (compacted); newest record {}",
-            at.revision.main, newest.revision.main
-        )),
-    }
 }
 
 /// `get RESOURCE --all`: the live objects of a resource as a `v1 List`.
@@ -482,7 +320,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     let (mut written, mut failed) = (0usize, 0usize);
-    let bar = super::objects::progress(records.len() as u64, "decoding");
+    let bar = progress(records.len() as u64, "decoding");
     let mut dropped_from: std::collections::BTreeMap<String, usize> = Default::default();
     let mut changed = 0usize;
     // Decode and render a chunk on all cores, write it in order, then the next:

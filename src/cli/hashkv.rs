@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::objects::{db, open};
-use super::{Outcome, SnapshotPath, out};
+use super::args::{SnapshotPath, db, open};
+use super::{Outcome, out};
 use crate::mvcc::hashkv::{HashKv, HashKvError, ServerRules, hash_kv_with};
 use crate::report::{Align, Table, escape_controls};
 

@@ -3,12 +3,12 @@
 use anyhow::bail;
 use serde::Serialize;
 
-use super::get::Wanted;
-use super::keyindex::{self, IndexOpts, Select};
-use super::objects::{DecryptArgs, db, decrypted_encoding};
-use super::{Outcome, ReportFormat, SnapshotPath, out};
+use super::args::{DecryptArgs, IndexOpts, ReportFormat, SnapshotPath, db};
+use super::render::index_event;
+use super::{Outcome, out};
 use crate::kube::decrypt::Decryptor;
 use crate::kube::value::{Encoding, detect};
+use crate::lookup::{Finder, Wanted, decrypted_encoding, single_key};
 use crate::mvcc::keyspace::{KeySpace, RecordInfo};
 use crate::report::{Align, Table, escape_bytes, escape_controls};
 
@@ -72,16 +72,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.namespace.as_deref(),
     )?;
     let decryptor = Decryptor::any_prefix(args.decrypt.config()?);
-    let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
+    let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     let prefix = args.prefix.clone().unwrap_or_else(|| "/registry".into());
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
-    let select = match &wanted {
-        Wanted::Key(k) => Select::Key(k),
-        Wanted::Object { .. } => Select::Matching(&matches),
-    };
-    keyindex::lookup_then(&file, &ks, &args.index, select, |records, _| {
+    let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
+    finder.lookup_then(wanted.select(&matches), |records, _| {
         show(&args, &file, &ks, &decryptor, records)
     })?
 }
@@ -106,18 +103,11 @@ fn show(
     for e in decrypted.iter().filter_map(|d| d.1.as_ref()) {
         say!("etcdsnap: {e}");
     }
-    let mut keys: Vec<&[u8]> = records.iter().map(|r| r.kv.key).collect();
-    keys.sort();
-    keys.dedup();
-    if keys.len() > 1 {
-        let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
-        bail!(
-            "{} matches several keys; name one: {}",
-            asked(args),
-            list.join(", ")
-        );
-    }
-    let Some(key) = keys.first() else {
+    let key = match single_key(records) {
+        Ok(key) => key,
+        Err(several) => bail!("{} {several}", asked(args)),
+    };
+    let Some(key) = key else {
         say!(
             "etcdsnap: {}: {}: not found in the snapshot",
             file.path().display(),

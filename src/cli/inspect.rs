@@ -1,8 +1,8 @@
 //! `etcdsnap inspect`: the triage view of a snapshot (see [`crate::inspect`]),
 //! as tables for a person or one JSON document.
 
-use super::objects::{PrefixOpt, db, open};
-use super::{Outcome, ReportFormat, SnapshotPath, out};
+use super::args::{PrefixOpt, ReportFormat, SnapshotPath, db, open};
+use super::{Outcome, out};
 use crate::input::refuse_damaged;
 use crate::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
 use crate::report::{Align, Table, humanize_bytes};

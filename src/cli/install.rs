@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use super::restore_args::key;
+use super::args::restore::key;
 use super::{Outcome, ReportFormat, out};
 use crate::bundle::install::{Options, Report, install};
 use crate::restore::owner::Owner;

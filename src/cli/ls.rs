@@ -8,13 +8,11 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 
-use serde::Serialize;
-
-use super::objects::{DecryptArgs, PrefixOpt, ResourceCheck, db, decrypted_encoding, open};
-use super::{Outcome, ReportFormat, SnapshotPath};
-use crate::kube::resource::{ResourceRef, parse_key};
-use crate::kube::value::{Encoding, detect};
-use crate::mvcc::keyspace::{KeySpace, Latest};
+use super::Outcome;
+use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath, db, open};
+use crate::kube::value::Encoding;
+use crate::lookup::list::{Query, Row, list};
+use crate::mvcc::keyspace::KeySpace;
 use crate::report::escape_controls;
 
 /// List keys with resource, namespace, name, size, revision and encoding
@@ -59,34 +57,6 @@ pub struct Args {
 enum Sort {
     Revision,
     Key,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    key: String,
-    resource: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    size: usize,
-    mod_revision: i64,
-    version: i64,
-    #[serde(flatten)]
-    encoding: Encoding,
-    /// With --encryption-config: the decrypted value's encoding.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plaintext: Option<&'static str>,
-    /// With --encryption-config: why the value did not decrypt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decrypt_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deleted_at: Option<i64>,
-    #[serde(skip_serializing_if = "is_zero")]
-    lease: i64,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
 }
 
 /// Prints the header before the first row (or at the end), so that an error
@@ -187,19 +157,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = open(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let prefix = args.opts.prefix.clone();
-    if let Some(r) = args.revision {
-        ks.check_revision(r)?;
-    }
-    let resource = args.resource.as_deref().map(ResourceRef::parse);
-    let mut check = match (&args.resource, &resource) {
-        (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
-        _ => None,
+    let query = Query {
+        revision: args.revision,
+        deleted: args.deleted,
+        key_prefix: args.key_prefix.as_deref(),
+        resource: args.resource.as_deref(),
+        namespace: args.namespace.as_deref(),
+        prefix: &args.opts.prefix,
     };
-    let key_prefix = args
-        .key_prefix
-        .clone()
-        .or_else(|| resource.as_ref().and_then(|r| r.key_prefix(&prefix)));
     let mut printer = Printer {
         format: args.write_out,
         deleted: args.deleted,
@@ -209,76 +174,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let mut buffered: Vec<Row> = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
-    ks.latest(args.revision, |latest| {
-        let (deleted_at, r) = match &latest {
-            Latest::Live(r) => (None, r),
-            Latest::Deleted {
-                last_live,
-                deleted_at,
-            } => (Some(deleted_at.main), last_live),
-        };
-        if let Some(c) = check.as_mut()
-            && let Some(ok) = parse_key(r.kv.key, &prefix)
-        {
-            c.observe(&ok);
-        }
-        if args.deleted != deleted_at.is_some() {
-            return ControlFlow::Continue(());
-        }
-        if let Some(p) = &key_prefix
-            && !r.kv.key.starts_with(p.as_bytes())
-        {
-            return ControlFlow::Continue(());
-        }
-        let ok = parse_key(r.kv.key, &prefix);
-        if let Some(res) = &resource
-            && !ok.as_ref().is_some_and(|o| res.matches(o))
-        {
-            return ControlFlow::Continue(());
-        }
-        if let Some(ns) = &args.namespace
-            && ok.as_ref().and_then(|o| o.namespace.as_deref()) != Some(ns.as_str())
-        {
-            return ControlFlow::Continue(());
-        }
-        let (plaintext, decrypt_error) = decrypted_encoding(&decryptor, r.kv.key, r.kv.value);
-        if let Some(e) = &decrypt_error {
-            say!("etcdsnap: {e}");
-        }
-        let row = Row {
-            key: String::from_utf8_lossy(r.kv.key).into_owned(),
-            resource: ok.as_ref().map(|o| o.qualified_resource()),
-            namespace: ok.as_ref().and_then(|o| o.namespace.clone()),
-            name: ok.as_ref().map(|o| o.name.clone()),
-            size: r.kv.value.len(),
-            mod_revision: r.revision.main,
-            version: r.kv.version,
-            encoding: detect(r.kv.value),
-            plaintext,
-            decrypt_error,
-            deleted_at,
-            lease: r.kv.lease,
-        };
-        if args.sort == Sort::Key {
-            buffered.push(row);
-            return ControlFlow::Continue(());
-        }
-        match printer.row(&row) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                io_err = Some(e);
-                ControlFlow::Break(())
+    list(
+        &ks,
+        &query,
+        &decryptor,
+        &mut |row| {
+            if args.sort == Sort::Key {
+                buffered.push(row);
+                return ControlFlow::Continue(());
             }
-        }
-    })?;
+            match printer.row(&row) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    io_err = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        },
+        &mut |e| say!("etcdsnap: {e}"),
+    )?;
     if let Some(e) = io_err {
         return Err(e.into());
-    }
-    if printer.rows == 0
-        && buffered.is_empty()
-        && let Some(c) = &check
-    {
-        c.check()?;
     }
     buffered.sort_by(|a, b| a.key.cmp(&b.key));
     for row in &buffered {

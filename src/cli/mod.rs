@@ -4,6 +4,13 @@
 //! (any command that meets damage: the library's corruption errors are
 //! recognised by type in [`exit_code`]), or what was asked for is not there;
 //! 2 usage error, or the file could not be read at all (I/O).
+//!
+//! Every command module parses its flags, calls the library and renders what
+//! it returns; no command module imports another. What several share lives
+//! in exactly these modules: this one (the command enum, dispatch, exit
+//! codes, stdout), [`args`] (the shared flags, as `#[command(flatten)]`
+//! structs and value enums) and [`render`] (objects, notes, progress bar,
+//! findings).
 
 /// `eprintln!` with control characters escaped ([`crate::report::escape_controls`]):
 /// a stderr line may carry keys, names and paths from the file, which must not
@@ -14,11 +21,7 @@ macro_rules! say {
     };
 }
 
-/// Shared arguments of `restore`, `bundle` and `install` (joins `args/` once
-/// that directory has its own module).
-#[path = "args/restore.rs"]
-mod restore_args;
-
+mod args;
 #[cfg(feature = "bundle")]
 mod bundle;
 #[cfg(feature = "catalog")]
@@ -38,23 +41,22 @@ mod inspect;
 mod install;
 mod keyindex;
 mod ls;
-mod objects;
 #[cfg(feature = "pki")]
 mod pki;
 #[cfg(feature = "live")]
 mod putback;
+mod render;
 mod restore;
 #[cfg(feature = "live")]
 mod save;
 mod status;
-pub(crate) mod verify;
+mod verify;
 #[cfg(feature = "live")]
 mod verify_cluster;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// A command's verdict, when it ran to the end.
 pub enum Outcome {
@@ -115,24 +117,7 @@ enum Command {
     VerifyCluster(verify_cluster::Args),
 }
 
-/// Output formats of `status` (those of `etcdutl snapshot status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum StatusFormat {
-    Simple,
-    Json,
-    Table,
-    Fields,
-}
-
-/// Output formats of reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Table,
-    Json,
-}
-
-/// A snapshot path argument (`-` for standard input).
-pub type SnapshotPath = PathBuf;
+pub use args::{ReportFormat, SnapshotPath, StatusFormat};
 
 /// The stack of the threads that decode and print objects. Objects nest up
 /// to 10,000 levels (what the API server accepts); printing and dropping

@@ -3,17 +3,16 @@
 
 use anyhow::bail;
 
-use super::get::{Wanted, choose};
-use super::keyindex::{self, IndexOpts, Select};
-use super::objects::{PrefixOpt, db};
-use super::save::ConnArgs;
-use super::{Outcome, SnapshotPath};
+use super::Outcome;
+use super::args::{ConnArgs, IndexOpts, PrefixOpt, SnapshotPath, db};
+use super::render::index_event;
 use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use crate::kube::value::detect;
 use crate::live::putback::{
-    Condition, PutBack, SameCluster, current, live_member_ids, put_back, same_cluster,
-    snapshot_cluster, would_pass,
+    Condition, PutBack, SameCluster, current, first_member, live_member_ids, put_back,
+    same_cluster, snapshot_cluster, would_pass,
 };
+use crate::lookup::{Finder, Wanted, choose, single_key};
 use crate::mvcc::keyspace::KeySpace;
 use crate::report::escape_bytes;
 
@@ -88,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     // Settings and TLS files are checked before the snapshot is read.
     let live = args.conn.live()?;
-    let file = keyindex::open_snapshot(&args.snapshot, &args.index)?;
+    let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
     let snap_cluster = snapshot_cluster(&db).map_err(|e| {
@@ -99,23 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let prefix = args.prefix.prefix.clone();
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
-    let select = match &wanted {
-        Wanted::Key(k) => Select::Key(k),
-        Wanted::Object { .. } => Select::Matching(&matches),
-    };
-    let chosen = keyindex::lookup_then(&file, &ks, &args.index, select, |records, _| {
-        let mut keys: Vec<&[u8]> = records.iter().map(|r| r.kv.key).collect();
-        keys.sort();
-        keys.dedup();
-        if keys.len() > 1 {
-            let list: Vec<String> = keys.iter().map(|k| escape_bytes(k)).collect();
-            return Err(format!(
-                "matches several keys; name one: {}",
-                list.join(", ")
-            ));
-        }
+    let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
+    let chosen = finder.lookup_then(wanted.select(&matches), |records, _| {
+        single_key(records).map_err(|e| e.to_string())?;
         choose(records, args.revision, args.deleted, ks.compact_revision)
             .map(|r| (r.kv.key.to_vec(), r.kv.value.to_vec(), r.revision.main))
+            .map_err(|e| e.to_string())
     })?;
     let (key, value, at) = match chosen {
         Ok(c) => c,
@@ -141,25 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(n) => Condition::ModRevision(n),
         None => Condition::Absent,
     };
-    // The first endpoint that answers (any member serves the transaction).
-    let mut first_err = None;
-    let mut member = None;
-    for e in &live.spec.endpoints {
-        match live.connect(e) {
-            Ok(m) => {
-                member = Some(m);
-                break;
-            }
-            Err(err) => {
-                first_err.get_or_insert(err);
-            }
-        }
-    }
-    let m = match (member, first_err) {
-        (Some(m), _) => m,
-        (None, Some(err)) => return Err(err.into()),
-        (None, None) => return Err(crate::live::LiveError::NoEndpoint.into()),
-    };
+    let m = first_member(&live)?;
     let live_members = live_member_ids(&live, &m)?;
     match same_cluster(&snap_cluster, m.cluster_id(), &live_members) {
         SameCluster::Yes => {}

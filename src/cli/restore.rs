@@ -3,8 +3,8 @@
 //! and the flags each member must start with. `--dry-run` prints the plan and
 //! the report of what comes back stale without writing anything.
 
-use super::objects::open;
-use super::restore_args::refused_snapshot;
+use super::args::open;
+use super::args::restore::refused_snapshot;
 use super::{Outcome, ReportFormat, SnapshotPath, out};
 use crate::restore::bump::{Suggestion, bump, suggest};
 use crate::restore::execute::execute;

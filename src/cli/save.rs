@@ -1,6 +1,5 @@
 //! `etcdsnap save`: a snapshot from one live member, checked on arrival
-//! (the server's sha256), written atomically, then verified. Also the
-//! connection flags every live command shares.
+//! (the server's sha256), written atomically, then verified.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,58 +7,9 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use super::Outcome;
-use crate::live::connect::{ConnectSpec, GivenSettings, Live};
+use super::args::ConnArgs;
 use crate::live::save::{SaveError, SaveOptions, remove_stale_temps, save};
 use crate::report::humanize_bytes;
-
-/// How to reach the cluster: etcdctl's flags; each falls back to its
-/// ETCDCTL_* variable, then to etcdctl's default.
-#[derive(clap::Args, Clone, Debug)]
-pub struct ConnArgs {
-    /// Client URLs, comma-separated (env ETCDCTL_ENDPOINTS); a bare
-    /// host:port speaks https when TLS files are given
-    #[arg(long, value_delimiter = ',')]
-    pub endpoints: Vec<String>,
-    /// CA bundle that signed the members' server certificates, PEM or DER
-    /// (env ETCDCTL_CACERT)
-    #[arg(long)]
-    pub cacert: Option<PathBuf>,
-    /// Client certificate (env ETCDCTL_CERT)
-    #[arg(long)]
-    pub cert: Option<PathBuf>,
-    /// Client key: PKCS#1, SEC1 or PKCS#8, PEM or DER (env ETCDCTL_KEY)
-    #[arg(long)]
-    pub key: Option<PathBuf>,
-    /// Do not check the server's certificate against a CA (its handshake
-    /// signature still is; the client certificate is still sent)
-    #[arg(long)]
-    pub insecure_skip_tls_verify: bool,
-    /// Time to connect to a member and get its first answer (env
-    /// ETCDCTL_DIAL_TIMEOUT; default 2s)
-    #[arg(long, value_name = "DURATION")]
-    pub dial_timeout: Option<String>,
-    /// Time for each call; for `save`, the longest wait for the next chunk
-    /// (env ETCDCTL_COMMAND_TIMEOUT; default 5s)
-    #[arg(long, alias = "command-timeout", value_name = "DURATION")]
-    pub timeout: Option<String>,
-}
-
-impl ConnArgs {
-    /// The settings, flags winning over the environment; the runtime.
-    pub fn live(&self) -> anyhow::Result<Live> {
-        let given = GivenSettings {
-            endpoints: self.endpoints.clone(),
-            cacert: self.cacert.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            insecure_skip_verify: self.insecure_skip_tls_verify,
-            dial_timeout: self.dial_timeout.clone(),
-            command_timeout: self.timeout.clone(),
-        };
-        let spec = ConnectSpec::resolve(given, |n| std::env::var(n).ok())?;
-        Ok(Live::new(spec)?)
-    }
-}
 
 /// Save a snapshot of a live cluster from one member (as `etcdctl snapshot
 /// save`), checked and verified

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 
-use super::{Outcome, SnapshotPath, StatusFormat, out};
+use super::args::{SnapshotPath, StatusFormat};
+use super::{Outcome, out};
 use crate::backend::status::{Status, StatusError, status};
 use crate::bolt::Db;
 use crate::input::SnapshotFile;

@@ -2,13 +2,14 @@
 
 use anyhow::Context;
 
-use super::objects::{DecryptArgs, PrefixOpt};
-use super::{Outcome, ReportFormat, SnapshotPath, out};
+use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath};
+use super::render::render_table;
+use super::{Outcome, out};
 use crate::input::SnapshotFile;
 use crate::kube::decrypt::Decryptor;
 use crate::kube::deep::kube_values_check;
 use crate::mvcc::keyspace::KeySpace;
-use crate::report::{Align, Table};
+use crate::report::escape_controls;
 use crate::verify::{Check, CheckStatus, Report, verify};
 
 /// Check a snapshot file: sha256 trailer, bbolt structure, etcd's layout
@@ -62,8 +63,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Err(e) if e.is_damage() => {
             out(&format!(
                 "{}\n\nFAILED: {}\n",
-                esc(&args.snapshot.display().to_string()),
-                esc(&e.to_string())
+                escape_controls(&args.snapshot.display().to_string()),
+                escape_controls(&e.to_string())
             ))?;
             return Ok(Outcome::Failed);
         }
@@ -139,127 +140,4 @@ fn quiet_json(r: &Report) -> QuietReport<'_> {
             .filter(|c| c.status != CheckStatus::Passed)
             .collect(),
     }
-}
-
-/// The last line: the verdict, naming every check that did not run, so that
-/// "every check passed" is never said of a file whose digest nobody checked.
-fn verdict(r: &Report) -> String {
-    if !r.passed {
-        return "FAILED: see the problems above".into();
-    }
-    let mut skipped: Vec<String> = r
-        .checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Skipped)
-        .map(|c| format!("{} ({})", c.name, c.detail))
-        .collect();
-    // kube-values passes over values it could not open (encrypted without a
-    // config, KMS): the verdict says so too.
-    skipped.extend(
-        r.checks
-            .iter()
-            .filter(|c| c.status == CheckStatus::Passed)
-            .filter_map(|c| {
-                let (_, what) = c.detail.split_once("; not checked: ")?;
-                Some(format!("{}: {what}", c.name))
-            }),
-    );
-    if skipped.is_empty() {
-        "OK: every check passed".into()
-    } else {
-        format!(
-            "OK: every check that ran passed; not checked: {}",
-            skipped.join("; ")
-        )
-    }
-}
-
-fn status_word(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Passed => "passed",
-        CheckStatus::Failed => "FAILED",
-        CheckStatus::Skipped => "skipped",
-    }
-}
-
-/// Names from the file (bucket names, keys in problems) reach the terminal
-/// escaped: a crafted name cannot print a fake verdict.
-fn esc(s: &str) -> std::borrow::Cow<'_, str> {
-    crate::report::escape_controls(s)
-}
-
-pub fn render_table(r: &Report, quiet: bool) -> String {
-    let mut t = Table::new(&["check", "status", "detail"], Align::Left);
-    for c in &r.checks {
-        if quiet && c.status != CheckStatus::Failed {
-            continue;
-        }
-        t.row(vec![
-            c.name.to_string(),
-            status_word(c.status).to_string(),
-            c.detail.clone(),
-        ]);
-    }
-    let mut s = String::new();
-    s.push_str(&format!("{}\n", esc(&r.file)));
-    if !(quiet && r.passed) {
-        s.push_str(&t.render());
-    }
-    for c in r.failed_checks() {
-        s.push_str(&format!("\n{} problems:\n", c.name));
-        for p in &c.problems {
-            s.push_str(&format!("  - {}\n", esc(&p.to_string())));
-        }
-        if c.omitted > 0 {
-            s.push_str(&format!("  … and {} more\n", c.omitted));
-        }
-    }
-    if !quiet {
-        let m = &r.summary;
-        s.push('\n');
-        if let (Some(ps), Some(size)) = (m.page_size, m.total_size) {
-            s.push_str(&format!(
-                "db: {} bytes in pages of {ps} ({} bytes on disk, compression {}, trailer {})\n",
-                size,
-                m.file_size,
-                m.compression,
-                if m.has_trailer { "yes" } else { "no" }
-            ));
-        }
-        if let Some(k) = &m.keyspace {
-            s.push_str(&format!(
-                "keys: revision {}, {} live keys ({} keys with history), {} revisions stored, {} leased\n",
-                k.revision, k.live_keys, k.keys, k.revisions, k.leased_keys
-            ));
-        }
-        if let Some(meta) = &m.meta {
-            let o = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
-            s.push_str(&format!(
-                "meta: consistent_index {}, term {}, compaction scheduled {} / finished {}{}\n",
-                meta.consistent_index.map_or("-".into(), |v| v.to_string()),
-                meta.term.map_or("-".into(), |v| v.to_string()),
-                o(meta.scheduled_compact_revision),
-                o(meta.finished_compact_revision),
-                meta.storage_version
-                    .as_deref()
-                    .map(|v| format!(", storage version {}", esc(v)))
-                    .unwrap_or_default()
-            ));
-        }
-        if !m.buckets.is_empty() {
-            s.push_str(&format!(
-                "buckets: {}\n",
-                m.buckets
-                    .iter()
-                    .map(|b| esc(b))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        for n in &m.notes {
-            s.push_str(&format!("note: {}\n", esc(n)));
-        }
-    }
-    s.push_str(&format!("\n{}\n", verdict(r)));
-    s
 }

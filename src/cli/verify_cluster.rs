@@ -1,15 +1,11 @@
 //! `etcdsnap verify-cluster`: did a cluster restored from a snapshot come up
 //! as planned?
 
-use super::objects::{db, open};
-use super::save::ConnArgs;
-use super::{Outcome, ReportFormat, SnapshotPath};
-use crate::live::cluster::{
-    Expect, Finding, Verdict, exit_of, parse_initial_cluster, reach, verify_cluster,
-};
-use crate::live::compare::OfflineHashes;
-use crate::mvcc::keyspace::{KeySpace, Latest};
-use crate::report::{Align, Table};
+use super::Outcome;
+use super::args::{ConnArgs, ReportFormat, SnapshotPath, db, open};
+use super::render::{cluster_outcome, cluster_run_error, findings_text};
+use crate::live::cluster::parse_initial_cluster;
+use crate::live::report::verify_restored;
 
 /// Check a cluster restored from a snapshot: leader, members, cluster ID,
 /// revision, HashKV
@@ -55,64 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let live = args.conn.live()?;
     let file = open(&args.expect)?;
     let db = db(&file)?;
-    let ks = KeySpace::open(&db)?;
-    let rev = ks.current_revision;
-    let mut keys = Vec::new();
-    if args.bump_revision.is_some() {
-        ks.latest(Some(rev), |l| {
-            if let Latest::Live(r) = l {
-                keys.push(r.kv);
-            }
-            std::ops::ControlFlow::Continue(())
-        })?;
-        keys.sort_by(|a, b| a.key.cmp(b.key));
-    }
-    let mut offline = OfflineHashes::new(&db, rev);
-    let reached = reach(&live)?;
-    let expect = Expect {
-        revision: rev,
-        initial_cluster,
-        bump: args.bump_revision,
-        keys,
-    };
-    let findings = verify_cluster(&live, &reached, &expect, &mut |v| offline.for_version(v));
-    if let Some(e) = offline.damage.take() {
-        return Err(
-            anyhow::Error::from(e).context(format!("{}: cannot hash", args.expect.display()))
-        );
-    }
-    super::out(&render(&findings, args.write_out, rev)?)?;
-    super::compare::finish(exit_of(&findings))
-}
-
-/// The findings as a table or JSON (`{"revision", "exitCode", "findings"}`).
-pub fn render(findings: &[Finding], format: ReportFormat, rev: i64) -> anyhow::Result<String> {
-    match format {
-        ReportFormat::Json => {
-            let v = serde_json::json!({
-                "revision": rev,
-                "exitCode": exit_of(findings),
-                "findings": findings,
-            });
-            Ok(serde_json::to_string_pretty(&v)? + "\n")
-        }
-        ReportFormat::Table => {
-            let mut t = Table::new(&["CHECK", "MEMBER", "RESULT", "DETAIL"], Align::Left);
-            for f in findings {
-                t.row(vec![
-                    f.check.to_string(),
-                    f.member.clone().unwrap_or_else(|| "-".into()),
-                    match f.verdict {
-                        Verdict::Pass => "ok",
-                        Verdict::Fail => "FAILED",
-                        Verdict::Unknown => "cannot tell",
-                        Verdict::Skipped => "skipped",
-                    }
-                    .to_string(),
-                    f.detail.clone(),
-                ]);
-            }
-            Ok(t.render())
-        }
-    }
+    let report = verify_restored(&live, &db, initial_cluster, args.bump_revision)
+        .map_err(|e| cluster_run_error(e, &args.expect))?;
+    super::out(&findings_text(&report, args.write_out)?)?;
+    cluster_outcome(&report)
 }

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod content;
 pub mod insecure;
 pub mod putback;
+pub mod report;
 pub mod save;
 
 pub use connect::{ConnectSpec, GivenSettings, Live, LiveError, Member};

@@ -188,6 +188,21 @@ pub fn same_cluster(snapshot: &SnapshotCluster, live: u64, live_members: &[u64])
     }
 }
 
+/// The first endpoint that answers, in the order given (any member serves
+/// the transaction); none answering is the first endpoint's error.
+pub fn first_member(live: &Live) -> Result<Member, LiveError> {
+    let mut first_err = None;
+    for e in &live.spec.endpoints {
+        match live.connect(e) {
+            Ok(m) => return Ok(m),
+            Err(err) => {
+                first_err.get_or_insert(err);
+            }
+        }
+    }
+    Err(first_err.unwrap_or(LiveError::NoEndpoint))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

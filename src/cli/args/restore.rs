@@ -3,12 +3,15 @@
 //! extract`), and how a snapshot that fails verification is refused
 //! (`restore`, `bundle`).
 
+#[cfg(feature = "bundle")]
 use std::path::PathBuf;
 
+#[cfg(feature = "bundle")]
 use crate::bundle::read::Key;
 use crate::cli::Outcome;
 
 /// The key of an encrypted archive.
+#[cfg(feature = "bundle")]
 #[derive(clap::Args)]
 pub struct ArchiveKey {
     /// age identity file, for encrypted archives
@@ -19,6 +22,7 @@ pub struct ArchiveKey {
     passphrase_file: Option<PathBuf>,
 }
 
+#[cfg(feature = "bundle")]
 impl ArchiveKey {
     /// The key given, if any.
     pub fn key(&self) -> Key {
@@ -27,6 +31,7 @@ impl ArchiveKey {
 }
 
 /// `--identity` or else `--passphrase-file`, as the library takes them.
+#[cfg(feature = "bundle")]
 pub fn key(identity: Option<&PathBuf>, passphrase_file: Option<&PathBuf>) -> Key {
     match (identity, passphrase_file) {
         (Some(i), _) => Key::Identity(i.clone()),
@@ -38,7 +43,7 @@ pub fn key(identity: Option<&PathBuf>, passphrase_file: Option<&PathBuf>) -> Key
 /// A snapshot that fails verification: the verifier's table and `why` on
 /// stderr, exit 1.
 pub fn refused_snapshot(report: &crate::verify::Report, why: &str) -> Outcome {
-    eprint!("{}", crate::cli::verify::render_table(report, true));
+    eprint!("{}", crate::cli::render::render_table(report, true));
     eprintln!("etcdsnap: {why}");
     Outcome::Failed
 }

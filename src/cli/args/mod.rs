@@ -1,0 +1,296 @@
+//! The arguments several commands share, each a `#[command(flatten)]` struct
+//! or a value enum defined once: the snapshot path, the storage prefix, the
+//! encryption config, the object output formats and `--for-apply`, key index
+//! use, the `-w` report formats, the catalog file and (with the `live`
+//! feature) the connection flags. Also turning a snapshot argument into an
+//! open file (saying on stderr what a compressed file held beyond the db).
+
+use std::path::PathBuf;
+#[cfg(feature = "catalog")]
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use crate::bolt::Db;
+#[cfg(feature = "catalog")]
+use crate::catalog::store::Store;
+use crate::input::SnapshotFile;
+use crate::kube::apply::ApplyOptions;
+use crate::kube::decrypt::{Decryptor, EncryptionConfig};
+
+/// A snapshot path argument (`-` for standard input).
+pub type SnapshotPath = PathBuf;
+
+/// Output formats of `status` (those of `etcdutl snapshot status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Simple,
+    Json,
+    Table,
+    Fields,
+}
+
+/// Output formats of reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+/// The storage prefix, for commands that read keys as Kubernetes objects.
+#[derive(clap::Args, Clone)]
+pub struct PrefixOpt {
+    /// kube-apiserver's --etcd-prefix (OpenShift: /kubernetes.io)
+    #[arg(long, default_value = "/registry")]
+    pub prefix: String,
+}
+
+/// `--encryption-config`, shared by the commands that read values.
+#[derive(clap::Args, Clone)]
+pub struct DecryptArgs {
+    /// The API server's EncryptionConfiguration (the file
+    /// --encryption-provider-config names): values encrypted at rest with
+    /// aescbc, aesgcm or secretbox are decrypted with its keys, as the API
+    /// server picks them; a value that does not decrypt is an error naming
+    /// its key, provider and key name (exit 1, like a value that does not
+    /// decode); KMS values are described (they need the KMS plugin). The keys
+    /// are never printed
+    #[arg(long, value_name = "FILE")]
+    pub encryption_config: Option<std::path::PathBuf>,
+}
+
+impl DecryptArgs {
+    /// The decryptor of the given config (none: only plain values open). A
+    /// config that does not read is a usage error.
+    pub fn decryptor(&self, prefix: &str) -> anyhow::Result<Decryptor> {
+        Ok(Decryptor::new(self.config()?, prefix))
+    }
+
+    /// The config, if one is given.
+    pub fn config(&self) -> anyhow::Result<Option<EncryptionConfig>> {
+        Ok(match &self.encryption_config {
+            Some(path) => Some(EncryptionConfig::load(path)?),
+            None => None,
+        })
+    }
+}
+
+/// Options of the commands that print objects (`get`).
+#[derive(clap::Args, Clone)]
+pub struct ObjectOpts {
+    #[command(flatten)]
+    pub prefix: PrefixOpt,
+    /// Print Secret data instead of `<redacted: N bytes>` (and allow -o raw of
+    /// a Secret)
+    #[arg(long)]
+    pub show_secrets: bool,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+}
+
+/// Output formats of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectFormat {
+    Yaml,
+    Json,
+    /// The exact stored bytes of one object (what `etcdctl get
+    /// --print-value-only` prints); not with --all
+    Raw,
+}
+
+/// Output formats of decoded objects only (`decode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecodedFormat {
+    Yaml,
+    Json,
+}
+
+impl From<DecodedFormat> for ObjectFormat {
+    fn from(f: DecodedFormat) -> ObjectFormat {
+        match f {
+            DecodedFormat::Yaml => ObjectFormat::Yaml,
+            DecodedFormat::Json => ObjectFormat::Json,
+        }
+    }
+}
+
+/// The `--for-apply` flags, shared by `get` and `decode`.
+#[derive(clap::Args, Clone)]
+pub struct ApplyArgs {
+    /// Make the object safe for `kubectl apply`: strip what the server or the
+    /// cluster owns (status, uid, resourceVersion, managedFields,
+    /// ownerReferences, generateName, a Pod's nodeName and token volume, a
+    /// Service's cluster IPs, a PVC's volumeName, a Job's generated selector …);
+    /// what is dropped is listed on stderr
+    #[arg(long)]
+    pub for_apply: bool,
+    /// With --for-apply: keep metadata.ownerReferences (their uids are the old
+    /// owners'; the garbage collector deletes the object if no owner has them)
+    #[arg(long, requires = "for_apply")]
+    pub keep_owner_references: bool,
+}
+
+impl ApplyArgs {
+    pub fn options(&self) -> Option<ApplyOptions> {
+        self.for_apply.then_some(ApplyOptions {
+            keep_owner_references: self.keep_owner_references,
+        })
+    }
+}
+
+/// How `get` and `history` may use key indexes.
+#[derive(clap::Args, Clone)]
+pub struct IndexOpts {
+    /// Neither use nor write a key index: scan the snapshot. Without it, a
+    /// scan leaves an index in $ETCDSNAP_CACHE_DIR (default
+    /// $XDG_CACHE_HOME/etcdsnap or ~/.cache/etcdsnap) and says so on stderr
+    #[arg(long)]
+    pub no_index: bool,
+}
+
+impl IndexOpts {
+    /// Opens a snapshot for a lookup. With indexes allowed the mapping is
+    /// advised random before anything is read: an indexed lookup touches a few
+    /// scattered pages, and read-ahead around each would pull in megabytes of
+    /// a file that is not in the page cache. A scan switches back to
+    /// sequential.
+    pub fn open_snapshot(&self, path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
+        let file = open(path)?;
+        if !self.no_index {
+            file.advise_random();
+        }
+        Ok(file)
+    }
+}
+
+/// Where the catalog is, and how long to wait for another process's lock.
+#[cfg(feature = "catalog")]
+#[derive(clap::Args, Clone)]
+pub struct CatalogOpt {
+    /// The catalog file (default: $ETCDSNAP_CATALOG, else
+    /// $XDG_DATA_HOME/etcdsnap/catalog.redb, else ~/.local/share/etcdsnap/catalog.redb)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Seconds to wait while another process holds the catalog
+    #[arg(long, global = true, default_value = "30", value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+#[cfg(feature = "catalog")]
+impl CatalogOpt {
+    /// The catalog file: the flag, else the library's default.
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.catalog {
+            return Ok(p.clone());
+        }
+        Ok(crate::catalog::store::default_path()?)
+    }
+
+    /// Opens the catalog to read it (`list`, `show`, `check`).
+    pub fn open_read(&self) -> anyhow::Result<Store> {
+        Ok(Store::open_read(
+            &self.path()?,
+            Duration::from_secs(self.lock_wait),
+        )?)
+    }
+
+    /// Opens the catalog to write it (`add`, `forget`, `check --catalog`);
+    /// `create` makes a missing file.
+    pub fn open(&self, create: bool) -> anyhow::Result<Store> {
+        Ok(Store::open(
+            &self.path()?,
+            create,
+            Duration::from_secs(self.lock_wait),
+        )?)
+    }
+}
+
+pub mod restore;
+
+#[cfg(feature = "live")]
+pub use live_args::ConnArgs;
+
+#[cfg(feature = "live")]
+mod live_args {
+    use std::path::PathBuf;
+
+    use crate::live::connect::{ConnectSpec, GivenSettings, Live};
+
+    /// How to reach the cluster: etcdctl's flags; each falls back to its
+    /// ETCDCTL_* variable, then to etcdctl's default.
+    #[derive(clap::Args, Clone, Debug)]
+    pub struct ConnArgs {
+        /// Client URLs, comma-separated (env ETCDCTL_ENDPOINTS); a bare
+        /// host:port speaks https when TLS files are given
+        #[arg(long, value_delimiter = ',')]
+        pub endpoints: Vec<String>,
+        /// CA bundle that signed the members' server certificates, PEM or DER
+        /// (env ETCDCTL_CACERT)
+        #[arg(long)]
+        pub cacert: Option<PathBuf>,
+        /// Client certificate (env ETCDCTL_CERT)
+        #[arg(long)]
+        pub cert: Option<PathBuf>,
+        /// Client key: PKCS#1, SEC1 or PKCS#8, PEM or DER (env ETCDCTL_KEY)
+        #[arg(long)]
+        pub key: Option<PathBuf>,
+        /// Do not check the server's certificate against a CA (its handshake
+        /// signature still is; the client certificate is still sent)
+        #[arg(long)]
+        pub insecure_skip_tls_verify: bool,
+        /// Time to connect to a member and get its first answer (env
+        /// ETCDCTL_DIAL_TIMEOUT; default 2s)
+        #[arg(long, value_name = "DURATION")]
+        pub dial_timeout: Option<String>,
+        /// Time for each call; for `save`, the longest wait for the next chunk
+        /// (env ETCDCTL_COMMAND_TIMEOUT; default 5s)
+        #[arg(long, alias = "command-timeout", value_name = "DURATION")]
+        pub timeout: Option<String>,
+    }
+
+    impl ConnArgs {
+        /// The settings, flags winning over the environment; the runtime.
+        pub fn live(&self) -> anyhow::Result<Live> {
+            let given = GivenSettings {
+                endpoints: self.endpoints.clone(),
+                cacert: self.cacert.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                insecure_skip_verify: self.insecure_skip_tls_verify,
+                dial_timeout: self.dial_timeout.clone(),
+                command_timeout: self.timeout.clone(),
+            };
+            let spec = ConnectSpec::resolve(given, |n| std::env::var(n).ok())?;
+            Ok(Live::new(spec)?)
+        }
+    }
+}
+
+/// Opens a snapshot and its bbolt view, with an error naming the file.
+/// What a compressed file held beyond the db is said on stderr (a data dir's
+/// growth slack), or refused as damage (data after a snapshot's trailer).
+pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
+    let file = SnapshotFile::open(path)?;
+    if let Some(excess) = file.excess() {
+        if excess.is_damage() {
+            return Err(crate::input::ExcessDamage {
+                path: file.path().to_path_buf(),
+                excess,
+            }
+            .into());
+        }
+        eprintln!(
+            "etcdsnap: note: {}: {}",
+            crate::report::escape_controls(&file.path().display().to_string()),
+            excess.describe()
+        );
+    }
+    Ok(file)
+}
+
+/// The bbolt view of an open snapshot, with an error naming the file.
+pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {
+    Db::open(file.db())
+        .with_context(|| format!("{}: not a readable snapshot", file.path().display()))
+}
