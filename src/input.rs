@@ -115,6 +115,17 @@ pub struct SnapshotFile {
 
 impl SnapshotFile {
     /// Opens `path` read-only; `-` reads standard input into a temporary file.
+    ///
+    /// ```
+    /// use etcdsnap::input::{Compression, SnapshotFile};
+    ///
+    /// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+    /// assert_eq!(file.compression(), Compression::None);
+    /// // `etcdctl snapshot save` appends the sha256 of the db: 32 bytes.
+    /// assert!(file.has_trailer());
+    /// assert_eq!(file.db().len() + 32, file.bytes().len());
+    /// # Ok::<(), etcdsnap::input::InputError>(())
+    /// ```
     pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
         let read_err = |source| InputError::Read {
             path: path.to_path_buf(),

@@ -251,6 +251,17 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Runs every check on an opened snapshot file.
+///
+/// ```
+/// use etcdsnap::input::SnapshotFile;
+///
+/// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+/// let report = etcdsnap::verify::verify(&file);
+/// assert!(report.passed);
+/// assert_eq!(report.failed_checks().count(), 0);
+/// assert!(report.checks.iter().any(|c| c.name == "sha256"));
+/// # Ok::<(), etcdsnap::input::InputError>(())
+/// ```
 pub fn verify(file: &SnapshotFile) -> Report {
     let mut report = verify_bytes(
         &file.path().display().to_string(),

@@ -151,6 +151,23 @@ pub fn parse_unknown(value: &[u8]) -> Result<Unknown<'_>, DecodeError> {
 }
 
 /// Decodes a stored value into the object's JSON (apiVersion and kind first).
+///
+/// ```
+/// use etcdsnap::{bolt::Db, input::SnapshotFile, kube::value, mvcc::keyspace::KeySpace};
+///
+/// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+/// let db = Db::open(file.db())?;
+/// let keys = KeySpace::open(&db)?;
+/// let history = keys.history(b"/registry/configmaps/default/app-config")?;
+/// let stored = history.last().ok_or("no revision")?.kv.value;
+/// // The API server's protobuf envelope: "k8s\0", then the object.
+/// assert_eq!(value::detect(stored), value::Encoding::Protobuf);
+/// let object = value::decode(stored)?;
+/// assert_eq!(object["kind"], "ConfigMap");
+/// assert_eq!(object["metadata"]["name"], "app-config");
+/// assert_eq!(object["metadata"]["namespace"], "default");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode(value: &[u8]) -> Result<Json, DecodeError> {
     decode_checked(value).map(|d| d.object)
 }

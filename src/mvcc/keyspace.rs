@@ -220,6 +220,25 @@ impl<'d, 'a> KeySpace<'d, 'a> {
     }
 
     /// Every stored revision of `key`, oldest first. Reads leaves on all cores.
+    ///
+    /// ```
+    /// use etcdsnap::{bolt::Db, input::SnapshotFile, mvcc::keyspace::KeySpace};
+    ///
+    /// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+    /// let db = Db::open(file.db())?;
+    /// let keys = KeySpace::open(&db)?;
+    /// assert_eq!(keys.current_revision, 48);
+    /// // Put at 37, deleted at 43, put again at 44 (history before 38 is compacted).
+    /// let history = keys.history(b"/registry/configmaps/bulk/cm-00")?;
+    /// let events: Vec<(i64, bool)> = history
+    ///     .iter()
+    ///     .map(|r| (r.revision.main, r.tombstone))
+    ///     .collect();
+    /// assert_eq!(events, [(37, false), (43, true), (44, false)]);
+    /// let latest = history.last().map(|r| r.kv).ok_or("no revision")?;
+    /// assert_eq!((latest.create_revision, latest.version), (44, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn history(&self, key: &[u8]) -> Result<Vec<Record<'a>>, KeySpaceError> {
         self.collect(|kv| kv.key == key)
     }
