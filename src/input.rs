@@ -39,6 +39,7 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The format's name as outputs show it.
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -62,6 +63,7 @@ impl Compression {
     }
 }
 
+/// Why a snapshot file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{path}: cannot open: {source}")]
@@ -175,6 +177,7 @@ impl SnapshotFile {
         self.excess
     }
 
+    /// The path the file was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -208,6 +211,7 @@ impl SnapshotFile {
         }
     }
 
+    /// How the file was stored.
     pub fn compression(&self) -> Compression {
         self.compression
     }
@@ -217,6 +221,7 @@ impl SnapshotFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Whether the file ends with the sha256 trailer `etcdctl snapshot save` appends.
     pub fn has_trailer(&self) -> bool {
         has_trailer(self.bytes())
     }

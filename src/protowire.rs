@@ -6,6 +6,7 @@
 //! This is the whole of what those decoders need: tags, varints and
 //! length-delimited fields, each bounds-checked.
 
+/// Why protobuf wire bytes cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("truncated varint at byte {0}")]
@@ -45,6 +46,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of the message `buf`, in order.
     pub fn new(buf: &'a [u8]) -> Fields<'a> {
         Fields { buf, pos: 0 }
     }

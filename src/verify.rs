@@ -14,6 +14,7 @@ use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
 use crate::input::{Compression, Excess, SnapshotFile, TRAILER_LEN, split_trailer};
 use crate::problem::{Problem, Problems};
 
+/// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
@@ -22,6 +23,7 @@ pub enum CheckStatus {
     Skipped,
 }
 
+/// One check of a snapshot: its outcome, what it saw, the problems found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub name: &'static str,
@@ -110,6 +112,7 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
+/// What `verify` found: every check, and whether all passed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub file: String,
@@ -119,6 +122,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// The checks that failed.
     pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
         self.checks
             .iter()
@@ -246,6 +250,7 @@ fn joined_sha(result: std::thread::Result<(Check, Option<String>)>) -> (Check, O
     })
 }
 
+/// Bytes as lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -59,6 +59,7 @@ struct KeyState {
     second_main: i64,
 }
 
+/// Checks etcd's layout as a walk visits the leaves: which buckets exist, the key bucket's revisions, the meta bucket's records.
 #[derive(Default)]
 pub struct LayoutChecker<'a> {
     pub buckets: Vec<String>,

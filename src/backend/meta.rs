@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::mvcc::{Revision, RevisionKey};
 use crate::problem::Problem;
 
+/// What the meta bucket records: the applied index and term, the compaction revisions, the storage version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetaInfo {

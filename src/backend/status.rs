@@ -32,6 +32,7 @@ use crate::mvcc::revision::main_revision_prefix;
 use crate::mvcc::{KeyValue, RevisionKey};
 use crate::problem::{Problem, Problems};
 
+/// What `etcdutl snapshot status` prints for a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -46,6 +47,7 @@ pub struct Status {
     pub live_keys: Result<u64, String>,
 }
 
+/// Why a status cannot be computed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StatusError {
     #[error("snapshot file integrity check failed. {} errors found.", .0.total())]

@@ -34,6 +34,7 @@ pub enum PageFault {
     Layout(ElementFault),
 }
 
+/// A bbolt file in memory, checked enough to be walked: its bytes and page size.
 #[derive(Debug, Clone)]
 pub struct Db<'a> {
     data: &'a [u8],
@@ -77,10 +78,12 @@ impl<'a> Db<'a> {
         })
     }
 
+    /// The file's bytes.
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
 
+    /// The page size the meta page names (validated against [`super::meta::MIN_PAGE_SIZE`] and [`super::meta::MAX_PAGE_SIZE`]).
     pub fn page_size(&self) -> usize {
         self.page_size
     }

@@ -17,8 +17,10 @@ const CHECKSUM_COVERS: usize = 56;
 /// 4 KiB, 16 KiB or 64 KiB), and accepting it would let a damaged meta page
 /// steer every later offset.
 pub const MIN_PAGE_SIZE: u32 = 512;
+/// The largest page size accepted (1 MiB).
 pub const MAX_PAGE_SIZE: u32 = 1 << 20;
 
+/// A meta page as bbolt writes it (one of the two at pages 0 and 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
     pub header: PageHeader,

@@ -12,13 +12,20 @@ pub const VERSION: u32 = 2;
 /// `meta.freelist` when the freelist is not persisted (etcd's NoFreelistSync).
 pub const NO_FREELIST: u64 = u64::MAX;
 
+/// Bytes of a page header: id (8), flags (2), count (2), overflow (4).
 pub const PAGE_HEADER_SIZE: usize = 16;
+/// Bytes of a branch or leaf element header.
 pub const ELEMENT_SIZE: usize = 16;
+/// Bytes of a bucket header (root page id, sequence) in a bucket's value.
 pub const BUCKET_HEADER_SIZE: usize = 16;
 
+/// Page flag: a branch page.
 pub const FLAG_BRANCH: u16 = 0x01;
+/// Page flag: a leaf page.
 pub const FLAG_LEAF: u16 = 0x02;
+/// Page flag: a meta page.
 pub const FLAG_META: u16 = 0x04;
+/// Page flag: a freelist page.
 pub const FLAG_FREELIST: u16 = 0x10;
 
 /// Leaf element flag: the value is a bucket header, not a plain value.
@@ -30,12 +37,14 @@ pub fn slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
     b.get(off..off.checked_add(len)?)
 }
 
+/// The little-endian u16 at `off` of `b`; None past its end.
 #[inline]
 pub fn le_u16(b: &[u8], off: usize) -> Option<u16> {
     let s = slice(b, off, 2)?;
     Some(u16::from_le_bytes([s[0], s[1]]))
 }
 
+/// The little-endian u32 at `off` of `b`; None past its end.
 #[inline]
 pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
     let s = slice(b, off, 4)?;
@@ -44,6 +53,7 @@ pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(a))
 }
 
+/// The little-endian u64 at `off` of `b`; None past its end.
 #[inline]
 pub fn le_u64(b: &[u8], off: usize) -> Option<u64> {
     let s = slice(b, off, 8)?;
@@ -73,6 +83,7 @@ pub struct PageHeader {
 }
 
 impl PageHeader {
+    /// The header at the start of `b`; None when `b` is shorter than a header.
     pub fn parse(b: &[u8]) -> Option<PageHeader> {
         Some(PageHeader {
             id: le_u64(b, 0)?,
@@ -100,6 +111,7 @@ pub struct LeafElement<'a> {
 }
 
 impl LeafElement<'_> {
+    /// Whether the element's value is a sub-bucket (the bucket flag is set).
     pub fn is_bucket(&self) -> bool {
         self.flags & BUCKET_LEAF_FLAG != 0
     }
@@ -165,6 +177,7 @@ impl<'a> Node<'a> {
         PAGE_HEADER_SIZE + i * ELEMENT_SIZE
     }
 
+    /// How many elements the node holds, as its header says.
     pub fn count(&self) -> usize {
         self.header.count as usize
     }
@@ -206,6 +219,7 @@ impl<'a> Node<'a> {
         None
     }
 
+    /// Leaf element `i`: its flags, key and value, each within the node's bytes.
     pub fn leaf(&self, i: usize) -> Result<LeafElement<'a>, ElementFault> {
         let off = Self::element_offset(i);
         let e = slice(self.bytes, off, ELEMENT_SIZE).ok_or(ElementFault::Element)?;
@@ -220,6 +234,7 @@ impl<'a> Node<'a> {
         Ok(LeafElement { flags, key, value })
     }
 
+    /// Branch element `i`: its first key and child page id, within the node's bytes.
     pub fn branch(&self, i: usize) -> Result<BranchElement<'a>, ElementFault> {
         let off = Self::element_offset(i);
         let e = slice(self.bytes, off, ELEMENT_SIZE).ok_or(ElementFault::Element)?;
@@ -246,6 +261,7 @@ pub enum BucketRoot<'a> {
     Inline(&'a [u8]),
 }
 
+/// A bucket's value in its parent: where its root is, and its sequence.
 #[derive(Debug, Clone, Copy)]
 pub struct BucketHeader<'a> {
     pub root: BucketRoot<'a>,

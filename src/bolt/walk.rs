@@ -74,6 +74,7 @@ impl Bitmap {
     }
 }
 
+/// Walks a bbolt file's tree from the meta page, checking every page once, and hands the leaves to a [`Visitor`].
 pub struct Walker<'d, 'a> {
     db: &'d Db<'a>,
     /// Pages reached so far (meta, freelist, tree pages and their overflow).
@@ -96,6 +97,7 @@ struct Bounds<'a> {
 }
 
 impl<'d, 'a> Walker<'d, 'a> {
+    /// A walker over `db`, with nothing seen yet.
     pub fn new(db: &'d Db<'a>) -> Walker<'d, 'a> {
         // Bounded by the file's size, never by a number read from it.
         let tracked = db.hwm().min(db.file_pages());

@@ -20,6 +20,7 @@ use crate::verify::CheckStatus;
 /// is refused with a clear error rather than guessed at.
 pub const ENTRY_VERSION: u32 = 1;
 
+/// A member as the snapshot's members bucket records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Member {
@@ -29,6 +30,7 @@ pub struct Member {
     pub peer_urls: Vec<String>,
 }
 
+/// What `verify` said of the snapshot when it was added.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyResult {
@@ -37,6 +39,7 @@ pub struct VerifyResult {
     pub problems: u64,
 }
 
+/// What the catalog keeps of one snapshot: its identity, figures and verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Entry {
@@ -86,6 +89,7 @@ pub struct Head {
 }
 
 impl Entry {
+    /// The part of the entry that series and trends are chosen by.
     pub fn head(&self) -> Head {
         Head {
             version: self.version,

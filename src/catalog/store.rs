@@ -38,6 +38,7 @@ pub const SCHEMA_VERSION: &str = "1";
 /// What redb's files begin with.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
+/// Why the catalog cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("{path}: no catalog here (`etcdsnap catalog add` creates one)")]
@@ -204,6 +205,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The catalog file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -47,6 +47,7 @@ pub fn series_key(e: &Head) -> String {
     }
 }
 
+/// Labels as `k=v,k=v`, sorted by key (a series' name).
 pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
     labels
         .iter()

@@ -24,6 +24,7 @@ use crate::verify::{Report, verify};
 /// At most this many undecodable keys are named (the count is exact).
 const NAMED: usize = 10;
 
+/// What the policy rules are judged on, gathered in one pass over the keys.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {

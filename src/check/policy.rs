@@ -59,6 +59,7 @@ pub struct Policy {
     pub max_age: Option<Duration>,
 }
 
+/// A policy file that cannot be read or is not a valid policy.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {reason}")]
 pub struct PolicyError {
@@ -180,6 +181,7 @@ pub struct RequiredObject {
 }
 
 impl RequiredObject {
+    /// Reads `resource/name` or `resource/namespace/name`.
     pub fn parse(s: &str) -> Result<RequiredObject, &'static str> {
         let parts: Vec<&str> = s.split('/').collect();
         if parts.iter().any(|p| p.is_empty()) {

@@ -9,6 +9,7 @@ use super::facts::{Facts, Read};
 use super::policy::{Policy, RequiredObject};
 use crate::kube::resource::{BUILT_IN, closest_names};
 
+/// One rule's verdict on one snapshot.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
     /// The rule as the policy names it, with its subject

@@ -45,6 +45,7 @@ pub struct KeyChange<'a> {
 }
 
 impl<'a> KeyChange<'a> {
+    /// The changed key.
     pub fn key(&self) -> &'a [u8] {
         match (&self.old, &self.new) {
             (Some(r), _) | (None, Some(r)) => r.kv.key,

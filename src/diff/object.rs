@@ -21,6 +21,7 @@ pub struct ObjectName {
 }
 
 impl ObjectName {
+    /// The object a key holds, under kube-apiserver's `storage_prefix`.
     pub fn of(key: &[u8], storage_prefix: &str) -> ObjectName {
         match parse_key(key, storage_prefix) {
             Some(ok) => ObjectName {
@@ -70,6 +71,7 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Counts one more object with outcome `o`.
     pub fn add(&mut self, o: Outcome) {
         match o {
             Outcome::Change(Change::Added) => self.added += 1,
@@ -111,12 +113,14 @@ pub struct GroupRow<'t> {
 }
 
 impl Tally {
+    /// Counts one more object of `name`'s resource and namespace.
     pub fn add(&mut self, name: &ObjectName, o: Outcome) {
         let r = name.resource.clone().unwrap_or_else(|| "-".into());
         let ns = name.namespace.clone().unwrap_or_else(|| "-".into());
         self.groups.entry((r, ns)).or_default().add(o);
     }
 
+    /// The counts over every resource and namespace.
     pub fn total(&self) -> Counts {
         let mut t = Counts::default();
         for c in self.groups.values() {
@@ -125,6 +129,7 @@ impl Tally {
         t
     }
 
+    /// One row per resource and namespace, in their order.
     pub fn rows(&self) -> Vec<GroupRow<'_>> {
         self.groups
             .iter()

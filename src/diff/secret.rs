@@ -14,6 +14,7 @@ pub struct SecretKeys {
 }
 
 impl SecretKeys {
+    /// Whether no data key changed.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }

@@ -48,11 +48,13 @@ impl Usage {
             self.largest = Some(o.clone());
         }
     }
+    /// Live and history bytes together.
     pub fn total_bytes(&self) -> u64 {
         self.live_bytes + self.history_bytes
     }
 }
 
+/// One object's stored size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectSize {
@@ -64,6 +66,7 @@ pub struct ObjectSize {
     pub bytes: u64,
 }
 
+/// What Kubernetes events take.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Events {
@@ -74,6 +77,7 @@ pub struct Events {
     pub stored_bytes: u64,
 }
 
+/// Live values encrypted with one provider and key name.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Encrypted {
@@ -82,6 +86,7 @@ pub struct Encrypted {
     pub values: u64,
 }
 
+/// A live value that does not decode, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Undecodable {
@@ -89,6 +94,7 @@ pub struct Undecodable {
     pub reason: String,
 }
 
+/// The security figures: Secrets stored unencrypted, encryption keys in use, undecodable values.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Security {
@@ -280,6 +286,7 @@ impl Figures {
         self
     }
 
+    /// The security figures gathered so far.
     pub fn security(&self) -> Security {
         Security {
             unencrypted_secrets: self.unencrypted_secrets.clone(),

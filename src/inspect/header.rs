@@ -13,6 +13,7 @@ use crate::bolt::Db;
 use crate::bolt::read::{self, Bucket, ReadError};
 use crate::protowire::{Fields, Value};
 
+/// Who the snapshot belongs to: revisions, versions, cluster and members, alarms.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Header {
@@ -32,6 +33,7 @@ pub struct Header {
     pub notes: Vec<String>,
 }
 
+/// A member as the members bucket records it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
@@ -45,6 +47,7 @@ pub struct Member {
     pub is_learner: bool,
 }
 
+/// A raised alarm and the member that raised it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alarm {

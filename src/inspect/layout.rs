@@ -40,6 +40,7 @@ pub struct Element {
 }
 
 impl Element {
+    /// A leaf element of a key and value of these lengths.
     pub fn leaf(key_len: usize, value_len: usize) -> Element {
         Element {
             key_len: key_len as u32,
@@ -131,12 +132,14 @@ pub enum Placed {
 }
 
 impl Placed {
+    /// Bytes the bucket takes in its parent's value.
     pub fn value_len(&self) -> usize {
         match self {
             Placed::Inline(n) => *n,
             Placed::Pages(_) => BUCKET_HEADER,
         }
     }
+    /// Pages the bucket takes of its own (0 when inline).
     pub fn pages(&self) -> u64 {
         match self {
             Placed::Inline(_) => 0,
@@ -146,6 +149,7 @@ impl Placed {
 }
 
 impl BucketLayout {
+    /// A layout for pages of `page` bytes filled to `fill` (bbolt's fill percent) at most.
     pub fn new(page: usize, fill: f64) -> BucketLayout {
         BucketLayout {
             page,
@@ -258,6 +262,7 @@ impl BucketLayout {
         Placed::Pages(pages)
     }
 
+    /// Elements laid out so far.
     pub fn elements(&self) -> u64 {
         self.elements
     }

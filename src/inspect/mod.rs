@@ -27,6 +27,7 @@ pub use figures::{Events, ObjectSize, Security, Usage};
 pub use header::Header;
 pub use space::Space;
 
+/// Why a snapshot cannot be inspected.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error(transparent)]
@@ -46,6 +47,7 @@ pub struct Options {
     pub namespace: Option<String>,
 }
 
+/// A figure with the name it is for (a resource, a namespace).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Named<T> {
@@ -54,6 +56,7 @@ pub struct Named<T> {
     pub usage: T,
 }
 
+/// The leases and the keys attached to them.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Leases {
@@ -69,6 +72,7 @@ pub struct Leases {
     pub top: Vec<LeaseKeys>,
 }
 
+/// A lease with the live keys attached to it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseKeys {
@@ -77,6 +81,7 @@ pub struct LeaseKeys {
     pub keys: u64,
 }
 
+/// Everything `inspect` shows of a snapshot.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Inspection {
@@ -96,6 +101,7 @@ pub struct Inspection {
     pub security: Security,
 }
 
+/// Kubernetes events, with their share of the file.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsShare {

@@ -15,6 +15,7 @@ use crate::bolt::Db;
 use crate::bolt::page::NO_FREELIST;
 use crate::bolt::read::{self, Bucket, ReadError};
 
+/// Where the file's bytes go, and what defragmentation and compaction would give back.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Space {
@@ -126,6 +127,7 @@ pub fn pages_in_use(db: &Db<'_>, buckets: &[Bucket<'_>]) -> Option<u64> {
     Some(used.min(db.hwm()))
 }
 
+/// The space figures of `db`, from the walk of its key bucket and its other buckets.
 pub fn space(
     db: &Db<'_>,
     walked: &Walked<'_>,

@@ -43,12 +43,15 @@ pub struct Folds<'a> {
 type Map<'a> = HashMap<&'a [u8], KeyFold<'a>, foldhash::fast::RandomState>;
 
 impl<'a> Folds<'a> {
+    /// How many keys were folded.
     pub fn len(&self) -> usize {
         self.shards.iter().map(HashMap::len).sum()
     }
+    /// Whether no key was folded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Every key's fold, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &KeyFold<'a>> {
         self.shards.iter().flat_map(HashMap::values)
     }

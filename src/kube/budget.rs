@@ -78,6 +78,7 @@ impl Budget {
         Ok(())
     }
 
+    /// Nodes charged so far.
     pub fn nodes(&self) -> usize {
         self.nodes
     }

@@ -24,6 +24,7 @@ pub const MAX_DEPTH: usize = 10_000;
 /// The most pairs a map may have.
 pub const MAX_MAP_PAIRS: u64 = 2_097_152;
 
+/// Why a CBOR value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CborError {
     #[error("{what} at byte {offset}")]

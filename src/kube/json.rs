@@ -18,6 +18,7 @@ use super::budget::{Budget, TooLarge, drop_deep, go_lossy};
 /// The deepest nesting Go's JSON decoder accepts.
 pub const MAX_DEPTH: usize = 10_000;
 
+/// Why a JSON value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
     #[error("{what} at byte {offset}")]

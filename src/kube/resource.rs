@@ -139,6 +139,7 @@ impl ResourceRef {
         }
     }
 
+    /// The built-in resource this names, if it is one.
     pub fn built_in(&self) -> Option<&'static BuiltIn> {
         match self {
             ResourceRef::BuiltIn(p) => BUILT_IN.iter().find(|r| r.plural == *p),

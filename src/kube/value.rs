@@ -18,10 +18,14 @@ use super::transcode::message_to_json_checked;
 use super::wire::{repair_utf8, survey};
 use crate::protowire::{Fields, Value};
 
+/// The start of a value in the API server's protobuf envelope.
 pub const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
+/// The start of a value encrypted at rest (`k8s:enc:<provider>:v1:<key>:`).
 pub const ENCRYPTED_PREFIX: &[u8] = b"k8s:enc:";
+/// The self-described CBOR tag (55799) that starts a stored CBOR value.
 pub const CBOR_SELF_DESCRIBED: &[u8] = &[0xd9, 0xd9, 0xf7];
 
+/// How a stored value is encoded, from its first bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "encoding", rename_all = "lowercase")]
 pub enum Encoding {
@@ -37,6 +41,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The encoding's name as outputs show it.
     pub fn name(&self) -> &'static str {
         match self {
             Encoding::Protobuf => "protobuf",
@@ -81,6 +86,7 @@ fn encryption_header(rest: &[u8]) -> (String, String) {
     (provider, key)
 }
 
+/// Why a stored value does not decode.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DecodeError {
     #[error("the protobuf envelope (runtime.Unknown) is malformed: {0}")]
@@ -121,6 +127,7 @@ pub struct Unknown<'a> {
     pub content_type: String,
 }
 
+/// Reads the protobuf envelope (`runtime.Unknown`) after its magic.
 pub fn parse_unknown(value: &[u8]) -> Result<Unknown<'_>, DecodeError> {
     let body = value
         .strip_prefix(PROTOBUF_MAGIC)

@@ -18,8 +18,10 @@ use super::insecure::ClientIdentity;
 
 /// etcdctl's defaults: `--dial-timeout 2s`, `--command-timeout 5s`.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one request to a member may take unless told otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a live cluster cannot be reached or answered.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error("no endpoint given: pass --endpoints or set ETCDCTL_ENDPOINTS")]
@@ -251,6 +253,7 @@ impl Member {
     pub fn id(&self) -> u64 {
         self.status.header().map_or(0, |h| h.member_id())
     }
+    /// The member's cluster ID, as its Status header says.
     pub fn cluster_id(&self) -> u64 {
         self.status.header().map_or(0, |h| h.cluster_id())
     }

@@ -24,6 +24,7 @@ use super::connect::{Live, LiveError, Member};
 
 const DIGEST_LEN: usize = 32;
 
+/// Why a snapshot could not be saved.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
     #[error(transparent)]

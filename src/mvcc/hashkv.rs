@@ -68,6 +68,7 @@ impl From<TombstoneRule> for ServerRules {
     }
 }
 
+/// A server version HashKV cannot be computed for (unknown, or a 3.4/3.5 line given without its patch release).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct VersionError(String);
@@ -120,6 +121,7 @@ impl ServerRules {
     }
 }
 
+/// Why a HashKV cannot be computed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HashKvError {
     #[error(transparent)]

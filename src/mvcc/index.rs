@@ -54,9 +54,13 @@ use super::revision::Revision;
 use crate::bolt::page::{FLAG_LEAF, le_u32, le_u64, slice};
 use crate::problem::Problem;
 
+/// The first bytes of a key index file.
 pub const MAGIC: &[u8; 8] = b"ETCDSNPI";
+/// The index format's version; another is refused and rebuilt.
 pub const VERSION: u32 = 1;
+/// Bytes of the index header.
 pub const HEADER_LEN: usize = 128;
+/// Bytes of the snapshot identity in the header.
 pub const IDENTITY_LEN: usize = 64;
 const KEY_ROW_LEN: usize = 16;
 const ENTRY_LEN: usize = 12;
@@ -108,6 +112,7 @@ pub struct Location {
     pub element: u32,
 }
 
+/// Why an index cannot be written or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
     #[error("not an etcdsnap key index (no {MAGIC:?} magic)")]
@@ -229,10 +234,12 @@ impl<'i> KeyIndex<'i> {
         self.identity
     }
 
+    /// How many keys the index holds.
     pub fn key_count(&self) -> usize {
         self.key_count
     }
 
+    /// How many revisions the index holds (every key's).
     pub fn entry_count(&self) -> usize {
         self.entry_count
     }

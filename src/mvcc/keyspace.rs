@@ -31,6 +31,7 @@ pub struct Record<'a> {
     pub kv: KeyValue<'a>,
 }
 
+/// Why the keyspace cannot be read or cannot serve a revision.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeySpaceError {
     #[error(transparent)]
@@ -100,6 +101,7 @@ pub fn record<'a>(key: &'a [u8], value: &'a [u8]) -> Result<Option<Record<'a>>, 
 }
 
 impl<'d, 'a> KeySpace<'d, 'a> {
+    /// The keyspace of `db`: finds the key bucket, the compaction and the current revision.
     pub fn open(db: &'d Db<'a>) -> Result<KeySpace<'d, 'a>, KeySpaceError> {
         let buckets = read::buckets(db)?;
         let key_bucket = *buckets
@@ -196,6 +198,7 @@ impl<'d, 'a> KeySpace<'d, 'a> {
         }
     }
 
+    /// The database the keyspace is read from.
     pub fn db(&self) -> &'d Db<'a> {
         self.db
     }
@@ -344,6 +347,7 @@ pub enum Latest<'a> {
 }
 
 impl<'a> Latest<'a> {
+    /// The record of the key's state (for a deleted key, its last live one).
     pub fn record(&self) -> &Record<'a> {
         match self {
             Latest::Live(r) => r,

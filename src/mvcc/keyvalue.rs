@@ -3,6 +3,7 @@
 
 use crate::protowire::{Fields, Value, WireError};
 
+/// etcd's `mvccpb.KeyValue`: one revision of a key, as stored in the key bucket's value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyValue<'a> {
     pub key: &'a [u8],
@@ -13,6 +14,7 @@ pub struct KeyValue<'a> {
     pub lease: i64,
 }
 
+/// Why a stored KeyValue cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyValueError {
     #[error("not a KeyValue protobuf: {0}")]

@@ -6,7 +6,9 @@
 
 use std::fmt;
 
+/// Bytes of a revision key: main (8), `_`, sub (8).
 pub const REVISION_KEY_LEN: usize = 17;
+/// Bytes of a tombstone's revision key: a revision key and `t`.
 pub const TOMBSTONE_KEY_LEN: usize = 18;
 
 /// An MVCC revision: the store revision of a txn and the change's index in it.
@@ -29,6 +31,7 @@ pub struct RevisionKey {
     pub tombstone: bool,
 }
 
+/// Why a key of the key bucket is not a revision key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RevisionKeyError {
     #[error("revision key is {0} bytes (expected 17, or 18 for a tombstone)")]
@@ -48,6 +51,7 @@ fn be_i64(b: &[u8]) -> i64 {
 }
 
 impl RevisionKey {
+    /// Reads a key of the key bucket: exactly 17 bytes, or 18 ending in `t`.
     pub fn parse(key: &[u8]) -> Result<RevisionKey, RevisionKeyError> {
         let tombstone = match key.len() {
             REVISION_KEY_LEN => false,

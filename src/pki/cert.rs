@@ -30,6 +30,7 @@ pub enum Usage {
 }
 
 impl Usage {
+    /// The usage's name as Go prints it.
     pub fn name(self) -> &'static str {
         match self {
             Usage::ServerAuth => "serverAuth",

@@ -33,6 +33,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many findings are errors.
     pub fn errors(&self) -> usize {
         self.findings
             .iter()
@@ -40,6 +41,7 @@ impl Report {
             .count()
     }
 
+    /// How many findings are warnings.
     pub fn warnings(&self) -> usize {
         self.findings.len() - self.errors()
     }

@@ -39,6 +39,7 @@ use crate::restore::durable;
 /// kubeadm's backdating of NotBefore (`CertificateBackdate`).
 pub const BACKDATE_SECS: i64 = 5 * 60;
 
+/// Why certificates could not be issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
     #[error("{}: {source}", .path.display())]
@@ -103,6 +104,7 @@ pub struct IssueOptions {
     pub now: SystemTime,
 }
 
+/// What happened to one file of the output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {

@@ -35,6 +35,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order reports list them.
     pub const ALL: [Role; 5] = [
         Role::Ca,
         Role::Server,
@@ -66,6 +67,7 @@ pub struct Pair {
     pub key: Option<PathBuf>,
 }
 
+/// The layouts a PKI directory is recognised in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -87,6 +89,7 @@ pub struct NodePki {
 }
 
 impl NodePki {
+    /// The files of `role`, if present.
     pub fn get(&self, role: Role) -> Option<&Pair> {
         self.pairs.iter().find(|p| p.role == role)
     }

@@ -29,6 +29,7 @@ pub struct MemberUrls {
     pub client_urls: Vec<String>,
 }
 
+/// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -51,6 +52,7 @@ pub struct Finding {
     pub reason: String,
 }
 
+/// Why a PKI directory cannot be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{}: {source}", .path.display())]

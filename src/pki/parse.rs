@@ -16,11 +16,17 @@ use der::{Decode, Encode, Reader};
 use pkcs8::PrivateKeyInfo;
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
+/// rsaEncryption.
 pub const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// id-ecPublicKey.
 pub const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// id-Ed25519.
 pub const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+/// The P-256 curve (prime256v1, secp256r1).
 pub const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// The P-384 curve (secp384r1).
 pub const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// The P-521 curve (secp521r1).
 pub const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// Why bytes are not a usable key or certificate.
@@ -124,6 +130,7 @@ impl Curve {
         }
     }
 
+    /// The curve's object identifier.
     pub fn oid(&self) -> ObjectIdentifier {
         match self {
             Curve::P256 => OID_P256,
@@ -133,6 +140,7 @@ impl Curve {
         }
     }
 
+    /// The curve's name as Go prints it.
     pub fn name(&self) -> String {
         match self {
             Curve::P256 => "P-256".into(),

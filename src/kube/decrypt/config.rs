@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 pub struct KeyBytes(Zeroizing<Vec<u8>>);
 
 impl KeyBytes {
+    /// The key's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
@@ -43,6 +44,7 @@ impl std::fmt::Debug for SecretText {
     }
 }
 
+/// Why an EncryptionConfiguration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read the encryption config: {source}")]
@@ -129,6 +131,7 @@ pub enum Cipher {
 }
 
 impl Cipher {
+    /// The provider's name in the configuration and in stored prefixes.
     pub fn name(self) -> &'static str {
         match self {
             Cipher::AesCbc => "aescbc",

@@ -167,6 +167,7 @@ impl Decryptor {
         })
     }
 
+    /// Whether an EncryptionConfiguration was given.
     pub fn has_config(&self) -> bool {
         self.config.is_some()
     }
