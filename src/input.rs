@@ -32,9 +32,13 @@ pub const TRAILER_LEN: usize = 32;
 /// How the input file was stored on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Not compressed.
     None,
+    /// zstd.
     Zstd,
+    /// gzip.
     Gzip,
+    /// A zip archive holding the snapshot (as k3s writes them).
     Zip,
 }
 
@@ -66,20 +70,26 @@ impl Compression {
 /// Why a snapshot file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// The file cannot be opened.
     #[error("{path}: cannot open: {source}")]
     Open { path: PathBuf, source: io::Error },
+    /// The file cannot be read.
     #[error("{path}: cannot read: {source}")]
     Read { path: PathBuf, source: io::Error },
+    /// The compressed data is not valid.
     #[error("{path}: cannot decompress {format} data: {detail}")]
     Decompress {
         path: PathBuf,
         format: &'static str,
         detail: String,
     },
+    /// A zip archive with no file in it.
     #[error("{path}: the zip archive holds no file")]
     EmptyZip { path: PathBuf },
+    /// The inflated copy cannot be written to the temporary directory.
     #[error("{path}: cannot write the inflated copy to the temporary directory: {source}")]
     Temp { path: PathBuf, source: io::Error },
+    /// The snapshot is damaged in a way that stops every command.
     #[error("{path}: damaged snapshot: {detail}")]
     Damaged { path: PathBuf, detail: String },
 }

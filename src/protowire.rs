@@ -9,8 +9,10 @@
 /// Why protobuf wire bytes cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// A varint runs past the end.
     #[error("truncated varint at byte {0}")]
     Varint(usize),
+    /// A length-delimited field runs past the end.
     #[error("field {field} at byte {at}: length {len} runs past the end ({end})")]
     Length {
         field: u32,
@@ -18,14 +20,17 @@ pub enum WireError {
         len: u64,
         end: usize,
     },
+    /// A wire type other than varint, fixed64, length-delimited, fixed32.
     #[error("field {field} at byte {at}: unsupported wire type {wire_type}")]
     WireType {
         field: u32,
         at: usize,
         wire_type: u8,
     },
+    /// Field number 0.
     #[error("field number 0 at byte {0}")]
     FieldZero(usize),
+    /// A fixed-width field runs past the end.
     #[error("truncated fixed-width field at byte {0}")]
     Fixed(usize),
 }
@@ -33,9 +38,13 @@ pub enum WireError {
 /// A field's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
+    /// Wire type 0.
     Varint(u64),
+    /// Wire type 1.
     Fixed64(u64),
+    /// Wire type 2: the field's bytes.
     Bytes(&'a [u8]),
+    /// Wire type 5.
     Fixed32(u32),
 }
 

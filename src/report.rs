@@ -46,7 +46,9 @@ pub fn escape_bytes(b: &[u8]) -> String {
 /// Cell alignment in a [`Table`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
+    /// Every column left-aligned.
     Left,
+    /// Every column right-aligned.
     Right,
 }
 

@@ -18,8 +18,11 @@ use crate::problem::{Problem, Problems};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
+    /// The check ran and found nothing wrong.
     Passed,
+    /// The check found something wrong.
     Failed,
+    /// The check did not run (what it needs is missing or could not be read).
     Skipped,
 }
 

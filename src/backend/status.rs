@@ -50,6 +50,7 @@ pub struct Status {
 /// Why a status cannot be computed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StatusError {
+    /// The file fails etcdutl's integrity check (bbolt's consistency check).
     #[error("snapshot file integrity check failed. {} errors found.", .0.total())]
     Integrity(Problems),
 }

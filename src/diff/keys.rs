@@ -15,7 +15,9 @@ use crate::mvcc::keyspace::Record;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
+    /// Only in the new state.
     Added,
+    /// Only in the old state.
     Removed,
     /// Another value or another lease.
     Modified,

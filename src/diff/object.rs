@@ -54,6 +54,7 @@ impl fmt::Display for ObjectName {
 /// How a changed object is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Added, removed, modified or rewritten.
     Change(Change),
     /// Modified, but only in what the noise filter leaves out.
     NoiseOnly,

@@ -30,8 +30,10 @@ pub use space::Space;
 /// Why a snapshot cannot be inspected.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// The buckets cannot be read.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The keyspace cannot be read.
     #[error(transparent)]
     KeySpace(#[from] KeySpaceError),
 }

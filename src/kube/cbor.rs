@@ -27,8 +27,10 @@ pub const MAX_MAP_PAIRS: u64 = 2_097_152;
 /// Why a CBOR value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CborError {
+    /// Not what the API server accepts, at this offset.
     #[error("{what} at byte {offset}")]
     Invalid { what: String, offset: usize },
+    /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
 }

@@ -21,8 +21,10 @@ pub const MAX_DEPTH: usize = 10_000;
 /// Why a JSON value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
+    /// Not what the API server accepts, at this offset.
     #[error("{what} at byte {offset}")]
     Syntax { what: String, offset: usize },
+    /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
 }

@@ -106,7 +106,9 @@ pub const BUILT_IN: &[BuiltIn] = &[
 /// or a bare plural looked up among the snapshot's keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResourceRef {
+    /// A built-in resource, by its plural.
     BuiltIn(&'static str),
+    /// A custom resource: its plural and group (empty when not given).
     Custom {
         plural: String,
         group: Option<String>,

@@ -29,14 +29,19 @@ pub const CBOR_SELF_DESCRIBED: &[u8] = &[0xd9, 0xd9, 0xf7];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "encoding", rename_all = "lowercase")]
 pub enum Encoding {
+    /// The API server's protobuf envelope (`k8s\0`).
     Protobuf,
+    /// A JSON object.
     Json,
+    /// Self-described CBOR.
     Cbor,
+    /// Encrypted at rest: the provider and key name its prefix names.
     Encrypted {
         provider: String,
         #[serde(rename = "keyName")]
         key_name: String,
     },
+    /// None of those.
     Other,
 }
 
@@ -89,28 +94,37 @@ fn encryption_header(rest: &[u8]) -> (String, String) {
 /// Why a stored value does not decode.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DecodeError {
+    /// The envelope itself does not decode.
     #[error("the protobuf envelope (runtime.Unknown) is malformed: {0}")]
     Envelope(String),
+    /// The envelope names a type the built-in schema does not have.
     #[error("no built-in schema for apiVersion {api_version:?} kind {kind:?}")]
     UnknownKind { api_version: String, kind: String },
+    /// The object's protobuf does not decode.
     #[error("{api_version}/{kind}: the object's protobuf does not decode: {detail}")]
     Object {
         api_version: String,
         kind: String,
         detail: String,
     },
+    /// Not valid JSON.
     #[error("the value is not valid JSON: {0}")]
     Json(String),
+    /// Not valid CBOR.
     #[error("the value is not valid CBOR: {0}")]
     Cbor(String),
+    /// Encrypted at rest, and not decrypted.
     #[error(
         "the value is encrypted at rest ({provider}, key {key_name}): `get`, `ls`, `history` and `verify --deep` decrypt it with the API server's EncryptionConfiguration (--encryption-config FILE)"
     )]
     Encrypted { provider: String, key_name: String },
+    /// Not a Kubernetes object.
     #[error("the value is not a Kubernetes object (no protobuf, JSON or CBOR encoding)")]
     NotAnObject,
+    /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    /// The built-in schema cannot be loaded.
     #[error(transparent)]
     Schema(#[from] SchemaError),
 }

@@ -131,7 +131,9 @@ pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<String, BTreeSet<String
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// The check passed.
     Pass,
+    /// The check failed.
     Fail,
     /// Could not be told (a member unreachable, a revision compacted away).
     Unknown,

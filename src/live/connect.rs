@@ -24,47 +24,58 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a live cluster cannot be reached or answered.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// No endpoint given.
     #[error("no endpoint given: pass --endpoints or set ETCDCTL_ENDPOINTS")]
     NoEndpoint,
+    /// A TLS file cannot be read.
     #[error("{what} {}: {source}", .path.display())]
     File {
         what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A TLS file is not usable PEM.
     #[error("{what} {}: {why}", .path.display())]
     Pem {
         what: &'static str,
         path: PathBuf,
         why: String,
     },
+    /// Only one of --cert and --key.
     #[error("--cert and --key go together: {0}")]
     HalfIdentity(&'static str),
+    /// --insecure-skip-tls-verify cannot be honoured.
     #[error("--insecure-skip-tls-verify: {0}")]
     Insecure(String),
+    /// The endpoint cannot be dialled.
     #[error("{endpoint}: {why}")]
     Dial { endpoint: String, why: String },
+    /// A setting has a value it cannot take.
     #[error("bad {name} {value:?}: {why}")]
     BadSetting {
         name: &'static str,
         value: String,
         why: String,
     },
+    /// The network runtime cannot start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
     // The client's error is rendered here (not chained as a source: its
     // Display repeats tonic's debug form of the whole chain).
+    /// The client cannot connect to the endpoint.
     #[error("{endpoint}: {}", describe_rpc_error(.err))]
     Client {
         endpoint: String,
         err: etcd_client::Error,
     },
+    /// A call to the member failed.
     #[error("{endpoint}: {call}: {}", describe_rpc_error(.err))]
     Call {
         endpoint: String,
         call: &'static str,
         err: etcd_client::Error,
     },
+    /// A call got no answer in time.
     #[error(
         "{endpoint}: no answer to {call} within {} (is the endpoint right, the member up, and TLS as \
          the member expects: http vs https, --cacert/--cert/--key?)",

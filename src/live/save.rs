@@ -27,26 +27,32 @@ const DIGEST_LEN: usize = 32;
 /// Why a snapshot could not be saved.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
+    /// The member cannot be reached or answered.
     #[error(transparent)]
     Live(#[from] LiveError),
+    /// Writing the snapshot failed.
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Interrupted; nothing was written.
     #[error("{0}: stopped; the partial download was removed and nothing was written")]
     Interrupted(#[from] crate::interrupt::Interrupted),
+    /// The output exists and --force was not given.
     #[error(
         "{} already exists; remove it, choose another name, or pass --force to replace it",
         .0.display()
     )]
     Exists(PathBuf),
+    /// The output appeared while the save ran; it was left as it is.
     #[error(
         "{} appeared while this save ran (another save to the same file?); it was left as it is and \
          nothing was written; pass --force to replace it",
         .0.display()
     )]
     AppearedMeanwhile(PathBuf),
+    /// The stream ended before the size the server announced.
     #[error(
         "{endpoint}: the stream ended after {received} bytes while the server said {remaining} more \
          were to come"
@@ -56,11 +62,13 @@ pub enum SaveError {
         received: u64,
         remaining: u64,
     },
+    /// The stream is too short to hold a snapshot and its sha256.
     #[error(
         "{endpoint}: the stream ended after {received} bytes, too short to hold a snapshot and its \
          sha256"
     )]
     TooShort { endpoint: String, received: u64 },
+    /// The bytes received do not hash to the server's trailer.
     #[error(
         "{endpoint}: sha256 mismatch: the server's trailer says {expected}, the {received} bytes \
          received hash to {actual}; the snapshot was damaged in transit or by the server"

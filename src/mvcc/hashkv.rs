@@ -124,12 +124,15 @@ impl ServerRules {
 /// Why a HashKV cannot be computed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HashKvError {
+    /// The keyspace cannot be read.
     #[error(transparent)]
     KeySpace(#[from] KeySpaceError),
+    /// The revision is compacted away.
     #[error(
         "mvcc: required revision has been compacted (revision {requested}; the snapshot is compacted at {compacted})"
     )]
     Compacted { requested: i64, compacted: i64 },
+    /// The revision is past the snapshot's.
     #[error(
         "mvcc: required revision is a future revision (revision {requested}; the snapshot's revision is {current})"
     )]

@@ -115,16 +115,22 @@ pub struct Location {
 /// Why an index cannot be written or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
+    /// Not a key index file.
     #[error("not an etcdsnap key index (no {MAGIC:?} magic)")]
     Magic,
+    /// A format version this build does not read.
     #[error("key index version {0} is not supported (this etcdsnap reads version {VERSION})")]
     Version(u32),
+    /// The file's length is not what its header says.
     #[error("key index is {len} bytes; its header says {expected}")]
     Length { len: usize, expected: String },
+    /// The stored checksum is not the file's.
     #[error("key index checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
     Checksum { stored: u32, computed: u32 },
+    /// A record that does not fit the format.
     #[error("key index byte {offset}: {what}")]
     Layout { offset: usize, what: String },
+    /// Too many revisions for the format.
     #[error("the snapshot has more than 2^32 stored revisions; not indexed")]
     TooLarge,
 }

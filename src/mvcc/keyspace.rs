@@ -34,16 +34,21 @@ pub struct Record<'a> {
 /// Why the keyspace cannot be read or cannot serve a revision.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeySpaceError {
+    /// The buckets cannot be read.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The snapshot has no key bucket.
     #[error("the snapshot has no key bucket")]
     NoKeyBucket,
+    /// The key bucket is damaged.
     #[error("{0}")]
     Corrupt(Problem),
+    /// The revision is compacted away.
     #[error(
         "revision {requested} has been compacted: the snapshot keeps history from revision {compacted} on"
     )]
     Compacted { requested: i64, compacted: i64 },
+    /// The revision is past the snapshot's.
     #[error("revision {requested} is in the future: the snapshot's revision is {current}")]
     Future { requested: i64, current: i64 },
 }
@@ -339,7 +344,9 @@ impl<'d, 'a> KeySpace<'d, 'a> {
 /// A key's state in [`KeySpace::latest`].
 #[derive(Debug, Clone, Copy)]
 pub enum Latest<'a> {
+    /// The key exists: its latest revision.
     Live(Record<'a>),
+    /// The key was deleted: its last live revision, and the deletion's.
     Deleted {
         last_live: Record<'a>,
         deleted_at: Revision,

@@ -17,8 +17,10 @@ pub struct KeyValue<'a> {
 /// Why a stored KeyValue cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyValueError {
+    /// The bytes are not protobuf.
     #[error("not a KeyValue protobuf: {0}")]
     Wire(#[from] WireError),
+    /// A known field with the wrong wire type.
     #[error("KeyValue field {field} has the wrong wire type")]
     FieldType { field: u32 },
 }

@@ -34,12 +34,16 @@ pub struct RevisionKey {
 /// Why a key of the key bucket is not a revision key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RevisionKeyError {
+    /// Neither 17 nor 18 bytes.
     #[error("revision key is {0} bytes (expected 17, or 18 for a tombstone)")]
     Length(usize),
+    /// Byte 8 is not `_`.
     #[error("revision key byte 8 is 0x{0:02x} (expected '_')")]
     Separator(u8),
+    /// An 18th byte that is not `t`.
     #[error("revision key's 18th byte is 0x{0:02x} (expected 't' for a tombstone)")]
     Marker(u8),
+    /// A negative main or sub revision.
     #[error("revision key has a negative revision {main}_{sub}")]
     Negative { main: i64, sub: i64 },
 }

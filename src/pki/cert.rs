@@ -25,7 +25,9 @@ pub struct Eku {
 /// What an EKU check asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
+    /// TLS server authentication.
     ServerAuth,
+    /// TLS client authentication.
     ClientAuth,
 }
 

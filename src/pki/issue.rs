@@ -42,27 +42,34 @@ pub const BACKDATE_SECS: i64 = 5 * 60;
 /// Why certificates could not be issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
+    /// A file cannot be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The CA directory is not a PKI layout.
     #[error(transparent)]
     Layout(#[from] super::PkiError),
+    /// The CA cannot sign (missing, not a CA, expired, no matching key).
     #[error("{}: {why}", .path.display())]
     Ca { path: PathBuf, why: String },
+    /// A member name that cannot be a directory name.
     #[error(
         "member name {0:?} cannot be a directory name under the output (it must not be empty, `etcd`, `.`, `..` or hold `/`)"
     )]
     BadName(String),
+    /// --days 0.
     #[error("--days must be at least 1")]
     Days,
+    /// A URL host no SAN can match.
     #[error("member {member}: URL {url}: {why}")]
     Host {
         member: String,
         url: String,
         why: String,
     },
+    /// The certificates would end after their CA.
     #[error(
         "--days {days}: the certificates would end {leaf_end}, after their CA ({ca}) ends \
          {ca_end}; Go refuses a chain once its CA expires, so give --days {max} or fewer \
@@ -75,12 +82,14 @@ pub enum IssueError {
         ca_end: String,
         max: i64,
     },
+    /// Files that would be overwritten without --force.
     #[error(
         "would overwrite {}: give --force to replace (the old files are moved aside as \
          <file>.etcdsnap-bak-<UTC time>)",
         .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     Exists(Vec<PathBuf>),
+    /// Signing or checking a certificate failed.
     #[error("signing {what}: {why}")]
     Sign { what: String, why: String },
 }
@@ -108,11 +117,10 @@ pub struct IssueOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
+    /// Written where there was nothing.
     Created,
     /// Replaced (`--force`); the old file was moved to `backup`.
-    Replaced {
-        backup: PathBuf,
-    },
+    Replaced { backup: PathBuf },
     /// Already there with the same bytes.
     Unchanged,
 }

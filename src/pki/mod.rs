@@ -33,7 +33,9 @@ pub struct MemberUrls {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Go accepts it, but it needs attention.
     Warning,
+    /// Go refuses it.
     Error,
 }
 
@@ -55,11 +57,13 @@ pub struct Finding {
 /// Why a PKI directory cannot be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    /// A file cannot be read.
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The directory is not a PKI layout etcdsnap knows.
     #[error("{}: {why}", .path.display())]
     Layout { path: PathBuf, why: String },
 }

@@ -32,6 +32,7 @@ pub const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.3
 /// Why bytes are not a usable key or certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// The bytes are not a key or certificate this reader takes.
     #[error("{0}")]
     Bad(String),
     /// An encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
@@ -103,10 +104,13 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 /// The form a key file was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KeyForm {
+    /// An RSA key in PKCS#1 (`RSA PRIVATE KEY`).
     #[serde(rename = "PKCS#1")]
     Pkcs1,
+    /// An EC key in SEC1 (`EC PRIVATE KEY`).
     #[serde(rename = "SEC1")]
     Sec1,
+    /// Any key in PKCS#8 (`PRIVATE KEY`).
     #[serde(rename = "PKCS#8")]
     Pkcs8,
 }
@@ -114,9 +118,13 @@ pub enum KeyForm {
 /// An elliptic curve, by its OID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Curve {
+    /// NIST P-256.
     P256,
+    /// NIST P-384.
     P384,
+    /// NIST P-521.
     P521,
+    /// Another curve, by its object identifier.
     Other(ObjectIdentifier),
 }
 
@@ -156,15 +164,10 @@ impl Curve {
 pub enum PublicKey {
     /// Modulus and exponent, without leading zero bytes (`der`'s unsigned
     /// INTEGER magnitudes).
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
+    Rsa { n: Vec<u8>, e: Vec<u8> },
     /// The curve and the encoded point (as in the certificate).
-    Ec {
-        curve: Curve,
-        point: Vec<u8>,
-    },
+    Ec { curve: Curve, point: Vec<u8> },
+    /// An Ed25519 public key's 32 bytes.
     Ed25519(Vec<u8>),
 }
 

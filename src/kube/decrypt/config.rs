@@ -47,13 +47,16 @@ impl std::fmt::Debug for SecretText {
 /// Why an EncryptionConfiguration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("{path}: cannot read the encryption config: {source}")]
     Io {
         path: String,
         source: std::io::Error,
     },
+    /// The file is not an EncryptionConfiguration.
     #[error("{path}: not an EncryptionConfiguration: {detail}")]
     Parse { path: String, detail: String },
+    /// The configuration is not one the API server accepts.
     #[error("{path}: {detail}")]
     Invalid { path: String, detail: String },
 }
@@ -125,8 +128,11 @@ struct KmsV1 {
 /// The ciphers whose keys are in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
+    /// AES-CBC with PKCS#7 padding (`aescbc`).
     AesCbc,
+    /// AES-GCM (`aesgcm`).
     AesGcm,
+    /// XSalsa20-Poly1305 (`secretbox`).
     Secretbox,
 }
 
@@ -156,16 +162,12 @@ pub struct Key {
 /// One provider of a resource entry, in config order.
 #[derive(Debug, Clone)]
 pub enum Provider {
-    Cipher {
-        cipher: Cipher,
-        keys: Vec<Key>,
-    },
+    /// A cipher with its keys, the first one writing.
+    Cipher { cipher: Cipher, keys: Vec<Key> },
+    /// Values stored as they are.
     Identity,
     /// `version` is "v1" or "v2".
-    Kms {
-        version: String,
-        name: String,
-    },
+    Kms { version: String, name: String },
 }
 
 /// One `resources:` entry: what it covers and its providers in order.

@@ -37,6 +37,7 @@ use crate::problem::printable;
 /// provider and the key name; none holds key material or plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecryptError {
+    /// The value is encrypted and no configuration was given.
     #[error(
         "{key}: encrypted at rest ({provider}, key {key_name:?}); give the API server's --encryption-config to decrypt it"
     )]
@@ -45,10 +46,12 @@ pub enum DecryptError {
         provider: String,
         key_name: String,
     },
+    /// Encrypted by a KMS plugin, which alone can decrypt it.
     #[error(
         "{key}: encrypted by {info}: only the KMS plugin can decrypt it (its data key is wrapped by the external KMS)"
     )]
     Kms { key: String, info: KmsInfo },
+    /// The configuration has no entry for the value's resource.
     #[error(
         "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor one for its group or *.*)"
     )]
@@ -58,6 +61,7 @@ pub enum DecryptError {
         key_name: String,
         resource: String,
     },
+    /// The configuration does not list the key the value names.
     #[error(
         "{key}: encrypted with {provider} key {key_name:?}, which the encryption config does not list for resource {resource} ({configured})"
     )]
@@ -69,6 +73,7 @@ pub enum DecryptError {
         /// The provider's key names that are configured, or why none is.
         configured: String,
     },
+    /// The named key does not decrypt the value.
     #[error("{key}: {provider} key {key_name:?} does not decrypt it: {reason}")]
     Failed {
         key: String,
