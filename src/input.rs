@@ -79,8 +79,11 @@ pub enum InputError {
     /// The compressed data is not valid.
     #[error("{path}: cannot decompress {format} data: {detail}")]
     Decompress {
+        /// The file.
         path: PathBuf,
+        /// The compression format.
         format: &'static str,
+        /// What the decompressor said.
         detail: String,
     },
     /// A zip archive with no file in it.
@@ -112,7 +115,9 @@ impl InputError {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}", path.display(), excess.describe())]
 pub struct ExcessDamage {
+    /// The file.
     pub path: PathBuf,
+    /// What follows the snapshot.
     pub excess: Excess,
 }
 

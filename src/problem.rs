@@ -22,6 +22,7 @@ pub struct Problem {
     /// The key concerned, printable (non-printable bytes as `\xNN`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -114,7 +115,9 @@ pub fn printable(bytes: &[u8]) -> String {
 /// of damage gives a readable report in bounded memory.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Problems {
+    /// The problems kept.
     pub items: Vec<Problem>,
+    /// Problems found beyond those kept.
     pub omitted: u64,
 }
 

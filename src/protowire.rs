@@ -15,16 +15,23 @@ pub enum WireError {
     /// A length-delimited field runs past the end.
     #[error("field {field} at byte {at}: length {len} runs past the end ({end})")]
     Length {
+        /// The field number.
         field: u32,
+        /// The offset of the field.
         at: usize,
+        /// The length it claims.
         len: u64,
+        /// The end of the message.
         end: usize,
     },
     /// A wire type other than varint, fixed64, length-delimited, fixed32.
     #[error("field {field} at byte {at}: unsupported wire type {wire_type}")]
     WireType {
+        /// The field number.
         field: u32,
+        /// The offset of the field.
         at: usize,
+        /// The wire type found.
         wire_type: u8,
     },
     /// Field number 0.

@@ -29,9 +29,13 @@ pub enum CheckStatus {
 /// One check of a snapshot: its outcome, what it saw, the problems found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The check's name as outputs show it.
     pub name: &'static str,
+    /// Its outcome.
     pub status: CheckStatus,
+    /// What it saw (or why it was skipped).
     pub detail: String,
+    /// The problems found, at most [`crate::problem::Problems::CAP`].
     pub problems: Vec<Problem>,
     /// Problems found beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
@@ -82,31 +86,44 @@ impl Check {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    /// Bytes of the file as read (decompressed).
     pub file_size: u64,
+    /// How the file was stored.
     pub compression: &'static str,
+    /// Whether the file ends with a sha256 trailer.
     pub has_trailer: bool,
     /// The sha256 of the whole (decompressed) file, db and trailer, as
     /// `sha256sum` prints it; taken with the trailer check, so only for a
     /// file that has a trailer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The page size the meta page in force names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u64>,
+    /// The meta page in force (0 or 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_in_force: Option<u64>,
+    /// Its transaction id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txid: Option<u64>,
+    /// Its high-water mark (pages in use or free, from the start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub high_water_mark: Option<u64>,
+    /// High-water mark times page size: the bytes bbolt considers the database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_size: Option<u64>,
+    /// What the walk of the pages counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pages: Option<Stats>,
+    /// Every top-level bucket's name.
     pub buckets: Vec<String>,
+    /// etcd's buckets that every snapshot has and this one lacks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_usual_buckets: Vec<String>,
+    /// The key bucket's figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyspace: Option<KeySpace>,
+    /// What the meta bucket records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<MetaInfo>,
     /// What was noticed about the input besides the checks (e.g. what a
@@ -118,9 +135,13 @@ pub struct Summary {
 /// What `verify` found: every check, and whether all passed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The file checked.
     pub file: String,
+    /// Whether every check passed.
     pub passed: bool,
+    /// Every check, in order.
     pub checks: Vec<Check>,
+    /// The file's figures.
     pub summary: Summary,
 }
 

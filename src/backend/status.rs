@@ -36,10 +36,15 @@ use crate::problem::{Problem, Problems};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// etcdutl's hash of the file's buckets (crc32c).
     pub hash: u32,
+    /// The keyspace's current revision.
     pub revision: i64,
+    /// The stored revisions (etcd 3.5's totalKey).
     pub total_key: u64,
+    /// The file's size in bytes.
     pub total_size: u64,
+    /// The storage version, printed by etcdutl 3.6 and later.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// etcdutl 3.6+'s totalKey, or why etcdutl 3.6+ would fail on this file.

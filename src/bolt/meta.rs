@@ -23,19 +23,27 @@ pub const MAX_PAGE_SIZE: u32 = 1 << 20;
 /// A meta page as bbolt writes it (one of the two at pages 0 and 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
+    /// The meta page's header.
     pub header: PageHeader,
+    /// bbolt's magic number, 0xED0CDAED.
     pub magic: u32,
+    /// The format version, 2.
     pub version: u32,
+    /// The page size the file was written with.
     pub page_size: u32,
+    /// Database flags (unused by bbolt).
     pub flags: u32,
     /// Root page of the root bucket.
     pub root: u64,
+    /// The root bucket's sequence.
     pub root_sequence: u64,
     /// Freelist page, or [`super::page::NO_FREELIST`].
     pub freelist: u64,
     /// High-water mark: number of pages in use.
     pub pgid: u64,
+    /// The transaction that wrote this meta page; the valid one with the higher txid is in force.
     pub txid: u64,
+    /// FNV-1a 64 of the meta fields before it.
     pub checksum: u64,
 }
 

@@ -76,9 +76,13 @@ pub fn flags_name(flags: u16) -> String {
 /// The 16-byte header at the start of every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageHeader {
+    /// The page's id: its offset divided by the page size.
     pub id: u64,
+    /// What the page holds (the `FLAG_*` bits).
     pub flags: u16,
+    /// Elements on the page (freelist: ids, or 0xFFFF and a count in the first).
     pub count: u16,
+    /// Pages that follow this one as part of it.
     pub overflow: u32,
 }
 
@@ -98,15 +102,20 @@ impl PageHeader {
 /// overflow pages included, cut short at the end of the file).
 #[derive(Debug, Clone, Copy)]
 pub struct Node<'a> {
+    /// The node's page header.
     pub header: PageHeader,
+    /// The node's bytes, overflow pages included.
     pub bytes: &'a [u8],
 }
 
 /// One element of a leaf node.
 #[derive(Debug, Clone, Copy)]
 pub struct LeafElement<'a> {
+    /// Element flags (the bucket flag).
     pub flags: u32,
+    /// The key.
     pub key: &'a [u8],
+    /// The value (a bucket header when the bucket flag is set).
     pub value: &'a [u8],
 }
 
@@ -120,7 +129,9 @@ impl LeafElement<'_> {
 /// One element of a branch node: the first key of a child and the child's pgid.
 #[derive(Debug, Clone, Copy)]
 pub struct BranchElement<'a> {
+    /// The first key of the child's subtree.
     pub key: &'a [u8],
+    /// The child page's id.
     pub child: u64,
 }
 
@@ -134,6 +145,7 @@ pub enum ElementFault {
     /// Its key and value do not start after the data of the element before it
     /// (or, for the first element, after the element array).
     Overlap {
+        /// The element that overlaps another.
         index: usize,
         /// Offset of its data inside the node.
         start: u64,
@@ -264,7 +276,9 @@ pub enum BucketRoot<'a> {
 /// A bucket's value in its parent: where its root is, and its sequence.
 #[derive(Debug, Clone, Copy)]
 pub struct BucketHeader<'a> {
+    /// Where the bucket's root node is.
     pub root: BucketRoot<'a>,
+    /// The bucket's sequence counter.
     pub sequence: u64,
 }
 

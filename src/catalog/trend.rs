@@ -430,11 +430,17 @@ fn size_rule(base: &Entry, new: &Entry) -> RuleResult {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeriesReport {
+    /// The series' name (its labels, or its cluster ID).
     pub series: String,
+    /// sha256 of the newest entry.
     pub sha256: String,
+    /// The newest entry's path.
     pub path: String,
+    /// The newest entry's revision.
     pub revision: i64,
+    /// Whether every rule passed.
     pub passed: bool,
+    /// Every rule's result.
     pub rules: Vec<RuleResult>,
 }
 

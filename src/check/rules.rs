@@ -15,7 +15,9 @@ pub struct RuleResult {
     /// The rule as the policy names it, with its subject
     /// (`minObjects nodes`, `requiredNamespaces kube-system`).
     pub rule: String,
+    /// Whether the rule passed.
     pub passed: bool,
+    /// What a pipeline log should show.
     pub message: String,
 }
 

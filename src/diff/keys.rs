@@ -41,8 +41,11 @@ impl Change {
 /// One changed key, with its record on each side it exists on.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyChange<'a> {
+    /// Added, removed, modified or rewritten.
     pub change: Change,
+    /// The key's record in the old state, if it exists there.
     pub old: Option<Record<'a>>,
+    /// The key's record in the new state, if it exists there.
     pub new: Option<Record<'a>>,
 }
 

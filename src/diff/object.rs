@@ -15,6 +15,7 @@ use crate::report::{escape_bytes, escape_controls};
 pub struct ObjectName {
     /// `deployments.apps`; `None` for a key that is not an object's.
     pub resource: Option<String>,
+    /// The namespace, for a namespaced object.
     pub namespace: Option<String>,
     /// The object's name, or the whole key (escaped) when not an object.
     pub name: String,
@@ -64,10 +65,15 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
+    /// Objects added.
     pub added: usize,
+    /// Objects removed.
     pub removed: usize,
+    /// Objects modified in fields the noise filter keeps.
     pub modified: usize,
+    /// Objects modified only in fields the noise filter leaves out.
     pub noise_only: usize,
+    /// Keys written again with the same bytes.
     pub rewritten: usize,
 }
 
@@ -101,14 +107,18 @@ impl Counts {
 /// Counts per (resource, namespace); `-` stands for none.
 #[derive(Debug, Default)]
 pub struct Tally {
+    /// Counts per resource and namespace (`-` for none).
     pub groups: BTreeMap<(String, String), Counts>,
 }
 
 /// One row of `diff --stat -w json`.
 #[derive(Serialize)]
 pub struct GroupRow<'t> {
+    /// The resource.
     pub resource: &'t str,
+    /// The namespace (`-` for none).
     pub namespace: &'t str,
+    /// The group's counts.
     #[serde(flatten)]
     pub counts: Counts,
 }

@@ -8,8 +8,11 @@ use serde_json::{Map, Value};
 /// The keys of a Secret's data that changed, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SecretKeys {
+    /// Data keys only in the new Secret.
     pub added: Vec<String>,
+    /// Data keys only in the old Secret.
     pub removed: Vec<String>,
+    /// Data keys in both, with other values.
     pub changed: Vec<String>,
 }
 

@@ -29,6 +29,7 @@ use crate::bolt::Db;
 /// What `HashKV` answers for a member whose backend is the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HashKv {
+    /// The hash a member reports.
     pub hash: u32,
     /// The compaction revision, −1 when the store was never compacted.
     pub compact_revision: i64,
@@ -50,6 +51,7 @@ pub enum TombstoneRule {
 /// The version-dependent parts of HashKV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerRules {
+    /// How tombstones enter the hash.
     pub tombstone: TombstoneRule,
     /// Whether a request for exactly the compaction revision is refused as
     /// compacted (etcd before 3.4.27 / 3.5.10).

@@ -109,6 +109,7 @@ impl Identity {
 pub struct Location {
     /// The leaf page; 0 for the key bucket's inline root.
     pub pgid: u64,
+    /// The element's index in its leaf.
     pub element: u32,
 }
 

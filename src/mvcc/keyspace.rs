@@ -26,8 +26,11 @@ use crate::problem::Problem;
 /// One stored revision of a key.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
+    /// The revision that wrote it.
     pub revision: Revision,
+    /// Whether it deletes the key.
     pub tombstone: bool,
+    /// The stored KeyValue (for a tombstone, only the key).
     pub kv: KeyValue<'a>,
 }
 
@@ -348,7 +351,9 @@ pub enum Latest<'a> {
     Live(Record<'a>),
     /// The key was deleted: its last live revision, and the deletion's.
     Deleted {
+        /// The last revision that put a value.
         last_live: Record<'a>,
+        /// The revision that deleted the key.
         deleted_at: Revision,
     },
 }
@@ -367,13 +372,21 @@ impl<'a> Latest<'a> {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordInfo {
+    /// The main revision.
     pub revision: i64,
+    /// The sub revision (the change's place within its transaction).
     pub sub: i64,
+    /// Whether this revision deletes the key.
     pub deleted: bool,
+    /// The revision that created the key (0 for a deletion).
     pub create_revision: i64,
+    /// The revision that last modified the key.
     pub mod_revision: i64,
+    /// Puts since the key was created (0 for a deletion).
     pub version: i64,
+    /// The lease attached (0: none).
     pub lease: i64,
+    /// Bytes of the value.
     pub value_size: usize,
 }
 

@@ -14,7 +14,9 @@ pub const TOMBSTONE_KEY_LEN: usize = 18;
 /// An MVCC revision: the store revision of a txn and the change's index in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Revision {
+    /// The store's revision: one per transaction.
     pub main: i64,
+    /// The change's place within its transaction.
     pub sub: i64,
 }
 
@@ -27,7 +29,9 @@ impl fmt::Display for Revision {
 /// A parsed key of the `key` bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevisionKey {
+    /// The revision.
     pub revision: Revision,
+    /// Whether the key ends in `t` (a deletion).
     pub tombstone: bool,
 }
 
