@@ -34,6 +34,7 @@ const FRESH_PAGES: u64 = 4;
 /// One element to store: key length and bytes after the element header.
 #[derive(Debug, Clone, Copy)]
 pub struct Element {
+    /// Bytes of the key.
     pub key_len: u32,
     /// key + value bytes (leaves) or key bytes (branches).
     pub payload: u32,

@@ -53,7 +53,9 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Named<T> {
+    /// The resource or namespace.
     pub name: String,
+    /// Its figures.
     #[serde(flatten)]
     pub usage: T,
 }
@@ -62,9 +64,13 @@ pub struct Named<T> {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Leases {
+    /// Leases in the file.
     pub count: u64,
+    /// The shortest TTL, in seconds.
     pub ttl_min: Option<i64>,
+    /// The median TTL, in seconds.
     pub ttl_median: Option<i64>,
+    /// The longest TTL, in seconds.
     pub ttl_max: Option<i64>,
     /// Live keys attached to a lease the file holds.
     pub keys_attached: u64,
@@ -78,8 +84,11 @@ pub struct Leases {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseKeys {
+    /// The lease ID, in hex.
     pub id: String,
+    /// Its TTL in seconds, when the file holds the lease.
     pub ttl: Option<i64>,
+    /// Live keys attached.
     pub keys: u64,
 }
 
@@ -87,7 +96,9 @@ pub struct LeaseKeys {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Inspection {
+    /// Who the snapshot belongs to.
     pub header: Header,
+    /// The namespace the figures are limited to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Per resource, most bytes (live and history) first.
@@ -96,10 +107,15 @@ pub struct Inspection {
     pub namespaces: Vec<Named<Usage>>,
     /// How many namespaces there are in all.
     pub namespace_count: u64,
+    /// The largest live objects, largest first.
     pub largest_objects: Vec<ObjectSize>,
+    /// What events take.
     pub events: EventsShare,
+    /// The leases.
     pub leases: Leases,
+    /// Where the bytes go.
     pub space: Space,
+    /// The security figures.
     pub security: Security,
 }
 
@@ -107,6 +123,7 @@ pub struct Inspection {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsShare {
+    /// The events' figures.
     #[serde(flatten)]
     pub events: Events,
     /// `storedBytes` over the file's size.

@@ -17,10 +17,13 @@ use crate::problem::Problem;
 /// A user key's newest revision and its totals over every stored revision.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyFold<'a> {
+    /// The key's newest revision.
     pub newest: Revision,
+    /// Whether that revision deletes the key.
     pub tombstone: bool,
     /// The newest revision's value (a tombstone's is empty).
     pub value: &'a [u8],
+    /// The lease the newest revision attaches (0: none).
     pub lease: i64,
     /// Bytes of the newest revision's element in the key bucket.
     pub newest_element: u32,
@@ -77,6 +80,7 @@ fn fold_into<'a>(g: &mut KeyFold<'a>, f: KeyFold<'a>) {
 
 /// What the walk returns.
 pub struct Walked<'a> {
+    /// Every user key's fold.
     pub keys: Folds<'a>,
     /// Every element of the key bucket, in file order.
     pub elements: Vec<Element>,

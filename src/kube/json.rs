@@ -32,6 +32,7 @@ pub enum JsonError {
 /// A parsed value and what the reader noticed on the way.
 #[derive(Debug)]
 pub struct Parsed {
+    /// The value.
     pub value: Value,
     /// Every string value of a top-level `kind` key, in order (duplicates too).
     pub kinds: Vec<String>,

@@ -37,7 +37,9 @@ pub enum Encoding {
     Cbor,
     /// Encrypted at rest: the provider and key name its prefix names.
     Encrypted {
+        /// The provider (`aescbc`, `aesgcm`, `secretbox`, `kms`).
         provider: String,
+        /// The key name.
         #[serde(rename = "keyName")]
         key_name: String,
     },
@@ -103,8 +105,11 @@ pub enum DecodeError {
     /// The object's protobuf does not decode.
     #[error("{api_version}/{kind}: the object's protobuf does not decode: {detail}")]
     Object {
+        /// The envelope's apiVersion.
         api_version: String,
+        /// The envelope's kind.
         kind: String,
+        /// What the decoder said.
         detail: String,
     },
     /// Not valid JSON.
@@ -132,12 +137,17 @@ pub enum DecodeError {
 /// The envelope of a protobuf value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unknown<'a> {
+    /// The object's apiVersion.
     pub api_version: String,
+    /// The object's kind.
     pub kind: String,
+    /// The object's protobuf bytes.
     pub raw: &'a [u8],
     /// Whether the envelope has a `raw` field at all.
     pub has_raw: bool,
+    /// The envelope's contentEncoding.
     pub content_encoding: String,
+    /// The envelope's contentType.
     pub content_type: String,
 }
 
@@ -196,6 +206,7 @@ pub fn decode(value: &[u8]) -> Result<Json, DecodeError> {
 /// A decoded object, and where it held fields the schema does not know.
 #[derive(Debug, Clone)]
 pub struct Decoded {
+    /// The object, apiVersion and kind first.
     pub object: Json,
     /// JSON paths of objects with fields no release the built-in schema covers has.
     pub unknown_fields_at: Vec<String>,

@@ -50,7 +50,9 @@ pub enum ConfigError {
     /// The file cannot be read.
     #[error("{path}: cannot read the encryption config: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The file is not an EncryptionConfiguration.
@@ -155,7 +157,9 @@ impl Cipher {
 /// A named key of a cipher provider.
 #[derive(Debug, Clone)]
 pub struct Key {
+    /// The key's name, which the stored prefix names.
     pub name: String,
+    /// The key's bytes.
     pub secret: KeyBytes,
 }
 
@@ -175,12 +179,14 @@ pub enum Provider {
 pub struct ResourceEntry {
     /// As written: `secrets`, `deployments.apps`, `*.apps`, `*.`, `*.*`.
     pub resources: Vec<String>,
+    /// The providers, the first one writing, every one reading.
     pub providers: Vec<Provider>,
 }
 
 /// A parsed EncryptionConfiguration.
 #[derive(Debug, Clone)]
 pub struct EncryptionConfig {
+    /// The resource entries, in file order (the first matching wins).
     pub entries: Vec<ResourceEntry>,
 }
 

@@ -42,8 +42,11 @@ pub enum DecryptError {
         "{key}: encrypted at rest ({provider}, key {key_name:?}); give the API server's --encryption-config to decrypt it"
     )]
     NoConfig {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
     },
     /// Encrypted by a KMS plugin, which alone can decrypt it.
@@ -56,9 +59,13 @@ pub enum DecryptError {
         "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor one for its group or *.*)"
     )]
     NoEntry {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
+        /// The resource the key belongs to.
         resource: String,
     },
     /// The configuration does not list the key the value names.
@@ -66,9 +73,13 @@ pub enum DecryptError {
         "{key}: encrypted with {provider} key {key_name:?}, which the encryption config does not list for resource {resource} ({configured})"
     )]
     UnknownKey {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
+        /// The resource the key belongs to.
         resource: String,
         /// The provider's key names that are configured, or why none is.
         configured: String,
@@ -76,9 +87,13 @@ pub enum DecryptError {
     /// The named key does not decrypt the value.
     #[error("{key}: {provider} key {key_name:?} does not decrypt it: {reason}")]
     Failed {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
+        /// Why it does not decrypt.
         reason: OpenError,
     },
 }
@@ -99,6 +114,7 @@ impl DecryptError {
 /// A value ready to decode, and how it was stored.
 #[derive(Debug, Clone)]
 pub struct Plain<'v> {
+    /// The plaintext (borrowed when stored in clear).
     pub bytes: Cow<'v, [u8]>,
     /// The provider and key name that opened it (`None`: stored in clear).
     pub via: Option<(&'static str, String)>,
