@@ -14,11 +14,17 @@ use super::connect::{Live, LiveError, Member};
 
 /// One member of the member list and, when reached, its connection.
 pub struct MemberState {
+    /// The member ID.
     pub id: u64,
+    /// Its name (empty until it started).
     pub name: String,
+    /// Its peer URLs.
     pub peer_urls: Vec<String>,
+    /// Its client URLs.
     pub client_urls: Vec<String>,
+    /// Whether it is a learner.
     pub is_learner: bool,
+    /// Its connection, or why it could not be reached.
     pub conn: Result<Member, String>,
 }
 
@@ -37,7 +43,9 @@ impl MemberState {
 pub struct Reached {
     /// The endpoint whose member list is used.
     pub listed_by: String,
+    /// The cluster ID that member answers with.
     pub cluster_id: u64,
+    /// Every member of its member list.
     pub members: Vec<MemberState>,
     /// Given endpoints that answered as a member not in that list.
     pub strays: Vec<Member>,
@@ -144,10 +152,14 @@ pub enum Verdict {
 /// One check about one member (or the whole cluster).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// The check's name (`reachable`, `one-leader`, `hashkv` …).
     pub check: &'static str,
+    /// The member it is about (none: the whole cluster).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// Its outcome.
     pub verdict: Verdict,
+    /// What was seen.
     pub detail: String,
 }
 

@@ -30,15 +30,21 @@ pub enum LiveError {
     /// A TLS file cannot be read.
     #[error("{what} {}: {source}", .path.display())]
     File {
+        /// Which file (`--cacert`, `--cert`, `--key`).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A TLS file is not usable PEM.
     #[error("{what} {}: {why}", .path.display())]
     Pem {
+        /// Which file (`--cacert`, `--cert`, `--key`).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         why: String,
     },
     /// Only one of --cert and --key.
@@ -53,8 +59,11 @@ pub enum LiveError {
     /// A setting has a value it cannot take.
     #[error("bad {name} {value:?}: {why}")]
     BadSetting {
+        /// The setting.
         name: &'static str,
+        /// The value given.
         value: String,
+        /// Why it cannot be taken.
         why: String,
     },
     /// The network runtime cannot start.
@@ -65,14 +74,19 @@ pub enum LiveError {
     /// The client cannot connect to the endpoint.
     #[error("{endpoint}: {}", describe_rpc_error(.err))]
     Client {
+        /// The endpoint.
         endpoint: String,
+        /// The client's error.
         err: etcd_client::Error,
     },
     /// A call to the member failed.
     #[error("{endpoint}: {call}: {}", describe_rpc_error(.err))]
     Call {
+        /// The endpoint.
         endpoint: String,
+        /// The call (`Status`, `MemberList` …).
         call: &'static str,
+        /// The client's error.
         err: etcd_client::Error,
     },
     /// A call got no answer in time.
@@ -82,8 +96,11 @@ pub enum LiveError {
         humantime::format_duration(*.after)
     )]
     Timeout {
+        /// The endpoint.
         endpoint: String,
+        /// The call (`Status`, `MemberList` …).
         call: &'static str,
+        /// How long it waited.
         after: Duration,
     },
 }
@@ -116,9 +133,13 @@ fn describe_rpc_error(e: &etcd_client::Error) -> String {
 /// TLS files, as etcdctl takes them.
 #[derive(Clone, Debug, Default)]
 pub struct TlsFiles {
+    /// The CA bundle to verify members with (`--cacert`).
     pub cacert: Option<PathBuf>,
+    /// The client certificate (`--cert`).
     pub cert: Option<PathBuf>,
+    /// The client key (`--key`).
     pub key: Option<PathBuf>,
+    /// Accept any server certificate (`--insecure-skip-tls-verify`).
     pub insecure_skip_verify: bool,
 }
 
@@ -131,9 +152,13 @@ impl TlsFiles {
 /// How to reach the cluster: endpoints, TLS, timeouts.
 #[derive(Clone, Debug)]
 pub struct ConnectSpec {
+    /// The endpoints to reach.
     pub endpoints: Vec<String>,
+    /// The TLS files.
     pub tls: TlsFiles,
+    /// How long dialling may take.
     pub dial_timeout: Duration,
+    /// How long one request may take.
     pub command_timeout: Duration,
 }
 
@@ -141,12 +166,19 @@ pub struct ConnectSpec {
 /// default applies).
 #[derive(Clone, Debug, Default)]
 pub struct GivenSettings {
+    /// `--endpoints`, else `ETCDCTL_ENDPOINTS`.
     pub endpoints: Vec<String>,
+    /// `--cacert`, else `ETCDCTL_CACERT`.
     pub cacert: Option<PathBuf>,
+    /// `--cert`, else `ETCDCTL_CERT`.
     pub cert: Option<PathBuf>,
+    /// `--key`, else `ETCDCTL_KEY`.
     pub key: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`.
     pub insecure_skip_verify: bool,
+    /// `--dial-timeout` as given.
     pub dial_timeout: Option<String>,
+    /// `--command-timeout` as given.
     pub command_timeout: Option<String>,
 }
 
@@ -238,6 +270,7 @@ impl ConnectSpec {
 /// The runtime the live commands run their calls on, and the settings.
 pub struct Live {
     rt: tokio::runtime::Runtime,
+    /// How members are reached.
     pub spec: ConnectSpec,
     tls: Option<TlsOptions>,
     /// With --insecure-skip-tls-verify: our own TLS settings (no server check).
@@ -254,8 +287,11 @@ fn insecure_config(files: &TlsFiles) -> Result<rustls::ClientConfig, LiveError> 
 /// One member reached: its endpoint, a client bound to it alone, and its
 /// Status (asked at connect time, within the dial timeout).
 pub struct Member {
+    /// The endpoint it was reached at.
     pub endpoint: String,
+    /// The client connected to it.
     pub client: Client,
+    /// Its answer to Status.
     pub status: etcd_client::StatusResponse,
 }
 

@@ -47,9 +47,13 @@ pub enum PutBack {
 /// The key as the cluster holds it when the compare failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
+    /// The revision that last modified the key.
     pub mod_revision: i64,
+    /// The revision that created it.
     pub create_revision: i64,
+    /// Puts since it was created.
     pub version: i64,
+    /// The lease attached (0: none).
     pub lease: i64,
 }
 
@@ -153,8 +157,11 @@ pub enum SameCluster {
     /// the cluster started (a member added or replaced), which the ID
     /// computed from the snapshot's members does not follow.
     SharedMembers {
+        /// The cluster ID computed from the snapshot's members.
         snapshot: u64,
+        /// The live cluster's ID.
         live: u64,
+        /// How many member IDs both have.
         shared: usize,
     },
     /// The IDs differ and no member is shared: (snapshot's, live).

@@ -33,7 +33,9 @@ pub enum SaveError {
     /// Writing the snapshot failed.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// Interrupted; nothing was written.
@@ -58,8 +60,11 @@ pub enum SaveError {
          were to come"
     )]
     Truncated {
+        /// The endpoint.
         endpoint: String,
+        /// Bytes received.
         received: u64,
+        /// Bytes the server said were still to come.
         remaining: u64,
     },
     /// The stream is too short to hold a snapshot and its sha256.
@@ -74,9 +79,13 @@ pub enum SaveError {
          received hash to {actual}; the snapshot was damaged in transit or by the server"
     )]
     Digest {
+        /// The endpoint.
         endpoint: String,
+        /// Bytes received.
         received: u64,
+        /// The digest in the server's trailer.
         expected: String,
+        /// The digest of the bytes received.
         actual: String,
     },
 }
@@ -99,6 +108,7 @@ pub struct Saved {
     pub bytes: u64,
     /// The member's revision when the stream began (its Status header).
     pub revision: i64,
+    /// How long the save took.
     pub elapsed: Duration,
     /// sha256 of the whole file, as `sha256sum` prints it (and `verify`,
     /// `catalog`, `bundle`).

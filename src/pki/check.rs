@@ -24,7 +24,9 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The layout found.
     pub layout: Layout,
+    /// Every finding, errors and warnings.
     pub findings: Vec<Finding>,
     /// What was not checked, and why (said once).
     pub notes: Vec<String>,

@@ -45,7 +45,9 @@ pub enum IssueError {
     /// A file cannot be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The CA directory is not a PKI layout.
@@ -65,8 +67,11 @@ pub enum IssueError {
     /// A URL host no SAN can match.
     #[error("member {member}: URL {url}: {why}")]
     Host {
+        /// The member.
         member: String,
+        /// The URL.
         url: String,
+        /// Why no SAN can match its host.
         why: String,
     },
     /// The certificates would end after their CA.
@@ -76,10 +81,15 @@ pub enum IssueError {
          (or renew the CA first)"
     )]
     Outlives {
+        /// `--days` as given.
         days: u32,
+        /// When the certificates would end (RFC 3339).
         leaf_end: String,
+        /// The CA certificate.
         ca: PathBuf,
+        /// When the CA ends (RFC 3339).
         ca_end: String,
+        /// The most days that fit.
         max: i64,
     },
     /// Files that would be overwritten without --force.
@@ -104,12 +114,17 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> IssueError + '_ {
 /// What to issue.
 #[derive(Debug, Clone)]
 pub struct IssueOptions {
+    /// The PKI directory holding the etcd CA and its key.
     pub ca_dir: PathBuf,
+    /// Where to write.
     pub out: PathBuf,
     /// Each member with every URL it is reached at (peer and client).
     pub members: Vec<MemberUrls>,
+    /// Validity in days (at least 1).
     pub days: u32,
+    /// Replace existing files (moved aside first).
     pub force: bool,
+    /// The time to issue at.
     pub now: SystemTime,
 }
 
@@ -129,14 +144,18 @@ pub enum Action {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Written {
+    /// The file, below the output directory.
     pub path: PathBuf,
+    /// Its mode.
     #[serde(serialize_with = "octal")]
     pub mode: u32,
+    /// What happened to it.
     #[serde(flatten)]
     pub action: Action,
     /// The certificate's subject and SANs (certificates only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The certificate's SANs, as `DNS:…` and `IP:…`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sans: Vec<String>,
 }
@@ -149,10 +168,15 @@ fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Issued {
+    /// The CA certificate that signed.
     pub ca: PathBuf,
+    /// The key type of the new keys.
     pub key_type: String,
+    /// Start of validity (RFC 3339).
     pub not_before: String,
+    /// End of validity (RFC 3339).
     pub not_after: String,
+    /// Every file of the output.
     pub files: Vec<Written>,
 }
 

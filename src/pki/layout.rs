@@ -60,7 +60,9 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pair {
+    /// The role the files play.
     pub role: Role,
+    /// The certificate file.
     pub cert: PathBuf,
     /// The private key file, when it exists.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,9 +84,11 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePki {
+    /// The layout the files were recognised in.
     pub kind: Kind,
     /// The directory the files were found in.
     pub dir: PathBuf,
+    /// The certificate and key files found, by role.
     pub pairs: Vec<Pair>,
 }
 
@@ -100,8 +104,11 @@ impl NodePki {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeFile {
+    /// Where the file is now.
     pub source: PathBuf,
+    /// Where it goes, below the node's PKI dir.
     pub dest: PathBuf,
+    /// Whether it is a private key (mode 0600).
     pub private_key: bool,
 }
 
@@ -172,7 +179,9 @@ fn scan(dir: &Path) -> Option<NodePki> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Layout {
+    /// The directory given.
     pub dir: PathBuf,
+    /// The files directly in it (or its `etcd/`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top: Option<NodePki>,
     /// `(member name, its files with the top's filling the gaps)`.

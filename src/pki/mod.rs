@@ -24,8 +24,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberUrls {
+    /// The member's name.
     pub name: String,
+    /// Its peer URLs.
     pub peer_urls: Vec<String>,
+    /// Its client URLs.
     pub client_urls: Vec<String>,
 }
 
@@ -44,13 +47,17 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
+    /// Error or warning.
     pub severity: Severity,
+    /// The file it is about.
     pub file: PathBuf,
+    /// The certificate's subject, when about a certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// The member the finding is about, when it is about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// What is wrong.
     pub reason: String,
 }
 
@@ -60,7 +67,9 @@ pub enum PkiError {
     /// A file cannot be read.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The directory is not a PKI layout etcdsnap knows.

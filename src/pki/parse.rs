@@ -51,8 +51,11 @@ fn bad(s: impl Into<String>) -> ParseError {
 /// One PEM block.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PemBlock {
+    /// The block's label (`CERTIFICATE`, `EC PRIVATE KEY` …).
     pub label: String,
+    /// Its RFC 1421 headers (`Proc-Type`, `DEK-Info`).
     pub headers: Vec<(String, String)>,
+    /// Its DER.
     pub der: Vec<u8>,
 }
 
@@ -224,6 +227,7 @@ enum Secret {
 /// A private key, read from a file.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrivateKey {
+    /// How the key was encoded.
     pub form: KeyForm,
     /// The public half: for SEC1 EC keys without their public key, `None`.
     pub public: Option<PublicKey>,
