@@ -72,10 +72,20 @@ impl Compression {
 pub enum InputError {
     /// The file cannot be opened.
     #[error("{path}: cannot open: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// The file cannot be read.
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// The compressed data is not valid.
     #[error("{path}: cannot decompress {format} data: {detail}")]
     Decompress {
@@ -88,13 +98,26 @@ pub enum InputError {
     },
     /// A zip archive with no file in it.
     #[error("{path}: the zip archive holds no file")]
-    EmptyZip { path: PathBuf },
+    EmptyZip {
+        /// The file.
+        path: PathBuf,
+    },
     /// The inflated copy cannot be written to the temporary directory.
     #[error("{path}: cannot write the inflated copy to the temporary directory: {source}")]
-    Temp { path: PathBuf, source: io::Error },
+    Temp {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// The snapshot is damaged in a way that stops every command.
     #[error("{path}: damaged snapshot: {detail}")]
-    Damaged { path: PathBuf, detail: String },
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 impl InputError {

@@ -16,10 +16,20 @@ pub enum OpenError {
     Empty,
     /// Neither meta page is valid.
     #[error("no valid meta page: page 0: {meta0}; page 1: {meta1}")]
-    NoValidMeta { meta0: MetaFault, meta1: MetaFault },
+    NoValidMeta {
+        /// Why page 0 is not valid.
+        meta0: MetaFault,
+        /// Why page 1 is not valid.
+        meta1: MetaFault,
+    },
     /// The file is shorter than the two meta pages.
     #[error("{len} bytes is too small for two meta pages of {page_size} bytes")]
-    TooSmall { len: usize, page_size: u32 },
+    TooSmall {
+        /// Bytes of the file.
+        len: usize,
+        /// The page size.
+        page_size: u32,
+    },
 }
 
 /// Why a page cannot be read.
@@ -27,16 +37,32 @@ pub enum OpenError {
 pub enum PageFault {
     /// A page id at or past the high-water mark.
     #[error("page id is at or past the high-water mark {hwm}")]
-    BeyondHwm { hwm: u64 },
+    BeyondHwm {
+        /// The high-water mark.
+        hwm: u64,
+    },
     /// A page past the end of the file.
     #[error("page lies past the end of the file ({len} bytes; truncated?)")]
-    BeyondEof { len: usize },
+    BeyondEof {
+        /// Bytes of the file.
+        len: usize,
+    },
     /// A page's overflow pages run past the end of the file.
     #[error("page and its {overflow} overflow pages run past the end of the file ({len} bytes)")]
-    OverflowBeyondEof { overflow: u32, len: usize },
+    OverflowBeyondEof {
+        /// Its overflow pages.
+        overflow: u32,
+        /// Bytes of the file.
+        len: usize,
+    },
     /// A page's overflow pages run past the high-water mark.
     #[error("page and its {overflow} overflow pages run past the high-water mark {hwm}")]
-    OverflowBeyondHwm { overflow: u32, hwm: u64 },
+    OverflowBeyondHwm {
+        /// Its overflow pages.
+        overflow: u32,
+        /// The high-water mark.
+        hwm: u64,
+    },
     /// An element that does not fit its page.
     #[error("{0}")]
     Layout(ElementFault),

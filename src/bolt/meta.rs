@@ -55,16 +55,30 @@ pub enum MetaFault {
     Short,
     /// Not bbolt's magic number.
     #[error("invalid magic 0x{found:08x} (expected 0x{MAGIC:08x})")]
-    Magic { found: u32 },
+    Magic {
+        /// The value found.
+        found: u32,
+    },
     /// A bbolt format version other than 2.
     #[error("version {found} (expected {VERSION})")]
-    Version { found: u32 },
+    Version {
+        /// The value found.
+        found: u32,
+    },
     /// The stored checksum is not the page's.
     #[error("checksum 0x{stored:016x} does not match the computed 0x{computed:016x}")]
-    Checksum { stored: u64, computed: u64 },
+    Checksum {
+        /// The checksum stored.
+        stored: u64,
+        /// The checksum computed.
+        computed: u64,
+    },
     /// A page size outside [`MIN_PAGE_SIZE`]..=[`MAX_PAGE_SIZE`].
     #[error("implausible page size {found}")]
-    PageSize { found: u32 },
+    PageSize {
+        /// The value found.
+        found: u32,
+    },
 }
 
 /// FNV-1a 64 over the meta struct before its checksum field.

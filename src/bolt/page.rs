@@ -141,7 +141,14 @@ pub enum ElementFault {
     /// The 16-byte element itself is outside the node.
     Element,
     /// Its key (or value) points outside the node.
-    Data { pos: u32, ksize: u32, vsize: u32 },
+    Data {
+        /// The offset of the key from the element's header.
+        pos: u32,
+        /// Bytes of the key.
+        ksize: u32,
+        /// Bytes of the value.
+        vsize: u32,
+    },
     /// Its key and value do not start after the data of the element before it
     /// (or, for the first element, after the element array).
     Overlap {

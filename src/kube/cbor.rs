@@ -29,7 +29,12 @@ pub const MAX_MAP_PAIRS: u64 = 2_097_152;
 pub enum CborError {
     /// Not what the API server accepts, at this offset.
     #[error("{what} at byte {offset}")]
-    Invalid { what: String, offset: usize },
+    Invalid {
+        /// What is wrong.
+        what: String,
+        /// The byte offset.
+        offset: usize,
+    },
     /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),

@@ -23,7 +23,12 @@ pub const MAX_DEPTH: usize = 10_000;
 pub enum JsonError {
     /// Not what the API server accepts, at this offset.
     #[error("{what} at byte {offset}")]
-    Syntax { what: String, offset: usize },
+    Syntax {
+        /// What is wrong.
+        what: String,
+        /// The byte offset.
+        offset: usize,
+    },
     /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),

@@ -101,7 +101,12 @@ pub enum DecodeError {
     Envelope(String),
     /// The envelope names a type the built-in schema does not have.
     #[error("no built-in schema for apiVersion {api_version:?} kind {kind:?}")]
-    UnknownKind { api_version: String, kind: String },
+    UnknownKind {
+        /// The envelope's apiVersion.
+        api_version: String,
+        /// The envelope's kind.
+        kind: String,
+    },
     /// The object's protobuf does not decode.
     #[error("{api_version}/{kind}: the object's protobuf does not decode: {detail}")]
     Object {
@@ -122,7 +127,12 @@ pub enum DecodeError {
     #[error(
         "the value is encrypted at rest ({provider}, key {key_name}): `get`, `ls`, `history` and `verify --deep` decrypt it with the API server's EncryptionConfiguration (--encryption-config FILE)"
     )]
-    Encrypted { provider: String, key_name: String },
+    Encrypted {
+        /// The provider.
+        provider: String,
+        /// The key name.
+        key_name: String,
+    },
     /// Not a Kubernetes object.
     #[error("the value is not a Kubernetes object (no protobuf, JSON or CBOR encoding)")]
     NotAnObject,

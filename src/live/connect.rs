@@ -55,7 +55,12 @@ pub enum LiveError {
     Insecure(String),
     /// The endpoint cannot be dialled.
     #[error("{endpoint}: {why}")]
-    Dial { endpoint: String, why: String },
+    Dial {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A setting has a value it cannot take.
     #[error("bad {name} {value:?}: {why}")]
     BadSetting {

@@ -72,7 +72,12 @@ pub enum SaveError {
         "{endpoint}: the stream ended after {received} bytes, too short to hold a snapshot and its \
          sha256"
     )]
-    TooShort { endpoint: String, received: u64 },
+    TooShort {
+        /// The endpoint.
+        endpoint: String,
+        /// Bytes received.
+        received: u64,
+    },
     /// The bytes received do not hash to the server's trailer.
     #[error(
         "{endpoint}: sha256 mismatch: the server's trailer says {expected}, the {received} bytes \

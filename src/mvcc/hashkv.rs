@@ -133,12 +133,22 @@ pub enum HashKvError {
     #[error(
         "mvcc: required revision has been compacted (revision {requested}; the snapshot is compacted at {compacted})"
     )]
-    Compacted { requested: i64, compacted: i64 },
+    Compacted {
+        /// The revision asked for.
+        requested: i64,
+        /// The revision compacted at.
+        compacted: i64,
+    },
     /// The revision is past the snapshot's.
     #[error(
         "mvcc: required revision is a future revision (revision {requested}; the snapshot's revision is {current})"
     )]
-    Future { requested: i64, current: i64 },
+    Future {
+        /// The revision asked for.
+        requested: i64,
+        /// The snapshot's revision.
+        current: i64,
+    },
 }
 
 /// HashKV at `rev` (0 = the snapshot's revision) with the newer or older

@@ -124,13 +124,28 @@ pub enum IndexError {
     Version(u32),
     /// The file's length is not what its header says.
     #[error("key index is {len} bytes; its header says {expected}")]
-    Length { len: usize, expected: String },
+    Length {
+        /// Bytes of the index file.
+        len: usize,
+        /// The length its header implies.
+        expected: String,
+    },
     /// The stored checksum is not the file's.
     #[error("key index checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        /// The checksum stored.
+        stored: u32,
+        /// The checksum computed.
+        computed: u32,
+    },
     /// A record that does not fit the format.
     #[error("key index byte {offset}: {what}")]
-    Layout { offset: usize, what: String },
+    Layout {
+        /// The byte offset.
+        offset: usize,
+        /// What is wrong.
+        what: String,
+    },
     /// Too many revisions for the format.
     #[error("the snapshot has more than 2^32 stored revisions; not indexed")]
     TooLarge,

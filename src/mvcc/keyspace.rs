@@ -50,10 +50,20 @@ pub enum KeySpaceError {
     #[error(
         "revision {requested} has been compacted: the snapshot keeps history from revision {compacted} on"
     )]
-    Compacted { requested: i64, compacted: i64 },
+    Compacted {
+        /// The revision asked for.
+        requested: i64,
+        /// The revision compacted at.
+        compacted: i64,
+    },
     /// The revision is past the snapshot's.
     #[error("revision {requested} is in the future: the snapshot's revision is {current}")]
-    Future { requested: i64, current: i64 },
+    Future {
+        /// The revision asked for.
+        requested: i64,
+        /// The snapshot's revision.
+        current: i64,
+    },
 }
 
 impl KeySpaceError {

@@ -28,7 +28,10 @@ pub enum KeyValueError {
     Wire(#[from] WireError),
     /// A known field with the wrong wire type.
     #[error("KeyValue field {field} has the wrong wire type")]
-    FieldType { field: u32 },
+    FieldType {
+        /// The field number.
+        field: u32,
+    },
 }
 
 impl<'a> KeyValue<'a> {

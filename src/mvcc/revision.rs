@@ -49,7 +49,12 @@ pub enum RevisionKeyError {
     Marker(u8),
     /// A negative main or sub revision.
     #[error("revision key has a negative revision {main}_{sub}")]
-    Negative { main: i64, sub: i64 },
+    Negative {
+        /// The main revision.
+        main: i64,
+        /// The sub revision.
+        sub: i64,
+    },
 }
 
 fn be_i64(b: &[u8]) -> i64 {

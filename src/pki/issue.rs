@@ -55,7 +55,12 @@ pub enum IssueError {
     Layout(#[from] super::PkiError),
     /// The CA cannot sign (missing, not a CA, expired, no matching key).
     #[error("{}: {why}", .path.display())]
-    Ca { path: PathBuf, why: String },
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// A member name that cannot be a directory name.
     #[error(
         "member name {0:?} cannot be a directory name under the output (it must not be empty, `etcd`, `.`, `..` or hold `/`)"
@@ -101,7 +106,12 @@ pub enum IssueError {
     Exists(Vec<PathBuf>),
     /// Signing or checking a certificate failed.
     #[error("signing {what}: {why}")]
-    Sign { what: String, why: String },
+    Sign {
+        /// The certificate being signed.
+        what: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> IssueError + '_ {
@@ -135,7 +145,10 @@ pub enum Action {
     /// Written where there was nothing.
     Created,
     /// Replaced (`--force`); the old file was moved to `backup`.
-    Replaced { backup: PathBuf },
+    Replaced {
+        /// Where the old file was moved.
+        backup: PathBuf,
+    },
     /// Already there with the same bytes.
     Unchanged,
 }

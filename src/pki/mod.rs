@@ -74,7 +74,12 @@ pub enum PkiError {
     },
     /// The directory is not a PKI layout etcdsnap knows.
     #[error("{}: {why}", .path.display())]
-    Layout { path: PathBuf, why: String },
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl MemberUrls {

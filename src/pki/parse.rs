@@ -167,9 +167,19 @@ impl Curve {
 pub enum PublicKey {
     /// Modulus and exponent, without leading zero bytes (`der`'s unsigned
     /// INTEGER magnitudes).
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        /// The modulus, big-endian.
+        n: Vec<u8>,
+        /// The public exponent, big-endian.
+        e: Vec<u8>,
+    },
     /// The curve and the encoded point (as in the certificate).
-    Ec { curve: Curve, point: Vec<u8> },
+    Ec {
+        /// The curve.
+        curve: Curve,
+        /// The encoded point (as in the certificate).
+        point: Vec<u8>,
+    },
     /// An Ed25519 public key's 32 bytes.
     Ed25519(Vec<u8>),
 }

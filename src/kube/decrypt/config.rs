@@ -57,10 +57,20 @@ pub enum ConfigError {
     },
     /// The file is not an EncryptionConfiguration.
     #[error("{path}: not an EncryptionConfiguration: {detail}")]
-    Parse { path: String, detail: String },
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The configuration is not one the API server accepts.
     #[error("{path}: {detail}")]
-    Invalid { path: String, detail: String },
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,11 +177,21 @@ pub struct Key {
 #[derive(Debug, Clone)]
 pub enum Provider {
     /// A cipher with its keys, the first one writing.
-    Cipher { cipher: Cipher, keys: Vec<Key> },
+    Cipher {
+        /// The cipher.
+        cipher: Cipher,
+        /// Its keys, the first one writing.
+        keys: Vec<Key>,
+    },
     /// Values stored as they are.
     Identity,
     /// `version` is "v1" or "v2".
-    Kms { version: String, name: String },
+    Kms {
+        /// `v1` or `v2`.
+        version: String,
+        /// The plugin's name.
+        name: String,
+    },
 }
 
 /// One `resources:` entry: what it covers and its providers in order.

@@ -53,7 +53,12 @@ pub enum DecryptError {
     #[error(
         "{key}: encrypted by {info}: only the KMS plugin can decrypt it (its data key is wrapped by the external KMS)"
     )]
-    Kms { key: String, info: KmsInfo },
+    Kms {
+        /// The etcd key.
+        key: String,
+        /// What the value's KMS envelope says.
+        info: KmsInfo,
+    },
     /// The configuration has no entry for the value's resource.
     #[error(
         "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor one for its group or *.*)"

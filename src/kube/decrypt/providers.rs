@@ -17,7 +17,12 @@ use super::config::Cipher;
 pub enum OpenError {
     /// Shorter than the cipher's nonce, IV or tag.
     #[error("the stored data was shorter than the required size ({need} bytes, has {has})")]
-    Short { need: usize, has: usize },
+    Short {
+        /// Bytes the cipher needs.
+        need: usize,
+        /// Bytes there are.
+        has: usize,
+    },
     /// Not a whole number of AES blocks.
     #[error("the stored data is not a multiple of the block size")]
     NotBlocks,
