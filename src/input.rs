@@ -32,13 +32,18 @@ pub const TRAILER_LEN: usize = 32;
 /// How the input file was stored on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Not compressed.
     None,
+    /// zstd.
     Zstd,
+    /// gzip.
     Gzip,
+    /// A zip archive holding the snapshot (as k3s writes them).
     Zip,
 }
 
 impl Compression {
+    /// The format's name as outputs show it.
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -62,24 +67,57 @@ impl Compression {
     }
 }
 
+/// Why a snapshot file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// The file cannot be opened.
     #[error("{path}: cannot open: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file cannot be read.
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The compressed data is not valid.
     #[error("{path}: cannot decompress {format} data: {detail}")]
     Decompress {
+        /// The file.
         path: PathBuf,
+        /// The compression format.
         format: &'static str,
+        /// What the decompressor said.
         detail: String,
     },
+    /// A zip archive with no file in it.
     #[error("{path}: the zip archive holds no file")]
-    EmptyZip { path: PathBuf },
+    EmptyZip {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The inflated copy cannot be written to the temporary directory.
     #[error("{path}: cannot write the inflated copy to the temporary directory: {source}")]
-    Temp { path: PathBuf, source: io::Error },
+    Temp {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The snapshot is damaged in a way that stops every command.
     #[error("{path}: damaged snapshot: {detail}")]
-    Damaged { path: PathBuf, detail: String },
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 impl InputError {
@@ -100,7 +138,9 @@ impl InputError {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}", path.display(), excess.describe())]
 pub struct ExcessDamage {
+    /// The file.
     pub path: PathBuf,
+    /// What follows the snapshot.
     pub excess: Excess,
 }
 
@@ -115,6 +155,17 @@ pub struct SnapshotFile {
 
 impl SnapshotFile {
     /// Opens `path` read-only; `-` reads standard input into a temporary file.
+    ///
+    /// ```
+    /// use etcdsnap::input::{Compression, SnapshotFile};
+    ///
+    /// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+    /// assert_eq!(file.compression(), Compression::None);
+    /// // `etcdctl snapshot save` appends the sha256 of the db: 32 bytes.
+    /// assert!(file.has_trailer());
+    /// assert_eq!(file.db().len() + 32, file.bytes().len());
+    /// # Ok::<(), etcdsnap::input::InputError>(())
+    /// ```
     pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
         let read_err = |source| InputError::Read {
             path: path.to_path_buf(),
@@ -164,6 +215,7 @@ impl SnapshotFile {
         self.excess
     }
 
+    /// The path the file was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -197,6 +249,7 @@ impl SnapshotFile {
         }
     }
 
+    /// How the file was stored.
     pub fn compression(&self) -> Compression {
         self.compression
     }
@@ -206,6 +259,7 @@ impl SnapshotFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Whether the file ends with the sha256 trailer `etcdctl snapshot save` appends.
     pub fn has_trailer(&self) -> bool {
         has_trailer(self.bytes())
     }

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+/// One thing found wrong, with where it is: page and offset, bucket, key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// Page id, when the problem is tied to a page.
@@ -21,10 +22,12 @@ pub struct Problem {
     /// The key concerned, printable (non-printable bytes as `\xNN`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// What is wrong.
     pub message: String,
 }
 
 impl Problem {
+    /// A problem with only its message.
     pub fn new(message: impl Into<String>) -> Problem {
         Problem {
             page: None,
@@ -35,22 +38,26 @@ impl Problem {
         }
     }
 
+    /// The problem is at `offset` of page `page`.
     pub fn at_page(mut self, page: u64, offset: u64) -> Problem {
         self.page = Some(page);
         self.offset = Some(offset);
         self
     }
 
+    /// The problem is at byte `offset` of the file.
     pub fn at_offset(mut self, offset: u64) -> Problem {
         self.offset = Some(offset);
         self
     }
 
+    /// The problem is in bucket `bucket`.
     pub fn in_bucket(mut self, bucket: impl Into<String>) -> Problem {
         self.bucket = Some(bucket.into());
         self
     }
 
+    /// The problem is about `key` (shown escaped).
     pub fn with_key(mut self, key: &[u8]) -> Problem {
         self.key = Some(printable(key));
         self
@@ -108,13 +115,17 @@ pub fn printable(bytes: &[u8]) -> String {
 /// of damage gives a readable report in bounded memory.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Problems {
+    /// The problems kept.
     pub items: Vec<Problem>,
+    /// Problems found beyond those kept.
     pub omitted: u64,
 }
 
 impl Problems {
+    /// Problems kept in full; those past it are only counted.
     pub const CAP: usize = 200;
 
+    /// Keeps `p`, or counts it once [`Self::CAP`] are kept.
     pub fn push(&mut self, p: Problem) {
         if self.items.len() < Self::CAP {
             self.items.push(p);
@@ -123,10 +134,12 @@ impl Problems {
         }
     }
 
+    /// Whether no problem was found.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty() && self.omitted == 0
     }
 
+    /// Every problem found, kept or only counted.
     pub fn total(&self) -> u64 {
         self.items.len() as u64 + self.omitted
     }

@@ -6,25 +6,38 @@
 //! This is the whole of what those decoders need: tags, varints and
 //! length-delimited fields, each bounds-checked.
 
+/// Why protobuf wire bytes cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// A varint runs past the end.
     #[error("truncated varint at byte {0}")]
     Varint(usize),
+    /// A length-delimited field runs past the end.
     #[error("field {field} at byte {at}: length {len} runs past the end ({end})")]
     Length {
+        /// The field number.
         field: u32,
+        /// The offset of the field.
         at: usize,
+        /// The length it claims.
         len: u64,
+        /// The end of the message.
         end: usize,
     },
+    /// A wire type other than varint, fixed64, length-delimited, fixed32.
     #[error("field {field} at byte {at}: unsupported wire type {wire_type}")]
     WireType {
+        /// The field number.
         field: u32,
+        /// The offset of the field.
         at: usize,
+        /// The wire type found.
         wire_type: u8,
     },
+    /// Field number 0.
     #[error("field number 0 at byte {0}")]
     FieldZero(usize),
+    /// A fixed-width field runs past the end.
     #[error("truncated fixed-width field at byte {0}")]
     Fixed(usize),
 }
@@ -32,9 +45,13 @@ pub enum WireError {
 /// A field's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
+    /// Wire type 0.
     Varint(u64),
+    /// Wire type 1.
     Fixed64(u64),
+    /// Wire type 2: the field's bytes.
     Bytes(&'a [u8]),
+    /// Wire type 5.
     Fixed32(u32),
 }
 
@@ -45,6 +62,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of the message `buf`, in order.
     pub fn new(buf: &'a [u8]) -> Fields<'a> {
         Fields { buf, pos: 0 }
     }

@@ -46,7 +46,9 @@ pub fn escape_bytes(b: &[u8]) -> String {
 /// Cell alignment in a [`Table`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
+    /// Every column left-aligned.
     Left,
+    /// Every column right-aligned.
     Right,
 }
 
@@ -59,6 +61,7 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with these column headers (upper-cased), the columns aligned as `align` says.
     pub fn new(headers: &[&str], align: Align) -> Table {
         Table {
             headers: headers.iter().map(|h| h.to_uppercase()).collect(),
@@ -81,6 +84,7 @@ impl Table {
         );
     }
 
+    /// The table as text: a rule, the headers, a rule, the rows, a rule.
     pub fn render(&self) -> String {
         let n = self.headers.len();
         let width = |i: usize| {

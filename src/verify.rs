@@ -14,19 +14,28 @@ use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
 use crate::input::{Compression, Excess, SnapshotFile, TRAILER_LEN, split_trailer};
 use crate::problem::{Problem, Problems};
 
+/// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
+    /// The check ran and found nothing wrong.
     Passed,
+    /// The check found something wrong.
     Failed,
+    /// The check did not run (what it needs is missing or could not be read).
     Skipped,
 }
 
+/// One check of a snapshot: its outcome, what it saw, the problems found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The check's name as outputs show it.
     pub name: &'static str,
+    /// Its outcome.
     pub status: CheckStatus,
+    /// What it saw (or why it was skipped).
     pub detail: String,
+    /// The problems found, at most [`crate::problem::Problems::CAP`].
     pub problems: Vec<Problem>,
     /// Problems found beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
@@ -77,31 +86,44 @@ impl Check {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    /// Bytes of the file as read (decompressed).
     pub file_size: u64,
+    /// How the file was stored.
     pub compression: &'static str,
+    /// Whether the file ends with a sha256 trailer.
     pub has_trailer: bool,
     /// The sha256 of the whole (decompressed) file, db and trailer, as
     /// `sha256sum` prints it; taken with the trailer check, so only for a
     /// file that has a trailer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The page size the meta page in force names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u64>,
+    /// The meta page in force (0 or 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_in_force: Option<u64>,
+    /// Its transaction id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txid: Option<u64>,
+    /// Its high-water mark (pages in use or free, from the start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub high_water_mark: Option<u64>,
+    /// High-water mark times page size: the bytes bbolt considers the database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_size: Option<u64>,
+    /// What the walk of the pages counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pages: Option<Stats>,
+    /// Every top-level bucket's name.
     pub buckets: Vec<String>,
+    /// etcd's buckets that every snapshot has and this one lacks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_usual_buckets: Vec<String>,
+    /// The key bucket's figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyspace: Option<KeySpace>,
+    /// What the meta bucket records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<MetaInfo>,
     /// What was noticed about the input besides the checks (e.g. what a
@@ -110,15 +132,21 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
+/// What `verify` found: every check, and whether all passed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The file checked.
     pub file: String,
+    /// Whether every check passed.
     pub passed: bool,
+    /// Every check, in order.
     pub checks: Vec<Check>,
+    /// The file's figures.
     pub summary: Summary,
 }
 
 impl Report {
+    /// The checks that failed.
     pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
         self.checks
             .iter()
@@ -246,11 +274,23 @@ fn joined_sha(result: std::thread::Result<(Check, Option<String>)>) -> (Check, O
     })
 }
 
+/// Bytes as lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs every check on an opened snapshot file.
+///
+/// ```
+/// use etcdsnap::input::SnapshotFile;
+///
+/// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+/// let report = etcdsnap::verify::verify(&file);
+/// assert!(report.passed);
+/// assert_eq!(report.failed_checks().count(), 0);
+/// assert!(report.checks.iter().any(|c| c.name == "sha256"));
+/// # Ok::<(), etcdsnap::input::InputError>(())
+/// ```
 pub fn verify(file: &SnapshotFile) -> Report {
     let mut report = verify_bytes(
         &file.path().display().to_string(),

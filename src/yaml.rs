@@ -363,7 +363,9 @@ pub const MAX_READ_DEPTH: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: nested deeper than {max} levels")]
 pub struct TooDeep {
+    /// The line the nesting got too deep at.
     pub line: usize,
+    /// The deepest nesting accepted.
     pub max: usize,
 }
 

@@ -34,7 +34,9 @@ use crate::problem::{Problem, Problems, printable};
 pub struct KeySpace {
     /// Entries in the `key` bucket (puts, tombstones, bump markers).
     pub revisions: u64,
+    /// Revisions that put a value.
     pub puts: u64,
+    /// Revisions that delete a key.
     pub tombstones: u64,
     /// Distinct user keys seen.
     pub keys: u64,
@@ -59,13 +61,20 @@ struct KeyState {
     second_main: i64,
 }
 
+/// Checks etcd's layout as a walk visits the leaves: which buckets exist, the key bucket's revisions, the meta bucket's records.
 #[derive(Default)]
 pub struct LayoutChecker<'a> {
+    /// Every top-level bucket's name, in file order.
     pub buckets: Vec<String>,
+    /// The key bucket's figures.
     pub keyspace: KeySpace,
+    /// What the meta bucket records.
     pub meta: MetaInfo,
+    /// Problems with the set of buckets.
     pub bucket_problems: Problems,
+    /// Problems with the key bucket's records.
     pub key_problems: Problems,
+    /// Problems with the meta bucket's records.
     pub meta_problems: Problems,
     state: HashMap<&'a [u8], KeyState>,
     /// Revision keys with an empty value, judged once meta is read.

@@ -6,14 +6,21 @@ use serde::Serialize;
 use crate::mvcc::{Revision, RevisionKey};
 use crate::problem::Problem;
 
+/// What the meta bucket records: the applied index and term, the compaction revisions, the storage version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetaInfo {
+    /// The last raft index applied to the backend.
     pub consistent_index: Option<u64>,
+    /// The raft term of that index (etcd 3.5 and later).
     pub term: Option<u64>,
+    /// The revision a compaction was scheduled at.
     pub scheduled_compact_revision: Option<i64>,
+    /// The revision the last finished compaction ran at.
     pub finished_compact_revision: Option<i64>,
+    /// The raft ConfState (voters, learners), as text.
     pub conf_state: Option<String>,
+    /// The storage version (etcd 3.6 and later).
     pub storage_version: Option<String>,
 }
 

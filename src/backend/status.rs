@@ -32,13 +32,19 @@ use crate::mvcc::revision::main_revision_prefix;
 use crate::mvcc::{KeyValue, RevisionKey};
 use crate::problem::{Problem, Problems};
 
+/// What `etcdutl snapshot status` prints for a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// etcdutl's hash of the file's buckets (crc32c).
     pub hash: u32,
+    /// The keyspace's current revision.
     pub revision: i64,
+    /// The stored revisions (etcd 3.5's totalKey).
     pub total_key: u64,
+    /// The file's size in bytes.
     pub total_size: u64,
+    /// The storage version, printed by etcdutl 3.6 and later.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// etcdutl 3.6+'s totalKey, or why etcdutl 3.6+ would fail on this file.
@@ -46,8 +52,10 @@ pub struct Status {
     pub live_keys: Result<u64, String>,
 }
 
+/// Why a status cannot be computed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StatusError {
+    /// The file fails etcdutl's integrity check (bbolt's consistency check).
     #[error("snapshot file integrity check failed. {} errors found.", .0.total())]
     Integrity(Problems),
 }

@@ -108,6 +108,7 @@ pub fn open_problems(err: &OpenError) -> Problems {
 /// Collects structural problems and ignores entries.
 #[derive(Default)]
 pub struct ProblemCollector {
+    /// Everything found so far.
     pub problems: Problems,
 }
 

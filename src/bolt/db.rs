@@ -11,29 +11,64 @@ use super::page::{ElementFault, FLAG_BRANCH, FLAG_LEAF, Node, PAGE_HEADER_SIZE, 
 /// Why a file cannot be opened as a bbolt database at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
+    /// The file has no bytes.
     #[error("the file is empty")]
     Empty,
+    /// Neither meta page is valid.
     #[error("no valid meta page: page 0: {meta0}; page 1: {meta1}")]
-    NoValidMeta { meta0: MetaFault, meta1: MetaFault },
+    NoValidMeta {
+        /// Why page 0 is not valid.
+        meta0: MetaFault,
+        /// Why page 1 is not valid.
+        meta1: MetaFault,
+    },
+    /// The file is shorter than the two meta pages.
     #[error("{len} bytes is too small for two meta pages of {page_size} bytes")]
-    TooSmall { len: usize, page_size: u32 },
+    TooSmall {
+        /// Bytes of the file.
+        len: usize,
+        /// The page size.
+        page_size: u32,
+    },
 }
 
 /// Why a page cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageFault {
+    /// A page id at or past the high-water mark.
     #[error("page id is at or past the high-water mark {hwm}")]
-    BeyondHwm { hwm: u64 },
+    BeyondHwm {
+        /// The high-water mark.
+        hwm: u64,
+    },
+    /// A page past the end of the file.
     #[error("page lies past the end of the file ({len} bytes; truncated?)")]
-    BeyondEof { len: usize },
+    BeyondEof {
+        /// Bytes of the file.
+        len: usize,
+    },
+    /// A page's overflow pages run past the end of the file.
     #[error("page and its {overflow} overflow pages run past the end of the file ({len} bytes)")]
-    OverflowBeyondEof { overflow: u32, len: usize },
+    OverflowBeyondEof {
+        /// Its overflow pages.
+        overflow: u32,
+        /// Bytes of the file.
+        len: usize,
+    },
+    /// A page's overflow pages run past the high-water mark.
     #[error("page and its {overflow} overflow pages run past the high-water mark {hwm}")]
-    OverflowBeyondHwm { overflow: u32, hwm: u64 },
+    OverflowBeyondHwm {
+        /// Its overflow pages.
+        overflow: u32,
+        /// The high-water mark.
+        hwm: u64,
+    },
+    /// An element that does not fit its page.
     #[error("{0}")]
     Layout(ElementFault),
 }
 
+/// A bbolt file in memory, checked enough to be walked: its bytes and page size.
 #[derive(Debug, Clone)]
 pub struct Db<'a> {
     data: &'a [u8],
@@ -77,10 +112,12 @@ impl<'a> Db<'a> {
         })
     }
 
+    /// The file's bytes.
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
 
+    /// The page size the meta page names (validated against [`super::meta::MIN_PAGE_SIZE`] and [`super::meta::MAX_PAGE_SIZE`]).
     pub fn page_size(&self) -> usize {
         self.page_size
     }

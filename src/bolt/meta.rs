@@ -17,39 +17,68 @@ const CHECKSUM_COVERS: usize = 56;
 /// 4 KiB, 16 KiB or 64 KiB), and accepting it would let a damaged meta page
 /// steer every later offset.
 pub const MIN_PAGE_SIZE: u32 = 512;
+/// The largest page size accepted (1 MiB).
 pub const MAX_PAGE_SIZE: u32 = 1 << 20;
 
+/// A meta page as bbolt writes it (one of the two at pages 0 and 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
+    /// The meta page's header.
     pub header: PageHeader,
+    /// bbolt's magic number, 0xED0CDAED.
     pub magic: u32,
+    /// The format version, 2.
     pub version: u32,
+    /// The page size the file was written with.
     pub page_size: u32,
+    /// Database flags (unused by bbolt).
     pub flags: u32,
     /// Root page of the root bucket.
     pub root: u64,
+    /// The root bucket's sequence.
     pub root_sequence: u64,
     /// Freelist page, or [`super::page::NO_FREELIST`].
     pub freelist: u64,
     /// High-water mark: number of pages in use.
     pub pgid: u64,
+    /// The transaction that wrote this meta page; the valid one with the higher txid is in force.
     pub txid: u64,
+    /// FNV-1a 64 of the meta fields before it.
     pub checksum: u64,
 }
 
 /// Why a meta page is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetaFault {
+    /// The file ends inside the meta page.
     #[error("the file ends inside the meta page")]
     Short,
+    /// Not bbolt's magic number.
     #[error("invalid magic 0x{found:08x} (expected 0x{MAGIC:08x})")]
-    Magic { found: u32 },
+    Magic {
+        /// The value found.
+        found: u32,
+    },
+    /// A bbolt format version other than 2.
     #[error("version {found} (expected {VERSION})")]
-    Version { found: u32 },
+    Version {
+        /// The value found.
+        found: u32,
+    },
+    /// The stored checksum is not the page's.
     #[error("checksum 0x{stored:016x} does not match the computed 0x{computed:016x}")]
-    Checksum { stored: u64, computed: u64 },
+    Checksum {
+        /// The checksum stored.
+        stored: u64,
+        /// The checksum computed.
+        computed: u64,
+    },
+    /// A page size outside [`MIN_PAGE_SIZE`]..=[`MAX_PAGE_SIZE`].
     #[error("implausible page size {found}")]
-    PageSize { found: u32 },
+    PageSize {
+        /// The value found.
+        found: u32,
+    },
 }
 
 /// FNV-1a 64 over the meta struct before its checksum field.

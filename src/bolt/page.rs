@@ -12,13 +12,20 @@ pub const VERSION: u32 = 2;
 /// `meta.freelist` when the freelist is not persisted (etcd's NoFreelistSync).
 pub const NO_FREELIST: u64 = u64::MAX;
 
+/// Bytes of a page header: id (8), flags (2), count (2), overflow (4).
 pub const PAGE_HEADER_SIZE: usize = 16;
+/// Bytes of a branch or leaf element header.
 pub const ELEMENT_SIZE: usize = 16;
+/// Bytes of a bucket header (root page id, sequence) in a bucket's value.
 pub const BUCKET_HEADER_SIZE: usize = 16;
 
+/// Page flag: a branch page.
 pub const FLAG_BRANCH: u16 = 0x01;
+/// Page flag: a leaf page.
 pub const FLAG_LEAF: u16 = 0x02;
+/// Page flag: a meta page.
 pub const FLAG_META: u16 = 0x04;
+/// Page flag: a freelist page.
 pub const FLAG_FREELIST: u16 = 0x10;
 
 /// Leaf element flag: the value is a bucket header, not a plain value.
@@ -30,12 +37,14 @@ pub fn slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
     b.get(off..off.checked_add(len)?)
 }
 
+/// The little-endian u16 at `off` of `b`; None past its end.
 #[inline]
 pub fn le_u16(b: &[u8], off: usize) -> Option<u16> {
     let s = slice(b, off, 2)?;
     Some(u16::from_le_bytes([s[0], s[1]]))
 }
 
+/// The little-endian u32 at `off` of `b`; None past its end.
 #[inline]
 pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
     let s = slice(b, off, 4)?;
@@ -44,6 +53,7 @@ pub fn le_u32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(a))
 }
 
+/// The little-endian u64 at `off` of `b`; None past its end.
 #[inline]
 pub fn le_u64(b: &[u8], off: usize) -> Option<u64> {
     let s = slice(b, off, 8)?;
@@ -66,13 +76,18 @@ pub fn flags_name(flags: u16) -> String {
 /// The 16-byte header at the start of every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageHeader {
+    /// The page's id: its offset divided by the page size.
     pub id: u64,
+    /// What the page holds (the `FLAG_*` bits).
     pub flags: u16,
+    /// Elements on the page (freelist: ids, or 0xFFFF and a count in the first).
     pub count: u16,
+    /// Pages that follow this one as part of it.
     pub overflow: u32,
 }
 
 impl PageHeader {
+    /// The header at the start of `b`; None when `b` is shorter than a header.
     pub fn parse(b: &[u8]) -> Option<PageHeader> {
         Some(PageHeader {
             id: le_u64(b, 0)?,
@@ -87,19 +102,25 @@ impl PageHeader {
 /// overflow pages included, cut short at the end of the file).
 #[derive(Debug, Clone, Copy)]
 pub struct Node<'a> {
+    /// The node's page header.
     pub header: PageHeader,
+    /// The node's bytes, overflow pages included.
     pub bytes: &'a [u8],
 }
 
 /// One element of a leaf node.
 #[derive(Debug, Clone, Copy)]
 pub struct LeafElement<'a> {
+    /// Element flags (the bucket flag).
     pub flags: u32,
+    /// The key.
     pub key: &'a [u8],
+    /// The value (a bucket header when the bucket flag is set).
     pub value: &'a [u8],
 }
 
 impl LeafElement<'_> {
+    /// Whether the element's value is a sub-bucket (the bucket flag is set).
     pub fn is_bucket(&self) -> bool {
         self.flags & BUCKET_LEAF_FLAG != 0
     }
@@ -108,7 +129,9 @@ impl LeafElement<'_> {
 /// One element of a branch node: the first key of a child and the child's pgid.
 #[derive(Debug, Clone, Copy)]
 pub struct BranchElement<'a> {
+    /// The first key of the child's subtree.
     pub key: &'a [u8],
+    /// The child page's id.
     pub child: u64,
 }
 
@@ -118,10 +141,18 @@ pub enum ElementFault {
     /// The 16-byte element itself is outside the node.
     Element,
     /// Its key (or value) points outside the node.
-    Data { pos: u32, ksize: u32, vsize: u32 },
+    Data {
+        /// The offset of the key from the element's header.
+        pos: u32,
+        /// Bytes of the key.
+        ksize: u32,
+        /// Bytes of the value.
+        vsize: u32,
+    },
     /// Its key and value do not start after the data of the element before it
     /// (or, for the first element, after the element array).
     Overlap {
+        /// The element that overlaps another.
         index: usize,
         /// Offset of its data inside the node.
         start: u64,
@@ -165,6 +196,7 @@ impl<'a> Node<'a> {
         PAGE_HEADER_SIZE + i * ELEMENT_SIZE
     }
 
+    /// How many elements the node holds, as its header says.
     pub fn count(&self) -> usize {
         self.header.count as usize
     }
@@ -206,6 +238,7 @@ impl<'a> Node<'a> {
         None
     }
 
+    /// Leaf element `i`: its flags, key and value, each within the node's bytes.
     pub fn leaf(&self, i: usize) -> Result<LeafElement<'a>, ElementFault> {
         let off = Self::element_offset(i);
         let e = slice(self.bytes, off, ELEMENT_SIZE).ok_or(ElementFault::Element)?;
@@ -220,6 +253,7 @@ impl<'a> Node<'a> {
         Ok(LeafElement { flags, key, value })
     }
 
+    /// Branch element `i`: its first key and child page id, within the node's bytes.
     pub fn branch(&self, i: usize) -> Result<BranchElement<'a>, ElementFault> {
         let off = Self::element_offset(i);
         let e = slice(self.bytes, off, ELEMENT_SIZE).ok_or(ElementFault::Element)?;
@@ -246,9 +280,12 @@ pub enum BucketRoot<'a> {
     Inline(&'a [u8]),
 }
 
+/// A bucket's value in its parent: where its root is, and its sequence.
 #[derive(Debug, Clone, Copy)]
 pub struct BucketHeader<'a> {
+    /// Where the bucket's root node is.
     pub root: BucketRoot<'a>,
+    /// The bucket's sequence counter.
     pub sequence: u64,
 }
 

@@ -18,7 +18,9 @@ pub struct ReadError(pub Problem);
 /// A top-level bucket.
 #[derive(Debug, Clone, Copy)]
 pub struct Bucket<'a> {
+    /// The bucket's name.
     pub name: &'a [u8],
+    /// Its header in the root bucket.
     pub header: BucketHeader<'a>,
 }
 

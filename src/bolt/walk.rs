@@ -38,15 +38,23 @@ pub trait Visitor<'a> {
 /// What a walk saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
+    /// Branch pages reached.
     pub branch_pages: u64,
+    /// Leaf pages reached.
     pub leaf_pages: u64,
+    /// Overflow pages of those.
     pub overflow_pages: u64,
+    /// Pages of the persisted freelist.
     pub freelist_pages: u64,
+    /// Buckets with their own pages.
     pub buckets: u64,
+    /// Buckets stored inline in their parent's leaf.
     pub inline_buckets: u64,
+    /// Leaf elements, bucket entries included.
     pub entries: u64,
     /// Pages in `[2, hwm)` that no tree reaches: free space.
     pub free_pages: u64,
+    /// The deepest level of nodes reached.
     pub max_depth: u64,
 }
 
@@ -74,6 +82,7 @@ impl Bitmap {
     }
 }
 
+/// Walks a bbolt file's tree from the meta page, checking every page once, and hands the leaves to a [`Visitor`].
 pub struct Walker<'d, 'a> {
     db: &'d Db<'a>,
     /// Pages reached so far (meta, freelist, tree pages and their overflow).
@@ -85,6 +94,7 @@ pub struct Walker<'d, 'a> {
     path: Vec<&'a [u8]>,
     /// Whether sub-buckets are walked (off to list just one level).
     descend: bool,
+    /// What the walk counted so far.
     pub stats: Stats,
 }
 
@@ -96,6 +106,7 @@ struct Bounds<'a> {
 }
 
 impl<'d, 'a> Walker<'d, 'a> {
+    /// A walker over `db`, with nothing seen yet.
     pub fn new(db: &'d Db<'a>) -> Walker<'d, 'a> {
         // Bounded by the file's size, never by a number read from it.
         let tracked = db.hwm().min(db.file_pages());

@@ -20,26 +20,34 @@ use crate::verify::CheckStatus;
 /// is refused with a clear error rather than guessed at.
 pub const ENTRY_VERSION: u32 = 1;
 
+/// A member as the snapshot's members bucket records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Member {
+    /// The member ID, in hex.
     pub id: String,
+    /// The member's name.
     pub name: String,
+    /// The member's peer URLs.
     #[serde(rename = "peerURLs")]
     pub peer_urls: Vec<String>,
 }
 
+/// What `verify` said of the snapshot when it was added.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyResult {
+    /// Whether every check passed.
     pub passed: bool,
     /// Problems found by the failed checks (0 when it passed).
     pub problems: u64,
 }
 
+/// What the catalog keeps of one snapshot: its identity, figures and verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Entry {
+    /// [`ENTRY_VERSION`] when written.
     pub version: u32,
     /// sha256 of the whole (decompressed) snapshot file, as `sha256sum`
     /// prints it for an uncompressed one.
@@ -48,24 +56,30 @@ pub struct Entry {
     pub path: String,
     /// When it was added: seconds since the Unix epoch (UTC).
     pub added: i64,
+    /// The labels given when it was added (its series).
     pub labels: BTreeMap<String, String>,
     /// Bytes of the (decompressed) file.
     pub file_size: u64,
     /// Bytes of the pages in use (the file less its free pages).
     pub db_size_in_use: Option<u64>,
+    /// The snapshot's revision.
     pub revision: i64,
+    /// The revision it is compacted at, if any.
     pub compacted_revision: Option<i64>,
     /// Distinct keys, and those whose newest revision is a put.
     pub total_keys: Option<u64>,
+    /// Live keys at the revision, when the keyspace could be read.
     pub live_keys: Option<u64>,
     /// Derived from the member IDs, as etcd does at bootstrap.
     pub cluster_id: Option<String>,
+    /// The members the snapshot records.
     pub members: Vec<Member>,
     /// Live objects per resource (kubectl names).
     pub objects: BTreeMap<String, u64>,
     /// Live namespaced objects per namespace and resource; a namespace with
     /// a Namespace object and nothing in it has an empty map.
     pub namespaces: BTreeMap<String, BTreeMap<String, u64>>,
+    /// What `verify` said.
     pub verify: VerifyResult,
 }
 
@@ -75,17 +89,26 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Head {
+    /// [`ENTRY_VERSION`] when written.
     pub version: u32,
+    /// sha256 of the snapshot file.
     pub sha256: String,
+    /// The path it was added from.
     pub path: String,
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The snapshot's revision.
     pub revision: i64,
+    /// The cluster ID derived from the members, if any.
     pub cluster_id: Option<String>,
+    /// The members the snapshot records.
     pub members: Vec<Member>,
+    /// Whether `verify` passed.
     pub verified: bool,
 }
 
 impl Entry {
+    /// The part of the entry that series and trends are chosen by.
     pub fn head(&self) -> Head {
         Head {
             version: self.version,

@@ -38,26 +38,58 @@ pub const SCHEMA_VERSION: &str = "1";
 /// What redb's files begin with.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
+/// Why the catalog cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// No catalog at the path (only `add` creates one).
     #[error("{path}: no catalog here (`etcdsnap catalog add` creates one)")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not an etcdsnap catalog; it is left as it is.
     #[error("{path}: not an etcdsnap catalog: {why}; the file is left as it is")]
-    Foreign { path: PathBuf, why: String },
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The catalog's contents cannot be read; it is left as it is.
     #[error(
         "{path}: the catalog is damaged: {why}; the file is left as it is (move it aside to start a new catalog)"
     )]
-    Damaged { path: PathBuf, why: String },
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The catalog was written with another schema version.
     #[error(
         "{path}: the catalog was written by another etcdsnap (schema version {found}, this one reads {SCHEMA_VERSION})"
     )]
-    Version { path: PathBuf, found: String },
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The schema version found.
+        found: String,
+    },
+    /// Another process held the catalog's lock past the wait.
     #[error("{path}: the catalog is in use by another process; still locked after {waited:?}")]
-    Locked { path: PathBuf, waited: Duration },
+    Locked {
+        /// The file.
+        path: PathBuf,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// Reading or writing the catalog file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -99,7 +131,9 @@ impl Handle {
 /// Whether an `add` wrote a new entry or found the sha256 there already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
+    /// A new entry, with its sequence number.
     New(u64),
+    /// The same file was added before, under this sequence number.
     Already(u64),
 }
 
@@ -204,6 +238,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The catalog file.
     pub fn path(&self) -> &Path {
         &self.path
     }

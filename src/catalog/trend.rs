@@ -47,6 +47,7 @@ pub fn series_key(e: &Head) -> String {
     }
 }
 
+/// Labels as `k=v,k=v`, sorted by key (a series' name).
 pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
     labels
         .iter()
@@ -104,7 +105,7 @@ fn judge_keyed<E>(
     let Some(at) = heads.iter().position(|(s, _)| *s == seq) else {
         return Ok(Vec::new());
     };
-    let (new_h, key) = (&heads[at].1, &keys[at]);
+    let (new, key) = (&heads[at].1, &keys[at]);
     let before: Vec<(u64, &Head)> = heads
         .iter()
         .zip(keys)
@@ -118,14 +119,60 @@ fn judge_keyed<E>(
             format!("the first entry of series {key}: nothing to compare with"),
         )]);
     };
-    let new = new_h;
-    let mut out = Vec::new();
-    let cid = |e: &Head| e.cluster_id.clone().unwrap_or_else(|| "unknown".into());
-    out.push(if last.cluster_id == new.cluster_id {
+    let mut out = vec![cluster_rule(key, last, new), members_rule(last, new)];
+    let same: Vec<(u64, &Head)> = before
+        .iter()
+        .filter(|(_, e)| e.cluster_id == new.cluster_id)
+        .copied()
+        .collect();
+    let window = baseline(&same);
+    let Some(&(_, base_h)) = window.last() else {
+        out.push(result(
+            "trend",
+            true,
+            format!(
+                "no earlier entry of cluster {} to compare figures with",
+                cluster_id_text(new)
+            ),
+        ));
+        return Ok(out);
+    };
+    out.push(revision_rule(&same, base_h, new));
+    let olds = window
+        .iter()
+        .map(|(s, _)| load(*s))
+        .collect::<Result<Vec<Entry>, E>>()?;
+    let new = load(seq)?;
+    let Some(base) = olds.last() else {
+        return Ok(out);
+    };
+    let span = if olds.len() == 1 {
+        "the entry before".to_string()
+    } else {
+        format!("the last {} entries", olds.len())
+    };
+    out.extend(object_rules(&olds, base, &new, max_drop, &span));
+    out.extend(namespace_rules(&olds, &new, &span));
+    out.push(size_rule(base, &new));
+    Ok(out)
+}
+
+fn cluster_id_text(e: &Head) -> String {
+    e.cluster_id.clone().unwrap_or_else(|| "unknown".into())
+}
+
+/// An entry named in a finding: its short sha256 and its path.
+fn entry_text(e: &Entry) -> String {
+    format!("entry {} ({})", short(&e.sha256), e.path)
+}
+
+/// The cluster ID against the entry just before.
+fn cluster_rule(key: &str, last: &Head, new: &Head) -> RuleResult {
+    if last.cluster_id == new.cluster_id {
         result(
             "trend cluster",
             true,
-            format!("cluster ID {} as before", cid(new)),
+            format!("cluster ID {} as before", cluster_id_text(new)),
         )
     } else {
         result(
@@ -133,12 +180,16 @@ fn judge_keyed<E>(
             false,
             format!(
                 "cluster ID changed in series {key}: {} → {} (entry {} before it)",
-                cid(last),
-                cid(new),
+                cluster_id_text(last),
+                cluster_id_text(new),
                 short(&last.sha256)
             ),
         )
-    });
+    }
+}
+
+/// The member set (IDs, names, peer URLs) against the entry just before.
+fn members_rule(last: &Head, new: &Head) -> RuleResult {
     let ids = |e: &Head| -> BTreeMap<String, Member> {
         e.members
             .iter()
@@ -147,7 +198,7 @@ fn judge_keyed<E>(
     };
     let (old_m, new_m) = (ids(last), ids(new));
     if old_m == new_m {
-        out.push(result(
+        return result(
             "trend members",
             true,
             format!(
@@ -155,61 +206,52 @@ fn judge_keyed<E>(
                 new_m.len(),
                 if new_m.len() == 1 { "" } else { "s" }
             ),
-        ));
-    } else {
-        let mut parts = Vec::new();
-        for (id, m) in &new_m {
-            match old_m.get(id) {
-                None => parts.push(format!("added {}", members_text(m))),
-                Some(o) if o != m => {
-                    parts.push(format!("changed {} → {}", members_text(o), members_text(m)))
-                }
-                _ => {}
-            }
-        }
-        for (id, m) in &old_m {
-            if !new_m.contains_key(id) {
-                parts.push(format!("removed {}", members_text(m)));
-            }
-        }
-        out.push(result(
-            "trend members",
-            false,
-            format!("the member set changed: {}", parts.join("; ")),
-        ));
+        );
     }
-    let same: Vec<(u64, &Head)> = before
-        .iter()
-        .filter(|(_, e)| e.cluster_id == new.cluster_id)
-        .copied()
-        .collect();
-    // The baseline: the entries that verified (else all) of the same
-    // cluster, the last BASELINE_ENTRIES of them.
+    let mut parts = Vec::new();
+    for (id, m) in &new_m {
+        match old_m.get(id) {
+            None => parts.push(format!("added {}", members_text(m))),
+            Some(o) if o != m => {
+                parts.push(format!("changed {} → {}", members_text(o), members_text(m)))
+            }
+            _ => {}
+        }
+    }
+    for (id, m) in &old_m {
+        if !new_m.contains_key(id) {
+            parts.push(format!("removed {}", members_text(m)));
+        }
+    }
+    result(
+        "trend members",
+        false,
+        format!("the member set changed: {}", parts.join("; ")),
+    )
+}
+
+/// The baseline among the earlier entries of the same cluster (`same`,
+/// oldest first): those that verified (else all), the last
+/// [`BASELINE_ENTRIES`] of them.
+fn baseline<'a>(same: &[(u64, &'a Head)]) -> Vec<(u64, &'a Head)> {
     let verified: Vec<(u64, &Head)> = same.iter().filter(|(_, e)| e.verified).copied().collect();
     let pool = if verified.is_empty() {
-        same.clone()
+        same.to_vec()
     } else {
         verified
     };
-    let window = &pool[pool.len().saturating_sub(BASELINE_ENTRIES)..];
-    let Some(&(_, base_h)) = window.last() else {
-        out.push(result(
-            "trend",
-            true,
-            format!(
-                "no earlier entry of cluster {} to compare figures with",
-                cid(new)
-            ),
-        ));
-        return Ok(out);
-    };
-    // Revision.
+    pool[pool.len().saturating_sub(BASELINE_ENTRIES)..].to_vec()
+}
+
+/// The revision against the highest of the same cluster's earlier entries
+/// (`base` when there are none).
+fn revision_rule(same: &[(u64, &Head)], base: &Head, new: &Head) -> RuleResult {
     let highest = same
         .iter()
         .map(|(_, h)| *h)
         .max_by_key(|e| e.revision)
-        .unwrap_or(base_h);
-    out.push(if new.revision >= highest.revision {
+        .unwrap_or(base);
+    if new.revision >= highest.revision {
         result(
             "trend revision",
             true,
@@ -230,27 +272,23 @@ fn judge_keyed<E>(
                 highest.path
             ),
         )
-    });
-    let olds = window
-        .iter()
-        .map(|(s, _)| load(*s))
-        .collect::<Result<Vec<Entry>, E>>()?;
-    let new = load(seq)?;
-    let new = &new;
-    let Some(base) = olds.last() else {
-        return Ok(out);
-    };
-    let named = |e: &Entry| format!("entry {} ({})", short(&e.sha256), e.path);
-    let span = if olds.len() == 1 {
-        "the entry before".to_string()
-    } else {
-        format!("the last {} entries", olds.len())
-    };
-    // Objects per resource, against the most any baseline entry held (the
-    // newest such entry), so that a drop that lasts is not forgotten the
-    // next time.
+    }
+}
+
+/// Objects per resource, against the most any baseline entry held (the
+/// newest such entry), so that a drop that lasts is not forgotten the next
+/// time: a failure per resource that dropped more than `max_drop` percent,
+/// else one pass. `base` is the newest baseline entry, `span` names the
+/// baseline.
+fn object_rules(
+    olds: &[Entry],
+    base: &Entry,
+    new: &Entry,
+    max_drop: f64,
+    span: &str,
+) -> Vec<RuleResult> {
     let mut peaks: BTreeMap<&str, (u64, &Entry)> = BTreeMap::new();
-    for e in &olds {
+    for e in olds {
         for (res, &n) in &e.objects {
             match peaks.get(res.as_str()) {
                 Some(&(p, _)) if p > n => {}
@@ -260,48 +298,21 @@ fn judge_keyed<E>(
             }
         }
     }
-    let mut failed = false;
+    let mut out = Vec::new();
     for (res, &(p, peak)) in &peaks {
         let n = new.objects.get(*res).copied().unwrap_or(0);
         if p == 0 || pct(p, n) <= max_drop {
             continue;
         }
-        failed = true;
-        let mut by_ns: Vec<(String, u64, u64)> = peak
-            .namespaces
-            .iter()
-            .filter_map(|(ns, per)| {
-                let b = per.get(*res).copied().unwrap_or(0);
-                let a = new
-                    .namespaces
-                    .get(ns)
-                    .and_then(|m| m.get(*res))
-                    .copied()
-                    .unwrap_or(0);
-                (a < b).then(|| (ns.clone(), b, a))
-            })
-            .collect();
-        by_ns.sort_by_key(|(ns, b, a)| (std::cmp::Reverse(b - a), ns.clone()));
         let mut msg = format!(
             "{}, more than the {max_drop} % allowed (compared with {}, the most of {span})",
             drop_text(res, p, n),
-            named(peak)
+            entry_text(peak)
         );
-        if !by_ns.is_empty() {
-            let named: Vec<String> = by_ns
-                .iter()
-                .take(NAMED)
-                .map(|(ns, b, a)| drop_text(&format!("namespace {ns}"), *b, *a))
-                .collect();
-            msg.push_str("; ");
-            msg.push_str(&named.join(", "));
-            if by_ns.len() > NAMED {
-                msg.push_str(&format!(" and {} more namespaces", by_ns.len() - NAMED));
-            }
-        }
+        msg.push_str(&namespace_drops(res, peak, new));
         out.push(result(format!("trend objects {res}"), false, msg));
     }
-    if !failed {
+    if out.is_empty() {
         out.push(result(
             "trend objects",
             true,
@@ -310,23 +321,61 @@ fn judge_keyed<E>(
                 new.objects.len(),
                 base.total_objects(),
                 new.total_objects(),
-                named(base)
+                entry_text(base)
             ),
         ));
     }
-    // Namespaces: any of the baseline entries had (the newest that did).
+    out
+}
+
+/// The namespaces where resource `res` lost objects between `peak` and
+/// `new`, the largest losses first (at most [`NAMED`] of them), as a text
+/// to append to a finding (empty when none did).
+fn namespace_drops(res: &str, peak: &Entry, new: &Entry) -> String {
+    let mut by_ns: Vec<(String, u64, u64)> = peak
+        .namespaces
+        .iter()
+        .filter_map(|(ns, per)| {
+            let b = per.get(res).copied().unwrap_or(0);
+            let a = new
+                .namespaces
+                .get(ns)
+                .and_then(|m| m.get(res))
+                .copied()
+                .unwrap_or(0);
+            (a < b).then(|| (ns.clone(), b, a))
+        })
+        .collect();
+    if by_ns.is_empty() {
+        return String::new();
+    }
+    by_ns.sort_by_key(|(ns, b, a)| (std::cmp::Reverse(b - a), ns.clone()));
+    let named: Vec<String> = by_ns
+        .iter()
+        .take(NAMED)
+        .map(|(ns, b, a)| drop_text(&format!("namespace {ns}"), *b, *a))
+        .collect();
+    let mut text = format!("; {}", named.join(", "));
+    if by_ns.len() > NAMED {
+        text.push_str(&format!(" and {} more namespaces", by_ns.len() - NAMED));
+    }
+    text
+}
+
+/// Namespaces that any baseline entry had (the newest that did) and `new`
+/// lacks: a failure per vanished namespace, else one pass.
+fn namespace_rules(olds: &[Entry], new: &Entry, span: &str) -> Vec<RuleResult> {
     let mut seen: BTreeMap<&str, &Entry> = BTreeMap::new();
-    for e in &olds {
+    for e in olds {
         for ns in e.namespaces.keys() {
             seen.insert(ns, e);
         }
     }
-    let mut vanished = false;
+    let mut out = Vec::new();
     for (ns, had_it) in &seen {
         if new.namespaces.contains_key(*ns) {
             continue;
         }
-        vanished = true;
         let per = &had_it.namespaces[*ns];
         let had: u64 = per.values().sum();
         let what: Vec<String> = per.iter().map(|(r, n)| format!("{r} {n}")).collect();
@@ -337,24 +386,29 @@ fn judge_keyed<E>(
                 "namespace {ns} vanished (it had {had} objects{}{}); last seen in {}",
                 if what.is_empty() { "" } else { ": " },
                 what.join(", "),
-                named(had_it)
+                entry_text(had_it)
             ),
         ));
     }
-    if !vanished {
+    if out.is_empty() {
         out.push(result(
             "trend namespaces",
             true,
             format!("all {} namespaces of {span} are there", seen.len()),
         ));
     }
-    // Size.
+    out
+}
+
+/// The data in use (else the file size) against the newest baseline entry:
+/// fails when it shrank below [`SHRINK_LIMIT`] while the revision grew.
+fn size_rule(base: &Entry, new: &Entry) -> RuleResult {
     let (what, b, a) = match (base.db_size_in_use, new.db_size_in_use) {
         (Some(b), Some(a)) => ("bytes in use", b, a),
         _ => ("file size", base.file_size, new.file_size),
     };
     let shrank = (a as f64) < b as f64 * SHRINK_LIMIT && new.revision > base.revision;
-    out.push(result(
+    result(
         "trend size",
         !shrank,
         if shrank {
@@ -369,19 +423,24 @@ fn judge_keyed<E>(
         } else {
             format!("{what} {b} → {a}")
         },
-    ));
-    Ok(out)
+    )
 }
 
 /// A series' newest entry and its trend results.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeriesReport {
+    /// The series' name (its labels, or its cluster ID).
     pub series: String,
+    /// sha256 of the newest entry.
     pub sha256: String,
+    /// The newest entry's path.
     pub path: String,
+    /// The newest entry's revision.
     pub revision: i64,
+    /// Whether every rule passed.
     pub passed: bool,
+    /// Every rule's result.
     pub rules: Vec<RuleResult>,
 }
 

@@ -24,13 +24,17 @@ use crate::verify::{Report, verify};
 /// At most this many undecodable keys are named (the count is exact).
 const NAMED: usize = 10;
 
+/// What the policy rules are judged on, gathered in one pass over the keys.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
+    /// The file's size in bytes (decompressed).
     pub file_size: u64,
+    /// The keyspace's revision.
     pub revision: i64,
     /// Live objects per resource (kubectl names).
     pub objects: BTreeMap<String, u64>,
+    /// The namespaces the snapshot holds.
     pub namespaces: BTreeSet<String>,
     /// Live namespaced objects per namespace and resource (for the
     /// catalog's trend rules; not part of `check`'s JSON).
@@ -49,6 +53,7 @@ pub struct Facts {
     /// Live values that do not decode (when a rule asked), and the first
     /// few keys with the reason.
     pub undecodable: u64,
+    /// The first undecodable keys and why, at most ten.
     pub undecodable_keys: Vec<(String, String)>,
     /// Why the keys could not be read at all (the verify report says more).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,7 +62,9 @@ pub struct Facts {
 
 /// A snapshot's facts and its `verify` report, read together.
 pub struct Read {
+    /// What `verify` found.
     pub report: Report,
+    /// What the rules are judged on.
     pub facts: Facts,
     /// The file's modification time.
     pub modified: Option<SystemTime>,

@@ -42,11 +42,13 @@ pub struct Policy {
     /// Bounds on the file's size, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_bytes: Option<u64>,
+    /// The most bytes the file may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
     /// Bounds on the keyspace's revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_revision: Option<i64>,
+    /// The highest revision allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_revision: Option<i64>,
     /// The oldest a snapshot may be (`26h`, `7d`, `90m`): from `--taken-at`,
@@ -59,10 +61,13 @@ pub struct Policy {
     pub max_age: Option<Duration>,
 }
 
+/// A policy file that cannot be read or is not a valid policy.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {reason}")]
 pub struct PolicyError {
+    /// The policy file.
     pub file: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -174,12 +179,16 @@ pub fn canonical_resource(name: &str) -> String {
 /// `RESOURCE/NAME` or `RESOURCE/NAMESPACE/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RequiredObject {
+    /// The resource as the policy names it.
     pub resource: String,
+    /// The namespace (none for a cluster-scoped object).
     pub namespace: Option<String>,
+    /// The object's name.
     pub name: String,
 }
 
 impl RequiredObject {
+    /// Reads `resource/name` or `resource/namespace/name`.
     pub fn parse(s: &str) -> Result<RequiredObject, &'static str> {
         let parts: Vec<&str> = s.split('/').collect();
         if parts.iter().any(|p| p.is_empty()) {

@@ -9,12 +9,15 @@ use super::facts::{Facts, Read};
 use super::policy::{Policy, RequiredObject};
 use crate::kube::resource::{BUILT_IN, closest_names};
 
+/// One rule's verdict on one snapshot.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
     /// The rule as the policy names it, with its subject
     /// (`minObjects nodes`, `requiredNamespaces kube-system`).
     pub rule: String,
+    /// Whether the rule passed.
     pub passed: bool,
+    /// What a pipeline log should show.
     pub message: String,
 }
 
@@ -60,6 +63,17 @@ pub fn judge(
         ));
         return out;
     }
+    content_rules(policy, f, &mut out);
+    value_rules(policy, f, &mut out);
+    bound_rules(policy, f, &mut out);
+    if let Some(max) = policy.max_age {
+        out.push(age_rule(max, taken_at.or(read.modified), now));
+    }
+    out
+}
+
+/// minObjects, minNamespaces, requiredNamespaces, requiredObjects.
+fn content_rules(policy: &Policy, f: &Facts, out: &mut Vec<RuleResult>) {
     for (res, min) in &policy.min_objects {
         let rule = format!("minObjects {res}");
         match resolve(res, f) {
@@ -110,6 +124,10 @@ pub fn judge(
             },
         ));
     }
+}
+
+/// valuesDecode, noUnencryptedSecrets, encryptionKeys.
+fn value_rules(policy: &Policy, f: &Facts, out: &mut Vec<RuleResult>) {
     if policy.values_decode {
         let mut msg = format!(
             "{} live values do not decode or do not match their keys",
@@ -157,6 +175,10 @@ pub fn judge(
             },
         ));
     }
+}
+
+/// minBytes, maxBytes, minRevision, maxRevision.
+fn bound_rules(policy: &Policy, f: &Facts, out: &mut Vec<RuleResult>) {
     if let Some(min) = policy.min_bytes {
         out.push(result(
             "minBytes",
@@ -185,29 +207,30 @@ pub fn judge(
             format!("revision {} (at most {max})", f.revision),
         ));
     }
-    if let Some(max) = policy.max_age {
-        let taken = taken_at.or(read.modified);
-        let (ok, msg) = match taken {
-            None => (
-                false,
-                "the time it was taken is unknown (give --taken-at)".to_string(),
-            ),
-            Some(t) => {
-                let age = now.duration_since(t).unwrap_or(Duration::ZERO);
-                let secs = Duration::from_secs(age.as_secs());
-                (
-                    age <= max,
-                    format!(
-                        "taken {} ago (at most {})",
-                        humantime::format_duration(secs),
-                        humantime::format_duration(max)
-                    ),
-                )
-            }
-        };
-        out.push(result("maxAge", ok, msg));
-    }
-    out
+}
+
+/// maxAge: the snapshot taken at `taken` (unknown: a failure) is at most
+/// `max` old at `now`.
+fn age_rule(max: Duration, taken: Option<SystemTime>, now: SystemTime) -> RuleResult {
+    let (ok, msg) = match taken {
+        None => (
+            false,
+            "the time it was taken is unknown (give --taken-at)".to_string(),
+        ),
+        Some(t) => {
+            let age = now.duration_since(t).unwrap_or(Duration::ZERO);
+            let secs = Duration::from_secs(age.as_secs());
+            (
+                age <= max,
+                format!(
+                    "taken {} ago (at most {})",
+                    humantime::format_duration(secs),
+                    humantime::format_duration(max)
+                ),
+            )
+        }
+    };
+    result("maxAge", ok, msg)
 }
 
 /// The name the snapshot's keys give the policy's resource `res` (already

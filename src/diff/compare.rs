@@ -35,8 +35,11 @@ pub struct Options {
 /// The comparison of one changed key.
 #[derive(Debug, Clone)]
 pub struct ObjectDiff<'a> {
+    /// The key's change.
     pub change: KeyChange<'a>,
+    /// The object the key holds.
     pub name: ObjectName,
+    /// How the change counts.
     pub outcome: Outcome,
     /// For a Secret: which data keys changed (never their values).
     pub secret: Option<SecretKeys>,

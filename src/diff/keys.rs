@@ -15,7 +15,9 @@ use crate::mvcc::keyspace::Record;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
+    /// Only in the new state.
     Added,
+    /// Only in the old state.
     Removed,
     /// Another value or another lease.
     Modified,
@@ -39,12 +41,16 @@ impl Change {
 /// One changed key, with its record on each side it exists on.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyChange<'a> {
+    /// Added, removed, modified or rewritten.
     pub change: Change,
+    /// The key's record in the old state, if it exists there.
     pub old: Option<Record<'a>>,
+    /// The key's record in the new state, if it exists there.
     pub new: Option<Record<'a>>,
 }
 
 impl<'a> KeyChange<'a> {
+    /// The changed key.
     pub fn key(&self) -> &'a [u8] {
         match (&self.old, &self.new) {
             (Some(r), _) | (None, Some(r)) => r.kv.key,

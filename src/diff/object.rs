@@ -15,12 +15,14 @@ use crate::report::{escape_bytes, escape_controls};
 pub struct ObjectName {
     /// `deployments.apps`; `None` for a key that is not an object's.
     pub resource: Option<String>,
+    /// The namespace, for a namespaced object.
     pub namespace: Option<String>,
     /// The object's name, or the whole key (escaped) when not an object.
     pub name: String,
 }
 
 impl ObjectName {
+    /// The object a key holds, under kube-apiserver's `storage_prefix`.
     pub fn of(key: &[u8], storage_prefix: &str) -> ObjectName {
         match parse_key(key, storage_prefix) {
             Some(ok) => ObjectName {
@@ -53,6 +55,7 @@ impl fmt::Display for ObjectName {
 /// How a changed object is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Added, removed, modified or rewritten.
     Change(Change),
     /// Modified, but only in what the noise filter leaves out.
     NoiseOnly,
@@ -62,14 +65,20 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
+    /// Objects added.
     pub added: usize,
+    /// Objects removed.
     pub removed: usize,
+    /// Objects modified in fields the noise filter keeps.
     pub modified: usize,
+    /// Objects modified only in fields the noise filter leaves out.
     pub noise_only: usize,
+    /// Keys written again with the same bytes.
     pub rewritten: usize,
 }
 
 impl Counts {
+    /// Counts one more object with outcome `o`.
     pub fn add(&mut self, o: Outcome) {
         match o {
             Outcome::Change(Change::Added) => self.added += 1,
@@ -98,25 +107,31 @@ impl Counts {
 /// Counts per (resource, namespace); `-` stands for none.
 #[derive(Debug, Default)]
 pub struct Tally {
+    /// Counts per resource and namespace (`-` for none).
     pub groups: BTreeMap<(String, String), Counts>,
 }
 
 /// One row of `diff --stat -w json`.
 #[derive(Serialize)]
 pub struct GroupRow<'t> {
+    /// The resource.
     pub resource: &'t str,
+    /// The namespace (`-` for none).
     pub namespace: &'t str,
+    /// The group's counts.
     #[serde(flatten)]
     pub counts: Counts,
 }
 
 impl Tally {
+    /// Counts one more object of `name`'s resource and namespace.
     pub fn add(&mut self, name: &ObjectName, o: Outcome) {
         let r = name.resource.clone().unwrap_or_else(|| "-".into());
         let ns = name.namespace.clone().unwrap_or_else(|| "-".into());
         self.groups.entry((r, ns)).or_default().add(o);
     }
 
+    /// The counts over every resource and namespace.
     pub fn total(&self) -> Counts {
         let mut t = Counts::default();
         for c in self.groups.values() {
@@ -125,6 +140,7 @@ impl Tally {
         t
     }
 
+    /// One row per resource and namespace, in their order.
     pub fn rows(&self) -> Vec<GroupRow<'_>> {
         self.groups
             .iter()

@@ -8,12 +8,16 @@ use serde_json::{Map, Value};
 /// The keys of a Secret's data that changed, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SecretKeys {
+    /// Data keys only in the new Secret.
     pub added: Vec<String>,
+    /// Data keys only in the old Secret.
     pub removed: Vec<String>,
+    /// Data keys in both, with other values.
     pub changed: Vec<String>,
 }
 
 impl SecretKeys {
+    /// Whether no data key changed.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }

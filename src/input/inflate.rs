@@ -16,13 +16,22 @@ use super::{Compression, InputError, TRAILER_LEN, read_up_to};
 pub enum Excess {
     /// No bbolt meta page in the first bytes: inflation stopped after `kept`
     /// bytes (the result does not open as a db).
-    NoDb { kept: u64 },
+    NoDb {
+        /// Bytes kept.
+        kept: u64,
+    },
     /// A data dir's db (no trailer): the file grew past its high-water mark;
     /// everything from offset `at` on is free space, ignored.
-    Slack { at: u64 },
+    Slack {
+        /// The offset the excess starts at.
+        at: u64,
+    },
     /// A `snapshot save` file (its trailer matches) with data after the
     /// trailer, from offset `at` on: damage.
-    AfterTrailer { at: u64 },
+    AfterTrailer {
+        /// The offset the excess starts at.
+        at: u64,
+    },
 }
 
 impl Excess {

@@ -17,6 +17,7 @@ use crate::kube::value::{DecodeError, Encoding, detect, parse_unknown};
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
+    /// Live objects.
     pub live_objects: u64,
     /// Value bytes of the live objects (what `ls` shows as SIZE).
     pub live_bytes: u64,
@@ -25,6 +26,7 @@ pub struct Usage {
     pub history_revisions: u64,
     /// Value bytes of those revisions.
     pub history_bytes: u64,
+    /// The largest live object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub largest: Option<ObjectSize>,
 }
@@ -48,47 +50,65 @@ impl Usage {
             self.largest = Some(o.clone());
         }
     }
+    /// Live and history bytes together.
     pub fn total_bytes(&self) -> u64 {
         self.live_bytes + self.history_bytes
     }
 }
 
+/// One object's stored size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectSize {
+    /// The etcd key.
     pub key: String,
+    /// Its resource, when the key is an object's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Its namespace, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Bytes of its value.
     pub bytes: u64,
 }
 
+/// What Kubernetes events take.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Events {
+    /// Live Event objects.
     pub live_objects: u64,
+    /// Value bytes of those.
     pub live_bytes: u64,
+    /// Stored revisions of event keys, live and past.
     pub revisions: u64,
     /// Bytes the events' revisions take in the key bucket (record and key).
     pub stored_bytes: u64,
 }
 
+/// Live values encrypted with one provider and key name.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Encrypted {
+    /// The provider (`aescbc`, `aesgcm`, `secretbox`, `kms`).
     pub provider: String,
+    /// The key name the values name.
     pub key_name: String,
+    /// How many live values.
     pub values: u64,
 }
 
+/// A live value that does not decode, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Undecodable {
+    /// The etcd key.
     pub key: String,
+    /// Why it does not decode.
     pub reason: String,
 }
 
+/// The security figures: Secrets stored unencrypted, encryption keys in use, undecodable values.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Security {
@@ -105,15 +125,23 @@ pub struct Security {
 /// The figures of the keyspace (restricted to one namespace if asked).
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
+    /// Per resource.
     pub resources: HashMap<String, Usage>,
+    /// Per namespace.
     pub namespaces: HashMap<String, Usage>,
+    /// The largest live objects, largest first.
     pub largest: Vec<ObjectSize>,
+    /// What events take.
     pub events: Events,
     /// Live keys per lease ID.
     pub lease_keys: HashMap<i64, u64>,
+    /// Live Secrets stored unencrypted, per namespace.
     pub unencrypted_secrets: BTreeMap<String, u64>,
+    /// Live encrypted values per (provider, key name).
     pub encrypted: BTreeMap<(String, String), u64>,
+    /// Live values that do not decode.
     pub undecodable_values: u64,
+    /// The first of those, with why.
     pub undecodable: Vec<Undecodable>,
     top: usize,
 }
@@ -280,6 +308,7 @@ impl Figures {
         self
     }
 
+    /// The security figures gathered so far.
     pub fn security(&self) -> Security {
         Security {
             unencrypted_secrets: self.unencrypted_secrets.clone(),

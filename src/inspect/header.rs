@@ -13,42 +13,59 @@ use crate::bolt::Db;
 use crate::bolt::read::{self, Bucket, ReadError};
 use crate::protowire::{Fields, Value};
 
+/// Who the snapshot belongs to: revisions, versions, cluster and members, alarms.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Header {
+    /// The keyspace's current revision.
     pub revision: i64,
+    /// The revision it is compacted at, if any.
     pub compacted_revision: Option<i64>,
+    /// The last raft index applied.
     pub consistent_index: Option<u64>,
+    /// The raft term of that index.
     pub term: Option<u64>,
+    /// The storage version (etcd 3.6 and later).
     pub storage_version: Option<String>,
+    /// The cluster version the members agreed on.
     pub cluster_version: Option<String>,
     /// etcd derives the cluster ID from the member IDs at bootstrap; the file
     /// does not store it, so this is that derivation over today's members
     /// (it differs when members were replaced since).
     pub cluster_id: Option<String>,
+    /// The members, by ID.
     pub members: Vec<Member>,
+    /// The alarms raised.
     pub alarms: Vec<Alarm>,
     /// Values of these buckets that could not be read.
     pub notes: Vec<String>,
 }
 
+/// A member as the members bucket records it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
+    /// The member ID, in hex.
     pub id: String,
+    /// The member's name (empty until it started).
     pub name: String,
     /// etcd's own names for these fields.
     #[serde(rename = "peerURLs")]
     pub peer_urls: Vec<String>,
+    /// Its client URLs.
     #[serde(rename = "clientURLs")]
     pub client_urls: Vec<String>,
+    /// Whether it is a learner.
     pub is_learner: bool,
 }
 
+/// A raised alarm and the member that raised it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alarm {
+    /// The member that raised it, in hex.
     pub member_id: String,
+    /// The alarm (`NOSPACE`, `CORRUPT`).
     pub alarm: String,
 }
 

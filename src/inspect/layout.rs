@@ -34,12 +34,14 @@ const FRESH_PAGES: u64 = 4;
 /// One element to store: key length and bytes after the element header.
 #[derive(Debug, Clone, Copy)]
 pub struct Element {
+    /// Bytes of the key.
     pub key_len: u32,
     /// key + value bytes (leaves) or key bytes (branches).
     pub payload: u32,
 }
 
 impl Element {
+    /// A leaf element of a key and value of these lengths.
     pub fn leaf(key_len: usize, value_len: usize) -> Element {
         Element {
             key_len: key_len as u32,
@@ -131,12 +133,14 @@ pub enum Placed {
 }
 
 impl Placed {
+    /// Bytes the bucket takes in its parent's value.
     pub fn value_len(&self) -> usize {
         match self {
             Placed::Inline(n) => *n,
             Placed::Pages(_) => BUCKET_HEADER,
         }
     }
+    /// Pages the bucket takes of its own (0 when inline).
     pub fn pages(&self) -> u64 {
         match self {
             Placed::Inline(_) => 0,
@@ -146,6 +150,7 @@ impl Placed {
 }
 
 impl BucketLayout {
+    /// A layout for pages of `page` bytes filled to `fill` (bbolt's fill percent) at most.
     pub fn new(page: usize, fill: f64) -> BucketLayout {
         BucketLayout {
             page,
@@ -258,6 +263,7 @@ impl BucketLayout {
         Placed::Pages(pages)
     }
 
+    /// Elements laid out so far.
     pub fn elements(&self) -> u64 {
         self.elements
     }

@@ -27,10 +27,13 @@ pub use figures::{Events, ObjectSize, Security, Usage};
 pub use header::Header;
 pub use space::Space;
 
+/// Why a snapshot cannot be inspected.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// The buckets cannot be read.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The keyspace cannot be read.
     #[error(transparent)]
     KeySpace(#[from] KeySpaceError),
 }
@@ -46,20 +49,28 @@ pub struct Options {
     pub namespace: Option<String>,
 }
 
+/// A figure with the name it is for (a resource, a namespace).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Named<T> {
+    /// The resource or namespace.
     pub name: String,
+    /// Its figures.
     #[serde(flatten)]
     pub usage: T,
 }
 
+/// The leases and the keys attached to them.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Leases {
+    /// Leases in the file.
     pub count: u64,
+    /// The shortest TTL, in seconds.
     pub ttl_min: Option<i64>,
+    /// The median TTL, in seconds.
     pub ttl_median: Option<i64>,
+    /// The longest TTL, in seconds.
     pub ttl_max: Option<i64>,
     /// Live keys attached to a lease the file holds.
     pub keys_attached: u64,
@@ -69,18 +80,25 @@ pub struct Leases {
     pub top: Vec<LeaseKeys>,
 }
 
+/// A lease with the live keys attached to it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseKeys {
+    /// The lease ID, in hex.
     pub id: String,
+    /// Its TTL in seconds, when the file holds the lease.
     pub ttl: Option<i64>,
+    /// Live keys attached.
     pub keys: u64,
 }
 
+/// Everything `inspect` shows of a snapshot.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Inspection {
+    /// Who the snapshot belongs to.
     pub header: Header,
+    /// The namespace the figures are limited to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Per resource, most bytes (live and history) first.
@@ -89,16 +107,23 @@ pub struct Inspection {
     pub namespaces: Vec<Named<Usage>>,
     /// How many namespaces there are in all.
     pub namespace_count: u64,
+    /// The largest live objects, largest first.
     pub largest_objects: Vec<ObjectSize>,
+    /// What events take.
     pub events: EventsShare,
+    /// The leases.
     pub leases: Leases,
+    /// Where the bytes go.
     pub space: Space,
+    /// The security figures.
     pub security: Security,
 }
 
+/// Kubernetes events, with their share of the file.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsShare {
+    /// The events' figures.
     #[serde(flatten)]
     pub events: Events,
     /// `storedBytes` over the file's size.

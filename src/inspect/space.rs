@@ -15,36 +15,46 @@ use crate::bolt::Db;
 use crate::bolt::page::NO_FREELIST;
 use crate::bolt::read::{self, Bucket, ReadError};
 
+/// Where the file's bytes go, and what defragmentation and compaction would give back.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Space {
     /// Bytes of the database (without a snapshot's sha256 trailer).
     pub file_bytes: u64,
+    /// The page size.
     pub page_size: u64,
     /// The high-water mark: pages the database spans.
     pub pages: u64,
     /// Pages no tree uses (free, or pending release).
     pub free_pages: Option<u64>,
+    /// Pages some tree uses (the high-water mark less the free pages).
     pub pages_in_use: Option<u64>,
     /// The file's size after `etcdctl defrag` (model of bbolt's layout).
     pub after_defrag_bytes: u64,
+    /// What a defrag gives back: the file's bytes less `after_defrag_bytes`.
     pub defrag_gain_bytes: u64,
     /// Revisions a compaction at the current revision removes, and their
     /// bytes in the key bucket (record and revision key).
     pub history_revisions: u64,
+    /// Bytes of those revisions.
     pub history_bytes: u64,
     /// The file's size after `etcdctl compact <revision>` and a defrag.
     pub after_compact_and_defrag_bytes: u64,
     /// What the compaction adds to the defrag's gain.
     pub compaction_gain_bytes: u64,
+    /// What to do, in a sentence.
     pub advice: String,
 }
 
 /// A bucket other than `key`, placed as it is and as after a compaction.
 pub struct OtherBucket {
+    /// The bucket's name.
     pub name: Vec<u8>,
+    /// Its elements.
     pub elements: u64,
+    /// How it is placed now.
     pub now: Placed,
+    /// How it would be placed after a compaction.
     pub compacted: Placed,
 }
 
@@ -126,6 +136,7 @@ pub fn pages_in_use(db: &Db<'_>, buckets: &[Bucket<'_>]) -> Option<u64> {
     Some(used.min(db.hwm()))
 }
 
+/// The space figures of `db`, from the walk of its key bucket and its other buckets.
 pub fn space(
     db: &Db<'_>,
     walked: &Walked<'_>,

@@ -17,10 +17,13 @@ use crate::problem::Problem;
 /// A user key's newest revision and its totals over every stored revision.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyFold<'a> {
+    /// The key's newest revision.
     pub newest: Revision,
+    /// Whether that revision deletes the key.
     pub tombstone: bool,
     /// The newest revision's value (a tombstone's is empty).
     pub value: &'a [u8],
+    /// The lease the newest revision attaches (0: none).
     pub lease: i64,
     /// Bytes of the newest revision's element in the key bucket.
     pub newest_element: u32,
@@ -43,12 +46,15 @@ pub struct Folds<'a> {
 type Map<'a> = HashMap<&'a [u8], KeyFold<'a>, foldhash::fast::RandomState>;
 
 impl<'a> Folds<'a> {
+    /// How many keys were folded.
     pub fn len(&self) -> usize {
         self.shards.iter().map(HashMap::len).sum()
     }
+    /// Whether no key was folded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Every key's fold, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &KeyFold<'a>> {
         self.shards.iter().flat_map(HashMap::values)
     }
@@ -74,6 +80,7 @@ fn fold_into<'a>(g: &mut KeyFold<'a>, f: KeyFold<'a>) {
 
 /// What the walk returns.
 pub struct Walked<'a> {
+    /// Every user key's fold.
     pub keys: Folds<'a>,
     /// Every element of the key bucket, in file order.
     pub elements: Vec<Element>,

@@ -34,7 +34,9 @@ pub const NODE_COST: usize = 64;
      (-o raw has the stored bytes)"
 )]
 pub struct TooLarge {
+    /// Bytes of the stored value.
     pub value_len: usize,
+    /// The memory allowed for it, in MiB.
     pub limit_mb: usize,
     /// What made it large (`1400000 nodes`, …).
     pub what: String,
@@ -78,6 +80,7 @@ impl Budget {
         Ok(())
     }
 
+    /// Nodes charged so far.
     pub fn nodes(&self) -> usize {
         self.nodes
     }

@@ -24,10 +24,18 @@ pub const MAX_DEPTH: usize = 10_000;
 /// The most pairs a map may have.
 pub const MAX_MAP_PAIRS: u64 = 2_097_152;
 
+/// Why a CBOR value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CborError {
+    /// Not what the API server accepts, at this offset.
     #[error("{what} at byte {offset}")]
-    Invalid { what: String, offset: usize },
+    Invalid {
+        /// What is wrong.
+        what: String,
+        /// The byte offset.
+        offset: usize,
+    },
+    /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
 }
@@ -199,154 +207,7 @@ fn epoch_text(secs: f64) -> Option<String> {
 pub fn parse(bytes: &[u8], budget: &mut Budget) -> Result<Value, CborError> {
     let mut r = Reader { b: bytes, i: 0 };
     let mut stack: Vec<Frame> = Vec::new();
-    let mut depth = 0usize;
-    let result = (|| -> Result<Value, CborError> {
-        let mut after_tag = false;
-        'item: loop {
-            let enc = stack.last().map_or(Enc::Text, Frame::enc);
-            // Break of an indefinite array or map.
-            if r.b.get(r.i) == Some(&0xff) {
-                let at = r.i;
-                match stack.last() {
-                    Some(Frame::Array { left: None, .. })
-                    | Some(Frame::Map {
-                        left: None,
-                        key: None,
-                        ..
-                    }) => {
-                        r.i += 1;
-                    }
-                    _ => return r.err(at, "a break outside an indefinite array or map"),
-                }
-            } else {
-                let h = r.head()?;
-                let was_tag = std::mem::replace(&mut after_tag, false);
-                let v = match h.major {
-                    0 => match i64::try_from(h.arg.unwrap_or(0)) {
-                        Ok(n) => Value::from(n),
-                        Err(_) => return r.err(h.at, "an integer that overflows int64"),
-                    },
-                    1 => match i64::try_from(h.arg.unwrap_or(0)) {
-                        Ok(n) => Value::from(-1 - n),
-                        Err(_) => return r.err(h.at, "an integer that overflows int64"),
-                    },
-                    2 => {
-                        let b = r.string_bytes(&h)?;
-                        let s = match enc {
-                            Enc::Text => go_lossy(&b),
-                            Enc::Base64 => base64::engine::general_purpose::STANDARD.encode(&b),
-                            Enc::Base64Url => {
-                                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b)
-                            }
-                            Enc::Base16 => b.iter().map(|x| format!("{x:02x}")).collect(),
-                        };
-                        Value::String(s)
-                    }
-                    3 => {
-                        let b = r.string_bytes(&h)?;
-                        match String::from_utf8(b) {
-                            Ok(s) => Value::String(s),
-                            Err(_) => return r.err(h.at, "invalid UTF-8 in a text string"),
-                        }
-                    }
-                    4 | 5 => {
-                        depth += 1;
-                        if depth > MAX_DEPTH {
-                            return r.err(h.at, format!("nested deeper than {MAX_DEPTH} levels"));
-                        }
-                        budget.charge(1, 0)?;
-                        if h.major == 5 && h.arg.is_some_and(|n| n > MAX_MAP_PAIRS) {
-                            return r
-                                .err(h.at, format!("a map of more than {MAX_MAP_PAIRS} pairs"));
-                        }
-                        if h.arg == Some(0) {
-                            depth -= 1;
-                            if h.major == 4 {
-                                Value::Array(Vec::new())
-                            } else {
-                                Value::Object(Map::new())
-                            }
-                        } else {
-                            // Each element takes a byte at least: no more room than that.
-                            let room = bytes.len() - r.i;
-                            let cap = h.arg.map_or(0, |n| (n as usize).min(room).min(1 << 16));
-                            stack.push(if h.major == 4 {
-                                Frame::Array {
-                                    items: Vec::with_capacity(cap),
-                                    left: h.arg,
-                                    enc,
-                                }
-                            } else {
-                                Frame::Map {
-                                    map: Map::new(),
-                                    left: h.arg,
-                                    key: None,
-                                    enc,
-                                }
-                            });
-                            continue 'item;
-                        }
-                    }
-                    6 => {
-                        let num = h.arg.unwrap_or(0);
-                        if num == 2 || num == 3 {
-                            return r
-                                .err(h.at, "a bignum (tag 2 or 3), which the API server refuses");
-                        }
-                        if was_tag {
-                            depth += 1;
-                            if depth > MAX_DEPTH {
-                                return r
-                                    .err(h.at, format!("nested deeper than {MAX_DEPTH} levels"));
-                            }
-                        }
-                        let enc = match num {
-                            21 => Enc::Base64Url,
-                            22 => Enc::Base64,
-                            23 => Enc::Base16,
-                            _ => enc,
-                        };
-                        stack.push(Frame::Tag { num, enc });
-                        after_tag = true;
-                        continue 'item;
-                    }
-                    _ => match (h.info, h.arg) {
-                        (20, _) => Value::Bool(false),
-                        (21, _) => Value::Bool(true),
-                        (22, _) => Value::Null,
-                        (25, Some(x)) => float(&r, h.at, half_to_f64(x as u16))?,
-                        (26, Some(x)) => float(&r, h.at, f64::from(f32::from_bits(x as u32)))?,
-                        (27, Some(x)) => float(&r, h.at, f64::from_bits(x))?,
-                        _ => {
-                            return r.err(
-                                h.at,
-                                "a simple value other than false, true and null (refused by the API server)",
-                            );
-                        }
-                    },
-                };
-                if let Value::String(s) = &v {
-                    budget.charge(1, s.len())?;
-                } else {
-                    budget.charge(1, 0)?;
-                }
-                if let Some(root) = attach(&r, &mut stack, &mut depth, v)? {
-                    return Ok(root);
-                }
-                continue 'item;
-            }
-            // A break closed the top frame.
-            let v = match stack.pop() {
-                Some(Frame::Array { items, .. }) => Value::Array(items),
-                Some(Frame::Map { map, .. }) => Value::Object(map),
-                _ => return r.err(r.i, "internal: a break without its frame"),
-            };
-            depth -= 1;
-            if let Some(root) = attach(&r, &mut stack, &mut depth, v)? {
-                return Ok(root);
-            }
-        }
-    })();
+    let result = read_item(&mut r, &mut stack, budget);
     // Whatever was built so far goes without recursion.
     for f in stack.drain(..) {
         match f {
@@ -368,6 +229,193 @@ pub fn parse(bytes: &[u8], budget: &mut Budget) -> Result<Value, CborError> {
         );
     }
     Ok(value)
+}
+
+/// Reads one top-level item without recursion: `stack` holds the arrays,
+/// maps and tags still open (what an error leaves there is the caller's to
+/// drop).
+fn read_item(
+    r: &mut Reader<'_>,
+    stack: &mut Vec<Frame>,
+    budget: &mut Budget,
+) -> Result<Value, CborError> {
+    let mut depth = 0usize;
+    let mut after_tag = false;
+    loop {
+        let enc = stack.last().map_or(Enc::Text, Frame::enc);
+        // Break of an indefinite array or map.
+        if r.b.get(r.i) == Some(&0xff) {
+            let at = r.i;
+            match stack.last() {
+                Some(Frame::Array { left: None, .. })
+                | Some(Frame::Map {
+                    left: None,
+                    key: None,
+                    ..
+                }) => {
+                    r.i += 1;
+                }
+                _ => return r.err(at, "a break outside an indefinite array or map"),
+            }
+            // The break closed the top frame.
+            let v = match stack.pop() {
+                Some(Frame::Array { items, .. }) => Value::Array(items),
+                Some(Frame::Map { map, .. }) => Value::Object(map),
+                _ => return r.err(r.i, "internal: a break without its frame"),
+            };
+            depth -= 1;
+            if let Some(root) = attach(r, stack, &mut depth, v)? {
+                return Ok(root);
+            }
+            continue;
+        }
+        let h = r.head()?;
+        let was_tag = std::mem::replace(&mut after_tag, false);
+        let v = match h.major {
+            4 | 5 => match open_container(r, stack, &mut depth, budget, &h, enc)? {
+                Some(empty) => empty,
+                None => continue,
+            },
+            6 => {
+                open_tag(r, stack, &mut depth, &h, enc, was_tag)?;
+                after_tag = true;
+                continue;
+            }
+            _ => scalar(r, &h, enc)?,
+        };
+        if let Value::String(s) = &v {
+            budget.charge(1, s.len())?;
+        } else {
+            budget.charge(1, 0)?;
+        }
+        if let Some(root) = attach(r, stack, &mut depth, v)? {
+            return Ok(root);
+        }
+    }
+}
+
+/// An item that holds no other (major types 0, 1, 2, 3, 7): integers
+/// within int64, strings (byte strings shown as `enc` says), false, true,
+/// null and finite floats.
+fn scalar(r: &mut Reader<'_>, h: &Head, enc: Enc) -> Result<Value, CborError> {
+    Ok(match h.major {
+        0 => match i64::try_from(h.arg.unwrap_or(0)) {
+            Ok(n) => Value::from(n),
+            Err(_) => return r.err(h.at, "an integer that overflows int64"),
+        },
+        1 => match i64::try_from(h.arg.unwrap_or(0)) {
+            Ok(n) => Value::from(-1 - n),
+            Err(_) => return r.err(h.at, "an integer that overflows int64"),
+        },
+        2 => {
+            let b = r.string_bytes(h)?;
+            let s = match enc {
+                Enc::Text => go_lossy(&b),
+                Enc::Base64 => base64::engine::general_purpose::STANDARD.encode(&b),
+                Enc::Base64Url => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b),
+                Enc::Base16 => b.iter().map(|x| format!("{x:02x}")).collect(),
+            };
+            Value::String(s)
+        }
+        3 => {
+            let b = r.string_bytes(h)?;
+            match String::from_utf8(b) {
+                Ok(s) => Value::String(s),
+                Err(_) => return r.err(h.at, "invalid UTF-8 in a text string"),
+            }
+        }
+        _ => match (h.info, h.arg) {
+            (20, _) => Value::Bool(false),
+            (21, _) => Value::Bool(true),
+            (22, _) => Value::Null,
+            (25, Some(x)) => float(r, h.at, half_to_f64(x as u16))?,
+            (26, Some(x)) => float(r, h.at, f64::from(f32::from_bits(x as u32)))?,
+            (27, Some(x)) => float(r, h.at, f64::from_bits(x))?,
+            _ => {
+                return r.err(
+                    h.at,
+                    "a simple value other than false, true and null (refused by the API server)",
+                );
+            }
+        },
+    })
+}
+
+/// An array or map head (major type 4 or 5): an empty one is complete
+/// (returned); any other is pushed on `stack` to be filled (None).
+fn open_container(
+    r: &mut Reader<'_>,
+    stack: &mut Vec<Frame>,
+    depth: &mut usize,
+    budget: &mut Budget,
+    h: &Head,
+    enc: Enc,
+) -> Result<Option<Value>, CborError> {
+    *depth += 1;
+    if *depth > MAX_DEPTH {
+        return r.err(h.at, format!("nested deeper than {MAX_DEPTH} levels"));
+    }
+    budget.charge(1, 0)?;
+    if h.major == 5 && h.arg.is_some_and(|n| n > MAX_MAP_PAIRS) {
+        return r.err(h.at, format!("a map of more than {MAX_MAP_PAIRS} pairs"));
+    }
+    if h.arg == Some(0) {
+        *depth -= 1;
+        return Ok(Some(if h.major == 4 {
+            Value::Array(Vec::new())
+        } else {
+            Value::Object(Map::new())
+        }));
+    }
+    // Each element takes a byte at least: no more room than that.
+    let room = r.b.len() - r.i;
+    let cap = h.arg.map_or(0, |n| (n as usize).min(room).min(1 << 16));
+    stack.push(if h.major == 4 {
+        Frame::Array {
+            items: Vec::with_capacity(cap),
+            left: h.arg,
+            enc,
+        }
+    } else {
+        Frame::Map {
+            map: Map::new(),
+            left: h.arg,
+            key: None,
+            enc,
+        }
+    });
+    Ok(None)
+}
+
+/// A tag head (major type 6), pushed on `stack` for the item it tags: a
+/// bignum is refused; a tag of a tag counts as a level of nesting; tags
+/// 21–23 set how the byte strings under it are shown.
+fn open_tag(
+    r: &mut Reader<'_>,
+    stack: &mut Vec<Frame>,
+    depth: &mut usize,
+    h: &Head,
+    enc: Enc,
+    was_tag: bool,
+) -> Result<(), CborError> {
+    let num = h.arg.unwrap_or(0);
+    if num == 2 || num == 3 {
+        return r.err(h.at, "a bignum (tag 2 or 3), which the API server refuses");
+    }
+    if was_tag {
+        *depth += 1;
+        if *depth > MAX_DEPTH {
+            return r.err(h.at, format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+    }
+    let enc = match num {
+        21 => Enc::Base64Url,
+        22 => Enc::Base64,
+        23 => Enc::Base16,
+        _ => enc,
+    };
+    stack.push(Frame::Tag { num, enc });
+    Ok(())
 }
 
 fn float(r: &Reader<'_>, at: usize, f: f64) -> Result<Value, CborError> {

@@ -28,6 +28,7 @@ pub const NAME: &str = "kube-values";
 /// What the walk found, before it becomes a [`Check`].
 #[derive(Debug, Default)]
 pub struct Findings {
+    /// Values that do not decode or do not match their keys.
     pub problems: Problems,
     /// Live values under the prefix that were decoded.
     pub checked: u64,

@@ -18,10 +18,18 @@ use super::budget::{Budget, TooLarge, drop_deep, go_lossy};
 /// The deepest nesting Go's JSON decoder accepts.
 pub const MAX_DEPTH: usize = 10_000;
 
+/// Why a JSON value is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
+    /// Not what the API server accepts, at this offset.
     #[error("{what} at byte {offset}")]
-    Syntax { what: String, offset: usize },
+    Syntax {
+        /// What is wrong.
+        what: String,
+        /// The byte offset.
+        offset: usize,
+    },
+    /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
 }
@@ -29,6 +37,7 @@ pub enum JsonError {
 /// A parsed value and what the reader noticed on the way.
 #[derive(Debug)]
 pub struct Parsed {
+    /// The value.
     pub value: Value,
     /// Every string value of a top-level `kind` key, in order (duplicates too).
     pub kinds: Vec<String>,
@@ -256,109 +265,7 @@ pub fn parse(bytes: &[u8], budget: &mut Budget) -> Result<Parsed, JsonError> {
     let mut r = Reader { b: bytes, i: 0 };
     let mut stack: Vec<Frame> = Vec::new();
     let mut kinds = Vec::new();
-    let result = (|| -> Result<Value, JsonError> {
-        'value: loop {
-            r.ws();
-            let Some(c) = r.peek() else {
-                return r.err("unexpected end of the value");
-            };
-            let mut v = match c {
-                b'{' | b'[' => {
-                    if stack.len() >= MAX_DEPTH {
-                        return r.err(format!("nested deeper than {MAX_DEPTH} levels"));
-                    }
-                    r.i += 1;
-                    r.ws();
-                    budget.charge(1, 0)?;
-                    if c == b'{' {
-                        if r.peek() == Some(b'}') {
-                            r.i += 1;
-                            Value::Object(Map::new())
-                        } else {
-                            let k = r.key()?;
-                            budget.charge(1, k.len())?;
-                            stack.push(Frame::Object(Map::new(), k));
-                            continue 'value;
-                        }
-                    } else if r.peek() == Some(b']') {
-                        r.i += 1;
-                        Value::Array(Vec::new())
-                    } else {
-                        stack.push(Frame::Array(Vec::new()));
-                        continue 'value;
-                    }
-                }
-                b'"' => {
-                    r.i += 1;
-                    let s = r.string()?;
-                    budget.charge(1, s.len())?;
-                    Value::String(s)
-                }
-                b't' => r.literal(b"true", Value::Bool(true))?,
-                b'f' => r.literal(b"false", Value::Bool(false))?,
-                b'n' => r.literal(b"null", Value::Null)?,
-                b'-' | b'0'..=b'9' => {
-                    budget.charge(1, 0)?;
-                    r.number()?
-                }
-                _ => return r.err("expected a value"),
-            };
-            // A complete value: into its parent, closing what it completes.
-            loop {
-                let top_level = stack.len() == 1;
-                match stack.last_mut() {
-                    None => return Ok(v),
-                    Some(Frame::Array(items)) => {
-                        items.push(v);
-                        r.ws();
-                        match r.peek() {
-                            Some(b',') => {
-                                r.i += 1;
-                                continue 'value;
-                            }
-                            Some(b']') => {
-                                r.i += 1;
-                                let Some(Frame::Array(items)) = stack.pop() else {
-                                    return r.err("internal: lost an array");
-                                };
-                                v = Value::Array(items);
-                            }
-                            _ => return r.err("expected ',' or ']'"),
-                        }
-                    }
-                    Some(Frame::Object(map, key)) => {
-                        let k = std::mem::take(key);
-                        if top_level
-                            && k == "kind"
-                            && let Value::String(s) = &v
-                        {
-                            kinds.push(s.clone());
-                        }
-                        if let Some(old) = map.insert(k, v) {
-                            drop_deep(old);
-                        }
-                        r.ws();
-                        match r.peek() {
-                            Some(b',') => {
-                                r.i += 1;
-                                *key = r.key()?;
-                                budget.charge(1, key.len())?;
-                                continue 'value;
-                            }
-                            Some(b'}') => {
-                                r.i += 1;
-                                let Some(Frame::Object(map, _)) = stack.pop() else {
-                                    return r.err("internal: lost an object");
-                                };
-                                v = Value::Object(map);
-                            }
-                            _ => return r.err("expected ',' or '}'"),
-                        }
-                    }
-                }
-            }
-        }
-    })();
+    let result = read_value(&mut r, &mut stack, &mut kinds, budget);
     // Whatever was built so far goes without recursion.
     for f in stack.drain(..) {
         match f {
@@ -373,6 +280,142 @@ pub fn parse(bytes: &[u8], budget: &mut Budget) -> Result<Parsed, JsonError> {
         return r.err("data after the top-level value");
     }
     Ok(Parsed { value, kinds })
+}
+
+/// Reads one top-level value without recursion: `stack` holds the arrays
+/// and objects still open (what an error leaves there is the caller's to
+/// drop); the top-level object's `kind` strings go to `kinds`.
+fn read_value(
+    r: &mut Reader<'_>,
+    stack: &mut Vec<Frame>,
+    kinds: &mut Vec<String>,
+    budget: &mut Budget,
+) -> Result<Value, JsonError> {
+    loop {
+        r.ws();
+        let Some(c) = r.peek() else {
+            return r.err("unexpected end of the value");
+        };
+        let v = match c {
+            b'{' | b'[' => match open(r, stack, budget, c)? {
+                Some(empty) => empty,
+                None => continue,
+            },
+            b'"' => {
+                r.i += 1;
+                let s = r.string()?;
+                budget.charge(1, s.len())?;
+                Value::String(s)
+            }
+            b't' => r.literal(b"true", Value::Bool(true))?,
+            b'f' => r.literal(b"false", Value::Bool(false))?,
+            b'n' => r.literal(b"null", Value::Null)?,
+            b'-' | b'0'..=b'9' => {
+                budget.charge(1, 0)?;
+                r.number()?
+            }
+            _ => return r.err("expected a value"),
+        };
+        if let Some(root) = attach(r, stack, kinds, budget, v)? {
+            return Ok(root);
+        }
+    }
+}
+
+/// An object or array that starts at `c`: an empty one is complete
+/// (returned); any other is pushed on `stack` to be filled (None).
+fn open(
+    r: &mut Reader<'_>,
+    stack: &mut Vec<Frame>,
+    budget: &mut Budget,
+    c: u8,
+) -> Result<Option<Value>, JsonError> {
+    if stack.len() >= MAX_DEPTH {
+        return r.err(format!("nested deeper than {MAX_DEPTH} levels"));
+    }
+    r.i += 1;
+    r.ws();
+    budget.charge(1, 0)?;
+    if c == b'{' {
+        if r.peek() == Some(b'}') {
+            r.i += 1;
+            return Ok(Some(Value::Object(Map::new())));
+        }
+        let k = r.key()?;
+        budget.charge(1, k.len())?;
+        stack.push(Frame::Object(Map::new(), k));
+    } else if r.peek() == Some(b']') {
+        r.i += 1;
+        return Ok(Some(Value::Array(Vec::new())));
+    } else {
+        stack.push(Frame::Array(Vec::new()));
+    }
+    Ok(None)
+}
+
+/// Puts a complete value into its parent, closing what it completes: the
+/// top-level value when none is left (Some), else None once a parent waits
+/// for its next value.
+fn attach(
+    r: &mut Reader<'_>,
+    stack: &mut Vec<Frame>,
+    kinds: &mut Vec<String>,
+    budget: &mut Budget,
+    mut v: Value,
+) -> Result<Option<Value>, JsonError> {
+    loop {
+        let top_level = stack.len() == 1;
+        match stack.last_mut() {
+            None => return Ok(Some(v)),
+            Some(Frame::Array(items)) => {
+                items.push(v);
+                r.ws();
+                match r.peek() {
+                    Some(b',') => {
+                        r.i += 1;
+                        return Ok(None);
+                    }
+                    Some(b']') => {
+                        r.i += 1;
+                        let Some(Frame::Array(items)) = stack.pop() else {
+                            return r.err("internal: lost an array");
+                        };
+                        v = Value::Array(items);
+                    }
+                    _ => return r.err("expected ',' or ']'"),
+                }
+            }
+            Some(Frame::Object(map, key)) => {
+                let k = std::mem::take(key);
+                if top_level
+                    && k == "kind"
+                    && let Value::String(s) = &v
+                {
+                    kinds.push(s.clone());
+                }
+                if let Some(old) = map.insert(k, v) {
+                    drop_deep(old);
+                }
+                r.ws();
+                match r.peek() {
+                    Some(b',') => {
+                        r.i += 1;
+                        *key = r.key()?;
+                        budget.charge(1, key.len())?;
+                        return Ok(None);
+                    }
+                    Some(b'}') => {
+                        r.i += 1;
+                        let Some(Frame::Object(map, _)) = stack.pop() else {
+                            return r.err("internal: lost an object");
+                        };
+                        v = Value::Object(map);
+                    }
+                    _ => return r.err("expected ',' or '}'"),
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,11 @@ static TABLE_ZST: &[u8] = include_bytes!("k8s-omit.json.zst");
 /// How one field is omitted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Omit {
+    /// Go's `omitempty`: left out when empty or zero.
     pub omitempty: bool,
+    /// Go's `omitzero`: left out when zero.
     pub omitzero: bool,
+    /// A pointer in Go: left out when absent, printed when present even if zero.
     pub pointer: bool,
     /// A slice or map printed as `null` when absent.
     pub null_when_absent: bool,

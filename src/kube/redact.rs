@@ -9,6 +9,7 @@
 use base64::Engine;
 use serde_json::Value;
 
+/// kubectl's annotation holding the last applied object (which may hold Secret data).
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Whether a decoded object says it is a Secret, of any group (a custom

@@ -10,13 +10,19 @@ use serde::Serialize;
 
 /// A built-in resource: kubectl names and where it lives in etcd.
 pub struct BuiltIn {
+    /// The plural (`deployments`).
     pub plural: &'static str,
+    /// The singular (`deployment`).
     pub singular: &'static str,
+    /// kubectl's short names (`deploy`).
     pub short: &'static [&'static str],
+    /// The API group (empty for the core group).
     pub group: &'static str,
+    /// The kind (`Deployment`).
     pub kind: &'static str,
     /// Path under the storage prefix.
     pub etcd: &'static str,
+    /// Whether its objects live in a namespace.
     pub namespaced: bool,
 }
 
@@ -106,9 +112,13 @@ pub const BUILT_IN: &[BuiltIn] = &[
 /// or a bare plural looked up among the snapshot's keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResourceRef {
+    /// A built-in resource, by its plural.
     BuiltIn(&'static str),
+    /// A custom resource: its plural and group (empty when not given).
     Custom {
+        /// The plural.
         plural: String,
+        /// The group, when given.
         group: Option<String>,
     },
 }
@@ -139,6 +149,7 @@ impl ResourceRef {
         }
     }
 
+    /// The built-in resource this names, if it is one.
     pub fn built_in(&self) -> Option<&'static BuiltIn> {
         match self {
             ResourceRef::BuiltIn(p) => BUILT_IN.iter().find(|r| r.plural == *p),
@@ -232,10 +243,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct ObjectKey {
     /// The resource (plural, as kubectl names it).
     pub resource: String,
+    /// The group, for a resource outside the core group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The namespace, for a namespaced object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The object's name.
     pub name: String,
 }
 

@@ -18,12 +18,14 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 
 static DESCRIPTORS_ZST: &[u8] = include_bytes!("k8s-descriptors.bin.zst");
 
+/// The built-in Kubernetes protobuf schema: message descriptors by API version and kind.
 pub struct Schema {
     pool: DescriptorPool,
     /// (version, kind) -> messages with that name in a package ending in version.
     by_kind: HashMap<(String, String), Vec<MessageDescriptor>>,
 }
 
+/// The built-in schema cannot be loaded (a build defect, not an input's).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the built-in Kubernetes schema cannot be loaded: {0}")]
 pub struct SchemaError(String);
@@ -67,6 +69,7 @@ fn group_segment(group: &str) -> &str {
 }
 
 impl Schema {
+    /// Every message descriptor.
     pub fn pool(&self) -> &DescriptorPool {
         &self.pool
     }

@@ -38,7 +38,12 @@ const DENSE: u32 = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fast {
     /// The value decodes; the object's name and namespace (empty when absent).
-    Decodes { name: String, namespace: String },
+    Decodes {
+        /// The object's name.
+        name: String,
+        /// The object's namespace (empty when absent).
+        namespace: String,
+    },
     /// Not certain: decode the value in full.
     Unsure,
 }

@@ -18,25 +18,37 @@ use super::transcode::message_to_json_checked;
 use super::wire::{repair_utf8, survey};
 use crate::protowire::{Fields, Value};
 
+/// The start of a value in the API server's protobuf envelope.
 pub const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
+/// The start of a value encrypted at rest (`k8s:enc:<provider>:v1:<key>:`).
 pub const ENCRYPTED_PREFIX: &[u8] = b"k8s:enc:";
+/// The self-described CBOR tag (55799) that starts a stored CBOR value.
 pub const CBOR_SELF_DESCRIBED: &[u8] = &[0xd9, 0xd9, 0xf7];
 
+/// How a stored value is encoded, from its first bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "encoding", rename_all = "lowercase")]
 pub enum Encoding {
+    /// The API server's protobuf envelope (`k8s\0`).
     Protobuf,
+    /// A JSON object.
     Json,
+    /// Self-described CBOR.
     Cbor,
+    /// Encrypted at rest: the provider and key name its prefix names.
     Encrypted {
+        /// The provider (`aescbc`, `aesgcm`, `secretbox`, `kms`).
         provider: String,
+        /// The key name.
         #[serde(rename = "keyName")]
         key_name: String,
     },
+    /// None of those.
     Other,
 }
 
 impl Encoding {
+    /// The encoding's name as outputs show it.
     pub fn name(&self) -> &'static str {
         match self {
             Encoding::Protobuf => "protobuf",
@@ -81,30 +93,53 @@ fn encryption_header(rest: &[u8]) -> (String, String) {
     (provider, key)
 }
 
+/// Why a stored value does not decode.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DecodeError {
+    /// The envelope itself does not decode.
     #[error("the protobuf envelope (runtime.Unknown) is malformed: {0}")]
     Envelope(String),
+    /// The envelope names a type the built-in schema does not have.
     #[error("no built-in schema for apiVersion {api_version:?} kind {kind:?}")]
-    UnknownKind { api_version: String, kind: String },
+    UnknownKind {
+        /// The envelope's apiVersion.
+        api_version: String,
+        /// The envelope's kind.
+        kind: String,
+    },
+    /// The object's protobuf does not decode.
     #[error("{api_version}/{kind}: the object's protobuf does not decode: {detail}")]
     Object {
+        /// The envelope's apiVersion.
         api_version: String,
+        /// The envelope's kind.
         kind: String,
+        /// What the decoder said.
         detail: String,
     },
+    /// Not valid JSON.
     #[error("the value is not valid JSON: {0}")]
     Json(String),
+    /// Not valid CBOR.
     #[error("the value is not valid CBOR: {0}")]
     Cbor(String),
+    /// Encrypted at rest, and not decrypted.
     #[error(
         "the value is encrypted at rest ({provider}, key {key_name}): `get`, `ls`, `history` and `verify --deep` decrypt it with the API server's EncryptionConfiguration (--encryption-config FILE)"
     )]
-    Encrypted { provider: String, key_name: String },
+    Encrypted {
+        /// The provider.
+        provider: String,
+        /// The key name.
+        key_name: String,
+    },
+    /// Not a Kubernetes object.
     #[error("the value is not a Kubernetes object (no protobuf, JSON or CBOR encoding)")]
     NotAnObject,
+    /// The value would take more memory than allowed.
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    /// The built-in schema cannot be loaded.
     #[error(transparent)]
     Schema(#[from] SchemaError),
 }
@@ -112,15 +147,21 @@ pub enum DecodeError {
 /// The envelope of a protobuf value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unknown<'a> {
+    /// The object's apiVersion.
     pub api_version: String,
+    /// The object's kind.
     pub kind: String,
+    /// The object's protobuf bytes.
     pub raw: &'a [u8],
     /// Whether the envelope has a `raw` field at all.
     pub has_raw: bool,
+    /// The envelope's contentEncoding.
     pub content_encoding: String,
+    /// The envelope's contentType.
     pub content_type: String,
 }
 
+/// Reads the protobuf envelope (`runtime.Unknown`) after its magic.
 pub fn parse_unknown(value: &[u8]) -> Result<Unknown<'_>, DecodeError> {
     let body = value
         .strip_prefix(PROTOBUF_MAGIC)
@@ -151,6 +192,23 @@ pub fn parse_unknown(value: &[u8]) -> Result<Unknown<'_>, DecodeError> {
 }
 
 /// Decodes a stored value into the object's JSON (apiVersion and kind first).
+///
+/// ```
+/// use etcdsnap::{bolt::Db, input::SnapshotFile, kube::value, mvcc::keyspace::KeySpace};
+///
+/// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+/// let db = Db::open(file.db())?;
+/// let keys = KeySpace::open(&db)?;
+/// let history = keys.history(b"/registry/configmaps/default/app-config")?;
+/// let stored = history.last().ok_or("no revision")?.kv.value;
+/// // The API server's protobuf envelope: "k8s\0", then the object.
+/// assert_eq!(value::detect(stored), value::Encoding::Protobuf);
+/// let object = value::decode(stored)?;
+/// assert_eq!(object["kind"], "ConfigMap");
+/// assert_eq!(object["metadata"]["name"], "app-config");
+/// assert_eq!(object["metadata"]["namespace"], "default");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode(value: &[u8]) -> Result<Json, DecodeError> {
     decode_checked(value).map(|d| d.object)
 }
@@ -158,6 +216,7 @@ pub fn decode(value: &[u8]) -> Result<Json, DecodeError> {
 /// A decoded object, and where it held fields the schema does not know.
 #[derive(Debug, Clone)]
 pub struct Decoded {
+    /// The object, apiVersion and kind first.
     pub object: Json,
     /// JSON paths of objects with fields no release the built-in schema covers has.
     pub unknown_fields_at: Vec<String>,

@@ -14,11 +14,17 @@ use super::connect::{Live, LiveError, Member};
 
 /// One member of the member list and, when reached, its connection.
 pub struct MemberState {
+    /// The member ID.
     pub id: u64,
+    /// Its name (empty until it started).
     pub name: String,
+    /// Its peer URLs.
     pub peer_urls: Vec<String>,
+    /// Its client URLs.
     pub client_urls: Vec<String>,
+    /// Whether it is a learner.
     pub is_learner: bool,
+    /// Its connection, or why it could not be reached.
     pub conn: Result<Member, String>,
 }
 
@@ -37,7 +43,9 @@ impl MemberState {
 pub struct Reached {
     /// The endpoint whose member list is used.
     pub listed_by: String,
+    /// The cluster ID that member answers with.
     pub cluster_id: u64,
+    /// Every member of its member list.
     pub members: Vec<MemberState>,
     /// Given endpoints that answered as a member not in that list.
     pub strays: Vec<Member>,
@@ -131,7 +139,9 @@ pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<String, BTreeSet<String
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// The check passed.
     Pass,
+    /// The check failed.
     Fail,
     /// Could not be told (a member unreachable, a revision compacted away).
     Unknown,
@@ -142,10 +152,14 @@ pub enum Verdict {
 /// One check about one member (or the whole cluster).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// The check's name (`reachable`, `one-leader`, `hashkv` …).
     pub check: &'static str,
+    /// The member it is about (none: the whole cluster).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// Its outcome.
     pub verdict: Verdict,
+    /// What was seen.
     pub detail: String,
 }
 
@@ -251,14 +265,42 @@ pub fn verify_cluster(
     expect: &Expect<'_>,
     offline: &mut dyn FnMut(&str) -> Result<crate::mvcc::hashkv::HashKv, String>,
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let cluster = |check, verdict, detail: String| Finding {
+    let mut out = reachability_findings(reached);
+    let reached_ok: Vec<(&MemberState, &Member)> = reached
+        .members
+        .iter()
+        .filter_map(|ms| ms.conn.as_ref().ok().map(|m| (ms, m)))
+        .collect();
+    out.extend(leader_finding(reached, &reached_ok));
+    match &expect.initial_cluster {
+        None => out.push(cluster_finding(
+            "members",
+            Verdict::Skipped,
+            "names and peer URLs not checked: pass --initial-cluster".into(),
+        )),
+        Some(want) => out.extend(member_findings(reached, want)),
+    }
+    // Cluster ID, revision, hash per member.
+    for (ms, m) in &reached_ok {
+        out.extend(member_state_findings(live, reached, expect, ms, m, offline));
+    }
+    out
+}
+
+/// A finding about the whole cluster (no member).
+fn cluster_finding(check: &'static str, verdict: Verdict, detail: String) -> Finding {
+    Finding {
         check,
         member: None,
         verdict,
         detail,
-    };
-    // Reachability.
+    }
+}
+
+/// Members that could not be reached, and endpoints that answer as a
+/// member of the cluster's list but are not in it.
+fn reachability_findings(reached: &Reached) -> Vec<Finding> {
+    let mut out = Vec::new();
     for ms in &reached.members {
         if let Err(e) = &ms.conn {
             out.push(Finding {
@@ -285,12 +327,12 @@ pub fn verify_cluster(
             ),
         });
     }
-    // One leader.
-    let reached_ok: Vec<(&MemberState, &Member)> = reached
-        .members
-        .iter()
-        .filter_map(|ms| ms.conn.as_ref().ok().map(|m| (ms, m)))
-        .collect();
+    out
+}
+
+/// One leader: every reached member sees one, the same, and that one says
+/// it leads.
+fn leader_finding(reached: &Reached, reached_ok: &[(&MemberState, &Member)]) -> Option<Finding> {
     let leaders: BTreeSet<u64> = reached_ok
         .iter()
         .map(|(_, m)| m.status.leader())
@@ -314,150 +356,156 @@ pub fn verify_cluster(
             .map_or(format!("{id:x} (not a member)"), |m| m.label())
     };
     if !no_leader.is_empty() {
-        out.push(cluster(
+        Some(cluster_finding(
             "one-leader",
             Verdict::Fail,
             format!("no leader seen by {}", no_leader.join(", ")),
-        ));
+        ))
     } else if leaders.len() != 1 || self_leaders.len() != 1 {
         let seen: Vec<String> = reached_ok
             .iter()
             .map(|(ms, m)| format!("{} → {}", ms.label(), name_of(m.status.leader())))
             .collect();
-        out.push(cluster(
+        Some(cluster_finding(
             "one-leader",
             Verdict::Fail,
             format!("members disagree on the leader: {}", seen.join(", ")),
-        ));
-    } else if let Some(l) = leaders.first() {
-        out.push(cluster(
-            "one-leader",
-            Verdict::Pass,
-            format!("{} leads", name_of(*l)),
-        ));
+        ))
+    } else {
+        leaders.first().map(|l| {
+            cluster_finding(
+                "one-leader",
+                Verdict::Pass,
+                format!("{} leads", name_of(*l)),
+            )
+        })
     }
-    // Names and peer URLs.
-    match &expect.initial_cluster {
-        None => out.push(cluster(
-            "members",
-            Verdict::Skipped,
-            "names and peer URLs not checked: pass --initial-cluster".into(),
-        )),
-        Some(want) => {
-            let mut bad = false;
-            for ms in &reached.members {
-                let have: BTreeSet<String> = ms.peer_urls.iter().cloned().collect();
-                let detail = match want.get(&ms.name) {
-                    _ if ms.name.is_empty() => Some(format!(
-                        "member {:x} (peer URLs {}) has not started: it has no name",
-                        ms.id,
-                        ms.peer_urls.join(",")
-                    )),
-                    None => Some(format!(
-                        "member {} ({:x}, peer URLs {}) is not in --initial-cluster",
-                        ms.name,
-                        ms.id,
-                        ms.peer_urls.join(",")
-                    )),
-                    Some(w) if *w != have => Some(format!(
-                        "member {} has peer URLs {}, expected {}",
-                        ms.name,
-                        ms.peer_urls.join(","),
-                        w.iter().cloned().collect::<Vec<_>>().join(",")
-                    )),
-                    Some(_) => None,
-                };
-                if let Some(d) = detail {
-                    bad = true;
-                    out.push(Finding {
-                        check: "members",
-                        member: Some(ms.label()),
-                        verdict: Verdict::Fail,
-                        detail: d,
-                    });
-                }
-            }
-            for name in want.keys() {
-                if !reached.members.iter().any(|m| &m.name == name) {
-                    bad = true;
-                    out.push(Finding {
-                        check: "members",
-                        member: Some(name.clone()),
-                        verdict: Verdict::Fail,
-                        detail: format!("expected member {name} is not in the member list"),
-                    });
-                }
-            }
-            if !bad {
-                out.push(cluster(
-                    "members",
-                    Verdict::Pass,
-                    format!(
-                        "{} members, names and peer URLs as --initial-cluster",
-                        reached.members.len()
-                    ),
-                ));
-            }
-        }
-    }
-    // Cluster ID, revision, hash per member.
-    for (ms, m) in &reached_ok {
-        let label = ms.label();
-        let f = |check, verdict, detail| Finding {
-            check,
-            member: Some(label.clone()),
-            verdict,
-            detail,
+}
+
+/// Names and peer URLs of the member list against `--initial-cluster`
+/// (`want`: name to peer URLs).
+fn member_findings(reached: &Reached, want: &BTreeMap<String, BTreeSet<String>>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for ms in &reached.members {
+        let have: BTreeSet<String> = ms.peer_urls.iter().cloned().collect();
+        let detail = match want.get(&ms.name) {
+            _ if ms.name.is_empty() => Some(format!(
+                "member {:x} (peer URLs {}) has not started: it has no name",
+                ms.id,
+                ms.peer_urls.join(",")
+            )),
+            None => Some(format!(
+                "member {} ({:x}, peer URLs {}) is not in --initial-cluster",
+                ms.name,
+                ms.id,
+                ms.peer_urls.join(",")
+            )),
+            Some(w) if *w != have => Some(format!(
+                "member {} has peer URLs {}, expected {}",
+                ms.name,
+                ms.peer_urls.join(","),
+                w.iter().cloned().collect::<Vec<_>>().join(",")
+            )),
+            Some(_) => None,
         };
-        if m.cluster_id() == reached.cluster_id {
-            out.push(f(
-                "cluster-id",
-                Verdict::Pass,
-                format!("cluster {:x}", m.cluster_id()),
-            ));
-        } else {
-            out.push(f(
-                "cluster-id",
-                Verdict::Fail,
-                format!(
-                    "cluster {:x}, while {} says {:x}",
-                    m.cluster_id(),
-                    reached.listed_by,
-                    reached.cluster_id
-                ),
-            ));
+        if let Some(d) = detail {
+            out.push(Finding {
+                check: "members",
+                member: Some(ms.label()),
+                verdict: Verdict::Fail,
+                detail: d,
+            });
         }
-        if let Some(bump) = expect.bump {
-            out.extend(bumped_findings(live, m, &label, expect, bump));
-            continue;
-        }
-        if m.revision() >= expect.revision {
-            out.push(f(
-                "revision",
-                Verdict::Pass,
-                format!(
-                    "revision {} >= the snapshot's {}",
-                    m.revision(),
-                    expect.revision
-                ),
-            ));
-        } else {
-            out.push(f(
-                "revision",
-                Verdict::Fail,
-                format!(
-                    "revision {} is before the snapshot's {}",
-                    m.revision(),
-                    expect.revision
-                ),
-            ));
-        }
-        let mut h = hash_finding(live, "hashkv", &label, m, expect.revision, offline);
-        if h.verdict == Verdict::Unknown && h.detail.contains("compacted") {
-            h.detail.push_str(&bump_hint(live, m, expect.revision));
-        }
-        out.push(h);
     }
+    for name in want.keys() {
+        if !reached.members.iter().any(|m| &m.name == name) {
+            out.push(Finding {
+                check: "members",
+                member: Some(name.clone()),
+                verdict: Verdict::Fail,
+                detail: format!("expected member {name} is not in the member list"),
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(cluster_finding(
+            "members",
+            Verdict::Pass,
+            format!(
+                "{} members, names and peer URLs as --initial-cluster",
+                reached.members.len()
+            ),
+        ));
+    }
+    out
+}
+
+/// One reached member's cluster ID, then its revision and HashKV against the
+/// snapshot's (or, with a bump, its content: [`bumped_findings`]).
+fn member_state_findings(
+    live: &Live,
+    reached: &Reached,
+    expect: &Expect<'_>,
+    ms: &MemberState,
+    m: &Member,
+    offline: &mut dyn FnMut(&str) -> Result<crate::mvcc::hashkv::HashKv, String>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let label = ms.label();
+    let f = |check, verdict, detail| Finding {
+        check,
+        member: Some(label.clone()),
+        verdict,
+        detail,
+    };
+    if m.cluster_id() == reached.cluster_id {
+        out.push(f(
+            "cluster-id",
+            Verdict::Pass,
+            format!("cluster {:x}", m.cluster_id()),
+        ));
+    } else {
+        out.push(f(
+            "cluster-id",
+            Verdict::Fail,
+            format!(
+                "cluster {:x}, while {} says {:x}",
+                m.cluster_id(),
+                reached.listed_by,
+                reached.cluster_id
+            ),
+        ));
+    }
+    if let Some(bump) = expect.bump {
+        out.extend(bumped_findings(live, m, &label, expect, bump));
+        return out;
+    }
+    if m.revision() >= expect.revision {
+        out.push(f(
+            "revision",
+            Verdict::Pass,
+            format!(
+                "revision {} >= the snapshot's {}",
+                m.revision(),
+                expect.revision
+            ),
+        ));
+    } else {
+        out.push(f(
+            "revision",
+            Verdict::Fail,
+            format!(
+                "revision {} is before the snapshot's {}",
+                m.revision(),
+                expect.revision
+            ),
+        ));
+    }
+    let mut h = hash_finding(live, "hashkv", &label, m, expect.revision, offline);
+    if h.verdict == Verdict::Unknown && h.detail.contains("compacted") {
+        h.detail.push_str(&bump_hint(live, m, expect.revision));
+    }
+    out.push(h);
     out
 }
 

@@ -21,6 +21,7 @@ pub struct OfflineHashes<'d, 'a> {
 }
 
 impl<'d, 'a> OfflineHashes<'d, 'a> {
+    /// Offline hashes of `db` at `rev`, none computed yet.
     pub fn new(db: &'d Db<'a>, rev: i64) -> Self {
         OfflineHashes {
             db,

@@ -18,59 +18,94 @@ use super::insecure::ClientIdentity;
 
 /// etcdctl's defaults: `--dial-timeout 2s`, `--command-timeout 5s`.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one request to a member may take unless told otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a live cluster cannot be reached or answered.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// No endpoint given.
     #[error("no endpoint given: pass --endpoints or set ETCDCTL_ENDPOINTS")]
     NoEndpoint,
+    /// A TLS file cannot be read.
     #[error("{what} {}: {source}", .path.display())]
     File {
+        /// Which file (`--cacert`, `--cert`, `--key`).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A TLS file is not usable PEM.
     #[error("{what} {}: {why}", .path.display())]
     Pem {
+        /// Which file (`--cacert`, `--cert`, `--key`).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         why: String,
     },
+    /// Only one of --cert and --key.
     #[error("--cert and --key go together: {0}")]
     HalfIdentity(&'static str),
+    /// --insecure-skip-tls-verify cannot be honoured.
     #[error("--insecure-skip-tls-verify: {0}")]
     Insecure(String),
+    /// The endpoint cannot be dialled.
     #[error("{endpoint}: {why}")]
-    Dial { endpoint: String, why: String },
-    #[error("bad {name} {value:?}: {why}")]
-    BadSetting {
-        name: &'static str,
-        value: String,
+    Dial {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
         why: String,
     },
+    /// A setting has a value it cannot take.
+    #[error("bad {name} {value:?}: {why}")]
+    BadSetting {
+        /// The setting.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it cannot be taken.
+        why: String,
+    },
+    /// The network runtime cannot start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
     // The client's error is rendered here (not chained as a source: its
     // Display repeats tonic's debug form of the whole chain).
+    /// The client cannot connect to the endpoint.
     #[error("{endpoint}: {}", describe_rpc_error(.err))]
     Client {
+        /// The endpoint.
         endpoint: String,
+        /// The client's error.
         err: etcd_client::Error,
     },
+    /// A call to the member failed.
     #[error("{endpoint}: {call}: {}", describe_rpc_error(.err))]
     Call {
+        /// The endpoint.
         endpoint: String,
+        /// The call (`Status`, `MemberList` …).
         call: &'static str,
+        /// The client's error.
         err: etcd_client::Error,
     },
+    /// A call got no answer in time.
     #[error(
         "{endpoint}: no answer to {call} within {} (is the endpoint right, the member up, and TLS as \
          the member expects: http vs https, --cacert/--cert/--key?)",
         humantime::format_duration(*.after)
     )]
     Timeout {
+        /// The endpoint.
         endpoint: String,
+        /// The call (`Status`, `MemberList` …).
         call: &'static str,
+        /// How long it waited.
         after: Duration,
     },
 }
@@ -103,9 +138,13 @@ fn describe_rpc_error(e: &etcd_client::Error) -> String {
 /// TLS files, as etcdctl takes them.
 #[derive(Clone, Debug, Default)]
 pub struct TlsFiles {
+    /// The CA bundle to verify members with (`--cacert`).
     pub cacert: Option<PathBuf>,
+    /// The client certificate (`--cert`).
     pub cert: Option<PathBuf>,
+    /// The client key (`--key`).
     pub key: Option<PathBuf>,
+    /// Accept any server certificate (`--insecure-skip-tls-verify`).
     pub insecure_skip_verify: bool,
 }
 
@@ -118,9 +157,13 @@ impl TlsFiles {
 /// How to reach the cluster: endpoints, TLS, timeouts.
 #[derive(Clone, Debug)]
 pub struct ConnectSpec {
+    /// The endpoints to reach.
     pub endpoints: Vec<String>,
+    /// The TLS files.
     pub tls: TlsFiles,
+    /// How long dialling may take.
     pub dial_timeout: Duration,
+    /// How long one request may take.
     pub command_timeout: Duration,
 }
 
@@ -128,12 +171,19 @@ pub struct ConnectSpec {
 /// default applies).
 #[derive(Clone, Debug, Default)]
 pub struct GivenSettings {
+    /// `--endpoints`, else `ETCDCTL_ENDPOINTS`.
     pub endpoints: Vec<String>,
+    /// `--cacert`, else `ETCDCTL_CACERT`.
     pub cacert: Option<PathBuf>,
+    /// `--cert`, else `ETCDCTL_CERT`.
     pub cert: Option<PathBuf>,
+    /// `--key`, else `ETCDCTL_KEY`.
     pub key: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`.
     pub insecure_skip_verify: bool,
+    /// `--dial-timeout` as given.
     pub dial_timeout: Option<String>,
+    /// `--command-timeout` as given.
     pub command_timeout: Option<String>,
 }
 
@@ -225,6 +275,7 @@ impl ConnectSpec {
 /// The runtime the live commands run their calls on, and the settings.
 pub struct Live {
     rt: tokio::runtime::Runtime,
+    /// How members are reached.
     pub spec: ConnectSpec,
     tls: Option<TlsOptions>,
     /// With --insecure-skip-tls-verify: our own TLS settings (no server check).
@@ -241,8 +292,11 @@ fn insecure_config(files: &TlsFiles) -> Result<rustls::ClientConfig, LiveError> 
 /// One member reached: its endpoint, a client bound to it alone, and its
 /// Status (asked at connect time, within the dial timeout).
 pub struct Member {
+    /// The endpoint it was reached at.
     pub endpoint: String,
+    /// The client connected to it.
     pub client: Client,
+    /// Its answer to Status.
     pub status: etcd_client::StatusResponse,
 }
 
@@ -251,6 +305,7 @@ impl Member {
     pub fn id(&self) -> u64 {
         self.status.header().map_or(0, |h| h.member_id())
     }
+    /// The member's cluster ID, as its Status header says.
     pub fn cluster_id(&self) -> u64 {
         self.status.header().map_or(0, |h| h.cluster_id())
     }

@@ -42,6 +42,7 @@ pub struct ContentReport {
 }
 
 impl ContentReport {
+    /// Whether the member holds exactly the snapshot's keys.
     pub fn matches(&self) -> bool {
         self.missing == 0 && self.extra == 0 && self.differ == 0
     }

@@ -68,7 +68,9 @@ impl ServerCertVerifier for AnyCertificate {
 /// The client certificate chain and key, as PEM (from the connect module's
 /// readers, which accept every key form).
 pub struct ClientIdentity {
+    /// The certificate chain, PEM.
     pub cert_pem: Vec<u8>,
+    /// The key, PEM.
     pub key_pem: Vec<u8>,
 }
 

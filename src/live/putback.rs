@@ -39,17 +39,27 @@ impl Condition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutBack {
     /// Written at this cluster revision.
-    Written { revision: i64 },
+    Written {
+        /// The cluster revision of the write.
+        revision: i64,
+    },
     /// The compare failed: the key's current state.
-    Refused { current: Option<Current> },
+    Refused {
+        /// The key as the cluster holds it (none: absent).
+        current: Option<Current>,
+    },
 }
 
 /// The key as the cluster holds it when the compare failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
+    /// The revision that last modified the key.
     pub mod_revision: i64,
+    /// The revision that created it.
     pub create_revision: i64,
+    /// Puts since it was created.
     pub version: i64,
+    /// The lease attached (0: none).
     pub lease: i64,
 }
 
@@ -153,14 +163,25 @@ pub enum SameCluster {
     /// the cluster started (a member added or replaced), which the ID
     /// computed from the snapshot's members does not follow.
     SharedMembers {
+        /// The cluster ID computed from the snapshot's members.
         snapshot: u64,
+        /// The live cluster's ID.
         live: u64,
+        /// How many member IDs both have.
         shared: usize,
     },
     /// The IDs differ and no member is shared: (snapshot's, live).
-    No { snapshot: u64, live: u64 },
+    No {
+        /// The cluster ID computed from the snapshot's members.
+        snapshot: u64,
+        /// The live cluster's ID.
+        live: u64,
+    },
     /// The snapshot records no member: the live cluster's ID.
-    Unknown { live: u64 },
+    Unknown {
+        /// The live cluster's ID.
+        live: u64,
+    },
 }
 
 /// Compares the snapshot's cluster with the live one (its ID and member

@@ -24,50 +24,73 @@ use super::connect::{Live, LiveError, Member};
 
 const DIGEST_LEN: usize = 32;
 
+/// Why a snapshot could not be saved.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
+    /// The member cannot be reached or answered.
     #[error(transparent)]
     Live(#[from] LiveError),
+    /// Writing the snapshot failed.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Interrupted; nothing was written.
     #[error("{0}: stopped; the partial download was removed and nothing was written")]
     Interrupted(#[from] crate::interrupt::Interrupted),
+    /// The output exists and --force was not given.
     #[error(
         "{} already exists; remove it, choose another name, or pass --force to replace it",
         .0.display()
     )]
     Exists(PathBuf),
+    /// The output appeared while the save ran; it was left as it is.
     #[error(
         "{} appeared while this save ran (another save to the same file?); it was left as it is and \
          nothing was written; pass --force to replace it",
         .0.display()
     )]
     AppearedMeanwhile(PathBuf),
+    /// The stream ended before the size the server announced.
     #[error(
         "{endpoint}: the stream ended after {received} bytes while the server said {remaining} more \
          were to come"
     )]
     Truncated {
+        /// The endpoint.
         endpoint: String,
+        /// Bytes received.
         received: u64,
+        /// Bytes the server said were still to come.
         remaining: u64,
     },
+    /// The stream is too short to hold a snapshot and its sha256.
     #[error(
         "{endpoint}: the stream ended after {received} bytes, too short to hold a snapshot and its \
          sha256"
     )]
-    TooShort { endpoint: String, received: u64 },
+    TooShort {
+        /// The endpoint.
+        endpoint: String,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The bytes received do not hash to the server's trailer.
     #[error(
         "{endpoint}: sha256 mismatch: the server's trailer says {expected}, the {received} bytes \
          received hash to {actual}; the snapshot was damaged in transit or by the server"
     )]
     Digest {
+        /// The endpoint.
         endpoint: String,
+        /// Bytes received.
         received: u64,
+        /// The digest in the server's trailer.
         expected: String,
+        /// The digest of the bytes received.
         actual: String,
     },
 }
@@ -90,6 +113,7 @@ pub struct Saved {
     pub bytes: u64,
     /// The member's revision when the stream began (its Status header).
     pub revision: i64,
+    /// How long the save took.
     pub elapsed: Duration,
     /// sha256 of the whole file, as `sha256sum` prints it (and `verify`,
     /// `catalog`, `bundle`).

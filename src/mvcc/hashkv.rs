@@ -29,6 +29,7 @@ use crate::bolt::Db;
 /// What `HashKV` answers for a member whose backend is the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HashKv {
+    /// The hash a member reports.
     pub hash: u32,
     /// The compaction revision, −1 when the store was never compacted.
     pub compact_revision: i64,
@@ -50,6 +51,7 @@ pub enum TombstoneRule {
 /// The version-dependent parts of HashKV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerRules {
+    /// How tombstones enter the hash.
     pub tombstone: TombstoneRule,
     /// Whether a request for exactly the compaction revision is refused as
     /// compacted (etcd before 3.4.27 / 3.5.10).
@@ -68,6 +70,7 @@ impl From<TombstoneRule> for ServerRules {
     }
 }
 
+/// A server version HashKV cannot be computed for (unknown, or a 3.4/3.5 line given without its patch release).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct VersionError(String);
@@ -120,18 +123,32 @@ impl ServerRules {
     }
 }
 
+/// Why a HashKV cannot be computed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HashKvError {
+    /// The keyspace cannot be read.
     #[error(transparent)]
     KeySpace(#[from] KeySpaceError),
+    /// The revision is compacted away.
     #[error(
         "mvcc: required revision has been compacted (revision {requested}; the snapshot is compacted at {compacted})"
     )]
-    Compacted { requested: i64, compacted: i64 },
+    Compacted {
+        /// The revision asked for.
+        requested: i64,
+        /// The revision compacted at.
+        compacted: i64,
+    },
+    /// The revision is past the snapshot's.
     #[error(
         "mvcc: required revision is a future revision (revision {requested}; the snapshot's revision is {current})"
     )]
-    Future { requested: i64, current: i64 },
+    Future {
+        /// The revision asked for.
+        requested: i64,
+        /// The snapshot's revision.
+        current: i64,
+    },
 }
 
 /// HashKV at `rev` (0 = the snapshot's revision) with the newer or older

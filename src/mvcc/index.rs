@@ -54,9 +54,13 @@ use super::revision::Revision;
 use crate::bolt::page::{FLAG_LEAF, le_u32, le_u64, slice};
 use crate::problem::Problem;
 
+/// The first bytes of a key index file.
 pub const MAGIC: &[u8; 8] = b"ETCDSNPI";
+/// The index format's version; another is refused and rebuilt.
 pub const VERSION: u32 = 1;
+/// Bytes of the index header.
 pub const HEADER_LEN: usize = 128;
+/// Bytes of the snapshot identity in the header.
 pub const IDENTITY_LEN: usize = 64;
 const KEY_ROW_LEN: usize = 16;
 const ENTRY_LEN: usize = 12;
@@ -105,21 +109,44 @@ impl Identity {
 pub struct Location {
     /// The leaf page; 0 for the key bucket's inline root.
     pub pgid: u64,
+    /// The element's index in its leaf.
     pub element: u32,
 }
 
+/// Why an index cannot be written or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
+    /// Not a key index file.
     #[error("not an etcdsnap key index (no {MAGIC:?} magic)")]
     Magic,
+    /// A format version this build does not read.
     #[error("key index version {0} is not supported (this etcdsnap reads version {VERSION})")]
     Version(u32),
+    /// The file's length is not what its header says.
     #[error("key index is {len} bytes; its header says {expected}")]
-    Length { len: usize, expected: String },
+    Length {
+        /// Bytes of the index file.
+        len: usize,
+        /// The length its header implies.
+        expected: String,
+    },
+    /// The stored checksum is not the file's.
     #[error("key index checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        /// The checksum stored.
+        stored: u32,
+        /// The checksum computed.
+        computed: u32,
+    },
+    /// A record that does not fit the format.
     #[error("key index byte {offset}: {what}")]
-    Layout { offset: usize, what: String },
+    Layout {
+        /// The byte offset.
+        offset: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// Too many revisions for the format.
     #[error("the snapshot has more than 2^32 stored revisions; not indexed")]
     TooLarge,
 }
@@ -229,10 +256,12 @@ impl<'i> KeyIndex<'i> {
         self.identity
     }
 
+    /// How many keys the index holds.
     pub fn key_count(&self) -> usize {
         self.key_count
     }
 
+    /// How many revisions the index holds (every key's).
     pub fn entry_count(&self) -> usize {
         self.entry_count
     }

@@ -26,25 +26,44 @@ use crate::problem::Problem;
 /// One stored revision of a key.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
+    /// The revision that wrote it.
     pub revision: Revision,
+    /// Whether it deletes the key.
     pub tombstone: bool,
+    /// The stored KeyValue (for a tombstone, only the key).
     pub kv: KeyValue<'a>,
 }
 
+/// Why the keyspace cannot be read or cannot serve a revision.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeySpaceError {
+    /// The buckets cannot be read.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The snapshot has no key bucket.
     #[error("the snapshot has no key bucket")]
     NoKeyBucket,
+    /// The key bucket is damaged.
     #[error("{0}")]
     Corrupt(Problem),
+    /// The revision is compacted away.
     #[error(
         "revision {requested} has been compacted: the snapshot keeps history from revision {compacted} on"
     )]
-    Compacted { requested: i64, compacted: i64 },
+    Compacted {
+        /// The revision asked for.
+        requested: i64,
+        /// The revision compacted at.
+        compacted: i64,
+    },
+    /// The revision is past the snapshot's.
     #[error("revision {requested} is in the future: the snapshot's revision is {current}")]
-    Future { requested: i64, current: i64 },
+    Future {
+        /// The revision asked for.
+        requested: i64,
+        /// The snapshot's revision.
+        current: i64,
+    },
 }
 
 impl KeySpaceError {
@@ -100,6 +119,7 @@ pub fn record<'a>(key: &'a [u8], value: &'a [u8]) -> Result<Option<Record<'a>>, 
 }
 
 impl<'d, 'a> KeySpace<'d, 'a> {
+    /// The keyspace of `db`: finds the key bucket, the compaction and the current revision.
     pub fn open(db: &'d Db<'a>) -> Result<KeySpace<'d, 'a>, KeySpaceError> {
         let buckets = read::buckets(db)?;
         let key_bucket = *buckets
@@ -196,6 +216,7 @@ impl<'d, 'a> KeySpace<'d, 'a> {
         }
     }
 
+    /// The database the keyspace is read from.
     pub fn db(&self) -> &'d Db<'a> {
         self.db
     }
@@ -220,6 +241,25 @@ impl<'d, 'a> KeySpace<'d, 'a> {
     }
 
     /// Every stored revision of `key`, oldest first. Reads leaves on all cores.
+    ///
+    /// ```
+    /// use etcdsnap::{bolt::Db, input::SnapshotFile, mvcc::keyspace::KeySpace};
+    ///
+    /// let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+    /// let db = Db::open(file.db())?;
+    /// let keys = KeySpace::open(&db)?;
+    /// assert_eq!(keys.current_revision, 48);
+    /// // Put at 37, deleted at 43, put again at 44 (history before 38 is compacted).
+    /// let history = keys.history(b"/registry/configmaps/bulk/cm-00")?;
+    /// let events: Vec<(i64, bool)> = history
+    ///     .iter()
+    ///     .map(|r| (r.revision.main, r.tombstone))
+    ///     .collect();
+    /// assert_eq!(events, [(37, false), (43, true), (44, false)]);
+    /// let latest = history.last().map(|r| r.kv).ok_or("no revision")?;
+    /// assert_eq!((latest.create_revision, latest.version), (44, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn history(&self, key: &[u8]) -> Result<Vec<Record<'a>>, KeySpaceError> {
         self.collect(|kv| kv.key == key)
     }
@@ -317,14 +357,19 @@ impl<'d, 'a> KeySpace<'d, 'a> {
 /// A key's state in [`KeySpace::latest`].
 #[derive(Debug, Clone, Copy)]
 pub enum Latest<'a> {
+    /// The key exists: its latest revision.
     Live(Record<'a>),
+    /// The key was deleted: its last live revision, and the deletion's.
     Deleted {
+        /// The last revision that put a value.
         last_live: Record<'a>,
+        /// The revision that deleted the key.
         deleted_at: Revision,
     },
 }
 
 impl<'a> Latest<'a> {
+    /// The record of the key's state (for a deleted key, its last live one).
     pub fn record(&self) -> &Record<'a> {
         match self {
             Latest::Live(r) => r,
@@ -337,13 +382,21 @@ impl<'a> Latest<'a> {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordInfo {
+    /// The main revision.
     pub revision: i64,
+    /// The sub revision (the change's place within its transaction).
     pub sub: i64,
+    /// Whether this revision deletes the key.
     pub deleted: bool,
+    /// The revision that created the key (0 for a deletion).
     pub create_revision: i64,
+    /// The revision that last modified the key.
     pub mod_revision: i64,
+    /// Puts since the key was created (0 for a deletion).
     pub version: i64,
+    /// The lease attached (0: none).
     pub lease: i64,
+    /// Bytes of the value.
     pub value_size: usize,
 }
 

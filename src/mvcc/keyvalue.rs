@@ -3,22 +3,35 @@
 
 use crate::protowire::{Fields, Value, WireError};
 
+/// etcd's `mvccpb.KeyValue`: one revision of a key, as stored in the key bucket's value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyValue<'a> {
+    /// The key.
     pub key: &'a [u8],
+    /// The revision that created the key.
     pub create_revision: i64,
+    /// The revision that wrote this value.
     pub mod_revision: i64,
+    /// Puts since the key was created (1 for the first).
     pub version: i64,
+    /// The value.
     pub value: &'a [u8],
+    /// The lease attached (0: none).
     pub lease: i64,
 }
 
+/// Why a stored KeyValue cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyValueError {
+    /// The bytes are not protobuf.
     #[error("not a KeyValue protobuf: {0}")]
     Wire(#[from] WireError),
+    /// A known field with the wrong wire type.
     #[error("KeyValue field {field} has the wrong wire type")]
-    FieldType { field: u32 },
+    FieldType {
+        /// The field number.
+        field: u32,
+    },
 }
 
 impl<'a> KeyValue<'a> {

@@ -6,13 +6,17 @@
 
 use std::fmt;
 
+/// Bytes of a revision key: main (8), `_`, sub (8).
 pub const REVISION_KEY_LEN: usize = 17;
+/// Bytes of a tombstone's revision key: a revision key and `t`.
 pub const TOMBSTONE_KEY_LEN: usize = 18;
 
 /// An MVCC revision: the store revision of a txn and the change's index in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Revision {
+    /// The store's revision: one per transaction.
     pub main: i64,
+    /// The change's place within its transaction.
     pub sub: i64,
 }
 
@@ -25,20 +29,32 @@ impl fmt::Display for Revision {
 /// A parsed key of the `key` bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevisionKey {
+    /// The revision.
     pub revision: Revision,
+    /// Whether the key ends in `t` (a deletion).
     pub tombstone: bool,
 }
 
+/// Why a key of the key bucket is not a revision key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RevisionKeyError {
+    /// Neither 17 nor 18 bytes.
     #[error("revision key is {0} bytes (expected 17, or 18 for a tombstone)")]
     Length(usize),
+    /// Byte 8 is not `_`.
     #[error("revision key byte 8 is 0x{0:02x} (expected '_')")]
     Separator(u8),
+    /// An 18th byte that is not `t`.
     #[error("revision key's 18th byte is 0x{0:02x} (expected 't' for a tombstone)")]
     Marker(u8),
+    /// A negative main or sub revision.
     #[error("revision key has a negative revision {main}_{sub}")]
-    Negative { main: i64, sub: i64 },
+    Negative {
+        /// The main revision.
+        main: i64,
+        /// The sub revision.
+        sub: i64,
+    },
 }
 
 fn be_i64(b: &[u8]) -> i64 {
@@ -48,6 +64,7 @@ fn be_i64(b: &[u8]) -> i64 {
 }
 
 impl RevisionKey {
+    /// Reads a key of the key bucket: exactly 17 bytes, or 18 ending in `t`.
     pub fn parse(key: &[u8]) -> Result<RevisionKey, RevisionKeyError> {
         let tombstone = match key.len() {
             REVISION_KEY_LEN => false,

@@ -17,19 +17,25 @@ use super::parse::{self, ParseError, PublicKey};
 /// Extended key usages, when the certificate has the extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Eku {
+    /// anyExtendedKeyUsage.
     pub any: bool,
+    /// serverAuth.
     pub server_auth: bool,
+    /// clientAuth.
     pub client_auth: bool,
 }
 
 /// What an EKU check asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
+    /// TLS server authentication.
     ServerAuth,
+    /// TLS client authentication.
     ClientAuth,
 }
 
 impl Usage {
+    /// The usage's name as Go prints it.
     pub fn name(self) -> &'static str {
         match self {
             Usage::ServerAuth => "serverAuth",
@@ -41,29 +47,43 @@ impl Usage {
 /// One certificate.
 #[derive(Debug, Clone)]
 pub struct Cert {
+    /// The certificate's DER.
     pub der: Vec<u8>,
     /// The subject as openssl prints it in RFC 4514 order (`CN=etcd-ca`).
     pub subject: String,
+    /// The subject's common name (empty if none).
     pub common_name: String,
+    /// The subject's DER, as issuers are matched.
     pub raw_subject: Vec<u8>,
+    /// The issuer's DER.
     pub raw_issuer: Vec<u8>,
     /// Seconds since the epoch.
     pub not_before: i64,
+    /// Seconds since the epoch.
     pub not_after: i64,
+    /// The X.509 version (3 for v3).
     pub version: u32,
     /// Whether basicConstraints is present, and its CA flag.
     pub basic_constraints: Option<bool>,
     /// `None`: no EKU extension (any usage, for Go).
     pub eku: Option<Eku>,
+    /// Whether a subjectAltName extension is present.
     pub has_san_ext: bool,
+    /// Its DNS names.
     pub dns_names: Vec<String>,
+    /// Its IP addresses.
     pub ips: Vec<IpAddr>,
+    /// The public key, when of a type this reader knows.
     pub public: Option<PublicKey>,
     /// The SPKI algorithm, for messages when `public` is `None`.
     pub key_alg: String,
+    /// The signature algorithm's OID, as text.
     pub sig_alg: String,
+    /// The signature algorithm's parameters' DER, if any.
     pub sig_params: Option<Vec<u8>>,
+    /// The signature's bytes.
     pub signature: Vec<u8>,
+    /// The signed part (tbsCertificate), DER.
     pub tbs: Vec<u8>,
 }
 

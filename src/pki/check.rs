@@ -24,7 +24,9 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The layout found.
     pub layout: Layout,
+    /// Every finding, errors and warnings.
     pub findings: Vec<Finding>,
     /// What was not checked, and why (said once).
     pub notes: Vec<String>,
@@ -33,6 +35,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many findings are errors.
     pub fn errors(&self) -> usize {
         self.findings
             .iter()
@@ -40,6 +43,7 @@ impl Report {
             .count()
     }
 
+    /// How many findings are warnings.
     pub fn warnings(&self) -> usize {
         self.findings.len() - self.errors()
     }

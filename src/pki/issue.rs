@@ -32,56 +32,86 @@ use serde::Serialize;
 
 use super::MemberUrls;
 use super::cert::{self, Cert};
-use super::layout::{Layout, Role};
+use super::layout::{Layout, Pair, Role};
 use super::parse::{self, Curve, PrivateKey, PublicKey};
 use crate::durable;
 
 /// kubeadm's backdating of NotBefore (`CertificateBackdate`).
 pub const BACKDATE_SECS: i64 = 5 * 60;
 
+/// Why certificates could not be issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
+    /// A file cannot be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The CA directory is not a PKI layout.
     #[error(transparent)]
     Layout(#[from] super::PkiError),
+    /// The CA cannot sign (missing, not a CA, expired, no matching key).
     #[error("{}: {why}", .path.display())]
-    Ca { path: PathBuf, why: String },
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A member name that cannot be a directory name.
     #[error(
         "member name {0:?} cannot be a directory name under the output (it must not be empty, `etcd`, `.`, `..` or hold `/`)"
     )]
     BadName(String),
+    /// --days 0.
     #[error("--days must be at least 1")]
     Days,
+    /// A URL host no SAN can match.
     #[error("member {member}: URL {url}: {why}")]
     Host {
+        /// The member.
         member: String,
+        /// The URL.
         url: String,
+        /// Why no SAN can match its host.
         why: String,
     },
+    /// The certificates would end after their CA.
     #[error(
         "--days {days}: the certificates would end {leaf_end}, after their CA ({ca}) ends \
          {ca_end}; Go refuses a chain once its CA expires, so give --days {max} or fewer \
          (or renew the CA first)"
     )]
     Outlives {
+        /// `--days` as given.
         days: u32,
+        /// When the certificates would end (RFC 3339).
         leaf_end: String,
+        /// The CA certificate.
         ca: PathBuf,
+        /// When the CA ends (RFC 3339).
         ca_end: String,
+        /// The most days that fit.
         max: i64,
     },
+    /// Files that would be overwritten without --force.
     #[error(
         "would overwrite {}: give --force to replace (the old files are moved aside as \
          <file>.etcdsnap-bak-<UTC time>)",
         .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     Exists(Vec<PathBuf>),
+    /// Signing or checking a certificate failed.
     #[error("signing {what}: {why}")]
-    Sign { what: String, why: String },
+    Sign {
+        /// The certificate being signed.
+        what: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> IssueError + '_ {
@@ -94,21 +124,29 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> IssueError + '_ {
 /// What to issue.
 #[derive(Debug, Clone)]
 pub struct IssueOptions {
+    /// The PKI directory holding the etcd CA and its key.
     pub ca_dir: PathBuf,
+    /// Where to write.
     pub out: PathBuf,
     /// Each member with every URL it is reached at (peer and client).
     pub members: Vec<MemberUrls>,
+    /// Validity in days (at least 1).
     pub days: u32,
+    /// Replace existing files (moved aside first).
     pub force: bool,
+    /// The time to issue at.
     pub now: SystemTime,
 }
 
+/// What happened to one file of the output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
+    /// Written where there was nothing.
     Created,
     /// Replaced (`--force`); the old file was moved to `backup`.
     Replaced {
+        /// Where the old file was moved.
         backup: PathBuf,
     },
     /// Already there with the same bytes.
@@ -119,14 +157,18 @@ pub enum Action {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Written {
+    /// The file, below the output directory.
     pub path: PathBuf,
+    /// Its mode.
     #[serde(serialize_with = "octal")]
     pub mode: u32,
+    /// What happened to it.
     #[serde(flatten)]
     pub action: Action,
     /// The certificate's subject and SANs (certificates only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The certificate's SANs, as `DNS:…` and `IP:…`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sans: Vec<String>,
 }
@@ -139,10 +181,15 @@ fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Issued {
+    /// The CA certificate that signed.
     pub ca: PathBuf,
+    /// The key type of the new keys.
     pub key_type: String,
+    /// Start of validity (RFC 3339).
     pub not_before: String,
+    /// End of validity (RFC 3339).
     pub not_after: String,
+    /// Every file of the output.
     pub files: Vec<Written>,
 }
 
@@ -167,7 +214,52 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
     if opts.days == 0 {
         return Err(IssueError::Days);
     }
+    check_names(&opts.members)?;
+    let now = match opts.now.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => 0,
+    };
+    let (ca_pair, ca) = read_ca(&opts.ca_dir, now)?;
+    check_hosts(&opts.members)?;
+    let (issuer, leaf_kind) = ca_issuer(&ca_pair, &ca)?;
+    let (not_before, not_after) = validity(now, opts.days, &ca_pair.cert, &ca)?;
+    let signer = LeafSigner {
+        ca: &ca,
+        issuer: &issuer,
+        kind: leaf_kind,
+        not_before: offset_time(not_before)?,
+        not_after: offset_time(not_after)?,
+    };
+
+    let mut plan = vec![Planned {
+        path: opts.out.join("etcd/ca.crt"),
+        bytes: parse::pem("CERTIFICATE", &ca.der).into_bytes(),
+        mode: 0o644,
+        subject: Some(ca.subject.clone()),
+        sans: Vec::new(),
+    }];
     for m in &opts.members {
+        member_files(&signer, m, &opts.out, &mut plan)?;
+    }
+    let files = write_all(&opts.out, plan, opts.force)?;
+    Ok(Issued {
+        ca: ca_pair.cert.clone(),
+        key_type: match leaf_kind {
+            LeafKey::Rsa2048 => "RSA-2048",
+            LeafKey::P256 => "ECDSA P-256",
+            LeafKey::Ed25519 => "Ed25519",
+        }
+        .into(),
+        not_before: cert::rfc3339(not_before),
+        not_after: cert::rfc3339(not_after),
+        files,
+    })
+}
+
+/// Member names become directory names under the output: refuses those
+/// that cannot.
+fn check_names(members: &[MemberUrls]) -> Result<(), IssueError> {
+    for m in members {
         let n = m.name.as_str();
         if n.is_empty()
             || n == "etcd"
@@ -179,20 +271,45 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             return Err(IssueError::BadName(m.name.clone()));
         }
     }
-    let layout = Layout::read(&opts.ca_dir, &[])?;
+    Ok(())
+}
+
+/// Refuses a URL host that no SAN can match (see [`host_problem`]).
+fn check_hosts(members: &[MemberUrls]) -> Result<(), IssueError> {
+    for m in members {
+        for u in m.peer_urls.iter().chain(&m.client_urls) {
+            if let Some(why) = host_problem(u) {
+                return Err(IssueError::Host {
+                    member: m.name.clone(),
+                    url: u.clone(),
+                    why,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ca_err(path: &Path, why: String) -> IssueError {
+    IssueError::Ca {
+        path: path.to_path_buf(),
+        why,
+    }
+}
+
+/// The etcd CA of the PKI at `ca_dir`: its files and its certificate, which
+/// must be a CA valid at `now` (Unix seconds).
+fn read_ca(ca_dir: &Path, now: i64) -> Result<(Pair, Cert), IssueError> {
+    let layout = Layout::read(ca_dir, &[])?;
     let ca_pair = layout
         .top
         .as_ref()
         .and_then(|t| t.get(Role::Ca))
         .ok_or_else(|| IssueError::Ca {
-            path: opts.ca_dir.clone(),
+            path: ca_dir.to_path_buf(),
             why: "no etcd CA certificate here (etcd/ca.crt, ca.crt or etcdCA.crt)".into(),
         })?
         .clone();
-    let ca_err = |path: &Path, why: String| IssueError::Ca {
-        path: path.to_path_buf(),
-        why,
-    };
     let ca_bytes = crate::input::read_bounded(&ca_pair.cert, crate::input::SMALL_FILE_LIMIT)
         .map_err(io(&ca_pair.cert))?;
     let ca = cert::read_certs(&ca_bytes)
@@ -206,10 +323,6 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             "not a CA certificate (no basicConstraints CA:true)".into(),
         ));
     }
-    let now = match opts.now.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(_) => 0,
-    };
     if now < ca.not_before || now > ca.not_after {
         return Err(ca_err(
             &ca_pair.cert,
@@ -230,17 +343,12 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
             ),
         ));
     }
-    for m in &opts.members {
-        for u in m.peer_urls.iter().chain(&m.client_urls) {
-            if let Some(why) = host_problem(u) {
-                return Err(IssueError::Host {
-                    member: m.name.clone(),
-                    url: u.clone(),
-                    why,
-                });
-            }
-        }
-    }
+    Ok((ca_pair, ca))
+}
+
+/// The CA as a signer (its private key, which must match its certificate)
+/// and the kind of leaf key that goes with its key type.
+fn ca_issuer(ca_pair: &Pair, ca: &Cert) -> Result<(Issuer<'static, KeyPair>, LeafKey), IssueError> {
     let key_path = ca_pair.key.clone().ok_or_else(|| {
         ca_err(
             &ca_pair.cert.with_extension("key"),
@@ -280,159 +388,181 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
         .map_err(|e| ca_err(&key_path, format!("cannot sign with this key: {e}")))?;
     let issuer = Issuer::from_ca_cert_pem(&parse::pem("CERTIFICATE", &ca.der), signer)
         .map_err(|e| ca_err(&ca_pair.cert, format!("cannot use as issuer: {e}")))?;
+    Ok((issuer, leaf_kind))
+}
 
+/// The leaves' validity (Unix seconds): from `now` backdated by
+/// [`BACKDATE_SECS`], for `days`; refused when it would end after the CA.
+fn validity(now: i64, days: u32, ca_path: &Path, ca: &Cert) -> Result<(i64, i64), IssueError> {
     let not_before = now - BACKDATE_SECS;
-    let not_after = not_before + i64::from(opts.days) * 86_400;
+    let not_after = not_before + i64::from(days) * 86_400;
     if not_after > ca.not_after {
         return Err(IssueError::Outlives {
-            days: opts.days,
+            days,
             leaf_end: cert::rfc3339(not_after),
-            ca: ca_pair.cert.clone(),
+            ca: ca_path.to_path_buf(),
             ca_end: cert::rfc3339(ca.not_after),
             max: (ca.not_after - not_before) / 86_400,
         });
     }
-    let nb =
-        time::OffsetDateTime::from_unix_timestamp(not_before).map_err(|e| IssueError::Sign {
-            what: "validity".into(),
-            why: e.to_string(),
-        })?;
-    let na =
-        time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|e| IssueError::Sign {
-            what: "validity".into(),
-            why: e.to_string(),
-        })?;
+    Ok((not_before, not_after))
+}
 
-    let mut plan = vec![Planned {
-        path: opts.out.join("etcd/ca.crt"),
-        bytes: parse::pem("CERTIFICATE", &ca.der).into_bytes(),
-        mode: 0o644,
-        subject: Some(ca.subject.clone()),
-        sans: Vec::new(),
-    }];
-    for m in &opts.members {
-        let (dns, ips) = sans_of(m);
-        let member_dir = opts.out.join(&m.name);
-        let dir = member_dir.join("etcd");
-        for (base, cn, usages) in [
-            (
-                "server",
-                m.name.as_str(),
-                &[
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ][..],
-            ),
-            (
-                "peer",
-                m.name.as_str(),
-                &[
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ][..],
-            ),
-            (
-                "healthcheck-client",
-                "kube-etcd-healthcheck-client",
-                &[ExtendedKeyUsagePurpose::ClientAuth][..],
-            ),
-            (
-                "apiserver-etcd-client",
-                "kube-apiserver-etcd-client",
-                &[ExtendedKeyUsagePurpose::ClientAuth][..],
-            ),
-        ] {
-            let client_only = !usages.contains(&ExtendedKeyUsagePurpose::ServerAuth);
-            // kube-apiserver's client pair sits beside etcd/, as kubeadm puts it.
-            let (dir, sub) = if base == "apiserver-etcd-client" {
-                (&member_dir, "")
-            } else {
-                (&dir, "etcd/")
-            };
-            let what = format!("{}/{sub}{base}.crt", m.name);
-            let sign_err = |why: String| IssueError::Sign {
+fn offset_time(unix: i64) -> Result<time::OffsetDateTime, IssueError> {
+    time::OffsetDateTime::from_unix_timestamp(unix).map_err(|e| IssueError::Sign {
+        what: "validity".into(),
+        why: e.to_string(),
+    })
+}
+
+/// What signs every leaf: the CA, its issuer, the leaf key kind, the
+/// validity.
+struct LeafSigner<'a> {
+    ca: &'a Cert,
+    issuer: &'a Issuer<'static, KeyPair>,
+    kind: LeafKey,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+}
+
+/// One member's certificates and keys with kubeadm's profiles, added to
+/// `plan`: server and peer (serverAuth and clientAuth, with SANs), the
+/// healthcheck client and kube-apiserver's client (clientAuth only).
+fn member_files(
+    signer: &LeafSigner,
+    m: &MemberUrls,
+    out: &Path,
+    plan: &mut Vec<Planned>,
+) -> Result<(), IssueError> {
+    let (dns, ips) = sans_of(m);
+    let member_dir = out.join(&m.name);
+    let dir = member_dir.join("etcd");
+    for (base, cn, usages) in [
+        (
+            "server",
+            m.name.as_str(),
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ][..],
+        ),
+        (
+            "peer",
+            m.name.as_str(),
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ][..],
+        ),
+        (
+            "healthcheck-client",
+            "kube-etcd-healthcheck-client",
+            &[ExtendedKeyUsagePurpose::ClientAuth][..],
+        ),
+        (
+            "apiserver-etcd-client",
+            "kube-apiserver-etcd-client",
+            &[ExtendedKeyUsagePurpose::ClientAuth][..],
+        ),
+    ] {
+        let client_only = !usages.contains(&ExtendedKeyUsagePurpose::ServerAuth);
+        // kube-apiserver's client pair sits beside etcd/, as kubeadm puts it.
+        let (dir, sub) = if base == "apiserver-etcd-client" {
+            (&member_dir, "")
+        } else {
+            (&dir, "etcd/")
+        };
+        let what = format!("{}/{sub}{base}.crt", m.name);
+        let (no_dns, no_ips) = (Vec::new(), Vec::new());
+        let (dns, ips) = if client_only {
+            (&no_dns, &no_ips)
+        } else {
+            (&dns, &ips)
+        };
+        let (cert_pem, parsed, sans, key_pem) =
+            sign_leaf(signer, cn, usages, dns, ips).map_err(|why| IssueError::Sign {
                 what: what.clone(),
                 why,
-            };
-            let (key_pem, key_pair) = new_key(leaf_kind).map_err(&sign_err)?;
-            let mut params = CertificateParams::default();
-            params.distinguished_name = rcgen::DistinguishedName::new();
-            params.distinguished_name.push(DnType::CommonName, cn);
-            params.not_before = nb;
-            params.not_after = na;
-            params.serial_number = Some(random_serial());
-            params.is_ca = IsCa::NoCa;
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
-            params.extended_key_usages = usages.to_vec();
-            params.use_authority_key_identifier_extension = true;
-            let mut sans = Vec::new();
-            if !client_only {
-                for d in &dns {
-                    let ia5 = rcgen::string::Ia5String::try_from(d.clone())
-                        .map_err(|e| sign_err(format!("DNS name {d:?}: {e}")))?;
-                    params.subject_alt_names.push(SanType::DnsName(ia5));
-                    sans.push(format!("DNS:{d}"));
-                }
-                for ip in &ips {
-                    params.subject_alt_names.push(SanType::IpAddress(*ip));
-                    sans.push(format!("IP:{ip}"));
+            })?;
+        if !client_only {
+            for u in m.peer_urls.iter().chain(&m.client_urls) {
+                if let Some((_, host, _)) = crate::cluster::flags::url_parts(u)
+                    && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+                    && let Err(why) = super::hostname::verify_hostname(&parsed, host)
+                {
+                    return Err(IssueError::Sign {
+                        what,
+                        why: format!("{u}: {why}"),
+                    });
                 }
             }
-            let leaf = params
-                .signed_by(&key_pair, &issuer)
-                .map_err(|e| sign_err(e.to_string()))?;
-            // What was signed must chain to the CA as Go checks it.
-            let parsed = Cert::from_der(leaf.der()).map_err(|e| sign_err(e.to_string()))?;
-            if parsed.raw_issuer != ca.raw_subject {
-                return Err(sign_err(
-                    "the issuer name differs from the CA's subject".into(),
-                ));
-            }
-            parsed
-                .check_signature_from(&ca)
-                .map_err(|e| sign_err(format!("the new certificate does not verify: {e}")))?;
-            if !client_only {
-                for u in m.peer_urls.iter().chain(&m.client_urls) {
-                    if let Some((_, host, _)) = crate::cluster::flags::url_parts(u)
-                        && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
-                        && let Err(why) = super::hostname::verify_hostname(&parsed, host)
-                    {
-                        return Err(sign_err(format!("{u}: {why}")));
-                    }
-                }
-            }
-            plan.push(Planned {
-                path: dir.join(format!("{base}.crt")),
-                bytes: leaf.pem().into_bytes(),
-                mode: 0o644,
-                subject: Some(parsed.subject.clone()),
-                sans,
-            });
-            plan.push(Planned {
-                path: dir.join(format!("{base}.key")),
-                bytes: key_pem.into_bytes(),
-                mode: 0o600,
-                subject: None,
-                sans: Vec::new(),
-            });
         }
+        plan.push(Planned {
+            path: dir.join(format!("{base}.crt")),
+            bytes: cert_pem.into_bytes(),
+            mode: 0o644,
+            subject: Some(parsed.subject.clone()),
+            sans,
+        });
+        plan.push(Planned {
+            path: dir.join(format!("{base}.key")),
+            bytes: key_pem.into_bytes(),
+            mode: 0o600,
+            subject: None,
+            sans: Vec::new(),
+        });
     }
-    let files = write_all(&opts.out, plan, opts.force)?;
-    Ok(Issued {
-        ca: ca_pair.cert.clone(),
-        key_type: match leaf_kind {
-            LeafKey::Rsa2048 => "RSA-2048",
-            LeafKey::P256 => "ECDSA P-256",
-            LeafKey::Ed25519 => "Ed25519",
-        }
-        .into(),
-        not_before: cert::rfc3339(not_before),
-        not_after: cert::rfc3339(not_after),
-        files,
-    })
+    Ok(())
+}
+
+/// A new key and a certificate for it with common name `cn`, extended key
+/// usages `usages` and the SANs `dns` and `ips`, signed by the CA and
+/// checked to chain to it as Go checks it: the certificate's PEM, the
+/// certificate parsed, its SANs as text, the key's PEM.
+fn sign_leaf(
+    signer: &LeafSigner,
+    cn: &str,
+    usages: &[ExtendedKeyUsagePurpose],
+    dns: &[String],
+    ips: &[IpAddr],
+) -> Result<(String, Cert, Vec<String>, String), String> {
+    let (key_pem, key_pair) = new_key(signer.kind)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.not_before = signer.not_before;
+    params.not_after = signer.not_after;
+    params.serial_number = Some(random_serial());
+    params.is_ca = IsCa::NoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = usages.to_vec();
+    params.use_authority_key_identifier_extension = true;
+    let mut sans = Vec::new();
+    for d in dns {
+        let ia5 = rcgen::string::Ia5String::try_from(d.clone())
+            .map_err(|e| format!("DNS name {d:?}: {e}"))?;
+        params.subject_alt_names.push(SanType::DnsName(ia5));
+        sans.push(format!("DNS:{d}"));
+    }
+    for ip in ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+        sans.push(format!("IP:{ip}"));
+    }
+    let leaf = params
+        .signed_by(&key_pair, signer.issuer)
+        .map_err(|e| e.to_string())?;
+    // What was signed must chain to the CA as Go checks it.
+    let parsed = Cert::from_der(leaf.der()).map_err(|e| e.to_string())?;
+    if parsed.raw_issuer != signer.ca.raw_subject {
+        return Err("the issuer name differs from the CA's subject".into());
+    }
+    parsed
+        .check_signature_from(signer.ca)
+        .map_err(|e| format!("the new certificate does not verify: {e}"))?;
+    Ok((leaf.pem(), parsed, sans, key_pem))
 }
 
 /// kubeadm's SANs: DNS the member name (when it is a valid DNS name) and

@@ -35,6 +35,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order reports list them.
     pub const ALL: [Role; 5] = [
         Role::Ca,
         Role::Server,
@@ -59,13 +60,16 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pair {
+    /// The role the files play.
     pub role: Role,
+    /// The certificate file.
     pub cert: PathBuf,
     /// The private key file, when it exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
 }
 
+/// The layouts a PKI directory is recognised in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -80,13 +84,16 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePki {
+    /// The layout the files were recognised in.
     pub kind: Kind,
     /// The directory the files were found in.
     pub dir: PathBuf,
+    /// The certificate and key files found, by role.
     pub pairs: Vec<Pair>,
 }
 
 impl NodePki {
+    /// The files of `role`, if present.
     pub fn get(&self, role: Role) -> Option<&Pair> {
         self.pairs.iter().find(|p| p.role == role)
     }
@@ -97,8 +104,11 @@ impl NodePki {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeFile {
+    /// Where the file is now.
     pub source: PathBuf,
+    /// Where it goes, below the node's PKI dir.
     pub dest: PathBuf,
+    /// Whether it is a private key (mode 0600).
     pub private_key: bool,
 }
 
@@ -169,7 +179,9 @@ fn scan(dir: &Path) -> Option<NodePki> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Layout {
+    /// The directory given.
     pub dir: PathBuf,
+    /// The files directly in it (or its `etcd/`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top: Option<NodePki>,
     /// `(member name, its files with the top's filling the gaps)`.

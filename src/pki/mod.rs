@@ -24,15 +24,21 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberUrls {
+    /// The member's name.
     pub name: String,
+    /// Its peer URLs.
     pub peer_urls: Vec<String>,
+    /// Its client URLs.
     pub client_urls: Vec<String>,
 }
 
+/// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Go accepts it, but it needs attention.
     Warning,
+    /// Go refuses it.
     Error,
 }
 
@@ -41,25 +47,39 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
+    /// Error or warning.
     pub severity: Severity,
+    /// The file it is about.
     pub file: PathBuf,
+    /// The certificate's subject, when about a certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// The member the finding is about, when it is about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// What is wrong.
     pub reason: String,
 }
 
+/// Why a PKI directory cannot be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    /// A file cannot be read.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The directory is not a PKI layout etcdsnap knows.
     #[error("{}: {why}", .path.display())]
-    Layout { path: PathBuf, why: String },
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 /// Why `--initial-cluster` and `--client-urls` give no members to check or

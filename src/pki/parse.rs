@@ -16,16 +16,23 @@ use der::{Decode, Encode, Reader};
 use pkcs8::PrivateKeyInfo;
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
+/// rsaEncryption.
 pub const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// id-ecPublicKey.
 pub const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// id-Ed25519.
 pub const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+/// The P-256 curve (prime256v1, secp256r1).
 pub const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// The P-384 curve (secp384r1).
 pub const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// The P-521 curve (secp521r1).
 pub const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// Why bytes are not a usable key or certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// The bytes are not a key or certificate this reader takes.
     #[error("{0}")]
     Bad(String),
     /// An encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
@@ -44,8 +51,11 @@ fn bad(s: impl Into<String>) -> ParseError {
 /// One PEM block.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PemBlock {
+    /// The block's label (`CERTIFICATE`, `EC PRIVATE KEY` …).
     pub label: String,
+    /// Its RFC 1421 headers (`Proc-Type`, `DEK-Info`).
     pub headers: Vec<(String, String)>,
+    /// Its DER.
     pub der: Vec<u8>,
 }
 
@@ -97,10 +107,13 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 /// The form a key file was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KeyForm {
+    /// An RSA key in PKCS#1 (`RSA PRIVATE KEY`).
     #[serde(rename = "PKCS#1")]
     Pkcs1,
+    /// An EC key in SEC1 (`EC PRIVATE KEY`).
     #[serde(rename = "SEC1")]
     Sec1,
+    /// Any key in PKCS#8 (`PRIVATE KEY`).
     #[serde(rename = "PKCS#8")]
     Pkcs8,
 }
@@ -108,9 +121,13 @@ pub enum KeyForm {
 /// An elliptic curve, by its OID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Curve {
+    /// NIST P-256.
     P256,
+    /// NIST P-384.
     P384,
+    /// NIST P-521.
     P521,
+    /// Another curve, by its object identifier.
     Other(ObjectIdentifier),
 }
 
@@ -124,6 +141,7 @@ impl Curve {
         }
     }
 
+    /// The curve's object identifier.
     pub fn oid(&self) -> ObjectIdentifier {
         match self {
             Curve::P256 => OID_P256,
@@ -133,6 +151,7 @@ impl Curve {
         }
     }
 
+    /// The curve's name as Go prints it.
     pub fn name(&self) -> String {
         match self {
             Curve::P256 => "P-256".into(),
@@ -149,14 +168,19 @@ pub enum PublicKey {
     /// Modulus and exponent, without leading zero bytes (`der`'s unsigned
     /// INTEGER magnitudes).
     Rsa {
+        /// The modulus, big-endian.
         n: Vec<u8>,
+        /// The public exponent, big-endian.
         e: Vec<u8>,
     },
     /// The curve and the encoded point (as in the certificate).
     Ec {
+        /// The curve.
         curve: Curve,
+        /// The encoded point (as in the certificate).
         point: Vec<u8>,
     },
+    /// An Ed25519 public key's 32 bytes.
     Ed25519(Vec<u8>),
 }
 
@@ -213,6 +237,7 @@ enum Secret {
 /// A private key, read from a file.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrivateKey {
+    /// How the key was encoded.
     pub form: KeyForm,
     /// The public half: for SEC1 EC keys without their public key, `None`.
     pub public: Option<PublicKey>,

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 pub struct KeyBytes(Zeroizing<Vec<u8>>);
 
 impl KeyBytes {
+    /// The key's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
@@ -43,17 +44,33 @@ impl std::fmt::Debug for SecretText {
     }
 }
 
+/// Why an EncryptionConfiguration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("{path}: cannot read the encryption config: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not an EncryptionConfiguration.
     #[error("{path}: not an EncryptionConfiguration: {detail}")]
-    Parse { path: String, detail: String },
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The configuration is not one the API server accepts.
     #[error("{path}: {detail}")]
-    Invalid { path: String, detail: String },
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,12 +140,16 @@ struct KmsV1 {
 /// The ciphers whose keys are in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
+    /// AES-CBC with PKCS#7 padding (`aescbc`).
     AesCbc,
+    /// AES-GCM (`aesgcm`).
     AesGcm,
+    /// XSalsa20-Poly1305 (`secretbox`).
     Secretbox,
 }
 
 impl Cipher {
+    /// The provider's name in the configuration and in stored prefixes.
     pub fn name(self) -> &'static str {
         match self {
             Cipher::AesCbc => "aescbc",
@@ -146,21 +167,29 @@ impl Cipher {
 /// A named key of a cipher provider.
 #[derive(Debug, Clone)]
 pub struct Key {
+    /// The key's name, which the stored prefix names.
     pub name: String,
+    /// The key's bytes.
     pub secret: KeyBytes,
 }
 
 /// One provider of a resource entry, in config order.
 #[derive(Debug, Clone)]
 pub enum Provider {
+    /// A cipher with its keys, the first one writing.
     Cipher {
+        /// The cipher.
         cipher: Cipher,
+        /// Its keys, the first one writing.
         keys: Vec<Key>,
     },
+    /// Values stored as they are.
     Identity,
     /// `version` is "v1" or "v2".
     Kms {
+        /// `v1` or `v2`.
         version: String,
+        /// The plugin's name.
         name: String,
     },
 }
@@ -170,12 +199,14 @@ pub enum Provider {
 pub struct ResourceEntry {
     /// As written: `secrets`, `deployments.apps`, `*.apps`, `*.`, `*.*`.
     pub resources: Vec<String>,
+    /// The providers, the first one writing, every one reading.
     pub providers: Vec<Provider>,
 }
 
 /// A parsed EncryptionConfiguration.
 #[derive(Debug, Clone)]
 pub struct EncryptionConfig {
+    /// The resource entries, in file order (the first matching wins).
     pub entries: Vec<ResourceEntry>,
 }
 

@@ -14,6 +14,7 @@ use crate::protowire::{Fields, Value};
 pub struct KmsInfo {
     /// "v1" or "v2".
     pub version: &'static str,
+    /// The KMS provider's name.
     pub provider: String,
     /// v2: the key ID the plugin reported when the value was written.
     pub key_id: Option<String>,

@@ -37,43 +37,68 @@ use crate::problem::printable;
 /// provider and the key name; none holds key material or plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecryptError {
+    /// The value is encrypted and no configuration was given.
     #[error(
         "{key}: encrypted at rest ({provider}, key {key_name:?}); give the API server's --encryption-config to decrypt it"
     )]
     NoConfig {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
     },
+    /// Encrypted by a KMS plugin, which alone can decrypt it.
     #[error(
         "{key}: encrypted by {info}: only the KMS plugin can decrypt it (its data key is wrapped by the external KMS)"
     )]
-    Kms { key: String, info: KmsInfo },
+    Kms {
+        /// The etcd key.
+        key: String,
+        /// What the value's KMS envelope says.
+        info: KmsInfo,
+    },
+    /// The configuration has no entry for the value's resource.
     #[error(
         "{key}: encrypted at rest ({provider}, key {key_name:?}), but the encryption config has no entry for resource {resource} (nor one for its group or *.*)"
     )]
     NoEntry {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
+        /// The resource the key belongs to.
         resource: String,
     },
+    /// The configuration does not list the key the value names.
     #[error(
         "{key}: encrypted with {provider} key {key_name:?}, which the encryption config does not list for resource {resource} ({configured})"
     )]
     UnknownKey {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
+        /// The resource the key belongs to.
         resource: String,
         /// The provider's key names that are configured, or why none is.
         configured: String,
     },
+    /// The named key does not decrypt the value.
     #[error("{key}: {provider} key {key_name:?} does not decrypt it: {reason}")]
     Failed {
+        /// The etcd key.
         key: String,
+        /// The provider the value names.
         provider: String,
+        /// The key name the value names.
         key_name: String,
+        /// Why it does not decrypt.
         reason: OpenError,
     },
 }
@@ -94,6 +119,7 @@ impl DecryptError {
 /// A value ready to decode, and how it was stored.
 #[derive(Debug, Clone)]
 pub struct Plain<'v> {
+    /// The plaintext (borrowed when stored in clear).
     pub bytes: Cow<'v, [u8]>,
     /// The provider and key name that opened it (`None`: stored in clear).
     pub via: Option<(&'static str, String)>,
@@ -167,6 +193,7 @@ impl Decryptor {
         })
     }
 
+    /// Whether an EncryptionConfiguration was given.
     pub fn has_config(&self) -> bool {
         self.config.is_some()
     }

@@ -15,20 +15,31 @@ use super::config::Cipher;
 /// Why a payload did not open with a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
+    /// Shorter than the cipher's nonce, IV or tag.
     #[error("the stored data was shorter than the required size ({need} bytes, has {has})")]
-    Short { need: usize, has: usize },
+    Short {
+        /// Bytes the cipher needs.
+        need: usize,
+        /// Bytes there are.
+        has: usize,
+    },
+    /// Not a whole number of AES blocks.
     #[error("the stored data is not a multiple of the block size")]
     NotBlocks,
+    /// The PKCS#7 padding is wrong.
     #[error("invalid PKCS7 padding (wrong key, or damaged data)")]
     Padding,
+    /// Decrypted to something that is not a stored Kubernetes value.
     #[error(
         "the decrypted bytes are not a Kubernetes value (wrong key: aescbc is not authenticated)"
     )]
     NotAValue,
+    /// The authentication tag does not verify.
     #[error(
         "message authentication failed (wrong key, a value moved from another key, or damaged data)"
     )]
     Auth,
+    /// A key of a size the cipher does not take.
     #[error("the key is {0} bytes, which the cipher does not take")]
     KeySize(usize),
 }
