@@ -1,7 +1,7 @@
 //! The bbolt on-disk page format: constants, page headers, branch and leaf
 //! elements, bucket headers.
 //!
-//! Every read goes through [`slice`] and the little-endian helpers, which return
+//! Every read goes through [`slice()`] and the little-endian helpers, which return
 //! `None` instead of indexing out of bounds, so a damaged page can never make us
 //! read outside the mapped file. Layout facts: `docs/design/formats.md` §1.
 

@@ -159,7 +159,7 @@ impl Store {
         Store::open_as(path, create, wait, true)
     }
 
-    /// Opens the catalog at `path` to read it (see [`Handle`]).
+    /// Opens the catalog at `path` to read it (see `Handle`).
     pub fn open_read(path: &Path, wait: Duration) -> Result<Store, CatalogError> {
         Store::open_as(path, false, wait, false)
     }

@@ -15,7 +15,7 @@
 //!   (zero → null), Duration as a Go duration string, Quantity as a string,
 //!   IntOrString as a number or string, RawExtension/FieldsV1/JSON as the
 //!   embedded JSON, named string slices (Verbs, ExtraValue, AttestationValue:
-//!   [`is_named_string_slice`]) as bare arrays;
+//!   `is_named_string_slice`) as bare arrays;
 //! - bytes as base64, 64-bit integers as JSON numbers, maps with sorted keys;
 //! - zero values that Go's `omitempty`/`omitzero` tags leave out are left out,
 //!   and absent slices and maps without such a tag are `null`: [`omit`].
