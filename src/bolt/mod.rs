@@ -1,7 +1,7 @@
 //! Our own bbolt: a reader and checker over a mapped file, and a writer of
 //! fresh files ([`write`](mod@write)).
 //!
-//! bbolt-rs cannot read etcd's files (docs/design/formats.md), so this is our
+//! bbolt-rs cannot read etcd's files (docs/design/architecture.md says why), so this is our
 //! own: zero-copy, every offset bounds-checked, and one walk ([`walk::Walker`])
 //! shared by readers and checkers so that what we read is exactly what we check.
 //! Reading never writes: the writer never edits a file, it streams sorted
