@@ -22,10 +22,13 @@
 //!    `bundle` (per-member bundles), `catalog` (the backup catalog),
 //!    [`lookup`] (an object or a key's history: key index, cache, which
 //!    revision) and `live` (the only code that dials etcd);
-//! 8. [`cli`]: parsing, exit codes, one module per command.
+//! 8. the command line, in the binary (`src/cli/`, not part of the library):
+//!    parsing, one library call per command, rendering and exit codes.
 //!
 //! `pki`, `bundle`, `catalog` and `live` are cargo features (all on by
 //! default); without them the crate builds the offline reader alone.
+
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod bolt;
@@ -34,7 +37,6 @@ pub mod bundle;
 #[cfg(feature = "catalog")]
 pub mod catalog;
 pub mod check;
-pub mod cli;
 pub mod cluster;
 pub mod diff;
 pub mod durable;

@@ -1,4 +1,8 @@
-//! The `etcdsnap` binary: everything lives in the library's `cli` module.
+//! The `etcdsnap` binary: the command line (`cli`) over the library. Each
+//! command parses its arguments, calls one library function and renders what
+//! it returns; the library does the work.
+
+mod cli;
 
 // Decoding many objects on several threads churns through short-lived
 // allocations; glibc's per-thread arenas spend most of that time in the kernel
@@ -7,5 +11,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    etcdsnap::cli::main()
+    cli::main()
 }

@@ -9,10 +9,10 @@ use anyhow::bail;
 
 use super::args::restore::{ArchiveKey, refused_snapshot};
 use super::{Outcome, ReportFormat, out};
-use crate::bundle::extract::extract_start_files;
-use crate::bundle::inspect::Inspected;
-use crate::bundle::make::{Event, Made, MakeError, Request};
-use crate::restore::owner::Owner;
+use etcdsnap::bundle::extract::extract_start_files;
+use etcdsnap::bundle::inspect::Inspected;
+use etcdsnap::bundle::make::{Event, Made, MakeError, Request};
+use etcdsnap::restore::owner::Owner;
 
 const BUNDLE_EXAMPLES: &str = "Examples:
   etcdsnap bundle snapshot.db --pki pki-backup --out bundles \\
@@ -147,12 +147,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(Sub::Extract(a)) => extract(a),
         None => {
             // Ctrl-C or SIGTERM while building: the scratch dir and the
-            // partial archives are removed (see crate::interrupt).
+            // partial archives are removed (see etcdsnap::interrupt).
             if !args.make.dry_run {
-                crate::interrupt::install();
+                etcdsnap::interrupt::install();
             }
             let r = make(args.make);
-            if let Some(sig) = crate::interrupt::requested()
+            if let Some(sig) = etcdsnap::interrupt::requested()
                 && r.is_err()
             {
                 say!("etcdsnap: {sig}: the scratch files were removed; no archive was written");
@@ -192,7 +192,7 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         force: a.force,
         dry_run: a.dry_run,
     };
-    match crate::bundle::make::make(&req, &mut say_event) {
+    match etcdsnap::bundle::make::make(&req, &mut say_event) {
         Ok(made) => {
             print_made(&made, a.write_out)?;
             Ok(Outcome::Ok)
@@ -214,7 +214,7 @@ fn say_event(e: Event<'_>) {
     match e {
         Event::Excess { path, excess } => eprintln!(
             "etcdsnap: note: {}: {}",
-            crate::report::escape_controls(&path.display().to_string()),
+            etcdsnap::report::escape_controls(&path.display().to_string()),
             excess.describe()
         ),
         Event::PkiFinding(f) => say!(
@@ -289,7 +289,7 @@ fn print_made(made: &Made, w: ReportFormat) -> anyhow::Result<()> {
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<Outcome> {
-    let inspection = crate::bundle::inspect::inspect(&a.bundle, &a.key.key())?;
+    let inspection = etcdsnap::bundle::inspect::inspect(&a.bundle, &a.key.key())?;
     match a.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&inspection.archives)? + "\n"))?,
         ReportFormat::Table => out(&render_inspect(&inspection.archives))?,
@@ -340,10 +340,10 @@ fn extract(a: ExtractArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Every field of a manifest is text from the archive: each goes to the
-/// terminal through [`crate::report::escape_controls`], so a crafted
+/// terminal through [`etcdsnap::report::escape_controls`], so a crafted
 /// manifest can neither clear the screen nor draw a fake check line.
 fn e(s: &str) -> std::borrow::Cow<'_, str> {
-    crate::report::escape_controls(s)
+    etcdsnap::report::escape_controls(s)
 }
 
 fn e_list(v: &[String]) -> String {
@@ -407,8 +407,8 @@ fn render_inspect(rs: &[Inspected]) -> String {
                     f.uid,
                     f.gid,
                     match f.kind {
-                        crate::bundle::manifest::Kind::Dir => "dir".to_string(),
-                        crate::bundle::manifest::Kind::File => f.size.to_string(),
+                        etcdsnap::bundle::manifest::Kind::Dir => "dir".to_string(),
+                        etcdsnap::bundle::manifest::Kind::File => f.size.to_string(),
                     },
                     e(&f.path)
                 ));

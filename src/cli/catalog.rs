@@ -1,6 +1,6 @@
 //! `etcdsnap catalog`: remember each backup (add), look back (list, show,
 //! forget), and judge the newest against the ones before it (check). The
-//! catalog is the library's ([`crate::catalog`]); this is its command line.
+//! catalog is the library's ([`etcdsnap::catalog`]); this is its command line.
 
 use std::path::PathBuf;
 
@@ -10,14 +10,14 @@ use clap::{Subcommand, ValueEnum};
 use super::args::{CatalogOpt, PrefixOpt};
 use super::render::{added_text, verify_text};
 use super::{Outcome, out};
-use crate::catalog::entry::{Entry, parse_labels};
-use crate::catalog::store::{Added, Store, add_read};
-use crate::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
-use crate::check::facts;
-use crate::check::junit;
-use crate::check::policy::Policy;
-use crate::input::SnapshotFile;
-use crate::report::{Align, Table, escape_controls};
+use etcdsnap::catalog::entry::{Entry, parse_labels};
+use etcdsnap::catalog::store::{Added, Store, add_read};
+use etcdsnap::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
+use etcdsnap::check::facts;
+use etcdsnap::check::junit;
+use etcdsnap::check::policy::Policy;
+use etcdsnap::input::SnapshotFile;
+use etcdsnap::report::{Align, Table, escape_controls};
 
 const EXAMPLES: &str = "The catalog records, per snapshot: its sha256, revision, compacted revision, keys, bytes \
 in use, cluster ID and members, live objects per resource and per namespace, the verify result, labels and \
@@ -197,12 +197,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Sub::ImportEntries { file } => {
             // Entries are small; a long list is still far below this.
-            let text = crate::input::read_bounded(&file, 64 * crate::input::SMALL_FILE_LIMIT)
+            let text = etcdsnap::input::read_bounded(&file, 64 * etcdsnap::input::SMALL_FILE_LIMIT)
                 .with_context(|| file.display().to_string())?;
             let entries: Vec<Entry> = serde_json::from_slice(&text)
                 .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
             for e in &entries {
-                if e.version != crate::catalog::entry::ENTRY_VERSION
+                if e.version != etcdsnap::catalog::entry::ENTRY_VERSION
                     || e.sha256.len() != 64
                     || !e
                         .sha256
@@ -213,11 +213,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                         "{}: entry {:?}: not an entry of version {} with a sha256",
                         file.display(),
                         e.sha256,
-                        crate::catalog::entry::ENTRY_VERSION
+                        etcdsnap::catalog::entry::ENTRY_VERSION
                     );
                 }
                 for (k, v) in &e.labels {
-                    crate::catalog::entry::parse_label(&format!("{k}={v}"))
+                    etcdsnap::catalog::entry::parse_label(&format!("{k}={v}"))
                         .map_err(|why| anyhow::anyhow!("{}: {why}", file.display()))?;
                 }
             }

@@ -1,6 +1,6 @@
 //! `etcdsnap check`: `verify` plus a policy's rules on each snapshot, for
 //! backup pipelines; text, JSON or JUnit XML (also to a file beside the
-//! text). The rules are the library's ([`crate::check`]).
+//! text). The rules are the library's ([`etcdsnap::check`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -11,12 +11,12 @@ use clap::ValueEnum;
 use super::args::PrefixOpt;
 use super::render::added_text;
 use super::{Outcome, out};
-use crate::catalog::checked::{CatalogSeries, check_snapshots};
-use crate::catalog::entry::parse_labels;
-use crate::catalog::trend::parse_max_drop;
-use crate::check::junit;
-use crate::check::policy::Policy;
-use crate::check::rules::RuleResult;
+use etcdsnap::catalog::checked::{CatalogSeries, check_snapshots};
+use etcdsnap::catalog::entry::parse_labels;
+use etcdsnap::catalog::trend::parse_max_drop;
+use etcdsnap::check::junit;
+use etcdsnap::check::policy::Policy;
+use etcdsnap::check::rules::RuleResult;
 
 const EXAMPLES: &str =
     "Rules (a YAML policy of at most 4 MiB, nested at most 64 deep; unknown rules are refused):
@@ -101,14 +101,14 @@ enum CheckFormat {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut policy = match &args.policy {
         Some(p) => {
-            let text = crate::input::read_bounded_string(p, crate::input::SMALL_FILE_LIMIT)
+            let text = etcdsnap::input::read_bounded_string(p, etcdsnap::input::SMALL_FILE_LIMIT)
                 .with_context(|| p.display().to_string())?;
             Policy::parse(&p.display().to_string(), &text)?
         }
         None => Policy::default_rules(),
     };
     if let Some(c) = &args.encryption_config {
-        let names = crate::kube::decrypt::config::EncryptionConfig::load(c)?.key_names();
+        let names = etcdsnap::kube::decrypt::config::EncryptionConfig::load(c)?.key_names();
         policy
             .encryption_keys
             .get_or_insert_with(Vec::new)
@@ -145,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(|c| (c.snapshot.clone(), c.rules.clone()))
         .collect();
     if let Some(p) = &args.junit_out {
-        crate::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
+        etcdsnap::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
     }
     match args.write_out {
         CheckFormat::Junit => out(&junit::report(&pairs)?)?,
@@ -155,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             for c in &runs {
                 s.push_str(&format!(
                     "{}: {}\n",
-                    crate::report::escape_controls(&c.snapshot),
+                    etcdsnap::report::escape_controls(&c.snapshot),
                     if c.passed { "PASSED" } else { "FAILED" }
                 ));
                 for r in &c.rules {
@@ -163,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                         "  {} {}: {}\n",
                         if r.passed { "ok  " } else { "FAIL" },
                         r.rule,
-                        crate::report::escape_controls(&r.message)
+                        etcdsnap::report::escape_controls(&r.message)
                     ));
                 }
             }

@@ -4,7 +4,7 @@
 use super::Outcome;
 use super::args::{ConnArgs, ReportFormat, SnapshotPath, db, open};
 use super::render::{cluster_outcome, cluster_run_error, findings_text};
-use crate::live::report::compare_snapshot;
+use etcdsnap::live::report::compare_snapshot;
 
 /// Compare a snapshot with every member of a live cluster (HashKV at the
 /// snapshot's revision)

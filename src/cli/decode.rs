@@ -7,8 +7,8 @@ use anyhow::Context;
 use super::Outcome;
 use super::args::{ApplyArgs, DecodedFormat};
 use super::render::{dropped_note, unknown_note, write_prepared};
-use crate::kube::value::{decode_checked, detect};
-use crate::lookup::{Prepare, prepare};
+use etcdsnap::kube::value::{decode_checked, detect};
+use etcdsnap::lookup::{Prepare, prepare};
 
 /// Decode one stored Kubernetes value (protobuf, JSON or CBOR) to YAML or JSON
 #[derive(clap::Args)]
@@ -33,16 +33,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // A value is at most what etcd accepts in one request (1.5 MiB unless
     // raised); the cap only keeps a device or an endless pipe from filling
     // memory. A FIFO is read as given (`decode <(etcdctl get …)`).
-    let limit = 64 * crate::input::SMALL_FILE_LIMIT;
+    let limit = 64 * etcdsnap::input::SMALL_FILE_LIMIT;
     let bytes = match args.file.as_deref() {
-        None => crate::input::read_bounded_from(std::io::stdin().lock(), limit)
+        None => etcdsnap::input::read_bounded_from(std::io::stdin().lock(), limit)
             .context("cannot read standard input")?,
         Some(p) if p.as_os_str() == "-" => {
-            crate::input::read_bounded_from(std::io::stdin().lock(), limit)
+            etcdsnap::input::read_bounded_from(std::io::stdin().lock(), limit)
                 .context("cannot read standard input")?
         }
         Some(p) => std::fs::File::open(p)
-            .and_then(|f| crate::input::read_bounded_from(f, limit))
+            .and_then(|f| etcdsnap::input::read_bounded_from(f, limit))
             .with_context(|| format!("{}: cannot read", p.display()))?,
     };
     let name = args

@@ -1,6 +1,6 @@
 //! `etcdsnap diff`: what changed between two snapshots, or two revisions of
 //! one, as objects and fields. The comparison is the library's
-//! ([`crate::diff`]); this module reads the arguments, runs it on all cores
+//! ([`etcdsnap::diff`]); this module reads the arguments, runs it on all cores
 //! and prints.
 
 use std::io::{IsTerminal, Write};
@@ -12,17 +12,17 @@ use serde::Serialize;
 use super::args::{PrefixOpt, SnapshotPath, db, open};
 use super::render::progress;
 use super::{Outcome, STACK_SIZE};
-use crate::diff::compare::{ObjectDiff, Options, compare};
-use crate::diff::keys::{Change, KeyChange, changes};
-use crate::diff::object::{Outcome as Counted, Tally};
-use crate::diff::state::live_sorted;
-use crate::input::refuse_damaged;
-use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
-use crate::kube::resource::{ObjectKey, ResourceRef, parse_key};
-use crate::kube::value::detect;
-use crate::lookup::ResourceCheck;
-use crate::mvcc::keyspace::{KeySpace, Record};
-use crate::report::escape_bytes;
+use etcdsnap::diff::compare::{ObjectDiff, Options, compare};
+use etcdsnap::diff::keys::{Change, KeyChange, changes};
+use etcdsnap::diff::object::{Outcome as Counted, Tally};
+use etcdsnap::diff::state::live_sorted;
+use etcdsnap::input::refuse_damaged;
+use etcdsnap::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
+use etcdsnap::kube::resource::{ObjectKey, ResourceRef, parse_key};
+use etcdsnap::kube::value::detect;
+use etcdsnap::lookup::ResourceCheck;
+use etcdsnap::mvcc::keyspace::{KeySpace, Record};
+use etcdsnap::report::escape_bytes;
 
 /// Show what changed between two snapshots (or two revisions of one)
 #[derive(clap::Args)]
@@ -116,9 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 /// The cluster ID a snapshot's member IDs give, when it holds members.
-fn cluster_id(db: &crate::bolt::Db<'_>) -> Option<String> {
-    let buckets = crate::bolt::read::buckets(db).ok()?;
-    crate::inspect::header::header(db, &buckets)
+fn cluster_id(db: &etcdsnap::bolt::Db<'_>) -> Option<String> {
+    let buckets = etcdsnap::bolt::read::buckets(db).ok()?;
+    etcdsnap::inspect::header::header(db, &buckets)
         .ok()?
         .cluster_id
 }
@@ -304,7 +304,7 @@ fn collect<'a>(
     observe: bool,
     prefix: &str,
     wanted: &(dyn Fn(&[u8]) -> bool + Sync),
-) -> Result<(Vec<Record<'a>>, Vec<ObjectKey>), crate::mvcc::keyspace::KeySpaceError> {
+) -> Result<(Vec<Record<'a>>, Vec<ObjectKey>), etcdsnap::mvcc::keyspace::KeySpaceError> {
     let mut seen: Vec<ObjectKey> = Vec::new();
     let live = live_sorted(ks, rev, |r: &Record<'_>| {
         if observe
@@ -494,7 +494,7 @@ struct JsonRecord<'d> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'d str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret_keys: Option<&'d crate::diff::secret::SecretKeys>,
+    secret_keys: Option<&'d etcdsnap::diff::secret::SecretKeys>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<&'d serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -555,7 +555,7 @@ fn write_text(w: &mut impl Write, d: &ObjectDiff<'_>, color: bool) -> std::io::R
         writeln!(w, "  secret {}", s.describe())?;
     }
     if let Some(reason) = &d.by_bytes {
-        writeln!(w, "  {}", crate::report::escape_controls(reason))?;
+        writeln!(w, "  {}", etcdsnap::report::escape_controls(reason))?;
     }
     for line in d.text.lines() {
         let paint = if !color {

@@ -6,15 +6,15 @@ use anyhow::bail;
 use super::Outcome;
 use super::args::{ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, SnapshotPath, db, open};
 use super::render::{dropped_note, index_event, progress, unknown_note, write_prepared, write_raw};
-use crate::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
-use crate::kube::decrypt::Decryptor;
-use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
-use crate::kube::resource::{ResourceRef, parse_key};
-use crate::kube::value::{decode_checked, detect};
-use crate::lookup::choose::missing_elsewhere;
-use crate::lookup::{Finder, Prepare, ResourceCheck, Wanted, choose, prepare, single_key};
-use crate::mvcc::keyspace::{KeySpace, Record};
-use crate::report::{escape_bytes, escape_controls};
+use etcdsnap::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
+use etcdsnap::kube::decrypt::Decryptor;
+use etcdsnap::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
+use etcdsnap::kube::resource::{ResourceRef, parse_key};
+use etcdsnap::kube::value::{decode_checked, detect};
+use etcdsnap::lookup::choose::missing_elsewhere;
+use etcdsnap::lookup::{Finder, Prepare, ResourceCheck, Wanted, choose, prepare, single_key};
+use etcdsnap::mvcc::keyspace::{KeySpace, Record};
+use etcdsnap::report::{escape_bytes, escape_controls};
 
 /// Get one object (live, at a past revision, or deleted) from a snapshot
 #[derive(clap::Args)]
@@ -111,7 +111,7 @@ fn explain_missing(
 /// Picks the revision the arguments ask for among `records` and prints it.
 fn show(
     args: &Args,
-    file: &crate::input::SnapshotFile,
+    file: &etcdsnap::input::SnapshotFile,
     ks: &KeySpace<'_, '_>,
     decryptor: &Decryptor,
     wanted: &Wanted,
@@ -215,7 +215,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     use rayon::prelude::*;
     use std::io::Write;
 
-    use crate::report::to_yaml;
+    use etcdsnap::report::to_yaml;
 
     if args.output == ObjectFormat::Raw {
         bail!("--all writes yaml or json");
@@ -240,7 +240,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         {
             c.observe(&ok);
         }
-        if let crate::mvcc::keyspace::Latest::Live(r) = l
+        if let etcdsnap::mvcc::keyspace::Latest::Live(r) = l
             && let Some(ok) = parse_key(r.kv.key, &prefix)
             && resource.matches(&ok)
             && args
@@ -260,7 +260,7 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     records.sort_by(|a, b| a.kv.key.cmp(b.kv.key));
     let format = args.output;
     type Rendered = Result<(Vec<u8>, Vec<String>), String>;
-    let render_one = |r: &crate::mvcc::keyspace::Record<'_>| -> Rendered {
+    let render_one = |r: &etcdsnap::mvcc::keyspace::Record<'_>| -> Rendered {
         let at = |e: &dyn std::fmt::Display| {
             format!(
                 "{}: {}",

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::args::{SnapshotPath, db, open};
 use super::{Outcome, out};
-use crate::mvcc::hashkv::{HashKv, HashKvError, ServerRules, hash_kv_with};
-use crate::report::{Align, Table, escape_controls};
+use etcdsnap::mvcc::hashkv::{HashKv, HashKvError, ServerRules, hash_kv_with};
+use etcdsnap::report::{Align, Table, escape_controls};
 
 /// Compute the HashKV a member with this snapshot reports (etcdctl endpoint hashkv)
 #[derive(clap::Args)]

@@ -6,11 +6,11 @@ use serde::Serialize;
 use super::args::{DecryptArgs, IndexOpts, ReportFormat, SnapshotPath, db};
 use super::render::index_event;
 use super::{Outcome, out};
-use crate::kube::decrypt::Decryptor;
-use crate::kube::value::{Encoding, detect};
-use crate::lookup::{Finder, Wanted, decrypted_encoding, single_key};
-use crate::mvcc::keyspace::{KeySpace, RecordInfo};
-use crate::report::{Align, Table, escape_bytes, escape_controls};
+use etcdsnap::kube::decrypt::Decryptor;
+use etcdsnap::kube::value::{Encoding, detect};
+use etcdsnap::lookup::{Finder, Wanted, decrypted_encoding, single_key};
+use etcdsnap::mvcc::keyspace::{KeySpace, RecordInfo};
+use etcdsnap::report::{Align, Table, escape_bytes, escape_controls};
 
 /// List every revision of one key that the snapshot still holds
 #[derive(clap::Args)]
@@ -85,10 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 fn show(
     args: &Args,
-    file: &crate::input::SnapshotFile,
+    file: &etcdsnap::input::SnapshotFile,
     ks: &KeySpace<'_, '_>,
     decryptor: &Decryptor,
-    records: &[crate::mvcc::keyspace::Record<'_>],
+    records: &[etcdsnap::mvcc::keyspace::Record<'_>],
 ) -> anyhow::Result<Outcome> {
     let decrypted: Vec<(Option<&'static str>, Option<String>)> = records
         .iter()

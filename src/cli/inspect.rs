@@ -1,11 +1,11 @@
-//! `etcdsnap inspect`: the triage view of a snapshot (see [`crate::inspect`]),
+//! `etcdsnap inspect`: the triage view of a snapshot (see [`etcdsnap::inspect`]),
 //! as tables for a person or one JSON document.
 
 use super::args::{PrefixOpt, ReportFormat, SnapshotPath, db, open};
 use super::{Outcome, out};
-use crate::input::refuse_damaged;
-use crate::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
-use crate::report::{Align, Table, humanize_bytes};
+use etcdsnap::input::refuse_damaged;
+use etcdsnap::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
+use etcdsnap::report::{Align, Table, humanize_bytes};
 
 /// Triage a snapshot: cluster, what fills it, what defrag/compaction give back, security
 #[derive(clap::Args)]

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use super::args::restore::key;
 use super::{Outcome, ReportFormat, out};
-use crate::bundle::install::{Options, Report, install};
-use crate::restore::owner::Owner;
+use etcdsnap::bundle::install::{Options, Report, install};
+use etcdsnap::restore::owner::Owner;
 
 const INSTALL_EXAMPLES: &str = "Examples:
   etcdsnap install m1.tar.zst.age --identity key.txt --owner 2001:2001
@@ -79,12 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         as_member: args.as_member.clone(),
     };
     // Ctrl-C or SIGTERM while extracting or staging: what was staged is
-    // removed and the target left as it was (see crate::interrupt).
+    // removed and the target left as it was (see etcdsnap::interrupt).
     if !args.dry_run {
-        crate::interrupt::install();
+        etcdsnap::interrupt::install();
     }
     let result = install(&args.bundle, &opts);
-    if let Some(sig) = crate::interrupt::requested() {
+    if let Some(sig) = etcdsnap::interrupt::requested() {
         match &result {
             Err(_) => say!(
                 "etcdsnap: {sig}: what was being staged was removed; the data dir and the PKI are as they were"

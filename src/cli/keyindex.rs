@@ -1,6 +1,6 @@
 //! `etcdsnap index`: writes a snapshot's key index, so that `get` and
 //! `history` find a key without scanning the file. How lookups use indexes,
-//! and the cache, are the library's ([`crate::lookup::finder`]).
+//! and the cache, are the library's ([`etcdsnap::lookup::finder`]).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,8 +9,8 @@ use anyhow::bail;
 
 use super::args::{SnapshotPath, db, open};
 use super::{Outcome, out};
-use crate::lookup::finder::{IndexTarget, sidecar_path, write_index};
-use crate::mvcc::keyspace::KeySpace;
+use etcdsnap::lookup::finder::{IndexTarget, sidecar_path, write_index};
+use etcdsnap::mvcc::keyspace::KeySpace;
 
 /// Write a key index of a snapshot, so that `get` and `history` find a key
 /// without scanning the file
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let written = write_index(&file, &ks, &target, args.force)?;
     out(&format!(
         "{}: {} keys, {} revisions, {} bytes, in {:.2} s\n",
-        crate::report::escape_controls(&written.path.display().to_string()),
+        etcdsnap::report::escape_controls(&written.path.display().to_string()),
         written.keys,
         written.entries,
         written.bytes,

@@ -10,10 +10,10 @@ use std::ops::ControlFlow;
 
 use super::Outcome;
 use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath, db, open};
-use crate::kube::value::Encoding;
-use crate::lookup::list::{Query, Row, list};
-use crate::mvcc::keyspace::KeySpace;
-use crate::report::escape_controls;
+use etcdsnap::kube::value::Encoding;
+use etcdsnap::lookup::list::{Query, Row, list};
+use etcdsnap::mvcc::keyspace::KeySpace;
+use etcdsnap::report::escape_controls;
 
 /// List keys with resource, namespace, name, size, revision and encoding
 #[derive(clap::Args)]

@@ -12,12 +12,12 @@
 //! structs and value enums) and [`render`] (objects, notes, progress bar,
 //! findings).
 
-/// `eprintln!` with control characters escaped ([`crate::report::escape_controls`]):
+/// `eprintln!` with control characters escaped ([`etcdsnap::report::escape_controls`]):
 /// a stderr line may carry keys, names and paths from the file, which must not
 /// reach the terminal raw.
 macro_rules! say {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::report::escape_controls(&format!($($arg)*)))
+        eprintln!("{}", etcdsnap::report::escape_controls(&format!($($arg)*)))
     };
 }
 
@@ -41,6 +41,8 @@ mod inspect;
 mod install;
 mod keyindex;
 mod ls;
+#[cfg(test)]
+mod reference_docs;
 #[cfg(feature = "pki")]
 mod pki;
 #[cfg(feature = "live")]
@@ -117,7 +119,7 @@ enum Command {
     VerifyCluster(verify_cluster::Args),
 }
 
-pub use args::{ReportFormat, SnapshotPath, StatusFormat};
+pub use args::{ReportFormat, SnapshotPath};
 
 /// The stack of the threads that decode and print objects. Objects nest up
 /// to 10,000 levels (what the API server accepts); printing and dropping
@@ -213,10 +215,10 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 /// damaged (by the error's type, wherever it sits in the chain), else 2
 /// (usage, I/O, a revision that is not there).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    use crate::bolt::db::{OpenError, PageFault};
-    use crate::bolt::read::ReadError;
-    use crate::input::InputError;
-    use crate::mvcc::keyspace::KeySpaceError;
+    use etcdsnap::bolt::db::{OpenError, PageFault};
+    use etcdsnap::bolt::read::ReadError;
+    use etcdsnap::input::InputError;
+    use etcdsnap::mvcc::keyspace::KeySpaceError;
     let damaged = e.chain().any(|c| {
         c.is::<OpenError>()
             || c.is::<PageFault>()
@@ -225,7 +227,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
                 .is_some_and(KeySpaceError::is_corruption)
             || c.downcast_ref::<InputError>()
                 .is_some_and(InputError::is_damage)
-            || c.is::<crate::input::ExcessDamage>()
+            || c.is::<etcdsnap::input::ExcessDamage>()
     });
     if damaged { 1 } else { 2 }
 }

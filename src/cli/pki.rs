@@ -8,10 +8,10 @@ use std::time::SystemTime;
 use anyhow::bail;
 
 use super::{Outcome, ReportFormat, out};
-use crate::pki::check::{Report, check_dir};
-use crate::pki::issue::{Action, IssueOptions, Issued, issue};
-use crate::pki::layout::Kind;
-use crate::pki::{MemberUrls, Severity};
+use etcdsnap::pki::check::{Report, check_dir};
+use etcdsnap::pki::issue::{Action, IssueOptions, Issued, issue};
+use etcdsnap::pki::layout::Kind;
+use etcdsnap::pki::{MemberUrls, Severity};
 
 const PKI_EXAMPLES: &str = "Examples:
   # a copy of /etc/kubernetes/pki, judged for the members' new addresses:
@@ -176,7 +176,7 @@ fn rel(p: &Path, base: &Path) -> String {
 
 /// The findings as aligned columns, then the notes and a verdict line.
 fn table(r: &Report, base: &Path) -> String {
-    let esc = |s: &str| crate::report::escape_controls(s).into_owned();
+    let esc = |s: &str| etcdsnap::report::escape_controls(s).into_owned();
     let mut rows: Vec<[String; 5]> = vec![[
         "SEVERITY".into(),
         "FILE".into(),
@@ -263,7 +263,7 @@ fn run_issue(a: IssueArgs) -> anyhow::Result<Outcome> {
 }
 
 fn issue_table(i: &Issued, base: &Path) -> String {
-    let esc = |s: &str| crate::report::escape_controls(s).into_owned();
+    let esc = |s: &str| etcdsnap::report::escape_controls(s).into_owned();
     let mut s = format!(
         "signed by {} ({} keys), valid {} to {}\n",
         esc(&i.ca.display().to_string()),

@@ -6,15 +6,15 @@ use anyhow::bail;
 use super::Outcome;
 use super::args::{ConnArgs, IndexOpts, PrefixOpt, SnapshotPath, db};
 use super::render::index_event;
-use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
-use crate::kube::value::detect;
-use crate::live::putback::{
+use etcdsnap::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
+use etcdsnap::kube::value::detect;
+use etcdsnap::live::putback::{
     Condition, PutBack, SameCluster, current, first_member, live_member_ids, put_back,
     same_cluster, snapshot_cluster, would_pass,
 };
-use crate::lookup::{Finder, Wanted, choose, single_key};
-use crate::mvcc::keyspace::KeySpace;
-use crate::report::escape_bytes;
+use etcdsnap::lookup::{Finder, Wanted, choose, single_key};
+use etcdsnap::mvcc::keyspace::KeySpace;
+use etcdsnap::report::escape_bytes;
 
 /// Write one object's stored bytes from a snapshot back to a live cluster,
 /// only if the key is absent (or at --if-mod-revision)

@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use super::args::ObjectFormat;
 #[cfg(feature = "catalog")]
-use crate::catalog::entry::Entry;
+use etcdsnap::catalog::entry::Entry;
 #[cfg(feature = "catalog")]
-use crate::catalog::store::{Added, Store};
-use crate::report::{escape_controls, to_yaml};
-use crate::verify::{CheckStatus, Report};
+use etcdsnap::catalog::store::{Added, Store};
+use etcdsnap::report::{escape_controls, to_yaml};
+use etcdsnap::verify::{CheckStatus, Report};
 
 /// One stderr line saying what `--for-apply` dropped (`None` if nothing).
 pub fn dropped_note(what: &str, dropped: &[String]) -> Option<String> {
@@ -26,7 +26,7 @@ pub fn dropped_note(what: &str, dropped: &[String]) -> Option<String> {
     })
 }
 
-/// Writes an object already prepared ([`crate::lookup::prepare()`]) to stdout; JSON streams (a deeply
+/// Writes an object already prepared ([`etcdsnap::lookup::prepare()`]) to stdout; JSON streams (a deeply
 /// nested object's indented text can be far larger than the object).
 pub fn write_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<()> {
     if format != ObjectFormat::Json {
@@ -39,7 +39,7 @@ pub fn write_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renders an object already prepared ([`crate::lookup::prepare()`]).
+/// Renders an object already prepared ([`etcdsnap::lookup::prepare()`]).
 pub fn render_prepared(obj: &Value, format: ObjectFormat) -> anyhow::Result<String> {
     Ok(match format {
         ObjectFormat::Json => serde_json::to_string_pretty(obj)? + "\n",
@@ -126,7 +126,7 @@ pub fn verify_text(e: &Entry) -> String {
 }
 
 /// Says on stderr what a lookup did with key indexes.
-pub fn index_event(e: &crate::lookup::IndexEvent) {
+pub fn index_event(e: &etcdsnap::lookup::IndexEvent) {
     say!("etcdsnap: {e}");
 }
 
@@ -134,11 +134,11 @@ pub fn index_event(e: &crate::lookup::IndexEvent) {
 /// (`{"exitCode", "findings", "revision"}`).
 #[cfg(feature = "live")]
 pub fn findings_text(
-    report: &crate::live::report::ClusterReport,
+    report: &etcdsnap::live::report::ClusterReport,
     format: super::args::ReportFormat,
 ) -> anyhow::Result<String> {
-    use crate::live::cluster::Verdict;
-    use crate::report::{Align, Table};
+    use etcdsnap::live::cluster::Verdict;
+    use etcdsnap::report::{Align, Table};
     match format {
         super::args::ReportFormat::Json => {
             let v = serde_json::json!({
@@ -173,9 +173,9 @@ pub fn findings_text(
 /// saying so (exit 2).
 #[cfg(feature = "live")]
 pub fn cluster_outcome(
-    report: &crate::live::report::ClusterReport,
+    report: &etcdsnap::live::report::ClusterReport,
 ) -> anyhow::Result<super::Outcome> {
-    use crate::live::report::Overall;
+    use etcdsnap::live::report::Overall;
     match report.overall() {
         Overall::Pass => Ok(super::Outcome::Ok),
         Overall::Fail => Ok(super::Outcome::Failed),
@@ -189,10 +189,10 @@ pub fn cluster_outcome(
 /// names the snapshot.
 #[cfg(feature = "live")]
 pub fn cluster_run_error(
-    e: crate::live::report::ClusterRunError,
+    e: etcdsnap::live::report::ClusterRunError,
     snapshot: &std::path::Path,
 ) -> anyhow::Error {
-    use crate::live::report::ClusterRunError;
+    use etcdsnap::live::report::ClusterRunError;
     match e {
         ClusterRunError::KeySpace(e) => e.into(),
         ClusterRunError::Live(e) => e.into(),
@@ -246,14 +246,14 @@ fn status_word(s: CheckStatus) -> &'static str {
 /// Names from the file (bucket names, keys in problems) reach the terminal
 /// escaped: a crafted name cannot print a fake verdict.
 fn esc(s: &str) -> std::borrow::Cow<'_, str> {
-    crate::report::escape_controls(s)
+    etcdsnap::report::escape_controls(s)
 }
 
 /// A verify report as `verify` prints it (`quiet`: only what failed), also
 /// said by `restore` and `bundle` before they refuse a damaged snapshot.
 pub fn render_table(r: &Report, quiet: bool) -> String {
     let mut t =
-        crate::report::Table::new(&["check", "status", "detail"], crate::report::Align::Left);
+        etcdsnap::report::Table::new(&["check", "status", "detail"], etcdsnap::report::Align::Left);
     for c in &r.checks {
         if quiet && c.status != CheckStatus::Failed {
             continue;

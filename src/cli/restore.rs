@@ -6,11 +6,11 @@
 use super::args::open;
 use super::args::restore::refused_snapshot;
 use super::{Outcome, ReportFormat, SnapshotPath, out};
-use crate::restore::bump::{Suggestion, bump, suggest};
-use crate::restore::execute::execute;
-use crate::restore::owner::Owner;
-use crate::restore::plan::{Event, Report, Request, plan, preview};
-use crate::restore::target::Target;
+use etcdsnap::restore::bump::{Suggestion, bump, suggest};
+use etcdsnap::restore::execute::execute;
+use etcdsnap::restore::owner::Owner;
+use etcdsnap::restore::plan::{Event, Report, Request, plan, preview};
+use etcdsnap::restore::target::Target;
 
 const RESTORE_EXAMPLES: &str = "Examples:
   # every member at once, into ./restore/<name>.etcd, with <name>.env files:
@@ -127,12 +127,12 @@ fn target_line(plan: &Report) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // Ctrl-C or SIGTERM while staging: the staged files are removed and the
-    // targets left as they were (see crate::interrupt), and said so.
+    // targets left as they were (see etcdsnap::interrupt), and said so.
     if !args.dry_run && !args.suggest_bump {
-        crate::interrupt::install();
+        etcdsnap::interrupt::install();
     }
     let r = restore(args);
-    if let Some(sig) = crate::interrupt::requested() {
+    if let Some(sig) = etcdsnap::interrupt::requested() {
         match &r {
             Err(_) => eprintln!(
                 "etcdsnap: {sig}: the files being staged were removed; every data dir (and WAL dir) is as it was, nothing was swapped in"
@@ -203,7 +203,7 @@ fn say_event(write_out: ReportFormat) -> impl FnMut(Event<'_>) + Send {
     move |e| match e {
         Event::Excess { path, excess } => eprintln!(
             "etcdsnap: note: {}: {}",
-            crate::report::escape_controls(&path.display().to_string()),
+            etcdsnap::report::escape_controls(&path.display().to_string()),
             excess.describe()
         ),
         Event::Cleaned(line) | Event::Undone(line) => eprintln!("etcdsnap: {line}"),
@@ -381,7 +381,7 @@ fn render(plan: &Report) -> String {
 fn esc_join(names: &[String]) -> String {
     names
         .iter()
-        .map(|n| crate::report::escape_controls(n))
+        .map(|n| etcdsnap::report::escape_controls(n))
         .collect::<Vec<_>>()
         .join(", ")
 }

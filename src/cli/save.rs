@@ -8,8 +8,8 @@ use anyhow::bail;
 
 use super::Outcome;
 use super::args::ConnArgs;
-use crate::live::save::{SaveError, SaveOptions, remove_stale_temps, save};
-use crate::report::humanize_bytes;
+use etcdsnap::live::save::{SaveError, SaveOptions, remove_stale_temps, save};
+use etcdsnap::report::humanize_bytes;
 
 /// Save a snapshot of a live cluster from one member (as `etcdctl snapshot
 /// save`), checked and verified
@@ -48,7 +48,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // Ctrl-C or SIGTERM stops the stream between chunks; the temporary file
     // is removed on the error path.
-    crate::interrupt::install();
+    etcdsnap::interrupt::install();
     let live = args.conn.live()?;
     if live.spec.endpoints.len() != 1 {
         bail!(

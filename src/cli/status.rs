@@ -5,10 +5,10 @@ use anyhow::Context;
 
 use super::args::{SnapshotPath, StatusFormat};
 use super::{Outcome, out};
-use crate::backend::status::{Status, StatusError, status};
-use crate::bolt::Db;
-use crate::input::SnapshotFile;
-use crate::report::{Align, Table, humanize_bytes};
+use etcdsnap::backend::status::{Status, StatusError, status};
+use etcdsnap::bolt::Db;
+use etcdsnap::input::SnapshotFile;
+use etcdsnap::report::{Align, Table, humanize_bytes};
 
 /// Print a snapshot's hash, revision, total keys and size, as etcdutl does
 #[derive(clap::Args)]

@@ -5,12 +5,12 @@ use anyhow::Context;
 use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath};
 use super::render::render_table;
 use super::{Outcome, out};
-use crate::input::SnapshotFile;
-use crate::kube::decrypt::Decryptor;
-use crate::kube::deep::kube_values_check;
-use crate::mvcc::keyspace::KeySpace;
-use crate::report::escape_controls;
-use crate::verify::{Check, CheckStatus, Report, verify};
+use etcdsnap::input::SnapshotFile;
+use etcdsnap::kube::decrypt::Decryptor;
+use etcdsnap::kube::deep::kube_values_check;
+use etcdsnap::mvcc::keyspace::KeySpace;
+use etcdsnap::report::escape_controls;
+use etcdsnap::verify::{Check, CheckStatus, Report, verify};
 
 /// Check a snapshot file: sha256 trailer, bbolt structure, etcd's layout
 #[derive(clap::Args)]
@@ -109,10 +109,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 /// The kube-values check, or why it could not run.
 fn deep_check(file: &SnapshotFile, decryptor: &Decryptor, prefix: &str) -> Check {
-    match crate::bolt::Db::open(file.db()) {
+    match etcdsnap::bolt::Db::open(file.db()) {
         Ok(db) => kube_values_check(KeySpace::open(&db), decryptor, prefix),
         Err(_) => Check {
-            name: crate::kube::deep::NAME,
+            name: etcdsnap::kube::deep::NAME,
             status: CheckStatus::Skipped,
             detail: "skipped: the bbolt file cannot be opened".into(),
             problems: Vec::new(),

@@ -4,8 +4,8 @@
 use super::Outcome;
 use super::args::{ConnArgs, ReportFormat, SnapshotPath, db, open};
 use super::render::{cluster_outcome, cluster_run_error, findings_text};
-use crate::live::cluster::parse_initial_cluster;
-use crate::live::report::verify_restored;
+use etcdsnap::live::cluster::parse_initial_cluster;
+use etcdsnap::live::report::verify_restored;
 
 /// Check a cluster restored from a snapshot: leader, members, cluster ID,
 /// revision, HashKV

@@ -58,7 +58,6 @@ mod object_output;
 mod objects;
 mod pki;
 #[cfg(feature = "live")]
-mod reference_docs;
 mod restore;
 mod restore_plan;
 mod restore_swap;

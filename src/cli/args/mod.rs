@@ -12,12 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use crate::bolt::Db;
+use etcdsnap::bolt::Db;
 #[cfg(feature = "catalog")]
-use crate::catalog::store::Store;
-use crate::input::SnapshotFile;
-use crate::kube::apply::ApplyOptions;
-use crate::kube::decrypt::{Decryptor, EncryptionConfig};
+use etcdsnap::catalog::store::Store;
+use etcdsnap::input::SnapshotFile;
+use etcdsnap::kube::apply::ApplyOptions;
+use etcdsnap::kube::decrypt::{Decryptor, EncryptionConfig};
 
 /// A snapshot path argument (`-` for standard input).
 pub type SnapshotPath = PathBuf;
@@ -184,7 +184,7 @@ impl CatalogOpt {
         if let Some(p) = &self.catalog {
             return Ok(p.clone());
         }
-        Ok(crate::catalog::store::default_path()?)
+        Ok(etcdsnap::catalog::store::default_path()?)
     }
 
     /// Opens the catalog to read it (`list`, `show`, `check`).
@@ -215,7 +215,7 @@ pub use live_args::ConnArgs;
 mod live_args {
     use std::path::PathBuf;
 
-    use crate::live::connect::{ConnectSpec, GivenSettings, Live};
+    use etcdsnap::live::connect::{ConnectSpec, GivenSettings, Live};
 
     /// How to reach the cluster: etcdctl's flags; each falls back to its
     /// ETCDCTL_* variable, then to etcdctl's default.
@@ -274,7 +274,7 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
     let file = SnapshotFile::open(path)?;
     if let Some(excess) = file.excess() {
         if excess.is_damage() {
-            return Err(crate::input::ExcessDamage {
+            return Err(etcdsnap::input::ExcessDamage {
                 path: file.path().to_path_buf(),
                 excess,
             }
@@ -282,7 +282,7 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
         }
         eprintln!(
             "etcdsnap: note: {}: {}",
-            crate::report::escape_controls(&file.path().display().to_string()),
+            etcdsnap::report::escape_controls(&file.path().display().to_string()),
             excess.describe()
         );
     }

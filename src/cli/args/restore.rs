@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 #[cfg(feature = "bundle")]
-use crate::bundle::read::Key;
+use etcdsnap::bundle::read::Key;
 use crate::cli::Outcome;
 
 /// The key of an encrypted archive.
@@ -42,7 +42,7 @@ pub fn key(identity: Option<&PathBuf>, passphrase_file: Option<&PathBuf>) -> Key
 
 /// A snapshot that fails verification: the verifier's table and `why` on
 /// stderr, exit 1.
-pub fn refused_snapshot(report: &crate::verify::Report, why: &str) -> Outcome {
+pub fn refused_snapshot(report: &etcdsnap::verify::Report, why: &str) -> Outcome {
     eprint!("{}", crate::cli::render::render_table(report, true));
     eprintln!("etcdsnap: {why}");
     Outcome::Failed

@@ -1,16 +1,17 @@
 //! The generated reference: the man pages under `docs/man/` and the Markdown
 //! command reference under `docs/reference/` are made from the clap
-//! definitions (`etcdsnap::cli::Cli`). This test regenerates them in memory
+//! definitions (`cli::Cli`). This test regenerates them in memory
 //! and fails when a committed file differs, is missing or is left over, so the
 //! reference can never drift from `--help`.
 //!
 //! To rewrite them after changing a command's flags or help:
 //!
 //! ```sh
-//! ETCDSNAP_UPDATE_DOCS=1 cargo test --test it reference_docs
+//! ETCDSNAP_UPDATE_DOCS=1 cargo test --bin etcdsnap reference_docs
 //! ```
 //!
-//! The reference documents the full binary (the default `live` feature).
+//! The reference documents the full binary (the default features). It is a
+//! unit test of the binary, since the command line is private to it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,7 +29,7 @@ fn root() -> PathBuf {
 /// The command tree, built (globals propagated, `help` added) and wrapped at
 /// a fixed width.
 fn cli() -> clap::Command {
-    let mut cmd = etcdsnap::cli::Cli::command()
+    let mut cmd = super::Cli::command()
         .term_width(WIDTH)
         .max_term_width(WIDTH);
     cmd.build();
@@ -99,7 +100,7 @@ fn markdown() -> BTreeMap<String, Vec<u8>> {
     let mut index = String::from(
         "# Command reference\n\n\
          Generated from the command definitions (`src/cli/`); do not edit by hand.\n\
-         Regenerate with `ETCDSNAP_UPDATE_DOCS=1 cargo test --test it reference_docs`.\n\
+         Regenerate with `ETCDSNAP_UPDATE_DOCS=1 cargo test --bin etcdsnap reference_docs`.\n\
          The same text is in `etcdsnap COMMAND --help` and in the man pages under\n\
          [`docs/man/`](../man/) (`man -l docs/man/etcdsnap-verify.1`).\n\n\
          | command | what it does |\n|---|---|\n",
@@ -196,7 +197,7 @@ fn committed_reference_matches_the_command_definitions() {
     assert!(
         problems.is_empty(),
         "the generated reference is out of date:\n  {}\nregenerate it with:\n  \
-         ETCDSNAP_UPDATE_DOCS=1 cargo test --test it reference_docs",
+         ETCDSNAP_UPDATE_DOCS=1 cargo test --bin etcdsnap reference_docs",
         problems.join("\n  ")
     );
 }
