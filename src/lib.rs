@@ -27,6 +27,30 @@
 //!
 //! `pki`, `bundle`, `catalog` and `live` are cargo features (all on by
 //! default); without them the crate builds the offline reader alone.
+//!
+//! # Reading a snapshot
+//!
+//! Open the file (mapped, decompressed if need be), check it, then read the
+//! keyspace and decode what the API server stored:
+//!
+//! ```
+//! use etcdsnap::{bolt::Db, input::SnapshotFile, kube::value, mvcc::keyspace::KeySpace};
+//!
+//! let file = SnapshotFile::open("fixtures/etcd-3.5.1.db".as_ref())?;
+//! assert!(etcdsnap::verify::verify(&file).passed);
+//!
+//! let db = Db::open(file.db())?;
+//! let keys = KeySpace::open(&db)?;
+//! let history = keys.history(b"/registry/configmaps/default/app-config")?;
+//! let latest = history.last().ok_or("no revision")?;
+//! let object = value::decode(latest.kv.value)?;
+//! assert_eq!(object["metadata"]["name"], "app-config");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every command of the binary is one library call like these: [`verify`],
+//! `restore::plan::plan` and `restore::execute::execute`, `bundle::make::make`,
+//! `bundle::install::install`, [`lookup`] for `get` and `history`.
 
 #![warn(missing_docs)]
 
