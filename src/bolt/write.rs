@@ -23,7 +23,12 @@ pub type Entry<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
 /// One bucket: its name and its entries in key order.
 pub struct BucketData<'a> {
+    /// The bucket's name, its key in the root bucket (buckets are passed
+    /// to [`write_db`] sorted by name).
     pub name: Cow<'a, [u8]>,
+    /// The bucket's key/value pairs in ascending key order, each key once:
+    /// leaves are packed in this order as given (the writer neither sorts
+    /// nor checks them).
     pub entries: Vec<Entry<'a>>,
 }
 

@@ -9,14 +9,21 @@ use std::path::Path;
 
 use super::membership::{Cluster, Member};
 
+/// Why a `--client-urls` value cannot give the members their client URLs.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagsError {
+    /// An item has no `NAME=` before its URL; the value is that item.
     #[error("--client-urls {0}: give NAME=URL for each member")]
     Unnamed(String),
     #[error(
         "--client-urls: {0:?} is not a URL (scheme://host:port, no spaces or control characters)"
     )]
+    /// The URL given for a member is not one a member can advertise (no
+    /// `scheme://host`, a scheme other than http(s)/unix(s), no port, a
+    /// path, or spaces or control characters); the value is that URL.
     NotUrl(String),
+    /// An item names a member that is not being restored; the value is
+    /// that name.
     #[error("--client-urls names {0:?}, which is not a member being restored")]
     NotMember(String),
 }

@@ -19,32 +19,49 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// Why `--initial-cluster` or `--initial-cluster-token` cannot describe a
+/// cluster to restore; refused before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipError {
+    /// An entry has no `=`; the value is that entry.
     #[error("--initial-cluster entry {0:?} is not NAME=URL")]
     Entry(String),
+    /// A member's peer URL is not one etcd accepts or one safe to write
+    /// into the start files.
     #[error("--initial-cluster URL {url:?} of {name}: {why}")]
     Url {
+        /// The member the URL was given for.
         name: String,
+        /// The URL as given (trimmed of surrounding blanks).
         url: String,
+        /// What is wrong with it, as a phrase.
         why: String,
     },
+    /// A member name that is not plain (see [`is_plain_name`]); the value
+    /// is that name.
     #[error(
         "--initial-cluster member name {0:?}: a name becomes a file and directory name \
          (<name>.etcd, <name>.tar.zst, a PKI subdirectory), so it must be 1 to 200 of \
          A-Z a-z 0-9 - _ . and not start with a dot"
     )]
     Name(String),
+    /// The token holds a control character; the value is the token.
     #[error(
         "--initial-cluster-token {0:?} holds a control character (it would reach the start files)"
     )]
     Token(String),
+    /// `--initial-cluster` names no member.
     #[error("--initial-cluster is empty")]
     Empty,
+    /// The same peer URL is given twice (for one member or two); the value
+    /// is that URL.
     #[error("initial cluster has duplicate url {0}")]
     DuplicateUrl(String),
+    /// Two members' URLs and the token hash to the same member ID; the
+    /// values are their names.
     #[error("members {0} and {1} have the same ID")]
     DuplicateId(String, String),
+    /// A member's URLs and the token hash to ID 0; the value is its name.
     #[error("member {0} hashes to ID 0, which etcd refuses; change its URLs or the token")]
     ZeroId(String),
 }
@@ -53,9 +70,12 @@ pub enum MembershipError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
+    /// The member's name (a plain name, see [`is_plain_name`]).
     pub name: String,
     /// Sorted by their string form, as etcd sorts them.
     pub peer_urls: Vec<String>,
+    /// The member ID etcd computes from the sorted peer URLs and the token
+    /// ([`member_id`]); never 0. Serialized as lowercase hex.
     #[serde(serialize_with = "as_hex")]
     pub id: u64,
 }
@@ -68,8 +88,13 @@ fn as_hex<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
+    /// The `--initial-cluster-token` every member ID is derived with (no
+    /// control characters).
     pub token: String,
+    /// The members, sorted by ID, IDs all distinct.
     pub members: Vec<Member>,
+    /// The cluster ID etcd computes from the member IDs ([`cluster_id`]).
+    /// Serialized as lowercase hex.
     #[serde(serialize_with = "as_hex")]
     pub cluster_id: u64,
     /// The `--initial-cluster` value every member must start with.

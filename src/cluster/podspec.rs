@@ -12,15 +12,26 @@
 
 use serde_json::{Map, Value, json};
 
+/// Why no static pod can be written for a member's flags and paths.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PodError {
+    /// The flags have no http `--listen-metrics-urls`, which the probes
+    /// need.
     #[error(
         "etcd.yaml: no --listen-metrics-urls=http://HOST:PORT among the flags: kubelet's probes \
          need an http metrics listener"
     )]
     NoMetrics,
+    /// A value that would go into the document holds a control character.
     #[error("etcd.yaml: {what} {value:?} holds a control character")]
-    Control { what: &'static str, value: String },
+    Control {
+        /// What the value is (`flag`, `image`, `data dir`, …).
+        what: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// The image is not a plausible image reference; the value is the image
+    /// as given.
     #[error("etcd.yaml: image {0:?} is not an image reference")]
     Image(String),
 }
@@ -145,10 +156,15 @@ pub struct PodInput<'a> {
     /// The member's start flags (`cluster::flags::start_flags` plus
     /// `--listen-metrics-urls`).
     pub flags: &'a [String],
+    /// The container image etcd runs from (e.g. [`default_image`]'s).
     pub image: &'a str,
     /// The etcd release line the data dir is written for (`3.5`).
     pub line: &'a str,
+    /// The member's data dir on the host, mounted at the same path as the
+    /// `etcd-data` volume.
     pub data_dir: &'a str,
+    /// The host directory of the member's etcd certificates and keys,
+    /// mounted at the same path as the `etcd-certs` volume.
     pub pki_etcd_dir: &'a str,
     /// The client URLs the member advertises, comma-separated.
     pub advertise_client: &'a str,

@@ -26,11 +26,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {err}", path.display())]
 pub struct IoError {
+    /// The path the operation was on.
     pub path: PathBuf,
+    /// The OS error; shown in the Display and not given as `source`.
     pub err: std::io::Error,
 }
 
 impl IoError {
+    /// A closure for `map_err` that turns an `io::Error` into an
+    /// [`IoError`] at `path`.
     pub fn at(path: &Path) -> impl Fn(std::io::Error) -> IoError + '_ {
         move |err| IoError {
             path: path.to_path_buf(),
@@ -156,6 +160,7 @@ pub struct Windowed {
 }
 
 impl Windowed {
+    /// Wraps `file`, newly created and empty, to be written from offset 0.
     pub fn new(file: fs::File) -> Windowed {
         Windowed {
             file,
@@ -302,7 +307,10 @@ pub fn is_mount_point(p: &Path) -> Result<bool, IoError> {
 /// (PID, command name) that have it open.
 #[derive(Debug, Clone)]
 pub struct Holder {
+    /// The locked file (a WAL file or `member/snap/db`).
     pub file: PathBuf,
+    /// The processes that have it open, as (PID, command name); empty when
+    /// the lock is seen but its holder is not visible to this user.
     pub pids: Vec<(u32, String)>,
 }
 

@@ -55,57 +55,97 @@ use crate::durable::{self, IoError};
 /// Where one member's data goes.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The member's data dir; its `member` subdirectory is what gets
+    /// replaced, never the data dir itself.
     pub data_dir: PathBuf,
+    /// A separate WAL dir (`--wal-dir`), replaced together with `member`;
+    /// `None` keeps the WAL in `<data-dir>/member/wal`.
     pub wal_dir: Option<PathBuf>,
 }
 
+/// Why a member's data could not be staged or swapped in; after any of
+/// these, the old state is in place.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
+    /// A file-system step failed at a path.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The data dir holds a non-empty `member` and replacing it was not
+    /// allowed; the value is the data dir.
     #[error(
         "data dir {} is not empty: it holds a member dir; use --force to move it aside",
         .0.display()
     )]
     NotEmpty(PathBuf),
+    /// The WAL dir is not empty and replacing it was not allowed; the value
+    /// is the WAL dir.
     #[error("wal dir {} is not empty; use --force to move it aside", .0.display())]
     WalNotEmpty(PathBuf),
+    /// The data dir or WAL dir exists but is not a directory (or the WAL
+    /// dir has no final name); the value is that path.
     #[error("{}: not a directory", .0.display())]
     NotDir(PathBuf),
+    /// The data dir or WAL dir is a symlink whose target does not exist;
+    /// the value is the link.
     #[error("{}: a symlink to nothing", .0.display())]
     Dangling(PathBuf),
+    /// The WAL dir is a mount point, which cannot be renamed aside; the
+    /// value is the WAL dir.
     #[error(
         "wal dir {} is a mount point, which cannot be swapped; give a directory inside the volume (e.g. {}/wal)",
         .0.display(), .0.display()
     )]
     WalMountPoint(PathBuf),
+    /// The caller's writer failed while filling the staged trees; the value
+    /// is its error.
     #[error("writing the staged files: {0}")]
     Write(Box<dyn std::error::Error + Send + Sync>),
+    /// A stop was requested (a signal) before the swap; nothing was
+    /// swapped.
     #[error(transparent)]
     Stopped(crate::interrupt::Interrupted),
+    /// A running process holds a file of the member dir or WAL dir locked;
+    /// the value names the file and the processes.
     #[error("{0}: stop it before writing over this member")]
     InUse(crate::durable::Holder),
+    /// Another live etcdsnap is staging or swapping into the same place.
     #[error(
         "{}: another etcdsnap (pid {pid}) is writing this target now; wait for it to finish",
         .journal.display()
     )]
-    Busy { journal: PathBuf, pid: u32 },
+    Busy {
+        /// Its journal, or its staging dir when found by that.
+        journal: PathBuf,
+        /// Its process ID, from the file name.
+        pid: u32,
+    },
+    /// A journal left by a killed run was found and replacing was not
+    /// allowed, so it is not acted on.
     #[error(
         "{}: an interrupted run left this journal ({what}); rerun with --force to put the old state back and replace it, or settle it by hand: {settle}",
         .journal.display()
     )]
     InterruptedNeedsForce {
+        /// The journal found.
         journal: PathBuf,
+        /// What that run was doing, as the journal describes it.
         what: String,
+        /// How to settle it by hand.
         settle: String,
     },
+    /// A journal left by a killed run cannot be acted on safely (it cannot
+    /// be read, its other half is missing, or what it moved has changed on
+    /// disk since); nothing was changed.
     #[error(
         "{}: an interrupted run left this journal, and what it describes is no longer what is on disk: {why}; nothing was changed. {settle}",
         .journal.display()
     )]
     Interrupted {
+        /// The journal found.
         journal: PathBuf,
+        /// Why it cannot be acted on.
         why: String,
+        /// What to do about it, as one or more sentences.
         settle: String,
     },
 }
@@ -154,6 +194,7 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// The target's data dir, made absolute.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -277,7 +318,10 @@ pub fn check(target: &Target, force: bool) -> Result<Checked, SwapError> {
 /// Where the writer puts the new files: the staged member dir (holding
 /// `snap/`) and the staged WAL dir (`<member>/wal` without `--wal-dir`).
 pub struct StageDirs {
+    /// The staged member dir; becomes `<data-dir>/member` at the swap.
     pub member: PathBuf,
+    /// The staged WAL dir: the staged `--wal-dir`, or `wal` inside
+    /// [`StageDirs::member`] when there is none.
     pub wal: PathBuf,
 }
 
