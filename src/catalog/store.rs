@@ -546,14 +546,9 @@ fn create_new(path: &Path) -> Result<(), CatalogError> {
     .map_err(|why| damaged(tmp.path(), why))?;
     made.map_err(|e| damaged(tmp.path(), e.to_string()))?;
     tmp.as_file().sync_all().map_err(io)?;
-    match std::fs::hard_link(tmp.path(), path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io(e)),
-    }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    // `false`: another process made it first; theirs is used.
+    crate::durable::place_no_replace(tmp.path(), path).map_err(|e| io(e.err))?;
+    let _ = crate::durable::sync_path(dir);
     Ok(())
 }
 

@@ -79,6 +79,49 @@ pub fn create_0600(p: &Path) -> Result<fs::File, IoError> {
     o.open(p).map_err(IoError::at(p))
 }
 
+/// Creates `p` exclusively for writing, mode 0600, never through a symbolic
+/// link (`O_NOFOLLOW`) and not inherited by child processes: the temporary
+/// file a streamed output is written to before [`place_no_replace`].
+pub fn create_exclusive(p: &Path) -> Result<fs::File, IoError> {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    o.open(p).map_err(IoError::at(p))
+}
+
+/// Gives the (fsynced) file `temp` the name `to` unless `to` exists: a hard
+/// link, which fails when it does, then the temporary name is removed.
+/// `Ok(false)` when `to` exists (`temp` is left as it is). On a file system
+/// without hard links (FAT), a check then a rename: there another process
+/// could still create `to` in between. The caller fsyncs the directory.
+pub fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, IoError> {
+    match fs::hard_link(temp, to) {
+        Ok(()) => {
+            fs::remove_file(temp).map_err(IoError::at(temp))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK | libc::ENOSYS)
+            ) =>
+        {
+            if fs::symlink_metadata(to).is_ok() {
+                return Ok(false);
+            }
+            fs::rename(temp, to).map_err(IoError::at(to))?;
+            Ok(true)
+        }
+        Err(e) => Err(IoError::at(to)(e)),
+    }
+}
+
 /// Writes a new file (not yet fsynced: `sync_tree` does that after chown).
 pub fn write_new(p: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let mut f = create_0600(p)?;

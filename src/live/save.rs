@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::connect::{Live, LiveError, Member};
+use crate::durable;
 
 const DIGEST_LEN: usize = 32;
 
@@ -240,60 +241,29 @@ fn dir_of(out: &Path) -> PathBuf {
 /// through a symbolic link), readable by its owner only.
 fn create_temp(out: &Path) -> Result<(PathBuf, File), SaveError> {
     use rand_core::RngCore;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut last = None;
     for _ in 0..8 {
         let path = temp_path(out, std::process::id(), rand_core::OsRng.next_u64());
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
+        match durable::create_exclusive(&path) {
             Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((path, e)),
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) if e.err.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    let (path, e) = last.unwrap_or_else(|| {
-        (
-            temp_path(out, std::process::id(), 0),
-            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-        )
-    });
-    Err(io(&path)(e))
+    Err(last
+        .unwrap_or_else(|| durable::IoError {
+            path: temp_path(out, std::process::id(), 0),
+            err: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        })
+        .into())
 }
 
-/// Gives `temp` the name `to` unless `to` exists (a hard link, which fails
-/// when it does, then the temporary name is removed). `Ok(false)` when `to`
-/// exists. On a file system without hard links (FAT), a check then a
-/// rename: there another process could still create `to` in between.
 fn place_no_replace(temp: &Path, to: &Path) -> Result<bool, SaveError> {
-    match std::fs::hard_link(temp, to) {
-        Ok(()) => {
-            std::fs::remove_file(temp).map_err(io(temp))?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK | libc::ENOSYS)
-            ) =>
-        {
-            if std::fs::symlink_metadata(to).is_ok() {
-                return Ok(false);
-            }
-            std::fs::rename(temp, to).map_err(io(to))?;
-            Ok(true)
-        }
-        Err(e) => Err(io(to)(e)),
-    }
+    Ok(durable::place_no_replace(temp, to)?)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SaveError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    Ok(durable::sync_path(dir)?)
 }
 
 /// Removes the part file unless disarmed.
@@ -347,6 +317,15 @@ impl LaggingDigest {
     /// (digest of all but the last 32 bytes, those 32 bytes) once 32 came.
     fn finish(self) -> Option<(Vec<u8>, Vec<u8>)> {
         (self.tail.len() == DIGEST_LEN).then(|| (self.ctx.finish().as_ref().to_vec(), self.tail))
+    }
+}
+
+impl From<durable::IoError> for SaveError {
+    fn from(e: durable::IoError) -> SaveError {
+        SaveError::Io {
+            path: e.path,
+            source: e.err,
+        }
     }
 }
 
