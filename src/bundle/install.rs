@@ -431,11 +431,7 @@ fn flags_for(
 /// The planned PKI placements: destination and whether a file is there.
 /// Under `root`, each destination is resolved inside it (a directory
 /// followed, a file's last component left as it is).
-fn pki_plan(
-    m: &Manifest,
-    pki_dir: &Path,
-    root: Option<&Path>,
-) -> Result<Vec<(FileEntry, PathBuf, bool)>, InstallError> {
+fn pki_plan(m: &Manifest, pki_dir: &Path, root: Option<&Path>) -> Result<PkiPlan, InstallError> {
     let mut v = Vec::new();
     for f in &m.files {
         let Some(rest) = f.path.strip_prefix("pki/") else {
@@ -584,10 +580,7 @@ pub fn resolve_in_root(root: &Path, p: &Path, follow_last: bool) -> Result<PathB
 /// The sha256 that vouches for `archive`, and who gave it: `--sha256`
 /// when given (a `SHA256SUMS` beside the archive must then agree, if it
 /// lists it), else `SHA256SUMS`.
-fn vouched_sum(
-    archive: &Path,
-    given: Option<&str>,
-) -> Result<(String, &'static str), InstallError> {
+fn vouched_sum(archive: &Path, given: Option<&str>) -> Result<Vouch, InstallError> {
     let dir = archive.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
     let name = archive
@@ -609,7 +602,10 @@ fn vouched_sum(
                     "does not list {name}: refusing an archive it does not vouch for (or give its sha256 with --sha256)"
                 ),
             })?;
-        return Ok((want, "SHA256SUMS lists"));
+        return Ok(Vouch {
+            want,
+            by: "SHA256SUMS lists",
+        });
     };
     let g = given.trim().to_ascii_lowercase();
     if g.len() != 64 || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -627,7 +623,10 @@ fn vouched_sum(
             });
         }
     }
-    Ok((g, "--sha256 gives"))
+    Ok(Vouch {
+        want: g,
+        by: "--sha256 gives",
+    })
 }
 
 /// The host part of a URL (`scheme://host:port/…`), lowercase, without
@@ -1034,65 +1033,197 @@ fn committed_pki_journals(pki_dir: &Path, data_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The PKI placements planned for a manifest: each entry, its destination,
+/// and whether something is there.
+type PkiPlan = Vec<(FileEntry, PathBuf, bool)>;
+
+/// The sha256 that vouches for the archive, and who gave it.
+struct Vouch {
+    /// The sha256 vouched for.
+    want: String,
+    /// Who vouched: "SHA256SUMS lists" or "--sha256 gives".
+    by: &'static str,
+}
+
+impl Vouch {
+    /// Holds `got`, a sha256 of the archive's bytes, against the vouched
+    /// one: a difference is `SumMismatch`.
+    fn hold(&self, archive: &Path, got: &str) -> Result<(), InstallError> {
+        if got != self.want {
+            return Err(InstallError::SumMismatch {
+                path: archive.to_path_buf(),
+                got: got.to_string(),
+                want: self.want.clone(),
+                by: self.by,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What every step of one install works from: the archive, its vouched
+/// digest and manifest, and where it goes.
+struct Ctx<'a> {
+    archive: &'a Path,
+    opts: &'a Options,
+    vouch: Vouch,
+    /// The manifest read in the first pass.
+    m: Manifest,
+    /// `--root`, canonical.
+    root: Option<PathBuf>,
+    /// The data dir, resolved (inside the root, or absolute).
+    data_dir: PathBuf,
+    /// The PKI dir, resolved (inside the root, or absolute).
+    pki_dir: PathBuf,
+    /// Where the PKI journal lives.
+    journal_dir: PathBuf,
+    /// The uid and gid of everything placed.
+    owner: (u32, u32),
+    /// What the data swap replaces.
+    target: swap::Target,
+}
+
+impl<'a> Ctx<'a> {
+    /// Resolves where the archive goes: `--root` made canonical, the data
+    /// and PKI dirs resolved inside it (as `chroot` would) or made absolute.
+    /// Nothing is written.
+    fn resolve(
+        archive: &'a Path,
+        opts: &'a Options,
+        vouch: Vouch,
+        m: Manifest,
+    ) -> Result<Ctx<'a>, InstallError> {
+        let root = match &opts.root {
+            Some(r) => Some(canonical_root(r)?),
+            None => None,
+        };
+        let (data_dir, pki_dir) = match root.as_deref() {
+            Some(r) => (
+                resolve_in_root(r, &opts.data_dir, true)?,
+                resolve_in_root(r, &opts.pki_dir, true)?,
+            ),
+            None => (
+                std::path::absolute(&opts.data_dir).map_err(IoError::at(&opts.data_dir))?,
+                std::path::absolute(&opts.pki_dir).map_err(IoError::at(&opts.pki_dir))?,
+            ),
+        };
+        // The PKI journal lives in the PKI dir and names paths relative to it,
+        // so every PKI file must resolve inside it (under --root a link in the
+        // PKI dir leading elsewhere in the root is refused: see `pki_plan`).
+        let journal_dir = pki_dir.clone();
+        let owner = opts
+            .owner
+            .map_or_else(|| owner_of(&m), crate::restore::owner::Owner::ids);
+        let target = swap::Target {
+            data_dir: data_dir.clone(),
+            wal_dir: None,
+        };
+        Ok(Ctx {
+            archive,
+            opts,
+            vouch,
+            m,
+            root,
+            data_dir,
+            pki_dir,
+            journal_dir,
+            owner,
+            target,
+        })
+    }
+
+    fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// This run's PKI journal: `<pki dir>/.etcdsnap-pki-swap-<pid>.journal`.
+    fn pki_journal(&self) -> PathBuf {
+        self.journal_dir
+            .join(format!("{PKI_JOURNAL}{}.journal", std::process::id()))
+    }
+}
+
 /// Installs the archive at `archive` (see the module comment).
 pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     // The digest that vouches for the archive, and the archive's own, before
     // a byte of it is inflated.
-    let (want, vouched_by) = vouched_sum(archive, opts.sha256.as_deref())?;
-    let got = hash_file(archive)?;
-    if got != want {
-        return Err(InstallError::SumMismatch {
-            path: archive.to_path_buf(),
-            got,
-            want,
-            by: vouched_by,
-        });
-    }
+    let vouch = vouched_sum(archive, opts.sha256.as_deref())?;
+    let sha256 = hash_file(archive)?;
+    vouch.hold(archive, &sha256)?;
     let (m, encrypted) = read_manifest(archive, &opts.key)?;
-    let root = match &opts.root {
-        Some(r) => Some(canonical_root(r)?),
-        None => None,
+    let cx = Ctx::resolve(archive, opts, vouch, m)?;
+    let (mut report, plan) = check_member(&cx, sha256, encrypted)?;
+    if opts.dry_run {
+        return dry_run(&cx, report, &plan);
+    }
+    // What a killed run left is cleaned (and said): first its staging that
+    // no journal names, and the PKI journal of an install killed after its
+    // commit point (finished: the new files are kept, nothing is deleted).
+    // An interrupted run's PKI renames are undone only once this run's own
+    // checks pass (a journal is acted on only by a run allowed to replace
+    // the member); its data swap is undone by `swap::commit`.
+    clean_stale_staging(&cx, &mut report)?;
+    let plan = pki_plan(&cx.m, &cx.pki_dir, cx.root())?;
+    finish_completed_installs(&cx, &mut report, &plan)?;
+    let why_not = match already_installed(&cx, &mut report, &plan) {
+        Ok(()) => return Ok(report),
+        Err(w) => w,
     };
-    let root = root.as_deref();
-    let (data_dir, pki_dir) = match root {
-        Some(r) => (
-            resolve_in_root(r, &opts.data_dir, true)?,
-            resolve_in_root(r, &opts.pki_dir, true)?,
-        ),
-        None => (
-            std::path::absolute(&opts.data_dir).map_err(IoError::at(&opts.data_dir))?,
-            std::path::absolute(&opts.pki_dir).map_err(IoError::at(&opts.pki_dir))?,
-        ),
+    let checked = check_target(&cx, why_not)?;
+    undo_interrupted_pki(&cx, &mut report)?;
+    check_room(&cx.m, &cx.data_dir, &cx.pki_dir)?;
+    let pki = PkiStaging::create(&cx)?;
+    let staged = stage(&cx, &pki, checked)?;
+    report.checks_passed = true;
+    let committed = swap_data_dir(staged, &pki, &mut report)?;
+    report.pki_files = match place_pki(&cx, &pki.dir) {
+        Ok(placed) => placed,
+        Err(e) => {
+            committed.rollback();
+            pki.cleanup();
+            return Err(e);
+        }
     };
-    // The PKI journal lives in the PKI dir and names paths relative to it,
-    // so every PKI file must resolve inside it (under --root a link in the
-    // PKI dir leading elsewhere in the root is refused: see `pki_plan`).
-    let journal_dir = pki_dir.clone();
-    let flags = flags_for(archive, &m, &data_dir, &pki_dir)?;
-    let (node, warnings) = node_check(&m, opts, root)?;
-    let plan = pki_plan(&m, &pki_dir, root)?;
-    let target = swap::Target {
-        data_dir: data_dir.clone(),
-        wal_dir: None,
-    };
-    let mut report = Report {
-        archive: archive.display().to_string(),
-        dry_run: opts.dry_run,
+    report.data_moved_aside = committed
+        .backups
+        .iter()
+        .map(|b| b.display().to_string())
+        .collect();
+    commit_point(&cx, &pki, committed)?;
+    Ok(report)
+}
+
+/// Holds the manifest against where it goes and against this node (its
+/// IDs and flags, the member's URLs or `--as-member`, every PKI destination
+/// inside the PKI dir), and starts the report with the PKI plan. Nothing is
+/// written.
+fn check_member(
+    cx: &Ctx,
+    sha256: String,
+    encrypted: bool,
+) -> Result<(Report, PkiPlan), InstallError> {
+    let m = &cx.m;
+    let flags = flags_for(cx.archive, m, &cx.data_dir, &cx.pki_dir)?;
+    let (node, warnings) = node_check(m, cx.opts, cx.root())?;
+    let plan = pki_plan(m, &cx.pki_dir, cx.root())?;
+    let report = Report {
+        archive: cx.archive.display().to_string(),
+        dry_run: cx.opts.dry_run,
         member: m.member.name.clone(),
         member_id: m.member.id.clone(),
         cluster_id: m.cluster_id.clone(),
         revision: m.restore.db_revision,
-        sha256: got.clone(),
+        sha256,
         encrypted,
         checks_passed: false,
-        data_dir: data_dir.display().to_string(),
-        pki_dir: pki_dir.display().to_string(),
+        data_dir: cx.data_dir.display().to_string(),
+        pki_dir: cx.pki_dir.display().to_string(),
         data_moved_aside: Vec::new(),
         refusal: None,
         pki_files: Vec::new(),
-        flags: flags.clone(),
+        flags,
         cleaned: Vec::new(),
-        vouched_by: if vouched_by.starts_with("SHA256SUMS") {
+        vouched_by: if cx.vouch.by.starts_with("SHA256SUMS") {
             "SHA256SUMS".into()
         } else {
             "--sha256".into()
@@ -1101,191 +1232,207 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         already_installed: false,
         warnings,
     };
-    let owner = opts
-        .owner
-        .map_or_else(|| owner_of(&m), crate::restore::owner::Owner::ids);
-    let planned = |plan: &[(FileEntry, PathBuf, bool)], aside: bool| -> Vec<Placed> {
-        plan.iter()
-            .map(|(f, dest, exists)| Placed {
-                path: f.path.clone(),
-                dest: dest.display().to_string(),
-                moved_aside: (aside && *exists && !(f.kind == Kind::Dir && dest.is_dir()))
-                    .then(|| format!("{}.etcdsnap-bak-<UTC time>", dest.display())),
-            })
-            .collect()
-    };
-    // The same archive installed before and nothing changed since: done.
-    // Judged only on a settled target: a journal left by a killed run means
-    // what is in place may yet be undone (a real run cleans first, below).
-    let settled = |dir: &Path, prefix: &str| {
-        fs::read_dir(dir).map_or(true, |rd| {
-            !rd.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+    Ok((report, plan))
+}
+
+/// The report's lines for planned PKI placements; with `aside`, a file
+/// that is there is said to be moved aside.
+fn planned(plan: &[(FileEntry, PathBuf, bool)], aside: bool) -> Vec<Placed> {
+    plan.iter()
+        .map(|(f, dest, exists)| Placed {
+            path: f.path.clone(),
+            dest: dest.display().to_string(),
+            moved_aside: (aside && *exists && !(f.kind == Kind::Dir && dest.is_dir()))
+                .then(|| format!("{}.etcdsnap-bak-<UTC time>", dest.display())),
         })
-    };
-    // `Ok`: already installed; `Err(why not)` when a member is there.
-    let already =
-        |report: &mut Report, plan: &[(FileEntry, PathBuf, bool)]| -> Result<(), Option<String>> {
-            if fs::symlink_metadata(data_dir.join("member")).is_err() {
-                return Err(None);
-            }
-            if !settled(&data_dir, ".etcdsnap-swap-") || !settled(&journal_dir, PKI_JOURNAL) {
-                return Err(Some(format!(
-                    "an interrupted install's journal is there ({})",
-                    journal_dir
-                        .join(format!("{PKI_JOURNAL}<pid>.journal"))
-                        .display()
-                )));
-            }
-            let diff = installed_difference(&m, &data_dir, plan, owner);
-            if diff.is_none() {
-                report.already_installed = true;
-                report.pki_files = planned(plan, false);
-                // Its entries were checked when it was installed, and its bytes
-                // are the vouched ones.
-                report.checks_passed = true;
-            }
-            match diff {
-                None => Ok(()),
-                Some(d) => Err(Some(d)),
-            }
-        };
-    if opts.dry_run {
-        let why_not = match already(&mut report, &plan) {
-            Ok(()) => return Ok(report),
-            Err(w) => w,
-        };
-        let opened = open_and_check(archive, &opts.key, &mut super::archive::Discard)?;
-        if opened.sha256 != want {
-            return Err(InstallError::SumMismatch {
-                path: archive.to_path_buf(),
-                got: opened.sha256,
-                want,
-                by: vouched_by,
-            });
-        }
-        report.checks_passed = true;
-        if let Err(e) = swap::check(&target, opts.force) {
-            report.refusal = Some(match (&e, why_not) {
-                (SwapError::NotEmpty(_), Some(w)) => {
-                    format!("{e} (it is not this archive's install as it was: {w})")
-                }
-                _ => e.to_string(),
-            });
-        } else if let Err(e) = check_room(&m, &data_dir, &pki_dir) {
-            report.refusal = Some(e.to_string());
-        } else if data_dir.join("member").exists() {
-            report.data_moved_aside = vec![format!(
-                "{} (moved aside to member.etcdsnap-bak-<UTC time>)",
-                data_dir.join("member").display()
-            )];
-        }
-        report.pki_files = planned(&plan, true);
-        return Ok(report);
+        .collect()
+}
+
+/// Whether `dir` holds no name starting with `prefix` (no journal a killed
+/// run left); a directory that cannot be read holds none.
+fn settled(dir: &Path, prefix: &str) -> bool {
+    fs::read_dir(dir).map_or(true, |rd| {
+        !rd.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+    })
+}
+
+/// The same archive installed before and nothing changed since: `Ok`, the
+/// report saying so, and nothing is to be written. Judged only on a
+/// settled target: a journal left by a killed run means what is in place
+/// may yet be undone (a real run cleans first). Otherwise `Err(why not)`
+/// when a member is there, `Err(None)` when none is. Nothing is written.
+fn already_installed(
+    cx: &Ctx,
+    report: &mut Report,
+    plan: &[(FileEntry, PathBuf, bool)],
+) -> Result<(), Option<String>> {
+    if fs::symlink_metadata(cx.data_dir.join("member")).is_err() {
+        return Err(None);
     }
-    // What a killed run left is cleaned (and said): first its staging that
-    // no journal names, and the PKI journal of an install killed after its
-    // commit point (finished: the new files are kept, nothing is deleted).
-    // An interrupted run's PKI renames are undone only once this run's own
-    // checks pass (a journal is acted on only by a run allowed to replace
-    // the member); its data swap is undone by `swap::commit`.
-    report.cleaned.extend(swap::clean_stale(&target)?);
-    report
-        .cleaned
-        .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
-    let why_not = {
-        let plan = pki_plan(&m, &pki_dir, root)?;
-        // A completed install's leftover PKI journal is finished (removed,
-        // its files kept) only while what is installed is still exactly
-        // the archive's; otherwise the run stops and says how to settle it.
-        for journal in committed_pki_journals(&journal_dir, &data_dir) {
-            if fs::symlink_metadata(data_dir.join("member")).is_ok()
-                && let Some(why) = installed_difference(&m, &data_dir, &plan, owner)
-            {
-                return Err(InstallError::CompletedThenChanged { journal, why });
+    if !settled(&cx.data_dir, ".etcdsnap-swap-") || !settled(&cx.journal_dir, PKI_JOURNAL) {
+        return Err(Some(format!(
+            "an interrupted install's journal is there ({})",
+            cx.journal_dir
+                .join(format!("{PKI_JOURNAL}<pid>.journal"))
+                .display()
+        )));
+    }
+    let diff = installed_difference(&cx.m, &cx.data_dir, plan, cx.owner);
+    if diff.is_none() {
+        report.already_installed = true;
+        report.pki_files = planned(plan, false);
+        // Its entries were checked when it was installed, and its bytes
+        // are the vouched ones.
+        report.checks_passed = true;
+    }
+    match diff {
+        None => Ok(()),
+        Some(d) => Err(Some(d)),
+    }
+}
+
+/// `--dry-run`: unless already installed, the archive is read in full and
+/// every entry checked (inflated into nothing), then the target's own
+/// checks run; a refusal is reported, not returned. Nothing is written.
+fn dry_run(cx: &Ctx, mut report: Report, plan: &PkiPlan) -> Result<Report, InstallError> {
+    let why_not = match already_installed(cx, &mut report, plan) {
+        Ok(()) => return Ok(report),
+        Err(w) => w,
+    };
+    let opened = open_and_check(cx.archive, &cx.opts.key, &mut super::archive::Discard)?;
+    cx.vouch.hold(cx.archive, &opened.sha256)?;
+    report.checks_passed = true;
+    if let Err(e) = swap::check(&cx.target, cx.opts.force) {
+        report.refusal = Some(match (&e, why_not) {
+            (SwapError::NotEmpty(_), Some(w)) => {
+                format!("{e} (it is not this archive's install as it was: {w})")
             }
-            fs::remove_file(&journal).map_err(IoError::at(&journal))?;
-            durable::sync_path(&journal_dir)?;
-            report.cleaned.push(format!(
-                "the interrupted install recorded in {} had completed (its data swap was final): its PKI files stay",
-                journal.display()
-            ));
-        }
-        match already(&mut report, &plan) {
-            Ok(()) => return Ok(report),
-            Err(w) => w,
-        }
-    };
-    let checked = match swap::check(&target, opts.force) {
-        Ok(c) => c,
-        Err(e @ SwapError::NotEmpty(_)) if why_not.is_some() => {
-            return Err(InstallError::NotAsInstalled {
-                err: e,
-                why: why_not.unwrap_or_default(),
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
+            _ => e.to_string(),
+        });
+    } else if let Err(e) = check_room(&cx.m, &cx.data_dir, &cx.pki_dir) {
+        report.refusal = Some(e.to_string());
+    } else if cx.data_dir.join("member").exists() {
+        report.data_moved_aside = vec![format!(
+            "{} (moved aside to member.etcdsnap-bak-<UTC time>)",
+            cx.data_dir.join("member").display()
+        )];
+    }
+    report.pki_files = planned(plan, true);
+    Ok(report)
+}
+
+/// Removes (and reports) the data and PKI staging trees of runs that are
+/// gone, where no journal names them. No journal is acted on.
+fn clean_stale_staging(cx: &Ctx, report: &mut Report) -> Result<(), InstallError> {
+    report.cleaned.extend(swap::clean_stale(&cx.target)?);
     report
         .cleaned
-        .extend(swap::undo_stale_journals(&journal_dir, PKI_JOURNAL)?);
+        .extend(swap::clean_stale_prefixed(&cx.pki_dir, PKI_STAGING)?);
+    Ok(())
+}
+
+/// A completed install's leftover PKI journal is finished (removed, its
+/// files kept) only while what is installed is still exactly the
+/// archive's; otherwise the run stops, changing nothing, and says how to
+/// settle it.
+fn finish_completed_installs(
+    cx: &Ctx,
+    report: &mut Report,
+    plan: &[(FileEntry, PathBuf, bool)],
+) -> Result<(), InstallError> {
+    for journal in committed_pki_journals(&cx.journal_dir, &cx.data_dir) {
+        if fs::symlink_metadata(cx.data_dir.join("member")).is_ok()
+            && let Some(why) = installed_difference(&cx.m, &cx.data_dir, plan, cx.owner)
+        {
+            return Err(InstallError::CompletedThenChanged { journal, why });
+        }
+        fs::remove_file(&journal).map_err(IoError::at(&journal))?;
+        durable::sync_path(&cx.journal_dir)?;
+        report.cleaned.push(format!(
+            "the interrupted install recorded in {} had completed (its data swap was final): its PKI files stay",
+            journal.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The data swap's checks (`swap::check`: an existing member needs
+/// `force`, no process holds it, an interrupted run's journal can be acted
+/// on). A member refused for lacking `force` is said not to be this
+/// archive's install, and why. Nothing is written.
+fn check_target(cx: &Ctx, why_not: Option<String>) -> Result<swap::Checked, InstallError> {
+    match swap::check(&cx.target, cx.opts.force) {
+        Ok(c) => Ok(c),
+        Err(e @ SwapError::NotEmpty(_)) if why_not.is_some() => Err(InstallError::NotAsInstalled {
+            err: e,
+            why: why_not.unwrap_or_default(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Once this run's checks passed: an interrupted run's PKI renames are
+/// undone (old files back; its data swap is undone by `swap::commit`), and
+/// the PKI staging of runs that are gone is removed again.
+fn undo_interrupted_pki(cx: &Ctx, report: &mut Report) -> Result<(), InstallError> {
     report
         .cleaned
-        .extend(swap::clean_stale_prefixed(&pki_dir, PKI_STAGING)?);
-    check_room(&m, &data_dir, &pki_dir)?;
-    // Missing parents as a system has them (0755); the data dir itself is
-    // made 0700 by the swap.
-    let mut created_pki = make_parents(&data_dir, false)?;
-    match make_parents(&pki_dir, true) {
-        Ok(made) => created_pki.extend(made),
-        Err(e) => {
-            swap::remove_created_dirs(&created_pki);
+        .extend(swap::undo_stale_journals(&cx.journal_dir, PKI_JOURNAL)?);
+    report
+        .cleaned
+        .extend(swap::clean_stale_prefixed(&cx.pki_dir, PKI_STAGING)?);
+    Ok(())
+}
+
+/// This run's PKI staging dir, and the missing parents made for it and
+/// for the data dir: what `cleanup` removes when the install fails.
+struct PkiStaging {
+    dir: PathBuf,
+    created: Vec<PathBuf>,
+}
+
+impl PkiStaging {
+    /// Makes the missing parents as a system has them (0755; the data dir
+    /// itself is made 0700 by the swap) and the PKI staging dir (0700). On
+    /// failure, what it made is removed.
+    fn create(cx: &Ctx) -> Result<PkiStaging, InstallError> {
+        let mut created = make_parents(&cx.data_dir, false)?;
+        match make_parents(&cx.pki_dir, true) {
+            Ok(made) => created.extend(made),
+            Err(e) => {
+                swap::remove_created_dirs(&created);
+                return Err(e.into());
+            }
+        }
+        let pki = PkiStaging {
+            dir: cx
+                .pki_dir
+                .join(format!("{PKI_STAGING}{}", std::process::id())),
+            created,
+        };
+        if let Err(e) = durable::mkdir_0700(&pki.dir) {
+            pki.cleanup();
             return Err(e.into());
         }
+        Ok(pki)
     }
-    let pki_staging = pki_dir.join(format!("{PKI_STAGING}{}", std::process::id()));
-    let cleanup_pki = |created: &[PathBuf]| {
-        let _ = fs::remove_dir_all(&pki_staging);
-        swap::remove_created_dirs(created);
-    };
-    if let Err(e) = durable::mkdir_0700(&pki_staging) {
-        cleanup_pki(&created_pki);
-        return Err(e.into());
+
+    /// Removes the PKI staging dir and the parents made for it.
+    fn cleanup(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        swap::remove_created_dirs(&self.created);
     }
-    // Stream, check and stage; the data swap's staging is removed on error.
-    let mut outcome: Option<Result<super::read::Opened, InstallError>> = None;
+}
+
+/// Streams the archive a second time into the staging trees
+/// (`write_staging`), then `swap::stage` fsyncs the data's. On any failure
+/// every staging tree (and parent made for it) is removed: the target is
+/// as it was.
+fn stage(cx: &Ctx, pki: &PkiStaging, checked: swap::Checked) -> Result<swap::Staged, InstallError> {
+    let mut outcome: Option<Result<(), InstallError>> = None;
     let staged = swap::stage(checked, None, |dirs| {
-        let mut sink = Staging {
-            dirs: Some(dirs),
-            pki: Some(&pki_staging),
-            expected: Some(&m),
-            budget: 0,
-        };
-        let r = (|| -> Result<super::read::Opened, InstallError> {
-            let opened = open_and_check(archive, &opts.key, &mut sink)?;
-            if opened.sha256 != want {
-                return Err(InstallError::SumMismatch {
-                    path: archive.to_path_buf(),
-                    got: opened.sha256,
-                    want: want.clone(),
-                    by: vouched_by,
-                });
-            }
-            if opened.manifest != m {
-                return Err(InstallError::Inconsistent {
-                    path: archive.to_path_buf(),
-                    why: "changed between its two reads".into(),
-                });
-            }
-            durable::chown_tree(&dirs.member, owner.0, owner.1)?;
-            durable::chown_tree(&pki_staging, owner.0, owner.1)?;
-            #[cfg(unix)]
-            std::os::unix::fs::chown(&data_dir, Some(owner.0), Some(owner.1))
-                .map_err(IoError::at(&data_dir))?;
-            durable::sync_tree(&pki_staging)?;
-            durable::sync_path(&pki_dir)?;
-            Ok(opened)
-        })();
+        let r = write_staging(cx, dirs, &pki.dir);
         let failed = r.is_err();
         outcome = Some(r);
         if failed {
@@ -1293,113 +1440,127 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         }
         Ok(())
     });
-    let staged = match (staged, outcome) {
-        (Ok(s), Some(Ok(o))) => (s, o),
+    match (staged, outcome) {
+        (Ok(s), Some(Ok(()))) => Ok(s),
         (_, Some(Err(e))) => {
-            cleanup_pki(&created_pki);
-            return Err(e);
+            pki.cleanup();
+            Err(e)
         }
         (Err(e), _) => {
-            cleanup_pki(&created_pki);
-            return Err(e.into());
+            pki.cleanup();
+            Err(e.into())
         }
         (Ok(_), None) => unreachable!("stage runs the writer"),
+    }
+}
+
+/// Writes the archive's entries into the staging trees, each checked as it
+/// streams and never more bytes than the manifest declares (`Staging`);
+/// then holds its sha256 and manifest against the first read, sets the
+/// owner, and fsyncs the PKI staging and the PKI dir.
+fn write_staging(cx: &Ctx, dirs: &StageDirs, pki_staging: &Path) -> Result<(), InstallError> {
+    let mut sink = Staging {
+        dirs: Some(dirs),
+        pki: Some(pki_staging),
+        expected: Some(&cx.m),
+        budget: 0,
     };
-    let (staged, _opened) = staged;
-    report.checks_passed = true;
-    let committed = match swap::commit(staged) {
+    let opened = open_and_check(cx.archive, &cx.opts.key, &mut sink)?;
+    cx.vouch.hold(cx.archive, &opened.sha256)?;
+    if opened.manifest != cx.m {
+        return Err(InstallError::Inconsistent {
+            path: cx.archive.to_path_buf(),
+            why: "changed between its two reads".into(),
+        });
+    }
+    let owner = cx.owner;
+    durable::chown_tree(&dirs.member, owner.0, owner.1)?;
+    durable::chown_tree(pki_staging, owner.0, owner.1)?;
+    #[cfg(unix)]
+    std::os::unix::fs::chown(&cx.data_dir, Some(owner.0), Some(owner.1))
+        .map_err(IoError::at(&cx.data_dir))?;
+    durable::sync_tree(pki_staging)?;
+    durable::sync_path(&cx.pki_dir)?;
+    Ok(())
+}
+
+/// Swaps the data dir in (`swap::commit`: a running etcd is looked for
+/// again, an interrupted run's swap undone, the journal written, the old
+/// member moved aside). Undoable until `commit_point`; on failure the PKI
+/// staging is removed too.
+fn swap_data_dir(
+    staged: swap::Staged,
+    pki: &PkiStaging,
+    report: &mut Report,
+) -> Result<swap::Committed, InstallError> {
+    match swap::commit(staged) {
         Ok(c) => {
             report.cleaned.extend(c.undone.iter().cloned());
-            c
+            Ok(c)
         }
         Err(e) => {
-            cleanup_pki(&created_pki);
-            return Err(e.into());
+            pki.cleanup();
+            Err(e.into())
         }
-    };
-    // The PKI files: old ones aside, new ones in — planned and journaled
-    // first, so a failure here, or a kill (undone by the next run, which also
-    // undoes the data swap), puts every old file back.
+    }
+}
+
+/// The PKI renames, planned before any is done.
+struct PkiMoves {
+    /// (from, to) in order: an old file aside, then a staged one in.
+    renames: Vec<(PathBuf, PathBuf)>,
+    /// The bundle's directories that are not there yet.
+    mkdirs: Vec<PathBuf>,
+    /// What the report says was placed.
+    placed: Vec<Placed>,
+}
+
+/// Plans the PKI renames: each existing file to
+/// `<file>.etcdsnap-bak-<UTC time>` (`-2`, `-3`… if taken), each staged
+/// file into place. Planned again, not reused from the checks: the
+/// cleaning may have put old files back. Nothing is written.
+fn plan_pki_moves(cx: &Ctx, pki_staging: &Path) -> Result<PkiMoves, InstallError> {
     let stamp = durable::utc_stamp();
-    let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let mut mkdirs: Vec<PathBuf> = Vec::new();
-    let mut placed_plan = Vec::new();
-    // Planned again: the cleaning above may have put old files back.
-    let plan = match pki_plan(&m, &pki_dir, root) {
-        Ok(p) => p,
-        Err(e) => {
-            committed.rollback();
-            cleanup_pki(&created_pki);
-            return Err(e);
-        }
+    let mut moves = PkiMoves {
+        renames: Vec::new(),
+        mkdirs: Vec::new(),
+        placed: Vec::new(),
     };
-    for (f, dest, exists) in plan {
+    for (f, dest, exists) in pki_plan(&cx.m, &cx.pki_dir, cx.root())? {
         let rel = f.path.strip_prefix("pki/").unwrap_or(&f.path).to_string();
         let is_dir = f.kind == Kind::Dir;
         let mut aside = None;
         if exists && !(is_dir && dest.is_dir()) {
             let bak = backup_name(&dest, &stamp);
-            renames.push((dest.clone(), bak.clone()));
+            moves.renames.push((dest.clone(), bak.clone()));
             aside = Some(bak.display().to_string());
         }
         if is_dir {
             if !dest.is_dir() {
-                mkdirs.push(dest.clone());
+                moves.mkdirs.push(dest.clone());
             }
         } else {
-            renames.push((pki_staging.join(&rel), dest.clone()));
+            moves.renames.push((pki_staging.join(&rel), dest.clone()));
         }
-        placed_plan.push(Placed {
+        moves.placed.push(Placed {
             path: f.path.clone(),
             dest: dest.display().to_string(),
             moved_aside: aside,
         });
     }
-    let journal = journal_dir.join(format!("{PKI_JOURNAL}{}.journal", std::process::id()));
+    Ok(moves)
+}
+
+/// The PKI files: old ones aside, new ones in — planned and journaled
+/// first, so a failure here puts every old file back (the caller then
+/// undoes the data swap), and a kill is undone by the next run, which also
+/// undoes the data swap.
+fn place_pki(cx: &Ctx, pki_staging: &Path) -> Result<Vec<Placed>, InstallError> {
+    let moves = plan_pki_moves(cx, pki_staging)?;
+    let journal = cx.pki_journal();
     let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut made_dirs: Vec<PathBuf> = Vec::new();
-    // Written while the data swap's journal (same pid) exists: while it
-    // exists the PKI renames are undone with the data swap; once it is gone
-    // (the commit point) they are final (`committed_pki_journals`).
-    let placed = (|| -> Result<(), InstallError> {
-        swap::write_rename_journal(&journal, &renames)?;
-        durable::sync_path(&journal_dir)?;
-        // Renames in plan order; a directory is made once what stood in
-        // its place (if anything) is aside.
-        for (from, to) in &renames {
-            if let Some(d) = mkdirs.iter().find(|d| to.starts_with(d) && !d.exists()) {
-                durable::mkdir_0700(d)?;
-                #[cfg(unix)]
-                std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1))
-                    .map_err(IoError::at(d))?;
-                made_dirs.push(d.clone());
-            }
-            fs::rename(from, to).map_err(|err| {
-                IoError::at(from)(io::Error::new(
-                    err.kind(),
-                    format!("cannot rename to {}: {err}", to.display()),
-                ))
-            })?;
-            done.push((from.clone(), to.clone()));
-        }
-        for d in &mkdirs {
-            if !d.exists() {
-                durable::mkdir_0700(d)?;
-                #[cfg(unix)]
-                std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1))
-                    .map_err(IoError::at(d))?;
-                made_dirs.push(d.clone());
-            }
-        }
-        for d in made_dirs.iter().chain(std::iter::once(&pki_dir)) {
-            durable::sync_path(d)?;
-        }
-        for (_, to) in &done {
-            durable::sync_path(durable::parent_of(to))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = placed {
+    if let Err(e) = journal_and_rename(cx, &moves, &journal, &mut done, &mut made_dirs) {
         for (from, to) in done.iter().rev() {
             let _ = fs::rename(to, from);
         }
@@ -1407,24 +1568,82 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
             let _ = fs::remove_dir(d);
         }
         let _ = fs::remove_file(&journal);
-        committed.rollback();
-        cleanup_pki(&created_pki);
         return Err(e);
     }
-    report.pki_files = placed_plan;
-    report.data_moved_aside = committed
-        .backups
-        .iter()
-        .map(|b| b.display().to_string())
-        .collect();
-    // The commit point: the data swap's journal goes first; a kill after it
-    // leaves a PKI journal the next run recognises as final.
+    Ok(moves.placed)
+}
+
+/// Writes the PKI journal (fsynced, and its directory), then does the
+/// renames in plan order, each directory made once what stood in its place
+/// (if anything) is aside, then fsyncs every directory changed. Written
+/// while the data swap's journal (same pid) exists: while it exists the
+/// PKI renames are undone with the data swap; once it is gone (the commit
+/// point) they are final (`committed_pki_journals`). Each rename done and
+/// directory made is recorded in `done` and `made_dirs`, for the caller
+/// to undo on failure.
+fn journal_and_rename(
+    cx: &Ctx,
+    moves: &PkiMoves,
+    journal: &Path,
+    done: &mut Vec<(PathBuf, PathBuf)>,
+    made_dirs: &mut Vec<PathBuf>,
+) -> Result<(), InstallError> {
+    swap::write_rename_journal(journal, &moves.renames)?;
+    durable::sync_path(&cx.journal_dir)?;
+    for (from, to) in &moves.renames {
+        if let Some(d) = moves
+            .mkdirs
+            .iter()
+            .find(|d| to.starts_with(d) && !d.exists())
+        {
+            mkdir_owned(d, cx.owner)?;
+            made_dirs.push(d.clone());
+        }
+        fs::rename(from, to).map_err(|err| {
+            IoError::at(from)(io::Error::new(
+                err.kind(),
+                format!("cannot rename to {}: {err}", to.display()),
+            ))
+        })?;
+        done.push((from.clone(), to.clone()));
+    }
+    for d in &moves.mkdirs {
+        if !d.exists() {
+            mkdir_owned(d, cx.owner)?;
+            made_dirs.push(d.clone());
+        }
+    }
+    for d in made_dirs.iter().chain(std::iter::once(&cx.pki_dir)) {
+        durable::sync_path(d)?;
+    }
+    for (_, to) in done.iter() {
+        durable::sync_path(durable::parent_of(to))?;
+    }
+    Ok(())
+}
+
+/// Makes the PKI directory `d` (0700) owned by `owner`.
+fn mkdir_owned(d: &Path, owner: (u32, u32)) -> Result<(), InstallError> {
+    durable::mkdir_0700(d)?;
+    #[cfg(unix)]
+    std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1)).map_err(IoError::at(d))?;
+    Ok(())
+}
+
+/// The commit point: the data swap's journal goes first (`finish`); a kill
+/// after it leaves a PKI journal the next run recognises as final. Then
+/// this run's PKI journal and staging dir go (a failure there is harmless).
+fn commit_point(
+    cx: &Ctx,
+    pki: &PkiStaging,
+    committed: swap::Committed,
+) -> Result<(), InstallError> {
     committed.finish()?;
-    let _ = fs::remove_file(&journal);
-    let _ = fs::remove_dir_all(&pki_staging);
-    let _ = durable::sync_path(&journal_dir);
-    let _ = durable::sync_path(&pki_dir);
-    Ok(report)
+    let _ = fs::remove_file(cx.pki_journal());
+    let _ = fs::remove_dir_all(&pki.dir);
+    let _ = durable::sync_path(&cx.journal_dir);
+    let _ = durable::sync_path(&cx.pki_dir);
+    Ok(())
 }
 
 #[cfg(test)]
