@@ -41,12 +41,12 @@ mod inspect;
 mod install;
 mod keyindex;
 mod ls;
-#[cfg(test)]
-mod reference_docs;
 #[cfg(feature = "pki")]
 mod pki;
 #[cfg(feature = "live")]
 mod putback;
+#[cfg(test)]
+mod reference_docs;
 mod render;
 mod restore;
 #[cfg(feature = "live")]

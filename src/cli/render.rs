@@ -252,8 +252,10 @@ fn esc(s: &str) -> std::borrow::Cow<'_, str> {
 /// A verify report as `verify` prints it (`quiet`: only what failed), also
 /// said by `restore` and `bundle` before they refuse a damaged snapshot.
 pub fn render_table(r: &Report, quiet: bool) -> String {
-    let mut t =
-        etcdsnap::report::Table::new(&["check", "status", "detail"], etcdsnap::report::Align::Left);
+    let mut t = etcdsnap::report::Table::new(
+        &["check", "status", "detail"],
+        etcdsnap::report::Align::Left,
+    );
     for c in &r.checks {
         if quiet && c.status != CheckStatus::Failed {
             continue;

@@ -15,6 +15,7 @@
 //! floor, where it sits as the object-lookup capability; none of the others
 //! imports it, and it imports none of them: only `cli` calls it.
 
+pub mod all;
 pub mod choose;
 pub mod finder;
 pub mod list;

@@ -6,9 +6,9 @@
 #[cfg(feature = "bundle")]
 use std::path::PathBuf;
 
+use crate::cli::Outcome;
 #[cfg(feature = "bundle")]
 use etcdsnap::bundle::read::Key;
-use crate::cli::Outcome;
 
 /// The key of an encrypted archive.
 #[cfg(feature = "bundle")]
