@@ -33,14 +33,15 @@ pub struct AllQuery<'q> {
     pub prefix: &'q str,
 }
 
-/// Why the objects could not be listed.
+/// Why the objects could not be listed (each says what its source says, and
+/// keeps it as its source: a damaged keyspace stays one down the chain).
 #[derive(Debug, thiserror::Error)]
 pub enum AllError {
     /// The keyspace could not be read.
-    #[error(transparent)]
+    #[error("{0}")]
     KeySpace(#[from] KeySpaceError),
     /// A custom resource the snapshot does not know.
-    #[error(transparent)]
+    #[error("{0}")]
     Unknown(#[from] UnknownResource),
 }
 
