@@ -18,6 +18,7 @@
 pub mod all;
 pub mod choose;
 pub mod finder;
+pub mod history;
 pub mod list;
 pub mod prepare;
 
