@@ -13,7 +13,7 @@ use super::render::progress;
 use super::{Outcome, STACK_SIZE};
 use etcdsnap::diff::compare::{ObjectDiff, Options};
 use etcdsnap::diff::keys::{Change, KeyChange};
-use etcdsnap::diff::object::Outcome as Counted;
+use etcdsnap::diff::object::{Outcome as Counted, Tally};
 use etcdsnap::diff::run::{Filter, compare_all, read_changes};
 use etcdsnap::kube::resource::ResourceRef;
 use etcdsnap::kube::value::detect;
@@ -276,6 +276,17 @@ fn report(
     if json {
         w.write_all(if records == 0 { b"]\n" } else { b"\n]\n" })?;
     }
+    summary(args, &mut w, &tally, warning, keys_compared)
+}
+
+/// The counts (`--stat` on stdout, the totals on stderr) and the exit code.
+fn summary(
+    args: &Args,
+    w: &mut impl Write,
+    tally: &Tally,
+    warning: Option<serde_json::Value>,
+    keys_compared: usize,
+) -> anyhow::Result<Outcome> {
     let total = tally.total();
     if args.stat {
         if args.write_out == DiffFormat::Json {
@@ -283,7 +294,7 @@ fn report(
             if let Some(warning) = warning {
                 out["warning"] = warning;
             }
-            serde_json::to_writer_pretty(&mut w, &out).map_err(std::io::Error::from)?;
+            serde_json::to_writer_pretty(&mut *w, &out).map_err(std::io::Error::from)?;
             w.write_all(b"\n")?;
         } else {
             w.write_all(tally.render().as_bytes())?;

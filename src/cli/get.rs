@@ -161,7 +161,19 @@ fn show(
     if args.apply.for_apply && (secret || value_is_secret(value)) && !args.opts.show_secrets {
         bail!("{FOR_APPLY_SECRET}");
     }
-    let plain = match decryptor.plaintext(chosen.kv.key, value) {
+    show_decoded(args, decryptor, &what, &chosen, secret)
+}
+
+/// Prints the chosen revision decrypted, decoded and prepared (redacted,
+/// `--for-apply`), with notes on stderr.
+fn show_decoded(
+    args: &Args,
+    decryptor: &Decryptor,
+    what: &str,
+    chosen: &Record<'_>,
+    secret: bool,
+) -> anyhow::Result<Outcome> {
+    let plain = match decryptor.plaintext(chosen.kv.key, chosen.kv.value) {
         Ok(p) => p,
         Err(e) => {
             say!("etcdsnap: {e}");
