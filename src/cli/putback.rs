@@ -12,7 +12,8 @@ use etcdsnap::live::putback::{
     Attempt, Condition, PutBack, SameCluster, check_cluster, is_secret, snapshot_cluster,
     write_or_try,
 };
-use etcdsnap::lookup::{Finder, Wanted, choose, single_key};
+use etcdsnap::lookup::choose::choose_one;
+use etcdsnap::lookup::{Finder, Wanted};
 use etcdsnap::mvcc::keyspace::KeySpace;
 use etcdsnap::report::escape_bytes;
 
@@ -100,10 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
     let chosen = finder.lookup_then(wanted.select(&matches), |records, _| {
-        single_key(records).map_err(|e| e.to_string())?;
-        choose(records, args.revision, args.deleted, ks.compact_revision)
+        choose_one(records, args.revision, args.deleted, ks.compact_revision)
             .map(|r| (r.kv.key.to_vec(), r.kv.value.to_vec(), r.revision.main))
-            .map_err(|e| e.to_string())
     })?;
     let (key, value, at) = match chosen {
         Ok(c) => c,
