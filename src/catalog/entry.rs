@@ -249,6 +249,42 @@ pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, String>
     Ok(out)
 }
 
+/// Why an entry given to `catalog import-entries` is refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvalidEntry {
+    /// Not of this version, or without a sha256 (64 lowercase hex digits).
+    #[error("entry {0:?}: not an entry of version {ENTRY_VERSION} with a sha256")]
+    Entry(String),
+    /// A label that `--label` would refuse.
+    #[error("{0}")]
+    Label(String),
+}
+
+/// Whether each of `entries` (as `list -w json` prints them) may be added:
+/// the first one that may not, in order.
+pub fn check_entries(entries: &[Entry]) -> Result<(), InvalidEntry> {
+    for e in entries {
+        if e.version != ENTRY_VERSION
+            || e.sha256.len() != 64
+            || !e
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(InvalidEntry::Entry(e.sha256.clone()));
+        }
+        for (k, v) in &e.labels {
+            parse_label(&format!("{k}={v}")).map_err(InvalidEntry::Label)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an entry carries every label of `filter`.
+pub fn has_labels(e: &Entry, filter: &BTreeMap<String, String>) -> bool {
+    filter.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

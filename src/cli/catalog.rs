@@ -10,7 +10,7 @@ use clap::{Subcommand, ValueEnum};
 use super::args::{CatalogOpt, PrefixOpt};
 use super::render::{added_text, verify_text};
 use super::{Outcome, out};
-use etcdsnap::catalog::entry::{Entry, parse_labels};
+use etcdsnap::catalog::entry::{Entry, check_entries, has_labels, parse_labels};
 use etcdsnap::catalog::store::{Added, Store, add_read};
 use etcdsnap::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
 use etcdsnap::check::facts;
@@ -117,77 +117,17 @@ enum CheckFormat {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let catalog = &args.catalog;
     match args.command {
         Sub::Add {
             snapshots,
             labels,
             prefix,
-        } => {
-            let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            // A damaged or foreign catalog is said before any snapshot is
-            // read; the lock is then held only while an entry is written.
-            drop(args.catalog.open(true)?);
-            for path in &snapshots {
-                let file = SnapshotFile::open(path).with_context(|| path.display().to_string())?;
-                let read = facts::read(&file, &Policy::default(), &prefix.prefix);
-                let store = args.catalog.open(true)?;
-                let (entry, added) = add_read(&store, &file, &read, &labels)?;
-                say!("{}", added_text(&store, &entry, added));
-            }
-            Ok(Outcome::Ok)
-        }
-        Sub::List { labels, write_out } => {
-            let filter = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            let store = args.catalog.open_read()?;
-            let entries: Vec<Entry> = store
-                .entries()?
-                .into_iter()
-                .map(|(_, e)| e)
-                .filter(|e| filter.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
-                .collect();
-            match write_out {
-                ListFormat::Json => out(&(serde_json::to_string_pretty(&entries)? + "\n"))?,
-                ListFormat::Table => {
-                    let mut t = Table::new(
-                        &[
-                            "sha256", "added", "revision", "objects", "verify", "cluster",
-                            "labels", "path",
-                        ],
-                        Align::Left,
-                    );
-                    for e in &entries {
-                        t.row(vec![
-                            e.sha256[..12.min(e.sha256.len())].to_string(),
-                            time_text(e.added),
-                            e.revision.to_string(),
-                            e.total_objects().to_string(),
-                            verify_text(e),
-                            e.cluster_id.clone().unwrap_or_default(),
-                            labels_text(&e.labels),
-                            escape_controls(&e.path).into_owned(),
-                        ]);
-                    }
-                    out(&t.render())?;
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Sub::Show { sha, write_out } => {
-            let store = args.catalog.open_read()?;
-            let Some((_, seq)) = lookup(&store, &sha)? else {
-                return Ok(Outcome::Failed);
-            };
-            let Some(e) = store.get(seq)? else {
-                return Ok(Outcome::Failed);
-            };
-            match write_out {
-                ListFormat::Json => out(&(serde_json::to_string_pretty(&e)? + "\n"))?,
-                ListFormat::Table => out(&show_text(&e))?,
-            }
-            Ok(Outcome::Ok)
-        }
+        } => add(catalog, &snapshots, &labels, &prefix.prefix),
+        Sub::List { labels, write_out } => list(catalog, &labels, write_out),
+        Sub::Show { sha, write_out } => show(catalog, &sha, write_out),
         Sub::Forget { sha } => {
-            let store = args.catalog.open(false)?;
+            let store = catalog.open(false)?;
             let Some((full, _)) = lookup(&store, &sha)? else {
                 return Ok(Outcome::Failed);
             };
@@ -195,71 +135,132 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             say!("forgot {full} ({})", store.path().display());
             Ok(Outcome::Ok)
         }
-        Sub::ImportEntries { file } => {
-            // Entries are small; a long list is still far below this.
-            let text = etcdsnap::input::read_bounded(&file, 64 * etcdsnap::input::SMALL_FILE_LIMIT)
-                .with_context(|| file.display().to_string())?;
-            let entries: Vec<Entry> = serde_json::from_slice(&text)
-                .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
-            for e in &entries {
-                if e.version != etcdsnap::catalog::entry::ENTRY_VERSION
-                    || e.sha256.len() != 64
-                    || !e
-                        .sha256
-                        .bytes()
-                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                {
-                    bail!(
-                        "{}: entry {:?}: not an entry of version {} with a sha256",
-                        file.display(),
-                        e.sha256,
-                        etcdsnap::catalog::entry::ENTRY_VERSION
-                    );
-                }
-                for (k, v) in &e.labels {
-                    etcdsnap::catalog::entry::parse_label(&format!("{k}={v}"))
-                        .map_err(|why| anyhow::anyhow!("{}: {why}", file.display()))?;
-                }
-            }
-            let store = args.catalog.open(true)?;
-            let added = store.add_all(&entries)?;
-            let new = added.iter().filter(|a| matches!(a, Added::New(_))).count();
-            say!(
-                "added {new} of {} entries to {}",
-                entries.len(),
-                store.path().display()
-            );
-            Ok(Outcome::Ok)
-        }
+        Sub::ImportEntries { file } => import(catalog, &file),
         Sub::Check {
             max_drop,
             labels,
             write_out,
-        } => {
-            let max_drop = parse_max_drop(&max_drop).map_err(anyhow::Error::msg)?;
-            let filter = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            let store = args.catalog.open_read()?;
-            let heads = store.heads()?;
-            let reports = trend::check(&heads, &filter, max_drop, &mut |seq| store.entry(seq))?;
-            if reports.is_empty() {
-                bail!(
-                    "{}: no entries{} to check",
-                    store.path().display(),
-                    if filter.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" with labels {}", labels_text(&filter))
-                    }
-                );
+        } => check(catalog, &max_drop, &labels, write_out),
+    }
+}
+
+fn add(
+    catalog: &CatalogOpt,
+    snapshots: &[PathBuf],
+    labels: &[String],
+    prefix: &str,
+) -> anyhow::Result<Outcome> {
+    let labels = parse_labels(labels).map_err(anyhow::Error::msg)?;
+    // A damaged or foreign catalog is said before any snapshot is
+    // read; the lock is then held only while an entry is written.
+    drop(catalog.open(true)?);
+    for path in snapshots {
+        let file = SnapshotFile::open(path).with_context(|| path.display().to_string())?;
+        let read = facts::read(&file, &Policy::default(), prefix);
+        let store = catalog.open(true)?;
+        let (entry, added) = add_read(&store, &file, &read, &labels)?;
+        say!("{}", added_text(&store, &entry, added));
+    }
+    Ok(Outcome::Ok)
+}
+
+fn list(catalog: &CatalogOpt, labels: &[String], write_out: ListFormat) -> anyhow::Result<Outcome> {
+    let filter = parse_labels(labels).map_err(anyhow::Error::msg)?;
+    let store = catalog.open_read()?;
+    let entries: Vec<Entry> = store
+        .entries()?
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| has_labels(e, &filter))
+        .collect();
+    match write_out {
+        ListFormat::Json => out(&(serde_json::to_string_pretty(&entries)? + "\n"))?,
+        ListFormat::Table => {
+            let mut t = Table::new(
+                &[
+                    "sha256", "added", "revision", "objects", "verify", "cluster", "labels", "path",
+                ],
+                Align::Left,
+            );
+            for e in &entries {
+                t.row(vec![
+                    e.sha256[..12.min(e.sha256.len())].to_string(),
+                    time_text(e.added),
+                    e.revision.to_string(),
+                    e.total_objects().to_string(),
+                    verify_text(e),
+                    e.cluster_id.clone().unwrap_or_default(),
+                    labels_text(&e.labels),
+                    escape_controls(&e.path).into_owned(),
+                ]);
             }
-            print_reports(&reports, write_out)?;
-            Ok(if reports.iter().all(|r| r.passed) {
-                Outcome::Ok
-            } else {
-                Outcome::Failed
-            })
+            out(&t.render())?;
         }
     }
+    Ok(Outcome::Ok)
+}
+
+fn show(catalog: &CatalogOpt, sha: &str, write_out: ListFormat) -> anyhow::Result<Outcome> {
+    let store = catalog.open_read()?;
+    let Some((_, seq)) = lookup(&store, sha)? else {
+        return Ok(Outcome::Failed);
+    };
+    let Some(e) = store.get(seq)? else {
+        return Ok(Outcome::Failed);
+    };
+    match write_out {
+        ListFormat::Json => out(&(serde_json::to_string_pretty(&e)? + "\n"))?,
+        ListFormat::Table => out(&show_text(&e))?,
+    }
+    Ok(Outcome::Ok)
+}
+
+fn import(catalog: &CatalogOpt, file: &std::path::Path) -> anyhow::Result<Outcome> {
+    // Entries are small; a long list is still far below this.
+    let text = etcdsnap::input::read_bounded(file, 64 * etcdsnap::input::SMALL_FILE_LIMIT)
+        .with_context(|| file.display().to_string())?;
+    let entries: Vec<Entry> = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a list of catalog entries", file.display()))?;
+    check_entries(&entries).map_err(|why| anyhow::anyhow!("{}: {why}", file.display()))?;
+    let store = catalog.open(true)?;
+    let added = store.add_all(&entries)?;
+    let new = added.iter().filter(|a| matches!(a, Added::New(_))).count();
+    say!(
+        "added {new} of {} entries to {}",
+        entries.len(),
+        store.path().display()
+    );
+    Ok(Outcome::Ok)
+}
+
+fn check(
+    catalog: &CatalogOpt,
+    max_drop: &str,
+    labels: &[String],
+    write_out: CheckFormat,
+) -> anyhow::Result<Outcome> {
+    let max_drop = parse_max_drop(max_drop).map_err(anyhow::Error::msg)?;
+    let filter = parse_labels(labels).map_err(anyhow::Error::msg)?;
+    let store = catalog.open_read()?;
+    let heads = store.heads()?;
+    let reports = trend::check(&heads, &filter, max_drop, &mut |seq| store.entry(seq))?;
+    if reports.is_empty() {
+        bail!(
+            "{}: no entries{} to check",
+            store.path().display(),
+            if filter.is_empty() {
+                String::new()
+            } else {
+                format!(" with labels {}", labels_text(&filter))
+            }
+        );
+    }
+    print_reports(&reports, write_out)?;
+    Ok(if reports.iter().all(|r| r.passed) {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
 }
 
 fn time_text(unix: i64) -> String {

@@ -5,23 +5,20 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::{Context, bail};
-use rayon::prelude::*;
+use anyhow::bail;
 use serde::Serialize;
 
-use super::args::{PrefixOpt, SnapshotPath, db, open};
+use super::args::{PrefixOpt, SnapshotPath, open};
 use super::render::progress;
 use super::{Outcome, STACK_SIZE};
-use etcdsnap::diff::compare::{ObjectDiff, Options, compare};
-use etcdsnap::diff::keys::{Change, KeyChange, changes};
+use etcdsnap::diff::compare::{ObjectDiff, Options};
+use etcdsnap::diff::keys::{Change, KeyChange};
 use etcdsnap::diff::object::{Outcome as Counted, Tally};
-use etcdsnap::diff::state::live_sorted;
-use etcdsnap::input::refuse_damaged;
-use etcdsnap::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
-use etcdsnap::kube::resource::{ObjectKey, ResourceRef, parse_key};
+use etcdsnap::diff::run::{Filter, compare_all, read_changes};
+use etcdsnap::kube::resource::ResourceRef;
 use etcdsnap::kube::value::detect;
 use etcdsnap::lookup::ResourceCheck;
-use etcdsnap::mvcc::keyspace::{KeySpace, Record};
+use etcdsnap::mvcc::keyspace::Record;
 use etcdsnap::report::escape_bytes;
 
 /// Show what changed between two snapshots (or two revisions of one)
@@ -162,116 +159,29 @@ fn run_diff(args: Args) -> anyhow::Result<Outcome> {
         bail!("only one snapshot can come from standard input");
     }
     let prefix = args.opts.prefix.clone();
-    let resource = args.resource.as_deref().map(ResourceRef::parse);
-    let key_prefix = key_prefix.or_else(|| resource.as_ref().and_then(|r| r.key_prefix(&prefix)));
-    let wanted = |key: &[u8]| -> bool {
-        if let Some(p) = &key_prefix
-            && !key.starts_with(p.as_bytes())
-        {
-            return false;
-        }
-        if resource.is_none() && args.namespace.is_none() {
-            return true;
-        }
-        let ok = parse_key(key, &prefix);
-        if let Some(res) = &resource
-            && !ok.as_ref().is_some_and(|o| res.matches(o))
-        {
-            return false;
-        }
-        if let Some(ns) = &args.namespace
-            && ok.as_ref().and_then(|o| o.namespace.as_deref()) != Some(ns.as_str())
-        {
-            return false;
-        }
-        true
-    };
-
     let old_file = open(&old.path)?;
     let new_file = match &new {
         Some(n) => Some(open(&n.path)?),
         None => None,
     };
-    // A flipped byte must not read as a changed object: `verify`'s checks
-    // run beside the reading, and their verdict comes first.
-    let (intact, read) = rayon::join(
-        || -> anyhow::Result<()> {
-            let (a, b) = rayon::join(
-                || refuse_damaged(&old_file),
-                || new_file.as_ref().map_or(Ok(()), refuse_damaged),
-            );
-            a?;
-            b?;
-            Ok(())
-        },
-        || -> anyhow::Result<_> {
-            let old_db = db(&old_file)?;
-            let new_db = match &new_file {
-                Some(f) => Some(db(f)?),
-                None => None,
-            };
-            let old_ks =
-                KeySpace::open(&old_db).with_context(|| old_file.path().display().to_string())?;
-            let new_ks = match &new_db {
-                Some(d) => Some(KeySpace::open(d).with_context(|| {
-                    new_file
-                        .as_ref()
-                        .map(|f| f.path().display().to_string())
-                        .unwrap_or_default()
-                })?),
-                None => None,
-            };
-            let (new_ks_ref, new_path, new_rev) = match &new_ks {
-                Some(ks) => (
-                    ks,
-                    new_file
-                        .as_ref()
-                        .map(|f| f.path())
-                        .unwrap_or(old_file.path()),
-                    None,
-                ),
-                None => (&old_ks, old_file.path(), args.to_revision),
-            };
-            for (ks, path, rev) in [
-                (&old_ks, old_file.path(), old.revision),
-                (new_ks_ref, new_path, new_rev),
-            ] {
-                if let Some(r) = rev {
-                    ks.check_revision(r)
-                        .with_context(|| path.display().to_string())?;
-                }
-            }
-            let check = match (&args.resource, &resource) {
-                (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
-                _ => None,
-            };
-            let observe = check.is_some();
-            // Every live value is compared: map each file at once rather than by
-            // page faults (measured: memcmp over faulting pages was 60% of the time).
-            let (old_live, new_live) = rayon::join(
-                || {
-                    old_file.populate();
-                    collect(&old_ks, old.revision, observe, &prefix, &wanted)
-                },
-                || {
-                    if let Some(f) = &new_file {
-                        f.populate();
-                    }
-                    collect(new_ks_ref, new_rev, observe, &prefix, &wanted)
-                },
-            );
-            let (old_live, seen_old) =
-                old_live.with_context(|| old_file.path().display().to_string())?;
-            let (new_live, seen_new) = new_live.with_context(|| new_path.display().to_string())?;
-            let clusters = new_db
-                .as_ref()
-                .and_then(|n| Some((cluster_id(&old_db)?, cluster_id(n)?)))
-                .filter(|(a, b)| a != b);
-            Ok((old_live, new_live, seen_old, seen_new, check, clusters))
-        },
-    );
-    intact?;
-    let (old_live, new_live, seen_old, seen_new, mut check, clusters) = read?;
+    let filter = Filter {
+        prefix: &prefix,
+        key_prefix: key_prefix.as_deref(),
+        resource: args.resource.as_deref(),
+        namespace: args.namespace.as_deref(),
+    };
+    let read = read_changes(
+        &old_file,
+        old.revision,
+        new_file.as_ref(),
+        args.to_revision,
+        &filter,
+    )?;
+    let clusters = read
+        .new_db
+        .as_ref()
+        .and_then(|n| Some((cluster_id(&read.old_db)?, cluster_id(n)?)))
+        .filter(|(a, b)| a != b);
     if let Some((a, b)) = &clusters {
         say!(
             "etcdsnap: warning: the snapshots come from different clusters: {} has cluster ID {a}, {} has cluster ID {b}",
@@ -282,47 +192,24 @@ fn run_diff(args: Args) -> anyhow::Result<Outcome> {
                 .display()
         );
     }
-    if let Some(c) = check.as_mut() {
-        for ok in seen_old.iter().chain(&seen_new) {
+    if let Some(typed) = &args.resource
+        && let Some(mut c) = ResourceCheck::new(typed, &ResourceRef::parse(typed))
+    {
+        for ok in &read.seen {
             c.observe(ok);
         }
         if !c.known() {
             c.check()?;
         }
     }
-    let keys_compared = old_live.len().max(new_live.len());
-    let changed = changes(&old_live, &new_live);
-    drop((old_live, new_live));
-    report(&args, changed, keys_compared, clusters.as_ref())
-}
-
-/// One side's live keys that `wanted` accepts, sorted; with `observe`, the
-/// keys of CRDs and custom resources seen (for [`ResourceCheck`]).
-fn collect<'a>(
-    ks: &KeySpace<'_, 'a>,
-    rev: Option<i64>,
-    observe: bool,
-    prefix: &str,
-    wanted: &(dyn Fn(&[u8]) -> bool + Sync),
-) -> Result<(Vec<Record<'a>>, Vec<ObjectKey>), etcdsnap::mvcc::keyspace::KeySpaceError> {
-    let mut seen: Vec<ObjectKey> = Vec::new();
-    let live = live_sorted(ks, rev, |r: &Record<'_>| {
-        if observe
-            && let Some(ok) = parse_key(r.kv.key, prefix)
-            && (ok.resource == "customresourcedefinitions" || ok.group.is_some())
-        {
-            seen.push(ok);
-        }
-        wanted(r.kv.key)
-    })?;
-    Ok((live, seen))
+    report(&args, &read.changed, read.keys_compared, clusters.as_ref())
 }
 
 /// Compares the changed keys as objects on all cores, a bounded chunk at a
 /// time, and prints each as soon as its chunk is done.
 fn report(
     args: &Args,
-    changed: Vec<KeyChange<'_>>,
+    changed: &[KeyChange<'_>],
     keys_compared: usize,
     clusters: Option<&(String, String)>,
 ) -> anyhow::Result<Outcome> {
@@ -344,31 +231,7 @@ fn report(
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     };
-    // Rewritten keys are not decoded (same bytes); with --stat and
-    // --name-only, added and removed ones need not be either.
-    let decodes = |c: &KeyChange<'_>| match c.change {
-        Change::Modified => true,
-        Change::Added | Change::Removed => text || json,
-        Change::Rewritten => false,
-    };
-    let cost = |c: &KeyChange<'_>| {
-        if !decodes(c) {
-            return 0;
-        }
-        [&c.old, &c.new]
-            .iter()
-            .filter_map(|r| r.as_ref())
-            .map(|r| worst_case(r.kv.value.len()))
-            .sum()
-    };
-    let threads = rayon::current_num_threads().min(MAX_DECODE_THREADS);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .stack_size(STACK_SIZE)
-        .build()
-        .ok();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut tally = Tally::default();
     let mut records = 0usize;
     let warning = clusters.map(|(a, b)| {
         serde_json::json!({
@@ -386,16 +249,9 @@ fn report(
         }
     }
     let bar = progress(changed.len() as u64, "comparing");
-    for chunk in chunks_by_cost(&changed, cost, CHUNK_BUDGET, 256) {
-        let run =
-            || -> Vec<ObjectDiff<'_>> { chunk.par_iter().map(|c| compare(c, &opts)).collect() };
-        let done = match &pool {
-            Some(p) => p.install(run),
-            None => run(),
-        };
-        bar.inc(chunk.len() as u64);
+    let tally = compare_all(changed, &opts, STACK_SIZE, |done| {
+        bar.inc(done.len() as u64);
         for d in done {
-            tally.add(&d.name, d.outcome);
             let shown = match d.outcome {
                 Counted::NoiseOnly => false,
                 Counted::Change(Change::Rewritten) => args.rewritten,
@@ -408,17 +264,29 @@ fn report(
                 writeln!(w, "{} {}", d.change.change.sign(), d.name)?;
             } else if json {
                 w.write_all(if records == 0 { b"\n  " } else { b",\n  " })?;
-                serde_json::to_writer(&mut w, &record(&d)).map_err(std::io::Error::from)?;
+                serde_json::to_writer(&mut w, &record(d)).map_err(std::io::Error::from)?;
             } else {
-                write_text(&mut w, &d, color)?;
+                write_text(&mut w, d, color)?;
             }
             records += 1;
         }
-    }
+        std::io::Result::Ok(())
+    })?;
     bar.finish_and_clear();
     if json {
         w.write_all(if records == 0 { b"]\n" } else { b"\n]\n" })?;
     }
+    summary(args, &mut w, &tally, warning, keys_compared)
+}
+
+/// The counts (`--stat` on stdout, the totals on stderr) and the exit code.
+fn summary(
+    args: &Args,
+    w: &mut impl Write,
+    tally: &Tally,
+    warning: Option<serde_json::Value>,
+    keys_compared: usize,
+) -> anyhow::Result<Outcome> {
     let total = tally.total();
     if args.stat {
         if args.write_out == DiffFormat::Json {
@@ -426,7 +294,7 @@ fn report(
             if let Some(warning) = warning {
                 out["warning"] = warning;
             }
-            serde_json::to_writer_pretty(&mut w, &out).map_err(std::io::Error::from)?;
+            serde_json::to_writer_pretty(&mut *w, &out).map_err(std::io::Error::from)?;
             w.write_all(b"\n")?;
         } else {
             w.write_all(tally.render().as_bytes())?;

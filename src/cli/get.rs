@@ -6,13 +6,13 @@ use anyhow::bail;
 use super::Outcome;
 use super::args::{ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, SnapshotPath, db, open};
 use super::render::{dropped_note, index_event, progress, unknown_note, write_prepared, write_raw};
-use etcdsnap::kube::budget::{CHUNK_BUDGET, MAX_DECODE_THREADS, chunks_by_cost, worst_case};
 use etcdsnap::kube::decrypt::Decryptor;
 use etcdsnap::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
-use etcdsnap::kube::resource::{ResourceRef, parse_key};
+use etcdsnap::kube::resource::ResourceRef;
 use etcdsnap::kube::value::{decode_checked, detect};
+use etcdsnap::lookup::all::{AllQuery, Item, ItemError, ItemOptions, decode_all, live_objects};
 use etcdsnap::lookup::choose::missing_elsewhere;
-use etcdsnap::lookup::{Finder, Prepare, ResourceCheck, Wanted, choose, prepare, single_key};
+use etcdsnap::lookup::{Finder, Prepare, Wanted, choose, prepare, single_key};
 use etcdsnap::mvcc::keyspace::{KeySpace, Record};
 use etcdsnap::report::{escape_bytes, escape_controls};
 
@@ -161,7 +161,19 @@ fn show(
     if args.apply.for_apply && (secret || value_is_secret(value)) && !args.opts.show_secrets {
         bail!("{FOR_APPLY_SECRET}");
     }
-    let plain = match decryptor.plaintext(chosen.kv.key, value) {
+    show_decoded(args, decryptor, &what, &chosen, secret)
+}
+
+/// Prints the chosen revision decrypted, decoded and prepared (redacted,
+/// `--for-apply`), with notes on stderr.
+fn show_decoded(
+    args: &Args,
+    decryptor: &Decryptor,
+    what: &str,
+    chosen: &Record<'_>,
+    secret: bool,
+) -> anyhow::Result<Outcome> {
+    let plain = match decryptor.plaintext(chosen.kv.key, chosen.kv.value) {
         Ok(p) => p,
         Err(e) => {
             say!("etcdsnap: {e}");
@@ -212,104 +224,37 @@ fn show(
 
 /// `get RESOURCE --all`: the live objects of a resource as a `v1 List`.
 fn run_all(args: Args) -> anyhow::Result<Outcome> {
-    use rayon::prelude::*;
     use std::io::Write;
-
-    use etcdsnap::report::to_yaml;
 
     if args.output == ObjectFormat::Raw {
         bail!("--all writes yaml or json");
     }
-    let resource = ResourceRef::parse(&args.target);
     if args.apply.for_apply
         && !args.opts.show_secrets
-        && matches!(resource, ResourceRef::BuiltIn("secrets"))
+        && matches!(
+            ResourceRef::parse(&args.target),
+            ResourceRef::BuiltIn("secrets")
+        )
     {
         bail!("{FOR_APPLY_SECRET}");
     }
-    let mut check = ResourceCheck::new(&args.target, &resource);
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
     let file = open(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let prefix = args.opts.prefix.prefix.clone();
-    let mut records = Vec::new();
-    ks.latest(args.revision, |l| {
-        if let Some(c) = check.as_mut()
-            && let Some(ok) = parse_key(l.record().kv.key, &prefix)
-        {
-            c.observe(&ok);
-        }
-        if let etcdsnap::mvcc::keyspace::Latest::Live(r) = l
-            && let Some(ok) = parse_key(r.kv.key, &prefix)
-            && resource.matches(&ok)
-            && args
-                .namespace
-                .as_ref()
-                .is_none_or(|ns| ok.namespace.as_ref() == Some(ns))
-        {
-            records.push(r);
-        }
-        std::ops::ControlFlow::Continue(())
-    })?;
-    if records.is_empty()
-        && let Some(c) = &check
-    {
-        c.check()?;
-    }
-    records.sort_by(|a, b| a.kv.key.cmp(b.kv.key));
+    let prefix = args.opts.prefix.prefix.as_str();
+    let query = AllQuery {
+        target: &args.target,
+        namespace: args.namespace.as_deref(),
+        revision: args.revision,
+        prefix,
+    };
+    let records = live_objects(&ks, &query)?;
     let format = args.output;
-    type Rendered = Result<(Vec<u8>, Vec<String>), String>;
-    let render_one = |r: &etcdsnap::mvcc::keyspace::Record<'_>| -> Rendered {
-        let at = |e: &dyn std::fmt::Display| {
-            format!(
-                "{}: {}",
-                escape_bytes(r.kv.key),
-                escape_controls(&e.to_string())
-            )
-        };
-        let plain = decryptor
-            .plaintext(r.kv.key, r.kv.value)
-            .map_err(|e| escape_controls(&e.to_string()).into_owned())?;
-        let decoded = decode_checked(&plain.bytes).map_err(|e| at(&e))?;
-        let secret = is_secret_key(r.kv.key, &prefix)
-            || is_secret_key_any_prefix(r.kv.key)
-            || decoded.says_secret;
-        if secret && args.apply.for_apply && !args.opts.show_secrets {
-            return Err(at(
-                &"a Secret, left out: --for-apply needs --show-secrets for Secrets",
-            ));
-        }
-        let mut obj = decoded.object;
-        let dropped = prepare(
-            &mut obj,
-            Prepare {
-                show_secrets: args.opts.show_secrets,
-                secret,
-                apply: args.apply.options(),
-                mod_revision: Some(r.kv.mod_revision),
-            },
-        );
-        if format == ObjectFormat::Yaml {
-            // Indent the item as a list element.
-            let text = to_yaml(&obj).map_err(|e| at(&e))?;
-            let mut out = Vec::with_capacity(text.len() + text.len() / 8);
-            for (n, line) in text.lines().enumerate() {
-                out.extend_from_slice(if n == 0 { b"- " } else { b"  " });
-                out.extend_from_slice(line.as_bytes());
-                out.push(b'\n');
-            }
-            return Ok((out, dropped));
-        }
-        // Straight into the buffer, indented as a list item: no second copy.
-        let mut out = Vec::with_capacity(16 << 10);
-        out.extend_from_slice(b"    ");
-        let mut ser = serde_json::Serializer::with_formatter(
-            Indented(&mut out),
-            serde_json::ser::PrettyFormatter::new(),
-        );
-        serde::Serialize::serialize(&obj, &mut ser).map_err(|e| at(&e))?;
-        Ok((out, dropped))
+    let opts = ItemOptions {
+        prefix,
+        show_secrets: args.opts.show_secrets,
+        apply: args.apply.options(),
     };
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -323,26 +268,9 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     let bar = progress(records.len() as u64, "decoding");
     let mut dropped_from: std::collections::BTreeMap<String, usize> = Default::default();
     let mut changed = 0usize;
-    // Decode and render a chunk on all cores, write it in order, then the next:
-    // memory stays bounded by the chunk, whose size is in stored bytes and not
-    // in threads (each value's decoding is bounded by its size), and output
-    // starts early.
-    // At most MAX_DECODE_THREADS decodes in flight: each holds a decoded tree
-    // and its rendering, and the allocator keeps memory per thread, so peak
-    // memory would otherwise grow with the core count (measured: 152 MiB on 2
-    // threads, 327 MiB on 16, for 1 MB values).
-    let threads = rayon::current_num_threads().min(MAX_DECODE_THREADS);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .ok();
-    for chunk in chunks_by_cost(&records, |r| worst_case(r.kv.value.len()), CHUNK_BUDGET, 64) {
-        let decode = || -> Vec<Rendered> { chunk.par_iter().map(render_one).collect() };
-        let rendered: Vec<Rendered> = match &pool {
-            Some(p) => p.install(decode),
-            None => decode(),
-        };
-        bar.inc(chunk.len() as u64);
+    let render = |item: Item<'_, '_>| render_item(item, format);
+    decode_all(&records, &decryptor, &opts, render, |rendered| {
+        bar.inc(rendered.len() as u64);
         for r in rendered {
             match r {
                 Ok((text, dropped)) => {
@@ -362,7 +290,8 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
                 }
             }
         }
-    }
+        anyhow::Ok(())
+    })?;
     if format != ObjectFormat::Yaml {
         w.write_all(if written > 0 {
             b"\n  ]\n}\n"
@@ -391,6 +320,36 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// One object of the List, as text indented as a list item, and what
+/// `--for-apply` dropped from it.
+fn render_item(
+    item: Item<'_, '_>,
+    format: ObjectFormat,
+) -> Result<(Vec<u8>, Vec<String>), ItemError> {
+    let key = item.record.kv.key;
+    let at = |e: &dyn std::fmt::Display| ItemError::at(key, e);
+    if format == ObjectFormat::Yaml {
+        // Indent the item as a list element.
+        let text = etcdsnap::report::to_yaml(&item.object).map_err(|e| at(&e))?;
+        let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+        for (n, line) in text.lines().enumerate() {
+            out.extend_from_slice(if n == 0 { b"- " } else { b"  " });
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        return Ok((out, item.dropped));
+    }
+    // Straight into the buffer, indented as a list item: no second copy.
+    let mut out = Vec::with_capacity(16 << 10);
+    out.extend_from_slice(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(
+        Indented(&mut out),
+        serde_json::ser::PrettyFormatter::new(),
+    );
+    serde::Serialize::serialize(&item.object, &mut ser).map_err(|e| at(&e))?;
+    Ok((out, item.dropped))
 }
 
 /// Writes JSON indented by four more spaces (an item inside the List).

@@ -1,15 +1,14 @@
 //! `etcdsnap history`: every revision of one key that the snapshot still holds.
 
 use anyhow::bail;
-use serde::Serialize;
 
 use super::args::{DecryptArgs, IndexOpts, ReportFormat, SnapshotPath, db};
 use super::render::index_event;
 use super::{Outcome, out};
 use etcdsnap::kube::decrypt::Decryptor;
-use etcdsnap::kube::value::{Encoding, detect};
-use etcdsnap::lookup::{Finder, Wanted, decrypted_encoding, single_key};
-use etcdsnap::mvcc::keyspace::{KeySpace, RecordInfo};
+use etcdsnap::lookup::history::{History, history};
+use etcdsnap::lookup::{Finder, Wanted};
+use etcdsnap::mvcc::keyspace::KeySpace;
 use etcdsnap::report::{Align, Table, escape_bytes, escape_controls};
 
 /// List every revision of one key that the snapshot still holds
@@ -45,26 +44,6 @@ pub struct Args {
     decrypt: DecryptArgs,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct History {
-    key: String,
-    compact_revision: Option<i64>,
-    revisions: Vec<Revision>,
-}
-
-/// A revision, and with --encryption-config what its value decrypts to.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Revision {
-    #[serde(flatten)]
-    info: RecordInfo,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plaintext: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decrypt_error: Option<String>,
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let wanted = Wanted::from_args(
         &args.target,
@@ -90,24 +69,15 @@ fn show(
     decryptor: &Decryptor,
     records: &[etcdsnap::mvcc::keyspace::Record<'_>],
 ) -> anyhow::Result<Outcome> {
-    let decrypted: Vec<(Option<&'static str>, Option<String>)> = records
-        .iter()
-        .map(|r| {
-            if r.tombstone {
-                (None, None)
-            } else {
-                decrypted_encoding(decryptor, r.kv.key, r.kv.value)
-            }
-        })
-        .collect();
-    for e in decrypted.iter().filter_map(|d| d.1.as_ref()) {
+    let report = history(records, decryptor, ks.compact_revision);
+    for e in &report.decrypt_errors {
         say!("etcdsnap: {e}");
     }
-    let key = match single_key(records) {
-        Ok(key) => key,
+    let h = match report.history {
+        Ok(h) => h,
         Err(several) => bail!("{} {several}", asked(args)),
     };
-    let Some(key) = key else {
+    let Some(h) = h else {
         say!(
             "etcdsnap: {}: {}: not found in the snapshot",
             file.path().display(),
@@ -115,78 +85,57 @@ fn show(
         );
         return Ok(Outcome::Failed);
     };
-    let (raw_key, key) = (String::from_utf8_lossy(key).into_owned(), escape_bytes(key));
     match args.write_out {
-        ReportFormat::Json => {
-            let h = History {
-                key: raw_key,
-                compact_revision: ks.compact_revision,
-                revisions: records
-                    .iter()
-                    .zip(&decrypted)
-                    .map(|(r, d)| Revision {
-                        info: RecordInfo::from(r),
-                        plaintext: d.0,
-                        decrypt_error: d.1.clone(),
-                    })
-                    .collect(),
-            };
-            out(&(serde_json::to_string_pretty(&h)? + "\n"))?;
-        }
-        ReportFormat::Table => {
-            let mut t = Table::new(
-                &[
-                    "revision",
-                    "event",
-                    "create rev",
-                    "version",
-                    "lease",
-                    "size",
-                    "encoding",
-                ],
-                Align::Left,
-            );
-            for (r, d) in records.iter().zip(&decrypted) {
-                t.row(vec![
-                    format!("{}", r.revision),
-                    if r.tombstone { "DELETE" } else { "PUT" }.into(),
-                    if r.tombstone {
-                        "-".into()
-                    } else {
-                        r.kv.create_revision.to_string()
-                    },
-                    if r.tombstone {
-                        "-".into()
-                    } else {
-                        r.kv.version.to_string()
-                    },
-                    if r.kv.lease == 0 {
-                        "-".into()
-                    } else {
-                        format!("{:x}", r.kv.lease)
-                    },
-                    r.kv.value.len().to_string(),
-                    match (r.tombstone, detect(r.kv.value), d) {
-                        (true, ..) => "-".into(),
-                        (_, Encoding::Encrypted { provider, .. }, (Some(plain), _)) => {
-                            format!("{provider}>{plain}")
-                        }
-                        (_, Encoding::Encrypted { provider, .. }, (None, Some(_))) => {
-                            format!("enc:{provider}!")
-                        }
-                        (_, e, _) => e.name().into(),
-                    },
-                ]);
-            }
-            let mut s = format!("{key}\n");
-            s.push_str(&t.render());
-            if let Some(c) = ks.compact_revision {
-                s.push_str(&format!("history before revision {c} was compacted\n"));
-            }
-            out(&s)?;
-        }
+        ReportFormat::Json => out(&(serde_json::to_string_pretty(&h)? + "\n"))?,
+        ReportFormat::Table => out(&table(&h))?,
     }
     Ok(Outcome::Ok)
+}
+
+/// The history as a table under its key.
+fn table(h: &History) -> String {
+    let mut t = Table::new(
+        &[
+            "revision",
+            "event",
+            "create rev",
+            "version",
+            "lease",
+            "size",
+            "encoding",
+        ],
+        Align::Left,
+    );
+    for r in &h.revisions {
+        let deleted = r.info.deleted;
+        t.row(vec![
+            format!("{}", r.revision),
+            if deleted { "DELETE" } else { "PUT" }.into(),
+            if deleted {
+                "-".into()
+            } else {
+                r.info.create_revision.to_string()
+            },
+            if deleted {
+                "-".into()
+            } else {
+                r.info.version.to_string()
+            },
+            if r.info.lease == 0 {
+                "-".into()
+            } else {
+                format!("{:x}", r.info.lease)
+            },
+            r.info.value_size.to_string(),
+            r.encoding.clone(),
+        ]);
+    }
+    let mut s = format!("{}\n", escape_bytes(&h.raw_key));
+    s.push_str(&t.render());
+    if let Some(c) = h.compact_revision {
+        s.push_str(&format!("history before revision {c} was compacted\n"));
+    }
+    s
 }
 
 /// The arguments as the user gave them, for messages.

@@ -6,13 +6,14 @@ use anyhow::bail;
 use super::Outcome;
 use super::args::{ConnArgs, IndexOpts, PrefixOpt, SnapshotPath, db};
 use super::render::index_event;
-use etcdsnap::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
 use etcdsnap::kube::value::detect;
+use etcdsnap::live::connect::Member;
 use etcdsnap::live::putback::{
-    Condition, PutBack, SameCluster, current, first_member, live_member_ids, put_back,
-    same_cluster, snapshot_cluster, would_pass,
+    Attempt, Condition, PutBack, SameCluster, check_cluster, is_secret, snapshot_cluster,
+    write_or_try,
 };
-use etcdsnap::lookup::{Finder, Wanted, choose, single_key};
+use etcdsnap::lookup::choose::choose_one;
+use etcdsnap::lookup::{Finder, Wanted};
 use etcdsnap::mvcc::keyspace::KeySpace;
 use etcdsnap::report::escape_bytes;
 
@@ -100,10 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
     let chosen = finder.lookup_then(wanted.select(&matches), |records, _| {
-        single_key(records).map_err(|e| e.to_string())?;
-        choose(records, args.revision, args.deleted, ks.compact_revision)
+        choose_one(records, args.revision, args.deleted, ks.compact_revision)
             .map(|r| (r.kv.key.to_vec(), r.kv.value.to_vec(), r.revision.main))
-            .map_err(|e| e.to_string())
     })?;
     let (key, value, at) = match chosen {
         Ok(c) => c,
@@ -117,9 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Failed);
         }
     };
-    let secret =
-        is_secret_key(&key, &prefix) || is_secret_key_any_prefix(&key) || value_is_secret(&value);
-    if secret && !args.show_secrets {
+    if is_secret(&key, &value, &prefix) && !args.show_secrets {
         bail!(
             "{} is a Secret: writing it back puts its data on the cluster as stored; add --show-secrets to allow it",
             escape_bytes(&key)
@@ -129,9 +126,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(n) => Condition::ModRevision(n),
         None => Condition::Absent,
     };
-    let m = first_member(&live)?;
-    let live_members = live_member_ids(&live, &m)?;
-    match same_cluster(&snap_cluster, m.cluster_id(), &live_members) {
+    let (m, same) = check_cluster(&live, &snap_cluster)?;
+    say_cluster(&args, &file, &m, same)?;
+    let what = format!(
+        "{} ({} bytes, {}, from snapshot revision {at})",
+        escape_bytes(&key),
+        value.len(),
+        detect(&value).name()
+    );
+    let attempt = write_or_try(&live, &m, &key, &value, cond, args.dry_run)?;
+    render(&what, &m, cond, attempt)
+}
+
+/// Says how the snapshot's cluster compares with the live one: a note, or
+/// the refusal (without --allow-other-cluster).
+fn say_cluster(
+    args: &Args,
+    file: &etcdsnap::input::SnapshotFile,
+    m: &Member,
+    same: SameCluster,
+) -> anyhow::Result<()> {
+    match same {
         SameCluster::Yes => {}
         SameCluster::SharedMembers {
             snapshot,
@@ -168,33 +183,30 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             m.endpoint
         ),
     }
-    let what = format!(
-        "{} ({} bytes, {}, from snapshot revision {at})",
-        escape_bytes(&key),
-        value.len(),
-        detect(&value).name()
-    );
-    if args.dry_run {
-        let cur = current(&live, &m, &key)?;
-        let pass = would_pass(cond, cur.as_ref());
-        let now = match &cur {
-            Some(c) => format!("at mod revision {}", c.mod_revision),
-            None => "absent".into(),
-        };
-        super::out(&format!(
-            "would put {what} on {} if the key is {}: it is {now}, so the write {}\n",
-            m.endpoint,
-            cond.describe(),
-            if pass {
-                "would succeed"
-            } else {
-                "would be refused"
-            }
-        ))?;
-        return Ok(if pass { Outcome::Ok } else { Outcome::Failed });
-    }
-    match put_back(&live, &m, &key, &value, cond)? {
-        PutBack::Written { revision } => {
+    Ok(())
+}
+
+/// Prints what was written, refused, or with --dry-run would be.
+fn render(what: &str, m: &Member, cond: Condition, attempt: Attempt) -> anyhow::Result<Outcome> {
+    match attempt {
+        Attempt::DryRun { current, pass } => {
+            let now = match &current {
+                Some(c) => format!("at mod revision {}", c.mod_revision),
+                None => "absent".into(),
+            };
+            super::out(&format!(
+                "would put {what} on {} if the key is {}: it is {now}, so the write {}\n",
+                m.endpoint,
+                cond.describe(),
+                if pass {
+                    "would succeed"
+                } else {
+                    "would be refused"
+                }
+            ))?;
+            Ok(if pass { Outcome::Ok } else { Outcome::Failed })
+        }
+        Attempt::Ran(PutBack::Written { revision }) => {
             super::out(&format!(
                 "put {what} at cluster revision {revision} (no lease)\n"
             ))?;
@@ -204,7 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             );
             Ok(Outcome::Ok)
         }
-        PutBack::Refused { current } => {
+        Attempt::Ran(PutBack::Refused { current }) => {
             let now = match current {
                 Some(c) => format!(
                     "it is at mod revision {} (create revision {}, version {})",

@@ -8,7 +8,8 @@ use anyhow::bail;
 
 use super::Outcome;
 use super::args::ConnArgs;
-use etcdsnap::live::save::{SaveError, SaveOptions, remove_stale_temps, save};
+use etcdsnap::live::connect::Member;
+use etcdsnap::live::save::{SaveError, SaveOptions, Saved, remove_stale_temps, save};
 use etcdsnap::report::humanize_bytes;
 
 /// Save a snapshot of a live cluster from one member (as `etcdctl snapshot
@@ -89,21 +90,32 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if let Some(b) = &bar {
                 b.abandon();
             }
-            if e.is_check_failure() {
-                say!("etcdsnap: error: {e}; {} not written", args.out.display());
-                return Ok(Outcome::Failed);
-            }
-            if let SaveError::Live(_) | SaveError::Truncated { .. } | SaveError::TooShort { .. } = e
-            {
-                return Err(anyhow::Error::from(e)
-                    .context(format!("save {}: nothing written", args.out.display())));
-            }
-            return Err(e.into());
+            return failed(&args, e);
         }
     };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    report(&args, &m, &saved)
+}
+
+/// A save that failed: a check that failed is exit 1 (said here), anything
+/// else an error (with "nothing written" when nothing was).
+fn failed(args: &Args, e: SaveError) -> anyhow::Result<Outcome> {
+    if e.is_check_failure() {
+        say!("etcdsnap: error: {e}; {} not written", args.out.display());
+        return Ok(Outcome::Failed);
+    }
+    if let SaveError::Live(_) | SaveError::Truncated { .. } | SaveError::TooShort { .. } = e {
+        return Err(
+            anyhow::Error::from(e).context(format!("save {}: nothing written", args.out.display()))
+        );
+    }
+    Err(e.into())
+}
+
+/// What was received, what verify said, and where the snapshot is.
+fn report(args: &Args, m: &Member, saved: &Saved) -> anyhow::Result<Outcome> {
     let secs = saved.elapsed.as_secs_f64().max(1e-9);
     say!(
         "etcdsnap: received from {} (etcd {}): {} at revision {} in {:.1}s ({}/s); db sha256 {} as the \

@@ -6,11 +6,9 @@ use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath};
 use super::render::render_table;
 use super::{Outcome, out};
 use etcdsnap::input::SnapshotFile;
-use etcdsnap::kube::decrypt::Decryptor;
-use etcdsnap::kube::deep::kube_values_check;
-use etcdsnap::mvcc::keyspace::KeySpace;
+use etcdsnap::kube::deep::verify_with_values;
 use etcdsnap::report::escape_controls;
-use etcdsnap::verify::{Check, CheckStatus, Report, verify};
+use etcdsnap::verify::{Check, CheckStatus, Report};
 
 /// Check a snapshot file: sha256 trailer, bbolt structure, etcd's layout
 #[derive(clap::Args)]
@@ -70,24 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
-    // The deep check reads the file on the other cores while verify reads it
-    // on one (a reader of the file never trusts what it has not checked).
-    let (mut report, deep) = std::thread::scope(|s| {
-        let deep = args
-            .deep
-            .then(|| s.spawn(|| deep_check(&file, &decryptor, &args.prefix.prefix)));
-        let report = verify(&file);
-        (report, deep.map(|h| h.join()))
-    });
-    if let Some(deep) = deep {
-        let deep =
-            deep.map_err(|_| anyhow::anyhow!("the kube-values check stopped unexpectedly"))?;
-        report.checks.push(deep);
-        report.passed = report
-            .checks
-            .iter()
-            .all(|c| c.status != CheckStatus::Failed);
-    }
+    let report = verify_with_values(&file, args.deep, &decryptor, &args.prefix.prefix)?;
     let text = match args.write_out {
         ReportFormat::Json if args.quiet => {
             serde_json::to_string_pretty(&quiet_json(&report))
@@ -105,20 +86,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Failed
     })
-}
-
-/// The kube-values check, or why it could not run.
-fn deep_check(file: &SnapshotFile, decryptor: &Decryptor, prefix: &str) -> Check {
-    match etcdsnap::bolt::Db::open(file.db()) {
-        Ok(db) => kube_values_check(KeySpace::open(&db), decryptor, prefix),
-        Err(_) => Check {
-            name: etcdsnap::kube::deep::NAME,
-            status: CheckStatus::Skipped,
-            detail: "skipped: the bbolt file cannot be opened".into(),
-            problems: Vec::new(),
-            omitted: 0,
-        },
-    }
 }
 
 /// The quiet JSON report: the file, the verdict, and only the checks that

@@ -7,13 +7,15 @@
 //! sides key by key, [`object`] names and counts changed objects, [`noise`]
 //! drops what the server rewrites on its own, [`fields`] renders field-level
 //! differences (unified YAML, RFC 6902 patch), [`secret`] says which Secret
-//! keys changed without their values, and [`compare`] puts them together for
-//! one changed key.
+//! keys changed without their values, [`compare`] puts them together for
+//! one changed key, and [`run`] does a whole diff: both sides read beside
+//! `verify`'s checks, then every changed key compared, chunk by chunk.
 
 pub mod compare;
 pub mod fields;
 pub mod keys;
 pub mod noise;
 pub mod object;
+pub mod run;
 pub mod secret;
 pub mod state;

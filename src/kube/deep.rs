@@ -251,3 +251,47 @@ pub fn kube_values_check(
         omitted: f.problems.omitted,
     }
 }
+
+/// The kube-values check stopped without a result (its thread panicked).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the kube-values check stopped unexpectedly")]
+pub struct DeepStopped;
+
+/// `verify`'s report of `file`, with the kube-values check added when `deep`:
+/// it reads the file on the other cores while `verify` reads it on one (a
+/// reader of the file never trusts what it has not checked), and a failure of
+/// it fails the report.
+pub fn verify_with_values(
+    file: &crate::input::SnapshotFile,
+    deep: bool,
+    decryptor: &Decryptor,
+    prefix: &str,
+) -> Result<crate::verify::Report, DeepStopped> {
+    let (mut report, values) = std::thread::scope(|s| {
+        let values = deep.then(|| s.spawn(|| values_of_file(file, decryptor, prefix)));
+        let report = crate::verify::verify(file);
+        (report, values.map(|h| h.join()))
+    });
+    if let Some(values) = values {
+        report.checks.push(values.map_err(|_| DeepStopped)?);
+        report.passed = report
+            .checks
+            .iter()
+            .all(|c| c.status != CheckStatus::Failed);
+    }
+    Ok(report)
+}
+
+/// The kube-values check of a file, or why it could not run.
+fn values_of_file(file: &crate::input::SnapshotFile, decryptor: &Decryptor, prefix: &str) -> Check {
+    match crate::bolt::Db::open(file.db()) {
+        Ok(db) => kube_values_check(KeySpace::open(&db), decryptor, prefix),
+        Err(_) => Check {
+            name: NAME,
+            status: CheckStatus::Skipped,
+            detail: "skipped: the bbolt file cannot be opened".into(),
+            problems: Vec::new(),
+            omitted: 0,
+        },
+    }
+}

@@ -224,6 +224,57 @@ pub fn first_member(live: &Live) -> Result<Member, LiveError> {
     Err(first_err.unwrap_or(LiveError::NoEndpoint))
 }
 
+/// Whether the object at `key` is a Secret: by its key under `prefix` or any
+/// prefix (a forgotten `--prefix`), or by what its value says it is.
+pub fn is_secret(key: &[u8], value: &[u8], prefix: &str) -> bool {
+    use crate::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
+    is_secret_key(key, prefix) || is_secret_key_any_prefix(key) || value_is_secret(value)
+}
+
+/// The first member that answers, and whether `snapshot` is of its cluster
+/// ([`same_cluster`] against the live member list).
+pub fn check_cluster(
+    live: &Live,
+    snapshot: &SnapshotCluster,
+) -> Result<(Member, SameCluster), LiveError> {
+    let m = first_member(live)?;
+    let live_members = live_member_ids(live, &m)?;
+    let same = same_cluster(snapshot, m.cluster_id(), &live_members);
+    Ok((m, same))
+}
+
+/// What [`write_or_try`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// A dry run: the key's current state, and whether the write would pass.
+    DryRun {
+        /// The key as the cluster holds it (none: absent).
+        current: Option<Current>,
+        /// Whether `cond` holds for it.
+        pass: bool,
+    },
+    /// The transaction ran.
+    Ran(PutBack),
+}
+
+/// [`put_back`], or with `dry_run` what it would decide ([`current`],
+/// [`would_pass`]), writing nothing.
+pub fn write_or_try(
+    live: &Live,
+    m: &Member,
+    key: &[u8],
+    value: &[u8],
+    cond: Condition,
+    dry_run: bool,
+) -> Result<Attempt, LiveError> {
+    if dry_run {
+        let current = current(live, m, key)?;
+        let pass = would_pass(cond, current.as_ref());
+        return Ok(Attempt::DryRun { current, pass });
+    }
+    Ok(Attempt::Ran(put_back(live, m, key, value, cond)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

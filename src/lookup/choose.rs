@@ -197,6 +197,29 @@ impl fmt::Display for NotChosen {
 
 impl std::error::Error for NotChosen {}
 
+/// Why [`choose_one`] chose nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unchosen {
+    /// The records are of several keys.
+    #[error("{0}")]
+    Several(SeveralKeys),
+    /// No revision answers.
+    #[error("{0}")]
+    Not(NotChosen),
+}
+
+/// [`choose`] among `records` once they are known to be of one key
+/// ([`single_key`]).
+pub fn choose_one<'a>(
+    records: &[Record<'a>],
+    revision: Option<i64>,
+    deleted: bool,
+    compacted: Option<i64>,
+) -> Result<Record<'a>, Unchosen> {
+    single_key(records).map_err(Unchosen::Several)?;
+    choose(records, revision, deleted, compacted).map_err(Unchosen::Not)
+}
+
 /// Picks the revision to show among one key's `records` (oldest first): the
 /// newest at or below `revision` (default: the newest); when that is a
 /// deletion, with `deleted` the last live one before it. `compacted` is the

@@ -15,8 +15,10 @@
 //! floor, where it sits as the object-lookup capability; none of the others
 //! imports it, and it imports none of them: only `cli` calls it.
 
+pub mod all;
 pub mod choose;
 pub mod finder;
+pub mod history;
 pub mod list;
 pub mod prepare;
 
