@@ -104,9 +104,20 @@ fn usage_table(first: &str, rows: &[Named<Usage>]) -> String {
     t.render()
 }
 
+/// The `inspect` report as text, section by section.
 pub fn render(r: &Inspection) -> String {
-    let h = &r.header;
+    let mut s = cluster_section(r);
+    s.push_str(&usage_sections(r));
+    s.push_str(&events_and_leases(r));
+    s.push_str(&space_section(r));
+    s.push_str(&security_section(r));
+    s
+}
+
+/// The header: revision, versions, cluster ID, alarms, members, notes.
+fn cluster_section(r: &Inspection) -> String {
     let mut s = String::new();
+    let h = &r.header;
     s.push_str("Cluster\n");
     let mut t = Table::new(&["field", "value"], Align::Left);
     t.row(vec!["revision".into(), h.revision.to_string()]);
@@ -153,6 +164,12 @@ pub fn render(r: &Inspection) -> String {
     for n in &h.notes {
         s.push_str(&format!("note: {n}\n"));
     }
+    s
+}
+
+/// What fills the keyspace: resources, namespaces, the largest objects.
+fn usage_sections(r: &Inspection) -> String {
+    let mut s = String::new();
     match &r.namespace {
         Some(ns) => s.push_str(&format!("\nResources (namespace {ns})\n")),
         None => s.push_str("\nResources\n"),
@@ -173,6 +190,12 @@ pub fn render(r: &Inspection) -> String {
         t.row(vec![o.key.clone(), humanize_bytes(o.bytes)]);
     }
     s.push_str(&t.render());
+    s
+}
+
+/// Events and leases, one line each.
+fn events_and_leases(r: &Inspection) -> String {
+    let mut s = String::new();
     let e = &r.events;
     s.push_str(&format!(
         "\nEvents: {} live ({}), {} revisions stored taking {} = {:.1} % of the file\n",
@@ -199,6 +222,12 @@ pub fn render(r: &Inspection) -> String {
             String::new()
         }
     ));
+    s
+}
+
+/// File size, pages, and what defrag and compaction give back.
+fn space_section(r: &Inspection) -> String {
+    let mut s = String::new();
     let sp = &r.space;
     s.push_str("\nSpace\n");
     let mut t = Table::new(&["field", "value"], Align::Left);
@@ -235,6 +264,12 @@ pub fn render(r: &Inspection) -> String {
     s.push_str(&t.render());
     s.push_str(&sp.advice);
     s.push('\n');
+    s
+}
+
+/// Unencrypted Secrets, encrypted values per key, values that do not decode.
+fn security_section(r: &Inspection) -> String {
+    let mut s = String::new();
     let sec = &r.security;
     s.push_str("\nSecurity\n");
     if sec.unencrypted_secrets.is_empty() {
