@@ -48,9 +48,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Every command of the binary is one library call like these: [`verify`],
+//! Every command of the binary is one library call like these: [`verify`]
+//! (with `kube::deep::verify_with_values` for `--deep`),
 //! `restore::plan::plan` and `restore::execute::execute`, `bundle::make::make`,
-//! `bundle::install::install`, [`lookup`] for `get` and `history`.
+//! `bundle::install::install`, [`lookup`] for `get` and `history`,
+//! `diff::run` for `diff`.
 
 #![warn(missing_docs)]
 
