@@ -31,6 +31,10 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
 /// Where a new member's TLS files are, when a URL is https (kubeadm's).
 pub const DEFAULT_PKI_DIR: &str = "/etc/kubernetes/pki/etcd";
 
+/// How long MemberAdd is retried while etcd says "unhealthy cluster" (its
+/// leader has not been connected to every voting member for 5 s yet).
+pub const UNHEALTHY_RETRY: Duration = Duration::from_secs(15);
+
 /// Why a member command cannot do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
@@ -453,15 +457,29 @@ fn same_url(a: &str, b: &str) -> bool {
 /// writes its env file (0600, atomically). Returns the plan with the ID.
 pub fn add_learner(live: &Live, mut plan: JoinPlan) -> Result<JoinPlan, MemberError> {
     let lister = live.connect(&plan.before.listed_by)?;
-    let mut c = lister.client.clone();
-    let urls = vec![plan.peer_url.clone()];
-    let resp = live.unary(&lister, "MemberAdd", async move {
-        c.member_add(
-            urls,
-            Some(etcd_client::MemberAddOptions::new().with_is_learner()),
-        )
-        .await
-    })?;
+    let start = Instant::now();
+    let resp = loop {
+        let mut c = lister.client.clone();
+        let urls = vec![plan.peer_url.clone()];
+        match live.unary(&lister, "MemberAdd", async move {
+            c.member_add(
+                urls,
+                Some(etcd_client::MemberAddOptions::new().with_is_learner()),
+            )
+            .await
+        }) {
+            Ok(r) => break r,
+            // etcd refuses a change until the leader has been connected to
+            // every voting member for a while (5 s): just after a promote.
+            Err(e)
+                if e.to_string().contains("unhealthy cluster")
+                    && start.elapsed() < UNHEALTHY_RETRY =>
+            {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     plan.id = resp.member().map_or(0, |m| m.id());
     durable::write_atomic(&plan.env_file, plan.env.as_bytes())?;
     Ok(plan)
