@@ -447,6 +447,22 @@ fn joining_flags(flags: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// etcd's "learner not ready" answer to MemberPromote
+/// (FailedPrecondition: "can only promote a learner member which is in sync
+/// with leader").
+fn learner_not_ready(e: &LiveError) -> bool {
+    match e {
+        LiveError::Call {
+            err: etcd_client::Error::GRpcStatus(s),
+            ..
+        } => {
+            s.code() == tonic::Code::FailedPrecondition
+                && s.message().contains("in sync with leader")
+        }
+        _ => false,
+    }
+}
+
 /// Two peer URLs name the same listener (a trailing slash aside).
 fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/')
@@ -533,8 +549,7 @@ pub fn promote(live: &Live, name_or_id: &str, wait: Duration) -> Result<MemberLi
             Ok(_) => break,
             Err(e) => {
                 let msg = e.to_string();
-                let retry = msg.contains("not in sync") || msg.contains("not ready");
-                if !retry {
+                if !learner_not_ready(&e) {
                     return Err(e.into());
                 }
                 if start.elapsed() >= wait {

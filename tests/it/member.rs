@@ -313,6 +313,25 @@ fn refusals(line: &str, file: &str) {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o)
+        .split("as learner ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .to_string();
+    // By its ID: MemberPromote itself answers "not in sync" until the deadline.
+    let t = Instant::now();
+    let o = member(&ep, &["promote", &id, "--wait", "2s"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    let err = stderr(&o);
+    println!("{err}");
+    assert!(err.contains("in sync with leader"), "{err}");
+    assert!(
+        err.contains(&format!("etcdctl member remove {id}")),
+        "{err}"
+    );
+    // By its name, which it has not published: the same, at the deadline.
     let t = Instant::now();
     let o = member(&ep, &["promote", "node2", "--wait", "3s"]);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
