@@ -203,6 +203,18 @@ fn grows_to_three(line: &str, file: &str) {
         assert_eq!(names, ["node1", "node2", "node3"], "at {ep}");
         assert!(m.iter().all(|x| !x.2), "a learner left at {ep}: {m:?}");
     }
+    let o = member(&e.endpoints[0], &["list", "-w", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed = v["members"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{v}");
+    for m in listed {
+        assert_eq!(m["isLearner"], false, "{m}");
+        assert!(
+            m["status"]["version"].as_str().unwrap().starts_with(line),
+            "{m}"
+        );
+    }
     // Every key on every member, read from that member's own data.
     let deadline = Instant::now() + Duration::from_secs(30);
     let first = served_by(&e, &e.endpoints[0]);
