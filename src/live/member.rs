@@ -96,9 +96,17 @@ pub enum MemberError {
     /// The output directory is not a directory.
     #[error("--out {}: not a directory", .0.display())]
     OutDir(PathBuf),
-    /// The env file cannot be written.
-    #[error("cannot write the env file: {0}")]
-    Io(#[from] IoError),
+    /// The learner was added, but its env file could not be written.
+    #[error(
+        "learner {id:x} was added, but its env file cannot be written: {err}; remove the learner \
+         (etcdctl member remove {id:x}) and run add-learner again"
+    )]
+    EnvAfterAdd {
+        /// The learner's ID.
+        id: u64,
+        /// The write error.
+        err: IoError,
+    },
     /// No member has that name or ID.
     #[error("no member named {0:?} (or with that hex ID) in the member list")]
     NotFound(String),
@@ -497,7 +505,9 @@ pub fn add_learner(live: &Live, mut plan: JoinPlan) -> Result<JoinPlan, MemberEr
         }
     };
     plan.id = resp.member().map_or(0, |m| m.id());
-    durable::write_atomic(&plan.env_file, plan.env.as_bytes())?;
+    let id = plan.id;
+    durable::write_atomic(&plan.env_file, plan.env.as_bytes())
+        .map_err(|err| MemberError::EnvAfterAdd { id, err })?;
     Ok(plan)
 }
 
