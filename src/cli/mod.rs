@@ -41,6 +41,8 @@ mod inspect;
 mod install;
 mod keyindex;
 mod ls;
+#[cfg(feature = "live")]
+mod member;
 #[cfg(feature = "pki")]
 mod pki;
 #[cfg(feature = "live")]
@@ -117,6 +119,8 @@ enum Command {
     Compare(compare::Args),
     #[cfg(feature = "live")]
     VerifyCluster(verify_cluster::Args),
+    #[cfg(feature = "live")]
+    Member(member::Args),
 }
 
 pub use args::{ReportFormat, SnapshotPath};
@@ -182,6 +186,8 @@ fn run_main() -> ExitCode {
         Command::Compare(a) => compare::run(a),
         #[cfg(feature = "live")]
         Command::VerifyCluster(a) => verify_cluster::run(a),
+        #[cfg(feature = "live")]
+        Command::Member(a) => member::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
 //! The commands that talk to a live cluster (`save`, `put-back`, `compare`,
-//! `verify-cluster`), over etcd's gRPC API with the etcd-client crate.
+//! `verify-cluster`, `member`), over etcd's gRPC API with the etcd-client crate.
 //!
 //! Only this module opens network connections: the offline commands never
 //! reach a code path that dials. [`connect`] holds the dialing rules (etcdctl's
@@ -10,6 +10,7 @@ pub mod compare;
 pub mod connect;
 pub mod content;
 pub mod insecure;
+pub mod member;
 pub mod putback;
 pub mod report;
 pub mod save;

@@ -53,6 +53,8 @@ mod k8s_testdata;
 mod key_index;
 #[cfg(feature = "live")]
 mod live;
+#[cfg(feature = "live")]
+mod member;
 mod object_commands;
 mod object_output;
 mod objects;

@@ -153,6 +153,48 @@ impl Etcd {
         e
     }
 
+    /// Starts one more member from its `.env` file alone, as an operator
+    /// would (`set -a; . FILE; exec etcd`: the file's `ETCD_*` variables are
+    /// its whole configuration), and adds `endpoint` to the endpoints.
+    /// Returns its index; not waited for (it may be a learner).
+    pub fn start_env(&mut self, env_file: &Path, endpoint: &str) -> usize {
+        let (etcd, _) = bins(&self.line);
+        let name = env_file.file_stem().unwrap().to_string_lossy().into_owned();
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", r#"set -a; . "$1"; exec "$2""#, "sh"])
+            .arg(env_file)
+            .arg(&etcd);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        let p = cmd
+            .env("ETCD_UNSUPPORTED_ARCH", "")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.procs.push(p);
+        self.endpoints.push(endpoint.to_string());
+        self.procs.len() - 1
+    }
+
+    /// Kills member `i` (and waits for it); it stays in the endpoints.
+    pub fn kill(&mut self, i: usize) {
+        let _ = self.procs[i].kill();
+        let _ = self.procs[i].wait();
+    }
+
+    /// The tail of member `name`'s log, for assertion messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let start = text.len().saturating_sub(3000);
+        text.get(start..).unwrap_or("").to_string()
+    }
+
     pub fn pid(&self, i: usize) -> u32 {
         self.procs[i].id()
     }
