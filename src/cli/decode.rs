@@ -7,7 +7,7 @@ use anyhow::Context;
 use super::Outcome;
 use super::args::{ApplyArgs, DecodedFormat};
 use super::render::{dropped_note, unknown_note, write_prepared};
-use etcdsnap::kube::value::{decode_checked, detect};
+use etcdsnap::kube::value::{decode_printed, detect};
 use etcdsnap::lookup::{Prepare, prepare};
 
 /// Decode one stored Kubernetes value (protobuf, JSON or CBOR) to YAML or JSON
@@ -49,17 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .file
         .as_ref()
         .map_or("standard input".to_string(), |p| p.display().to_string());
-    // `etcdctl get --print-value-only` ends the value with a newline: for a
-    // protobuf value that byte reads as a field cut short. When the value does
-    // not decode with it and does without it, it was etcdctl's.
-    let mut decoded = decode_checked(&bytes);
-    if decoded.is_err()
-        && let Some(value) = bytes.strip_suffix(b"\n")
-        && let Ok(d) = decode_checked(value)
-    {
-        decoded = Ok(d);
-    }
-    match decoded {
+    match decode_printed(&bytes) {
         Ok(d) => {
             if let Some(note) = d.note {
                 say!("etcdsnap: note: {note}");

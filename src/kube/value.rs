@@ -229,6 +229,21 @@ pub struct Decoded {
     pub says_secret: bool,
 }
 
+/// [`decode_checked`] for a value as `etcdctl get --print-value-only`
+/// prints it: etcdctl ends it with a newline, which for a protobuf value
+/// reads as a field cut short. When the value does not decode with that
+/// byte and does without it, it was etcdctl's and is left out.
+pub fn decode_printed(value: &[u8]) -> Result<Decoded, DecodeError> {
+    let decoded = decode_checked(value);
+    if decoded.is_err()
+        && let Some(stripped) = value.strip_suffix(b"\n")
+        && let Ok(d) = decode_checked(stripped)
+    {
+        return Ok(d);
+    }
+    decoded
+}
+
 /// Like [`decode`], also reporting fields the schema does not know.
 pub fn decode_checked(value: &[u8]) -> Result<Decoded, DecodeError> {
     let plain = |object: Json, says_secret: bool| Decoded {
