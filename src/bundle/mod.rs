@@ -49,6 +49,7 @@ pub mod archive;
 pub mod extract;
 pub mod inspect;
 pub mod install;
+pub mod join;
 pub mod make;
 pub mod manifest;
 pub mod read;

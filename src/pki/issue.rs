@@ -201,16 +201,53 @@ enum LeafKey {
     Ed25519,
 }
 
-struct Planned {
-    path: PathBuf,
-    bytes: Vec<u8>,
-    mode: u32,
-    subject: Option<String>,
-    sans: Vec<String>,
+/// One file signed and not yet written.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Where it goes: below `opts.out` (`etcd/ca.crt`,
+    /// `NAME/etcd/server.key`, `NAME/apiserver-etcd-client.crt`, …).
+    pub path: PathBuf,
+    /// Its bytes (PEM).
+    pub bytes: Vec<u8>,
+    /// Its mode (0600 for keys, 0644 for certificates).
+    pub mode: u32,
+    /// The certificate's subject (certificates only).
+    pub subject: Option<String>,
+    /// The certificate's SANs, as `DNS:…` and `IP:…`.
+    pub sans: Vec<String>,
+}
+
+/// Certificates signed in memory: what [`issue`] would write.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The CA certificate that signed.
+    pub ca: PathBuf,
+    /// The key type of the new keys.
+    pub key_type: String,
+    /// Start of validity (RFC 3339).
+    pub not_before: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+    /// The files, paths below `opts.out`.
+    pub files: Vec<Planned>,
 }
 
 /// Issues the certificates and writes them under `opts.out`.
 pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
+    let s = sign(opts)?;
+    let files = write_all(&opts.out, s.files, opts.force)?;
+    Ok(Issued {
+        ca: s.ca,
+        key_type: s.key_type,
+        not_before: s.not_before,
+        not_after: s.not_after,
+        files,
+    })
+}
+
+/// Checks the CA and the members' hosts and signs every certificate, in
+/// memory: nothing is written.
+pub fn sign(opts: &IssueOptions) -> Result<Signed, IssueError> {
     if opts.days == 0 {
         return Err(IssueError::Days);
     }
@@ -241,8 +278,7 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
     for m in &opts.members {
         member_files(&signer, m, &opts.out, &mut plan)?;
     }
-    let files = write_all(&opts.out, plan, opts.force)?;
-    Ok(Issued {
+    Ok(Signed {
         ca: ca_pair.cert.clone(),
         key_type: match leaf_kind {
             LeafKey::Rsa2048 => "RSA-2048",
@@ -252,7 +288,7 @@ pub fn issue(opts: &IssueOptions) -> Result<Issued, IssueError> {
         .into(),
         not_before: cert::rfc3339(not_before),
         not_after: cert::rfc3339(not_after),
-        files,
+        files: plan,
     })
 }
 

@@ -55,6 +55,7 @@ mod key_index;
 mod live;
 #[cfg(feature = "live")]
 mod member;
+mod member_replace;
 mod object_commands;
 mod object_output;
 mod objects;

@@ -16,10 +16,10 @@ use crate::common::cluster::free_port;
 use crate::common::live::Etcd;
 use crate::common::{etcdsnap, fixture, stderr, stdout};
 
-const TOKEN: &str = "grow-test";
+pub(crate) const TOKEN: &str = "grow-test";
 
 /// `etcdsnap member ARGS --endpoints EP`.
-fn member(endpoint: &str, args: &[&str]) -> Output {
+pub(crate) fn member(endpoint: &str, args: &[&str]) -> Output {
     etcdsnap()
         .env_remove("ETCDCTL_ENDPOINTS")
         .arg("member")
@@ -30,13 +30,13 @@ fn member(endpoint: &str, args: &[&str]) -> Output {
 }
 
 /// etcdctl's member list (JSON), from one endpoint.
-fn ctl_members(e: &Etcd, endpoint: &str) -> Vec<(String, Vec<String>, bool)> {
+pub(crate) fn ctl_members(e: &Etcd, endpoint: &str) -> Vec<(String, Vec<String>, bool)> {
     members_by(&e.ctl_bin, endpoint, &[])
 }
 
 /// The member list as one member has it, without a quorum (a serializable
 /// MemberList: etcdctl 3.6's --consistency s; 3.5.1's etcdctl has no such flag).
-fn local_members(endpoint: &str) -> Vec<(String, Vec<String>, bool)> {
+pub(crate) fn local_members(endpoint: &str) -> Vec<(String, Vec<String>, bool)> {
     members_by(
         &crate::common::etcd_bin("3.6", "etcdctl"),
         endpoint,
@@ -74,7 +74,7 @@ fn members_by(ctl: &Path, endpoint: &str, extra: &[&str]) -> Vec<(String, Vec<St
 
 /// Every key and value one member serves from its own data (a serializable
 /// read through etcdctl at that member alone), and the revision.
-fn served_by(e: &Etcd, endpoint: &str) -> (i64, BTreeMap<String, String>) {
+pub(crate) fn served_by(e: &Etcd, endpoint: &str) -> (i64, BTreeMap<String, String>) {
     let o = std::process::Command::new(&e.ctl_bin)
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", endpoint, "--consistency", "s"])
@@ -328,7 +328,7 @@ fn refusals(line: &str, file: &str) {
     let id = stdout(&o)
         .split("as learner ")
         .nth(1)
-        .and_then(|r| r.split(';').next())
+        .and_then(|r| r.split_whitespace().next())
         .unwrap()
         .to_string();
     // By its ID: MemberPromote itself answers "not in sync" until the deadline.
