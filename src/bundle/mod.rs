@@ -49,13 +49,17 @@ pub mod archive;
 pub mod extract;
 pub mod inspect;
 pub mod install;
+pub mod join;
 pub mod make;
 pub mod manifest;
 pub mod read;
 pub mod write;
 
-/// The manifest's `format`.
+/// The manifest's `format` of a restored member's archive.
 pub const FORMAT_VERSION: u32 = 1;
+/// The manifest's `format` of a join archive (an empty data dir: the
+/// member joins a running cluster; see `join`).
+pub const JOIN_FORMAT_VERSION: u32 = 2;
 /// The first entry of every archive.
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// A manifest larger than this is refused before it is parsed.

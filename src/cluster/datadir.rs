@@ -354,7 +354,8 @@ mod tests {
         let e = held_member(&t.path().join("member")).unwrap_err();
         assert!(e.to_string().contains("no WAL file"), "{e}");
         std::fs::write(
-            t.path().join("member/wal/0000000000000000-0000000000000000.wal"),
+            t.path()
+                .join("member/wal/0000000000000000-0000000000000000.wal"),
             [1u8, 2, 3],
         )
         .unwrap();
