@@ -292,3 +292,239 @@ fn backup_name(p: &Path) -> PathBuf {
     }
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::install::{InstallError, Options, install};
+    use crate::bundle::read::Key;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    const IC: &str = "m1=https://10.0.0.1:2380,m3=https://10.0.0.3:2380";
+
+    fn sample() -> Join {
+        let flags: Vec<String> = [
+            "--name=m3",
+            "--data-dir=/var/lib/etcd",
+            "--initial-advertise-peer-urls=https://10.0.0.3:2380",
+            &format!("--initial-cluster={IC}"),
+            "--initial-cluster-state=existing",
+            "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+            "--key-file=/etc/kubernetes/pki/etcd/server.key",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Join {
+            name: "m3".into(),
+            member_id: 0x5d1b2c3a4e6f7081,
+            peer_urls: vec!["https://10.0.0.3:2380".into()],
+            client_urls: vec!["https://10.0.0.3:2379".into()],
+            cluster_id: 0x1c2d3e4f5a6b7c8d,
+            initial_cluster: IC.into(),
+            initial_cluster_token: String::new(),
+            data_dir: "/var/lib/etcd".into(),
+            pki_dir: "/etc/kubernetes/pki".into(),
+            env: crate::cluster::flags::env_text(&flags),
+            flags,
+            pod: "apiVersion: v1\nkind: Pod\n".into(),
+            pki: vec![
+                ("etcd/server.key".into(), b"KEY".to_vec()),
+                ("etcd/ca.crt".into(), b"CA".to_vec()),
+                ("etcd/server.crt".into(), b"CRT".to_vec()),
+            ],
+            owner: (0, 0),
+            cluster_version: "3.5.0".into(),
+        }
+    }
+
+    fn opts(root: &Path, force: bool) -> Options {
+        Options {
+            root: Some(root.to_path_buf()),
+            data_dir: "/var/lib/etcd".into(),
+            pki_dir: "/etc/kubernetes/pki".into(),
+            owner: None,
+            key: Key::None,
+            force,
+            dry_run: false,
+            sha256: None,
+            as_member: Some("m3".into()),
+        }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn archives_are_reproducible_and_sums_keep_other_lines() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir(&b).unwrap();
+        let other = format!("{}  m1.tar.zst\n", "ab".repeat(32));
+        std::fs::write(b.join(SUMS_NAME), &other).unwrap();
+        let wa = write_join(&a, &sample(), false).unwrap();
+        let wb = write_join(&b, &sample(), false).unwrap();
+        assert_eq!(wa.archive, a.join("m3.tar.zst"));
+        assert_eq!(
+            std::fs::read(&wa.archive).unwrap(),
+            std::fs::read(&wb.archive).unwrap()
+        );
+        assert_eq!(wa.sha256, wb.sha256);
+        assert_eq!(
+            std::fs::read_to_string(&wa.sums).unwrap(),
+            format!("{}  m3.tar.zst\n", wa.sha256)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&wb.sums).unwrap(),
+            format!("{other}{}  m3.tar.zst\n", wb.sha256)
+        );
+        // Its manifest: format 2, the data dir alone, the PKI with its modes.
+        let (m, enc) = crate::bundle::read::read_manifest(&wa.archive, &Key::None).unwrap();
+        assert!(!enc && m.is_join() && m.format == 2);
+        let paths: Vec<(&str, u32)> = m.files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("data", 0o700),
+                ("etcd.env", 0o600),
+                ("etcd.yaml", 0o600),
+                ("pki", 0o700),
+                ("pki/etcd", 0o700),
+                ("pki/etcd/ca.crt", 0o644),
+                ("pki/etcd/server.crt", 0o644),
+                ("pki/etcd/server.key", 0o600),
+            ]
+        );
+        // Again: refused without force; with it the old one moves aside and
+        // SHA256SUMS keeps one line for the member.
+        let e = write_join(&b, &sample(), false).unwrap_err();
+        assert!(matches!(e, JoinError::Exists(_)), "{e}");
+        let mut j = sample();
+        j.cluster_version = "3.5.1".into();
+        let again = write_join(&b, &j, true).unwrap();
+        let aside = again.moved_aside.clone().unwrap();
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            std::fs::read(&wa.archive).unwrap()
+        );
+        assert!(aside.to_string_lossy().contains("m3.tar.zst.etcdsnap-bak-"));
+        assert_eq!(
+            std::fs::read_to_string(&again.sums).unwrap(),
+            format!("{other}{}  m3.tar.zst\n", again.sha256)
+        );
+        assert_ne!(again.sha256, wb.sha256);
+    }
+
+    #[test]
+    fn inputs_that_would_not_install_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let mut j = sample();
+        j.flags
+            .retain(|f| !f.starts_with("--initial-cluster-state"));
+        let e = write_join(t.path(), &j, false).unwrap_err().to_string();
+        assert!(e.contains("--initial-cluster-state=existing"), "{e}");
+        let mut j = sample();
+        j.peer_urls = vec!["https://10.0.0.9:2380".into()];
+        let e = write_join(t.path(), &j, false).unwrap_err().to_string();
+        assert!(e.contains("peer URLs"), "{e}");
+        let mut j = sample();
+        j.pki.push(("../evil.key".into(), vec![]));
+        let e = write_join(t.path(), &j, false).unwrap_err().to_string();
+        assert!(e.contains("evil"), "{e}");
+        assert!(std::fs::read_dir(t.path()).unwrap().next().is_none());
+    }
+
+    /// Install into a fresh root: an empty data dir (0700), the PKI files
+    /// with their modes, no revision; a rerun is already installed; a
+    /// member in the data dir is refused by its IDs, moved aside with force.
+    #[test]
+    fn install_places_an_empty_data_dir_and_refuses_a_member_in_the_way() {
+        let t = tempfile::tempdir().unwrap();
+        let w = write_join(&t.path().join("out"), &sample(), false).unwrap();
+        let root = t.path().join("root");
+        let r = install(&w.archive, &opts(&root, false)).unwrap();
+        assert!(!r.already_installed && r.checks_passed);
+        assert_eq!(r.revision, None);
+        assert_eq!(r.join.as_ref().unwrap().cluster_version, "3.5.0");
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            !json.contains("revision") && json.contains("\"join\""),
+            "{json}"
+        );
+        assert!(
+            r.flags
+                .contains(&"--initial-cluster-state=existing".to_string())
+        );
+        let data = root.join("var/lib/etcd");
+        assert_eq!(mode(&data), 0o700);
+        assert!(std::fs::read_dir(&data).unwrap().next().is_none());
+        let pki = root.join("etc/kubernetes/pki/etcd");
+        assert_eq!(std::fs::read(pki.join("server.key")).unwrap(), b"KEY");
+        assert_eq!(mode(&pki.join("server.key")), 0o600);
+        assert_eq!(mode(&pki.join("server.crt")), 0o644);
+        assert_eq!(mode(&pki.join("ca.crt")), 0o644);
+        assert_eq!(std::fs::metadata(&data).unwrap().uid(), 0);
+
+        let r = install(&w.archive, &opts(&root, false)).unwrap();
+        assert!(r.already_installed, "{r:?}");
+
+        // A member in the data dir (the restore writer's WAL: its IDs).
+        let c = crate::cluster::membership::Cluster::parse(IC, "t").unwrap();
+        let held = &c.members[0];
+        let wal = data.join("member/wal");
+        std::fs::create_dir_all(&wal).unwrap();
+        let target = crate::restore::target::Target::parse("3.5").unwrap();
+        std::fs::write(
+            wal.join("0000000000000000-0000000000000000.wal"),
+            crate::restore::wal::wal_bytes(&c, held.id, target),
+        )
+        .unwrap();
+        let e = install(&w.archive, &opts(&root, false)).unwrap_err();
+        assert!(matches!(e, InstallError::HoldsMember { .. }), "{e}");
+        assert!(!e.is_check_failure());
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "member ID {:x} of cluster {:x}",
+                held.id, c.cluster_id
+            )) && msg.contains("--force"),
+            "{msg}"
+        );
+        // The dry run says the same.
+        let mut dry = opts(&root, false);
+        dry.dry_run = true;
+        let r = install(&w.archive, &dry).unwrap();
+        assert!(
+            r.refusal
+                .as_deref()
+                .unwrap()
+                .contains(&format!("{:x}", held.id))
+        );
+        // An unreadable WAL: still refused.
+        std::fs::write(wal.join("0000000000000000-0000000000000000.wal"), b"junk").unwrap();
+        let msg = install(&w.archive, &opts(&root, false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("holds a member dir (its ID could not be read: ")
+                && msg.contains("0000000000000000.wal: at byte 0"),
+            "{msg}"
+        );
+        // With force: moved aside, the data dir otherwise empty.
+        let r = install(&w.archive, &opts(&root, true)).unwrap();
+        assert_eq!(r.data_moved_aside.len(), 1, "{r:?}");
+        let names: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with("member.etcdsnap-bak-"), "{names:?}");
+        let r = install(&w.archive, &opts(&root, false)).unwrap();
+        assert!(r.already_installed, "{r:?}");
+        // An empty member tree left by a killed run counts as empty.
+        std::fs::create_dir_all(data.join("member/wal")).unwrap();
+        let r = install(&w.archive, &opts(&root, false)).unwrap();
+        assert!(r.already_installed, "{r:?}");
+    }
+}
