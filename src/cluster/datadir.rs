@@ -290,6 +290,14 @@ mod tests {
         );
     }
 
+    /// The head of a segment real etcd 3.5.1 wrote (the fuzz seed).
+    #[test]
+    fn a_real_wal_head_is_read() {
+        let b = include_bytes!("../../fuzz/seeds/wal_metadata/etcd-3.5.1.wal-head");
+        let h = wal_metadata(b).unwrap();
+        assert!(h.member_id != 0 && h.cluster_id != 0);
+    }
+
     #[test]
     fn the_restore_writers_wal_is_read() {
         let c = crate::cluster::membership::Cluster::parse(
