@@ -33,6 +33,19 @@
 //! next run recognises as final — new data dir and new PKI files. Every temporary
 //! name carries `.etcdsnap-` and the pid, so what a killed run left is
 //! recognised and cleaned by the next.
+//!
+//! A join archive (format 2: `super::join`) goes through the same steps with
+//! no data files: its member's IDs are the running cluster's, so only its
+//! place in the initial cluster and its `--initial-cluster-state=existing`
+//! are checked against its flags; a data dir whose `member/` holds anything
+//! but empty directories is refused first, before anything is touched,
+//! naming the member it holds by the IDs in its first WAL segment
+//! (`cluster::datadir`), unless `force`; the swap then puts an empty member
+//! tree in place (moving an old member aside, journaled as above), and after
+//! the commit point that empty tree is removed, leaving the data dir empty
+//! (0700, owned as asked) for etcd to create the member when it joins. An
+//! empty member tree left by a run killed just then counts as empty. Already
+//! installed means: the data dir empty, and the PKI files the archive's.
 
 use std::fs;
 use std::io::{self, BufWriter, Read};
