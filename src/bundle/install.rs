@@ -1345,7 +1345,12 @@ fn remove_vacant(data_dir: &Path) -> Result<bool, IoError> {
 
 /// Before a join install's swap: an empty member tree left in the data dir
 /// (by a join install killed after its commit point) is removed, and said.
+/// Not while a swap journal is there: the tree may be what that journal
+/// moved, which the swap undoes (with `force`) or refuses to touch.
 fn remove_vacant_member(cx: &Ctx, report: &mut Report) -> Result<(), InstallError> {
+    if !settled(&cx.data_dir, ".etcdsnap-swap-") {
+        return Ok(());
+    }
     if remove_vacant(&cx.data_dir)? {
         report.cleaned.push(format!(
             "{}: an empty member dir (directories only) was removed",

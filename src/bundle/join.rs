@@ -526,5 +526,16 @@ mod tests {
         std::fs::create_dir_all(data.join("member/wal")).unwrap();
         let r = install(&w.archive, &opts(&root, false)).unwrap();
         assert!(r.already_installed, "{r:?}");
+        // But not while a swap journal is there: the tree may be what it
+        // moved; it is left for the swap to settle.
+        std::fs::remove_dir_all(root.join("etc/kubernetes/pki/etcd")).unwrap();
+        let journal = data.join(".etcdsnap-swap-4194000.journal");
+        std::fs::write(&journal, b"not a journal").unwrap();
+        let e = install(&w.archive, &opts(&root, false)).unwrap_err();
+        assert!(
+            e.to_string().contains(".etcdsnap-swap-4194000.journal"),
+            "{e}"
+        );
+        assert!(data.join("member/wal").is_dir());
     }
 }
