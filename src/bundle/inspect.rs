@@ -183,10 +183,19 @@ fn inspect_archive(path: &Path, key: &Key) -> (Inspected, bool) {
                     (*w != o.sha256).then(|| format!("sha256 {}, {SUMS_NAME} lists {w}", o.sha256)),
                 ));
             }
-            checks.push(check(
-                "member and cluster IDs match the initial cluster",
-                ids_problem(&o.manifest),
-            ));
+            checks.push(if o.manifest.is_join() {
+                // A join archive's IDs are the running cluster's, which no
+                // flag computes: its member and flags are checked instead.
+                check(
+                    "member in the initial cluster, joining it (--initial-cluster-state=existing)",
+                    super::join::consistency(&o.manifest).err(),
+                )
+            } else {
+                check(
+                    "member and cluster IDs match the initial cluster",
+                    ids_problem(&o.manifest),
+                )
+            });
             r.sha256 = Some(o.sha256);
             r.encrypted = o.encrypted;
             r.manifest = Some(o.manifest);

@@ -33,6 +33,19 @@
 //! next run recognises as final — new data dir and new PKI files. Every temporary
 //! name carries `.etcdsnap-` and the pid, so what a killed run left is
 //! recognised and cleaned by the next.
+//!
+//! A join archive (format 2: `super::join`) goes through the same steps with
+//! no data files: its member's IDs are the running cluster's, so only its
+//! place in the initial cluster and its `--initial-cluster-state=existing`
+//! are checked against its flags; a data dir whose `member/` holds anything
+//! but empty directories is refused first, before anything is touched,
+//! naming the member it holds by the IDs in its first WAL segment
+//! (`cluster::datadir`), unless `force`; the swap then puts an empty member
+//! tree in place (moving an old member aside, journaled as above), and after
+//! the commit point that empty tree is removed, leaving the data dir empty
+//! (0700, owned as asked) for etcd to create the member when it joins. An
+//! empty member tree left by a run killed just then counts as empty. Already
+//! installed means: the data dir empty, and the PKI files the archive's.
 
 use std::fs;
 use std::io::{self, BufWriter, Read};
@@ -41,10 +54,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::archive::Sink;
-use super::manifest::{FileEntry, Kind, Manifest};
+use super::manifest::{FileEntry, JoinInfo, Kind, Manifest};
 use super::read::{
     Key, ReadError, hash_file, open_and_check, open_regular, read_manifest, read_sums,
 };
+use crate::cluster::datadir::held_member;
 use crate::cluster::membership::Cluster;
 use crate::durable::swap::{self, StageDirs, SwapError};
 use crate::durable::{self, IoError};
@@ -128,6 +142,18 @@ pub enum InstallError {
         err: SwapError,
         /// Why.
         why: String,
+    },
+    #[error(
+        "data dir {} holds a member dir ({held}); a join archive's member starts from an empty data dir: use --force to move it aside",
+        .data_dir.display()
+    )]
+    /// A join archive's data dir holds a member: the data dir, and which
+    /// member (its IDs, or why they could not be read).
+    HoldsMember {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// `member ID … of cluster …`, or `its ID could not be read: …`.
+        held: String,
     },
     #[error("--sha256 {0:?}: not 64 hex digits")]
     /// `--sha256` is not a sha256.
@@ -242,8 +268,13 @@ pub struct Report {
     pub member_id: String,
     /// The cluster ID, hex.
     pub cluster_id: String,
-    /// The snapshot's revision.
-    pub revision: i64,
+    /// The snapshot's revision (none for a join archive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// A join archive: how the member joins its running cluster (its data
+    /// dir is placed empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinInfo>,
     /// The archive's sha256.
     pub sha256: String,
     /// Whether it was encrypted.
@@ -371,6 +402,7 @@ impl Sink for Staging<'_> {
 
 fn owner_of(m: &Manifest) -> (u32, u32) {
     m.entry("data/member/snap/db")
+        .or_else(|| m.entry("data"))
         .map_or((0, 0), |f| (f.uid, f.gid))
 }
 
@@ -386,6 +418,12 @@ fn flags_for(
         path: archive.to_path_buf(),
         why,
     };
+    if m.is_join() {
+        // The IDs of a join archive are the running cluster's: no flag
+        // computes them (see `join::consistency`).
+        super::join::consistency(m).map_err(bad)?;
+        return Ok(relocated_flags(m, data_dir, pki_dir));
+    }
     let cluster = Cluster::parse(&m.initial_cluster, &m.initial_cluster_token)
         .map_err(|e| bad(format!("initialCluster: {e}")))?;
     let member = cluster
@@ -413,7 +451,13 @@ fn flags_for(
     if !m.flags.contains(&name_flag) {
         return Err(bad(format!("flags do not start member {}", m.member.name)));
     }
-    Ok(m.flags
+    Ok(relocated_flags(m, data_dir, pki_dir))
+}
+
+/// The manifest's flags with the data dir and the PKI files moved to where
+/// they were installed.
+fn relocated_flags(m: &Manifest, data_dir: &Path, pki_dir: &Path) -> Vec<String> {
+    m.flags
         .iter()
         .map(|f| match f.split_once('=') {
             Some(("--data-dir", _)) => format!("--data-dir={}", data_dir.display()),
@@ -425,7 +469,7 @@ fn flags_for(
             },
             None => f.clone(),
         })
-        .collect())
+        .collect()
 }
 
 /// The planned PKI placements: destination and whether a file is there.
@@ -863,6 +907,27 @@ fn installed_difference(
             to_hash.push((dest.clone(), f.sha256.clone().unwrap_or_default()));
         }
     }
+    if m.is_join() {
+        // The data dir is empty (its vacancy is checked by the caller),
+        // 0700, owned as asked.
+        return match fs::metadata(data_dir) {
+            Ok(meta) if meta.mode() & 0o7777 != 0o700 => Some(format!(
+                "{} has mode {:o}, not 700",
+                data_dir.display(),
+                meta.mode() & 0o7777
+            )),
+            Ok(meta) if (meta.uid(), meta.gid()) != owner => Some(format!(
+                "{} is owned by {}:{}, not {}:{}",
+                data_dir.display(),
+                meta.uid(),
+                meta.gid(),
+                owner.0,
+                owner.1
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("{}: {e}", data_dir.display())),
+        };
+    }
     // Nothing in the member dir the archive does not hold (etcd, once
     // started, adds WAL segments and snapshots).
     let member = data_dir.join("member");
@@ -1156,6 +1221,9 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
     if opts.dry_run {
         return dry_run(&cx, report, &plan);
     }
+    // A join archive's member starts from an empty data dir: a member in
+    // the way is named and refused before anything is touched.
+    check_join_vacancy(&cx)?;
     // What a killed run left is cleaned (and said): first its staging that
     // no journal names, and the PKI journal of an install killed after its
     // commit point (finished: the new files are kept, nothing is deleted).
@@ -1169,6 +1237,9 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         Ok(()) => return Ok(report),
         Err(w) => w,
     };
+    if cx.m.is_join() {
+        remove_vacant_member(&cx, &mut report)?;
+    }
     let checked = check_target(&cx, why_not)?;
     undo_interrupted_pki(&cx, &mut report)?;
     check_room(&cx.m, &cx.data_dir, &cx.pki_dir)?;
@@ -1190,7 +1261,112 @@ pub fn install(archive: &Path, opts: &Options) -> Result<Report, InstallError> {
         .map(|b| b.display().to_string())
         .collect();
     commit_point(&cx, &pki, committed)?;
+    if cx.m.is_join() {
+        empty_data_dir(&cx)?;
+    }
     Ok(report)
+}
+
+/// Whether `member` is absent or holds nothing but directories (at most a
+/// few): no member etcd would start from, as a join install leaves it when
+/// killed after its commit point.
+fn vacant(member: &Path) -> bool {
+    match fs::symlink_metadata(member) {
+        Err(e) => return e.kind() == io::ErrorKind::NotFound,
+        Ok(m) if !m.is_dir() => return false,
+        Ok(_) => {}
+    }
+    let mut dirs = vec![member.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = fs::read_dir(&d) else {
+            return false;
+        };
+        for e in rd {
+            let Ok(e) = e else { return false };
+            seen += 1;
+            if seen > 16 || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                return false;
+            }
+            dirs.push(e.path());
+        }
+    }
+    true
+}
+
+/// Which member `member` holds, for a message: its IDs from its WAL, or
+/// why they could not be read.
+fn held(member: &Path) -> String {
+    match held_member(member) {
+        Ok(h) => h.to_string(),
+        Err(e) => format!("its ID could not be read: {e}"),
+    }
+}
+
+/// A join archive's data dir holding a member is refused without `force`,
+/// naming the member. Nothing is written.
+fn check_join_vacancy(cx: &Ctx) -> Result<(), InstallError> {
+    let member = cx.data_dir.join("member");
+    if cx.m.is_join() && !cx.opts.force && !vacant(&member) {
+        return Err(InstallError::HoldsMember {
+            data_dir: cx.data_dir.clone(),
+            held: held(&member),
+        });
+    }
+    Ok(())
+}
+
+/// The directories of a vacant member tree, outermost first.
+fn vacant_dirs(member: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![member.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        if let Ok(rd) = fs::read_dir(&d) {
+            todo.extend(rd.flatten().map(|e| e.path()));
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// Removes a vacant member tree (directories only, deepest first) and
+/// syncs the data dir; `Ok(false)` when there is none.
+fn remove_vacant(data_dir: &Path) -> Result<bool, IoError> {
+    let member = data_dir.join("member");
+    if fs::symlink_metadata(&member).is_err() || !vacant(&member) {
+        return Ok(false);
+    }
+    for d in vacant_dirs(&member).iter().rev() {
+        fs::remove_dir(d).map_err(IoError::at(d))?;
+    }
+    durable::sync_path(data_dir)?;
+    Ok(true)
+}
+
+/// Before a join install's swap: an empty member tree left in the data dir
+/// (by a join install killed after its commit point) is removed, and said.
+/// Not while a swap journal is there: the tree may be what that journal
+/// moved, which the swap undoes (with `force`) or refuses to touch.
+fn remove_vacant_member(cx: &Ctx, report: &mut Report) -> Result<(), InstallError> {
+    if !settled(&cx.data_dir, ".etcdsnap-swap-") {
+        return Ok(());
+    }
+    if remove_vacant(&cx.data_dir)? {
+        report.cleaned.push(format!(
+            "{}: an empty member dir (directories only) was removed",
+            cx.data_dir.join("member").display()
+        ));
+    }
+    Ok(())
+}
+
+/// After a join install's commit point: the empty member tree the swap put
+/// in place goes, leaving the data dir empty, 0700 (owned as asked): etcd
+/// creates the member when it joins.
+fn empty_data_dir(cx: &Ctx) -> Result<(), InstallError> {
+    remove_vacant(&cx.data_dir)?;
+    durable::set_mode(&cx.data_dir, 0o700)?;
+    Ok(())
 }
 
 /// Holds the manifest against where it goes and against this node (its
@@ -1212,7 +1388,8 @@ fn check_member(
         member: m.member.name.clone(),
         member_id: m.member.id.clone(),
         cluster_id: m.cluster_id.clone(),
-        revision: m.restore.db_revision,
+        revision: m.revision(),
+        join: m.join.clone(),
         sha256,
         encrypted,
         checks_passed: false,
@@ -1267,7 +1444,15 @@ fn already_installed(
     report: &mut Report,
     plan: &[(FileEntry, PathBuf, bool)],
 ) -> Result<(), Option<String>> {
-    if fs::symlink_metadata(cx.data_dir.join("member")).is_err() {
+    let member = cx.data_dir.join("member");
+    if cx.m.is_join() {
+        if !vacant(&member) {
+            return Err(Some(format!("it holds a member dir ({})", held(&member))));
+        }
+        if !cx.data_dir.is_dir() {
+            return Err(None);
+        }
+    } else if fs::symlink_metadata(&member).is_err() {
         return Err(None);
     }
     if !settled(&cx.data_dir, ".etcdsnap-swap-") || !settled(&cx.journal_dir, PKI_JOURNAL) {
@@ -1303,7 +1488,17 @@ fn dry_run(cx: &Ctx, mut report: Report, plan: &PkiPlan) -> Result<Report, Insta
     let opened = open_and_check(cx.archive, &cx.opts.key, &mut super::archive::Discard)?;
     cx.vouch.hold(cx.archive, &opened.sha256)?;
     report.checks_passed = true;
-    if let Err(e) = swap::check(&cx.target, cx.opts.force) {
+    // A join archive: a member in the way is refused (named) without
+    // --force; an empty member tree is removed before the swap, so the
+    // swap's own check does not count it.
+    let member = cx.data_dir.join("member");
+    let vacant_join = cx.m.is_join() && vacant(&member);
+    let swap_checked = swap::check(&cx.target, cx.opts.force);
+    if let Err(e) = check_join_vacancy(cx) {
+        report.refusal = Some(e.to_string());
+    } else if let Err(e) = swap_checked
+        && !(vacant_join && matches!(e, SwapError::NotEmpty(_)))
+    {
         report.refusal = Some(match (&e, why_not) {
             (SwapError::NotEmpty(_), Some(w)) => {
                 format!("{e} (it is not this archive's install as it was: {w})")
@@ -1312,7 +1507,7 @@ fn dry_run(cx: &Ctx, mut report: Report, plan: &PkiPlan) -> Result<Report, Insta
         });
     } else if let Err(e) = check_room(&cx.m, &cx.data_dir, &cx.pki_dir) {
         report.refusal = Some(e.to_string());
-    } else if cx.data_dir.join("member").exists() {
+    } else if !vacant_join && member.exists() {
         report.data_moved_aside = vec![format!(
             "{} (moved aside to member.etcdsnap-bak-<UTC time>)",
             cx.data_dir.join("member").display()

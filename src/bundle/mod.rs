@@ -1,6 +1,8 @@
 //! Bundles: one file per member holding everything its node needs to boot
 //! from a restored snapshot — the data dir, the PKI files, the start flags —
 //! written by `bundle`, checked by `bundle inspect`, placed by `install`.
+//! A join archive (format 2, [`join`]) is the same file for a member that
+//! joins a running cluster: no data, an empty data dir.
 //!
 //! # Format (version 1)
 //!
@@ -33,6 +35,20 @@
 //!    does not depend on the number of worker threads (tested). An encrypted
 //!    archive is not reproducible: age draws a fresh file key each time.
 //!
+//! # Format 2: join archives
+//!
+//! The same invariants, with these differences (`manifest` checks them):
+//! `"format": 2`; a `join` object (`initialClusterState`, always
+//! `existing`, and the running cluster's `clusterVersion`); no `snapshot`
+//! and no `restore`; the `data` directory listed (0700) and no entry below
+//! it. The member and cluster IDs are the running cluster's, so they are not
+//! recomputed from `initialCluster`; the member must be in it with the same
+//! peer URLs, and its flags must start it with
+//! `--initial-cluster-state=existing` ([`join::consistency`]). Every reader
+//! reads `format` first, so a version it does not know is refused by its
+//! number. `install` leaves the data dir empty and refuses one that holds a
+//! member (named by its WAL's IDs) unless forced.
+//!
 //! # What binds what
 //!
 //! The manifest lists every file's sha256; `SHA256SUMS` binds the manifest
@@ -55,8 +71,11 @@ pub mod manifest;
 pub mod read;
 pub mod write;
 
-/// The manifest's `format`.
+/// The manifest's `format` of a restored member's archive.
 pub const FORMAT_VERSION: u32 = 1;
+/// The manifest's `format` of a join archive (an empty data dir: the
+/// member joins a running cluster; see `join`).
+pub const JOIN_FORMAT_VERSION: u32 = 2;
 /// The first entry of every archive.
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// A manifest larger than this is refused before it is parsed.

@@ -375,15 +375,25 @@ fn render_inspect(rs: &[Inspected]) -> String {
                 e_list(&m.member.client_urls)
             ));
             s.push_str(&format!("  initial cluster {}\n", e(&m.initial_cluster)));
-            s.push_str(&format!(
-                "  snapshot sha256 {} (etcd {}, revision {}); db for etcd {}, status hash {:08x}, revision {}\n",
-                e(&m.snapshot.sha256),
-                e(&m.snapshot.release),
-                m.snapshot.revision,
-                e(&m.restore.target_version),
-                m.restore.db_hash,
-                m.restore.db_revision
-            ));
+            if let (Some(snap), Some(rs)) = (&m.snapshot, &m.restore) {
+                s.push_str(&format!(
+                    "  snapshot sha256 {} (etcd {}, revision {}); db for etcd {}, status hash {:08x}, revision {}\n",
+                    e(&snap.sha256),
+                    e(&snap.release),
+                    snap.revision,
+                    e(&rs.target_version),
+                    rs.db_hash,
+                    rs.db_revision
+                ));
+            }
+            if let Some(j) = &m.join {
+                s.push_str(&format!(
+                    "  join archive (format {}): no data and no revision; the member starts from an empty data dir and joins its running cluster (--initial-cluster-state={}, cluster version {})\n",
+                    m.format,
+                    e(&j.initial_cluster_state),
+                    e(&j.cluster_version)
+                ));
+            }
             s.push_str(&format!(
                 "  made by etcdsnap {}{}{}\n",
                 e(&m.etcdsnap_version),

@@ -122,25 +122,56 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// What the member's data is: the revision restored, or, for a join
+/// archive, none (the member syncs from its running cluster).
+fn what(r: &Report) -> String {
+    match (&r.join, r.revision) {
+        (Some(j), _) => format!(
+            "a join archive (no data, no revision: it joins the running cluster, version {})",
+            j.cluster_version
+        ),
+        (None, Some(rev)) => format!("revision {rev}"),
+        (None, None) => "no revision".into(),
+    }
+}
+
+/// Where the member's data goes: `<data dir>/member`, or for a join
+/// archive the data dir, left empty.
+fn data_line(r: &Report) -> String {
+    if r.join.is_some() {
+        format!(
+            "  data dir: {} (empty: etcd creates the member when it joins)\n",
+            r.data_dir
+        )
+    } else {
+        format!("  data dir: {}/member\n", r.data_dir)
+    }
+}
+
 fn render(r: &Report) -> String {
     if r.already_installed {
         let mut s = format!(
-            "already installed: member {} (ID {}) of cluster {}, revision {}, from {}\n  archive sha256 {} matches {}; the member and PKI files in place are this archive's, unchanged since; nothing written\n  data dir: {}/member\n  pki dir: {}\n",
+            "already installed: member {} (ID {}) of cluster {}, {}, from {}\n  archive sha256 {} matches {}; the {} and PKI files in place are this archive's, unchanged since; nothing written\n{}  pki dir: {}\n",
             r.member,
             r.member_id,
             r.cluster_id,
-            r.revision,
+            what(r),
             r.archive,
             r.sha256,
             r.vouched_by,
-            r.data_dir,
+            if r.join.is_some() {
+                "empty data dir"
+            } else {
+                "member"
+            },
+            data_line(r),
             r.pki_dir
         );
         s.push_str(&format!("  start with: etcd {}\n", r.flags.join(" ")));
         return s;
     }
     let mut s = format!(
-        "{} member {} (ID {}) of cluster {}, revision {}, from {}\n  archive sha256 {} matches {}; every entry matches manifest.json{}\n  this node: {}\n",
+        "{} member {} (ID {}) of cluster {}, {}, from {}\n  archive sha256 {} matches {}; every entry matches manifest.json{}\n  this node: {}\n",
         if r.dry_run {
             "would install"
         } else {
@@ -149,7 +180,7 @@ fn render(r: &Report) -> String {
         r.member,
         r.member_id,
         r.cluster_id,
-        r.revision,
+        what(r),
         r.archive,
         r.sha256,
         r.vouched_by,
@@ -160,7 +191,7 @@ fn render(r: &Report) -> String {
         },
         r.node
     );
-    s.push_str(&format!("  data dir: {}/member\n", r.data_dir));
+    s.push_str(&data_line(r));
     for b in &r.data_moved_aside {
         s.push_str(&format!("    the old member moved aside to {b}\n"));
     }

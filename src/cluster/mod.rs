@@ -2,9 +2,10 @@
 //! restores, issues certificates for, bundles or inspects members: the
 //! `--initial-cluster` model with member and cluster IDs exactly as etcd
 //! computes them ([`membership`]), the flags and environment file a member
-//! starts with ([`flags`]), and the kubeadm static pod that runs it
-//! ([`podspec`]).
+//! starts with ([`flags`]), the kubeadm static pod that runs it
+//! ([`podspec`]), and which member a data dir already holds ([`datadir`]).
 
+pub mod datadir;
 pub mod flags;
 pub mod membership;
 pub mod podspec;

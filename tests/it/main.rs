@@ -48,6 +48,7 @@ mod hashkv;
 mod hostile;
 mod inflate;
 mod inspect;
+mod join;
 mod k8s_oracle;
 mod k8s_testdata;
 mod key_index;

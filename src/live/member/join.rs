@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use super::{MemberError, MemberList, MemberRow, hex, list, same_url};
 use crate::bundle::join::{Join, write_join};
-use crate::bundle::manifest::MemberInfo;
 use crate::cluster::flags::{client_urls_of, env_text, start_flags, url_parts};
 use crate::cluster::membership::{Cluster, MembershipError, check_url, is_plain_name};
 use crate::cluster::podspec::{PodInput, default_image, etcd_pod};
@@ -120,6 +119,9 @@ pub struct JoinPlan {
     pub archive_sha256: Option<String>,
     /// The member list before the change.
     pub before: MemberList,
+    /// Existing outputs may be replaced (moved aside).
+    #[serde(skip)]
+    pub force: bool,
 }
 
 /// Checks a learner can be added now (quorum; name and peer URL free; the
@@ -276,6 +278,7 @@ pub(super) fn plan_join(
         archive,
         archive_sha256: None,
         before,
+        force: req.force,
     })
 }
 
@@ -413,29 +416,31 @@ pub fn write_node_files(plan: &mut JoinPlan) -> Result<(), MemberError> {
         .parent()
         .ok_or_else(|| MemberError::PkiDir(plan.pki_dir.clone()))?;
     let join = Join {
-        member: MemberInfo {
-            name: plan.name.clone(),
-            id: format!("{:x}", plan.id),
-            peer_urls: vec![plan.peer_url.clone()],
-            client_urls: plan.client_urls.clone(),
-        },
-        cluster_id: format!("{:x}", plan.before.cluster_id),
+        name: plan.name.clone(),
+        member_id: plan.id,
+        peer_urls: vec![plan.peer_url.clone()],
+        client_urls: plan.client_urls.clone(),
+        cluster_id: plan.before.cluster_id,
         initial_cluster: plan.initial_cluster.clone(),
+        initial_cluster_token: String::new(),
         data_dir: plan.data_dir.display().to_string(),
         pki_dir: pki_root.display().to_string(),
         flags: plan.flags.clone(),
         env: plan.env.clone(),
         pod: plan.pod.clone(),
-        pki_files: plan
+        pki: plan
             .certs
             .iter()
-            .map(|c| (c.path.clone(), c.bytes.clone()))
+            .map(|c| {
+                let below = c.path.strip_prefix("pki/").unwrap_or(&c.path);
+                (below.to_string(), c.bytes.clone())
+            })
             .collect(),
         owner: (0, 0),
         cluster_version: plan.cluster_version.clone(),
     };
     let out = durable::parent_of(&plan.archive).to_path_buf();
-    let written = write_join(&out, &join, true)?;
+    let written = write_join(&out, &join, plan.force)?;
     plan.archive_sha256 = Some(written.sha256);
     if std::fs::symlink_metadata(&plan.env_file).is_ok() {
         let aside = PathBuf::from(format!(
