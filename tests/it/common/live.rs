@@ -539,7 +539,6 @@ impl Etcd {
     /// out, possibly due to previous leader failure").
     pub fn wait_leader(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = String::new();
         loop {
             let o = self
                 .ctl_cmd()
@@ -568,10 +567,12 @@ impl Etcd {
                 {
                     return;
                 }
-                last = String::from_utf8_lossy(&o.stdout).into_owned();
-            } else {
-                last = String::from_utf8_lossy(&o.stderr).into_owned();
             }
+            let last = if o.status.success() {
+                String::from_utf8_lossy(&o.stdout)
+            } else {
+                String::from_utf8_lossy(&o.stderr)
+            };
             assert!(
                 Instant::now() < deadline,
                 "etcd {}: no leader the running members agree on: {last}",
