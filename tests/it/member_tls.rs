@@ -203,6 +203,43 @@ fn tls_cluster_replace_by_hand(line: &str) {
         Some("value 0")
     );
 
+    // Peers too: m1's peer port answers /members to a peer certificate of
+    // the CA, not to a client without one (openssl s_client as the client).
+    let peer = |cert: Option<&Path>| -> String {
+        use std::io::Write;
+        let mut c = std::process::Command::new("timeout");
+        c.args(["5", "openssl", "s_client", "-quiet", "-verify_return_error"])
+            .args([
+                "-connect",
+                e.members[0].peer_url.trim_start_matches("https://"),
+            ])
+            .arg("-CAfile")
+            .arg(&t.ca);
+        if let Some(dir) = cert {
+            c.arg("-cert")
+                .arg(dir.join("peer.crt"))
+                .arg("-key")
+                .arg(dir.join("peer.key"));
+        }
+        let mut p = c
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl is required (apt-get install openssl)");
+        p.stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET /members HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let o = p.wait_with_output().unwrap();
+        format!("{}{}", stdout(&o), stderr(&o))
+    };
+    let refused = peer(None);
+    assert!(!refused.contains("peerURLs"), "{refused}");
+    let served = peer(Some(&e.members[1].pki));
+    assert!(served.contains(&e.members[0].peer_url), "{served}");
+
     // etcdsnap's member list over TLS: three started members.
     let (_, v) = snap_list(&e, &e.endpoints[0]);
     let listed = v["members"].as_array().unwrap();
