@@ -273,6 +273,7 @@ fn tls_cluster_replace_by_hand(line: &str) {
     // etcd refuses to add even a learner while a voting member is down
     // (--strict-reconfig-check: the member asked must have been connected to
     // every voting member for 5 s): the lost one is removed first.
+    e.wait_reconfig_ready();
     let o = e
         .ctl_cmd()
         .args(["member", "add", "m4", "--learner"])
@@ -430,6 +431,7 @@ fn tls_replace_same_name_from_env_file(line: &str) {
     );
     Etcd::install_issued(&issued, &new);
 
+    e.wait_reconfig_ready();
     let out = e.dir.path().join("env");
     std::fs::create_dir(&out).unwrap();
     let running = e.running_endpoints().join(",");

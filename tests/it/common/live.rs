@@ -86,6 +86,11 @@ impl Member {
     }
 }
 
+/// How long after a member starts etcd may refuse a member change (see
+/// `Etcd::wait_reconfig_ready`): its 5 s health interval and a second to
+/// connect.
+const RECONFIG_DELAY: Duration = Duration::from_secs(6);
+
 /// The `--initial-cluster-token` of `Etcd::start_tls_cluster`.
 pub const TLS_TOKEN: &str = "tls-cluster";
 
@@ -106,6 +111,8 @@ pub struct Etcd {
     /// node (TLS clusters only).
     pub ca_dir: Option<PathBuf>,
     pub dir: tempfile::TempDir,
+    /// When etcd will take a member change (`wait_reconfig_ready`).
+    reconfig_after: Instant,
 }
 
 impl Drop for Etcd {
@@ -171,7 +178,7 @@ impl Etcd {
             pki: dir.path().join("etc/kubernetes/pki/etcd"),
             data_dir: dir.path().join("data"),
         };
-        let e = Etcd {
+        let mut e = Etcd {
             line: line.into(),
             procs: vec![p],
             endpoints: vec![curl],
@@ -181,6 +188,7 @@ impl Etcd {
             tls: tls.map(|t| t.0),
             ca_dir: None,
             dir,
+            reconfig_after: Instant::now(),
         };
         e.wait_healthy();
         e
@@ -239,7 +247,7 @@ impl Etcd {
             });
             endpoints.push(curl);
         }
-        let e = Etcd {
+        let mut e = Etcd {
             line: line.into(),
             stopped: vec![false; procs.len()],
             procs,
@@ -249,6 +257,7 @@ impl Etcd {
             tls: None,
             ca_dir: None,
             dir,
+            reconfig_after: Instant::now(),
         };
         e.wait_healthy();
         e
@@ -294,6 +303,7 @@ impl Etcd {
             tls: Some(tls),
             ca_dir: Some(ca_dir),
             dir,
+            reconfig_after: Instant::now(),
         };
         for m in members {
             e.start_member(m, &initial, "new");
@@ -322,6 +332,7 @@ impl Etcd {
         self.endpoints.push(m.client_url.clone());
         self.members.push(m);
         self.stopped.push(false);
+        self.reconfig_after = self.reconfig_after.max(Instant::now() + RECONFIG_DELAY);
         self.procs.len() - 1
     }
 
@@ -393,6 +404,7 @@ impl Etcd {
             data_dir,
         });
         self.stopped.push(false);
+        self.reconfig_after = self.reconfig_after.max(Instant::now() + RECONFIG_DELAY);
         self.procs.len() - 1
     }
 
@@ -582,7 +594,20 @@ impl Etcd {
         }
     }
 
-    fn wait_healthy(&self) {
+    /// Waits until etcd takes a member change: with its default
+    /// `--strict-reconfig-check`, a member refuses MemberAdd ("etcdserver:
+    /// unhealthy cluster") until it has been connected to every voting
+    /// member for 5 s, so a change right after the cluster came up, or
+    /// after a member started, is refused. This waits 5 s after the
+    /// members last became healthy and 6 s after the last one started.
+    pub fn wait_reconfig_ready(&self) {
+        let now = Instant::now();
+        if self.reconfig_after > now {
+            std::thread::sleep(self.reconfig_after - now);
+        }
+    }
+
+    fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ok = self
@@ -591,6 +616,9 @@ impl Etcd {
                 .output()
                 .is_ok_and(|o| o.status.success());
             if ok {
+                self.reconfig_after = self
+                    .reconfig_after
+                    .max(Instant::now() + Duration::from_secs(5));
                 return;
             }
             if Instant::now() >= deadline {
