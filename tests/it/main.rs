@@ -56,7 +56,10 @@ mod key_index;
 mod live;
 #[cfg(feature = "live")]
 mod member;
+#[cfg(feature = "live")]
 mod member_replace;
+#[cfg(feature = "live")]
+mod member_tls;
 mod object_commands;
 mod object_output;
 mod objects;

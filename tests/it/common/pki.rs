@@ -187,6 +187,15 @@ impl Leaf {
         }
     }
 
+    /// kubeadm's server/peer profile for a member on loopback: SANs
+    /// DNS `name` and localhost, IP 127.0.0.1 and ::1.
+    pub fn loopback_member(name: &str) -> Leaf {
+        Leaf {
+            sans: Some(format!("DNS:{name},DNS:localhost,IP:127.0.0.1,IP:::1")),
+            ..Leaf::member(name, "127.0.0.1")
+        }
+    }
+
     /// kubeadm's client profile (healthcheck, apiserver-etcd-client).
     pub fn client(cn: &str) -> Leaf {
         Leaf {
@@ -338,6 +347,30 @@ pub fn kubeadm_pki(dir: &Path, algo: Algo, name: &str, ip: &str) {
     );
     genkey(dir, Algo::Rsa, "sa.key");
     openssl(dir, &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
+}
+
+/// One node's `/etc/kubernetes/pki/etcd` as kubeadm fills it, in `dir`:
+/// `ca.crt`/`ca.key` copied from the CA `<ca>.crt`/`<ca>.key` (an absolute
+/// base path: one CA shared by every node), and, signed by it, `server`,
+/// `peer` (kubeadm's member profile on loopback) and `healthcheck-client`.
+pub fn kubeadm_etcd_node(dir: &Path, algo: Algo, ca: &Path, name: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_base = ca.to_str().unwrap();
+    for ext in ["crt", "key"] {
+        let to = dir.join(format!("ca.{ext}"));
+        std::fs::copy(format!("{ca_base}.{ext}"), &to).unwrap();
+        set_mode(&to, if ext == "key" { 0o600 } else { 0o644 });
+    }
+    for base in ["server", "peer"] {
+        make_leaf(dir, algo, base, ca_base, &Leaf::loopback_member(name));
+    }
+    make_leaf(
+        dir,
+        algo,
+        "healthcheck-client",
+        ca_base,
+        &Leaf::client("kube-etcd-healthcheck-client"),
+    );
 }
 
 /// Per-member subdirectories: `dir/etcd/ca.{crt,key}` shared, and
