@@ -108,7 +108,7 @@ fn initial_cluster_of(add_output: &str) -> String {
 }
 
 /// The hex ID of the member whose first peer URL is `peer_url`.
-fn member_id(e: &Etcd, peer_url: &str) -> String {
+pub(crate) fn member_id(e: &Etcd, peer_url: &str) -> String {
     let o = e.ctl(&["member", "list", "-w", "json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["members"]

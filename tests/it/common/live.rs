@@ -336,6 +336,20 @@ impl Etcd {
         self.procs.len() - 1
     }
 
+    /// Starts `m` with exactly `flags` (as `install` printed them: the
+    /// member's whole configuration); adds it to the members and endpoints.
+    /// Returns its index; not waited for.
+    pub fn start_with_flags(&mut self, m: Member, flags: &[String]) -> usize {
+        let (etcd, _) = bins(&self.line);
+        let log = std::fs::File::create(self.log_path(&m.name)).unwrap();
+        self.procs.push(spawn(&etcd, flags, log));
+        self.endpoints.push(m.client_url.clone());
+        self.members.push(m);
+        self.stopped.push(false);
+        self.reconfig_after = self.reconfig_after.max(Instant::now() + RECONFIG_DELAY);
+        self.procs.len() - 1
+    }
+
     /// Copies what `etcdsnap pki issue --out ISSUED` wrote for member
     /// `m.name` (`ISSUED/etcd/ca.crt`, `ISSUED/<name>/etcd/*`) into its node's
     /// `pki/etcd`, as an operator installs them on the new node.
