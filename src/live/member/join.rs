@@ -5,7 +5,7 @@
 //! which `install` places on the node with an empty data dir.
 //!
 //! Why apart from `replace`: growing a restored one-member cluster is the
-//! same join without a removal, so both plan with [`plan_join`] and add with
+//! same join without a removal, so both plan with `plan_join` and add with
 //! [`add_learner`]. A rerun after a run that added the learner but could not
 //! write its files finds that learner (not started, the same peer URL) and
 //! writes them, rather than adding a second one or refusing.

@@ -18,9 +18,9 @@
 //! that `install` places. Promotion is retried while etcd says the learner
 //! has not caught up with the leader, until a deadline.
 //!
-//! - [`join`]: planning and adding a learner, and what its node needs;
-//! - [`replace`]: removing a failed member, then the same join;
-//! - [`promote`]: promoting the learner once it has caught up.
+//! - [`mod@join`]: planning and adding a learner, and what its node needs;
+//! - [`mod@replace`]: removing a failed member, then the same join;
+//! - [`mod@promote`]: promoting the learner once it has caught up.
 
 pub mod join;
 pub mod promote;
