@@ -80,5 +80,6 @@ pub mod problem;
 pub mod protowire;
 pub mod report;
 pub mod restore;
+pub mod salvage;
 pub mod verify;
 pub mod yaml;
