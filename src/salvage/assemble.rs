@@ -89,11 +89,15 @@ fn object_of(key: &[u8], prefix: &str) -> (Option<String>, Option<String>, Optio
 /// Assembles `records` (distinct revisions, every one intact). `evidence`
 /// names keys and revisions of damaged records; `compact` is the compaction
 /// revision when known; `newest` the newest main revision any source names;
-/// `tail_known` whether the newest revisions are known complete.
+/// `tail_known` whether the newest revisions are known complete;
+/// `keeps_tombstone_at_compaction` whether the release that wrote the file
+/// keeps a deletion at the compaction revision (3.6 and later).
+#[allow(clippy::too_many_arguments)]
 pub fn assemble<'r, 'a>(
     records: &'r [KeyRecord<'a>],
     evidence: &[(&'a [u8], Revision)],
     compact: Option<i64>,
+    keeps_tombstone_at_compaction: bool,
     newest: i64,
     tail_known: bool,
     prefix: &str,
@@ -129,10 +133,17 @@ pub fn assemble<'r, 'a>(
         // Compaction keeps at most one revision at or below it.
         if let Some(c) = compact {
             let below = recs.iter().filter(|r| r.revision.main <= c).count();
-            // etcd's compaction also removes a deletion below it (one at it
-            // stays): the key's history there ends deleted.
+            // etcd's compaction also removes a deletion below it (3.6 on
+            // keeps one at it, 3.5 and earlier do not): the key's history
+            // there ends deleted.
             let drop = match recs.get(below.wrapping_sub(1)) {
-                Some(r) if below > 0 && r.tombstone && r.revision.main < c => below,
+                Some(r)
+                    if below > 0
+                        && r.tombstone
+                        && (r.revision.main < c || !keeps_tombstone_at_compaction) =>
+                {
+                    below
+                }
                 _ => below.saturating_sub(1),
             };
             out.compacted += drop as u64;
@@ -235,7 +246,7 @@ mod tests {
     fn keeps_contiguous_history_only() {
         // a: v1@1, v2@2, (v3@3 lost), v4@4
         let recs = vec![put(b"a", 1, 1, 1), put(b"a", 2, 1, 2), put(b"a", 4, 1, 4)];
-        let a = assemble(&recs, &[], None, 4, true, "/registry");
+        let a = assemble(&recs, &[], None, true, 4, true, "/registry");
         assert_eq!(a.kept.len(), 1);
         assert_eq!(a.kept[0].revision.main, 4);
         assert_eq!(a.unchained, 2);
@@ -246,7 +257,7 @@ mod tests {
     #[test]
     fn stale_when_a_later_revision_is_missing() {
         let recs = vec![put(b"a", 1, 1, 1), put(b"b", 3, 3, 1)];
-        let a = assemble(&recs, &[], None, 3, true, "/registry");
+        let a = assemble(&recs, &[], None, true, 3, true, "/registry");
         assert_eq!(a.lost.len(), 1);
         assert_eq!(a.lost[0].key, "a");
         assert_eq!(a.lost[0].why, LostWhy::MayBeStale);
@@ -256,7 +267,7 @@ mod tests {
     fn damaged_newest_is_lost() {
         let recs = vec![put(b"/registry/pods/ns/p", 1, 1, 1)];
         let ev = [(&b"/registry/pods/ns/p"[..], Revision { main: 2, sub: 0 })];
-        let a = assemble(&recs, &ev, None, 2, true, "/registry");
+        let a = assemble(&recs, &ev, None, true, 2, true, "/registry");
         assert_eq!(a.lost[0].why, LostWhy::NewestDamaged);
         assert_eq!(a.lost[0].namespace.as_deref(), Some("ns"));
         assert_eq!(a.lost[0].resource.as_deref(), Some("pods"));
@@ -270,12 +281,15 @@ mod tests {
             del(b"a", 3),
             put(b"a", 4, 4, 1),
         ];
-        let a = assemble(&recs, &[], Some(2), 4, true, "/registry");
+        let a = assemble(&recs, &[], Some(2), true, 4, true, "/registry");
         assert_eq!(a.compacted, 1);
         let gone = vec![put(b"b", 1, 1, 1), del(b"b", 2), put(b"c", 3, 3, 1)];
-        let g = assemble(&gone, &[], Some(2), 3, true, "/registry");
+        let g = assemble(&gone, &[], Some(2), false, 3, true, "/registry");
         assert_eq!(g.compacted, 2);
         assert_eq!(g.keys.recovered, 1);
+        let g = assemble(&gone, &[], Some(2), true, 3, true, "/registry");
+        assert_eq!(g.compacted, 1);
+        assert_eq!(g.keys.recovered, 2);
         let kept: Vec<i64> = a.kept.iter().map(|r| r.revision.main).collect();
         assert_eq!(kept, vec![2, 3, 4]);
     }

@@ -313,10 +313,14 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
         .and_then(|(_, m)| m.get(&b"finishedCompactRev"[..]))
         .and_then(|v| crate::mvcc::RevisionKey::parse(v).ok())
         .map(|r| r.revision.main);
+    // etcd 3.6 on (the releases that write a storage version) keep a
+    // deletion at the compaction revision.
+    let keeps_tombstone = meta.is_some_and(|(_, m)| m.contains_key(&b"storageVersion"[..]));
     let a = assemble::assemble(
         &f.records,
         &f.evidence,
         compact,
+        keeps_tombstone,
         f.newest_named,
         f.tail_known,
         prefix,
