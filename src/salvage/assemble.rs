@@ -98,12 +98,27 @@ pub fn assemble<'r, 'a>(
     evidence: &[(&'a [u8], Revision)],
     compact: Option<i64>,
     keeps_tombstone_at_compaction: bool,
+    damaged_ranges: &[(i64, i64)],
     newest: i64,
     tail_known: bool,
     prefix: &str,
 ) -> Assembled<'r, 'a> {
     let floor = compact.unwrap_or(0);
-    let (missing, missing_ranges, newest_missing) = missing_revisions(records, floor, newest);
+    let (mut missing, mut missing_ranges, mut newest_missing) =
+        missing_revisions(records, floor, newest);
+    // At or below the compaction revision gaps are normal; there only the
+    // ranges of leaves the tree names but that were damaged say what is lost.
+    for &(from, to) in damaged_ranges {
+        let to = to.min(floor);
+        if from <= to {
+            missing = missing.saturating_add((to - from + 1) as u64);
+            if missing_ranges.len() < MAX_RANGES {
+                missing_ranges.push((from, to));
+            }
+            newest_missing = newest_missing.max(Some(to));
+        }
+    }
+    missing_ranges.sort_unstable();
     let gap_between = |older: i64, newer: i64| -> bool {
         missing_ranges.iter().any(|&(s, e)| s < newer && e > older)
             || (missing_ranges.len() >= MAX_RANGES && newest_missing.is_some_and(|m| m > older))
@@ -182,9 +197,13 @@ pub fn assemble<'r, 'a>(
             .copied()
             .unwrap_or(i64::MIN)
             .max(newest_rec.revision.main);
+        let below_compaction = compact.is_none_or(|c| newest_rec.revision.main <= c);
         if seen > newest_rec.revision.main {
             lost_keys.push((key, LostWhy::NewestDamaged, seen, Some(newest_rec)));
-        } else if !tail_known || newest_missing.is_some_and(|m| m > newest_rec.revision.main) {
+        } else if !tail_known
+            || newest_missing.is_some_and(|m| m > newest_rec.revision.main)
+            || (!newest_rec.in_tree && below_compaction)
+        {
             lost_keys.push((key, LostWhy::MayBeStale, seen, Some(newest_rec)));
         }
         out.kept.extend(chain);
@@ -228,6 +247,7 @@ mod tests {
             value: b"",
             create,
             version,
+            in_tree: true,
         }
     }
 
@@ -239,6 +259,7 @@ mod tests {
             value: b"",
             create: 0,
             version: 0,
+            in_tree: true,
         }
     }
 
@@ -246,7 +267,7 @@ mod tests {
     fn keeps_contiguous_history_only() {
         // a: v1@1, v2@2, (v3@3 lost), v4@4
         let recs = vec![put(b"a", 1, 1, 1), put(b"a", 2, 1, 2), put(b"a", 4, 1, 4)];
-        let a = assemble(&recs, &[], None, true, 4, true, "/registry");
+        let a = assemble(&recs, &[], None, true, &[], 4, true, "/registry");
         assert_eq!(a.kept.len(), 1);
         assert_eq!(a.kept[0].revision.main, 4);
         assert_eq!(a.unchained, 2);
@@ -257,7 +278,7 @@ mod tests {
     #[test]
     fn stale_when_a_later_revision_is_missing() {
         let recs = vec![put(b"a", 1, 1, 1), put(b"b", 3, 3, 1)];
-        let a = assemble(&recs, &[], None, true, 3, true, "/registry");
+        let a = assemble(&recs, &[], None, true, &[], 3, true, "/registry");
         assert_eq!(a.lost.len(), 1);
         assert_eq!(a.lost[0].key, "a");
         assert_eq!(a.lost[0].why, LostWhy::MayBeStale);
@@ -267,7 +288,7 @@ mod tests {
     fn damaged_newest_is_lost() {
         let recs = vec![put(b"/registry/pods/ns/p", 1, 1, 1)];
         let ev = [(&b"/registry/pods/ns/p"[..], Revision { main: 2, sub: 0 })];
-        let a = assemble(&recs, &ev, None, true, 2, true, "/registry");
+        let a = assemble(&recs, &ev, None, true, &[], 2, true, "/registry");
         assert_eq!(a.lost[0].why, LostWhy::NewestDamaged);
         assert_eq!(a.lost[0].namespace.as_deref(), Some("ns"));
         assert_eq!(a.lost[0].resource.as_deref(), Some("pods"));
@@ -281,13 +302,13 @@ mod tests {
             del(b"a", 3),
             put(b"a", 4, 4, 1),
         ];
-        let a = assemble(&recs, &[], Some(2), true, 4, true, "/registry");
+        let a = assemble(&recs, &[], Some(2), true, &[], 4, true, "/registry");
         assert_eq!(a.compacted, 1);
         let gone = vec![put(b"b", 1, 1, 1), del(b"b", 2), put(b"c", 3, 3, 1)];
-        let g = assemble(&gone, &[], Some(2), false, 3, true, "/registry");
+        let g = assemble(&gone, &[], Some(2), false, &[], 3, true, "/registry");
         assert_eq!(g.compacted, 2);
         assert_eq!(g.keys.recovered, 1);
-        let g = assemble(&gone, &[], Some(2), true, 3, true, "/registry");
+        let g = assemble(&gone, &[], Some(2), true, &[], 3, true, "/registry");
         assert_eq!(g.compacted, 1);
         assert_eq!(g.keys.recovered, 2);
         let kept: Vec<i64> = a.kept.iter().map(|r| r.revision.main).collect();

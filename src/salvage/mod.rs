@@ -73,6 +73,7 @@ pub struct Findings<'a> {
     buckets: BTreeMap<&'static [u8], (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>)>,
     tail_known: bool,
     newest_named: i64,
+    damaged_mains: Vec<(i64, i64)>,
 }
 
 impl Findings<'_> {
@@ -135,7 +136,22 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
             roots.push((f.pgid, ci, f.clone()));
         }
     }
-    let (tree, root) = tree::build(data, page_size, &metas, &roots);
+    let (mut tree, root) = tree::build(data, page_size, &metas, &roots);
+    // A root leaf found by scanning may be a freed, older copy: its buckets
+    // are only "found", and its view of the key bucket proves nothing.
+    let trusted = root == RootSource::Meta;
+    if !trusted {
+        tree.leaf_bucket.retain(|_, b| *b != b"key");
+        tree.key_leaf_ranges.clear();
+        tree.key_lost_ranges.clear();
+        tree.key_last_leaf = None;
+        tree.key_root_read = false;
+    }
+    let found_status = if trusted {
+        BucketStatus::Recovered
+    } else {
+        BucketStatus::Scanned
+    };
     let root_pages: Vec<u64> = roots.iter().map(|r| r.0).collect();
 
     let mut counts = Records::default();
@@ -147,6 +163,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         BTreeMap::new();
     let mut meta_candidates: Vec<(u64, Vec<RawElement<'a>>)> = Vec::new();
     let mut tail_known = false;
+    let mut intact_leaves: Vec<u64> = Vec::new();
     for f in &leaves {
         if root_pages.contains(&f.pgid) {
             continue;
@@ -175,7 +192,8 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                     }
                 };
                 match check_key_record(e.key, e.value) {
-                    Ok(r) => {
+                    Ok(mut r) => {
+                        r.in_tree = reachable;
                         leaf_max = leaf_max.max(r.revision.main);
                         intact.entry(e.key).or_default().push((r, reachable));
                     }
@@ -186,9 +204,12 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                     }
                 }
             }
-            if tree.key_last_leaf == Some(f.pgid) && all_intact && f.whole {
-                tail_known = true;
-                counts.revision = counts.revision.max(leaf_max);
+            if reachable && all_intact && f.whole {
+                intact_leaves.push(f.pgid);
+                if tree.key_last_leaf == Some(f.pgid) {
+                    tail_known = true;
+                    counts.revision = counts.revision.max(leaf_max);
+                }
             }
             continue;
         }
@@ -197,7 +218,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
             Some(b) if b != b"key" => {
                 let (status, entries) = buckets
                     .entry(b)
-                    .or_insert((BucketStatus::Recovered, BTreeMap::new()));
+                    .or_insert((found_status, BTreeMap::new()));
                 if damaged {
                     *status = BucketStatus::Partial;
                 }
@@ -222,7 +243,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     }
     for (name, elements) in &tree.inline {
         let entries = elements.iter().map(|e| (e.key, e.value)).collect();
-        buckets.insert(name, (BucketStatus::Recovered, entries));
+        buckets.insert(name, (found_status, entries));
     }
     if !buckets.contains_key(&b"meta"[..])
         && let Some((_, els)) = meta_candidates.into_iter().max_by_key(|(ci, _)| *ci)
@@ -238,7 +259,9 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         let first = &copies[0].0;
         if copies.iter().all(|(r, _)| r.value == first.value) {
             counts.copies += (copies.len() - 1) as u64;
-            records.push(copies[0].0.clone());
+            let mut r = copies[0].0.clone();
+            r.in_tree = copies.iter().any(|(_, t)| *t);
+            records.push(r);
             continue;
         }
         let reached: Vec<&KeyRecord<'a>> =
@@ -246,7 +269,9 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         match reached.as_slice() {
             [one] => {
                 counts.copies += (copies.len() - 1) as u64;
-                records.push((*one).clone());
+                let mut r = (*one).clone();
+                r.in_tree = true;
+                records.push(r);
             }
             _ => {
                 *rejected.entry(Reject::Conflict).or_default() += copies.len() as u64;
@@ -254,6 +279,44 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
             }
         }
     }
+    // Ranges of the tree's `key` leaves: those read whole say which
+    // revisions the tree holds; the others, and subtrees that could not be
+    // read, are damaged ranges.
+    let mut whole_ranges: Vec<(Option<Revision>, Option<Revision>)> = Vec::new();
+    let mut damaged_ranges: Vec<(Option<Revision>, Option<Revision>)> = tree.key_lost_ranges.clone();
+    for (pgid, range) in &tree.key_leaf_ranges {
+        if intact_leaves.contains(pgid) {
+            whole_ranges.push(*range);
+        } else {
+            damaged_ranges.push(*range);
+        }
+    }
+    let within = |r: Revision, (from, to): (Option<Revision>, Option<Revision>)| {
+        from.is_none_or(|f| f <= r) && to.is_none_or(|t| r < t)
+    };
+    // A record on a freed page inside the range of a leaf the tree holds
+    // whole, and not in it, is one that compaction removed.
+    records.retain(|r| {
+        let gone = !r.in_tree && whole_ranges.iter().any(|&range| within(r.revision, range));
+        if gone {
+            counts.compacted += 1;
+        }
+        !gone
+    });
+    let newest_record = records.iter().map(|r| r.revision.main).max().unwrap_or(0);
+    if !tree.key_root_read {
+        // No tree to say what lies at or below the compaction revision.
+        damaged_ranges.push((None, None));
+    }
+    let damaged_mains: Vec<(i64, i64)> = damaged_ranges
+        .iter()
+        .map(|(f, t)| {
+            (
+                f.map_or(1, |f| f.main),
+                t.map_or(newest_record, |t| t.main),
+            )
+        })
+        .collect();
     counts.intact = records.len() as u64;
     counts.rejected = rejected
         .into_iter()
@@ -291,6 +354,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         buckets,
         tail_known,
         newest_named,
+        damaged_mains,
     })
 }
 
@@ -321,6 +385,7 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
         &f.evidence,
         compact,
         keeps_tombstone,
+        &f.damaged_mains,
         f.newest_named,
         f.tail_known,
         prefix,

@@ -32,6 +32,10 @@ pub struct KeyRecord<'a> {
     pub create: i64,
     /// The put's version (0 for a tombstone).
     pub version: i64,
+    /// Whether a leaf the surviving tree reaches holds it (set by the
+    /// caller; a record found only on a freed or orphaned page may be one
+    /// that compaction removed).
+    pub in_tree: bool,
 }
 
 /// Why an element of a leaf was not taken.
@@ -169,6 +173,7 @@ pub fn check_key_record<'a>(
             value,
             create: 0,
             version: 0,
+            in_tree: false,
         });
     }
     if kv.mod_revision != main {
@@ -195,6 +200,7 @@ pub fn check_key_record<'a>(
         value,
         create: kv.create_revision,
         version: kv.version,
+        in_tree: false,
     })
 }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use crate::bolt::meta::Meta;
 use crate::bolt::page::{BucketHeader, BucketRoot, FLAG_BRANCH, FLAG_LEAF, Node, PAGE_HEADER_SIZE};
 use crate::bolt::walk::MAX_DEPTH;
+use crate::mvcc::{Revision, RevisionKey};
 
 use super::record::{RawElement, leaf_elements};
 use super::scan::{Found, own_header};
@@ -60,6 +61,18 @@ pub struct Tree<'a> {
     pub key_last_leaf: Option<u64>,
     /// The root page (the root leaf's page id) used.
     pub root_page: Option<u64>,
+    /// Revision range `[from, to)` of each `key` leaf the tree reaches, by
+    /// page (`None`: unbounded), from the branch keys above it.
+    pub key_leaf_ranges: HashMap<u64, (Option<Revision>, Option<Revision>)>,
+    /// Ranges of `key` subtrees the tree names but that could not be read.
+    pub key_lost_ranges: Vec<(Option<Revision>, Option<Revision>)>,
+    /// Whether the `key` bucket's root node was read.
+    pub key_root_read: bool,
+}
+
+/// A revision key's revision (`None` if it is not one).
+fn revision_of(key: &[u8]) -> Option<Revision> {
+    RevisionKey::parse(key).ok().map(|r| r.revision)
 }
 
 fn etcd_bucket(name: &[u8]) -> Option<&'static [u8]> {
@@ -151,42 +164,69 @@ pub fn build<'a>(
                 tree.inline.insert(name, els);
             }
             BucketRoot::Page(p) => {
-                descend(data, page_size, p, name, &mut seen, &mut tree, 0, true);
+                let at = Place {
+                    bucket: name,
+                    depth: 0,
+                    rightmost: true,
+                    from: None,
+                    to: None,
+                };
+                descend(data, page_size, p, at, &mut seen, &mut tree);
             }
         }
     }
     (tree, source)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a page sits in the tree: its bucket, depth, whether it is on the
+/// rightmost path, and the key range its parent gives it.
+#[derive(Clone, Copy)]
+struct Place {
+    bucket: &'static [u8],
+    depth: usize,
+    rightmost: bool,
+    from: Option<Revision>,
+    to: Option<Revision>,
+}
+
 fn descend<'a>(
     data: &'a [u8],
     page_size: usize,
     pgid: u64,
-    bucket: &'static [u8],
+    at: Place,
     seen: &mut [bool],
     tree: &mut Tree<'a>,
-    depth: usize,
-    rightmost: bool,
 ) {
-    if depth > MAX_DEPTH || pgid < 2 {
-        return;
+    let is_key = at.bucket == b"key";
+    let lost = |tree: &mut Tree<'a>| {
+        if is_key {
+            tree.key_lost_ranges.push((at.from, at.to));
+        }
+    };
+    if at.depth > MAX_DEPTH || pgid < 2 {
+        return lost(tree);
     }
     let Some(slot) = seen.get_mut(pgid as usize) else {
-        return;
+        return lost(tree);
     };
     if *slot {
         return;
     }
     *slot = true;
     let Some(node) = node_at(data, page_size, pgid) else {
-        return;
+        return lost(tree);
     };
+    if is_key && at.depth == 0 {
+        tree.key_root_read = true;
+    }
     match node.header.flags {
         FLAG_LEAF => {
-            tree.leaf_bucket.insert(pgid, bucket);
-            if bucket == b"key" && rightmost {
-                tree.key_last_leaf = Some(pgid);
+            tree.leaf_bucket.insert(pgid, at.bucket);
+            if is_key {
+                tree.key_leaf_ranges.insert(pgid, (at.from, at.to));
+                if at.rightmost {
+                    tree.key_last_leaf = Some(pgid);
+                }
             }
         }
         FLAG_BRANCH => {
@@ -196,15 +236,42 @@ fn descend<'a>(
                 Some(crate::bolt::page::ElementFault::Overlap { index, .. }) => count.min(index),
                 _ => count,
             };
-            for i in 0..count {
-                let Ok(b) = node.branch(i) else { continue };
-                if bucket == b"key" {
+            if count < node.count() {
+                // Children the header counts but that cannot be read: their
+                // range runs from the last readable one's to the parent's end.
+                let from = (0..count)
+                    .rev()
+                    .find_map(|i| node.branch(i).ok())
+                    .and_then(|b| revision_of(b.key));
+                lost(&mut *tree);
+                if is_key {
+                    tree.key_lost_ranges.push((from, at.to));
+                }
+            }
+            let children: Vec<_> = (0..count).map(|i| node.branch(i).ok()).collect();
+            for (i, child) in children.iter().enumerate() {
+                let Some(b) = child else {
+                    lost(&mut *tree);
+                    continue;
+                };
+                if is_key {
                     tree.key_branch_keys.push(b.key);
                 }
-                let last = rightmost && i + 1 == node.count();
-                descend(data, page_size, b.child, bucket, seen, tree, depth + 1, last);
+                let to = children
+                    .get(i + 1)
+                    .and_then(|n| n.as_ref())
+                    .and_then(|n| revision_of(n.key))
+                    .or(if i + 1 == children.len() { at.to } else { None });
+                let next = Place {
+                    bucket: at.bucket,
+                    depth: at.depth + 1,
+                    rightmost: at.rightmost && i + 1 == node.count(),
+                    from: if i == 0 { at.from.or(revision_of(b.key)) } else { revision_of(b.key) },
+                    to,
+                };
+                descend(data, page_size, b.child, next, seen, tree);
             }
         }
-        _ => {}
+        _ => lost(tree),
     }
 }
