@@ -139,7 +139,13 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     let (mut tree, root) = tree::build(data, page_size, &metas, &roots);
     // A root leaf found by scanning may be a freed, older copy: its buckets
     // are only "found", and its view of the key bucket proves nothing.
-    let trusted = root == RootSource::Meta;
+    // With both meta pages broken, the found root leaf whose inline meta has
+    // the highest consistent index, when no other copy has as high a one, is
+    // the newest: etcd writes the consistent index in every transaction.
+    let max_ci = roots.iter().map(|r| r.1).max().unwrap_or(0);
+    let newest_root = roots.iter().filter(|r| r.1 == max_ci).count() == 1 && max_ci > 0;
+    let trusted = root == RootSource::Meta
+        || (metas.is_empty() && root == RootSource::Scanned && newest_root);
     if !trusted {
         tree.leaf_bucket.retain(|_, b| *b != b"key");
         tree.key_leaf_ranges.clear();
