@@ -152,14 +152,24 @@ fn render(r: &Report) -> String {
             .missing_ranges
             .iter()
             .take(20)
-            .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
             .collect();
         let _ = writeln!(
             s,
             "  missing           {} revisions of which nothing survived: {}{}",
             r.missing_revisions,
             ranges.join(", "),
-            if r.missing_ranges.len() > 20 { ", …" } else { "" }
+            if r.missing_ranges.len() > 20 {
+                ", …"
+            } else {
+                ""
+            }
         );
     }
     if !r.newest_revisions_known {

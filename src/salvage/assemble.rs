@@ -18,7 +18,7 @@ use crate::mvcc::Revision;
 use crate::report::escape_bytes;
 
 use super::record::KeyRecord;
-use super::report::{Keys, LostKey, LostWhy};
+use super::report::{Keys, LostKey, LostWhy, RecoveredKey};
 
 /// What the assembly decided.
 pub struct Assembled<'r, 'a> {
@@ -32,6 +32,8 @@ pub struct Assembled<'r, 'a> {
     pub unchained: u64,
     /// Keys lost or possibly stale.
     pub lost: Vec<LostKey>,
+    /// Keys written, by key.
+    pub recovered: Vec<RecoveredKey>,
     /// Missing main revisions, as a count and ranges.
     pub missing: u64,
     /// The ranges (capped).
@@ -66,7 +68,10 @@ fn missing_revisions(
     let mut ranges = Vec::new();
     let mut next = floor.saturating_add(1);
     let mut newest_missing = None;
-    for m in mains.into_iter().chain(std::iter::once(newest.saturating_add(1))) {
+    for m in mains
+        .into_iter()
+        .chain(std::iter::once(newest.saturating_add(1)))
+    {
         if m > next {
             count = count.saturating_add((m - next) as u64);
             if ranges.len() < MAX_RANGES {
@@ -119,9 +124,19 @@ pub fn assemble<'r, 'a>(
         }
     }
     missing_ranges.sort_unstable();
+    // Whether a missing range lies strictly between two revisions: ranges
+    // sorted by start with the running maximum of their ends, searched.
+    let mut running_end = Vec::with_capacity(missing_ranges.len());
+    let mut max_end = i64::MIN;
+    for &(_, e) in &missing_ranges {
+        max_end = max_end.max(e);
+        running_end.push(max_end);
+    }
+    let capped = missing_ranges.len() >= MAX_RANGES;
     let gap_between = |older: i64, newer: i64| -> bool {
-        missing_ranges.iter().any(|&(s, e)| s < newer && e > older)
-            || (missing_ranges.len() >= MAX_RANGES && newest_missing.is_some_and(|m| m > older))
+        let n = missing_ranges.partition_point(|&(s, _)| s < newer);
+        (n > 0 && running_end[n - 1] > older)
+            || (capped && newest_missing.is_some_and(|m| m > older))
     };
     let mut by_key: HashMap<&'a [u8], Vec<&'r KeyRecord<'a>>> = HashMap::new();
     for r in records {
@@ -138,6 +153,7 @@ pub fn assemble<'r, 'a>(
         compacted: 0,
         unchained: 0,
         lost: Vec::new(),
+        recovered: Vec::new(),
         missing,
         missing_ranges: Vec::new(),
         newest_missing,
@@ -192,6 +208,15 @@ pub fn assemble<'r, 'a>(
             out.keys.live += 1;
         }
         out.keys.history_revisions += (chain.len() - 1) as u64;
+        let (resource, namespace, name) = object_of(key, prefix);
+        out.recovered.push(RecoveredKey {
+            key: escape_bytes(key),
+            revision: newest_rec.revision.main,
+            deleted: newest_rec.tombstone,
+            resource,
+            namespace,
+            name,
+        });
         let seen = newest_evidence
             .get(key)
             .copied()
@@ -208,12 +233,14 @@ pub fn assemble<'r, 'a>(
         }
         out.kept.extend(chain);
     }
+    let recovered_keys: std::collections::HashSet<&[u8]> = records.iter().map(|r| r.key).collect();
     for (key, rev) in &newest_evidence {
-        if !records.iter().any(|r| r.key == *key) {
+        if !recovered_keys.contains(key) {
             lost_keys.push((key, LostWhy::NewestDamaged, *rev, None));
         }
     }
     out.kept.sort_by_key(|r| r.revision);
+    out.recovered.sort_by(|a, b| a.key.cmp(&b.key));
     lost_keys.sort_by(|a, b| a.0.cmp(b.0));
     out.lost = lost_keys
         .into_iter()

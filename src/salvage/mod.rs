@@ -23,7 +23,7 @@ pub mod report;
 pub mod scan;
 pub mod tree;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::bolt::meta::Meta;
 use crate::bolt::page::FLAG_LEAF;
@@ -120,7 +120,10 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                         let h = crate::bolt::page::PageHeader::parse(b)?;
                         let inline = Found {
                             pgid: f.pgid,
-                            node: crate::bolt::page::Node { header: h, bytes: b },
+                            node: crate::bolt::page::Node {
+                                header: h,
+                                bytes: b,
+                            },
                             whole: true,
                             damaged: Vec::new(),
                         };
@@ -158,7 +161,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     } else {
         BucketStatus::Scanned
     };
-    let root_pages: Vec<u64> = roots.iter().map(|r| r.0).collect();
+    let root_pages: HashSet<u64> = roots.iter().map(|r| r.0).collect();
 
     let mut counts = Records::default();
     let mut rejected: BTreeMap<Reject, u64> = BTreeMap::new();
@@ -169,7 +172,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         BTreeMap::new();
     let mut meta_candidates: Vec<(u64, Vec<RawElement<'a>>)> = Vec::new();
     let mut tail_known = false;
-    let mut intact_leaves: Vec<u64> = Vec::new();
+    let mut intact_leaves: HashSet<u64> = HashSet::new();
     for f in &leaves {
         if root_pages.contains(&f.pgid) {
             continue;
@@ -211,7 +214,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                 }
             }
             if reachable && all_intact && f.whole {
-                intact_leaves.push(f.pgid);
+                intact_leaves.insert(f.pgid);
                 if tree.key_last_leaf == Some(f.pgid) {
                     tail_known = true;
                     counts.revision = counts.revision.max(leaf_max);
@@ -222,9 +225,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         let damaged = elements.iter().any(Result::is_err);
         match label {
             Some(b) if b != b"key" => {
-                let (status, entries) = buckets
-                    .entry(b)
-                    .or_insert((found_status, BTreeMap::new()));
+                let (status, entries) = buckets.entry(b).or_insert((found_status, BTreeMap::new()));
                 if damaged {
                     *status = BucketStatus::Partial;
                 }
@@ -289,7 +290,8 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     // revisions the tree holds; the others, and subtrees that could not be
     // read, are damaged ranges.
     let mut whole_ranges: Vec<(Option<Revision>, Option<Revision>)> = Vec::new();
-    let mut damaged_ranges: Vec<(Option<Revision>, Option<Revision>)> = tree.key_lost_ranges.clone();
+    let mut damaged_ranges: Vec<(Option<Revision>, Option<Revision>)> =
+        tree.key_lost_ranges.clone();
     for (pgid, range) in &tree.key_leaf_ranges {
         if intact_leaves.contains(pgid) {
             whole_ranges.push(*range);
@@ -297,13 +299,21 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
             damaged_ranges.push(*range);
         }
     }
-    let within = |r: Revision, (from, to): (Option<Revision>, Option<Revision>)| {
-        from.is_none_or(|f| f <= r) && to.is_none_or(|t| r < t)
+    // The tree's leaves have disjoint ranges: sorted by start, the one that
+    // may hold a revision is the last starting at or before it.
+    let floor = Revision {
+        main: i64::MIN,
+        sub: i64::MIN,
+    };
+    whole_ranges.sort_by_key(|(from, _)| from.unwrap_or(floor));
+    let within_whole = |r: Revision| {
+        let n = whole_ranges.partition_point(|(from, _)| from.unwrap_or(floor) <= r);
+        n > 0 && whole_ranges[n - 1].1.is_none_or(|t| r < t)
     };
     // A record on a freed page inside the range of a leaf the tree holds
     // whole, and not in it, is one that compaction removed.
     records.retain(|r| {
-        let gone = !r.in_tree && whole_ranges.iter().any(|&range| within(r.revision, range));
+        let gone = !r.in_tree && within_whole(r.revision);
         if gone {
             counts.compacted += 1;
         }
@@ -316,12 +326,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     }
     let damaged_mains: Vec<(i64, i64)> = damaged_ranges
         .iter()
-        .map(|(f, t)| {
-            (
-                f.map_or(1, |f| f.main),
-                t.map_or(newest_record, |t| t.main),
-            )
-        })
+        .map(|(f, t)| (f.map_or(1, |f| f.main), t.map_or(newest_record, |t| t.main)))
         .collect();
     counts.intact = records.len() as u64;
     counts.rejected = rejected
@@ -452,6 +457,7 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
         keys: a.keys,
         buckets: bucket_reports,
         lost: a.lost,
+        recovered: a.recovered,
         missing_revisions: a.missing,
         missing_ranges: a.missing_ranges,
         newest_revisions_known: f.tail_known,

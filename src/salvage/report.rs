@@ -40,6 +40,8 @@ pub struct Report {
     pub buckets: Vec<BucketReport>,
     /// Keys whose newest record is gone or may be (see [`LostKey`]).
     pub lost: Vec<LostKey>,
+    /// Every key written, with the revision of its newest record.
+    pub recovered: Vec<RecoveredKey>,
     /// Main revisions in (compaction, newest] of which no record survived:
     /// changes lost whose key is unknown.
     pub missing_revisions: u64,
@@ -149,6 +151,28 @@ pub struct LostKey {
     /// Whether the revision written is a deletion.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub recovered_deleted: bool,
+    /// The Kubernetes resource, for a key under `/registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Its namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A key written to the output.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveredKey {
+    /// The key, escaped.
+    pub key: String,
+    /// The revision of its newest record written.
+    pub revision: i64,
+    /// Whether that record is a deletion.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
     /// The Kubernetes resource, for a key under `/registry`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,

@@ -266,7 +266,11 @@ fn descend<'a>(
                     bucket: at.bucket,
                     depth: at.depth + 1,
                     rightmost: at.rightmost && i + 1 == node.count(),
-                    from: if i == 0 { at.from.or(revision_of(b.key)) } else { revision_of(b.key) },
+                    from: if i == 0 {
+                        at.from.or(revision_of(b.key))
+                    } else {
+                        revision_of(b.key)
+                    },
                     to,
                 };
                 descend(data, page_size, b.child, next, seen, tree);

@@ -35,7 +35,9 @@ struct Rec {
 /// sound: `verify` passes it, and `bbolt_check` holds the reader to Go's).
 fn original_records(data: &[u8]) -> Vec<Rec> {
     let db = Db::open(data).expect("open the original");
-    let b = read::bucket(&db, b"key").expect("buckets").expect("key bucket");
+    let b = read::bucket(&db, b"key")
+        .expect("buckets")
+        .expect("key bucket");
     let base = data.as_ptr() as usize;
     let mut out = Vec::new();
     read::for_each(&db, &b, |e| {
@@ -59,7 +61,9 @@ fn original_records(data: &[u8]) -> Vec<Rec> {
 /// The key bucket of a file as revision key -> value.
 fn key_bucket(data: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let db = Db::open(data).expect("open the recovered file");
-    let b = read::bucket(&db, b"key").expect("buckets").expect("key bucket");
+    let b = read::bucket(&db, b"key")
+        .expect("buckets")
+        .expect("key bucket");
     let mut out = BTreeMap::new();
     read::for_each(&db, &b, |e| {
         out.insert(e.key.to_vec(), e.value.to_vec());
@@ -97,10 +101,20 @@ fn random_page(rng: &mut Rng) -> Vec<u8> {
     (0..PAGE).map(|_| rng.next() as u8).collect()
 }
 
-fn with_pages(name: &'static str, orig: &[u8], pages: &[usize], rng: &mut Rng, zero: bool) -> Damage {
+fn with_pages(
+    name: &'static str,
+    orig: &[u8],
+    pages: &[usize],
+    rng: &mut Rng,
+    zero: bool,
+) -> Damage {
     let mut bytes = orig.to_vec();
     for &p in pages {
-        let fill = if zero { vec![0u8; PAGE] } else { random_page(rng) };
+        let fill = if zero {
+            vec![0u8; PAGE]
+        } else {
+            random_page(rng)
+        };
         bytes[p * PAGE..(p + 1) * PAGE].copy_from_slice(&fill);
     }
     Damage {
@@ -166,18 +180,36 @@ fn damages(orig: &[u8], seed: u64) -> Vec<Damage> {
             damaged_pages: (len / PAGE..pages + 1).collect(),
         });
     }
-    out.push(with_pages("both meta pages", orig, &[0, 1], &mut rng, false));
+    out.push(with_pages(
+        "both meta pages",
+        orig,
+        &[0, 1],
+        &mut rng,
+        false,
+    ));
     // The root bucket's page (the meta's root) and the key bucket's root
     // branch page.
     let root = meta_field(orig, 0, 16) as usize;
-    out.push(with_pages("root bucket page", orig, &[root], &mut rng, false));
+    out.push(with_pages(
+        "root bucket page",
+        orig,
+        &[root],
+        &mut rng,
+        false,
+    ));
     let db = Db::open(&orig[..db_len]).expect("open");
     let key = read::bucket(&db, b"key").unwrap().unwrap();
     let key_root = match key.header.root {
         etcdsnap::bolt::page::BucketRoot::Page(p) => p as usize,
         etcdsnap::bolt::page::BucketRoot::Inline(_) => panic!("key bucket inline"),
     };
-    out.push(with_pages("key root branch page", orig, &[key_root], &mut rng, false));
+    out.push(with_pages(
+        "key root branch page",
+        orig,
+        &[key_root],
+        &mut rng,
+        false,
+    ));
     // etcd writes no freelist (NoFreelistSync): both meta pages are made to
     // name one, and that page is broken.
     let victim = pick(&mut rng, pages, 1);
@@ -206,7 +238,14 @@ fn run_one(orig: &[u8], recs: &[Rec], d: &Damage, dir: &Path) -> Outcome {
     let output = dir.join(format!("{slug}.recovered.db"));
     std::fs::write(&input, &d.bytes).unwrap();
     let o = etcdsnap()
-        .args(["salvage", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "-w", "json"])
+        .args([
+            "salvage",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "-w",
+            "json",
+        ])
         .output()
         .unwrap();
     let exit = o.status.code().unwrap_or(-1);
@@ -216,12 +255,25 @@ fn run_one(orig: &[u8], recs: &[Rec], d: &Damage, dir: &Path) -> Outcome {
         d.name,
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!(std::fs::read(&input).unwrap(), d.bytes, "{}: input changed", d.name);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        d.bytes,
+        "{}: input changed",
+        d.name
+    );
     let report: Value = serde_json::from_slice(&o.stdout).expect("JSON report");
-    assert_eq!(report["complete"].as_bool() == Some(true), exit == 0, "{}", d.name);
+    assert_eq!(
+        report["complete"].as_bool() == Some(true),
+        exit == 0,
+        "{}",
+        d.name
+    );
 
     // The recovered file passes our verify.
-    let v = etcdsnap().args(["verify", "-q", output.to_str().unwrap()]).output().unwrap();
+    let v = etcdsnap()
+        .args(["verify", "-q", output.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(
         v.status.success(),
         "{}: verify of the recovered file failed:\n{}",
@@ -278,6 +330,26 @@ fn run_one(orig: &[u8], recs: &[Rec], d: &Damage, dir: &Path) -> Outcome {
         let kv = KeyValue::decode(v).unwrap();
         recovered_newest.insert(kv.key.to_vec(), (k.clone(), v.clone()));
     }
+    // The report's list of recovered keys is the output's.
+    let listed: BTreeMap<String, i64> = report["recovered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().to_string(),
+                k["revision"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let written: BTreeMap<String, i64> = recovered_newest
+        .iter()
+        .map(|(user, (k, _))| {
+            let rev = RevisionKey::parse(k).unwrap().revision.main;
+            (String::from_utf8_lossy(user).into_owned(), rev)
+        })
+        .collect();
+    assert_eq!(listed, written, "{}: recovered list", d.name);
     let mut out = Outcome {
         name: d.name,
         live: 0,
@@ -401,10 +473,20 @@ fn intact_snapshot_is_recovered_whole() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("r.db");
         let o = etcdsnap()
-            .args(["salvage", fixture(file).to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .args([
+                "salvage",
+                fixture(file).to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         let recovered = std::fs::read(&out).unwrap();
         let db_len = orig.len() - 32;
         assert_eq!(
@@ -425,7 +507,12 @@ fn output_is_never_overwritten_unasked() {
     let out = dir.path().join("out.db");
     std::fs::write(&out, b"precious").unwrap();
     let args = |force: bool| {
-        let mut v = vec!["salvage", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        let mut v = vec![
+            "salvage",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
         if force {
             v.push("--force");
         }
@@ -435,20 +522,37 @@ fn output_is_never_overwritten_unasked() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     let o = args(true);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let aside: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("out.db.etcdsnap-bak-"))
         .collect();
     assert_eq!(aside.len(), 1);
-    assert_eq!(std::fs::read(dir.path().join(&aside[0])).unwrap(), b"precious");
+    assert_eq!(
+        std::fs::read(dir.path().join(&aside[0])).unwrap(),
+        b"precious"
+    );
     let same = etcdsnap()
-        .args(["salvage", input.to_str().unwrap(), "-o", input.to_str().unwrap(), "--force"])
+        .args([
+            "salvage",
+            input.to_str().unwrap(),
+            "-o",
+            input.to_str().unwrap(),
+            "--force",
+        ])
         .output()
         .unwrap();
     assert_eq!(same.status.code(), Some(2));
-    assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(fixture("etcd-3.6.16.db")).unwrap());
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read(fixture("etcd-3.6.16.db")).unwrap()
+    );
 }
 
 /// Bytes that hold no bbolt page, or no record: exit 2, nothing written.
@@ -461,9 +565,102 @@ fn nothing_usable_is_exit_2() {
     std::fs::write(&input, &junk).unwrap();
     let out = dir.path().join("out.db");
     let o = etcdsnap()
-        .args(["salvage", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args([
+            "salvage",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(!out.exists());
+}
+
+/// The scanner and everything after it never panic on hostile bytes: the
+/// fixtures with bytes flipped, header fields set to extremes (overflow and
+/// counts to their maximum, ids shifted) and cut anywhere, through the
+/// library and the writer (the fuzz target `salvage_scan` does the same
+/// with arbitrary bytes).
+#[test]
+fn hostile_bytes_never_panic() {
+    let mut rng = Rng::new(0x5a17);
+    for file in ["etcd-3.5.1.db", "etcd-3.6.16.db"] {
+        let orig = std::fs::read(fixture(file)).unwrap();
+        for round in 0..150 {
+            let mut b = orig.clone();
+            match round % 3 {
+                0 => {
+                    for _ in 0..1 + rng.below(64) {
+                        let i = rng.below(b.len() as u64) as usize;
+                        b[i] = rng.next() as u8;
+                    }
+                }
+                1 => {
+                    let pages = b.len() / PAGE;
+                    for _ in 0..1 + rng.below(8) {
+                        let p = rng.below(pages as u64) as usize * PAGE;
+                        let field = [10usize, 12, 16, 20, 24][rng.below(5) as usize];
+                        b[p + field..p + field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+                    }
+                }
+                _ => b.truncate(rng.below(b.len() as u64) as usize),
+            }
+            if let Ok(s) = etcdsnap::salvage::salvage(&b, "hostile", "/registry") {
+                let out = etcdsnap::salvage::output::snapshot_bytes(&s);
+                assert_eq!(out.len() % 512, 32);
+            }
+        }
+    }
+}
+
+/// `--report` writes the report (0600) as well as printing it; the text
+/// report names a lost Kubernetes object by resource, namespace and name.
+#[test]
+fn report_file_and_text() {
+    let orig = std::fs::read(fixture("etcd-3.6.16.db")).unwrap();
+    let recs = original_records(&orig[..orig.len() - 32]);
+    // Break the page holding the newest record of a configmap.
+    let cm = recs
+        .iter()
+        .rev()
+        .find(|r| r.user_key.starts_with(b"/registry/configmaps/") && !r.tombstone)
+        .unwrap();
+    let page = node_start(&orig, cm.start);
+    let mut rng = Rng::new(11);
+    let d = with_pages("one leaf", &orig, &[page], &mut rng, false);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("d.db");
+    std::fs::write(&input, &d.bytes).unwrap();
+    let out = dir.path().join("r.db");
+    let rep = dir.path().join("report.txt");
+    let o = etcdsnap()
+        .args([
+            "salvage",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--report",
+        ])
+        .arg(&rep)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(std::fs::read_to_string(&rep).unwrap(), text);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&rep).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(text.contains("INCOMPLETE"), "{text}");
+    assert!(text.contains("[configmaps "), "{text}");
 }
