@@ -49,6 +49,11 @@ pub enum SalvageError {
     Write(#[from] output::WriteError),
 }
 
+/// A bucket's entries as found, and where they came from.
+type FoundBucket<'a> = (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>);
+/// Owned key/value pairs, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Keys of etcd's `meta` bucket.
 const META_KEYS: &[&[u8]] = &[
     b"consistent_index",
@@ -70,7 +75,7 @@ pub struct Findings<'a> {
     records: Vec<KeyRecord<'a>>,
     evidence: Vec<(&'a [u8], Revision)>,
     counts: Records,
-    buckets: BTreeMap<&'static [u8], (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>)>,
+    buckets: BTreeMap<&'static [u8], FoundBucket<'a>>,
     tail_known: bool,
     newest_named: i64,
     damaged_mains: Vec<(i64, i64)>,
@@ -168,8 +173,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     let mut evidence = Vec::new();
     // Intact copies by revision key: the record, whether a tree reaches it.
     let mut intact: HashMap<&'a [u8], Vec<(KeyRecord<'a>, bool)>> = HashMap::new();
-    let mut buckets: BTreeMap<&'static [u8], (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>)> =
-        BTreeMap::new();
+    let mut buckets: BTreeMap<&'static [u8], FoundBucket<'a>> = BTreeMap::new();
     let mut meta_candidates: Vec<(u64, Vec<RawElement<'a>>)> = Vec::new();
     let mut tail_known = false;
     let mut intact_leaves: HashSet<u64> = HashSet::new();
@@ -372,7 +376,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
 /// What is written: the buckets of the output, and the report.
 pub struct Salvaged {
     /// The output's buckets, sorted by name, entries sorted by key.
-    pub buckets: Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub buckets: Vec<(Vec<u8>, Entries)>,
     /// The page size to write with.
     pub page_size: usize,
     /// What was recovered and lost.
@@ -411,7 +415,7 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
     let mut out = Vec::new();
     let mut bucket_reports = Vec::new();
     for &bucket in ETCD_BUCKETS {
-        let (status, entries): (BucketStatus, Vec<(Vec<u8>, Vec<u8>)>) = if bucket == b"key" {
+        let (status, entries): (BucketStatus, Entries) = if bucket == b"key" {
             let mut kept = a.kept.clone();
             kept.sort_by_key(|r| (r.revision, r.tombstone));
             let entries = kept
@@ -472,10 +476,7 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
 
 /// The output's `meta` bucket: the one found, with a consistent index made
 /// up from the newest revision when it has none (or none was found).
-fn meta_entries(
-    found: Option<&(BucketStatus, BTreeMap<&[u8], &[u8]>)>,
-    newest: i64,
-) -> (BucketStatus, Vec<(Vec<u8>, Vec<u8>)>) {
+fn meta_entries(found: Option<&FoundBucket<'_>>, newest: i64) -> (BucketStatus, Entries) {
     let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut status = BucketStatus::Derived;
     if let Some((s, m)) = found {
