@@ -254,7 +254,12 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     }
     for (name, elements) in &tree.inline {
         let entries = elements.iter().map(|e| (e.key, e.value)).collect();
-        buckets.insert(name, (found_status, entries));
+        let status = if tree.inline_damaged.contains(name) {
+            BucketStatus::Partial
+        } else {
+            found_status
+        };
+        buckets.insert(name, (status, entries));
     }
     if !buckets.contains_key(&b"meta"[..])
         && let Some((_, els)) = meta_candidates.into_iter().max_by_key(|(ci, _)| *ci)

@@ -53,6 +53,8 @@ pub struct Tree<'a> {
     pub leaf_bucket: HashMap<u64, &'static [u8]>,
     /// Inline buckets' elements, by bucket.
     pub inline: HashMap<&'static [u8], Vec<RawElement<'a>>>,
+    /// Inline buckets with elements that could not be read.
+    pub inline_damaged: Vec<&'static [u8]>,
     /// Buckets the root leaf lists.
     pub listed: Vec<&'static [u8]>,
     /// First keys of the `key` bucket's children, from its branch pages.
@@ -160,8 +162,11 @@ pub fn build<'a>(
                     whole: true,
                     damaged: Vec::new(),
                 };
-                let els = leaf_elements(&inline).into_iter().flatten().collect();
-                tree.inline.insert(name, els);
+                let all = leaf_elements(&inline);
+                if all.iter().any(Result::is_err) {
+                    tree.inline_damaged.push(name);
+                }
+                tree.inline.insert(name, all.into_iter().flatten().collect());
             }
             BucketRoot::Page(p) => {
                 let at = Place {
