@@ -166,7 +166,8 @@ pub fn build<'a>(
                 if all.iter().any(Result::is_err) {
                     tree.inline_damaged.push(name);
                 }
-                tree.inline.insert(name, all.into_iter().flatten().collect());
+                tree.inline
+                    .insert(name, all.into_iter().flatten().collect());
             }
             BucketRoot::Page(p) => {
                 let at = Place {
