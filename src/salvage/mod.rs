@@ -25,8 +25,11 @@ pub mod tree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use std::borrow::Cow;
+
 use crate::bolt::meta::Meta;
 use crate::bolt::page::FLAG_LEAF;
+use crate::bolt::write::{BucketData, Entry};
 use crate::input::split_trailer;
 use crate::mvcc::Revision;
 
@@ -51,8 +54,8 @@ pub enum SalvageError {
 
 /// A bucket's entries as found, and where they came from.
 type FoundBucket<'a> = (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>);
-/// Owned key/value pairs, in key order.
-pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+/// Key/value pairs in key order, borrowed from the input where they can be.
+pub type Entries<'a> = Vec<Entry<'a>>;
 
 /// Keys of etcd's `meta` bucket.
 const META_KEYS: &[&[u8]] = &[
@@ -379,9 +382,9 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
 }
 
 /// What is written: the buckets of the output, and the report.
-pub struct Salvaged {
+pub struct Salvaged<'a> {
     /// The output's buckets, sorted by name, entries sorted by key.
-    pub buckets: Vec<(Vec<u8>, Entries)>,
+    pub buckets: Vec<BucketData<'a>>,
     /// The page size to write with.
     pub page_size: usize,
     /// What was recovered and lost.
@@ -390,7 +393,7 @@ pub struct Salvaged {
 
 /// Assembles `findings` into the output's buckets and the report.
 /// `prefix` is the API server's storage prefix (`/registry`).
-pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
+pub fn build<'a>(findings: Findings<'a>, name: &str, prefix: &str) -> Salvaged<'a> {
     let f = findings;
     let meta = f.buckets.get(&b"meta"[..]);
     let compact = meta
@@ -420,15 +423,15 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
     let mut out = Vec::new();
     let mut bucket_reports = Vec::new();
     for &bucket in ETCD_BUCKETS {
-        let (status, entries): (BucketStatus, Entries) = if bucket == b"key" {
+        let (status, entries): (BucketStatus, Entries<'a>) = if bucket == b"key" {
             let mut kept = a.kept.clone();
             kept.sort_by_key(|r| (r.revision, r.tombstone));
             let entries = kept
                 .iter()
                 .map(|r| {
                     (
-                        crate::mvcc::RevisionKey::encode(r.revision, r.tombstone),
-                        r.value.to_vec(),
+                        Cow::Owned(crate::mvcc::RevisionKey::encode(r.revision, r.tombstone)),
+                        Cow::Borrowed(r.value),
                     )
                 })
                 .collect();
@@ -439,7 +442,9 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
             match f.buckets.get(bucket) {
                 Some((s, m)) => (
                     *s,
-                    m.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+                    m.iter()
+                        .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v)))
+                        .collect(),
                 ),
                 None => (BucketStatus::NotFound, Vec::new()),
             }
@@ -449,9 +454,12 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
             status,
             entries: entries.len() as u64,
         });
-        out.push((bucket.to_vec(), entries));
+        out.push(BucketData {
+            name: Cow::Borrowed(bucket),
+            entries,
+        });
     }
-    out.sort_by(|x, y| x.0.cmp(&y.0));
+    out.sort_by(|x, y| x.name.cmp(&y.name));
     let complete = a.lost.is_empty() && a.missing == 0 && f.tail_known;
     let report = Report {
         file: name.to_string(),
@@ -481,7 +489,7 @@ pub fn build(findings: Findings<'_>, name: &str, prefix: &str) -> Salvaged {
 
 /// The output's `meta` bucket: the one found, with a consistent index made
 /// up from the newest revision when it has none (or none was found).
-fn meta_entries(found: Option<&FoundBucket<'_>>, newest: i64) -> (BucketStatus, Entries) {
+fn meta_entries<'a>(found: Option<&FoundBucket<'a>>, newest: i64) -> (BucketStatus, Entries<'a>) {
     let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut status = BucketStatus::Derived;
     if let Some((s, m)) = found {
@@ -516,11 +524,19 @@ fn meta_entries(found: Option<&FoundBucket<'_>>, newest: i64) -> (BucketStatus, 
     {
         entries.remove(&b"finishedCompactRev"[..]);
     }
-    (status, entries.into_iter().collect())
+    let entries = entries
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+        .collect();
+    (status, entries)
 }
 
 /// Salvages `bytes` (read from `name`): [`collect`] then [`build`].
-pub fn salvage(bytes: &[u8], name: &str, prefix: &str) -> Result<Salvaged, SalvageError> {
+pub fn salvage<'a>(
+    bytes: &'a [u8],
+    name: &str,
+    prefix: &str,
+) -> Result<Salvaged<'a>, SalvageError> {
     let findings = collect(bytes, name)?;
     Ok(build(findings, name, prefix))
 }

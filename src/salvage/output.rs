@@ -4,11 +4,10 @@
 //! only if nothing has it (an existing file is moved aside first, and only
 //! when asked), then the directory fsynced. The input is never the output.
 
-use std::borrow::Cow;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use crate::bolt::write::{BucketData, write_db};
+use crate::bolt::write::write_db;
 use crate::durable::{self, IoError};
 
 use super::Salvaged;
@@ -36,22 +35,41 @@ pub struct Written {
     pub moved_aside: Option<PathBuf>,
 }
 
-/// The salvaged snapshot as bytes: the bbolt file and its sha256 trailer.
-pub fn snapshot_bytes(s: &Salvaged) -> Vec<u8> {
-    let buckets: Vec<BucketData<'_>> = s
-        .buckets
-        .iter()
-        .map(|(name, entries)| BucketData {
-            name: Cow::Borrowed(name.as_slice()),
-            entries: entries
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_slice()), Cow::Borrowed(v.as_slice())))
-                .collect(),
-        })
-        .collect();
+/// Writes the salvaged snapshot to `file` (open for writing at `path`):
+/// the bbolt file, then the sha256 trailer of what was written, read back
+/// through `path` in blocks so memory stays bounded by the buffers. Returns
+/// the bytes written.
+pub fn write_snapshot(
+    s: &Salvaged<'_>,
+    file: &mut std::fs::File,
+    path: &Path,
+) -> std::io::Result<u64> {
+    use std::io::{BufWriter, Read, Seek, SeekFrom};
+    let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
+    let len = write_db(&mut w, s.page_size, &s.buckets)?;
+    w.flush()?;
+    drop(w);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut r = std::fs::File::open(path)?.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    file.seek(SeekFrom::Start(len))?;
+    file.write_all(ctx.finish().as_ref())?;
+    Ok(len + 32)
+}
+
+/// The salvaged snapshot as bytes, trailer included (for tests and fuzzing;
+/// the command writes to a file with [`write`]).
+pub fn snapshot_bytes(s: &Salvaged<'_>) -> Vec<u8> {
     let mut cur = Cursor::new(Vec::new());
     // Writing to memory cannot fail.
-    let _ = write_db(&mut cur, s.page_size, &buckets);
+    let _ = write_db(&mut cur, s.page_size, &s.buckets);
     let mut bytes = cur.into_inner();
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     bytes.extend_from_slice(digest.as_ref());
@@ -82,7 +100,12 @@ fn backup_name(p: &Path) -> PathBuf {
 }
 
 /// Writes `s` to `out` (mode 0600) as described in the module comment.
-pub fn write(s: &Salvaged, input: &Path, out: &Path, force: bool) -> Result<Written, WriteError> {
+pub fn write(
+    s: &Salvaged<'_>,
+    input: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<Written, WriteError> {
     if same_file(input, out) {
         return Err(WriteError::IsInput(out.to_path_buf()));
     }
@@ -90,12 +113,11 @@ pub fn write(s: &Salvaged, input: &Path, out: &Path, force: bool) -> Result<Writ
     if exists && !force {
         return Err(WriteError::Exists(out.to_path_buf()));
     }
-    let bytes = snapshot_bytes(s);
     let tmp = durable::temp_sibling(out);
     let _ = std::fs::remove_file(&tmp);
-    let r = (|| -> Result<Option<PathBuf>, WriteError> {
+    let r = (|| -> Result<(u64, Option<PathBuf>), WriteError> {
         let mut f = durable::create_exclusive(&tmp)?;
-        f.write_all(&bytes).map_err(IoError::at(&tmp))?;
+        let bytes = write_snapshot(s, &mut f, &tmp).map_err(IoError::at(&tmp))?;
         f.sync_all().map_err(IoError::at(&tmp))?;
         drop(f);
         let mut moved = None;
@@ -111,13 +133,10 @@ pub fn write(s: &Salvaged, input: &Path, out: &Path, force: bool) -> Result<Writ
             return Err(WriteError::Exists(out.to_path_buf()));
         }
         durable::sync_path(durable::parent_of(out))?;
-        Ok(moved)
+        Ok((bytes, moved))
     })();
     match r {
-        Ok(moved_aside) => Ok(Written {
-            bytes: bytes.len() as u64,
-            moved_aside,
-        }),
+        Ok((bytes, moved_aside)) => Ok(Written { bytes, moved_aside }),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
