@@ -21,7 +21,8 @@
 //!    [`check`] (verify plus a policy), `pki` (PKI checks and issuing),
 //!    `bundle` (per-member bundles), `catalog` (the backup catalog),
 //!    [`lookup`] (an object or a key's history: key index, cache, which
-//!    revision) and `live` (the only code that dials etcd);
+//!    revision), [`salvage`] (every intact record of a damaged snapshot
+//!    into a new one) and `live` (the only code that dials etcd);
 //! 8. the command line, in the binary (`src/cli/`, not part of the library):
 //!    parsing, one library call per command, rendering and exit codes.
 //!
@@ -80,5 +81,6 @@ pub mod problem;
 pub mod protowire;
 pub mod report;
 pub mod restore;
+pub mod salvage;
 pub mod verify;
 pub mod yaml;

@@ -51,6 +51,7 @@ mod putback;
 mod reference_docs;
 mod render;
 mod restore;
+mod salvage;
 #[cfg(feature = "live")]
 mod save;
 mod status;
@@ -104,6 +105,7 @@ enum Command {
     Decode(decode::Args),
     Diff(diff::Args),
     Restore(restore::Args),
+    Salvage(salvage::Args),
     #[cfg(feature = "pki")]
     Pki(pki::Args),
     #[cfg(feature = "bundle")]
@@ -171,6 +173,7 @@ fn run_main() -> ExitCode {
         Command::Decode(a) => decode::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Salvage(a) => salvage::run(a),
         #[cfg(feature = "pki")]
         Command::Pki(a) => pki::run(a),
         #[cfg(feature = "bundle")]

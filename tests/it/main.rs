@@ -68,5 +68,6 @@ mod pki;
 mod restore;
 mod restore_plan;
 mod restore_swap;
+mod salvage;
 mod spoofing;
 mod status_parity;

@@ -1,0 +1,344 @@
+//! From intact records to the keyspace written: per key the newest intact
+//! revision, the older ones only where they provably follow on, and the list
+//! of what is lost.
+//!
+//! Nothing is invented: an older revision is kept as history only when no
+//! change of the key can have been lost between it and the next one kept — a
+//! put of version v follows the put of version v−1 with the same
+//! create_revision, and across a deletion no main revision between the two is
+//! missing. At or below the compaction revision a key keeps one revision, and
+//! none if that is a deletion below it, as etcd's compaction leaves it (freed pages
+//! still hold the removed ones). The
+//! result passes `verify`'s per-key rules by construction.
+
+use std::collections::HashMap;
+
+use crate::kube::resource::parse_key;
+use crate::mvcc::Revision;
+use crate::report::escape_bytes;
+
+use super::record::KeyRecord;
+use super::report::{Keys, LostKey, LostWhy, RecoveredKey};
+
+/// What the assembly decided.
+pub struct Assembled<'r, 'a> {
+    /// The records to write, in revision order.
+    pub kept: Vec<&'r KeyRecord<'a>>,
+    /// Counts of keys.
+    pub keys: Keys,
+    /// Intact revisions dropped as compacted.
+    pub compacted: u64,
+    /// Intact older revisions not provably contiguous.
+    pub unchained: u64,
+    /// Keys lost or possibly stale.
+    pub lost: Vec<LostKey>,
+    /// Keys written, by key.
+    pub recovered: Vec<RecoveredKey>,
+    /// Missing main revisions, as a count and ranges.
+    pub missing: u64,
+    /// The ranges (capped).
+    pub missing_ranges: Vec<(i64, i64)>,
+    /// The newest missing main revision, if any.
+    pub newest_missing: Option<i64>,
+}
+
+/// Most missing ranges listed.
+const MAX_RANGES: usize = 1000;
+
+/// Main revisions in `(floor, newest]` without a complete set of records:
+/// none at all, or sub revisions with a hole (0..=max not all present).
+fn missing_revisions(
+    records: &[KeyRecord<'_>],
+    floor: i64,
+    newest: i64,
+) -> (u64, Vec<(i64, i64)>, Option<i64>) {
+    let mut subs: HashMap<i64, (i64, u64)> = HashMap::new();
+    for r in records {
+        let e = subs.entry(r.revision.main).or_insert((0, 0));
+        e.0 = e.0.max(r.revision.sub);
+        e.1 += 1;
+    }
+    let mut mains: Vec<i64> = subs
+        .iter()
+        .filter(|(m, (max_sub, n))| **m > floor && (*max_sub as u64).saturating_add(1) == *n)
+        .map(|(m, _)| *m)
+        .collect();
+    mains.sort_unstable();
+    let mut count = 0u64;
+    let mut ranges = Vec::new();
+    let mut next = floor.saturating_add(1);
+    let mut newest_missing = None;
+    for m in mains
+        .into_iter()
+        .chain(std::iter::once(newest.saturating_add(1)))
+    {
+        if m > next {
+            count = count.saturating_add((m - next) as u64);
+            if ranges.len() < MAX_RANGES {
+                ranges.push((next, m - 1));
+            }
+            newest_missing = Some(m - 1);
+        }
+        next = m.saturating_add(1);
+    }
+    (count, ranges, newest_missing)
+}
+
+fn object_of(key: &[u8], prefix: &str) -> (Option<String>, Option<String>, Option<String>) {
+    match parse_key(key, prefix) {
+        Some(o) => (Some(o.qualified_resource()), o.namespace, Some(o.name)),
+        None => (None, None, None),
+    }
+}
+
+/// Assembles `records` (distinct revisions, every one intact). `evidence`
+/// names keys and revisions of damaged records; `compact` is the compaction
+/// revision when known; `newest` the newest main revision any source names;
+/// `tail_known` whether the newest revisions are known complete;
+/// `keeps_tombstone_at_compaction` whether the release that wrote the file
+/// keeps a deletion at the compaction revision (3.6 and later).
+#[allow(clippy::too_many_arguments)]
+pub fn assemble<'r, 'a>(
+    records: &'r [KeyRecord<'a>],
+    evidence: &[(&'a [u8], Revision)],
+    compact: Option<i64>,
+    keeps_tombstone_at_compaction: bool,
+    damaged_ranges: &[(i64, i64)],
+    newest: i64,
+    tail_known: bool,
+    prefix: &str,
+) -> Assembled<'r, 'a> {
+    let floor = compact.unwrap_or(0);
+    let (mut missing, mut missing_ranges, mut newest_missing) =
+        missing_revisions(records, floor, newest);
+    // At or below the compaction revision gaps are normal; there only the
+    // ranges of leaves the tree names but that were damaged say what is lost.
+    for &(from, to) in damaged_ranges {
+        let to = to.min(floor);
+        if from <= to {
+            missing = missing.saturating_add((to - from + 1) as u64);
+            if missing_ranges.len() < MAX_RANGES {
+                missing_ranges.push((from, to));
+            }
+            newest_missing = newest_missing.max(Some(to));
+        }
+    }
+    missing_ranges.sort_unstable();
+    // Whether a missing range lies strictly between two revisions: ranges
+    // sorted by start with the running maximum of their ends, searched.
+    let mut running_end = Vec::with_capacity(missing_ranges.len());
+    let mut max_end = i64::MIN;
+    for &(_, e) in &missing_ranges {
+        max_end = max_end.max(e);
+        running_end.push(max_end);
+    }
+    let capped = missing_ranges.len() >= MAX_RANGES;
+    let gap_between = |older: i64, newer: i64| -> bool {
+        let n = missing_ranges.partition_point(|&(s, _)| s < newer);
+        (n > 0 && running_end[n - 1] > older)
+            || (capped && newest_missing.is_some_and(|m| m > older))
+    };
+    let mut by_key: HashMap<&'a [u8], Vec<&'r KeyRecord<'a>>> = HashMap::new();
+    for r in records {
+        by_key.entry(r.key).or_default().push(r);
+    }
+    let mut newest_evidence: HashMap<&'a [u8], i64> = HashMap::new();
+    for (k, rev) in evidence {
+        let e = newest_evidence.entry(k).or_insert(rev.main);
+        *e = (*e).max(rev.main);
+    }
+    let mut out = Assembled {
+        kept: Vec::new(),
+        keys: Keys::default(),
+        compacted: 0,
+        unchained: 0,
+        lost: Vec::new(),
+        recovered: Vec::new(),
+        missing,
+        missing_ranges: Vec::new(),
+        newest_missing,
+    };
+    let mut lost_keys: Vec<(&'a [u8], LostWhy, i64, Option<&'r KeyRecord<'a>>)> = Vec::new();
+    for (key, mut recs) in by_key {
+        recs.sort_by_key(|r| r.revision);
+        // Compaction keeps at most one revision at or below it.
+        if let Some(c) = compact {
+            let below = recs.iter().filter(|r| r.revision.main <= c).count();
+            // etcd's compaction also removes a deletion below it (3.6 on
+            // keeps one at it, 3.5 and earlier do not): the key's history
+            // there ends deleted.
+            let drop = match recs.get(below.wrapping_sub(1)) {
+                Some(r)
+                    if below > 0
+                        && r.tombstone
+                        && (r.revision.main < c || !keeps_tombstone_at_compaction) =>
+                {
+                    below
+                }
+                _ => below.saturating_sub(1),
+            };
+            out.compacted += drop as u64;
+            recs.drain(..drop);
+        }
+        let Some(&newest_rec) = recs.last() else {
+            continue;
+        };
+        let mut chain = vec![newest_rec];
+        for &older in recs.iter().rev().skip(1) {
+            let cur = chain[chain.len() - 1];
+            let follows = if !cur.tombstone && cur.version > 1 {
+                !older.tombstone && older.version == cur.version - 1 && older.create == cur.create
+            } else if !cur.tombstone {
+                // A creation: the key was deleted before it, with nothing
+                // lost in between.
+                older.tombstone && !gap_between(older.revision.main, cur.revision.main)
+            } else {
+                !older.tombstone && !gap_between(older.revision.main, cur.revision.main)
+            };
+            if !follows {
+                break;
+            }
+            chain.push(older);
+        }
+        out.unchained += (recs.len() - chain.len()) as u64;
+        out.keys.recovered += 1;
+        if newest_rec.tombstone {
+            out.keys.deleted += 1;
+        } else {
+            out.keys.live += 1;
+        }
+        out.keys.history_revisions += (chain.len() - 1) as u64;
+        let (resource, namespace, name) = object_of(key, prefix);
+        out.recovered.push(RecoveredKey {
+            key: escape_bytes(key),
+            revision: newest_rec.revision.main,
+            deleted: newest_rec.tombstone,
+            resource,
+            namespace,
+            name,
+        });
+        let seen = newest_evidence
+            .get(key)
+            .copied()
+            .unwrap_or(i64::MIN)
+            .max(newest_rec.revision.main);
+        let below_compaction = compact.is_none_or(|c| newest_rec.revision.main <= c);
+        if seen > newest_rec.revision.main {
+            lost_keys.push((key, LostWhy::NewestDamaged, seen, Some(newest_rec)));
+        } else if !tail_known
+            || newest_missing.is_some_and(|m| m > newest_rec.revision.main)
+            || (!newest_rec.in_tree && below_compaction)
+        {
+            lost_keys.push((key, LostWhy::MayBeStale, seen, Some(newest_rec)));
+        }
+        out.kept.extend(chain);
+    }
+    let recovered_keys: std::collections::HashSet<&[u8]> = records.iter().map(|r| r.key).collect();
+    for (key, rev) in &newest_evidence {
+        if !recovered_keys.contains(key) {
+            lost_keys.push((key, LostWhy::NewestDamaged, *rev, None));
+        }
+    }
+    out.kept.sort_by_key(|r| r.revision);
+    out.recovered.sort_by(|a, b| a.key.cmp(&b.key));
+    lost_keys.sort_by(|a, b| a.0.cmp(b.0));
+    out.lost = lost_keys
+        .into_iter()
+        .map(|(key, why, seen, rec)| {
+            let (resource, namespace, name) = object_of(key, prefix);
+            LostKey {
+                key: escape_bytes(key),
+                why,
+                newest_seen_revision: seen,
+                recovered_revision: rec.map(|r| r.revision.main),
+                recovered_deleted: rec.is_some_and(|r| r.tombstone),
+                resource,
+                namespace,
+                name,
+            }
+        })
+        .collect();
+    out.missing_ranges = missing_ranges;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &'static [u8], main: i64, create: i64, version: i64) -> KeyRecord<'static> {
+        KeyRecord {
+            revision: Revision { main, sub: 0 },
+            tombstone: false,
+            key,
+            value: b"",
+            create,
+            version,
+            in_tree: true,
+        }
+    }
+
+    fn del(key: &'static [u8], main: i64) -> KeyRecord<'static> {
+        KeyRecord {
+            revision: Revision { main, sub: 0 },
+            tombstone: true,
+            key,
+            value: b"",
+            create: 0,
+            version: 0,
+            in_tree: true,
+        }
+    }
+
+    #[test]
+    fn keeps_contiguous_history_only() {
+        // a: v1@1, v2@2, (v3@3 lost), v4@4
+        let recs = vec![put(b"a", 1, 1, 1), put(b"a", 2, 1, 2), put(b"a", 4, 1, 4)];
+        let a = assemble(&recs, &[], None, true, &[], 4, true, "/registry");
+        assert_eq!(a.kept.len(), 1);
+        assert_eq!(a.kept[0].revision.main, 4);
+        assert_eq!(a.unchained, 2);
+        assert_eq!(a.missing, 1);
+        assert!(a.lost.is_empty(), "nothing after 4 is missing");
+    }
+
+    #[test]
+    fn stale_when_a_later_revision_is_missing() {
+        let recs = vec![put(b"a", 1, 1, 1), put(b"b", 3, 3, 1)];
+        let a = assemble(&recs, &[], None, true, &[], 3, true, "/registry");
+        assert_eq!(a.lost.len(), 1);
+        assert_eq!(a.lost[0].key, "a");
+        assert_eq!(a.lost[0].why, LostWhy::MayBeStale);
+    }
+
+    #[test]
+    fn damaged_newest_is_lost() {
+        let recs = vec![put(b"/registry/pods/ns/p", 1, 1, 1)];
+        let ev = [(&b"/registry/pods/ns/p"[..], Revision { main: 2, sub: 0 })];
+        let a = assemble(&recs, &ev, None, true, &[], 2, true, "/registry");
+        assert_eq!(a.lost[0].why, LostWhy::NewestDamaged);
+        assert_eq!(a.lost[0].namespace.as_deref(), Some("ns"));
+        assert_eq!(a.lost[0].resource.as_deref(), Some("pods"));
+    }
+
+    #[test]
+    fn compaction_keeps_one_and_deletions_chain() {
+        let recs = vec![
+            put(b"a", 1, 1, 1),
+            put(b"a", 2, 1, 2),
+            del(b"a", 3),
+            put(b"a", 4, 4, 1),
+        ];
+        let a = assemble(&recs, &[], Some(2), true, &[], 4, true, "/registry");
+        assert_eq!(a.compacted, 1);
+        let gone = vec![put(b"b", 1, 1, 1), del(b"b", 2), put(b"c", 3, 3, 1)];
+        let g = assemble(&gone, &[], Some(2), false, &[], 3, true, "/registry");
+        assert_eq!(g.compacted, 2);
+        assert_eq!(g.keys.recovered, 1);
+        let g = assemble(&gone, &[], Some(2), true, &[], 3, true, "/registry");
+        assert_eq!(g.compacted, 1);
+        assert_eq!(g.keys.recovered, 2);
+        let kept: Vec<i64> = a.kept.iter().map(|r| r.revision.main).collect();
+        assert_eq!(kept, vec![2, 3, 4]);
+    }
+}
