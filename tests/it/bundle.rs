@@ -971,7 +971,7 @@ fn issued_pki_is_bundled_with_the_apiserver_client_pair() {
 
 /// The Go oracle's `pod` mode: the YAML strictly decoded into
 /// k8s.io/api/core/v1.Pod and validated; the Pod as JSON, or the problems.
-fn oracle_pod(yaml: &[u8]) -> Result<serde_json::Value, String> {
+pub(crate) fn oracle_pod(yaml: &[u8]) -> Result<serde_json::Value, String> {
     use std::io::Write;
     let mut child = Command::new(oracle::oracle())
         .arg("pod")

@@ -351,6 +351,42 @@ fn replace_with_tls(line: &str) {
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert!(sums.contains("  m4.tar.zst"), "{sums}");
 
+    // The archive's static pod is one kubelet runs: the Go oracle decodes
+    // it strictly into a v1.Pod and validates it; its command is the
+    // joining member's flags.
+    let start = e.dir.path().join("start");
+    let o = etcdsnap()
+        .args(["bundle", "extract", "--start-files", "--out"])
+        .arg(&start)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "extract: {}", stderr(&o));
+    let pod = crate::bundle::oracle_pod(&std::fs::read(start.join("etcd.yaml")).unwrap())
+        .unwrap_or_else(|e| panic!("the static pod: {e}"));
+    let command: Vec<&str> = pod["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(command[0], "etcd");
+    for want in [
+        "--initial-cluster-state=existing",
+        "--name=m4",
+        "--peer-client-cert-auth=true",
+        "--client-cert-auth=true",
+    ] {
+        assert!(command.contains(&want), "{want}: {command:?}");
+    }
+    assert!(
+        !command
+            .iter()
+            .any(|f| f.starts_with("--initial-cluster-token"))
+    );
+    let env = std::fs::read_to_string(start.join("etcd.env")).unwrap();
+    assert_eq!(env, std::fs::read_to_string(out.join("m4.env")).unwrap());
+
     // On m3's old node, whose data dir still holds m3: refused, named.
     let o = etcdsnap()
         .arg("install")
