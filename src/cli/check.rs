@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::args::PrefixOpt;
+use super::args::{PrefixOpt, RemoteArgs};
 use super::render::added_text;
 use super::{Outcome, out};
 use etcdsnap::catalog::checked::{CatalogSeries, check_snapshots};
@@ -89,6 +89,8 @@ pub struct Args {
     max_drop: String,
     #[command(flatten)]
     prefix: PrefixOpt,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,6 +101,7 @@ enum CheckFormat {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let mut policy = match &args.policy {
         Some(p) => {
             let text = etcdsnap::input::read_bounded_string(p, etcdsnap::input::SMALL_FILE_LIMIT)

@@ -1,7 +1,7 @@
 //! `etcdsnap inspect`: the triage view of a snapshot (see [`etcdsnap::inspect`]),
 //! as tables for a person or one JSON document.
 
-use super::args::{PrefixOpt, ReportFormat, SnapshotPath, db, open};
+use super::args::{PrefixOpt, RemoteArgs, ReportFormat, SnapshotPath, db, open};
 use super::{Outcome, out};
 use etcdsnap::input::refuse_damaged;
 use etcdsnap::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
@@ -33,9 +33,12 @@ pub struct Args {
     write_out: ReportFormat,
     #[command(flatten)]
     opts: PrefixOpt,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let file = open(&args.snapshot)?;
     // Figures of a damaged file would look plausible: `verify`'s checks run
     // beside the reading, and their verdict comes first.

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::args::{SnapshotPath, StatusFormat};
+use super::args::{RemoteArgs, SnapshotPath, StatusFormat};
 use super::{Outcome, out};
 use etcdsnap::backend::status::{Status, StatusError, status};
 use etcdsnap::bolt::Db;
@@ -35,6 +35,8 @@ pub struct Args {
     /// file's storage version names, else 3.5; 3.4 prints as 3.5)
     #[arg(long, value_parser = ["3.4", "3.5", "3.6", "3.7"])]
     etcd_version: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 /// Which etcdutl's output `status` reproduces.
@@ -66,7 +68,8 @@ impl Flavor {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let name = args.snapshot.display();
+    args.remote.configure();
+    let name = etcdsnap::remote::display_name(&args.snapshot);
     let file = match SnapshotFile::open(&args.snapshot) {
         Ok(f) => f,
         // A compressed stream that does not decode is a damaged file (exit 1).

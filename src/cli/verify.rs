@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath};
+use super::args::{DecryptArgs, PrefixOpt, RemoteArgs, ReportFormat, SnapshotPath};
 use super::render::render_table;
 use super::{Outcome, out};
 use etcdsnap::input::SnapshotFile;
@@ -47,6 +47,8 @@ pub struct Args {
     prefix: PrefixOpt,
     #[command(flatten)]
     decrypt: DecryptArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -54,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--encryption-config is used by --deep: add --deep");
     }
     let decryptor = args.decrypt.decryptor(&args.prefix.prefix)?;
+    args.remote.configure();
     let file = match SnapshotFile::open(&args.snapshot) {
         Ok(f) => f,
         // A compressed stream that does not decode is a damaged file (exit 1);
@@ -61,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Err(e) if e.is_damage() => {
             out(&format!(
                 "{}\n\nFAILED: {}\n",
-                escape_controls(&args.snapshot.display().to_string()),
+                escape_controls(&etcdsnap::remote::display_name(&args.snapshot)),
                 escape_controls(&e.to_string())
             ))?;
             return Ok(Outcome::Failed);
