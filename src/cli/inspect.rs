@@ -20,7 +20,8 @@ not decode). Sizes of objects are value bytes, as `ls` shows them. A snapshot th
     after_help = "Examples:\n  etcdsnap inspect snapshot.db\n  etcdsnap inspect snapshot.db --top 20\n  etcdsnap inspect snapshot.db -n kube-system\n  etcdsnap inspect snapshot.db -w json"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected;
+    /// `s3://BUCKET/KEY` and `http(s)://URL` are streamed once into a private spool file first)
     snapshot: SnapshotPath,
     /// How many namespaces, objects and leases the top lists show
     #[arg(long, default_value_t = 10)]

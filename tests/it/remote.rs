@@ -198,7 +198,8 @@ fn s3_wrong_credentials_exit_2_and_never_print_the_secret() {
     v.put("backups", "a.db", &fixture("etcd-3.5.1.db"));
     let spool = tempfile::tempdir().unwrap();
     let wrong_secret = "wrong-secret-4b1d7c0e9a";
-    let cases: [(&str, &dyn Fn(&mut Command)); 2] = [
+    type Env<'a> = &'a dyn Fn(&mut Command);
+    let cases: [(&str, Env); 2] = [
         ("wrong secret", &|c: &mut Command| {
             with_s3_env(c, &v, wrong_secret)
         }),
