@@ -281,6 +281,11 @@ fn classify(e: object_store::Error, shown: &str) -> RemoteError {
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => RemoteError::Denied { url, detail },
         object_store::Error::Precondition { .. } => RemoteError::Changed { url, detail },
+        // A request the store did not classify (a HEAD has no error body).
+        _ if detail.starts_with("HTTP 401") || detail.starts_with("HTTP 403") => {
+            RemoteError::Denied { url, detail }
+        }
+        _ if detail.starts_with("HTTP 404") => RemoteError::NotFound { url, detail },
         _ => RemoteError::Transfer { url, detail },
     }
 }

@@ -223,6 +223,44 @@ fn s3_wrong_credentials_exit_2_and_never_print_the_secret() {
 
 #[test]
 #[ignore = "real: versitygw (bash .ci/versitygw) and curl"]
+fn s3_endpoint_flag_and_no_credentials() {
+    let v = Versity::start();
+    v.create_bucket("backups");
+    v.put("backups", "a.db", &fixture("etcd-3.5.1.db"));
+    let spool = tempfile::tempdir().unwrap();
+    let endpoint = v.endpoint();
+    // --s3-endpoint in place of AWS_ENDPOINT_URL: path-style requests.
+    let o = run_env(
+        &["verify", "s3://backups/a.db", "--s3-endpoint", &endpoint],
+        spool.path(),
+        &|c: &mut Command| {
+            with_s3_env(c, &v, SECRET_KEY);
+            c.env_remove("AWS_ENDPOINT_URL");
+        },
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // No credentials at all: refused by the server, exit 2, access denied.
+    let o = run_env(
+        &["verify", "s3://backups/a.db", "--s3-endpoint", &endpoint],
+        spool.path(),
+        &|c: &mut Command| {
+            with_s3_env(c, &v, SECRET_KEY);
+            c.env_remove("AWS_ENDPOINT_URL")
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY");
+        },
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://backups/a.db: access denied"),
+        "{}",
+        stderr(&o)
+    );
+    assert_no_spool(spool.path());
+}
+
+#[test]
+#[ignore = "real: versitygw (bash .ci/versitygw) and curl"]
 fn s3_server_gone_exits_2() {
     let mut v = Versity::start();
     v.create_bucket("backups");
