@@ -313,6 +313,9 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
     let target = parse(url)?;
     // TLS through ring, for every HTTPS request of the client.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Ctrl-C during the transfer removes the spool; a command that did not
+    // catch signals itself gets their default action back afterwards.
+    let caught_here = !interrupt::installed();
     interrupt::install();
     let dir = opts.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
     let spool_err = |source| RemoteError::Spool {
@@ -338,7 +341,15 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
     let result = runtime.block_on(stream_into(&*store, &location, &mut file, &shown));
     // The name goes now, whatever happened; the descriptor keeps the bytes.
     drop(name);
+    if caught_here && interrupt::requested().is_none() {
+        interrupt::uninstall();
+    }
     let (len, sha256, meta) = result?;
+    // A signal that came just before the handlers went.
+    interrupt::check().map_err(|source| RemoteError::Interrupted {
+        url: shown.clone(),
+        source,
+    })?;
     file.seek(SeekFrom::Start(0)).map_err(spool_err)?;
     if let Some(notice) = opts.notice {
         notice(&format!(
