@@ -259,6 +259,66 @@ fn s3_endpoint_flag_and_no_credentials() {
     assert_no_spool(spool.path());
 }
 
+/// An object overwritten on the S3 server while it streams: the reader is
+/// stopped (SIGSTOP) once part of the body is in its spool, curl puts a new
+/// object under the key, the reader goes on; the pin refuses what it read.
+#[test]
+#[ignore = "real: versitygw (bash .ci/versitygw) and curl"]
+fn s3_object_replaced_mid_read_is_refused() {
+    let v = Versity::start();
+    v.create_bucket("backups");
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    let total = 64usize << 20;
+    std::fs::write(&old, vec![1u8; total]).unwrap();
+    std::fs::write(&new, vec![2u8; 4096]).unwrap();
+    v.put("backups", "big.db", &old);
+    let spool = tempfile::tempdir().unwrap();
+    let mut c = etcdsnap();
+    with_s3_env(&mut c, &v, SECRET_KEY);
+    let child = c
+        .args(["verify", "s3://backups/big.db", "--spool-dir"])
+        .arg(spool.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = std::fs::read_dir(spool.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .next()
+            .unwrap_or(0);
+        if size > 0 {
+            // SAFETY: a plain kill(2) of our own child.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            assert!(
+                (size as usize) < total,
+                "the transfer ended before it could be stopped"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no spool data");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    v.put("backups", "big.db", &new);
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://backups/big.db: the object changed while it was read"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("ETag"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert_no_spool(spool.path());
+}
+
 #[test]
 #[ignore = "real: versitygw (bash .ci/versitygw) and curl"]
 fn s3_server_gone_exits_2() {
