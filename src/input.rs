@@ -110,6 +110,17 @@ pub enum InputError {
         /// The I/O error.
         source: io::Error,
     },
+    /// A remote object cannot be read (access, transfer, a changed object).
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
+    /// A URL given to a build without the `remote` feature.
+    #[cfg(not(feature = "remote"))]
+    #[error("{url}: this build reads no remote sources (built without the `remote` feature)")]
+    NoRemote {
+        /// The URL (redacted).
+        url: String,
+    },
     /// The snapshot is damaged in a way that stops every command.
     #[error("{path}: damaged snapshot: {detail}")]
     Damaged {
@@ -133,6 +144,21 @@ impl InputError {
     }
 }
 
+/// The spool file of a remote object.
+#[cfg(feature = "remote")]
+fn open_remote(url: &str) -> Result<(File, Option<std::time::SystemTime>), InputError> {
+    let spooled = crate::remote::fetch(url)?;
+    Ok((spooled.file, Some(spooled.modified)))
+}
+
+/// Without the `remote` feature a URL is refused, by name.
+#[cfg(not(feature = "remote"))]
+fn open_remote(url: &str) -> Result<(File, Option<std::time::SystemTime>), InputError> {
+    Err(InputError::NoRemote {
+        url: crate::remote::redact(url),
+    })
+}
+
 /// A compressed snapshot with data after its trailer ([`Excess::AfterTrailer`]),
 /// as an error for the commands that refuse a damaged file outright.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +177,9 @@ pub struct SnapshotFile {
     // `None` for an empty file: mapping zero bytes is not portable.
     map: Option<Mmap>,
     excess: Option<Excess>,
+    // A remote object's modification time (a local file's is asked of the
+    // file system).
+    remote_modified: Option<std::time::SystemTime>,
 }
 
 impl SnapshotFile {
@@ -166,12 +195,23 @@ impl SnapshotFile {
     /// assert_eq!(file.db().len() + 32, file.bytes().len());
     /// # Ok::<(), etcdsnap::input::InputError>(())
     /// ```
+    ///
+    /// `s3://BUCKET/KEY`, `http://…` and `https://…` are read from where they
+    /// live ([`crate::remote`]): streamed once into a private spool file that
+    /// is then opened like a local one, under the URL's redacted name.
     pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
+        if let Some(url) = path.to_str().filter(|_| crate::remote::is_remote(path)) {
+            let shown = PathBuf::from(crate::remote::redact(url));
+            let (file, modified) = open_remote(url)?;
+            let mut opened = Self::open_file(&shown, file)?;
+            opened.remote_modified = modified;
+            return Ok(opened);
+        }
         let read_err = |source| InputError::Read {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = if path.as_os_str() == "-" {
+        let file = if path.as_os_str() == "-" {
             let mut tmp = tempfile::tempfile().map_err(read_err)?;
             io::copy(&mut io::stdin().lock(), &mut tmp).map_err(read_err)?;
             tmp.seek(SeekFrom::Start(0)).map_err(read_err)?;
@@ -181,6 +221,16 @@ impl SnapshotFile {
                 path: path.to_path_buf(),
                 source,
             })?
+        };
+        Self::open_file(path, file)
+    }
+
+    /// Opens an open file (of a path, standard input's copy, a spool) as a
+    /// snapshot named `path`.
+    fn open_file(path: &Path, mut file: File) -> Result<SnapshotFile, InputError> {
+        let read_err = |source| InputError::Read {
+            path: path.to_path_buf(),
+            source,
         };
         let mut head = [0u8; 4];
         let n = read_up_to(&mut file, &mut head).map_err(read_err)?;
@@ -207,6 +257,7 @@ impl SnapshotFile {
             compression,
             map,
             excess,
+            remote_modified: None,
         })
     }
 
@@ -215,7 +266,17 @@ impl SnapshotFile {
         self.excess
     }
 
-    /// The path the file was opened from.
+    /// When the snapshot was last modified: a remote object's time as its
+    /// store says, else the file's mtime (`None` for standard input).
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        self.remote_modified.or_else(|| {
+            std::fs::metadata(&self.path)
+                .and_then(|m| m.modified())
+                .ok()
+        })
+    }
+
+    /// The path the file was opened from (a remote source's redacted URL).
     pub fn path(&self) -> &Path {
         &self.path
     }

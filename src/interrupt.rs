@@ -8,12 +8,13 @@
 //! way (the handler is reset after the first), for an operator who will not
 //! wait; the next run then cleans the staging it finds.
 
-use std::sync::Once;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The signal received (0: none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
-static INSTALL: Once = Once::new();
+/// Whether the handlers are in place.
+static INSTALLED: Mutex<bool> = Mutex::new(false);
 
 /// A signal asked the command to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -33,10 +34,12 @@ extern "C" fn on_signal(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-/// Catches SIGINT and SIGTERM from now on (once per process; later calls do
-/// nothing). Interrupted system calls are restarted.
+/// Catches SIGINT and SIGTERM from now on (later calls do nothing while the
+/// handlers are in place). Interrupted system calls are restarted.
 pub fn install() {
-    INSTALL.call_once(|| {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*installed {
+        *installed = true;
         for sig in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: a zeroed sigaction is valid; the handler only stores an
             // atomic; sa_mask is initialised by sigemptyset.
@@ -48,7 +51,28 @@ pub fn install() {
                 libc::sigaction(sig, &sa, std::ptr::null_mut());
             }
         }
-    });
+    }
+}
+
+/// Whether [`install`] was called (and [`uninstall`] not since).
+pub fn installed() -> bool {
+    *INSTALLED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Gives SIGINT and SIGTERM their default action back: for a reader that
+/// caught them only while it had something to clean up (a remote source's
+/// spool), so that Ctrl-C ends the rest of a read-only command at once.
+pub fn uninstall() {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *installed {
+        *installed = false;
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: restoring the default disposition of a signal.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
 }
 
 /// The signal received, if any.

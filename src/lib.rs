@@ -7,7 +7,8 @@
 //! 0. the base: [`problem`] (one located problem), [`protowire`] (zero-copy
 //!    protobuf reading), [`interrupt`] (Ctrl-C for writers), [`yaml`] (YAML
 //!    every Kubernetes reader reads back), [`report`] (tables, sizes,
-//!    escaping), [`input`] (mapping, decompression, trailer) and [`durable`]
+//!    escaping), [`remote`] (`s3://` and `http(s)://` sources spooled once),
+//!    [`input`] (mapping, decompression, trailer) and [`durable`]
 //!    (fsynced, atomic writes and the journaled swap of a member dir);
 //! 1. [`bolt`]: bbolt pages, the one walk, its checks, and the writer;
 //! 2. [`mvcc`]: revisions, `KeyValue`, the keyspace, the key index, HashKV;
@@ -26,8 +27,9 @@
 //! 8. the command line, in the binary (`src/cli/`, not part of the library):
 //!    parsing, one library call per command, rendering and exit codes.
 //!
-//! `pki`, `bundle`, `catalog` and `live` are cargo features (all on by
-//! default); without them the crate builds the offline reader alone.
+//! `pki`, `bundle`, `catalog`, `live` and `remote` (the transfer of remote
+//! sources) are cargo features (all on by default); without them the crate
+//! builds the offline reader alone.
 //!
 //! # Reading a snapshot
 //!
@@ -79,6 +81,7 @@ pub mod mvcc;
 pub mod pki;
 pub mod problem;
 pub mod protowire;
+pub mod remote;
 pub mod report;
 pub mod restore;
 pub mod salvage;

@@ -82,7 +82,7 @@ pub fn check_snapshots(
     }
     let mut runs = Vec::new();
     for path in paths {
-        let name = path.display().to_string();
+        let name = crate::remote::display_name(path);
         let (rules, f) = match SnapshotFile::open(path) {
             Ok(file) => {
                 let read = facts::read(&file, policy, prefix);

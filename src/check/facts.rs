@@ -78,9 +78,7 @@ pub fn read(file: &SnapshotFile, policy: &Policy, storage_prefix: &str) -> Read 
         ..Facts::default()
     });
     Read {
-        modified: std::fs::metadata(file.path())
-            .and_then(|m| m.modified())
-            .ok(),
+        modified: file.modified(),
         report,
         facts: Facts {
             file_size: file.bytes().len() as u64,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::args::PrefixOpt;
+use super::args::{PrefixOpt, RemoteArgs};
 use super::render::added_text;
 use super::{Outcome, out};
 use etcdsnap::catalog::checked::{CatalogSeries, check_snapshots};
@@ -52,7 +52,8 @@ verify rule); 2 usage error, a bad policy file, or a snapshot that cannot be rea
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Snapshot files (zstd/gzip/zip are detected)
+    /// Snapshot files (zstd/gzip/zip are detected; `s3://BUCKET/KEY` and
+    /// `http(s)://URL` are streamed once into a private spool file first)
     #[arg(required = true)]
     snapshots: Vec<PathBuf>,
     /// The policy file (YAML)
@@ -89,6 +90,8 @@ pub struct Args {
     max_drop: String,
     #[command(flatten)]
     prefix: PrefixOpt,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,6 +102,7 @@ enum CheckFormat {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let mut policy = match &args.policy {
         Some(p) => {
             let text = etcdsnap::input::read_bounded_string(p, etcdsnap::input::SMALL_FILE_LIMIT)

@@ -1,7 +1,7 @@
 //! `etcdsnap inspect`: the triage view of a snapshot (see [`etcdsnap::inspect`]),
 //! as tables for a person or one JSON document.
 
-use super::args::{PrefixOpt, ReportFormat, SnapshotPath, db, open};
+use super::args::{PrefixOpt, RemoteArgs, ReportFormat, SnapshotPath, db, open};
 use super::{Outcome, out};
 use etcdsnap::input::refuse_damaged;
 use etcdsnap::inspect::{InspectError, Inspection, Named, Options, Usage, inspect};
@@ -20,7 +20,8 @@ not decode). Sizes of objects are value bytes, as `ls` shows them. A snapshot th
     after_help = "Examples:\n  etcdsnap inspect snapshot.db\n  etcdsnap inspect snapshot.db --top 20\n  etcdsnap inspect snapshot.db -n kube-system\n  etcdsnap inspect snapshot.db -w json"
 )]
 pub struct Args {
-    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected)
+    /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected;
+    /// `s3://BUCKET/KEY` and `http(s)://URL` are streamed once into a private spool file first)
     snapshot: SnapshotPath,
     /// How many namespaces, objects and leases the top lists show
     #[arg(long, default_value_t = 10)]
@@ -33,9 +34,12 @@ pub struct Args {
     write_out: ReportFormat,
     #[command(flatten)]
     opts: PrefixOpt,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let file = open(&args.snapshot)?;
     // Figures of a damaged file would look plausible: `verify`'s checks run
     // beside the reading, and their verdict comes first.

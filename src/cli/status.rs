@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::args::{SnapshotPath, StatusFormat};
+use super::args::{RemoteArgs, SnapshotPath, StatusFormat};
 use super::{Outcome, out};
 use etcdsnap::backend::status::{Status, StatusError, status};
 use etcdsnap::bolt::Db;
@@ -26,7 +26,8 @@ Like etcdutl, the bbolt structure is checked first and any problem fails the com
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected). Compressed
     /// input is inflated, and standard input copied, into an unnamed temporary file in
-    /// $TMPDIR (else /tmp); inflation stops where the db ends
+    /// $TMPDIR (else /tmp); inflation stops where the db ends. `s3://BUCKET/KEY` and
+    /// `http(s)://URL` are streamed once into a private spool file first
     snapshot: SnapshotPath,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "simple")]
@@ -35,6 +36,8 @@ pub struct Args {
     /// file's storage version names, else 3.5; 3.4 prints as 3.5)
     #[arg(long, value_parser = ["3.4", "3.5", "3.6", "3.7"])]
     etcd_version: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 /// Which etcdutl's output `status` reproduces.
@@ -66,7 +69,8 @@ impl Flavor {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let name = args.snapshot.display();
+    args.remote.configure();
+    let name = etcdsnap::remote::display_name(&args.snapshot);
     let file = match SnapshotFile::open(&args.snapshot) {
         Ok(f) => f,
         // A compressed stream that does not decode is a damaged file (exit 1).

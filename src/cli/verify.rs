@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath};
+use super::args::{DecryptArgs, PrefixOpt, RemoteArgs, ReportFormat, SnapshotPath};
 use super::render::render_table;
 use super::{Outcome, out};
 use etcdsnap::input::SnapshotFile;
@@ -30,7 +30,8 @@ every check passed, 1 a check failed, 2 the file could not be read or the usage 
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected). Compressed
     /// input is inflated, and standard input copied, into an unnamed temporary file in
-    /// $TMPDIR (else /tmp); inflation stops where the db ends
+    /// $TMPDIR (else /tmp); inflation stops where the db ends. `s3://BUCKET/KEY` and
+    /// `http(s)://URL` are streamed once into a private spool file first
     snapshot: SnapshotPath,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
@@ -47,6 +48,8 @@ pub struct Args {
     prefix: PrefixOpt,
     #[command(flatten)]
     decrypt: DecryptArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -54,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--encryption-config is used by --deep: add --deep");
     }
     let decryptor = args.decrypt.decryptor(&args.prefix.prefix)?;
+    args.remote.configure();
     let file = match SnapshotFile::open(&args.snapshot) {
         Ok(f) => f,
         // A compressed stream that does not decode is a damaged file (exit 1);
@@ -61,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Err(e) if e.is_damage() => {
             out(&format!(
                 "{}\n\nFAILED: {}\n",
-                escape_controls(&args.snapshot.display().to_string()),
+                escape_controls(&etcdsnap::remote::display_name(&args.snapshot)),
                 escape_controls(&e.to_string())
             ))?;
             return Ok(Outcome::Failed);

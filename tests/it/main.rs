@@ -64,6 +64,8 @@ mod object_commands;
 mod object_output;
 mod objects;
 mod pki;
+#[cfg(feature = "remote")]
+mod remote;
 #[cfg(feature = "live")]
 mod restore;
 mod restore_plan;

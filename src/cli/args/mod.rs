@@ -19,8 +19,63 @@ use etcdsnap::input::SnapshotFile;
 use etcdsnap::kube::apply::ApplyOptions;
 use etcdsnap::kube::decrypt::{Decryptor, EncryptionConfig};
 
-/// A snapshot path argument (`-` for standard input).
+/// A snapshot path argument (`-` for standard input; with the `remote`
+/// feature also `s3://BUCKET/KEY`, `http(s)://…`).
 pub type SnapshotPath = PathBuf;
+
+/// Where remote snapshots are spooled and which S3 endpoint serves them,
+/// for the commands that read a whole snapshot (`s3://`, `https://`).
+#[cfg(feature = "remote")]
+#[derive(clap::Args, Clone)]
+pub struct RemoteArgs {
+    /// Directory of the private spool file a remote snapshot (s3://BUCKET/KEY,
+    /// http(s)://URL) is streamed into once (default: $TMPDIR, else /tmp);
+    /// removed when the command ends
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// S3 endpoint for s3:// sources (default: $AWS_ENDPOINT_URL, else AWS);
+    /// path-style requests. Credentials and region come from the standard
+    /// AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION;
+    /// AWS_ALLOW_HTTP=true for a plain-http endpoint)
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Say on stderr where a remote snapshot was spooled and how large it is
+    /// (said anyway when stderr is a terminal)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+#[cfg(feature = "remote")]
+impl RemoteArgs {
+    /// Sets these options for every remote read of the command.
+    pub fn configure(&self) {
+        use std::io::IsTerminal;
+        fn say_notice(line: &str) {
+            say!("etcdsnap: {line}");
+        }
+        let notice: Option<fn(&str)> = if self.verbose || std::io::stderr().is_terminal() {
+            Some(say_notice)
+        } else {
+            None
+        };
+        etcdsnap::remote::configure(etcdsnap::remote::Options {
+            spool_dir: self.spool_dir.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            notice,
+        });
+    }
+}
+
+/// Without the `remote` feature: no flags; a URL is refused by name.
+#[cfg(not(feature = "remote"))]
+#[derive(clap::Args, Clone)]
+pub struct RemoteArgs {}
+
+#[cfg(not(feature = "remote"))]
+impl RemoteArgs {
+    /// Nothing to set.
+    pub fn configure(&self) {}
+}
 
 /// Output formats of `status` (those of `etcdutl snapshot status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

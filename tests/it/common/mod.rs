@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 pub mod cluster;
 pub mod live;
+pub mod objstore;
 pub mod pki;
 
 pub fn root() -> PathBuf {

@@ -1,0 +1,524 @@
+//! The transfer itself (the `remote` feature): the S3 and HTTP stores of
+//! `object_store`, the spool file, and the pin of the object at open.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+
+use super::{redact, scrub};
+use crate::interrupt;
+
+/// How long a transfer may go without a byte before it is given up.
+const IDLE_LIMIT: Duration = Duration::from_secs(120);
+/// How often a waiting transfer looks at the Ctrl-C flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Settings of remote reads, set once by the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where spool files go (default: `$TMPDIR`, else /tmp).
+    pub spool_dir: Option<PathBuf>,
+    /// The S3 endpoint (else `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`, else AWS);
+    /// with one, requests use path-style addressing.
+    pub s3_endpoint: Option<String>,
+    /// Called with one line about each finished spool (where, how large,
+    /// its sha256), for the caller to show or not.
+    pub notice: Option<fn(&str)>,
+}
+
+static OPTIONS: OnceLock<Options> = OnceLock::new();
+
+/// Sets the options of every later remote read (the first call wins).
+pub fn configure(options: Options) {
+    let _ = OPTIONS.set(options);
+}
+
+fn options() -> Options {
+    OPTIONS.get().cloned().unwrap_or_default()
+}
+
+/// Why a remote object cannot be read. Every variant names the URL
+/// (redacted); all are access or transfer errors (exit 2), never damage.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The source is not a URL this build reads.
+    #[error("{url}: not a readable URL: {detail}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The client cannot be set up (region, endpoint, credentials settings).
+    #[error("{url}: cannot set up the client: {detail}")]
+    Setup {
+        /// The URL.
+        url: String,
+        /// What the client said.
+        detail: String,
+    },
+    /// No object (or no bucket) there.
+    #[error("{url}: not found: {detail}")]
+    NotFound {
+        /// The URL.
+        url: String,
+        /// What the server said.
+        detail: String,
+    },
+    /// The server refused the credentials or the access.
+    #[error("{url}: access denied: {detail}")]
+    Denied {
+        /// The URL.
+        url: String,
+        /// What the server said.
+        detail: String,
+    },
+    /// The object changed while it was read.
+    #[error("{url}: the object changed while it was read ({detail}); read it again")]
+    Changed {
+        /// The URL.
+        url: String,
+        /// What differs.
+        detail: String,
+    },
+    /// The body ended before the size the server announced.
+    #[error("{url}: truncated response: {got} of {expected} bytes received{}", cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Truncated {
+        /// The URL.
+        url: String,
+        /// Bytes received.
+        got: u64,
+        /// Bytes announced.
+        expected: u64,
+        /// The transfer error, if the connection failed.
+        cause: Option<String>,
+    },
+    /// The request or the transfer failed (unreachable endpoint, server error).
+    #[error("{url}: cannot read: {detail}")]
+    Transfer {
+        /// The URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The spool file cannot be created or written.
+    #[error("{url}: cannot write the spool file in {}: {source}", dir.display())]
+    Spool {
+        /// The URL.
+        url: String,
+        /// The spool directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Ctrl-C or SIGTERM during the transfer (the spool was removed).
+    #[error("{url}: {source}; the spool file was removed")]
+    Interrupted {
+        /// The URL.
+        url: String,
+        /// The signal.
+        source: interrupt::Interrupted,
+    },
+}
+
+/// A remote object copied into an unnamed spool file.
+#[derive(Debug)]
+pub struct Spooled {
+    /// The spool file, positioned at its start; its name is already removed.
+    pub file: File,
+    /// Bytes read.
+    pub len: u64,
+    /// The sha256 of the bytes as they arrived.
+    pub sha256: [u8; 32],
+    /// The ETag the object was pinned to, if the server gave one.
+    pub etag: Option<String>,
+    /// The object version it was pinned to, if the store has versions.
+    pub version: Option<String>,
+    /// When the object was last modified, as the store says.
+    pub modified: std::time::SystemTime,
+}
+
+enum Target {
+    S3 { bucket: String, key: String },
+    Http { url: String },
+}
+
+fn parse(url: &str) -> Result<Target, RemoteError> {
+    let shown = redact(url);
+    let bad = |detail: &str| RemoteError::BadUrl {
+        url: shown.clone(),
+        detail: detail.to_string(),
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "s3" => {
+            let (bucket, key) = rest
+                .split_once('/')
+                .ok_or_else(|| bad("expected s3://BUCKET/KEY"))?;
+            if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
+                return Err(bad("expected s3://BUCKET/KEY (one object, not a prefix)"));
+            }
+            Ok(Target::S3 {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })
+        }
+        "http" | "https" => {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(bad("no host"));
+            }
+            Ok(Target::Http {
+                url: url.to_string(),
+            })
+        }
+        _ => Err(bad("only s3://, http:// and https:// are read")),
+    }
+}
+
+fn env_true(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"))
+}
+
+fn client_options(allow_http: bool) -> ClientOptions {
+    ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(Duration::from_secs(10))
+        // A snapshot may take long to stream: the idle limit below bounds a
+        // stalled transfer instead of a limit on the whole request.
+        .with_timeout_disabled()
+}
+
+fn no_retries() -> RetryConfig {
+    // Streamed once: a failed transfer is an error, not a silent resume.
+    RetryConfig {
+        max_retries: 0,
+        retry_timeout: Duration::from_secs(10),
+        ..RetryConfig::default()
+    }
+}
+
+fn build_store(
+    target: &Target,
+    opts: &Options,
+    shown: &str,
+) -> Result<(Box<dyn ObjectStore>, ObjectPath), RemoteError> {
+    let setup = |e: object_store::Error| RemoteError::Setup {
+        url: shown.to_string(),
+        detail: scrub(&e.to_string()),
+    };
+    match target {
+        Target::S3 { bucket, key } => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client_options(env_true("AWS_ALLOW_HTTP")))
+                .with_retry(no_retries());
+            if let Some(endpoint) = &opts.s3_endpoint {
+                b = b.with_endpoint(endpoint);
+            }
+            let has_endpoint = opts.s3_endpoint.is_some()
+                || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+                || std::env::var_os("AWS_ENDPOINT").is_some()
+                || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+            if has_endpoint {
+                b = b.with_virtual_hosted_style_request(false);
+            }
+            let store = b.build().map_err(setup)?;
+            Ok((Box::new(store), ObjectPath::from(key.as_str())))
+        }
+        Target::Http { url } => {
+            let allow_http = url.to_ascii_lowercase().starts_with("http://");
+            let store = object_store::http::HttpBuilder::new()
+                .with_url(url.as_str())
+                .with_client_options(client_options(allow_http))
+                .with_retry(no_retries())
+                .build()
+                .map_err(setup)?;
+            Ok((Box::new(store), ObjectPath::from("")))
+        }
+    }
+}
+
+/// What a failed request says, short: the HTTP status and, from an S3 error
+/// body, its code and message (the body's other fields, the string to sign
+/// and the like, say nothing to a reader).
+fn condense(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find('<')?;
+        Some(text[start..start + len].trim().to_string())
+    };
+    let status = text
+        .split_once("status code: ")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest).trim().to_string());
+    match (status, tag("Code")) {
+        (Some(status), Some(code)) => match tag("Message") {
+            Some(msg) => format!("HTTP {status}, {code}: {msg}"),
+            None => format!("HTTP {status}, {code}"),
+        },
+        (Some(status), None) => format!("HTTP {status}"),
+        _ => {
+            let mut t: String = text.chars().take(400).collect();
+            if t.len() < text.len() {
+                t.push('…');
+            }
+            t
+        }
+    }
+}
+
+fn classify(e: object_store::Error, shown: &str) -> RemoteError {
+    let url = shown.to_string();
+    let detail = condense(&scrub(&error_text(&e)));
+    match e {
+        object_store::Error::NotFound { .. } => RemoteError::NotFound { url, detail },
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => RemoteError::Denied { url, detail },
+        object_store::Error::Precondition { .. } => RemoteError::Changed { url, detail },
+        // A request the store did not classify (a HEAD has no error body).
+        _ if detail.starts_with("HTTP 401") || detail.starts_with("HTTP 403") => {
+            RemoteError::Denied { url, detail }
+        }
+        _ if detail.starts_with("HTTP 404") => RemoteError::NotFound { url, detail },
+        _ => RemoteError::Transfer { url, detail },
+    }
+}
+
+/// An error and its causes, each said once.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Streams the object at `url` once into a private spool file and returns
+/// the open file with its name already removed.
+pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
+    let shown = redact(url);
+    let opts = options();
+    let target = parse(url)?;
+    // TLS through ring, for every HTTPS request of the client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Ctrl-C during the transfer removes the spool; a command that did not
+    // catch signals itself gets their default action back afterwards.
+    let caught_here = !interrupt::installed();
+    interrupt::install();
+    let dir = opts.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let spool_err = |source| RemoteError::Spool {
+        url: shown.clone(),
+        dir: dir.clone(),
+        source,
+    };
+    let (store, location) = build_store(&target, &opts, &shown)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RemoteError::Transfer {
+            url: shown.clone(),
+            detail: format!("cannot start the I/O runtime: {e}"),
+        })?;
+    // Created exclusively, 0600; removed when dropped (every error path).
+    let spool = tempfile::Builder::new()
+        .prefix(".etcdsnap-spool-")
+        .tempfile_in(&dir)
+        .map_err(spool_err)?;
+    let spool_path = spool.path().to_path_buf();
+    let (mut file, name) = spool.into_parts();
+    let result = runtime.block_on(stream_into(&*store, &location, &mut file, &shown));
+    // The name goes now, whatever happened; the descriptor keeps the bytes.
+    drop(name);
+    if caught_here && interrupt::requested().is_none() {
+        interrupt::uninstall();
+    }
+    let (len, sha256, meta) = result?;
+    // A signal that came just before the handlers went.
+    interrupt::check().map_err(|source| RemoteError::Interrupted {
+        url: shown.clone(),
+        source,
+    })?;
+    file.seek(SeekFrom::Start(0)).map_err(spool_err)?;
+    if let Some(notice) = opts.notice {
+        notice(&format!(
+            "{shown}: {len} bytes streamed into a private spool file {} (sha256 {}, removed on exit)",
+            spool_path.display(),
+            hex(&sha256)
+        ));
+    }
+    Ok(Spooled {
+        file,
+        len,
+        sha256,
+        modified: std::time::SystemTime::from(meta.last_modified),
+        etag: meta.e_tag,
+        version: meta.version,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn stream_into(
+    store: &dyn ObjectStore,
+    location: &ObjectPath,
+    file: &mut File,
+    shown: &str,
+) -> Result<(u64, [u8; 32], object_store::ObjectMeta), RemoteError> {
+    let interrupted = |source| RemoteError::Interrupted {
+        url: shown.to_string(),
+        source,
+    };
+    let got = store
+        .get_opts(location, object_store::GetOptions::default())
+        .await
+        .map_err(|e| classify(e, shown))?;
+    let meta = got.meta.clone();
+    let mut stream = got.into_stream();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut len: u64 = 0;
+    let mut idle = Duration::ZERO;
+    let truncated = |len, cause| RemoteError::Truncated {
+        url: shown.to_string(),
+        got: len,
+        expected: meta.size,
+        cause,
+    };
+    loop {
+        interrupt::check().map_err(interrupted)?;
+        let next = match tokio::time::timeout(TICK, stream.next()).await {
+            Err(_) => {
+                idle += TICK;
+                if idle >= IDLE_LIMIT {
+                    return Err(RemoteError::Transfer {
+                        url: shown.to_string(),
+                        detail: format!(
+                            "no data for {} s after {len} of {} bytes",
+                            IDLE_LIMIT.as_secs(),
+                            meta.size
+                        ),
+                    });
+                }
+                continue;
+            }
+            Ok(next) => next,
+        };
+        idle = Duration::ZERO;
+        match next {
+            None => break,
+            Some(Ok(chunk)) => {
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .map_err(|source| RemoteError::Spool {
+                        url: shown.to_string(),
+                        dir: PathBuf::new(),
+                        source,
+                    })?;
+                len += chunk.len() as u64;
+            }
+            Some(Err(e)) => {
+                let detail = scrub(&error_text(&e));
+                if len < meta.size {
+                    return Err(truncated(len, Some(detail)));
+                }
+                return Err(RemoteError::Transfer {
+                    url: shown.to_string(),
+                    detail,
+                });
+            }
+        }
+    }
+    if len != meta.size {
+        return Err(truncated(len, None));
+    }
+    // The pin: the object must still be the one the GET streamed.
+    let now = store
+        .head(location)
+        .await
+        .map_err(|e| match classify(e, shown) {
+            RemoteError::NotFound { url, .. } => RemoteError::Changed {
+                url,
+                detail: "it was deleted".to_string(),
+            },
+            other => other,
+        })?;
+    let mut changes = Vec::new();
+    if now.e_tag != meta.e_tag {
+        changes.push(format!(
+            "ETag {} at open, {} now",
+            meta.e_tag.as_deref().unwrap_or("none"),
+            now.e_tag.as_deref().unwrap_or("none")
+        ));
+    }
+    if now.version != meta.version {
+        changes.push(format!(
+            "version {} at open, {} now",
+            meta.version.as_deref().unwrap_or("none"),
+            now.version.as_deref().unwrap_or("none")
+        ));
+    }
+    if now.size != meta.size {
+        changes.push(format!("{} bytes at open, {} now", meta.size, now.size));
+    }
+    if now.last_modified != meta.last_modified {
+        changes.push(format!(
+            "modified {} at open, {} now",
+            meta.last_modified, now.last_modified
+        ));
+    }
+    if !changes.is_empty() {
+        return Err(RemoteError::Changed {
+            url: shown.to_string(),
+            detail: changes.join(", "),
+        });
+    }
+    file.flush().map_err(|source| RemoteError::Spool {
+        url: shown.to_string(),
+        dir: PathBuf::new(),
+        source,
+    })?;
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(hasher.finish().as_ref());
+    Ok((len, sha256, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_refused() {
+        assert!(parse("s3://b/").is_err());
+        assert!(parse("s3://b/dir/").is_err());
+        assert!(parse("gs://b/k").is_err());
+        assert!(parse("s3://b/k.db").is_ok());
+    }
+
+    #[test]
+    fn s3_error_bodies_are_condensed() {
+        let t = "Error performing GET http://h/b/k in 2ms - Server returned non-2xx status code: \
+                 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>SignatureDoesNotMatch</Code>\
+                 <Message>The signature does not match.</Message><StringToSign>x</StringToSign></Error>";
+        assert_eq!(
+            condense(t),
+            "HTTP 403 Forbidden, SignatureDoesNotMatch: The signature does not match."
+        );
+        assert_eq!(
+            condense("Server returned non-2xx status code: 404 Not Found: not found"),
+            "HTTP 404 Not Found"
+        );
+    }
+}
