@@ -65,7 +65,7 @@ pub fn write_snapshot(
 }
 
 /// The salvaged snapshot as bytes, trailer included (for tests and fuzzing;
-/// the command writes to a file with [`write`]).
+/// the command writes to a file with [`write()`]).
 pub fn snapshot_bytes(s: &Salvaged<'_>) -> Vec<u8> {
     let mut cur = Cursor::new(Vec::new());
     // Writing to memory cannot fail.
