@@ -213,6 +213,7 @@ pub fn assemble<'r, 'a>(
             key: escape_bytes(key),
             revision: newest_rec.revision.main,
             deleted: newest_rec.tombstone,
+            source: None,
             resource,
             namespace,
             name,
