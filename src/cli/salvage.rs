@@ -96,6 +96,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let (joined, provenance) = merge::join(findings, &name, sources);
         build_from(joined, Some(&provenance), &name, &args.prefix.prefix)
     };
+    // A --from source is an input too: never the output.
+    if let Some(p) = args
+        .from
+        .iter()
+        .find(|p| output::same_file(p, &args.output))
+    {
+        return Err(output::WriteError::IsInput(p.clone()).into());
+    }
     let written = output::write(&salvaged, &args.snapshot, &args.output, args.force)?;
     salvaged.report.output = Some(args.output.display().to_string());
     salvaged.report.moved_aside = written.moved_aside.map(|p| p.display().to_string());

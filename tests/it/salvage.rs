@@ -1001,3 +1001,22 @@ fn salvage_from_unrelated_refused() {
     assert!(stderr.contains("warning"), "{stderr}");
     assert_eq!(report["sources"][1]["clusterChecked"], false);
 }
+
+/// A --from source is an input: refused as the output, left as it was.
+#[test]
+fn salvage_from_source_is_never_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    std::fs::copy(fixture("etcd-3.5.1.db"), &src).unwrap();
+    let before = std::fs::read(&src).unwrap();
+    let (exit, _, stderr) = salvage_json(&[
+        fixture("etcd-3.5.1.db").to_str().unwrap(),
+        "--from",
+        src.to_str().unwrap(),
+        "-o",
+        src.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(exit, 2, "{stderr}");
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+}
