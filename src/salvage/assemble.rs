@@ -124,6 +124,19 @@ pub fn assemble<'r, 'a>(
         }
     }
     missing_ranges.sort_unstable();
+    // Neighbouring damaged leaves' ranges share their boundary revision:
+    // overlaps are joined and counted once.
+    let mut joined: Vec<(i64, i64)> = Vec::with_capacity(missing_ranges.len());
+    for (s, e) in missing_ranges {
+        match joined.last_mut() {
+            Some(last) if s <= last.1 => {
+                missing = missing.saturating_sub((last.1.min(e) - s + 1) as u64);
+                last.1 = last.1.max(e);
+            }
+            _ => joined.push((s, e)),
+        }
+    }
+    let missing_ranges = joined;
     // Whether a missing range lies strictly between two revisions: ranges
     // sorted by start with the running maximum of their ends, searched.
     let mut running_end = Vec::with_capacity(missing_ranges.len());
@@ -320,6 +333,23 @@ mod tests {
         assert_eq!(a.lost[0].why, LostWhy::NewestDamaged);
         assert_eq!(a.lost[0].namespace.as_deref(), Some("ns"));
         assert_eq!(a.lost[0].resource.as_deref(), Some("pods"));
+    }
+
+    #[test]
+    fn overlapping_damaged_ranges_count_once() {
+        let recs = vec![put(b"a", 20, 20, 1)];
+        let a = assemble(
+            &recs,
+            &[],
+            Some(15),
+            true,
+            &[(2, 7), (7, 12)],
+            20,
+            true,
+            "/registry",
+        );
+        assert_eq!(a.missing_ranges, vec![(2, 12), (16, 19)]);
+        assert_eq!(a.missing, 11 + 4);
     }
 
     #[test]
