@@ -35,8 +35,12 @@ says which could not be. The result is written with the sha256 trailer `etcdctl 
 recovered and what is lost: keys whose newest record is damaged, keys that may have a newer revision that is \
 lost (revisions after theirs are missing), with the Kubernetes resource, namespace and name of /registry keys, \
 and the revisions of which nothing survived.\n\nExit codes: 0 nothing lost; 1 something lost (OUTPUT is still \
-written); 2 nothing usable, usage or I/O error.",
-    after_help = "Examples:\n  etcdsnap salvage damaged.db -o recovered.db\n  etcdsnap salvage damaged.db -o recovered.db --report lost.json -w json\n  etcdsnap verify recovered.db && etcdsnap restore recovered.db …"
+written); 2 nothing usable, usage or I/O error.\n\nWith --from, other files of the same cluster (another member's db or snapshot, an older backup) \
+fill what the damaged file lost: a revision any of them holds intact is taken, and the report says which file \
+gave each key. Two copies of one revision with different bytes are a conflict: neither is written, the key is \
+listed as lost (exit 1). A source whose members bucket shares no member with the damaged file's is refused \
+unless --force-source.",
+    after_help = "Examples:\n  etcdsnap salvage damaged.db -o recovered.db\n  etcdsnap salvage damaged.db --from member-2.db backup.db.zst -o recovered.db\n  etcdsnap salvage damaged.db -o recovered.db --report lost.json -w json\n  etcdsnap verify recovered.db && etcdsnap restore recovered.db …"
 )]
 pub struct Args {
     /// The damaged snapshot (`-` for standard input; zstd/gzip/zip are detected)
