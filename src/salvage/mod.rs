@@ -423,7 +423,6 @@ pub fn build_from<'a>(
         keeps_tombstone,
         &f.damaged_mains,
         f.newest_named,
-        f.tail_known,
         prefix,
     );
     let mut counts = f.counts.clone();
