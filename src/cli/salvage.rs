@@ -12,7 +12,7 @@ use etcdsnap::durable;
 use etcdsnap::input::SnapshotFile;
 use etcdsnap::report::escape_controls;
 use etcdsnap::salvage::report::{BucketStatus, LostWhy, Report};
-use etcdsnap::salvage::{output, salvage};
+use etcdsnap::salvage::{build_from, collect, merge, output};
 
 /// Output formats of the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,8 +35,12 @@ says which could not be. The result is written with the sha256 trailer `etcdctl 
 recovered and what is lost: keys whose newest record is damaged, keys that may have a newer revision that is \
 lost (revisions after theirs are missing), with the Kubernetes resource, namespace and name of /registry keys, \
 and the revisions of which nothing survived.\n\nExit codes: 0 nothing lost; 1 something lost (OUTPUT is still \
-written); 2 nothing usable, usage or I/O error.",
-    after_help = "Examples:\n  etcdsnap salvage damaged.db -o recovered.db\n  etcdsnap salvage damaged.db -o recovered.db --report lost.json -w json\n  etcdsnap verify recovered.db && etcdsnap restore recovered.db …"
+written); 2 nothing usable, usage or I/O error.\n\nWith --from, other files of the same cluster (another member's db or snapshot, an older backup) \
+fill what the damaged file lost: a revision any of them holds intact is taken, and the report says which file \
+gave each key. Two copies of one revision with different bytes are a conflict: neither is written, the key is \
+listed as lost (exit 1). A source whose members bucket shares no member with the damaged file's is refused \
+unless --force-source.",
+    after_help = "Examples:\n  etcdsnap salvage damaged.db -o recovered.db\n  etcdsnap salvage damaged.db --from member-2.db backup.db.zst -o recovered.db\n  etcdsnap salvage damaged.db -o recovered.db --report lost.json -w json\n  etcdsnap verify recovered.db && etcdsnap restore recovered.db …"
 )]
 pub struct Args {
     /// The damaged snapshot (`-` for standard input; zstd/gzip/zip are detected)
@@ -54,6 +58,15 @@ pub struct Args {
     /// Report format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "text")]
     write_out: Format,
+    /// Fill what the damaged file lost from other files of the same cluster
+    /// (another member's db or snapshot, an older backup; compressed too):
+    /// per revision, copies must agree byte for byte
+    #[arg(long = "from", value_name = "SOURCE", num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// Take a --from source even when its members bucket shares no member
+    /// with the damaged file's (another cluster's records would be mixed in)
+    #[arg(long = "force-source", requires = "from")]
+    force_source: bool,
     #[command(flatten)]
     prefix: PrefixOpt,
 }
@@ -62,7 +75,39 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // Any failure to read, damaged compression included, is "nothing usable" (2).
     let file = SnapshotFile::open(&args.snapshot).map_err(|e| anyhow::anyhow!("{e}"))?;
     let name = args.snapshot.display().to_string();
-    let mut salvaged = salvage(file.bytes(), &name, &args.prefix.prefix)?;
+    let findings = collect(file.bytes(), &name)?;
+    let mut opened = Vec::with_capacity(args.from.len());
+    for path in &args.from {
+        let f = SnapshotFile::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        opened.push((path.display().to_string(), f));
+    }
+    let mut sources = Vec::with_capacity(opened.len());
+    for (n, f) in &opened {
+        let found = collect(f.bytes(), n)?;
+        let checked = match merge::same_cluster(&findings, &name, &found, n) {
+            Ok(c) => c,
+            Err(e) if args.force_source => {
+                eprintln!("warning: {e}");
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
+        sources.push((n.clone(), found, checked));
+    }
+    let mut salvaged = if sources.is_empty() {
+        build_from(findings, None, &name, &args.prefix.prefix)
+    } else {
+        let (joined, provenance) = merge::join(findings, &name, sources);
+        build_from(joined, Some(&provenance), &name, &args.prefix.prefix)
+    };
+    // A --from source is an input too: never the output.
+    if let Some(p) = args
+        .from
+        .iter()
+        .find(|p| output::same_file(p, &args.output))
+    {
+        return Err(output::WriteError::IsInput(p.clone()).into());
+    }
     let written = output::write(&salvaged, &args.snapshot, &args.output, args.force)?;
     salvaged.report.output = Some(args.output.display().to_string());
     salvaged.report.moved_aside = written.moved_aside.map(|p| p.display().to_string());
@@ -177,6 +222,40 @@ fn render(r: &Report) -> String {
             s,
             "  newest revisions  unknown: the key bucket's last leaf did not survive, so every key may have a newer revision"
         );
+    }
+    if !r.sources.is_empty() {
+        let _ = writeln!(s, "\nSources:");
+        for src in &r.sources {
+            let _ = writeln!(
+                s,
+                "  {}: {} revisions written, newest revision of {} keys{}",
+                escape_controls(&src.file),
+                src.revisions_written,
+                src.keys_newest,
+                if src.cluster_checked {
+                    ""
+                } else {
+                    " (cluster not checked)"
+                }
+            );
+        }
+    }
+    if !r.conflicts.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nConflicts ({} revisions held with different bytes; left out):",
+            r.conflicts.len()
+        );
+        for c in &r.conflicts {
+            let _ = writeln!(
+                s,
+                "  revision {}.{} of {} in {}",
+                c.revision,
+                c.sub,
+                escape_controls(&c.keys.join(", ")),
+                escape_controls(&c.sources.join(", "))
+            );
+        }
     }
     if !r.lost.is_empty() {
         let _ = writeln!(s, "\nLost ({} keys):", r.lost.len());

@@ -94,7 +94,6 @@ fn object_of(key: &[u8], prefix: &str) -> (Option<String>, Option<String>, Optio
 /// Assembles `records` (distinct revisions, every one intact). `evidence`
 /// names keys and revisions of damaged records; `compact` is the compaction
 /// revision when known; `newest` the newest main revision any source names;
-/// `tail_known` whether the newest revisions are known complete;
 /// `keeps_tombstone_at_compaction` whether the release that wrote the file
 /// keeps a deletion at the compaction revision (3.6 and later).
 #[allow(clippy::too_many_arguments)]
@@ -105,7 +104,6 @@ pub fn assemble<'r, 'a>(
     keeps_tombstone_at_compaction: bool,
     damaged_ranges: &[(i64, i64)],
     newest: i64,
-    tail_known: bool,
     prefix: &str,
 ) -> Assembled<'r, 'a> {
     let floor = compact.unwrap_or(0);
@@ -124,6 +122,19 @@ pub fn assemble<'r, 'a>(
         }
     }
     missing_ranges.sort_unstable();
+    // Neighbouring damaged leaves' ranges share their boundary revision:
+    // overlaps are joined and counted once.
+    let mut joined: Vec<(i64, i64)> = Vec::with_capacity(missing_ranges.len());
+    for (s, e) in missing_ranges {
+        match joined.last_mut() {
+            Some(last) if s <= last.1 => {
+                missing = missing.saturating_sub((last.1.min(e) - s + 1) as u64);
+                last.1 = last.1.max(e);
+            }
+            _ => joined.push((s, e)),
+        }
+    }
+    let missing_ranges = joined;
     // Whether a missing range lies strictly between two revisions: ranges
     // sorted by start with the running maximum of their ends, searched.
     let mut running_end = Vec::with_capacity(missing_ranges.len());
@@ -213,6 +224,7 @@ pub fn assemble<'r, 'a>(
             key: escape_bytes(key),
             revision: newest_rec.revision.main,
             deleted: newest_rec.tombstone,
+            source: None,
             resource,
             namespace,
             name,
@@ -223,10 +235,14 @@ pub fn assemble<'r, 'a>(
             .unwrap_or(i64::MIN)
             .max(newest_rec.revision.main);
         let below_compaction = compact.is_none_or(|c| newest_rec.revision.main <= c);
+        // Newest revisions unknown (the last leaf lost) name no key: any
+        // key may have changed after the newest revision found. The report
+        // says so once; a key is listed here only on evidence of its own (a
+        // damaged newer record, a lost revision after its own, or a newest
+        // record found only on a freed page at or below the compaction).
         if seen > newest_rec.revision.main {
             lost_keys.push((key, LostWhy::NewestDamaged, seen, Some(newest_rec)));
-        } else if !tail_known
-            || newest_missing.is_some_and(|m| m > newest_rec.revision.main)
+        } else if newest_missing.is_some_and(|m| m > newest_rec.revision.main)
             || (!newest_rec.in_tree && below_compaction)
         {
             lost_keys.push((key, LostWhy::MayBeStale, seen, Some(newest_rec)));
@@ -294,7 +310,7 @@ mod tests {
     fn keeps_contiguous_history_only() {
         // a: v1@1, v2@2, (v3@3 lost), v4@4
         let recs = vec![put(b"a", 1, 1, 1), put(b"a", 2, 1, 2), put(b"a", 4, 1, 4)];
-        let a = assemble(&recs, &[], None, true, &[], 4, true, "/registry");
+        let a = assemble(&recs, &[], None, true, &[], 4, "/registry");
         assert_eq!(a.kept.len(), 1);
         assert_eq!(a.kept[0].revision.main, 4);
         assert_eq!(a.unchained, 2);
@@ -305,7 +321,7 @@ mod tests {
     #[test]
     fn stale_when_a_later_revision_is_missing() {
         let recs = vec![put(b"a", 1, 1, 1), put(b"b", 3, 3, 1)];
-        let a = assemble(&recs, &[], None, true, &[], 3, true, "/registry");
+        let a = assemble(&recs, &[], None, true, &[], 3, "/registry");
         assert_eq!(a.lost.len(), 1);
         assert_eq!(a.lost[0].key, "a");
         assert_eq!(a.lost[0].why, LostWhy::MayBeStale);
@@ -315,10 +331,26 @@ mod tests {
     fn damaged_newest_is_lost() {
         let recs = vec![put(b"/registry/pods/ns/p", 1, 1, 1)];
         let ev = [(&b"/registry/pods/ns/p"[..], Revision { main: 2, sub: 0 })];
-        let a = assemble(&recs, &ev, None, true, &[], 2, true, "/registry");
+        let a = assemble(&recs, &ev, None, true, &[], 2, "/registry");
         assert_eq!(a.lost[0].why, LostWhy::NewestDamaged);
         assert_eq!(a.lost[0].namespace.as_deref(), Some("ns"));
         assert_eq!(a.lost[0].resource.as_deref(), Some("pods"));
+    }
+
+    #[test]
+    fn overlapping_damaged_ranges_count_once() {
+        let recs = vec![put(b"a", 20, 20, 1)];
+        let a = assemble(
+            &recs,
+            &[],
+            Some(15),
+            true,
+            &[(2, 7), (7, 12)],
+            20,
+            "/registry",
+        );
+        assert_eq!(a.missing_ranges, vec![(2, 12), (16, 19)]);
+        assert_eq!(a.missing, 11 + 4);
     }
 
     #[test]
@@ -329,13 +361,13 @@ mod tests {
             del(b"a", 3),
             put(b"a", 4, 4, 1),
         ];
-        let a = assemble(&recs, &[], Some(2), true, &[], 4, true, "/registry");
+        let a = assemble(&recs, &[], Some(2), true, &[], 4, "/registry");
         assert_eq!(a.compacted, 1);
         let gone = vec![put(b"b", 1, 1, 1), del(b"b", 2), put(b"c", 3, 3, 1)];
-        let g = assemble(&gone, &[], Some(2), false, &[], 3, true, "/registry");
+        let g = assemble(&gone, &[], Some(2), false, &[], 3, "/registry");
         assert_eq!(g.compacted, 2);
         assert_eq!(g.keys.recovered, 1);
-        let g = assemble(&gone, &[], Some(2), true, &[], 3, true, "/registry");
+        let g = assemble(&gone, &[], Some(2), true, &[], 3, "/registry");
         assert_eq!(g.compacted, 1);
         assert_eq!(g.keys.recovered, 2);
         let kept: Vec<i64> = a.kept.iter().map(|r| r.revision.main).collect();

@@ -12,11 +12,13 @@
 //! consistent meta ([`output`]). The [`report`] says what was recovered and
 //! what is lost. The input is only read.
 //!
-//! Later work can add other sources (another member's snapshot filling the
-//! gaps): [`collect`] gathers one file's findings, and [`build`] assembles
+//! Other sources (another member's snapshot, an older backup) fill the
+//! gaps ([`merge`]): [`collect`] gathers one file's findings, [`merge::join`]
+//! joins several files' findings per revision, and [`build`] assembles
 //! findings into the output.
 
 pub mod assemble;
+pub mod merge;
 pub mod output;
 pub mod record;
 pub mod report;
@@ -394,6 +396,17 @@ pub struct Salvaged<'a> {
 /// Assembles `findings` into the output's buckets and the report.
 /// `prefix` is the API server's storage prefix (`/registry`).
 pub fn build<'a>(findings: Findings<'a>, name: &str, prefix: &str) -> Salvaged<'a> {
+    build_from(findings, None, name, prefix)
+}
+
+/// [`build`] of findings joined from several sources ([`merge::join`]):
+/// the report also says which source gave what, and the conflicts.
+pub fn build_from<'a>(
+    findings: Findings<'a>,
+    provenance: Option<&merge::Provenance>,
+    name: &str,
+    prefix: &str,
+) -> Salvaged<'a> {
     let f = findings;
     let meta = f.buckets.get(&b"meta"[..]);
     let compact = meta
@@ -410,7 +423,6 @@ pub fn build<'a>(findings: Findings<'a>, name: &str, prefix: &str) -> Salvaged<'
         keeps_tombstone,
         &f.damaged_mains,
         f.newest_named,
-        f.tail_known,
         prefix,
     );
     let mut counts = f.counts.clone();
@@ -460,7 +472,33 @@ pub fn build<'a>(findings: Findings<'a>, name: &str, prefix: &str) -> Salvaged<'
         });
     }
     out.sort_by(|x, y| x.name.cmp(&y.name));
-    let complete = a.lost.is_empty() && a.missing == 0 && f.tail_known;
+    let conflicts = provenance.map(|p| p.conflicts.clone()).unwrap_or_default();
+    let complete = a.lost.is_empty() && a.missing == 0 && f.tail_known && conflicts.is_empty();
+    let mut recovered = a.recovered;
+    let sources = match provenance {
+        Some(p) => {
+            let written: Vec<Revision> = a.kept.iter().map(|r| r.revision).collect();
+            let mut newest: HashMap<&[u8], Revision> = HashMap::new();
+            for r in &a.kept {
+                let e = newest.entry(r.key).or_insert(r.revision);
+                *e = (*e).max(r.revision);
+            }
+            let newest_revs: Vec<Revision> = newest.values().copied().collect();
+            let by_key: HashMap<String, Revision> = newest
+                .iter()
+                .map(|(k, r)| (crate::report::escape_bytes(k), *r))
+                .collect();
+            for k in &mut recovered {
+                k.source = by_key
+                    .get(&k.key)
+                    .and_then(|r| p.by_revision.get(r))
+                    .and_then(|i| p.names.get(*i))
+                    .cloned();
+            }
+            p.report(&written, &newest_revs)
+        }
+        None => Vec::new(),
+    };
     let report = Report {
         file: name.to_string(),
         output: None,
@@ -474,11 +512,13 @@ pub fn build<'a>(findings: Findings<'a>, name: &str, prefix: &str) -> Salvaged<'
         keys: a.keys,
         buckets: bucket_reports,
         lost: a.lost,
-        recovered: a.recovered,
+        recovered,
         missing_revisions: a.missing,
         missing_ranges: a.missing_ranges,
         newest_revisions_known: f.tail_known,
         complete,
+        sources,
+        conflicts,
     };
     Salvaged {
         buckets: out,

@@ -76,7 +76,8 @@ pub fn snapshot_bytes(s: &Salvaged<'_>) -> Vec<u8> {
     bytes
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether `a` and `b` name one file (or `b` is `a` itself).
+pub fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

@@ -52,6 +52,45 @@ pub struct Report {
     pub newest_revisions_known: bool,
     /// Whether nothing is known or suspected lost.
     pub complete: bool,
+    /// With other sources (`--from`): each file and what it gave, the
+    /// damaged file first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceReport>,
+    /// Revisions that sources hold with different bytes: left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
+}
+
+/// One source of a salvage and what it gave.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReport {
+    /// The file.
+    pub file: String,
+    /// Whether its members bucket could be compared with the damaged
+    /// file's (false: one of them was unreadable, or `--force-source`).
+    pub cluster_checked: bool,
+    /// Revisions written whose copy came from it (a revision several
+    /// sources hold counts for the first: the damaged file, then the
+    /// sources in the order given).
+    pub revisions_written: u64,
+    /// Recovered keys whose newest revision came from it.
+    pub keys_newest: u64,
+}
+
+/// A revision that two sources hold with different bytes. Nothing says which
+/// copy is right, so neither is written; its key is listed as lost.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    /// The main revision.
+    pub revision: i64,
+    /// The sub revision.
+    pub sub: i64,
+    /// The keys the copies name (escaped).
+    pub keys: Vec<String>,
+    /// The sources holding a copy.
+    pub sources: Vec<String>,
 }
 
 /// Counts over the `key` bucket's records.
@@ -173,6 +212,9 @@ pub struct RecoveredKey {
     /// Whether that record is a deletion.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// The file that record came from (with `--from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The Kubernetes resource, for a key under `/registry`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
