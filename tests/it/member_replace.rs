@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::cluster::free_port;
 use crate::common::live::Etcd;
 use crate::common::{etcdsnap, fixture, stderr, stdout};
-use crate::member::{TOKEN, ctl_members, local_members, member, served_by};
+use crate::member::{TOKEN, ctl_members, hashkv_equal, local_members, member, served_by};
 
 /// Three members m1..m3 restored from `file` and started.
 fn three(line: &str, file: &str) -> (Etcd, tempfile::TempDir, Vec<(String, u16, u16)>) {
@@ -275,34 +275,6 @@ per_release!(
     v3_6("3.6", "etcd-3.6.16.db"),
 );
 
-/// Every key and value member `endpoint` serves from its own data (a
-/// serializable read over TLS), and the revision.
-fn served_tls(e: &Etcd, endpoint: &str) -> (i64, std::collections::BTreeMap<String, String>) {
-    let o = e
-        .ctl_at(endpoint)
-        .args(["--consistency", "s", "get", "", "--from-key", "-w", "json"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "get at {endpoint}: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let kvs = v
-        .get("kvs")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|kv| {
-            (
-                kv["key"].as_str().unwrap().to_string(),
-                kv.get("value")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            )
-        })
-        .collect();
-    (v["header"]["revision"].as_i64().unwrap(), kvs)
-}
-
 /// The documented procedure on a kubeadm-like cluster (client and peer TLS,
 /// client certificates required): member m3's node dies; `member replace`
 /// removes it and adds m4 at a new address with certificates signed by the
@@ -470,37 +442,16 @@ fn replace_with_tls(line: &str) {
     );
     // Every key on m4, from its own data.
     let m1 = e.endpoint_of("m1");
-    let want = served_tls(&e, &m1);
+    let want = served_by(&e, &m1);
     assert!(want.1.len() > 30);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while served_tls(&e, &new.client_url) != want {
+    while served_by(&e, &new.client_url) != want {
         assert!(Instant::now() < deadline, "m4 does not serve what m1 does");
         std::thread::sleep(Duration::from_millis(200));
     }
     // HashKV equal on all three at one revision.
     let snap = e.dir.path().join("after.db");
-    let o = e
-        .ctl_at(&m1)
-        .args(["snapshot", "save"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "snapshot save: {}", stderr(&o));
-    let o = etcdsnap()
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg("compare")
-        .arg(&snap)
-        .args(["--endpoints", &e.running_endpoints().join(",")])
-        .args(&tls)
-        .output()
-        .unwrap();
-    println!("{}", stdout(&o));
-    assert!(o.status.success(), "compare: {}{}", stdout(&o), stderr(&o));
-    let ok = stdout(&o)
-        .lines()
-        .filter(|l| l.contains("hashkv") && l.contains(" ok "))
-        .count();
-    assert_eq!(ok, 3, "{}", stdout(&o));
+    hashkv_equal(&e, &m1, &snap, &e.running_endpoints().join(","), 3);
 }
 per_release!(
     #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]

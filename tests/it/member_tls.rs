@@ -498,28 +498,13 @@ fn tls_replace_same_name_from_env_file(line: &str) {
     }
     // A snapshot of m1 (etcdctl) against every member's HashKV.
     let snap = e.dir.path().join("after.db");
-    let o = e
-        .ctl_at(&e.endpoints[0])
-        .args(["snapshot", "save"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "snapshot save: {}", stderr(&o));
-    let o = etcdsnap()
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg("compare")
-        .arg(&snap)
-        .args(["--endpoints", &e.running_endpoints().join(",")])
-        .args(e.tls_args())
-        .output()
-        .unwrap();
-    println!("{}", stdout(&o));
-    assert!(o.status.success(), "compare: {}{}", stdout(&o), stderr(&o));
-    let ok = stdout(&o)
-        .lines()
-        .filter(|l| l.contains("hashkv") && l.contains(" ok "))
-        .count();
-    assert_eq!(ok, 3, "{}", stdout(&o));
+    crate::member::hashkv_equal(
+        &e,
+        &e.endpoints[0],
+        &snap,
+        &e.running_endpoints().join(","),
+        3,
+    );
 }
 per_release!(
     #[ignore = "real: needs the servers and oracles of .ci/setup (bash .ci/run)"]
