@@ -11,7 +11,7 @@ use super::{Outcome, out};
 use etcdsnap::durable;
 use etcdsnap::input::SnapshotFile;
 use etcdsnap::report::escape_controls;
-use etcdsnap::salvage::report::{BucketStatus, LostWhy, Report};
+use etcdsnap::salvage::report::{BucketStatus, LostKey, LostWhy, Report};
 use etcdsnap::salvage::{build_from, collect, merge, output};
 
 /// Output formats of the report.
@@ -217,6 +217,13 @@ fn render(r: &Report) -> String {
             }
         );
     }
+    if r.missing_explained > 0 {
+        let _ = writeln!(
+            s,
+            "  of which          {} known to be one key's change (its creation, a damaged record naming it, a gap in its versions): that key's history only",
+            r.missing_explained
+        );
+    }
     if !r.newest_revisions_known {
         let _ = writeln!(
             s,
@@ -260,30 +267,31 @@ fn render(r: &Report) -> String {
     if !r.lost.is_empty() {
         let _ = writeln!(s, "\nLost ({} keys):", r.lost.len());
         for l in &r.lost {
-            let why = match l.why {
-                LostWhy::NewestDamaged => format!(
-                    "newest record (revision {}) damaged",
-                    l.newest_seen_revision
-                ),
-                LostWhy::MayBeStale => "may have a newer, lost revision".to_string(),
-            };
-            let kept = match l.recovered_revision {
-                Some(rev) if l.recovered_deleted => format!("kept: deleted at {rev}"),
-                Some(rev) => format!("kept: revision {rev}"),
-                None => "nothing kept".to_string(),
-            };
-            let object = match (&l.resource, &l.name) {
-                (Some(res), Some(n)) => match &l.namespace {
-                    Some(ns) => format!(" [{res} {ns}/{n}]"),
-                    None => format!(" [{res} {n}]"),
-                },
-                _ => String::new(),
-            };
+            lost_line(&mut s, l);
+        }
+    }
+    if !r.possibly_stale.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nMay be out of date ({} keys): a change after their newest revision is lost and not known to be another key's{}:",
+            r.possibly_stale.len(),
+            if r.missing_revisions > r.missing_explained {
+                format!(
+                    " ({} lost revisions whose keys are unknown)",
+                    r.missing_revisions - r.missing_explained
+                )
+            } else {
+                String::new()
+            }
+        );
+        for l in r.possibly_stale.iter().take(STALE_SHOWN) {
+            lost_line(&mut s, l);
+        }
+        if r.possibly_stale.len() > STALE_SHOWN {
             let _ = writeln!(
                 s,
-                "  {}{}: {why}; {kept}",
-                escape_controls(&l.key),
-                escape_controls(&object)
+                "  … and {} more (-w json or --report lists them all)",
+                r.possibly_stale.len() - STALE_SHOWN
             );
         }
     }
@@ -297,4 +305,36 @@ fn render(r: &Report) -> String {
         }
     );
     s
+}
+
+/// Keys listed in the text report as possibly out of date (JSON lists all).
+const STALE_SHOWN: usize = 20;
+
+/// One line of the text report for a lost or possibly stale key.
+fn lost_line(s: &mut String, l: &LostKey) {
+    let why = match l.why {
+        LostWhy::NewestDamaged => format!(
+            "newest record (revision {}) damaged",
+            l.newest_seen_revision
+        ),
+        LostWhy::MayBeStale => "may have a newer, lost revision".to_string(),
+    };
+    let kept = match l.recovered_revision {
+        Some(rev) if l.recovered_deleted => format!("kept: deleted at {rev}"),
+        Some(rev) => format!("kept: revision {rev}"),
+        None => "nothing kept".to_string(),
+    };
+    let object = match (&l.resource, &l.name) {
+        (Some(res), Some(n)) => match &l.namespace {
+            Some(ns) => format!(" [{res} {ns}/{n}]"),
+            None => format!(" [{res} {n}]"),
+        },
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "  {}{}: {why}; {kept}",
+        escape_controls(&l.key),
+        escape_controls(&object)
+    );
 }

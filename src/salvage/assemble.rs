@@ -17,6 +17,7 @@ use crate::kube::resource::parse_key;
 use crate::mvcc::Revision;
 use crate::report::escape_bytes;
 
+use super::explain::Missing;
 use super::record::KeyRecord;
 use super::report::{Keys, LostKey, LostWhy, RecoveredKey};
 
@@ -30,8 +31,10 @@ pub struct Assembled<'r, 'a> {
     pub compacted: u64,
     /// Intact older revisions not provably contiguous.
     pub unchained: u64,
-    /// Keys lost or possibly stale.
+    /// Keys whose newest record is known lost.
     pub lost: Vec<LostKey>,
+    /// Keys that may have a newer, lost revision.
+    pub stale: Vec<LostKey>,
     /// Keys written, by key.
     pub recovered: Vec<RecoveredKey>,
     /// Missing main revisions, as a count and ranges.
@@ -40,6 +43,8 @@ pub struct Assembled<'r, 'a> {
     pub missing_ranges: Vec<(i64, i64)>,
     /// The newest missing main revision, if any.
     pub newest_missing: Option<i64>,
+    /// Missing main revisions whose key is known ([`Missing::explain`]).
+    pub explained: u64,
 }
 
 /// Most missing ranges listed.
@@ -106,13 +111,15 @@ pub fn assemble<'r, 'a>(
     newest: i64,
     prefix: &str,
 ) -> Assembled<'r, 'a> {
-    let floor = compact.unwrap_or(0);
+    // etcd's store starts at revision 1 and its first change is revision 2:
+    // revision 1 never holds a record.
+    let floor = compact.unwrap_or(1).max(1);
     let (mut missing, mut missing_ranges, mut newest_missing) =
         missing_revisions(records, floor, newest);
     // At or below the compaction revision gaps are normal; there only the
     // ranges of leaves the tree names but that were damaged say what is lost.
     for &(from, to) in damaged_ranges {
-        let to = to.min(floor);
+        let (from, to) = (from.max(2), to.min(floor));
         if from <= to {
             missing = missing.saturating_add((to - from + 1) as u64);
             if missing_ranges.len() < MAX_RANGES {
@@ -135,20 +142,14 @@ pub fn assemble<'r, 'a>(
         }
     }
     let missing_ranges = joined;
-    // Whether a missing range lies strictly between two revisions: ranges
-    // sorted by start with the running maximum of their ends, searched.
-    let mut running_end = Vec::with_capacity(missing_ranges.len());
-    let mut max_end = i64::MIN;
-    for &(_, e) in &missing_ranges {
-        max_end = max_end.max(e);
-        running_end.push(max_end);
-    }
-    let capped = missing_ranges.len() >= MAX_RANGES;
-    let gap_between = |older: i64, newer: i64| -> bool {
-        let n = missing_ranges.partition_point(|&(s, _)| s < newer);
-        (n > 0 && running_end[n - 1] > older)
-            || (capped && newest_missing.is_some_and(|m| m > older))
-    };
+    // Whose change each missing revision was, where the records say.
+    let mut gaps = Missing::new(
+        missing_ranges.clone(),
+        missing_ranges.len() < MAX_RANGES,
+        newest_missing,
+    );
+    gaps.explain(records, evidence, floor);
+    let newest_unexplained = gaps.newest_unexplained();
     let mut by_key: HashMap<&'a [u8], Vec<&'r KeyRecord<'a>>> = HashMap::new();
     for r in records {
         by_key.entry(r.key).or_default().push(r);
@@ -164,10 +165,12 @@ pub fn assemble<'r, 'a>(
         compacted: 0,
         unchained: 0,
         lost: Vec::new(),
+        stale: Vec::new(),
         recovered: Vec::new(),
         missing,
         missing_ranges: Vec::new(),
         newest_missing,
+        explained: gaps.explained(),
     };
     let mut lost_keys: Vec<(&'a [u8], LostWhy, i64, Option<&'r KeyRecord<'a>>)> = Vec::new();
     for (key, mut recs) in by_key {
@@ -202,9 +205,10 @@ pub fn assemble<'r, 'a>(
             } else if !cur.tombstone {
                 // A creation: the key was deleted before it, with nothing
                 // lost in between.
-                older.tombstone && !gap_between(older.revision.main, cur.revision.main)
+                older.tombstone && !gaps.change_between(key, older.revision.main, cur.revision.main)
             } else {
-                !older.tombstone && !gap_between(older.revision.main, cur.revision.main)
+                !older.tombstone
+                    && !gaps.change_between(key, older.revision.main, cur.revision.main)
             };
             if !follows {
                 break;
@@ -238,11 +242,12 @@ pub fn assemble<'r, 'a>(
         // Newest revisions unknown (the last leaf lost) name no key: any
         // key may have changed after the newest revision found. The report
         // says so once; a key is listed here only on evidence of its own (a
-        // damaged newer record, a lost revision after its own, or a newest
+        // damaged newer record, a lost revision after its own not known to be
+        // another key's change, or a newest
         // record found only on a freed page at or below the compaction).
         if seen > newest_rec.revision.main {
             lost_keys.push((key, LostWhy::NewestDamaged, seen, Some(newest_rec)));
-        } else if newest_missing.is_some_and(|m| m > newest_rec.revision.main)
+        } else if newest_unexplained.is_some_and(|m| m > newest_rec.revision.main)
             || (!newest_rec.in_tree && below_compaction)
         {
             lost_keys.push((key, LostWhy::MayBeStale, seen, Some(newest_rec)));
@@ -258,22 +263,23 @@ pub fn assemble<'r, 'a>(
     out.kept.sort_by_key(|r| r.revision);
     out.recovered.sort_by(|a, b| a.key.cmp(&b.key));
     lost_keys.sort_by(|a, b| a.0.cmp(b.0));
-    out.lost = lost_keys
-        .into_iter()
-        .map(|(key, why, seen, rec)| {
-            let (resource, namespace, name) = object_of(key, prefix);
-            LostKey {
-                key: escape_bytes(key),
-                why,
-                newest_seen_revision: seen,
-                recovered_revision: rec.map(|r| r.revision.main),
-                recovered_deleted: rec.is_some_and(|r| r.tombstone),
-                resource,
-                namespace,
-                name,
-            }
-        })
-        .collect();
+    for (key, why, seen, rec) in lost_keys {
+        let (resource, namespace, name) = object_of(key, prefix);
+        let l = LostKey {
+            key: escape_bytes(key),
+            why,
+            newest_seen_revision: seen,
+            recovered_revision: rec.map(|r| r.revision.main),
+            recovered_deleted: rec.is_some_and(|r| r.tombstone),
+            resource,
+            namespace,
+            name,
+        };
+        match why {
+            LostWhy::NewestDamaged => out.lost.push(l),
+            LostWhy::MayBeStale => out.stale.push(l),
+        }
+    }
     out.missing_ranges = missing_ranges;
     out
 }
@@ -320,11 +326,17 @@ mod tests {
 
     #[test]
     fn stale_when_a_later_revision_is_missing() {
-        let recs = vec![put(b"a", 1, 1, 1), put(b"b", 3, 3, 1)];
-        let a = assemble(&recs, &[], None, true, &[], 3, "/registry");
-        assert_eq!(a.lost.len(), 1);
-        assert_eq!(a.lost[0].key, "a");
-        assert_eq!(a.lost[0].why, LostWhy::MayBeStale);
+        let recs = vec![put(b"a", 2, 2, 1), put(b"b", 4, 4, 1)];
+        let a = assemble(&recs, &[], None, true, &[], 4, "/registry");
+        assert!(a.lost.is_empty());
+        assert_eq!(a.stale.len(), 1);
+        assert_eq!(a.stale[0].key, "a");
+        assert_eq!(a.stale[0].why, LostWhy::MayBeStale);
+        // Revision 3 known to be c's creation (c@5 intact): a is not suspect.
+        let recs = vec![put(b"a", 2, 2, 1), put(b"b", 4, 4, 1), put(b"c", 5, 3, 2)];
+        let a = assemble(&recs, &[], None, true, &[], 5, "/registry");
+        assert!(a.stale.is_empty());
+        assert_eq!((a.missing, a.explained), (1, 1));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! findings into the output.
 
 pub mod assemble;
+pub mod explain;
 pub mod merge;
 pub mod output;
 pub mod record;
@@ -473,7 +474,11 @@ pub fn build_from<'a>(
     }
     out.sort_by(|x, y| x.name.cmp(&y.name));
     let conflicts = provenance.map(|p| p.conflicts.clone()).unwrap_or_default();
-    let complete = a.lost.is_empty() && a.missing == 0 && f.tail_known && conflicts.is_empty();
+    let complete = a.lost.is_empty()
+        && a.stale.is_empty()
+        && a.missing == 0
+        && f.tail_known
+        && conflicts.is_empty();
     let mut recovered = a.recovered;
     let sources = match provenance {
         Some(p) => {
@@ -512,9 +517,11 @@ pub fn build_from<'a>(
         keys: a.keys,
         buckets: bucket_reports,
         lost: a.lost,
+        possibly_stale: a.stale,
         recovered,
         missing_revisions: a.missing,
         missing_ranges: a.missing_ranges,
+        missing_explained: a.explained,
         newest_revisions_known: f.tail_known,
         complete,
         sources,

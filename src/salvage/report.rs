@@ -38,8 +38,15 @@ pub struct Report {
     pub keys: Keys,
     /// Every bucket of the output and where its content came from.
     pub buckets: Vec<BucketReport>,
-    /// Keys whose newest record is gone or may be (see [`LostKey`]).
+    /// Keys whose newest record is gone: a damaged record names a newer
+    /// revision than any intact one (or there is no intact one).
     pub lost: Vec<LostKey>,
+    /// Keys that may have a newer revision that is lost: a change after
+    /// their newest record is missing and not known to be another key's
+    /// (or their newest record was found only on a freed page at or below
+    /// the compaction revision). One lost change can make many keys
+    /// suspect; at most as many of them as changes are missing are stale.
+    pub possibly_stale: Vec<LostKey>,
     /// Every key written, with the revision of its newest record.
     pub recovered: Vec<RecoveredKey>,
     /// Main revisions in (compaction, newest] of which no record survived:
@@ -47,6 +54,10 @@ pub struct Report {
     pub missing_revisions: u64,
     /// Those revisions as ranges (the first 1000).
     pub missing_ranges: Vec<(i64, i64)>,
+    /// Of those, the revisions known to be a change of one particular key
+    /// (a damaged record names it, the key's creation, a gap in its
+    /// versions): history of that key lost, no other key made stale.
+    pub missing_explained: u64,
     /// Whether the newest revisions are known to be complete: the `key`
     /// bucket's last leaf survived and holds the newest revision found.
     pub newest_revisions_known: bool,
