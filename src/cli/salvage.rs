@@ -277,7 +277,7 @@ fn render(r: &Report) -> String {
             r.possibly_stale.len(),
             if r.missing_revisions > r.missing_explained {
                 format!(
-                    " ({} lost revisions whose keys are unknown)",
+                    " ({} lost revisions not known to be one key's change)",
                     r.missing_revisions - r.missing_explained
                 )
             } else {

@@ -223,6 +223,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                     }
                 }
             }
+            evidence.extend(record::damaged_evidence(f));
             if reachable && all_intact && f.whole {
                 intact_leaves.insert(f.pgid);
                 if tree.key_last_leaf == Some(f.pgid) {

@@ -140,6 +140,46 @@ pub fn leaf_elements<'a>(found: &Found<'a>) -> Vec<Result<RawElement<'a>, Reject
     out
 }
 
+/// What the elements of a found leaf that touch damage still tell: for each
+/// whose element header, revision key and the start of its value (the
+/// KeyValue's first field, the user key: etcd writes its fields in number
+/// order) all lie off the damaged spans, the user key and revision. Its
+/// value is not taken (the rest of it may be on a damaged page), but the
+/// report can name the key whose newest revision is lost.
+pub fn damaged_evidence<'a>(found: &Found<'a>) -> Vec<(&'a [u8], Revision)> {
+    let node: &Node<'a> = &found.node;
+    let fit = node.bytes.len().saturating_sub(PAGE_HEADER_SIZE) / crate::bolt::page::ELEMENT_SIZE;
+    let mut usable = node.count().min(fit);
+    if let Some(ElementFault::Overlap { index, .. }) = node.layout_fault() {
+        usable = usable.min(index);
+    }
+    let base = node.bytes.as_ptr() as usize;
+    let mut out = Vec::new();
+    for i in 0..usable {
+        let Ok(e) = node.leaf(i) else { continue };
+        let start = e.key.as_ptr() as usize - base;
+        let end = e.value.as_ptr() as usize - base + e.value.len();
+        let elem = Node::element_offset(i);
+        if !found.touches_damage(start.min(elem), end.max(elem + 16)) {
+            continue;
+        }
+        let Ok(rk) = RevisionKey::parse(e.key) else {
+            continue;
+        };
+        let Some(Ok((1, crate::protowire::Value::Bytes(user)))) =
+            crate::protowire::Fields::new(e.value).next()
+        else {
+            continue;
+        };
+        let user_end = user.as_ptr() as usize - base + user.len();
+        if user.is_empty() || found.touches_damage(start.min(elem), user_end.max(elem + 16)) {
+            continue;
+        }
+        out.push((user, rk.revision));
+    }
+    out
+}
+
 /// Whether `key` is shaped like a key of etcd's `key` bucket.
 pub fn is_revision_key(key: &[u8]) -> bool {
     RevisionKey::parse(key).is_ok()

@@ -98,6 +98,8 @@ struct Damage {
     name: &'static str,
     bytes: Vec<u8>,
     damaged_pages: BTreeSet<usize>,
+    /// Keys the report must list as lost for certain.
+    certain: Vec<String>,
 }
 
 fn random_page(rng: &mut Rng) -> Vec<u8> {
@@ -124,6 +126,7 @@ fn with_pages(
         name,
         bytes,
         damaged_pages: pages.iter().copied().collect(),
+        certain: Vec::new(),
     }
 }
 
@@ -181,6 +184,7 @@ fn damages(orig: &[u8], seed: u64) -> Vec<Damage> {
             name,
             bytes: orig[..len].to_vec(),
             damaged_pages: (len / PAGE..pages + 1).collect(),
+            certain: Vec::new(),
         });
     }
     out.push(with_pages(
@@ -218,6 +222,28 @@ fn damages(orig: &[u8], seed: u64) -> Vec<Damage> {
     let victim = pick(&mut rng, pages, 1);
     let mut d = with_pages("freelist page", orig, &victim, &mut rng, false);
     point_freelist_at(&mut d.bytes, victim[0] as u64);
+    out.push(d);
+    // Inside a large value: the page holding the end of the largest record,
+    // an overflow page of its leaf (the leaf's header and element list, on
+    // its first page, survive).
+    let recs = original_records(&orig[..db_len]);
+    let big = recs.iter().max_by_key(|r| r.end - r.start).unwrap();
+    let last = (big.end - 1) / PAGE;
+    assert!(
+        last > node_start(orig, big.start),
+        "the largest value spans overflow pages"
+    );
+    let mut d = with_pages("overflow of a value", orig, &[last], &mut rng, false);
+    // Its revision key (17 bytes) and the KeyValue's first field, the user
+    // key, lie before the damaged page: they name it.
+    // When it is its key's newest record, that key is lost for certain.
+    let newest = !recs
+        .iter()
+        .any(|r| r.user_key == big.user_key && r.main > big.main);
+    if newest && (big.start + 17 + 4 + big.user_key.len()) / PAGE < last {
+        d.certain
+            .push(String::from_utf8_lossy(&big.user_key).into_owned());
+    }
     out.push(d);
     out
 }
@@ -302,6 +328,13 @@ fn run_one(orig: &[u8], recs: &[Rec], d: &Damage, dir: &Path) -> Outcome {
     let definite = keys_of("lost");
     let stale = keys_of("possiblyStale");
     let lost: BTreeSet<String> = definite.union(&stale).cloned().collect();
+    for k in &d.certain {
+        assert!(
+            definite.contains(k),
+            "{}: {k} not listed as lost: {report:#}",
+            d.name
+        );
+    }
     // Nothing the original did not hold, except a revision at or below the
     // compaction revision found only on a freed page (compaction had removed
     // it; the original's own revision of that key is gone): its key is then
