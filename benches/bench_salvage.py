@@ -126,7 +126,7 @@ def main():
     warm(damaged)
     rows = [("verify (intact file)", best([ours, "verify", snap, "-q"], args.runs))]
     for where, o in outs.items():
-        cmd = [ours, "salvage", damaged, "-o", o, "-w", "json"]
+        cmd = [ours, "salvage", damaged, "-o", o]
         rows.append((f"salvage ({args.damage:g} % pages random), output on {where}",
                      best(cmd, args.runs, ok=(0, 1), before=clear)))
     clear()

@@ -30,6 +30,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use std::borrow::Cow;
 
+use rayon::prelude::*;
+
 use crate::bolt::meta::Meta;
 use crate::bolt::page::FLAG_LEAF;
 use crate::bolt::write::{BucketData, Entry};
@@ -54,6 +56,12 @@ pub enum SalvageError {
     #[error(transparent)]
     Write(#[from] output::WriteError),
 }
+
+/// A leaf's elements, and each readable one checked as a `key` record.
+type CheckedLeaf<'a> = (
+    Vec<Result<RawElement<'a>, Reject>>,
+    Vec<Option<Result<KeyRecord<'a>, (Reject, record::Evidence<'a>)>>>,
+);
 
 /// A bucket's entries as found, and where they came from.
 type FoundBucket<'a> = (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>);
@@ -178,17 +186,32 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     let mut rejected: BTreeMap<Reject, u64> = BTreeMap::new();
     let mut evidence = Vec::new();
     // Intact copies by revision key: the record, whether a tree reaches it.
-    let mut intact: HashMap<&'a [u8], Vec<(KeyRecord<'a>, bool)>> = HashMap::new();
+    // (Grouped by sorting on the revision and deletion flag, which the
+    // revision key encodes: cheaper than hashing two million keys.)
+    let mut intact: Vec<(KeyRecord<'a>, bool)> = Vec::new();
     let mut buckets: BTreeMap<&'static [u8], FoundBucket<'a>> = BTreeMap::new();
     let mut meta_candidates: Vec<(u64, Vec<RawElement<'a>>)> = Vec::new();
     let mut tail_known = false;
     let mut intact_leaves: HashSet<u64> = HashSet::new();
-    for f in &leaves {
+    // Each leaf's elements, and each readable element checked as a record
+    // of the key bucket, on all cores: decoding the values is most of the
+    // work.
+    let checked: Vec<CheckedLeaf<'a>> = leaves
+        .par_iter()
+        .map(|f| {
+            let elements = leaf_elements(f);
+            let checks = elements
+                .iter()
+                .map(|e| e.as_ref().ok().map(|e| check_key_record(e.key, e.value)))
+                .collect();
+            (elements, checks)
+        })
+        .collect();
+    for (f, (elements, checks)) in leaves.iter().zip(checked) {
         if root_pages.contains(&f.pgid) {
             continue;
         }
         let label = tree.leaf_bucket.get(&f.pgid).copied();
-        let elements = leaf_elements(f);
         let readable: Vec<&RawElement<'a>> = elements.iter().flatten().collect();
         let revision_keys = readable.iter().filter(|e| is_revision_key(e.key)).count();
         let is_key_leaf = if label == Some(b"key") {
@@ -200,21 +223,22 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
             let reachable = label == Some(b"key");
             let mut all_intact = reachable;
             let mut leaf_max = i64::MIN;
-            for e in &elements {
+            for (e, check) in elements.iter().zip(checks) {
                 counts.seen += 1;
-                let e = match e {
-                    Ok(e) => e,
-                    Err(why) => {
+                let check = match (e, check) {
+                    (Ok(_), Some(check)) => check,
+                    (Err(why), _) => {
                         all_intact = false;
                         *rejected.entry(*why).or_default() += 1;
                         continue;
                     }
+                    (Ok(_), None) => continue,
                 };
-                match check_key_record(e.key, e.value) {
+                match check {
                     Ok(mut r) => {
                         r.in_tree = reachable;
                         leaf_max = leaf_max.max(r.revision.main);
-                        intact.entry(e.key).or_default().push((r, reachable));
+                        intact.push((r, reachable));
                     }
                     Err((why, ev)) => {
                         all_intact = false;
@@ -277,8 +301,11 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
 
     // One record per revision: copies must agree; where they do not, the
     // copy a tree reaches wins, else the revision is lost.
+    intact.par_sort_unstable_by_key(|(r, _)| (r.revision, r.tombstone));
     let mut records = Vec::with_capacity(intact.len());
-    for (_, copies) in intact {
+    for copies in
+        intact.chunk_by(|(a, _), (b, _)| (a.revision, a.tombstone) == (b.revision, b.tombstone))
+    {
         let first = &copies[0].0;
         if copies.iter().all(|(r, _)| r.value == first.value) {
             counts.copies += (copies.len() - 1) as u64;
