@@ -316,6 +316,21 @@ fn classify(e: object_store::Error, shown: &str) -> RemoteError {
             detail: format!("no access token from the credentials in the environment: {detail}"),
         };
     }
+    // The client refuses a plain-http endpoint unless told otherwise.
+    let allow_http = match shown.get(..5) {
+        Some("s3://") => Some("AWS_ALLOW_HTTP"),
+        Some("gs://") => Some("GOOGLE_ALLOW_HTTP"),
+        Some("az://") => Some("AZURE_ALLOW_HTTP"),
+        _ => None,
+    };
+    if let Some(var) = allow_http
+        && text.contains("URL scheme is not allowed")
+    {
+        return RemoteError::Transfer {
+            url,
+            detail: format!("the endpoint is plain http, refused unless {var}=true: {detail}"),
+        };
+    }
     match e {
         object_store::Error::NotFound { .. } => RemoteError::NotFound { url, detail },
         object_store::Error::PermissionDenied { .. }

@@ -238,7 +238,8 @@ fn azure_bad_credentials_exit_2_and_never_print_them() {
 }
 
 /// Not emulator mode: the account's endpoint given as `AZURE_STORAGE_ENDPOINT`
-/// (as for a private endpoint or Azure Stack), with the account name and key.
+/// (as for a private endpoint or Azure Stack), with the account name and key;
+/// plain http only when allowed; no key and no managed identity: exit 2.
 #[test]
 #[ignore = "real: azurite (bash .ci/azurite) and curl"]
 fn azure_endpoint_setting_reads_without_emulator_mode() {
@@ -259,7 +260,11 @@ fn azure_endpoint_setting_reads_without_emulator_mode() {
     let spool = tempfile::tempdir().unwrap();
     let o = run_env(&["verify", "az://backups/a.db"], spool.path(), &env);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("az://backups/a.db"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("az://backups/a.db: cannot read: the endpoint is plain http, refused unless AZURE_ALLOW_HTTP=true"),
+        "{}",
+        stderr(&o)
+    );
     let env = |c: &mut Command| {
         env(c);
         c.env("AZURE_ALLOW_HTTP", "true");
@@ -269,6 +274,22 @@ fn azure_endpoint_setting_reads_without_emulator_mode() {
         &local,
         "az://backups/a.db",
         &env,
+    );
+    // No credentials: object_store asks the managed identity endpoint, here
+    // a closed loopback port.
+    let closed = format!(
+        "http://127.0.0.1:{}/token",
+        crate::common::cluster::free_port()
+    );
+    assert_fails(
+        &["az://backups/a.db"],
+        "access denied: no access token",
+        &|c| {
+            env(c);
+            c.env_remove("AZURE_STORAGE_ACCOUNT_KEY")
+                .env("AZURE_MSI_ENDPOINT", &closed);
+        },
+        &[],
     );
 }
 
