@@ -7,8 +7,8 @@
 //! 0. the base: [`problem`] (one located problem), [`protowire`] (zero-copy
 //!    protobuf reading), [`interrupt`] (Ctrl-C for writers), [`yaml`] (YAML
 //!    every Kubernetes reader reads back), [`report`] (tables, sizes,
-//!    escaping), [`remote`] (`s3://` and `http(s)://` sources spooled once),
-//!    [`input`] (mapping, decompression, trailer) and [`durable`]
+//!    escaping), [`remote`] (`s3://`, `gs://`, `az://` and `http(s)://`
+//!    sources spooled once), [`input`] (mapping, decompression, trailer) and [`durable`]
 //!    (fsynced, atomic writes and the journaled swap of a member dir);
 //! 1. [`bolt`]: bbolt pages, the one walk, its checks, and the writer;
 //! 2. [`mvcc`]: revisions, `KeyValue`, the keyspace, the key index, HashKV;

@@ -52,8 +52,9 @@ verify rule); 2 usage error, a bad policy file, or a snapshot that cannot be rea
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Snapshot files (zstd/gzip/zip are detected; `s3://BUCKET/KEY` and
-    /// `http(s)://URL` are streamed once into a private spool file first)
+    /// Snapshot files (zstd/gzip/zip are detected; `s3://BUCKET/KEY`,
+    /// `gs://BUCKET/KEY`, `az://CONTAINER/KEY` and `http(s)://URL` are streamed
+    /// once into a private spool file first)
     #[arg(required = true)]
     snapshots: Vec<PathBuf>,
     /// The policy file (YAML)

@@ -21,7 +21,8 @@ not decode). Sizes of objects are value bytes, as `ls` shows them. A snapshot th
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected;
-    /// `s3://BUCKET/KEY` and `http(s)://URL` are streamed once into a private spool file first)
+    /// `s3://BUCKET/KEY`, `gs://BUCKET/KEY`, `az://CONTAINER/KEY` and `http(s)://URL` are
+    /// streamed once into a private spool file first)
     snapshot: SnapshotPath,
     /// How many namespaces, objects and leases the top lists show
     #[arg(long, default_value_t = 10)]

@@ -30,8 +30,9 @@ every check passed, 1 a check failed, 2 the file could not be read or the usage 
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected). Compressed
     /// input is inflated, and standard input copied, into an unnamed temporary file in
-    /// $TMPDIR (else /tmp); inflation stops where the db ends. `s3://BUCKET/KEY` and
-    /// `http(s)://URL` are streamed once into a private spool file first
+    /// $TMPDIR (else /tmp); inflation stops where the db ends. `s3://BUCKET/KEY`,
+    /// `gs://BUCKET/KEY`, `az://CONTAINER/KEY` and `http(s)://URL` are streamed once
+    /// into a private spool file first
     snapshot: SnapshotPath,
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]

@@ -1,5 +1,6 @@
 //! The transfer itself (the `remote` feature): the S3 and HTTP stores of
-//! `object_store`, the spool file, and the pin of the object at open.
+//! `object_store` (GCS and Azure in `stores`), the spool file, and the pin
+//! of the object at open.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -146,6 +147,8 @@ pub struct Spooled {
 
 enum Target {
     S3 { bucket: String, key: String },
+    Gcs { bucket: String, key: String },
+    Azure { container: String, key: String },
     Http { url: String },
 }
 
@@ -156,17 +159,30 @@ fn parse(url: &str) -> Result<Target, RemoteError> {
         detail: detail.to_string(),
     };
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "s3" => {
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "s3" | "gs" | "az" => {
+            let what = if scheme == "az" {
+                "CONTAINER"
+            } else {
+                "BUCKET"
+            };
             let (bucket, key) = rest
                 .split_once('/')
-                .ok_or_else(|| bad("expected s3://BUCKET/KEY"))?;
+                .ok_or_else(|| bad(&format!("expected {scheme}://{what}/KEY")))?;
             if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
-                return Err(bad("expected s3://BUCKET/KEY (one object, not a prefix)"));
+                return Err(bad(&format!(
+                    "expected {scheme}://{what}/KEY (one object, not a prefix)"
+                )));
             }
-            Ok(Target::S3 {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
+            let (bucket, key) = (bucket.to_string(), key.to_string());
+            Ok(match scheme.as_str() {
+                "s3" => Target::S3 { bucket, key },
+                "gs" => Target::Gcs { bucket, key },
+                _ => Target::Azure {
+                    container: bucket,
+                    key,
+                },
             })
         }
         "http" | "https" => {
@@ -177,7 +193,9 @@ fn parse(url: &str) -> Result<Target, RemoteError> {
                 url: url.to_string(),
             })
         }
-        _ => Err(bad("only s3://, http:// and https:// are read")),
+        _ => Err(bad(
+            "only s3://, gs://, az://, http:// and https:// are read",
+        )),
     }
 }
 
@@ -231,6 +249,16 @@ fn build_store(
             let store = b.build().map_err(setup)?;
             Ok((Box::new(store), ObjectPath::from(key.as_str())))
         }
+        Target::Gcs { bucket, key } => {
+            let client = client_options(env_true("GOOGLE_ALLOW_HTTP"));
+            let store = super::stores::gcs(bucket, client, no_retries()).map_err(setup)?;
+            Ok((store, ObjectPath::from(key.as_str())))
+        }
+        Target::Azure { container, key } => {
+            let client = client_options(env_true("AZURE_ALLOW_HTTP"));
+            let store = super::stores::azure(container, client, no_retries()).map_err(setup)?;
+            Ok((store, ObjectPath::from(key.as_str())))
+        }
         Target::Http { url } => {
             let allow_http = url.to_ascii_lowercase().starts_with("http://");
             let store = object_store::http::HttpBuilder::new()
@@ -244,15 +272,17 @@ fn build_store(
     }
 }
 
-/// What a failed request says, short: the HTTP status and, from an S3 error
-/// body, its code and message (the body's other fields, the string to sign
-/// and the like, say nothing to a reader).
+/// What a failed request says, short: the HTTP status and, from an S3 or
+/// Azure error body, its code and the first line of its message (the body's
+/// other fields, the string to sign, request ids and the like, say nothing
+/// to a reader).
 fn condense(text: &str) -> String {
     let tag = |name: &str| {
         let open = format!("<{name}>");
         let start = text.find(&open)? + open.len();
         let len = text[start..].find('<')?;
-        Some(text[start..start + len].trim().to_string())
+        let value = &text[start..start + len];
+        Some(value.lines().next().unwrap_or(value).trim().to_string())
     };
     let status = text
         .split_once("status code: ")
@@ -275,7 +305,32 @@ fn condense(text: &str) -> String {
 
 fn classify(e: object_store::Error, shown: &str) -> RemoteError {
     let url = shown.to_string();
-    let detail = condense(&scrub(&error_text(&e)));
+    let text = scrub(&error_text(&e));
+    let detail = condense(&text);
+    // GCS and Azure get an OAuth token first (from a service account, the
+    // metadata server, a managed or workload identity): without one the
+    // object was never asked for.
+    if text.contains("Error performing token request") {
+        return RemoteError::Denied {
+            url,
+            detail: format!("no access token from the credentials in the environment: {detail}"),
+        };
+    }
+    // The client refuses a plain-http endpoint unless told otherwise.
+    let allow_http = match shown.get(..5) {
+        Some("s3://") => Some("AWS_ALLOW_HTTP"),
+        Some("gs://") => Some("GOOGLE_ALLOW_HTTP"),
+        Some("az://") => Some("AZURE_ALLOW_HTTP"),
+        _ => None,
+    };
+    if let Some(var) = allow_http
+        && text.contains("URL scheme is not allowed")
+    {
+        return RemoteError::Transfer {
+            url,
+            detail: format!("the endpoint is plain http, refused unless {var}=true: {detail}"),
+        };
+    }
     match e {
         object_store::Error::NotFound { .. } => RemoteError::NotFound { url, detail },
         object_store::Error::PermissionDenied { .. }
@@ -503,8 +558,13 @@ mod tests {
     fn prefixes_are_refused() {
         assert!(parse("s3://b/").is_err());
         assert!(parse("s3://b/dir/").is_err());
-        assert!(parse("gs://b/k").is_err());
+        assert!(parse("gs://b/").is_err());
+        assert!(parse("az://c/dir/").is_err());
+        assert!(parse("az://c").is_err());
+        assert!(parse("ftp://h/k").is_err());
         assert!(parse("s3://b/k.db").is_ok());
+        assert!(matches!(parse("gs://b/k.db"), Ok(Target::Gcs { .. })));
+        assert!(matches!(parse("AZ://c/d/k.db"), Ok(Target::Azure { .. })));
     }
 
     #[test]
@@ -519,6 +579,13 @@ mod tests {
         assert_eq!(
             condense("Server returned non-2xx status code: 404 Not Found: not found"),
             "HTTP 404 Not Found"
+        );
+        let azure = "Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error>\n  \
+                     <Code>ContainerNotFound</Code>\n  <Message>The specified container does not exist.\n\
+                     RequestId:c812d578\nTime:2026-12-04T21:41:13.294Z</Message>\n</Error>";
+        assert_eq!(
+            condense(azure),
+            "HTTP 404 Not Found, ContainerNotFound: The specified container does not exist."
         );
     }
 }

@@ -1,6 +1,6 @@
-//! Snapshots read where they live: `s3://bucket/key` and `http(s)://…`
-//! (presigned URLs included) as sources wherever a command reads a whole
-//! snapshot file.
+//! Snapshots read where they live: `s3://bucket/key`, `gs://bucket/key`,
+//! `az://container/key` and `http(s)://…` (presigned URLs included) as
+//! sources wherever a command reads a whole snapshot file.
 //!
 //! Backups usually sit in object storage; copying one down by hand before
 //! every `verify` is a step people skip. This module streams the object once
@@ -17,27 +17,33 @@
 //! time of the GET that streams it are compared with a HEAD once the last
 //! byte arrived; an object replaced meanwhile is refused, as is a body
 //! shorter than announced. The client is Apache Arrow's `object_store`
-//! (its S3 store with the standard AWS settings from the environment, and its
-//! HTTP store), on a current-thread tokio runtime; signing and TLS use `ring`.
+//! (its S3, GCS and Azure stores, each with its cloud's standard settings
+//! from the environment, and its HTTP store), on a current-thread tokio
+//! runtime; signing and TLS use `ring`.
 //! Errors name the URL with any query string (a presigned URL's signature)
 //! and user info replaced, and never carry credentials.
 //!
 //! Not here yet: range reads (for `get`/`history`/`ls` without a full copy),
-//! `gs://` and `az://`, prefixes, and writing.
+//! prefixes, and writing.
 
 use std::path::Path;
 
 #[cfg(feature = "remote")]
 mod fetch;
 #[cfg(feature = "remote")]
+mod stores;
+#[cfg(feature = "remote")]
 pub use fetch::{Options, RemoteError, Spooled, configure, fetch};
 
-/// Whether `arg` names a remote source (`s3://`, `http://`, `https://`)
-/// rather than a local path.
+/// The URL schemes read, as they start a source.
+const SCHEMES: [&str; 5] = ["s3://", "gs://", "az://", "http://", "https://"];
+
+/// Whether `arg` names a remote source (`s3://`, `gs://`, `az://`,
+/// `http://`, `https://`) rather than a local path.
 pub fn is_remote(arg: &Path) -> bool {
     arg.to_str().is_some_and(|s| {
         let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-        lower.starts_with("s3://") || lower.starts_with("http://") || lower.starts_with("https://")
+        SCHEMES.iter().any(|scheme| lower.starts_with(scheme))
     })
 }
 
@@ -112,6 +118,9 @@ mod tests {
     fn urls_are_recognised_and_redacted() {
         assert!(is_remote(Path::new("s3://b/k")));
         assert!(is_remote(Path::new("HTTPS://h/k")));
+        assert!(is_remote(Path::new("gs://b/k")));
+        assert!(is_remote(Path::new("az://c/k")));
+        assert!(!is_remote(Path::new("gs:/b/k")));
         assert!(!is_remote(Path::new("snap.db")));
         assert!(!is_remote(Path::new("./s3://x")));
         assert_eq!(

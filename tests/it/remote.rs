@@ -17,7 +17,7 @@ use crate::common::{etcdsnap, fixture, stderr, stdout};
 const RELEASES: [&str; 4] = ["3.4.23", "3.5.1", "3.6.16", "3.7.3"];
 
 /// The command lines compared, `{}` standing for the snapshot.
-const COMMANDS: [&[&str]; 5] = [
+pub(crate) const COMMANDS: [&[&str]; 5] = [
     &["verify", "{}"],
     &["status", "{}", "-w", "json"],
     &["check", "{}"],
@@ -25,7 +25,7 @@ const COMMANDS: [&[&str]; 5] = [
     &["inspect", "{}"],
 ];
 
-fn args_for(cmd: &[&str], snap: &str) -> Vec<String> {
+pub(crate) fn args_for(cmd: &[&str], snap: &str) -> Vec<String> {
     cmd.iter()
         .map(|a| {
             if *a == "{}" {
@@ -37,7 +37,7 @@ fn args_for(cmd: &[&str], snap: &str) -> Vec<String> {
         .collect()
 }
 
-fn run_local(cmd: &[&str], file: &Path) -> Output {
+pub(crate) fn run_local(cmd: &[&str], file: &Path) -> Output {
     etcdsnap()
         .args(args_for(cmd, file.to_str().unwrap()))
         .output()
@@ -47,7 +47,12 @@ fn run_local(cmd: &[&str], file: &Path) -> Output {
 /// Runs `cmd` on `local` and on `url` (with `env` set on the remote run) and
 /// asserts equal stdout (the URL read as the path) and exit codes; returns
 /// the remote run's exit code.
-fn assert_same(cmd: &[&str], local: &Path, url: &str, env: &dyn Fn(&mut Command)) -> i32 {
+pub(crate) fn assert_same(
+    cmd: &[&str],
+    local: &Path,
+    url: &str,
+    env: &dyn Fn(&mut Command),
+) -> i32 {
     let l = run_local(cmd, local);
     let spool = tempfile::tempdir().unwrap();
     let mut c = etcdsnap();
@@ -74,7 +79,7 @@ fn assert_same(cmd: &[&str], local: &Path, url: &str, env: &dyn Fn(&mut Command)
     r.status.code().unwrap()
 }
 
-fn assert_no_spool(dir: &Path) {
+pub(crate) fn assert_no_spool(dir: &Path) {
     let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
     assert!(
         left.is_empty(),
@@ -85,7 +90,7 @@ fn assert_no_spool(dir: &Path) {
 
 /// The test copies: each fixture, a zstd-compressed one and a damaged one
 /// (cut at a page boundary: pages past the end of the file).
-fn copies(dir: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn copies(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for r in RELEASES {
         let name = format!("etcd-{r}.db");
@@ -167,7 +172,7 @@ fn http_verbose_says_where_and_how_large() {
     assert_no_spool(spool.path());
 }
 
-fn run_env(args: &[&str], spool: &Path, env: &dyn Fn(&mut Command)) -> Output {
+pub(crate) fn run_env(args: &[&str], spool: &Path, env: &dyn Fn(&mut Command)) -> Output {
     let mut c = etcdsnap();
     env(&mut c);
     c.args(args).arg("--spool-dir").arg(spool).output().unwrap()
@@ -259,26 +264,19 @@ fn s3_endpoint_flag_and_no_credentials() {
     assert_no_spool(spool.path());
 }
 
-/// An object overwritten on the S3 server while it streams: the reader is
-/// stopped (SIGSTOP) once part of the body is in its spool, curl puts a new
-/// object under the key, the reader goes on; the pin refuses what it read.
-#[test]
-#[ignore = "real: versitygw (bash .ci/versitygw) and curl"]
-fn s3_object_replaced_mid_read_is_refused() {
-    let v = Versity::start();
-    v.create_bucket("backups");
-    let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
-    let total = 64usize << 20;
-    std::fs::write(&old, vec![1u8; total]).unwrap();
-    std::fs::write(&new, vec![2u8; 4096]).unwrap();
-    v.put("backups", "big.db", &old);
-    let spool = tempfile::tempdir().unwrap();
-    let mut c = etcdsnap();
-    with_s3_env(&mut c, &v, SECRET_KEY);
+/// Runs `c` (a command whose spool goes to `spool`, on an object of `total`
+/// bytes), stops it (SIGSTOP) once part of the body is in its spool, calls
+/// `replace` (which puts a new object under the key), lets it go on, and
+/// returns its output.
+pub(crate) fn replace_mid_read(
+    mut c: Command,
+    spool: &Path,
+    total: usize,
+    replace: impl FnOnce(),
+) -> Output {
     let child = c
-        .args(["verify", "s3://backups/big.db", "--spool-dir"])
-        .arg(spool.path())
+        .arg("--spool-dir")
+        .arg(spool)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -286,7 +284,7 @@ fn s3_object_replaced_mid_read_is_refused() {
     let pid = child.id() as i32;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let size = std::fs::read_dir(spool.path())
+        let size = std::fs::read_dir(spool)
             .unwrap()
             .filter_map(|e| e.ok()?.metadata().ok())
             .map(|m| m.len())
@@ -304,10 +302,31 @@ fn s3_object_replaced_mid_read_is_refused() {
         assert!(std::time::Instant::now() < deadline, "no spool data");
         std::thread::sleep(Duration::from_millis(1));
     }
-    v.put("backups", "big.db", &new);
+    replace();
     // SAFETY: a plain kill(2) of our own child.
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    let o = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// An object overwritten on the S3 server while it streams: the reader is
+/// stopped (SIGSTOP) once part of the body is in its spool, curl puts a new
+/// object under the key, the reader goes on; the pin refuses what it read.
+#[test]
+#[ignore = "real: versitygw (bash .ci/versitygw) and curl"]
+fn s3_object_replaced_mid_read_is_refused() {
+    let v = Versity::start();
+    v.create_bucket("backups");
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    let total = 64usize << 20;
+    std::fs::write(&old, vec![1u8; total]).unwrap();
+    std::fs::write(&new, vec![2u8; 4096]).unwrap();
+    v.put("backups", "big.db", &old);
+    let spool = tempfile::tempdir().unwrap();
+    let mut c = etcdsnap();
+    with_s3_env(&mut c, &v, SECRET_KEY);
+    c.args(["verify", "s3://backups/big.db"]);
+    let o = replace_mid_read(c, spool.path(), total, || v.put("backups", "big.db", &new));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("s3://backups/big.db: the object changed while it was read"),

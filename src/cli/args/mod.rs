@@ -20,17 +20,21 @@ use etcdsnap::kube::apply::ApplyOptions;
 use etcdsnap::kube::decrypt::{Decryptor, EncryptionConfig};
 
 /// A snapshot path argument (`-` for standard input; with the `remote`
-/// feature also `s3://BUCKET/KEY`, `http(s)://…`).
+/// feature also `s3://BUCKET/KEY`, `gs://BUCKET/KEY`, `az://CONTAINER/KEY`,
+/// `http(s)://…`).
 pub type SnapshotPath = PathBuf;
 
 /// Where remote snapshots are spooled and which S3 endpoint serves them,
-/// for the commands that read a whole snapshot (`s3://`, `https://`).
+/// for the commands that read a whole snapshot (`s3://`, `gs://`, `az://`,
+/// `https://`).
 #[cfg(feature = "remote")]
 #[derive(clap::Args, Clone)]
 pub struct RemoteArgs {
     /// Directory of the private spool file a remote snapshot (s3://BUCKET/KEY,
-    /// http(s)://URL) is streamed into once (default: $TMPDIR, else /tmp);
-    /// removed when the command ends
+    /// gs://BUCKET/KEY, az://CONTAINER/KEY, http(s)://URL) is streamed into
+    /// once (default: $TMPDIR, else /tmp); removed when the command ends.
+    /// gs:// and az:// take their credentials and endpoints from the standard
+    /// GOOGLE_* and AZURE_* variables
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
     /// S3 endpoint for s3:// sources (default: $AWS_ENDPOINT_URL, else AWS);

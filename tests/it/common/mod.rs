@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod cloud;
 pub mod cluster;
 pub mod live;
 pub mod objstore;

@@ -219,7 +219,7 @@ impl HttpServer {
     }
 }
 
-fn http_date(t: std::time::SystemTime) -> String {
+pub fn http_date(t: std::time::SystemTime) -> String {
     // RFC 7231 IMF-fixdate, by hand (no date crate in the tests).
     let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let days = secs.div_euclid(86400);
