@@ -38,6 +38,10 @@ pub struct Report {
     pub keys: Keys,
     /// Every bucket of the output and where its content came from.
     pub buckets: Vec<BucketReport>,
+    /// Leaves no tree places whose elements have the shape of more than
+    /// one bucket: left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ambiguous_leaves: u64,
     /// Keys whose newest record is gone or may be (see [`LostKey`]).
     pub lost: Vec<LostKey>,
     /// Every key written, with the revision of its newest record.
@@ -161,6 +165,14 @@ pub struct BucketReport {
     pub status: BucketStatus,
     /// Entries written.
     pub entries: u64,
+    /// Keys left out because copies of the bucket found by their contents
+    /// hold them with different values.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub conflicts: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a key is listed as lost.
