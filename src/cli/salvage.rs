@@ -190,10 +190,14 @@ fn render(r: &Report) -> String {
             b.name,
             b.entries,
             status_name(b.status),
-            if b.conflicts > 0 {
-                format!("; {} keys left out (copies differ)", b.conflicts)
-            } else {
+            if b.conflicts.is_empty() {
                 String::new()
+            } else {
+                format!(
+                    "; {} keys left out (copies differ): {}",
+                    b.conflicts.len(),
+                    escape_controls(&b.conflicts.join(", "))
+                )
             }
         );
     }

@@ -280,8 +280,8 @@ pub struct Scanned<'a> {
 pub struct LeftOut {
     /// Leaves that fit more than one bucket.
     pub ambiguous_leaves: u64,
-    /// Per bucket, keys held by copies with different values.
-    pub conflicts: BTreeMap<&'static [u8], u64>,
+    /// Per bucket, the keys held by copies with different values.
+    pub conflicts: BTreeMap<&'static [u8], Vec<Vec<u8>>>,
 }
 
 impl<'a> Scanned<'a> {
@@ -324,8 +324,9 @@ impl<'a> Scanned<'a> {
                 None => {}
             }
             let (entries, conflicts) = join(&copies);
-            if conflicts > 0 {
-                left.conflicts.insert(bucket, conflicts);
+            if !conflicts.is_empty() {
+                left.conflicts
+                    .insert(bucket, conflicts.into_iter().map(<[u8]>::to_vec).collect());
             }
             buckets.insert(bucket, (BucketStatus::Scanned, entries));
         }
@@ -334,8 +335,10 @@ impl<'a> Scanned<'a> {
 }
 
 /// The union of `copies`' entries, without the keys that two copies hold
-/// with different values; and how many keys those are.
-fn join<'a>(copies: &[Vec<(&'a [u8], &'a [u8])>]) -> (BTreeMap<&'a [u8], &'a [u8]>, u64) {
+/// with different values; and those keys.
+fn join<'a>(
+    copies: &[Vec<(&'a [u8], &'a [u8])>],
+) -> (BTreeMap<&'a [u8], &'a [u8]>, BTreeSet<&'a [u8]>) {
     let mut entries: BTreeMap<&'a [u8], &'a [u8]> = BTreeMap::new();
     let mut conflicted: BTreeSet<&'a [u8]> = BTreeSet::new();
     for (k, v) in copies.iter().flatten() {
@@ -352,7 +355,7 @@ fn join<'a>(copies: &[Vec<(&'a [u8], &'a [u8])>]) -> (BTreeMap<&'a [u8], &'a [u8
             }
         }
     }
-    (entries, conflicted.len() as u64)
+    (entries, conflicted)
 }
 
 #[cfg(test)]
@@ -644,7 +647,7 @@ mod tests {
             lease.keys().copied().collect::<Vec<_>>(),
             vec![&k1[..], &k3[..]]
         );
-        assert_eq!(left.conflicts.get(&b"lease"[..]), Some(&1));
+        assert_eq!(left.conflicts.get(&b"lease"[..]), Some(&vec![k2.to_vec()]));
         assert!(buckets.contains_key(&b"authRoles"[..]));
         assert_eq!(buckets[&b"members"[..]].0, BucketStatus::Recovered);
     }
@@ -674,7 +677,7 @@ mod tests {
             } else {
                 // Key 1 conflicts: left out; key 2 joins.
                 assert!(got.contains_key(&k2[..]));
-                assert_eq!(left.conflicts[&b"lease"[..]], 1);
+                assert_eq!(left.conflicts[&b"lease"[..]], vec![k.to_vec()]);
             }
         }
     }

@@ -249,7 +249,7 @@ pub fn join<'a>(
     for f in &mut rest {
         for (name, b) in std::mem::take(&mut f.buckets) {
             if !out.buckets.contains_key(name) {
-                if let Some(&c) = f.left_out.conflicts.get(name) {
+                if let Some(c) = f.left_out.conflicts.remove(name) {
                     out.left_out.conflicts.insert(name, c);
                 }
                 out.buckets.insert(name, b);

@@ -472,7 +472,14 @@ pub fn build_from<'a>(
             name: String::from_utf8_lossy(bucket).into_owned(),
             status,
             entries: entries.len() as u64,
-            conflicts: f.left_out.conflicts.get(bucket).copied().unwrap_or(0),
+            conflicts: f
+                .left_out
+                .conflicts
+                .get(bucket)
+                .into_iter()
+                .flatten()
+                .map(|k| crate::report::escape_bytes(k))
+                .collect(),
         });
         out.push(BucketData {
             name: Cow::Borrowed(bucket),

@@ -165,10 +165,11 @@ pub struct BucketReport {
     pub status: BucketStatus,
     /// Entries written.
     pub entries: u64,
-    /// Keys left out because copies of the bucket found by their contents
-    /// hold them with different values.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub conflicts: u64,
+    /// Keys (escaped) left out because copies of the bucket found by their
+    /// contents hold them with different values: nothing says which is
+    /// newer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
