@@ -267,10 +267,15 @@ fn is_role(key: &[u8], value: &[u8]) -> bool {
     }) && name_is_key(&fs, key)
 }
 
+/// One leaf's elements, key and value.
+type LeafCopy<'a> = Vec<(&'a [u8], &'a [u8])>;
+/// A bucket's entries, by key.
+type Entries<'a> = BTreeMap<&'a [u8], &'a [u8]>;
+
 /// Leaves recognised by content, by bucket, and what was left out.
 #[derive(Debug, Default)]
 pub struct Scanned<'a> {
-    copies: BTreeMap<&'static [u8], Vec<Vec<(&'a [u8], &'a [u8])>>>,
+    copies: BTreeMap<&'static [u8], Vec<LeafCopy<'a>>>,
     /// Leaves every readable element of which fits more than one bucket.
     pub ambiguous_leaves: u64,
 }
@@ -309,7 +314,7 @@ impl<'a> Scanned<'a> {
     /// different values are left out.
     pub fn fill(
         self,
-        buckets: &mut BTreeMap<&'static [u8], (BucketStatus, BTreeMap<&'a [u8], &'a [u8]>)>,
+        buckets: &mut BTreeMap<&'static [u8], (BucketStatus, Entries<'a>)>,
     ) -> LeftOut {
         let mut left = LeftOut {
             ambiguous_leaves: self.ambiguous_leaves,
@@ -336,10 +341,8 @@ impl<'a> Scanned<'a> {
 
 /// The union of `copies`' entries, without the keys that two copies hold
 /// with different values; and those keys.
-fn join<'a>(
-    copies: &[Vec<(&'a [u8], &'a [u8])>],
-) -> (BTreeMap<&'a [u8], &'a [u8]>, BTreeSet<&'a [u8]>) {
-    let mut entries: BTreeMap<&'a [u8], &'a [u8]> = BTreeMap::new();
+fn join<'a>(copies: &[LeafCopy<'a>]) -> (Entries<'a>, BTreeSet<&'a [u8]>) {
+    let mut entries: Entries<'a> = BTreeMap::new();
     let mut conflicted: BTreeSet<&'a [u8]> = BTreeSet::new();
     for (k, v) in copies.iter().flatten() {
         if conflicted.contains(k) {
