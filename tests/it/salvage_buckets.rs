@@ -422,3 +422,49 @@ fn recognisers_take_any_bytes() {
         assert!(!fits(b"members", b"5", &member[..cut]), "{cut}");
     }
 }
+
+/// With every root-bucket leaf and both meta pages of a fixture broken (its
+/// small buckets are inline in the root leaf, so nothing of them is left),
+/// the text report names every bucket it could not rebuild on one line, as
+/// the JSON report marks them `notFound`.
+#[test]
+fn buckets_not_rebuilt_are_named() {
+    let orig = std::fs::read(crate::common::fixture("etcd-3.6.16.db")).unwrap();
+    let mut rng = Rng::new(0x0b1d);
+    let mut bytes = orig.clone();
+    let roots = root_leaves(&orig);
+    assert!(!roots.is_empty());
+    for p in roots.into_iter().chain([0, 1]) {
+        bytes[p * PAGE..(p + 1) * PAGE].copy_from_slice(&random_page(&mut rng));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("d.db");
+    std::fs::write(&input, &bytes).unwrap();
+    let (_, report, stderr) = salvage_json(&[
+        input.to_str().unwrap(),
+        "-o",
+        dir.path().join("j.db").to_str().unwrap(),
+    ]);
+    let not_found: Vec<&str> = report["buckets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .iter()
+        .filter(|b| b["status"] == "notFound")
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert!(not_found.contains(&"lease"), "{report:#}");
+    let o = etcdsnap()
+        .args(["salvage", input.to_str().unwrap(), "-o"])
+        .arg(dir.path().join("t.db"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!(
+            "  not rebuilt       {} (nothing of them found; written empty)\n",
+            not_found.join(", ")
+        )),
+        "{text}"
+    );
+}
