@@ -186,10 +186,39 @@ fn render(r: &Report) -> String {
     for b in &r.buckets {
         let _ = writeln!(
             s,
-            "  bucket {:<16}{} entries, {}",
+            "  bucket {:<16}{} entries, {}{}",
             b.name,
             b.entries,
-            status_name(b.status)
+            status_name(b.status),
+            if b.conflicts.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} keys left out (copies differ): {}",
+                    b.conflicts.len(),
+                    escape_controls(&b.conflicts.join(", "))
+                )
+            }
+        );
+    }
+    let not_found: Vec<&str> = r
+        .buckets
+        .iter()
+        .filter(|b| b.status == BucketStatus::NotFound)
+        .map(|b| b.name.as_str())
+        .collect();
+    if !not_found.is_empty() {
+        let _ = writeln!(
+            s,
+            "  not rebuilt       {} (nothing of them found; written empty)",
+            not_found.join(", ")
+        );
+    }
+    if r.ambiguous_leaves > 0 {
+        let _ = writeln!(
+            s,
+            "  left out          {} leaves shaped like more than one bucket",
+            r.ambiguous_leaves
         );
     }
     if r.missing_revisions > 0 {

@@ -248,7 +248,12 @@ pub fn join<'a>(
     let mut out = all.remove(0);
     for f in &mut rest {
         for (name, b) in std::mem::take(&mut f.buckets) {
-            out.buckets.entry(name).or_insert(b);
+            if !out.buckets.contains_key(name) {
+                if let Some(c) = f.left_out.conflicts.remove(name) {
+                    out.left_out.conflicts.insert(name, c);
+                }
+                out.buckets.insert(name, b);
+            }
         }
         out.evidence.extend(std::mem::take(&mut f.evidence));
         out.counts.seen += f.counts.seen;

@@ -18,6 +18,7 @@
 //! findings into the output.
 
 pub mod assemble;
+pub mod buckets;
 pub mod explain;
 pub mod merge;
 pub mod output;
@@ -93,6 +94,7 @@ pub struct Findings<'a> {
     tail_known: bool,
     newest_named: i64,
     damaged_mains: Vec<(i64, i64)>,
+    left_out: buckets::LeftOut,
 }
 
 impl Findings<'_> {
@@ -191,6 +193,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     let mut intact: Vec<(KeyRecord<'a>, bool)> = Vec::new();
     let mut buckets: BTreeMap<&'static [u8], FoundBucket<'a>> = BTreeMap::new();
     let mut meta_candidates: Vec<(u64, Vec<RawElement<'a>>)> = Vec::new();
+    let mut scanned = buckets::Scanned::default();
     let mut tail_known = false;
     let mut intact_leaves: HashSet<u64> = HashSet::new();
     // Each leaf's elements, and each readable element checked as a record
@@ -279,6 +282,8 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                         .and_then(|e| big_endian_u64(e.value))
                         .unwrap_or(0);
                     meta_candidates.push((ci, readable.into_iter().copied().collect()));
+                } else {
+                    scanned.add(&readable);
                 }
             }
         }
@@ -292,6 +297,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         };
         buckets.insert(name, (status, entries));
     }
+    let left_out = scanned.fill(&mut buckets);
     if !buckets.contains_key(&b"meta"[..])
         && let Some((_, els)) = meta_candidates.into_iter().max_by_key(|(ci, _)| *ci)
     {
@@ -409,6 +415,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         tail_known,
         newest_named,
         damaged_mains,
+        left_out,
     })
 }
 
@@ -494,6 +501,14 @@ pub fn build_from<'a>(
             name: String::from_utf8_lossy(bucket).into_owned(),
             status,
             entries: entries.len() as u64,
+            conflicts: f
+                .left_out
+                .conflicts
+                .get(bucket)
+                .into_iter()
+                .flatten()
+                .map(|k| crate::report::escape_bytes(k))
+                .collect(),
         });
         out.push(BucketData {
             name: Cow::Borrowed(bucket),
@@ -544,6 +559,7 @@ pub fn build_from<'a>(
         records: counts,
         keys: a.keys,
         buckets: bucket_reports,
+        ambiguous_leaves: f.left_out.ambiguous_leaves,
         lost: a.lost,
         possibly_stale: a.stale,
         recovered,

@@ -38,6 +38,10 @@ pub struct Report {
     pub keys: Keys,
     /// Every bucket of the output and where its content came from.
     pub buckets: Vec<BucketReport>,
+    /// Leaves no tree places whose elements have the shape of more than
+    /// one bucket: left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ambiguous_leaves: u64,
     /// Keys whose newest record is gone: a damaged record names a newer
     /// revision than any intact one (or there is no intact one).
     pub lost: Vec<LostKey>,
@@ -45,7 +49,7 @@ pub struct Report {
     /// their newest record is missing and not known to be another key's
     /// (or their newest record was found only on a freed page at or below
     /// the compaction revision). One lost change can make many keys
-    /// suspect; at most as many of them as changes are missing are stale.
+    /// suspect.
     pub possibly_stale: Vec<LostKey>,
     /// Every key written, with the revision of its newest record.
     pub recovered: Vec<RecoveredKey>,
@@ -172,6 +176,15 @@ pub struct BucketReport {
     pub status: BucketStatus,
     /// Entries written.
     pub entries: u64,
+    /// Keys (escaped) left out because copies of the bucket found by their
+    /// contents hold them with different values: nothing says which is
+    /// newer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a key is listed as lost.

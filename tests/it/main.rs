@@ -73,5 +73,6 @@ mod restore;
 mod restore_plan;
 mod restore_swap;
 mod salvage;
+mod salvage_buckets;
 mod spoofing;
 mod status_parity;

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::common::{Rng, etcdsnap, etcdutl, fixture};
 
-const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 
 /// One record of the original's key bucket.
 struct Rec {
@@ -102,7 +102,7 @@ struct Damage {
     certain: Vec<String>,
 }
 
-fn random_page(rng: &mut Rng) -> Vec<u8> {
+pub(crate) fn random_page(rng: &mut Rng) -> Vec<u8> {
     (0..PAGE).map(|_| rng.next() as u8).collect()
 }
 
@@ -840,7 +840,7 @@ fn two_damaged(file: &str, dir: &Path) -> (PathBuf, PathBuf, Vec<Rec>) {
     (a, b, recs)
 }
 
-fn salvage_json(args: &[&str]) -> (i32, Value, String) {
+pub(crate) fn salvage_json(args: &[&str]) -> (i32, Value, String) {
     let o = etcdsnap()
         .arg("salvage")
         .args(args)
