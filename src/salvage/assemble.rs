@@ -291,6 +291,7 @@ mod tests {
             create,
             version,
             in_tree: true,
+            page: 0,
         }
     }
 
@@ -303,6 +304,7 @@ mod tests {
             create: 0,
             version: 0,
             in_tree: true,
+            page: 0,
         }
     }
 
