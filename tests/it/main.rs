@@ -71,5 +71,6 @@ mod restore;
 mod restore_plan;
 mod restore_swap;
 mod salvage;
+mod salvage_read;
 mod spoofing;
 mod status_parity;
