@@ -79,7 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.namespace.as_deref(),
     )?;
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
-    if let Some(view) = args.salvage.view(&args.snapshot, &args.opts.prefix.prefix)? {
+    if let Some(view) = args
+        .salvage
+        .view(&args.snapshot, &args.opts.prefix.prefix)?
+    {
         let db = etcdsnap::bolt::Db::open(view.db())?;
         let ks = KeySpace::open(&db)?;
         if let Some(r) = args.revision {

@@ -67,7 +67,8 @@ fn leaf_zeroed(orig: &[u8], recs: &[Rec]) -> Case {
         if elsewhere.is_empty() {
             continue;
         }
-        let overflow = u32::from_le_bytes(orig[node * PAGE + 12..node * PAGE + 16].try_into().unwrap());
+        let overflow =
+            u32::from_le_bytes(orig[node * PAGE + 12..node * PAGE + 16].try_into().unwrap());
         let damaged: BTreeSet<usize> = (node..=node + overflow as usize).collect();
         let mut bytes = orig.to_vec();
         for &p in &damaged {
@@ -127,23 +128,60 @@ fn check(orig: &[u8], recs: &[Rec], case: &Case, live: &BTreeMap<String, Vec<u8>
 
     // Plainly read, the damaged copy is refused as damaged (exit 1).
     let o = run(&["ls", file]);
-    assert_eq!(o.status.code(), Some(1), "{name}: plain ls: {}", text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{name}: plain ls: {}",
+        text(&o.stderr)
+    );
     let any_key = live.keys().next().unwrap();
-    let o = run(&["get", file, any_key, "--no-index", "-o", "raw", "--show-secrets"]);
-    assert_eq!(o.status.code(), Some(1), "{name}: plain get: {}", text(&o.stderr));
+    let o = run(&[
+        "get",
+        file,
+        any_key,
+        "--no-index",
+        "-o",
+        "raw",
+        "--show-secrets",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{name}: plain get: {}",
+        text(&o.stderr)
+    );
     assert!(o.stdout.is_empty(), "{name}: plain get printed a value");
 
     // The salvage's verdict sets the exit code of every salvage view.
     let out = dir.join("out.db");
-    let o = run(&["salvage", file, "-o", out.to_str().unwrap(), "--force", "-w", "json"]);
+    let o = run(&[
+        "salvage",
+        file,
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+        "-w",
+        "json",
+    ]);
     let verdict = o.status.code().unwrap();
-    assert!(verdict == 0 || verdict == 1, "{name}: salvage: {}", text(&o.stderr));
+    assert!(
+        verdict == 0 || verdict == 1,
+        "{name}: salvage: {}",
+        text(&o.stderr)
+    );
 
     let o = run(&["ls", file, "--salvage", "-w", "json"]);
-    assert_eq!(o.status.code(), Some(verdict), "{name}: ls --salvage: {}", text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(verdict),
+        "{name}: ls --salvage: {}",
+        text(&o.stderr)
+    );
     let stderr = text(&o.stderr);
     assert!(
-        stderr.contains("warning") && stderr.contains("salvage view") && stderr.contains("etcdsnap salvage") == (verdict == 1),
+        stderr.contains("warning")
+            && stderr.contains("salvage view")
+            && stderr.contains("etcdsnap salvage") == (verdict == 1),
         "{name}: {stderr}"
     );
     let rows: Vec<Value> = serde_json::from_slice(&o.stdout).expect("ls JSON");
@@ -156,12 +194,20 @@ fn check(orig: &[u8], recs: &[Rec], case: &Case, live: &BTreeMap<String, Vec<u8>
     for row in &rows {
         let key = row["key"].as_str().unwrap();
         let rev = row["modRevision"].as_i64().unwrap();
-        let from = row["from"].as_str().unwrap_or_else(|| panic!("{name}: no from: {row}"));
+        let from = row["from"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no from: {row}"));
         let r = by_key_rev
             .get(&(key.as_bytes().to_vec(), rev))
-            .unwrap_or_else(|| panic!("{name}: {key} at {rev} shown; the original holds no such record"));
+            .unwrap_or_else(|| {
+                panic!("{name}: {key} at {rev} shown; the original holds no such record")
+            });
         let value = KeyValue::decode(&r.value).unwrap().value.to_vec();
-        assert_eq!(row["size"].as_u64(), Some(value.len() as u64), "{name}: {key}");
+        assert_eq!(
+            row["size"].as_u64(),
+            Some(value.len() as u64),
+            "{name}: {key}"
+        );
         assert_from(orig, r, from, &case.damaged, name);
         shown.insert(key.to_string(), (rev, from.to_string()));
     }
@@ -189,8 +235,16 @@ fn check(orig: &[u8], recs: &[Rec], case: &Case, live: &BTreeMap<String, Vec<u8>
             .unwrap_or_else(|| panic!("{name}: untouched live key {key} not listed"));
         assert_eq!(*rev, r.main, "{name}: {key} listed at another revision");
         let o = run(&["get", file, key, "--salvage", "-o", "raw", "--show-secrets"]);
-        assert_eq!(o.status.code(), Some(verdict), "{name}: get {key}: {}", text(&o.stderr));
-        assert!(o.stdout == *value, "{name}: {key}: value differs from the original's");
+        assert_eq!(
+            o.status.code(),
+            Some(verdict),
+            "{name}: get {key}: {}",
+            text(&o.stderr)
+        );
+        assert!(
+            o.stdout == *value,
+            "{name}: {key}: value differs from the original's"
+        );
         let stderr = text(&o.stderr);
         assert!(
             stderr.contains(&format!("at revision {} ", r.main)) && stderr.contains(", from "),
@@ -208,8 +262,20 @@ fn check(orig: &[u8], recs: &[Rec], case: &Case, live: &BTreeMap<String, Vec<u8>
             .unwrap_or_else(|| panic!("{name}: {key} (on a freed page too) not listed"));
         assert_eq!(*rev, r.main, "{name}: {key}");
         assert!(from.starts_with("page "), "{name}: {key} from {from}");
-        let o = run(&["get", file, &key, "--salvage", "-o", "raw", "--show-secrets"]);
-        assert_eq!(o.stdout, KeyValue::decode(&r.value).unwrap().value, "{name}: {key}");
+        let o = run(&[
+            "get",
+            file,
+            &key,
+            "--salvage",
+            "-o",
+            "raw",
+            "--show-secrets",
+        ]);
+        assert_eq!(
+            o.stdout,
+            KeyValue::decode(&r.value).unwrap().value,
+            "{name}: {key}"
+        );
         assert!(
             text(&o.stderr).contains(&format!(", from {from})")),
             "{name}: {key}: {}",
@@ -227,7 +293,10 @@ fn check(orig: &[u8], recs: &[Rec], case: &Case, live: &BTreeMap<String, Vec<u8>
     eprintln!(
         "{name}: {} rows, {untouched} untouched live keys shown exactly, {} from pages",
         rows.len(),
-        shown.values().filter(|(_, f)| f.starts_with("page ")).count()
+        shown
+            .values()
+            .filter(|(_, f)| f.starts_with("page "))
+            .count()
     );
 }
 
@@ -246,7 +315,10 @@ fn assert_from(orig: &[u8], r: &Rec, from: &str, damaged: &BTreeSet<usize>, name
         .strip_prefix("page ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("{name}: {key}: from {from:?}"));
-    assert!(!damaged.contains(&page), "{name}: {key} from damaged page {page}");
+    assert!(
+        !damaged.contains(&page),
+        "{name}: {key} from damaged page {page}"
+    );
     assert!(
         holders(orig, &r.value).contains(&page),
         "{name}: {key} from page {page}, which holds no copy of its record"
@@ -259,10 +331,19 @@ fn check_history(file: &str, recs: &[Rec], key: &str, name: &str, verdict: i32) 
     let o = run(&["history", file, key, "--salvage", "-w", "json"]);
     if o.status.code() == Some(1) && o.stdout.is_empty() {
         // Not found: every revision of it was lost.
-        assert!(text(&o.stderr).contains("not found"), "{name}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("not found"),
+            "{name}: {}",
+            text(&o.stderr)
+        );
         return;
     }
-    assert_eq!(o.status.code(), Some(verdict), "{name}: history {key}: {}", text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(verdict),
+        "{name}: history {key}: {}",
+        text(&o.stderr)
+    );
     let h: Value = serde_json::from_slice(&o.stdout).expect("history JSON");
     let original: BTreeSet<(i64, i64, bool)> = recs
         .iter()
@@ -280,9 +361,15 @@ fn check_history(file: &str, recs: &[Rec], key: &str, name: &str, verdict: i32) 
             rev["sub"].as_i64().unwrap(),
             rev["deleted"].as_bool().unwrap(),
         );
-        assert!(original.contains(&got), "{name}: {key}: revision {got:?} not the original's");
+        assert!(
+            original.contains(&got),
+            "{name}: {key}: revision {got:?} not the original's"
+        );
         let from = rev["from"].as_str().unwrap();
-        assert!(from == "tree" || from.starts_with("page "), "{name}: {key}: {from}");
+        assert!(
+            from == "tree" || from.starts_with("page "),
+            "{name}: {key}: {from}"
+        );
     }
 }
 
@@ -328,12 +415,19 @@ fn salvage_view_etcd(file: &str, line: &str) {
         .arg(fixture(file))
         .args(["--name", member, "--initial-cluster", &l.initial])
         .args(["--initial-cluster-token", "salvage-view"])
-        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
         .arg("--data-dir")
         .arg(&data)
         .output()
         .unwrap();
-    assert!(o.status.success(), "etcdutl {line} restore: {}", text(&o.stderr));
+    assert!(
+        o.status.success(),
+        "etcdutl {line} restore: {}",
+        text(&o.stderr)
+    );
     let booted = boot_dirs(line, &l.members, &[data], "salvage-view", &[]);
     let mut served: BTreeMap<String, Vec<u8>> = served(&booted).into_iter().collect();
     served.remove("/etcdsnap/after-restore");

@@ -359,8 +359,8 @@ pub struct SalvageOpts {
     /// (nothing is written) and the query is answered from them, each object
     /// marked with where it came from (`tree`: a leaf the surviving tree
     /// reaches; `page N`: only a freed or orphaned page; or a --from source).
-    /// The file need not verify. A warning on stderr says how much is lost;
-    /// exit 1 when something is
+    /// The file need not verify. A warning on stderr says how much is lost
+    /// (exit 1 when anything is)
     #[arg(long)]
     pub salvage: bool,
     /// With --salvage: another file of the same cluster (another member's db
@@ -434,7 +434,10 @@ impl SalvageOpts {
         } else if lost.is_empty() {
             "something is lost; `etcdsnap salvage` reports what".to_string()
         } else {
-            format!("{}; `etcdsnap salvage` reports what is lost", lost.join(", "))
+            format!(
+                "{}; `etcdsnap salvage` reports what is lost",
+                lost.join(", ")
+            )
         };
         say!(
             "etcdsnap: warning: {name}: salvage view ({} intact revisions read, {} kept): {verdict}",
