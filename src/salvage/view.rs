@@ -155,3 +155,19 @@ pub fn open<'a>(
         forced,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_read_as_said() {
+        assert_eq!(Origin::Tree.to_string(), "tree");
+        assert_eq!(Origin::Page(123).to_string(), "page 123");
+        assert_eq!(Origin::Source("m2.db".into()).to_string(), "m2.db");
+        assert_eq!(
+            serde_json::to_string(&Origin::Page(7)).unwrap(),
+            "\"page 7\""
+        );
+    }
+}

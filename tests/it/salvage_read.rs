@@ -440,3 +440,41 @@ fn salvage_view_etcd(file: &str, line: &str) {
         check(&orig, &recs, &case, &served, dir.path());
     }
 }
+
+/// A file of which nothing is usable is exit 2 with --salvage, as for
+/// `salvage`; `--from` without `--salvage` is a usage error (2).
+#[test]
+fn salvage_view_nothing_usable_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.db");
+    let mut rng = Rng::new(3);
+    std::fs::write(
+        &junk,
+        (0..64 * 1024)
+            .map(|_| rng.next() as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let junk = junk.to_str().unwrap();
+    let good = fixture("etcd-3.5.1.db");
+    let good = good.to_str().unwrap();
+    for args in [
+        vec!["ls", junk, "--salvage"],
+        vec!["get", junk, "/registry/namespaces/default", "--salvage"],
+        vec!["history", junk, "/registry/namespaces/default", "--salvage"],
+        vec!["ls", good, "--salvage", "--from", junk],
+        vec!["ls", good, "--from", good],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    // A sound file read with --salvage: nothing lost, exit 0, every row
+    // from the tree.
+    let o = run(&["ls", good, "--salvage", "-w", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["from"] == "tree"), "{rows:?}");
+    assert!(text(&o.stderr).contains("nothing known lost"));
+}
