@@ -4,7 +4,10 @@
 use anyhow::bail;
 
 use super::Outcome;
-use super::args::{ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, SnapshotPath, db, open};
+use super::args::{
+    ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, SalvageOpts, SnapshotPath, db, open,
+    salvage_outcome,
+};
 use super::render::{dropped_note, index_event, progress, unknown_note, write_prepared, write_raw};
 use etcdsnap::kube::decrypt::Decryptor;
 use etcdsnap::kube::redact::{is_secret_key, is_secret_key_any_prefix, value_is_secret};
@@ -15,11 +18,12 @@ use etcdsnap::lookup::choose::missing_elsewhere;
 use etcdsnap::lookup::{Finder, Prepare, Wanted, choose, prepare, single_key};
 use etcdsnap::mvcc::keyspace::{KeySpace, Record};
 use etcdsnap::report::{escape_bytes, escape_controls};
+use etcdsnap::salvage::view::View;
 
 /// Get one object (live, at a past revision, or deleted) from a snapshot
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n  etcdsnap get snapshot.db secret db-creds -n prod --encryption-config /etc/kubernetes/enc/enc.yaml\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
+    after_help = "Examples:\n  etcdsnap get snapshot.db configmap app-config -n default\n  etcdsnap get snapshot.db deploy web -n prod --for-apply | kubectl apply -f -\n  etcdsnap get snapshot.db /registry/pods/default/web-0 --deleted -o json\n  etcdsnap get snapshot.db secret db-creds -n prod -o raw --show-secrets | etcdctl put /registry/secrets/prod/db-creds\n  etcdsnap get snapshot.db widgets.example.com w1 --revision 40\n  etcdsnap get snapshot.db secret db-creds -n prod --encryption-config /etc/kubernetes/enc/enc.yaml\n  etcdsnap get damaged.db configmap app-config -n default --salvage\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
@@ -55,6 +59,8 @@ pub struct Args {
     opts: ObjectOpts,
     #[command(flatten)]
     index: IndexOpts,
+    #[command(flatten)]
+    salvage: SalvageOpts,
 }
 
 /// Why `--for-apply` of a Secret needs `--show-secrets`: redacted, the
@@ -73,6 +79,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.namespace.as_deref(),
     )?;
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
+    if let Some(view) = args
+        .salvage
+        .view(&args.snapshot, &args.opts.prefix.prefix)?
+    {
+        let db = etcdsnap::bolt::Db::open(view.db())?;
+        let ks = KeySpace::open(&db)?;
+        if let Some(r) = args.revision {
+            ks.check_revision(r)?;
+        }
+        let prefix = args.opts.prefix.prefix.clone();
+        let matches = |k: &[u8]| wanted.matches(k, &prefix);
+        let finder = Finder::scanning(&ks, &index_event);
+        let shown = finder.lookup_then(wanted.select(&matches), |records, finder| {
+            let at = Shown {
+                path: &args.snapshot,
+                view: Some(&view),
+            };
+            show(&args, at, &ks, &decryptor, &wanted, records, finder)
+        })??;
+        return Ok(salvage_outcome(Some(&view), shown));
+    }
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
@@ -83,8 +110,33 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
     finder.lookup_then(wanted.select(&matches), |records, finder| {
-        show(&args, &file, &ks, &decryptor, &wanted, records, finder)
+        let at = Shown {
+            path: file.path(),
+            view: None,
+        };
+        show(&args, at, &ks, &decryptor, &wanted, records, finder)
     })?
+}
+
+/// Where the records shown come from: the snapshot's path (for messages)
+/// and, with --salvage, the salvaged view (for each record's origin).
+#[derive(Clone, Copy)]
+struct Shown<'v> {
+    path: &'v std::path::Path,
+    view: Option<&'v View>,
+}
+
+impl Shown<'_> {
+    /// `, from ORIGIN` in a salvaged view, else nothing.
+    fn from(&self, revision: etcdsnap::mvcc::Revision) -> String {
+        match self.view {
+            Some(v) => format!(
+                ", from {}",
+                v.origin(revision).map_or("-".into(), |o| o.to_string())
+            ),
+            None => String::new(),
+        }
+    }
 }
 
 /// Why nothing was found, when more can be said than "not found": a custom
@@ -111,7 +163,7 @@ fn explain_missing(
 /// Picks the revision the arguments ask for among `records` and prints it.
 fn show(
     args: &Args,
-    file: &etcdsnap::input::SnapshotFile,
+    at: Shown<'_>,
     ks: &KeySpace<'_, '_>,
     decryptor: &Decryptor,
     wanted: &Wanted,
@@ -134,7 +186,7 @@ fn show(
             };
             say!(
                 "etcdsnap: {}: {what}: {msg}{}",
-                file.path().display(),
+                at.path.display(),
                 hint.map(|h| format!("; {h}")).unwrap_or_default()
             );
             return Ok(Outcome::Failed);
@@ -145,11 +197,12 @@ fn show(
     // by what the value says it is.
     let secret = is_secret_key(chosen.kv.key, prefix) || is_secret_key_any_prefix(chosen.kv.key);
     say!(
-        "etcdsnap: {} at revision {} (version {}, {})",
+        "etcdsnap: {} at revision {} (version {}, {}{})",
         escape_bytes(chosen.kv.key),
         chosen.revision.main,
         chosen.kv.version,
-        detect(value).name()
+        detect(value).name(),
+        at.from(chosen.revision)
     );
     if args.output == ObjectFormat::Raw {
         if (secret || value_is_secret(value)) && !args.opts.show_secrets {
@@ -239,8 +292,17 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
         bail!("{FOR_APPLY_SECRET}");
     }
     let decryptor = args.opts.decrypt.decryptor(&args.opts.prefix.prefix)?;
-    let file = open(&args.snapshot)?;
-    let db = db(&file)?;
+    let view = args
+        .salvage
+        .view(&args.snapshot, &args.opts.prefix.prefix)?;
+    let file;
+    let db = match &view {
+        Some(v) => etcdsnap::bolt::Db::open(v.db())?,
+        None => {
+            file = open(&args.snapshot)?;
+            db(&file)?
+        }
+    };
     let ks = KeySpace::open(&db)?;
     let prefix = args.opts.prefix.prefix.as_str();
     let query = AllQuery {
@@ -314,12 +376,23 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
             list.join(", ")
         );
     }
+    if let Some(v) = &view {
+        for r in &records {
+            say!(
+                "etcdsnap: {} at revision {}: from {}",
+                escape_bytes(r.kv.key),
+                r.revision.main,
+                v.origin(r.revision).map_or("-".into(), |o| o.to_string())
+            );
+        }
+    }
     say!("etcdsnap: {written} objects");
-    Ok(if failed > 0 {
+    let outcome = if failed > 0 {
         Outcome::Failed
     } else {
         Outcome::Ok
-    })
+    };
+    Ok(salvage_outcome(view.as_ref(), outcome))
 }
 
 /// One object of the List, as text indented as a list item, and what

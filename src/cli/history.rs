@@ -2,7 +2,9 @@
 
 use anyhow::bail;
 
-use super::args::{DecryptArgs, IndexOpts, ReportFormat, SnapshotPath, db};
+use super::args::{
+    DecryptArgs, IndexOpts, ReportFormat, SalvageOpts, SnapshotPath, db, salvage_outcome,
+};
 use super::render::index_event;
 use super::{Outcome, out};
 use etcdsnap::kube::decrypt::Decryptor;
@@ -10,11 +12,12 @@ use etcdsnap::lookup::history::{History, history};
 use etcdsnap::lookup::{Finder, Wanted};
 use etcdsnap::mvcc::keyspace::KeySpace;
 use etcdsnap::report::{Align, Table, escape_bytes, escape_controls};
+use etcdsnap::salvage::view::View;
 
 /// List every revision of one key that the snapshot still holds
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap history snapshot.db deploy web -n default\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
+    after_help = "Examples:\n  etcdsnap history snapshot.db /registry/deployments/default/web\n  etcdsnap history snapshot.db deploy web -n default\n  etcdsnap get snapshot.db /registry/deployments/default/web --revision 41\n  etcdsnap history damaged.db deploy web -n default --salvage\n\nEnvironment:\n  ETCDSNAP_CACHE_DIR  where key indexes are kept (see --no-index)"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
@@ -42,6 +45,8 @@ pub struct Args {
     index: IndexOpts,
     #[command(flatten)]
     decrypt: DecryptArgs,
+    #[command(flatten)]
+    salvage: SalvageOpts,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -51,20 +56,31 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.namespace.as_deref(),
     )?;
     let decryptor = Decryptor::any_prefix(args.decrypt.config()?);
+    let prefix = args.prefix.clone().unwrap_or_else(|| "/registry".into());
+    if let Some(view) = args.salvage.view(&args.snapshot, &prefix)? {
+        let db = etcdsnap::bolt::Db::open(view.db())?;
+        let ks = KeySpace::open(&db)?;
+        let matches = |k: &[u8]| wanted.matches(k, &prefix);
+        let finder = Finder::scanning(&ks, &index_event);
+        let shown = finder.lookup_then(wanted.select(&matches), |records, _| {
+            show(&args, &args.snapshot, Some(&view), &ks, &decryptor, records)
+        })??;
+        return Ok(salvage_outcome(Some(&view), shown));
+    }
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let prefix = args.prefix.clone().unwrap_or_else(|| "/registry".into());
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
     finder.lookup_then(wanted.select(&matches), |records, _| {
-        show(&args, &file, &ks, &decryptor, records)
+        show(&args, file.path(), None, &ks, &decryptor, records)
     })?
 }
 
 fn show(
     args: &Args,
-    file: &etcdsnap::input::SnapshotFile,
+    path: &std::path::Path,
+    view: Option<&View>,
     ks: &KeySpace<'_, '_>,
     decryptor: &Decryptor,
     records: &[etcdsnap::mvcc::keyspace::Record<'_>],
@@ -77,14 +93,19 @@ fn show(
         Ok(h) => h,
         Err(several) => bail!("{} {several}", asked(args)),
     };
-    let Some(h) = h else {
+    let Some(mut h) = h else {
         say!(
             "etcdsnap: {}: {}: not found in the snapshot",
-            file.path().display(),
+            path.display(),
             asked(args)
         );
         return Ok(Outcome::Failed);
     };
+    if let Some(v) = view {
+        for r in &mut h.revisions {
+            r.from = Some(v.origin(r.revision).map_or("-".into(), |o| o.to_string()));
+        }
+    }
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&h)? + "\n"))?,
         ReportFormat::Table => out(&table(&h))?,
@@ -94,21 +115,24 @@ fn show(
 
 /// The history as a table under its key.
 fn table(h: &History) -> String {
-    let mut t = Table::new(
-        &[
-            "revision",
-            "event",
-            "create rev",
-            "version",
-            "lease",
-            "size",
-            "encoding",
-        ],
-        Align::Left,
-    );
+    let mut headers = vec![
+        "revision",
+        "event",
+        "create rev",
+        "version",
+        "lease",
+        "size",
+        "encoding",
+    ];
+    // A salvaged view: where each revision came from.
+    let from = h.revisions.iter().any(|r| r.from.is_some());
+    if from {
+        headers.push("from");
+    }
+    let mut t = Table::new(&headers, Align::Left);
     for r in &h.revisions {
         let deleted = r.info.deleted;
-        t.row(vec![
+        let mut row = vec![
             format!("{}", r.revision),
             if deleted { "DELETE" } else { "PUT" }.into(),
             if deleted {
@@ -128,7 +152,11 @@ fn table(h: &History) -> String {
             },
             r.info.value_size.to_string(),
             r.encoding.clone(),
-        ]);
+        ];
+        if from {
+            row.push(escape_controls(r.from.as_deref().unwrap_or("-")).into_owned());
+        }
+        t.row(row);
     }
     let mut s = format!("{}\n", escape_bytes(&h.raw_key));
     s.push_str(&t.render());

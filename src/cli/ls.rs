@@ -9,7 +9,9 @@ use std::io::Write;
 use std::ops::ControlFlow;
 
 use super::Outcome;
-use super::args::{DecryptArgs, PrefixOpt, ReportFormat, SnapshotPath, db, open};
+use super::args::{
+    DecryptArgs, PrefixOpt, ReportFormat, SalvageOpts, SnapshotPath, db, open, salvage_outcome,
+};
 use etcdsnap::kube::value::Encoding;
 use etcdsnap::lookup::list::{Query, Row, list};
 use etcdsnap::mvcc::keyspace::KeySpace;
@@ -18,7 +20,7 @@ use etcdsnap::report::escape_controls;
 /// List keys with resource, namespace, name, size, revision and encoding
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  etcdsnap ls snapshot.db\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap ls snapshot.db /registry/configmaps/ --deleted\n  etcdsnap ls snapshot.db --revision 1200 -w json"
+    after_help = "Examples:\n  etcdsnap ls snapshot.db\n  etcdsnap ls snapshot.db --resource deploy -n prod\n  etcdsnap ls snapshot.db /registry/configmaps/ --deleted\n  etcdsnap ls snapshot.db --revision 1200 -w json\n  etcdsnap ls damaged.db --salvage --from member-2.db"
 )]
 pub struct Args {
     /// Snapshot file (`-` for standard input; zstd/gzip/zip are detected).
@@ -51,6 +53,8 @@ pub struct Args {
     opts: PrefixOpt,
     #[command(flatten)]
     decrypt: DecryptArgs,
+    #[command(flatten)]
+    salvage: SalvageOpts,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -64,6 +68,8 @@ enum Sort {
 struct Printer {
     format: ReportFormat,
     deleted: bool,
+    /// A salvaged view: the table has a FROM column.
+    from: bool,
     headed: bool,
     rows: usize,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
@@ -77,6 +83,18 @@ impl Printer {
         let deleted = self.deleted;
         match self.format {
             ReportFormat::Json => writeln!(self.out, "["),
+            ReportFormat::Table if self.from => {
+                let last = if deleted {
+                    format!("{:<10} FROM", "DELETED-AT")
+                } else {
+                    "FROM".into()
+                };
+                writeln!(
+                    self.out,
+                    "{:<8} {:<28} {:<20} {:<40} {:>9} {:<10} {last}",
+                    "REV", "RESOURCE", "NAMESPACE", "NAME", "SIZE", "ENCODING"
+                )
+            }
             ReportFormat::Table => {
                 let last = if deleted { "DELETED-AT" } else { "" };
                 writeln!(
@@ -119,6 +137,13 @@ impl Printer {
                         .map_or_else(|| "-".into(), |s| escape_controls(s).into_owned())
                 };
                 let name = escape_controls(r.name.as_deref().unwrap_or(&r.key)).into_owned();
+                let mut last = r.deleted_at.map(|d| d.to_string()).unwrap_or_default();
+                if self.from {
+                    if self.deleted {
+                        last = format!("{last:<10} ");
+                    }
+                    last.push_str(&escape_controls(r.from.as_deref().unwrap_or("-")));
+                }
                 writeln!(
                     self.out,
                     "{:<8} {:<28} {:<20} {:<40} {:>9} {:<10} {}",
@@ -128,7 +153,7 @@ impl Printer {
                     name,
                     r.size,
                     enc,
-                    r.deleted_at.map(|d| d.to_string()).unwrap_or_default()
+                    last
                 )?;
                 // Stream: a person watching sees lines as they are found.
                 if self.rows < 64 || self.rows.is_multiple_of(256) {
@@ -154,8 +179,15 @@ impl Printer {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let decryptor = args.decrypt.decryptor(&args.opts.prefix)?;
-    let file = open(&args.snapshot)?;
-    let db = db(&file)?;
+    let view = args.salvage.view(&args.snapshot, &args.opts.prefix)?;
+    let file;
+    let db = match &view {
+        Some(v) => etcdsnap::bolt::Db::open(v.db())?,
+        None => {
+            file = open(&args.snapshot)?;
+            db(&file)?
+        }
+    };
     let ks = KeySpace::open(&db)?;
     let query = Query {
         revision: args.revision,
@@ -168,6 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut printer = Printer {
         format: args.write_out,
         deleted: args.deleted,
+        from: view.is_some(),
         headed: false,
         rows: 0,
         out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
@@ -178,7 +211,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         &ks,
         &query,
         &decryptor,
-        &mut |row| {
+        &mut |mut row| {
+            if let Some(v) = &view {
+                row.from = Some(v.origin(row.revision).map_or("-".into(), |o| o.to_string()));
+            }
             if args.sort == Sort::Key {
                 buffered.push(row);
                 return ControlFlow::Continue(());
@@ -201,5 +237,5 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         printer.row(row)?;
     }
     printer.footer()?;
-    Ok(Outcome::Ok)
+    Ok(salvage_outcome(view.as_ref(), Outcome::Ok))
 }

@@ -160,7 +160,7 @@ enum Source {
 /// hold up against the snapshot (`KeySpace::whole_records_at`) is reported
 /// and passed over for the next source; the same lookup is retried.
 pub struct Finder<'s, 'k, 'd, 'a> {
-    file: &'s SnapshotFile,
+    file: Option<&'s SnapshotFile>,
     ks: &'k KeySpace<'d, 'a>,
     notify: &'s dyn Fn(&IndexEvent),
     identity: Option<Identity>,
@@ -181,7 +181,7 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
         notify: &'s dyn Fn(&IndexEvent),
     ) -> Result<Finder<'s, 'k, 'd, 'a>, KeySpaceError> {
         let mut f = Finder {
-            file,
+            file: Some(file),
             ks,
             notify,
             identity: None,
@@ -202,6 +202,24 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
         f.built = false;
         f.source = f.next_source()?;
         Ok(f)
+    }
+
+    /// A finder that only scans `ks`, a keyspace with no file behind it
+    /// (a salvaged view held in memory): no index is read or written.
+    pub fn scanning(
+        ks: &'k KeySpace<'d, 'a>,
+        notify: &'s dyn Fn(&IndexEvent),
+    ) -> Finder<'s, 'k, 'd, 'a> {
+        Finder {
+            file: None,
+            ks,
+            notify,
+            identity: None,
+            candidates: Default::default(),
+            built: true,
+            source: Source::Scan,
+            pending: None,
+        }
     }
 
     /// The next usable source after the current one failed (or at the start).
@@ -240,7 +258,10 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
         }
         // No usable index: make one (a scan), and keep it for next time.
         self.built = true;
-        self.file.advise_sequential();
+        let Some(file) = self.file else {
+            return Ok(Source::Scan);
+        };
+        file.advise_sequential();
         match index::build(self.ks, &identity) {
             Ok(bytes) => {
                 if KeyIndex::parse(&bytes).is_err() {
@@ -256,7 +277,7 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
             // (and fails the same way if the damage is in what it reads).
             Err(KeySpaceError::Corrupt(p)) => {
                 (self.notify)(&IndexEvent::NoIndexMade {
-                    snapshot: self.file.path().to_path_buf(),
+                    snapshot: file.path().to_path_buf(),
                     problem: p.to_string(),
                 });
                 Ok(Source::Scan)
@@ -270,7 +291,9 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
         loop {
             let failure = match &self.source {
                 Source::Scan => {
-                    self.file.advise_sequential();
+                    if let Some(file) = self.file {
+                        file.advise_sequential();
+                    }
                     return self.ks.collect(|kv| select.accepts(kv.key));
                 }
                 Source::Index { bytes, from } => {

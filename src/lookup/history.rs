@@ -47,6 +47,10 @@ pub struct HistoryRevision {
     /// not decrypt.
     #[serde(skip)]
     pub encoding: String,
+    /// In a salvaged view: where the record came from (`tree`, `page N`,
+    /// or a source's name), set by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// What [`history`] found.
@@ -111,5 +115,6 @@ fn revision(r: &Record<'_>, d: (Option<&'static str>, Option<String>)) -> Histor
         decrypt_error: d.1,
         revision: r.revision,
         encoding,
+        from: None,
     }
 }

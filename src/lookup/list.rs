@@ -12,6 +12,7 @@ use crate::kube::decrypt::Decryptor;
 use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{Encoding, detect};
 use crate::mvcc::keyspace::{KeySpace, KeySpaceError, Latest};
+use crate::mvcc::revision::Revision;
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +65,13 @@ pub struct Row {
     /// Its lease (0: none).
     #[serde(skip_serializing_if = "is_zero")]
     pub lease: i64,
+    /// The revision of the state shown, main and sub.
+    #[serde(skip)]
+    pub revision: Revision,
+    /// In a salvaged view: where the record came from (`tree`, `page N`,
+    /// or a source's name), set by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -155,6 +163,8 @@ pub fn list(
             decrypt_error: error,
             deleted_at,
             lease: r.kv.lease,
+            revision: r.revision,
+            from: None,
         })
     })?;
     if rows == 0

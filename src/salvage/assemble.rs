@@ -297,6 +297,7 @@ mod tests {
             create,
             version,
             in_tree: true,
+            page: 0,
         }
     }
 
@@ -309,6 +310,7 @@ mod tests {
             create: 0,
             version: 0,
             in_tree: true,
+            page: 0,
         }
     }
 

@@ -224,6 +224,7 @@ mod tests {
             create,
             version,
             in_tree: true,
+            page: 0,
         }
     }
 

@@ -15,7 +15,8 @@
 //! Other sources (another member's snapshot, an older backup) fill the
 //! gaps ([`merge`]): [`collect`] gathers one file's findings, [`merge::join`]
 //! joins several files' findings per revision, and [`build`] assembles
-//! findings into the output.
+//! findings into the output. [`view`] holds the output in memory for the
+//! object commands' `--salvage`.
 
 pub mod assemble;
 pub mod buckets;
@@ -26,6 +27,7 @@ pub mod record;
 pub mod report;
 pub mod scan;
 pub mod tree;
+pub mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -240,6 +242,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                 match check {
                     Ok(mut r) => {
                         r.in_tree = reachable;
+                        r.page = f.pgid;
                         leaf_max = leaf_max.max(r.revision.main);
                         intact.push((r, reachable));
                     }

@@ -67,13 +67,19 @@ pub fn write_snapshot(
 /// The salvaged snapshot as bytes, trailer included (for tests and fuzzing;
 /// the command writes to a file with [`write()`]).
 pub fn snapshot_bytes(s: &Salvaged<'_>) -> Vec<u8> {
-    let mut cur = Cursor::new(Vec::new());
-    // Writing to memory cannot fail.
-    let _ = write_db(&mut cur, s.page_size, &s.buckets);
-    let mut bytes = cur.into_inner();
+    let mut bytes = db_bytes(s);
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     bytes.extend_from_slice(digest.as_ref());
     bytes
+}
+
+/// The salvaged bbolt file as bytes, without the trailer (what a reader
+/// opens: `ls`, `get` and `history --salvage` read it in memory).
+pub fn db_bytes(s: &Salvaged<'_>) -> Vec<u8> {
+    let mut cur = Cursor::new(Vec::new());
+    // Writing to memory cannot fail.
+    let _ = write_db(&mut cur, s.page_size, &s.buckets);
+    cur.into_inner()
 }
 
 /// Whether `a` and `b` name one file (or `b` is `a` itself).

@@ -37,6 +37,9 @@ pub struct KeyRecord<'a> {
     /// caller; a record found only on a freed or orphaned page may be one
     /// that compaction removed).
     pub in_tree: bool,
+    /// The page (the first of its node) it was read from, set by the
+    /// caller: with several intact copies, the first one found.
+    pub page: u64,
 }
 
 /// Why an element of a leaf was not taken.
@@ -215,6 +218,7 @@ pub fn check_key_record<'a>(
             create: 0,
             version: 0,
             in_tree: false,
+            page: 0,
         });
     }
     if kv.mod_revision != main {
@@ -250,6 +254,7 @@ pub fn check_key_record<'a>(
         create: kv.create_revision,
         version: kv.version,
         in_tree: false,
+        page: 0,
     })
 }
 

@@ -74,5 +74,6 @@ mod restore_plan;
 mod restore_swap;
 mod salvage;
 mod salvage_buckets;
+mod salvage_read;
 mod spoofing;
 mod status_parity;

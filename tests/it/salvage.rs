@@ -23,20 +23,20 @@ use crate::common::{Rng, etcdsnap, etcdutl, fixture};
 pub(crate) const PAGE: usize = 4096;
 
 /// One record of the original's key bucket.
-struct Rec {
-    rev_key: Vec<u8>,
-    value: Vec<u8>,
-    user_key: Vec<u8>,
-    main: i64,
-    tombstone: bool,
+pub(crate) struct Rec {
+    pub(crate) rev_key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) user_key: Vec<u8>,
+    pub(crate) main: i64,
+    pub(crate) tombstone: bool,
     /// File offsets of the record's key and value end.
-    start: usize,
-    end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// The original's key bucket, read with the strict reader (the original is
 /// sound: `verify` passes it, and `bbolt_check` holds the reader to Go's).
-fn original_records(data: &[u8]) -> Vec<Rec> {
+pub(crate) fn original_records(data: &[u8]) -> Vec<Rec> {
     let db = Db::open(data).expect("open the original");
     let b = read::bucket(&db, b"key")
         .expect("buckets")
@@ -78,7 +78,7 @@ fn key_bucket(data: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 /// The page of `off` back to the first page of its node: the nearest page at
 /// or before it whose header names its own id as a leaf.
-fn node_start(data: &[u8], off: usize) -> usize {
+pub(crate) fn node_start(data: &[u8], off: usize) -> usize {
     let mut p = off / PAGE;
     loop {
         let h = &data[p * PAGE..p * PAGE + 16];
@@ -760,7 +760,7 @@ fn report_file_and_text() {
 
 /// The original's live keys: revision key and value of each key's newest
 /// record, when that is a put.
-fn live_records(recs: &[Rec]) -> BTreeMap<Vec<u8>, (Vec<u8>, Vec<u8>)> {
+pub(crate) fn live_records(recs: &[Rec]) -> BTreeMap<Vec<u8>, (Vec<u8>, Vec<u8>)> {
     let mut newest: BTreeMap<Vec<u8>, &Rec> = BTreeMap::new();
     for r in recs {
         let e = newest.entry(r.user_key.clone()).or_insert(r);

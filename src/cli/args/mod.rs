@@ -353,3 +353,113 @@ pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {
     Db::open(file.db())
         .with_context(|| format!("{}: not a readable snapshot", file.path().display()))
 }
+
+/// `--salvage` of the object commands (`ls`, `get`, `history`): a damaged
+/// snapshot read as far as it survives.
+#[derive(clap::Args, Clone)]
+pub struct SalvageOpts {
+    /// Read what survives of a damaged snapshot: every page is read as
+    /// `etcdsnap salvage` reads it, the intact records are assembled in memory
+    /// (nothing is written) and the query is answered from them, each object
+    /// marked with where it came from (`tree`: a leaf the surviving tree
+    /// reaches; `page N`: only a freed or orphaned page; or a --from source).
+    /// The file need not verify. A warning on stderr says how much is lost
+    /// (exit 1 when anything is)
+    #[arg(long)]
+    pub salvage: bool,
+    /// With --salvage: another file of the same cluster (another member's db
+    /// or snapshot, an older backup) that fills what the damaged file lost,
+    /// as `etcdsnap salvage --from` takes it; repeat for more
+    #[arg(long = "from", value_name = "SOURCE", requires = "salvage")]
+    pub from: Vec<PathBuf>,
+    /// With --from: take a source even when its members bucket shares no
+    /// member with the damaged file's
+    #[arg(long = "force-source", requires = "from")]
+    pub force_source: bool,
+}
+
+impl SalvageOpts {
+    /// With --salvage, the salvaged view of `path` (`prefix`: the storage
+    /// prefix, for the report's object names), after a warning on stderr
+    /// that what follows is a salvage view and what it lacks. Any file that
+    /// cannot be read, or holds nothing usable, is an error of exit 2.
+    pub fn view(
+        &self,
+        path: &std::path::Path,
+        prefix: &str,
+    ) -> anyhow::Result<Option<etcdsnap::salvage::view::View>> {
+        use etcdsnap::salvage::view::{self, Source};
+        if !self.salvage {
+            return Ok(None);
+        }
+        // Any failure to read, damaged compression included, is "nothing
+        // usable" (2), as for `salvage`.
+        let file = SnapshotFile::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut opened = Vec::with_capacity(self.from.len());
+        for p in &self.from {
+            let f = SnapshotFile::open(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            opened.push((p.display().to_string(), f));
+        }
+        let sources: Vec<Source<'_>> = opened
+            .iter()
+            .map(|(name, f)| Source {
+                name: name.clone(),
+                bytes: f.bytes(),
+            })
+            .collect();
+        let name = path.display().to_string();
+        let v = view::open(file.bytes(), &name, &sources, self.force_source, prefix)?;
+        for e in &v.forced {
+            say!("etcdsnap: warning: {e}");
+        }
+        let r = &v.report;
+        let left_out: u64 = r.records.rejected.values().sum();
+        let mut lost = Vec::new();
+        if left_out > 0 {
+            lost.push(format!("{left_out} damaged records left out"));
+        }
+        if !r.lost.is_empty() {
+            lost.push(format!("{} keys lost or possibly stale", r.lost.len()));
+        }
+        if r.missing_revisions > 0 {
+            lost.push(format!(
+                "{} revisions of which nothing survived",
+                r.missing_revisions
+            ));
+        }
+        if !r.newest_revisions_known {
+            lost.push("newest revisions unknown".into());
+        }
+        if !r.conflicts.is_empty() {
+            lost.push(format!("{} revisions in conflict", r.conflicts.len()));
+        }
+        let verdict = if r.complete {
+            "nothing known lost".to_string()
+        } else if lost.is_empty() {
+            "something is lost; `etcdsnap salvage` reports what".to_string()
+        } else {
+            format!(
+                "{}; `etcdsnap salvage` reports what is lost",
+                lost.join(", ")
+            )
+        };
+        say!(
+            "etcdsnap: warning: {name}: salvage view ({} intact revisions read, {} kept): {verdict}",
+            r.records.intact,
+            r.records.written
+        );
+        Ok(Some(v))
+    }
+}
+
+/// The outcome of a query answered from a salvaged view: a failure when the
+/// salvage found something lost, though the query was answered.
+pub fn salvage_outcome(
+    view: Option<&etcdsnap::salvage::view::View>,
+    outcome: super::Outcome,
+) -> super::Outcome {
+    match (view, outcome) {
+        (Some(v), super::Outcome::Ok) if !v.complete() => super::Outcome::Failed,
+        (_, o) => o,
+    }
+}
