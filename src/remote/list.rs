@@ -156,13 +156,16 @@ pub use transfer::list;
 #[cfg(feature = "remote")]
 mod transfer {
     use futures_util::StreamExt;
+    use object_store::ObjectStoreExt;
 
     use super::Listed;
     use crate::remote::fetch::{RemoteError, classify, prefix_store};
     use crate::remote::redact;
 
     /// Every object under the prefix `url` (`s3://BUCKET/PREFIX/`), all pages
-    /// of the listing, in the store's order.
+    /// of the listing, in the store's order, less the directory markers
+    /// (`dir/`) that have nothing under them (a HEAD of each 0-byte object
+    /// finds them; those with objects under them [`super::snapshots`] skips).
     pub fn list(url: &str) -> Result<Vec<Listed>, RemoteError> {
         let shown = redact(url);
         // TLS through ring, for every HTTPS request of the client.
@@ -194,6 +197,16 @@ mod transfer {
                     source,
                 })?;
                 let meta = item.map_err(|e| classify(e, &shown))?;
+                // A directory marker (`dir/`) is listed without its final
+                // `/`, like an empty object `dir`: only a HEAD of the name
+                // tells them apart (the marker is not found under it).
+                if meta.size == 0 {
+                    match store.head(&meta.location).await {
+                        Err(object_store::Error::NotFound { .. }) => continue,
+                        Err(e) => return Err(classify(e, &shown)),
+                        Ok(_) => {}
+                    }
+                }
                 out.push(Listed {
                     url: format!("{base}{}", meta.location.as_ref()),
                     size: meta.size,

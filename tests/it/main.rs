@@ -66,6 +66,8 @@ mod objects;
 mod pki;
 #[cfg(feature = "remote")]
 mod remote;
+#[cfg(feature = "remote")]
+mod remote_prefix;
 #[cfg(feature = "live")]
 mod restore;
 mod restore_plan;
