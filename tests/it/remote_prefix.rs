@@ -412,6 +412,35 @@ fn https_endpoint_of_a_private_ca_needs_cacert() {
         "{}",
         stdout(&o)
     );
+    // SSL_CERT_FILE (the roots of the platform verifier) trusts it too.
+    let spool = tempfile::tempdir().unwrap();
+    let mut c = etcdsnap();
+    with_s3_env(&mut c, &v, SECRET_KEY);
+    let o = c
+        .env("SSL_CERT_FILE", &ca)
+        .args(["verify", "s3://backups/etcd/a.db", "--spool-dir"])
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // An https:// URL of the same server: the certificate is refused
+    // without the CA; with it the TLS handshake passes and the server
+    // answers (it refuses an unsigned GET: access denied, not a TLS error).
+    let url = format!("{}/backups/etcd/a.db", v.endpoint());
+    let o = run(&v, &["verify", &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid peer certificate"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&v, &["verify", &url, "--cacert", ca.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{url}: access denied")),
+        "{}",
+        stderr(&o)
+    );
     // A file that is not PEM certificates is an error naming it.
     let o = run(
         &v,
