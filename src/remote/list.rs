@@ -4,7 +4,7 @@
 //!
 //! Why it exists: a bucket of nightly backups is checked as a series, and
 //! listing it by hand before every run is the step that gets skipped. The
-//! listing is `object_store`'s, over the [`ObjectStore`] trait, so every
+//! listing is `object_store`'s, over the `ObjectStore` trait, so every
 //! scheme [`super::fetch`] reads by bucket and key is listed the same way;
 //! it follows the store's pagination (S3 gives at most 1,000 keys a page).
 //!
