@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::remote::Pin;
+
 mod inflate;
 mod integrity;
 mod small;
@@ -146,14 +148,23 @@ impl InputError {
 
 /// The spool file of a remote object.
 #[cfg(feature = "remote")]
-fn open_remote(url: &str) -> Result<(File, Option<std::time::SystemTime>), InputError> {
+fn open_remote(
+    url: &str,
+) -> Result<(File, Option<std::time::SystemTime>, Option<Pin>), InputError> {
     let spooled = crate::remote::fetch(url)?;
-    Ok((spooled.file, Some(spooled.modified)))
+    let pin = Pin {
+        etag: spooled.etag,
+        version: spooled.version,
+        size: spooled.len,
+    };
+    Ok((spooled.file, Some(spooled.modified), Some(pin)))
 }
 
 /// Without the `remote` feature a URL is refused, by name.
 #[cfg(not(feature = "remote"))]
-fn open_remote(url: &str) -> Result<(File, Option<std::time::SystemTime>), InputError> {
+fn open_remote(
+    url: &str,
+) -> Result<(File, Option<std::time::SystemTime>, Option<Pin>), InputError> {
     Err(InputError::NoRemote {
         url: crate::remote::redact(url),
     })
@@ -180,6 +191,8 @@ pub struct SnapshotFile {
     // A remote object's modification time (a local file's is asked of the
     // file system).
     remote_modified: Option<std::time::SystemTime>,
+    // What pinned a remote object (its ETag, version and size).
+    remote_pin: Option<Pin>,
 }
 
 impl SnapshotFile {
@@ -202,9 +215,10 @@ impl SnapshotFile {
     pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
         if let Some(url) = path.to_str().filter(|_| crate::remote::is_remote(path)) {
             let shown = PathBuf::from(crate::remote::redact(url));
-            let (file, modified) = open_remote(url)?;
+            let (file, modified, pin) = open_remote(url)?;
             let mut opened = Self::open_file(&shown, file)?;
             opened.remote_modified = modified;
+            opened.remote_pin = pin;
             return Ok(opened);
         }
         let read_err = |source| InputError::Read {
@@ -258,6 +272,7 @@ impl SnapshotFile {
             map,
             excess,
             remote_modified: None,
+            remote_pin: None,
         })
     }
 
@@ -274,6 +289,12 @@ impl SnapshotFile {
                 .and_then(|m| m.modified())
                 .ok()
         })
+    }
+
+    /// A remote object's ETag, version and size as read (`None` for a
+    /// local file).
+    pub fn remote_pin(&self) -> Option<&Pin> {
+        self.remote_pin.as_ref()
     }
 
     /// The path the file was opened from (a remote source's redacted URL).

@@ -81,6 +81,36 @@ pub struct Entry {
     pub namespaces: BTreeMap<String, BTreeMap<String, u64>>,
     /// What `verify` said.
     pub verify: VerifyResult,
+    /// A remote snapshot's URL and what pinned the object read (absent for
+    /// a local file), so that `catalog add` of a prefix knows an object it
+    /// added before without reading it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteObject>,
+}
+
+/// The object a remote entry was read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoteObject {
+    /// Its URL (redacted as outputs show it).
+    pub url: String,
+    /// The ETag it was pinned to, if the store gave one.
+    pub etag: Option<String>,
+    /// The version it was pinned to, if the store keeps versions.
+    pub version: Option<String>,
+    /// Its size in bytes as stored (before any decompression).
+    pub size: u64,
+}
+
+impl RemoteObject {
+    /// Whether a listed object is this one: the same URL and size, and the
+    /// same ETag or the same version (one of them known on both sides).
+    pub fn is(&self, url: &str, etag: Option<&str>, version: Option<&str>, size: u64) -> bool {
+        let same = |a: &Option<String>, b: Option<&str>| a.is_some() && a.as_deref() == b;
+        self.url == url
+            && self.size == size
+            && (same(&self.etag, etag) || same(&self.version, version))
+    }
 }
 
 /// What `catalog check` needs of every entry to find series, baselines
@@ -200,6 +230,12 @@ impl Entry {
                 passed: r.passed && r.checks.iter().all(|c| c.status != CheckStatus::Failed),
                 problems: if r.passed { 0 } else { problems },
             },
+            remote: file.remote_pin().map(|p| RemoteObject {
+                url: file.path().display().to_string(),
+                etag: p.etag.clone(),
+                version: p.version.clone(),
+                size: p.size,
+            }),
         }
     }
 

@@ -22,7 +22,7 @@ use redb::{
     TableDefinition, TableError,
 };
 
-use super::entry::{ENTRY_VERSION, Entry, Head};
+use super::entry::{ENTRY_VERSION, Entry, Head, RemoteObject};
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -391,6 +391,17 @@ impl Store {
         })
         .map_err(|why| self.damaged(why))?
         .map_err(|e| self.redb_error(e))
+    }
+
+    /// The remote objects the entries were read from, with each entry's
+    /// sha256: what `catalog add` of a prefix knows without reading an
+    /// object again ([`super::entry::RemoteObject::is`]).
+    pub fn remote_objects(&self) -> Result<Vec<(RemoteObject, String)>, CatalogError> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter_map(|(_, e)| Some((e.remote?, e.sha256)))
+            .collect())
     }
 
     /// The entry with this sequence number.

@@ -532,6 +532,7 @@ mod tests {
                 passed: true,
                 problems: 0,
             },
+            remote: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 
-use super::args::{CatalogOpt, PrefixOpt};
+use super::args::{CatalogOpt, PrefixOpt, RemoteArgs};
 use super::render::{added_text, verify_text};
 use super::{Outcome, out};
 use etcdsnap::catalog::entry::{Entry, check_entries, has_labels, parse_labels};
@@ -17,6 +17,8 @@ use etcdsnap::check::facts;
 use etcdsnap::check::junit;
 use etcdsnap::check::policy::Policy;
 use etcdsnap::input::SnapshotFile;
+use etcdsnap::remote::display_name;
+use etcdsnap::remote::list::expand;
 use etcdsnap::report::{Align, Table, escape_controls};
 
 const EXAMPLES: &str = "The catalog records, per snapshot: its sha256, revision, compacted revision, keys, bytes \
@@ -59,7 +61,12 @@ pub struct Args {
 enum Sub {
     /// Record snapshots (adding the same file twice is a no-op)
     Add {
-        /// Snapshot files (zstd/gzip/zip are detected)
+        /// Snapshot files (zstd/gzip/zip are detected; `s3://BUCKET/KEY` and
+        /// `http(s)://URL` are streamed once into a private spool file);
+        /// `s3://BUCKET/PREFIX/`, ending in `/`, is every snapshot object
+        /// under the prefix not yet in the catalog, oldest first (an object
+        /// added before is known by its URL, ETag or version, and size, and
+        /// not read again)
         #[arg(required = true)]
         snapshots: Vec<PathBuf>,
         /// A label KEY=VALUE (repeatable); entries with the same labels form a series
@@ -67,6 +74,8 @@ enum Sub {
         labels: Vec<String>,
         #[command(flatten)]
         prefix: PrefixOpt,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List the entries, oldest first
     List {
@@ -123,7 +132,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             snapshots,
             labels,
             prefix,
-        } => add(catalog, &snapshots, &labels, &prefix.prefix),
+            remote,
+        } => {
+            remote.configure();
+            add(catalog, &snapshots, &labels, &prefix.prefix)
+        }
         Sub::List { labels, write_out } => list(catalog, &labels, write_out),
         Sub::Show { sha, write_out } => show(catalog, &sha, write_out),
         Sub::Forget { sha } => {
@@ -153,9 +166,26 @@ fn add(
     let labels = parse_labels(labels).map_err(anyhow::Error::msg)?;
     // A damaged or foreign catalog is said before any snapshot is
     // read; the lock is then held only while an entry is written.
-    drop(catalog.open(true)?);
-    for path in snapshots {
-        let file = SnapshotFile::open(path).with_context(|| path.display().to_string())?;
+    let known = catalog.open(true)?.remote_objects()?;
+    for source in expand(snapshots, None)? {
+        let path = &source.path;
+        if let Some(l) = &source.listed {
+            let url = display_name(path);
+            let etag = l.etag.as_deref();
+            let found = known
+                .iter()
+                .find(|(r, _)| r.is(&url, etag, l.version.as_deref(), l.size));
+            if let Some((_, sha)) = found {
+                say!(
+                    "{} ({}) is already in {}: same ETag and size, not read again",
+                    &sha[..12.min(sha.len())],
+                    escape_controls(&url),
+                    catalog.path()?.display()
+                );
+                continue;
+            }
+        }
+        let file = SnapshotFile::open(path).with_context(|| display_name(path))?;
         let read = facts::read(&file, &Policy::default(), prefix);
         let store = catalog.open(true)?;
         let (entry, added) = add_read(&store, &file, &read, &labels)?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::ValueEnum;
 
 use super::args::{PrefixOpt, RemoteArgs};
@@ -17,6 +17,7 @@ use etcdsnap::catalog::trend::parse_max_drop;
 use etcdsnap::check::junit;
 use etcdsnap::check::policy::Policy;
 use etcdsnap::check::rules::RuleResult;
+use etcdsnap::remote::list::{expand, is_prefix};
 
 const EXAMPLES: &str =
     "Rules (a YAML policy of at most 4 MiB, nested at most 64 deep; unknown rules are refused):
@@ -41,6 +42,11 @@ Examples:
   etcdsnap check /backups/*.db --policy backup-policy.yaml -w junit > check.xml
   etcdsnap check snapshot.db --policy p.yaml --junit-out report.xml --taken-at 2026-11-30T02:00:00Z
   etcdsnap check snapshot.db --catalog /backups/catalog.redb --label cluster=prod -w junit
+  etcdsnap check s3://etcd-backups/prod/ --newest 7 --junit-out check.xml
+
+A URL ending in / is a prefix: every object under it is checked (one JUnit testsuite each), oldest
+first, except directory markers and checksum or signature files (SHA256SUMS, *.sha256, *.sig…);
+any other object is read as a snapshot, so a stray one fails its check.
 
 --catalog FILE adds each snapshot to the backup catalog and runs the trend rules of
 `etcdsnap catalog check` on it (rules named `trend …`).
@@ -54,9 +60,15 @@ verify rule); 2 usage error, a bad policy file, or a snapshot that cannot be rea
 pub struct Args {
     /// Snapshot files (zstd/gzip/zip are detected; `s3://BUCKET/KEY`,
     /// `gs://BUCKET/KEY`, `az://CONTAINER/KEY` and `http(s)://URL` are streamed
-    /// once into a private spool file first)
+    /// once into a private spool file first; a bucket URL ending in `/`,
+    /// `s3://BUCKET/PREFIX/`, is every snapshot object under the prefix,
+    /// oldest first)
     #[arg(required = true)]
     snapshots: Vec<PathBuf>,
+    /// Of each prefix (`s3://BUCKET/PREFIX/`), only the newest N objects by
+    /// last modification
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    newest: Option<u64>,
     /// The policy file (YAML)
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -104,6 +116,16 @@ enum CheckFormat {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     args.remote.configure();
+    if args.newest.is_some() && !args.snapshots.iter().any(|s| is_prefix(s)) {
+        bail!("--newest applies to prefixes (s3://BUCKET/PREFIX/, ending in /); none given");
+    }
+    let newest = args
+        .newest
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let snapshots: Vec<PathBuf> = expand(&args.snapshots, newest)?
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
     let mut policy = match &args.policy {
         Some(p) => {
             let text = etcdsnap::input::read_bounded_string(p, etcdsnap::input::SMALL_FILE_LIMIT)
@@ -137,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None => None,
     };
     let runs = check_snapshots(
-        &args.snapshots,
+        &snapshots,
         &policy,
         &args.prefix.prefix,
         taken_at,

@@ -3,7 +3,7 @@
 //! of the object at open.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -31,6 +31,9 @@ pub struct Options {
     /// Called with one line about each finished spool (where, how large,
     /// its sha256), for the caller to show or not.
     pub notice: Option<fn(&str)>,
+    /// PEM certificates of CAs trusted for `https` besides the system's
+    /// roots (a private CA of an S3-compatible server or a web server).
+    pub ca_file: Option<PathBuf>,
 }
 
 static OPTIONS: OnceLock<Options> = OnceLock::new();
@@ -40,8 +43,39 @@ pub fn configure(options: Options) {
     let _ = OPTIONS.set(options);
 }
 
-fn options() -> Options {
+pub(super) fn options() -> Options {
     OPTIONS.get().cloned().unwrap_or_default()
+}
+
+/// The certificates of [`Options::ca_file`], read once.
+static CA: OnceLock<Vec<object_store::Certificate>> = OnceLock::new();
+
+/// Reads the CA file of `opts` (once per process) so that every client
+/// built after it trusts those CAs; a file that is not PEM certificates is
+/// an error naming it.
+pub(super) fn load_ca(opts: &Options, shown: &str) -> Result<(), RemoteError> {
+    let Some(path) = &opts.ca_file else {
+        return Ok(());
+    };
+    if CA.get().is_some() {
+        return Ok(());
+    }
+    let setup = |detail: String| RemoteError::Setup {
+        url: shown.to_string(),
+        detail: format!("CA file {}: {detail}", path.display()),
+    };
+    // A CA bundle is small; a larger file is not one.
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4 << 20).read_to_end(&mut pem))
+        .map_err(|e| setup(e.to_string()))?;
+    let certs = object_store::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| setup(scrub(&error_text(&e))))?;
+    if certs.is_empty() {
+        return Err(setup("no PEM certificate in it".to_string()));
+    }
+    let _ = CA.set(certs);
+    Ok(())
 }
 
 /// Why a remote object cannot be read. Every variant names the URL
@@ -204,8 +238,11 @@ fn env_true(name: &str) -> bool {
 }
 
 fn client_options(allow_http: bool) -> ClientOptions {
-    ClientOptions::new()
-        .with_allow_http(allow_http)
+    let mut o = ClientOptions::new();
+    for c in CA.get().into_iter().flatten() {
+        o = o.with_root_certificate(c.clone());
+    }
+    o.with_allow_http(allow_http)
         .with_connect_timeout(Duration::from_secs(10))
         // A snapshot may take long to stream: the idle limit below bounds a
         // stalled transfer instead of a limit on the whole request.
@@ -303,10 +340,13 @@ fn condense(text: &str) -> String {
     }
 }
 
-fn classify(e: object_store::Error, shown: &str) -> RemoteError {
+pub(super) fn classify(e: object_store::Error, shown: &str) -> RemoteError {
     let url = shown.to_string();
     let text = scrub(&error_text(&e));
-    let detail = condense(&text);
+    let mut detail = condense(&text);
+    if detail.contains("invalid peer certificate") {
+        detail.push_str(" (trust the server's CA with --cacert FILE)");
+    }
     // GCS and Azure get an OAuth token first (from a service account, the
     // metadata server, a managed or workload identity): without one the
     // object was never asked for.
@@ -378,6 +418,7 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
         dir: dir.clone(),
         source,
     };
+    load_ca(&opts, &shown)?;
     let (store, location) = build_store(&target, &opts, &shown)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -421,6 +462,28 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
         etag: meta.e_tag,
         version: meta.version,
     })
+}
+
+/// The store of a prefix URL (`s3://BUCKET/PREFIX/`, any scheme [`fetch`]
+/// reads by bucket and key) and the prefix's path in it. The URL is read as
+/// `fetch` reads an object's: an object name put after the final `/` stands
+/// in, and its path less that last segment is the prefix.
+pub(super) fn prefix_store(url: &str) -> Result<(Box<dyn ObjectStore>, ObjectPath), RemoteError> {
+    const PROBE: &str = "etcdsnap-prefix-probe";
+    let shown = redact(url);
+    let opts = options();
+    let target = parse(&format!("{url}{PROBE}"))?;
+    if matches!(target, Target::Http { .. }) {
+        return Err(RemoteError::BadUrl {
+            url: shown,
+            detail: "an http(s) URL names one object; a prefix is listed only in a bucket (s3://BUCKET/PREFIX/)".to_string(),
+        });
+    }
+    load_ca(&opts, &shown)?;
+    let (store, probe) = build_store(&target, &opts, &shown)?;
+    let parts: Vec<_> = probe.parts().collect();
+    let prefix = ObjectPath::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned());
+    Ok((store, prefix))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -23,17 +23,33 @@
 //! Errors name the URL with any query string (a presigned URL's signature)
 //! and user info replaced, and never carry credentials.
 //!
+//! A URL ending in `/` names a whole prefix ([`list`]: its snapshot
+//! objects, listed through every page).
+//!
 //! Not here yet: range reads (for `get`/`history`/`ls` without a full copy),
-//! prefixes, and writing.
+//! and writing.
 
 use std::path::Path;
 
 #[cfg(feature = "remote")]
 mod fetch;
+pub mod list;
 #[cfg(feature = "remote")]
 mod stores;
 #[cfg(feature = "remote")]
 pub use fetch::{Options, RemoteError, Spooled, configure, fetch};
+
+/// What identifies the bytes of a remote object as read: the ETag and
+/// version it was pinned to (either may be missing) and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The ETag, if the store gave one.
+    pub etag: Option<String>,
+    /// The version, if the store keeps versions.
+    pub version: Option<String>,
+    /// The object's size in bytes (as stored, before any decompression).
+    pub size: u64,
+}
 
 /// The URL schemes read, as they start a source.
 const SCHEMES: [&str; 5] = ["s3://", "gs://", "az://", "http://", "https://"];

@@ -68,6 +68,7 @@ mod pki;
 mod remote;
 #[cfg(feature = "remote")]
 mod remote_cloud;
+mod remote_prefix;
 #[cfg(feature = "live")]
 mod restore;
 mod restore_plan;

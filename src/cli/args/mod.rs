@@ -47,6 +47,11 @@ pub struct RemoteArgs {
     /// (said anyway when stderr is a terminal)
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// PEM file of the CA (or CAs) to trust for https:// sources and an
+    /// https S3 endpoint, besides the system's roots (like curl's and
+    /// etcdctl's --cacert)
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[cfg(feature = "remote")]
@@ -66,6 +71,7 @@ impl RemoteArgs {
             spool_dir: self.spool_dir.clone(),
             s3_endpoint: self.s3_endpoint.clone(),
             notice,
+            ca_file: self.cacert.clone(),
         });
     }
 }

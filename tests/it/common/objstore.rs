@@ -43,6 +43,19 @@ pub struct Versity {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// With TLS: the CA that signed the server's certificate.
+    pub ca: Option<PathBuf>,
+}
+
+/// What a versitygw is started with besides its defaults.
+#[derive(Default)]
+pub struct VersityOpts {
+    /// Serve HTTPS with this certificate and key, signed by this CA
+    /// (`cert`, `key`, `ca`).
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// Write the server's access log (one line a request, naming the S3
+    /// operation and key) to this file.
+    pub access_log: Option<PathBuf>,
 }
 
 impl Drop for Versity {
@@ -54,21 +67,40 @@ impl Drop for Versity {
 
 impl Versity {
     pub fn start() -> Versity {
+        Versity::start_with(VersityOpts::default())
+    }
+
+    pub fn start_with(opts: VersityOpts) -> Versity {
         let bin = versitygw_bin();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         let port = free_port();
-        let child = Command::new(bin)
-            .env("ROOT_ACCESS_KEY", ACCESS_KEY)
+        let mut c = Command::new(bin);
+        c.env("ROOT_ACCESS_KEY", ACCESS_KEY)
             .env("ROOT_SECRET_KEY", SECRET_KEY)
-            .args(["--port", &format!("127.0.0.1:{port}"), "--quiet", "posix"])
+            .args(["--port", &format!("127.0.0.1:{port}"), "--quiet"]);
+        let mut ca = None;
+        if let Some((cert, key, ca_file)) = &opts.tls {
+            c.arg("--cert").arg(cert).arg("--key").arg(key);
+            ca = Some(ca_file.clone());
+        }
+        if let Some(log) = &opts.access_log {
+            c.arg("--access-log").arg(log);
+        }
+        let child = c
+            .arg("posix")
             .arg(&root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start versitygw");
-        let v = Versity { child, port, dir };
+        let v = Versity {
+            child,
+            port,
+            dir,
+            ca,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -81,12 +113,22 @@ impl Versity {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// curl with the S3 signing settings (and the CA, with TLS).
+    fn curl_base(&self) -> Command {
+        let mut c = Command::new("curl");
+        if let Some(ca) = &self.ca {
+            c.arg("--cacert").arg(ca);
+        }
+        c
     }
 
     /// A signed S3 request with curl (`--aws-sigv4`); panics unless 2xx.
     pub fn curl(&self, method: &str, path: &str, body: Option<&Path>) {
-        let mut c = Command::new("curl");
+        let mut c = self.curl_base();
         c.args(["-sS", "-f", "-X", method])
             .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
             .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
@@ -110,6 +152,37 @@ impl Versity {
     pub fn put(&self, bucket: &str, key: &str, file: &Path) {
         self.curl("PUT", &format!("/{bucket}/{key}"), Some(file));
     }
+
+    /// Puts each (key, file) in one curl process (one connection, each
+    /// request signed); panics unless every one is 2xx.
+    pub fn put_many(&self, bucket: &str, objects: &[(String, PathBuf)]) {
+        let mut config = String::new();
+        for (key, file) in objects {
+            config += &format!(
+                "url = \"{}/{bucket}/{key}\"\nupload-file = \"{}\"\n",
+                self.endpoint(),
+                file.display()
+            );
+        }
+        let cfg = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(cfg.path(), config).unwrap();
+        let out = self
+            .curl_base()
+            .args(["-sS", "-f", "--fail-early"])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
+            .arg("-K")
+            .arg(cfg.path())
+            .output()
+            .expect("run curl (apt-get install curl)");
+        assert!(
+            out.status.success(),
+            "curl PUT of {} objects: {}",
+            objects.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// An etcdsnap command with the S3 settings of `v` in its environment (and
@@ -125,6 +198,8 @@ pub fn with_s3_env(c: &mut Command, v: &Versity, secret: &str) {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", v.endpoint())
         .env("AWS_ALLOW_HTTP", "true");
+    // Only the roots a test gives (no user's SSL_CERT_FILE).
+    c.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
 }
 
 /// What the HTTP server does with the body of a GET of one file.
