@@ -239,6 +239,33 @@ impl SnapshotFile {
         Self::open_file(path, file)
     }
 
+    /// Opens the sparse copy of an object read by ranges
+    /// ([`crate::remote::ranged`]), named by its redacted URL; `None` when
+    /// the object is compressed (ranges of it are no use: read it whole).
+    #[cfg(feature = "remote")]
+    pub fn open_ranged(
+        r: &crate::remote::ranged::Ranged,
+    ) -> Result<Option<SnapshotFile>, InputError> {
+        let path = PathBuf::from(r.shown());
+        let file = r.file().try_clone().map_err(|source| InputError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut head = [0u8; 4];
+        let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).map_err(|source| {
+            InputError::Read {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        if Compression::detect(&head[..n]) != Compression::None {
+            return Ok(None);
+        }
+        let mut opened = Self::open_file(&path, file)?;
+        opened.remote_modified = Some(r.modified());
+        Ok(Some(opened))
+    }
+
     /// Opens an open file (of a path, standard input's copy, a spool) as a
     /// snapshot named `path`.
     fn open_file(path: &Path, mut file: File) -> Result<SnapshotFile, InputError> {

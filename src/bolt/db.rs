@@ -66,15 +66,43 @@ pub enum PageFault {
     /// An element that does not fit its page.
     #[error("{0}")]
     Layout(ElementFault),
+    /// The page could not be fetched ([`Pager`]).
+    #[error("page not read: {0}")]
+    Fetch(String),
+}
+
+/// Where the pages of a file that is not all present come from: a remote
+/// object read by ranges into a sparse local copy
+/// (`remote::ranged`). The reader asks for every node before it reads it
+/// ([`Db::node_span`]), first its first page (for the header), then the
+/// overflow pages the header names; reads of pages never asked for see
+/// zeroes, which no check takes for a page.
+pub trait Pager: Sync {
+    /// Makes pages `first .. first + count` of the file readable, or says
+    /// why not.
+    fn ensure(&self, first: u64, count: u64) -> Result<(), String>;
 }
 
 /// A bbolt file in memory, checked enough to be walked: its bytes and page size.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Db<'a> {
     data: &'a [u8],
     page_size: usize,
     metas: [Result<Meta, MetaFault>; 2],
     active: usize,
+    pager: Option<&'a dyn Pager>,
+}
+
+impl std::fmt::Debug for Db<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("len", &self.data.len())
+            .field("page_size", &self.page_size)
+            .field("metas", &self.metas)
+            .field("active", &self.active)
+            .field("paged", &self.pager.is_some())
+            .finish()
+    }
 }
 
 impl<'a> Db<'a> {
@@ -109,7 +137,15 @@ impl<'a> Db<'a> {
             page_size: ps,
             metas,
             active,
+            pager: None,
         })
+    }
+
+    /// The same file, its pages asked of `pager` before each node is read
+    /// (the meta pages must be present already).
+    pub fn with_pager(mut self, pager: &'a dyn Pager) -> Db<'a> {
+        self.pager = Some(pager);
+        self
     }
 
     /// The file's bytes.
@@ -164,6 +200,9 @@ impl<'a> Db<'a> {
     /// The header of page `pgid`, if the page lies inside the file.
     pub fn header(&self, pgid: u64) -> Result<PageHeader, PageFault> {
         let start = self.start_of(pgid)?;
+        if let Some(p) = self.pager {
+            p.ensure(pgid, 1).map_err(PageFault::Fetch)?;
+        }
         PageHeader::parse(&self.data[start..]).ok_or(PageFault::BeyondEof {
             len: self.data.len(),
         })
@@ -212,6 +251,11 @@ impl<'a> Db<'a> {
                 overflow: header.overflow,
                 len,
             });
+        }
+        if let Some(p) = self.pager
+            && pages > 1
+        {
+            p.ensure(pgid + 1, pages - 1).map_err(PageFault::Fetch)?;
         }
         let end = start + pages as usize * self.page_size;
         Ok(Node {

@@ -5,8 +5,8 @@ use anyhow::bail;
 
 use super::Outcome;
 use super::args::{
-    ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, SalvageOpts, SnapshotPath, db, open,
-    salvage_outcome,
+    ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, RemoteArgs, SalvageOpts, SnapshotPath, db,
+    open, salvage_outcome,
 };
 use super::render::{dropped_note, index_event, progress, unknown_note, write_prepared, write_raw};
 use etcdsnap::kube::decrypt::Decryptor;
@@ -61,6 +61,8 @@ pub struct Args {
     index: IndexOpts,
     #[command(flatten)]
     salvage: SalvageOpts,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 /// Why `--for-apply` of a Secret needs `--show-secrets`: redacted, the
@@ -70,6 +72,7 @@ const FOR_APPLY_SECRET: &str = "--for-apply of a Secret without --show-secrets w
      clear), or leave out --for-apply to look at it redacted";
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     if args.all {
         return run_all(args);
     }
@@ -100,6 +103,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         })??;
         return Ok(salvage_outcome(Some(&view), shown));
     }
+    #[cfg(feature = "remote")]
+    if !args.index.no_index
+        && let Some(r) = etcdsnap::lookup::ranged::open(&args.snapshot)
+        && let Some(outcome) = ranged(&args, &r, &wanted, &decryptor)?
+    {
+        return Ok(outcome);
+    }
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
@@ -116,6 +126,44 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         };
         show(&args, at, &ks, &decryptor, &wanted, records, finder)
     })?
+}
+
+/// The lookup on an object in a bucket read by ranges
+/// ([`etcdsnap::lookup::ranged`]); `None` when it could not be done that
+/// way before anything was shown: the caller reads the object whole.
+#[cfg(feature = "remote")]
+fn ranged(
+    args: &Args,
+    r: &etcdsnap::lookup::ranged::RangedSnapshot,
+    wanted: &Wanted,
+    decryptor: &Decryptor,
+) -> anyhow::Result<Option<Outcome>> {
+    let pager = etcdsnap::lookup::ranged::RangedPager(&r.ranged);
+    let Ok(db) = etcdsnap::bolt::Db::open(r.file.db()) else {
+        return Ok(None);
+    };
+    let db = db.with_pager(&pager);
+    let Ok(ks) = KeySpace::open(&db) else {
+        return Ok(None);
+    };
+    if let Some(rev) = args.revision {
+        ks.check_revision(rev)?;
+    }
+    let prefix = args.opts.prefix.prefix.clone();
+    let matches = |k: &[u8]| wanted.matches(k, &prefix);
+    let Ok(mut finder) = Finder::new(&r.file, &ks, true, &index_event) else {
+        return Ok(None);
+    };
+    let Ok(records) = finder.records(wanted.select(&matches)) else {
+        return Ok(None);
+    };
+    let at = Shown {
+        path: r.file.path(),
+        view: None,
+    };
+    let shown = show(args, at, &ks, decryptor, wanted, &records, &mut finder);
+    r.ranged.tell_counts();
+    shown.map(Some)
 }
 
 /// Where the records shown come from: the snapshot's path (for messages)

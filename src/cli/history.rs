@@ -3,7 +3,8 @@
 use anyhow::bail;
 
 use super::args::{
-    DecryptArgs, IndexOpts, ReportFormat, SalvageOpts, SnapshotPath, db, salvage_outcome,
+    DecryptArgs, IndexOpts, RemoteArgs, ReportFormat, SalvageOpts, SnapshotPath, db,
+    salvage_outcome,
 };
 use super::render::index_event;
 use super::{Outcome, out};
@@ -47,9 +48,12 @@ pub struct Args {
     decrypt: DecryptArgs,
     #[command(flatten)]
     salvage: SalvageOpts,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let wanted = Wanted::from_args(
         &args.target,
         args.name.as_deref(),
@@ -67,14 +71,51 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         })??;
         return Ok(salvage_outcome(Some(&view), shown));
     }
+    let matches = |k: &[u8]| wanted.matches(k, &prefix);
+    #[cfg(feature = "remote")]
+    if !args.index.no_index
+        && let Some(r) = etcdsnap::lookup::ranged::open(&args.snapshot)
+        && let Some(outcome) = ranged(&args, &r, &matches, &wanted, &decryptor)?
+    {
+        return Ok(outcome);
+    }
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
     finder.lookup_then(wanted.select(&matches), |records, _| {
         show(&args, file.path(), None, &ks, &decryptor, records)
     })?
+}
+
+/// The lookup on an object in a bucket read by ranges
+/// ([`etcdsnap::lookup::ranged`]); `None` when it could not be done that
+/// way before anything was shown: the caller reads the object whole.
+#[cfg(feature = "remote")]
+fn ranged(
+    args: &Args,
+    r: &etcdsnap::lookup::ranged::RangedSnapshot,
+    matches: &(dyn Fn(&[u8]) -> bool + Sync),
+    wanted: &Wanted,
+    decryptor: &Decryptor,
+) -> anyhow::Result<Option<Outcome>> {
+    let pager = etcdsnap::lookup::ranged::RangedPager(&r.ranged);
+    let Ok(db) = etcdsnap::bolt::Db::open(r.file.db()) else {
+        return Ok(None);
+    };
+    let db = db.with_pager(&pager);
+    let Ok(ks) = KeySpace::open(&db) else {
+        return Ok(None);
+    };
+    let Ok(mut finder) = Finder::new(&r.file, &ks, true, &index_event) else {
+        return Ok(None);
+    };
+    let Ok(records) = finder.records(wanted.select(matches)) else {
+        return Ok(None);
+    };
+    let shown = show(args, r.file.path(), None, &ks, decryptor, &records);
+    r.ranged.tell_counts();
+    shown.map(Some)
 }
 
 fn show(

@@ -10,7 +10,8 @@ use std::ops::ControlFlow;
 
 use super::Outcome;
 use super::args::{
-    DecryptArgs, PrefixOpt, ReportFormat, SalvageOpts, SnapshotPath, db, open, salvage_outcome,
+    DecryptArgs, PrefixOpt, RemoteArgs, ReportFormat, SalvageOpts, SnapshotPath, db, open,
+    salvage_outcome,
 };
 use etcdsnap::kube::value::Encoding;
 use etcdsnap::lookup::list::{Query, Row, list};
@@ -55,6 +56,8 @@ pub struct Args {
     decrypt: DecryptArgs,
     #[command(flatten)]
     salvage: SalvageOpts,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -178,6 +181,7 @@ impl Printer {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let decryptor = args.decrypt.decryptor(&args.opts.prefix)?;
     let view = args.salvage.view(&args.snapshot, &args.opts.prefix)?;
     let file;

@@ -21,6 +21,8 @@ pub mod finder;
 pub mod history;
 pub mod list;
 pub mod prepare;
+#[cfg(feature = "remote")]
+pub mod ranged;
 
 pub use choose::{NotChosen, SeveralKeys, Wanted, choose, single_key};
 pub use finder::{Finder, IndexEvent, Select};

@@ -26,14 +26,16 @@
 //! A URL ending in `/` names a whole prefix ([`list`]: its snapshot
 //! objects, listed through every page).
 //!
-//! Not here yet: range reads (for `get`/`history`/`ls` without a full copy),
-//! and writing.
+//! A lookup with a key index reads only the pages it needs ([`ranged`]).
+//! Not here yet: writing.
 
 use std::path::Path;
 
 #[cfg(feature = "remote")]
 mod fetch;
 pub mod list;
+#[cfg(feature = "remote")]
+pub mod ranged;
 #[cfg(feature = "remote")]
 mod stores;
 #[cfg(feature = "remote")]

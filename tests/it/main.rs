@@ -69,6 +69,7 @@ mod remote;
 #[cfg(feature = "remote")]
 mod remote_cloud;
 mod remote_prefix;
+mod remote_range;
 #[cfg(feature = "live")]
 mod restore;
 mod restore_plan;

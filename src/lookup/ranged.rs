@@ -1,0 +1,52 @@
+//! `get` and `history` of a snapshot in a bucket, read by ranges: with a
+//! key index of the object in the cache, a lookup reads the meta pages, the
+//! tree pages on its way and the leaves of the keys it wants, not the file
+//! ([`crate::remote::ranged`]). Without an index, or when the object is
+//! compressed, there is nothing to gain: the caller reads it whole (and the
+//! index that lookup makes is cached, so the next one is read by ranges).
+
+use std::path::Path;
+
+use crate::bolt::Db;
+use crate::bolt::db::Pager;
+use crate::input::SnapshotFile;
+use crate::mvcc::index::Identity;
+use crate::mvcc::keyspace::KeySpace;
+use crate::remote::ranged::Ranged;
+
+use super::finder::cache_path;
+
+/// The pages of a [`Ranged`] object, for the reader.
+pub struct RangedPager<'r>(pub &'r Ranged);
+
+impl Pager for RangedPager<'_> {
+    fn ensure(&self, first: u64, count: u64) -> Result<(), String> {
+        self.0.ensure_pages(first, count).map_err(|e| e.to_string())
+    }
+}
+
+/// An object opened for a lookup by ranges.
+pub struct RangedSnapshot {
+    /// The object and its sparse copy.
+    pub ranged: Ranged,
+    /// The copy, opened as a snapshot.
+    pub file: SnapshotFile,
+}
+
+/// Opens `url` for a lookup by ranges when that can work: a bucket's
+/// object (not `http(s)://`), uncompressed, readable, with a key index of
+/// its content in the cache. `None` otherwise, whatever the reason: the
+/// caller then reads the object whole, and its errors say what is wrong.
+pub fn open(url: &Path) -> Option<RangedSnapshot> {
+    let ranged = Ranged::open(url.to_str()?).ok()?;
+    let file = SnapshotFile::open_ranged(&ranged).ok()??;
+    let db = Db::open(file.db()).ok()?;
+    ranged.set_page_size(db.page_size() as u64);
+    let pager = RangedPager(&ranged);
+    let db = db.with_pager(&pager);
+    let ks = KeySpace::open(&db).ok()?;
+    let identity = Identity::of(&ks, file.trailer()).ok()?;
+    let indexed = cache_path(&identity).is_some_and(|p| p.is_file());
+    drop(ks);
+    indexed.then_some(RangedSnapshot { ranged, file })
+}
