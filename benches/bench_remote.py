@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Benchmarks remote reads against the floor, on the ~1.4 GB benchmark file in
+a real S3 gateway (versitygw v1.8.0, as the tests use it) on loopback.
+
+    python3 benches/bench_remote.py [--snapshot FILE] [--size-mib 1024] [--runs 3] [--key KEY]
+
+1. Uses FILE, else benches/work/bench-objects-<size>MiB.db (made once by
+   benches/bench.py's make_snapshot with a real etcd 3.5.1), and a release
+   build of etcdsnap.
+2. Starts versitygw (posix backend in benches/work/s3, not committed) and
+   uploads the file with curl.
+3. Times, best of --runs, in one run:
+     curl GET of the object to /dev/null   (the floor)
+     etcdsnap verify s3://…                (target: <= 1.2 x the floor)
+   and `etcdsnap get s3://… KEY -v`: the first (no key index: the object is
+   read whole and the index cached) and then with the index (read by
+   ranges): time, and requests and bytes as the server's access log and
+   etcdsnap's -v count them (target: <= 40 requests, <= 4 MiB).
+Prints Markdown tables for BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench import WORK, bench_snapshot_and_binary, warm  # noqa: E402
+
+ACCESS, SECRET = "etcdsnapBENCHKEY", "etcdsnap-bench-secret-51c2"
+BUCKET, OBJECT = "bench", "nightly/snap.db"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def versitygw():
+    cache = os.environ.get("ETCDSNAP_CI_CACHE", os.path.expanduser("~/.cache/etcdsnap-ci"))
+    b = os.path.join(cache, "versitygw-v1.8.0", "versitygw")
+    if not os.path.isfile(b):
+        raise SystemExit(f"{b} is missing: run bash .ci/versitygw")
+    return b
+
+
+def curl(endpoint, method, path, *extra):
+    cmd = ["curl", "-sS", "-f", "-X", method, "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+           "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{ACCESS}:{SECRET}", *extra,
+           f"{endpoint}{path}"]
+    return cmd
+
+
+def timed(cmd, env=None):
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.decode()[-500:]}")
+    return dt, p.stderr.decode()
+
+
+def log_requests(log, start):
+    with open(log) as f:
+        lines = f.read().splitlines()[start:]
+    ops = [next((w for w in l.split() if w.startswith("s3_")), "?") for l in lines]
+    return ops, len(lines) + start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--snapshot")
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--key", default="/registry/configmaps/ns-71/obj-211240")
+    args = ap.parse_args()
+    snap, ours = bench_snapshot_and_binary(args.snapshot, args.size_mib)
+    size = os.path.getsize(snap)
+    root = os.path.join(WORK, "s3")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    log = os.path.join(WORK, "s3-access.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, ROOT_ACCESS_KEY=ACCESS, ROOT_SECRET_KEY=SECRET)
+    gw = subprocess.Popen([versitygw(), "--port", f"127.0.0.1:{port}", "--quiet",
+                           "--access-log", log, "posix", root],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = tempfile.mkdtemp(prefix="etcdsnap-bench-cache-")
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        subprocess.run(curl(endpoint, "PUT", f"/{BUCKET}"), check=True)
+        subprocess.run(curl(endpoint, "PUT", f"/{BUCKET}/{OBJECT}", "-T", snap), check=True,
+                       stdout=subprocess.DEVNULL)
+        warm(os.path.join(root, BUCKET, OBJECT))
+        ours_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        ours_env.update(AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=SECRET, AWS_REGION="us-east-1",
+                        AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true", ETCDSNAP_CACHE_DIR=cache)
+        url = f"s3://{BUCKET}/{OBJECT}"
+        floor = min(timed(curl(endpoint, "GET", f"/{BUCKET}/{OBJECT}", "-o", "/dev/null"))[0]
+                    for _ in range(args.runs))
+        verify = min(timed([ours, "verify", url, "-q"], ours_env)[0] for _ in range(args.runs))
+        print(f"| on {os.path.basename(snap)} ({size >> 20} MiB) in versitygw | seconds (best of {args.runs}) | ratio | target |")
+        print("|---|---|---|---|")
+        print(f"| curl GET to /dev/null (the floor) | {floor:.2f} | 1.00 | |")
+        print(f"| `etcdsnap verify s3://…` | {verify:.2f} | {verify / floor:.2f} | <= 1.2 |")
+        print()
+        _, mark = log_requests(log, 0)
+        first, err1 = timed([ours, "get", url, args.key, "-o", "raw", "-v"], ours_env)
+        ops1, mark = log_requests(log, mark)
+        rows = []
+        best = None
+        for _ in range(args.runs):
+            t, err = timed([ours, "get", url, args.key, "-o", "raw", "-v"], ours_env)
+            time.sleep(0.3)
+            ops, mark = log_requests(log, mark)
+            best = t if best is None else min(best, t)
+            rows.append((ops, err))
+        ops, err = rows[-1]
+        said = [l for l in err.splitlines() if "read by ranges" in l]
+        print(f"| `etcdsnap get s3://… KEY` | seconds | server's log | etcdsnap -v |")
+        print("|---|---|---|---|")
+        print(f"| first (no key index: read whole, index cached) | {first:.2f} | {', '.join(sorted(set(ops1)))} ({len(ops1)}) | |")
+        print(f"| with the cached index (best of {args.runs}) | {best:.3f} | {ops.count('s3_GetObject')} GetObject, {ops.count('s3_HeadObject')} HeadObject | {said[0].split(': read by ranges: ')[-1] if said else '?'} |")
+    finally:
+        gw.kill()
+        gw.wait()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
