@@ -15,6 +15,7 @@ use etcdsnap::restore::owner::Owner;
 
 const INSTALL_EXAMPLES: &str = "Examples:
   etcdsnap install m1.tar.zst.age --identity key.txt --owner 2001:2001
+  etcdsnap install s3://backups/bundles/m1.tar.zst.age --identity key.txt
   etcdsnap install m1.tar.zst --root /mnt/image --dry-run";
 
 /// Check a member's bundle archive and place its data dir and PKI files
@@ -22,7 +23,9 @@ const INSTALL_EXAMPLES: &str = "Examples:
 #[command(after_help = INSTALL_EXAMPLES)]
 pub struct Args {
     /// The member's archive (`<name>.tar.zst` or `.tar.zst.age`), with
-    /// SHA256SUMS beside it (or give --sha256)
+    /// SHA256SUMS beside it (or give --sha256); in a bucket
+    /// (`s3://BUCKET/DIR/m1.tar.zst`, also gs://, az://) it is copied with
+    /// the SHA256SUMS beside it into a private temporary directory first
     bundle: PathBuf,
     /// Install into the tree at this directory (an image, a mounted disk):
     /// the paths below are resolved inside it as chroot would, symlinks too
@@ -63,9 +66,12 @@ pub struct Args {
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
+    #[command(flatten)]
+    remote: super::args::RemoteArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.remote.configure();
     let key = key(args.identity.as_ref(), args.passphrase_file.as_ref());
     let opts = Options {
         root: args.root.clone(),
@@ -83,7 +89,35 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if !args.dry_run {
         etcdsnap::interrupt::install();
     }
-    let result = install(&args.bundle, &opts);
+    // An archive in a bucket: copied with the SHA256SUMS beside it into a
+    // private directory first, then installed from there with every check.
+    #[cfg(feature = "remote")]
+    let fetched = match args.bundle.to_str() {
+        Some(url) if etcdsnap::remote::is_remote(&args.bundle) => {
+            let f = etcdsnap::remote::named::fetch_with_sums(url)?;
+            if !f.sums && args.sha256.is_none() {
+                anyhow::bail!(
+                    "{}: no SHA256SUMS beside it to check it against: give --sha256",
+                    etcdsnap::remote::redact(url)
+                );
+            }
+            Some(f)
+        }
+        _ => None,
+    };
+    #[cfg(feature = "remote")]
+    let archive = fetched
+        .as_ref()
+        .map_or(args.bundle.clone(), |f| f.path.clone());
+    #[cfg(not(feature = "remote"))]
+    let archive = args.bundle.clone();
+    let mut result = install(&archive, &opts);
+    #[cfg(feature = "remote")]
+    if fetched.is_some()
+        && let Ok(r) = &mut result
+    {
+        r.archive = etcdsnap::remote::display_name(&args.bundle);
+    }
     if let Some(sig) = etcdsnap::interrupt::requested() {
         match &result {
             Err(_) => say!(

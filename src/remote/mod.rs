@@ -35,6 +35,8 @@ use std::path::Path;
 mod fetch;
 pub mod list;
 #[cfg(feature = "remote")]
+pub mod named;
+#[cfg(feature = "remote")]
 pub mod ranged;
 #[cfg(feature = "remote")]
 mod stores;

@@ -18,7 +18,7 @@ use common::pki::make_pki;
 use common::{Mount, Rng, etcdsnap, fixture, real_status, run, stderr, stdout, tree};
 
 const IC: &str = "m1=https://127.0.0.1:2380,m2=https://127.0.0.1:12380";
-const TOKEN: &str = "bundle-test";
+pub(crate) const TOKEN: &str = "bundle-test";
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -26,7 +26,7 @@ fn s(p: &Path) -> &str {
 
 /// Bundles the 3.5.1 fixture for m1, m2 with the openssl PKI in
 /// `dir/pki-<token>` (one PKI per token) into `dir/<out>`.
-fn bundle_in(dir: &Path, out: &str, token: &str, extra: &[&str]) -> PathBuf {
+pub(crate) fn bundle_in(dir: &Path, out: &str, token: &str, extra: &[&str]) -> PathBuf {
     let pki = dir.join(format!("pki-{token}"));
     if !pki.exists() {
         std::fs::create_dir_all(&pki).unwrap();

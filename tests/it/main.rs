@@ -68,6 +68,7 @@ mod pki;
 mod remote;
 #[cfg(feature = "remote")]
 mod remote_cloud;
+mod remote_install;
 mod remote_prefix;
 mod remote_range;
 #[cfg(feature = "live")]
