@@ -179,14 +179,14 @@ pub struct Spooled {
     pub modified: std::time::SystemTime,
 }
 
-enum Target {
+pub(super) enum Target {
     S3 { bucket: String, key: String },
     Gcs { bucket: String, key: String },
     Azure { container: String, key: String },
     Http { url: String },
 }
 
-fn parse(url: &str) -> Result<Target, RemoteError> {
+pub(super) fn parse(url: &str) -> Result<Target, RemoteError> {
     let shown = redact(url);
     let bad = |detail: &str| RemoteError::BadUrl {
         url: shown.clone(),
@@ -258,7 +258,7 @@ fn no_retries() -> RetryConfig {
     }
 }
 
-fn build_store(
+pub(super) fn build_store(
     target: &Target,
     opts: &Options,
     shown: &str,

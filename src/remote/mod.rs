@@ -26,8 +26,10 @@
 //! A URL ending in `/` names a whole prefix ([`list`]: its snapshot
 //! objects, listed through every page).
 //!
-//! Not here yet: range reads (for `get`/`history`/`ls` without a full copy),
-//! and writing.
+//! Writing is [`upload`]: a multipart upload that becomes an object only
+//! when its writer says the bytes checked out (`save --to`).
+//!
+//! Not here yet: range reads (for `get`/`history`/`ls` without a full copy).
 
 use std::path::Path;
 
@@ -36,6 +38,8 @@ mod fetch;
 pub mod list;
 #[cfg(feature = "remote")]
 mod stores;
+#[cfg(feature = "remote")]
+pub mod upload;
 #[cfg(feature = "remote")]
 pub use fetch::{Options, RemoteError, Spooled, configure, fetch};
 

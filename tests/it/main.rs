@@ -70,6 +70,8 @@ mod remote;
 mod remote_cloud;
 mod remote_prefix;
 #[cfg(feature = "live")]
+mod remote_save;
+#[cfg(feature = "live")]
 mod restore;
 mod restore_plan;
 mod restore_swap;
