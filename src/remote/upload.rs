@@ -42,6 +42,22 @@ pub enum UploadError {
     /// The store refused, or the transfer failed.
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// The URL is not one this module writes to.
+    #[error("{url}: not a writable URL: {detail}")]
+    NotWritable {
+        /// The URL (redacted).
+        url: String,
+        /// Why.
+        detail: String,
+    },
+    /// A request of the upload or the transfer of a part failed.
+    #[error("{url}: cannot write: {detail}")]
+    Transfer {
+        /// The URL (redacted).
+        url: String,
+        /// What failed.
+        detail: String,
+    },
     /// The object exists and replacing it was not asked for.
     #[error("{url} already exists; choose another key, or pass --force to replace it")]
     Exists {
@@ -107,13 +123,12 @@ pub fn spool_dir() -> std::path::PathBuf {
 /// with a bucket and a key), without any request.
 pub fn check_url(url: &str) -> Result<(), UploadError> {
     match parse(url)? {
-        Target::Http { .. } => Err(RemoteError::BadUrl {
+        Target::Http { .. } => Err(UploadError::NotWritable {
             url: redact(url),
             detail: "an http(s) URL is read only; write to s3://BUCKET/KEY, gs://BUCKET/KEY or \
                      az://CONTAINER/KEY"
                 .to_string(),
-        }
-        .into()),
+        }),
         _ => Ok(()),
     }
 }
@@ -136,7 +151,7 @@ pub async fn start(url: &str, force: bool) -> Result<Upload, UploadError> {
     let upload = store
         .put_multipart_opts(&location, PutMultipartOptions::default())
         .await
-        .map_err(|e| classify(e, &shown))?;
+        .map_err(|e| write_err(e, &shown))?;
     Ok(Upload {
         writer: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
         shown,
@@ -148,16 +163,25 @@ pub async fn start(url: &str, force: bool) -> Result<Upload, UploadError> {
     })
 }
 
+/// A failed request of the upload, classified as the readers' are, a
+/// transfer failure said as one of writing.
+fn write_err(e: object_store::Error, shown: &str) -> UploadError {
+    match classify(e, shown) {
+        RemoteError::Transfer { url, detail } => UploadError::Transfer { url, detail },
+        other => other.into(),
+    }
+}
+
 /// Whether there is an object at `location` (a HEAD).
 async fn exists(
     store: &dyn ObjectStore,
     location: &ObjectPath,
     shown: &str,
-) -> Result<bool, RemoteError> {
+) -> Result<bool, UploadError> {
     match store.head(location).await {
         Ok(_) => Ok(true),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(classify(e, shown)),
+        Err(e) => Err(write_err(e, shown)),
     }
 }
 
@@ -172,13 +196,12 @@ impl Upload {
     /// reported here or at [`Upload::finish`].
     pub async fn write(&mut self, buf: &[u8]) -> Result<(), UploadError> {
         match tokio::time::timeout(PART_LIMIT, self.writer.wait_for_capacity(IN_FLIGHT)).await {
-            Ok(r) => r.map_err(|e| classify(e, &self.shown))?,
+            Ok(r) => r.map_err(|e| write_err(e, &self.shown))?,
             Err(_) => {
-                return Err(RemoteError::Transfer {
+                return Err(UploadError::Transfer {
                     url: self.shown.clone(),
                     detail: format!("a part took more than {}s to upload", PART_LIMIT.as_secs()),
-                }
-                .into());
+                });
             }
         }
         self.writer.write(buf);
@@ -200,7 +223,7 @@ impl Upload {
             .writer
             .finish()
             .await
-            .map_err(|e| classify(e, &shown))?;
+            .map_err(|e| write_err(e, &shown))?;
         Ok(Uploaded {
             url: shown,
             bytes: self.bytes,
@@ -217,9 +240,6 @@ impl Upload {
     pub async fn abort(mut self) -> Result<(), UploadError> {
         let _ = tokio::time::timeout(PART_LIMIT, self.writer.wait_for_capacity(0)).await;
         let shown = self.shown;
-        self.writer
-            .abort()
-            .await
-            .map_err(|e| classify(e, &shown).into())
+        self.writer.abort().await.map_err(|e| write_err(e, &shown))
     }
 }
