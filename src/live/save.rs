@@ -14,6 +14,11 @@
 //! the new one is whole and verified). The directory is fsynced. A file that
 //! fails verify is kept as `OUT.unverified` for inspection; any other failure
 //! removes the temporary file.
+//!
+//! [`save_to`] sends the same stream to object storage instead
+//! (`crate::remote::upload`): parts go up as the chunks arrive, a private
+//! spool copy is kept for verify, and the multipart upload is completed only
+//! once the same checks passed; any failure aborts it, so no object appears.
 
 use std::fs::File;
 use std::io::Write;
