@@ -9,7 +9,7 @@ use anyhow::bail;
 use super::Outcome;
 use super::args::ConnArgs;
 use etcdsnap::live::connect::Member;
-use etcdsnap::live::save::{SaveError, SaveOptions, Saved, remove_stale_temps, save};
+use etcdsnap::live::save::{SaveError, SaveOptions, Saved, remove_stale_temps, save, save_to};
 use etcdsnap::report::humanize_bytes;
 
 /// Save a snapshot of a live cluster from one member (as `etcdctl snapshot
@@ -27,14 +27,40 @@ at once, one writes it and the other stops with nothing written. With --force an
 until the new snapshot is whole, checked and verified, then a rename replaces it in one step: a failed save \
 leaves the old OUT in place.\n\nThe sha256 printed is that of the whole file, as `sha256sum`, `verify -w json`, \
 `catalog` and `bundle` print it; the digest the server appended (of the db without its last 32 bytes) is \
-named apart as \"db sha256\". Progress (bytes, rate) is shown when stderr is a terminal.\n\nExit codes: 0 \
-saved (and verified); 1 the digest does not match, or verify failed (the file is kept as OUT.unverified); 2 \
-usage, connection or I/O error, or OUT exists.",
-    after_help = "Examples:\n  etcdsnap save /backup/snap.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key\n  ETCDCTL_ENDPOINTS=http://127.0.0.1:2379 etcdsnap save snap.db --no-verify"
+named apart as \"db sha256\". Progress (bytes, rate) is shown when stderr is a terminal.\n\nWith --to \
+s3://BUCKET/KEY (or gs://BUCKET/KEY, az://CONTAINER/KEY) the snapshot goes to object storage instead: a \
+multipart upload whose parts go up as the chunks arrive, while a private spool copy (0600, in --spool-dir or \
+$TMPDIR; not with --no-verify) is kept for verify. The upload is completed only once the stream ended whole, \
+its sha256 matched and verify passed; a dropped connection, a wrong digest, a failed verify, a failed part or \
+Ctrl-C aborts it, so no object appears under KEY. An existing object is refused (a HEAD before the first part \
+and again before completion) unless --force. A save killed outright (kill -9) cannot abort: its parts stay as an \
+incomplete multipart upload, never an object, until the bucket's lifecycle rule (AbortIncompleteMultipartUpload) \
+removes them.\n\nExit codes: 0 saved (and verified); 1 the digest does not match, or verify failed (the file \
+is kept as OUT.unverified; with --to nothing is kept); 2 usage, connection, transfer or I/O error, or OUT (the \
+object) exists.",
+    after_help = "Examples:\n  etcdsnap save /backup/snap.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key\n  ETCDCTL_ENDPOINTS=http://127.0.0.1:2379 etcdsnap save snap.db --no-verify\n  etcdsnap save --to s3://backups/etcd/snap-$(date +%F).db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key"
 )]
 pub struct Args {
     /// The file to write (mode 0600)
-    out: PathBuf,
+    #[arg(required_unless_present = "to", conflicts_with = "to")]
+    out: Option<PathBuf>,
+    /// Write the snapshot to object storage instead of a file:
+    /// s3://BUCKET/KEY, gs://BUCKET/KEY or az://CONTAINER/KEY. A multipart
+    /// upload whose parts go up as the snapshot arrives, completed only when
+    /// it checked out (the server's sha256, then verify on a private spool
+    /// copy); any failure, Ctrl-C included, aborts it: no object appears.
+    /// Credentials and endpoints from the standard AWS_*, GOOGLE_* and
+    /// AZURE_* variables
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// With --to: directory of the private spool copy verify reads (default:
+    /// $TMPDIR, else /tmp); removed when the save ends
+    #[arg(long, value_name = "DIR", requires = "to")]
+    spool_dir: Option<PathBuf>,
+    /// With --to: S3 endpoint for s3:// (default: $AWS_ENDPOINT_URL, else
+    /// AWS); path-style requests
+    #[arg(long, value_name = "URL", requires = "to")]
+    s3_endpoint: Option<String>,
     #[command(flatten)]
     conn: ConnArgs,
     /// Do not run `verify` on the saved file
@@ -58,7 +84,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             live.spec.endpoints.join(",")
         );
     }
-    for p in remove_stale_temps(&args.out) {
+    if let Some(url) = &args.to {
+        etcdsnap::remote::configure(etcdsnap::remote::Options {
+            spool_dir: args.spool_dir.clone(),
+            s3_endpoint: args.s3_endpoint.clone(),
+            notice: None,
+            ca_file: None,
+        });
+        // A URL that cannot be written is refused before any dial.
+        etcdsnap::remote::upload::check_url(url)?;
+    }
+    for p in args.out.iter().flat_map(|out| remove_stale_temps(out)) {
         say!(
             "etcdsnap: removed {}, left by a save that was interrupted (its process is gone)",
             p.display()
@@ -84,7 +120,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         force: args.force,
         verify: !args.no_verify,
     };
-    let saved = match save(&live, &m, &args.out, opts, &mut progress) {
+    let result = match (&args.to, &args.out) {
+        (Some(url), _) => save_to(&live, &m, url, opts, &mut progress),
+        (None, Some(out)) => save(&live, &m, out, opts, &mut progress),
+        (None, None) => bail!("give OUT or --to URL"),
+    };
+    let saved = match result {
         Ok(s) => s,
         Err(e) => {
             if let Some(b) = &bar {
@@ -103,15 +144,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 /// else an error (with "nothing written" when nothing was).
 fn failed(args: &Args, e: SaveError) -> anyhow::Result<Outcome> {
     if e.is_check_failure() {
-        say!("etcdsnap: error: {e}; {} not written", args.out.display());
+        say!("etcdsnap: error: {e}; {} not written", target(args));
         return Ok(Outcome::Failed);
     }
     if let SaveError::Live(_) | SaveError::Truncated { .. } | SaveError::TooShort { .. } = e {
         return Err(
-            anyhow::Error::from(e).context(format!("save {}: nothing written", args.out.display()))
+            anyhow::Error::from(e).context(format!("save {}: nothing written", target(args)))
         );
     }
     Err(e.into())
+}
+
+/// What is written: OUT, or the --to URL (redacted).
+fn target(args: &Args) -> String {
+    match (&args.to, &args.out) {
+        (Some(url), _) => etcdsnap::remote::redact(url),
+        (None, Some(out)) => out.display().to_string(),
+        (None, None) => String::new(),
+    }
 }
 
 /// What was received, what verify said, and where the snapshot is.
@@ -134,15 +184,29 @@ fn report(args: &Args, m: &Member, saved: &Saved) -> anyhow::Result<Outcome> {
         for c in report.failed_checks() {
             say!(
                 "etcdsnap: verify {}: {} failed: {}",
-                args.out.display(),
+                target(args),
                 c.name,
                 c.detail
             );
         }
+        if args.to.is_some() {
+            say!(
+                "etcdsnap: {} was not written{}: the multipart upload was aborted (sha256 of the \
+                 snapshot received {})",
+                target(args),
+                if args.force {
+                    " (an existing object is left as it was)"
+                } else {
+                    ""
+                },
+                saved.sha256
+            );
+            return Ok(Outcome::Failed);
+        }
         say!(
             "etcdsnap: {} was not written{}; the snapshot is kept as {} for inspection (sha256 {}); run \
              `etcdsnap verify` on it for the details",
-            args.out.display(),
+            target(args),
             if args.force {
                 " (an existing one is left as it was)"
             } else {

@@ -14,6 +14,11 @@
 //! the new one is whole and verified). The directory is fsynced. A file that
 //! fails verify is kept as `OUT.unverified` for inspection; any other failure
 //! removes the temporary file.
+//!
+//! [`save_to`] sends the same stream to object storage instead
+//! (`crate::remote::upload`): parts go up as the chunks arrive, a private
+//! spool copy is kept for verify, and the multipart upload is completed only
+//! once the same checks passed; any failure aborts it, so no object appears.
 
 use std::fs::File;
 use std::io::Write;
@@ -42,6 +47,27 @@ pub enum SaveError {
     /// Interrupted; nothing was written.
     #[error("{0}: stopped; the partial download was removed and nothing was written")]
     Interrupted(#[from] crate::interrupt::Interrupted),
+    /// Writing the object failed (`save --to`): nothing was made under its
+    /// name.
+    #[error("{0}; nothing was written")]
+    Upload(#[from] crate::remote::upload::UploadError),
+    /// The verify of a snapshot for `--to` failed (the upload was aborted).
+    #[error("{0}: verify failed; the upload was aborted")]
+    VerifyFailed(String),
+    /// A save to object storage failed, and so did the abort of its
+    /// multipart upload: the parts sent stay until the bucket's lifecycle
+    /// rule (AbortIncompleteMultipartUpload) removes them.
+    #[error(
+        "{cause}; and the multipart upload could not be aborted ({detail}): no object was made, \
+         but the parts sent stay until the bucket's lifecycle rule removes them (aws s3api \
+         list-multipart-uploads / abort-multipart-upload)"
+    )]
+    NotAborted {
+        /// The failure that stopped the save.
+        cause: Box<SaveError>,
+        /// Why the abort failed.
+        detail: String,
+    },
     /// The output exists and --force was not given.
     #[error(
         "{} already exists; remove it, choose another name, or pass --force to replace it",
@@ -100,7 +126,11 @@ impl SaveError {
     /// A digest that does not match: the data is not sound (a check failed),
     /// as opposed to a transfer or I/O failure.
     pub fn is_check_failure(&self) -> bool {
-        matches!(self, SaveError::Digest { .. })
+        match self {
+            SaveError::Digest { .. } | SaveError::VerifyFailed(_) => true,
+            SaveError::NotAborted { cause, .. } => cause.is_check_failure(),
+            _ => false,
+        }
     }
 }
 
@@ -356,6 +386,69 @@ pub fn save(
         armed: true,
     };
     let mut w = std::io::BufWriter::with_capacity(4 << 20, file);
+    let got = receive(
+        live,
+        m,
+        &mut |blob| w.write_all(blob).map_err(io(&part)),
+        progress,
+    )?;
+    let received = got.received;
+    let actual = got.db_sha256;
+    let whole = got.whole;
+    let file = w.into_inner().map_err(|e| io(&part)(e.into_error()))?;
+    file.sync_all().map_err(io(&part))?;
+    drop(file);
+    let verify = if opts.verify {
+        let f = crate::input::SnapshotFile::open(&part).map_err(|e| SaveError::Io {
+            path: part.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let mut report = crate::verify::verify(&f);
+        report.file = out.display().to_string();
+        Some(report)
+    } else {
+        None
+    };
+    let dir = dir_of(out);
+    let mut saved = Saved {
+        path: out.to_path_buf(),
+        bytes: received,
+        revision: m.revision(),
+        elapsed: started.elapsed(),
+        sha256: crate::verify::hex(&whole),
+        db_sha256: crate::verify::hex(&actual),
+        verify,
+        replaced: false,
+    };
+    match place(&part, out, opts.force, saved.verified_or_unchecked())? {
+        Placed::Out { replaced } => saved.replaced = replaced,
+        Placed::Aside(p) => saved.path = p,
+    }
+    guard.armed = false;
+    sync_dir(&dir)?;
+    Ok(saved)
+}
+
+/// A stream received whole, its digest checked.
+struct Received {
+    /// Bytes received (the db and the 32-byte digest).
+    received: u64,
+    /// sha256 of the db: the server's trailer, checked.
+    db_sha256: Vec<u8>,
+    /// sha256 of everything received.
+    whole: Vec<u8>,
+}
+
+/// Receives the snapshot stream of `m`, each chunk handed to `sink` as it
+/// arrives, and checks its end: the size announced, and the server's sha256
+/// trailer against the bytes. `progress(received, expected total)` after
+/// each chunk; Ctrl-C is looked at between chunks.
+fn receive(
+    live: &Live,
+    m: &Member,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), SaveError>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Received, SaveError> {
     let mut client = m.client.clone();
     let mut stream = live.unary(m, "Snapshot", async move { client.snapshot().await })?;
     let mut digest = LaggingDigest::new();
@@ -366,7 +459,7 @@ pub fn save(
         let msg = live.unary(m, "Snapshot (next chunk)", stream.message())?;
         let Some(msg) = msg else { break };
         let blob = msg.blob();
-        w.write_all(blob).map_err(io(&part))?;
+        sink(blob)?;
         digest.update(blob);
         whole.update(blob);
         received += blob.len() as u64;
@@ -395,38 +488,130 @@ pub fn save(
             actual: crate::verify::hex(&actual),
         });
     }
-    let file = w.into_inner().map_err(|e| io(&part)(e.into_error()))?;
-    file.sync_all().map_err(io(&part))?;
-    drop(file);
-    let verify = if opts.verify {
-        let f = crate::input::SnapshotFile::open(&part).map_err(|e| SaveError::Io {
-            path: part.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let mut report = crate::verify::verify(&f);
-        report.file = out.display().to_string();
-        Some(report)
+    Ok(Received {
+        received,
+        db_sha256: actual,
+        whole: whole.finish().as_ref().to_vec(),
+    })
+}
+
+/// Streams a snapshot from `m` into the object at `url` (`s3://`, `gs://`,
+/// `az://`): a multipart upload whose parts go up as the chunks arrive, and
+/// which is completed only once the stream checked out: the size the server
+/// announced, its sha256 trailer, and (with `opts.verify`) `verify` on a
+/// private spool copy kept while the parts go up (in the remote spool
+/// directory, removed at the end). Any failure before that, Ctrl-C
+/// included, aborts the upload: no object appears under the name. An
+/// existing object is refused unless `opts.force`. `Saved::path` is the
+/// redacted URL.
+pub fn save_to(
+    live: &Live,
+    m: &Member,
+    url: &str,
+    opts: SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved, SaveError> {
+    use crate::remote::upload;
+    upload::check_url(url)?;
+    let started = Instant::now();
+    let rt = live.runtime();
+    let _enter = rt.enter();
+    let mut spool = if opts.verify {
+        let dir = upload::spool_dir();
+        let f = tempfile::Builder::new()
+            .prefix(".etcdsnap-save-spool-")
+            .tempfile_in(&dir)
+            .map_err(io(&dir))?;
+        Some(f)
     } else {
         None
     };
-    let dir = dir_of(out);
+    let mut up = rt.block_on(upload::start(url, opts.force))?;
+    let shown = up.url().to_string();
+    let checked = {
+        let mut spool_w = spool.as_mut().map(|f| {
+            (
+                f.path().to_path_buf(),
+                std::io::BufWriter::with_capacity(4 << 20, f.as_file_mut()),
+            )
+        });
+        let mut sink = |blob: &[u8]| -> Result<(), SaveError> {
+            if let Some((path, w)) = spool_w.as_mut() {
+                w.write_all(blob).map_err(io(path))?;
+            }
+            rt.block_on(up.write(blob))?;
+            Ok(())
+        };
+        let got = receive(live, m, &mut sink, progress);
+        let flushed = match spool_w.as_mut() {
+            Some((path, w)) => w.flush().map_err(io(path)),
+            None => Ok(()),
+        };
+        got.and_then(|g| flushed.map(|()| g))
+    };
+    let got = match checked {
+        Ok(g) => g,
+        Err(e) => return Err(abort(rt, up, e)),
+    };
+    let verify = match &spool {
+        Some(f) => match crate::input::SnapshotFile::open(f.path()) {
+            Ok(file) => {
+                let mut report = crate::verify::verify(&file);
+                report.file = shown.clone();
+                Some(report)
+            }
+            Err(e) => {
+                let e = SaveError::Io {
+                    path: f.path().to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                };
+                return Err(abort(rt, up, e));
+            }
+        },
+        None => None,
+    };
+    drop(spool);
     let mut saved = Saved {
-        path: out.to_path_buf(),
-        bytes: received,
+        path: PathBuf::from(&shown),
+        bytes: got.received,
         revision: m.revision(),
         elapsed: started.elapsed(),
-        sha256: crate::verify::hex(whole.finish().as_ref()),
-        db_sha256: crate::verify::hex(&actual),
+        sha256: crate::verify::hex(&got.whole),
+        db_sha256: crate::verify::hex(&got.db_sha256),
         verify,
         replaced: false,
     };
-    match place(&part, out, opts.force, saved.verified_or_unchecked())? {
-        Placed::Out { replaced } => saved.replaced = replaced,
-        Placed::Aside(p) => saved.path = p,
+    if !saved.verified_or_unchecked() {
+        // Nothing is kept: the object is not made, and the spool is gone.
+        rt.block_on(up.abort()).map_err(|e| SaveError::NotAborted {
+            cause: Box::new(SaveError::VerifyFailed(shown.clone())),
+            detail: e.to_string(),
+        })?;
+        return Ok(saved);
     }
-    guard.armed = false;
-    sync_dir(&dir)?;
+    if let Err(e) = crate::interrupt::check() {
+        return Err(abort(rt, up, e.into()));
+    }
+    let done = rt.block_on(up.finish())?;
+    saved.replaced = done.replaced;
+    saved.elapsed = started.elapsed();
     Ok(saved)
+}
+
+/// Aborts `up` after `cause`: the error to return (saying so when the
+/// abort failed too and the parts stay).
+fn abort(
+    rt: &tokio::runtime::Runtime,
+    up: crate::remote::upload::Upload,
+    cause: SaveError,
+) -> SaveError {
+    match rt.block_on(up.abort()) {
+        Ok(()) => cause,
+        Err(e) => SaveError::NotAborted {
+            cause: Box::new(cause),
+            detail: e.to_string(),
+        },
+    }
 }
 
 /// Where [`place`] put the file.

@@ -27,7 +27,8 @@
 //! objects, listed through every page).
 //!
 //! A lookup with a key index reads only the pages it needs ([`ranged`]).
-//! Not here yet: writing.
+//! Writing is [`upload`]: a multipart upload that becomes an object only
+//! when its writer says the bytes checked out (`save --to`).
 
 use std::path::Path;
 
@@ -40,6 +41,8 @@ pub mod named;
 pub mod ranged;
 #[cfg(feature = "remote")]
 mod stores;
+#[cfg(feature = "remote")]
+pub mod upload;
 #[cfg(feature = "remote")]
 pub use fetch::{Options, RemoteError, Spooled, configure, fetch};
 

@@ -72,6 +72,8 @@ mod remote_install;
 mod remote_prefix;
 mod remote_range;
 #[cfg(feature = "live")]
+mod remote_save;
+#[cfg(feature = "live")]
 mod restore;
 mod restore_plan;
 mod restore_swap;
