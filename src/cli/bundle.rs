@@ -83,7 +83,10 @@ struct MakeArgs {
     /// per member); checked with `pki check` first
     #[arg(long, required = true)]
     pki: Option<PathBuf>,
-    /// Where the archives and SHA256SUMS go
+    /// Where the archives and SHA256SUMS go: a directory, or a bucket's
+    /// prefix (s3://BUCKET/DIR/, also gs://, az://): made in a private
+    /// temporary directory, then uploaded, SHA256SUMS last; existing objects
+    /// are refused unless --force
     #[arg(long, required = true)]
     out: Option<PathBuf>,
     /// Start the keyspace this many revisions later (needs --mark-compacted)
@@ -172,6 +175,22 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
     ) else {
         bail!("SNAPSHOT, --initial-cluster, --initial-cluster-token, --pki and --out are required");
     };
+    // A bucket's prefix: the archives are made in a private directory, then
+    // uploaded, SHA256SUMS last (see remote::upload::put_files).
+    #[cfg(feature = "remote")]
+    let (bucket, scratch) = if etcdsnap::remote::is_remote(&out) {
+        let url = out.to_string_lossy().into_owned();
+        let prefix = if url.ends_with('/') { url } else { url + "/" };
+        etcdsnap::remote::upload::check_url(&format!("{prefix}SHA256SUMS"))?;
+        let dir = tempfile::Builder::new()
+            .prefix(".etcdsnap-bundle-")
+            .tempdir()?;
+        (Some(prefix), Some(dir))
+    } else {
+        (None, None)
+    };
+    #[cfg(feature = "remote")]
+    let out = scratch.as_ref().map_or(out, |d| d.path().join("bundle"));
     let req = Request {
         snapshot,
         initial_cluster,
@@ -194,6 +213,11 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
     };
     match etcdsnap::bundle::make::make(&req, &mut say_event) {
         Ok(made) => {
+            #[cfg(feature = "remote")]
+            let made = match &bucket {
+                Some(prefix) if !made.dry_run => upload(made, prefix, a.force)?,
+                _ => made,
+            };
             print_made(&made, a.write_out)?;
             Ok(Outcome::Ok)
         }
@@ -207,6 +231,47 @@ fn make(a: MakeArgs) -> anyhow::Result<Outcome> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Uploads what `bundle` made in its scratch directory to `prefix` (the
+/// archives, then SHA256SUMS) and names the objects in its report.
+#[cfg(feature = "remote")]
+fn upload(
+    mut made: etcdsnap::bundle::make::Made,
+    prefix: &str,
+    force: bool,
+) -> anyhow::Result<etcdsnap::bundle::make::Made> {
+    let mut files: Vec<PathBuf> = made
+        .archives
+        .iter()
+        .map(|a| PathBuf::from(&a.file))
+        .collect();
+    files.extend(made.sums.iter().map(PathBuf::from));
+    let uploaded = etcdsnap::remote::upload::put_files(prefix, &files, force)?;
+    let shown = etcdsnap::remote::redact(prefix);
+    let name = |f: &str| {
+        std::path::Path::new(f)
+            .file_name()
+            .map(|n| format!("{shown}{}", n.to_string_lossy()))
+            .unwrap_or_default()
+    };
+    for a in &mut made.archives {
+        a.file = name(&a.file);
+    }
+    made.sums = made.sums.as_deref().map(name);
+    for u in &uploaded {
+        say!(
+            "etcdsnap: uploaded {} ({} bytes{})",
+            u.url,
+            u.bytes,
+            if u.replaced {
+                ", replacing the object there"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(made)
 }
 
 /// What the library says while it bundles, on stderr.

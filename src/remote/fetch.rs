@@ -263,6 +263,8 @@ pub(super) fn build_store(
     opts: &Options,
     shown: &str,
 ) -> Result<(Box<dyn ObjectStore>, ObjectPath), RemoteError> {
+    // TLS through ring for every client built here (idempotent).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let setup = |e: object_store::Error| RemoteError::Setup {
         url: shown.to_string(),
         detail: scrub(&e.to_string()),

@@ -243,3 +243,90 @@ impl Upload {
         self.writer.abort().await.map_err(|e| write_err(e, &shown))
     }
 }
+
+/// Uploads each local file to `prefix` + its file name (`prefix` ends in
+/// `/`: `s3://BUCKET/DIR/`), in the order given — the file others check
+/// against (a `SHA256SUMS`) last, so it never names an object not yet there.
+/// Every name is checked first: unless `force`, none may exist, and then
+/// nothing is written. A failure or Ctrl-C aborts the upload under way; the
+/// objects completed before it stay (their URLs are in the error's text).
+pub fn put_files(
+    prefix: &str,
+    files: &[std::path::PathBuf],
+    force: bool,
+) -> Result<Vec<Uploaded>, UploadError> {
+    use std::io::Read;
+    let shown = redact(prefix);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UploadError::Transfer {
+            url: shown.clone(),
+            detail: format!("cannot start the I/O runtime: {e}"),
+        })?;
+    let url_of = |f: &std::path::Path| -> Result<String, UploadError> {
+        let name =
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| UploadError::NotWritable {
+                    url: shown.clone(),
+                    detail: format!("{} has no file name to use as a key", f.display()),
+                })?;
+        Ok(format!("{prefix}{name}"))
+    };
+    let urls = files
+        .iter()
+        .map(|f| url_of(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !force {
+        for url in &urls {
+            check_url(url)?;
+            let target = parse(url)?;
+            let opts = options();
+            let u = redact(url);
+            load_ca(&opts, &u)?;
+            let (store, location) = build_store(&target, &opts, &u)?;
+            if runtime.block_on(exists(&*store, &location, &u))? {
+                return Err(UploadError::Exists { url: u });
+            }
+        }
+    }
+    let mut done = Vec::with_capacity(files.len());
+    for (file, url) in files.iter().zip(&urls) {
+        let u = redact(url);
+        let read_err = |e: std::io::Error| UploadError::Transfer {
+            url: u.clone(),
+            detail: format!("cannot read {}: {e}", file.display()),
+        };
+        let mut f = std::fs::File::open(file).map_err(read_err)?;
+        let uploaded = runtime.block_on(async {
+            let mut up = start(url, force).await?;
+            let mut buf = vec![0u8; 1 << 20];
+            let step: Result<(), UploadError> = async {
+                loop {
+                    if crate::interrupt::check().is_err() {
+                        return Err(UploadError::Transfer {
+                            url: u.clone(),
+                            detail: "stopped (Ctrl-C or SIGTERM)".into(),
+                        });
+                    }
+                    let n = f.read(&mut buf).map_err(read_err)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    up.write(&buf[..n]).await?;
+                }
+            }
+            .await;
+            match step {
+                Ok(()) => up.finish().await,
+                Err(e) => {
+                    let _ = up.abort().await;
+                    Err(e)
+                }
+            }
+        })?;
+        done.push(uploaded);
+    }
+    Ok(done)
+}

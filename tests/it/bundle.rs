@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use common::pki::make_pki;
 use common::{Mount, Rng, etcdsnap, fixture, real_status, run, stderr, stdout, tree};
 
-const IC: &str = "m1=https://127.0.0.1:2380,m2=https://127.0.0.1:12380";
+pub(crate) const IC: &str = "m1=https://127.0.0.1:2380,m2=https://127.0.0.1:12380";
 pub(crate) const TOKEN: &str = "bundle-test";
 
 fn s(p: &Path) -> &str {

@@ -90,3 +90,76 @@ fn install_from_a_bucket_equals_install_from_disk() {
     );
     assert!(tree(&tmp).is_empty());
 }
+
+/// `bundle --out s3://BUCKET/DIR/` uploads the archives and then
+/// SHA256SUMS; installing from there leaves the tree a bundle and install
+/// on disk leave; a second bundle to the same prefix is refused without
+/// --force and leaves the objects as they were.
+#[test]
+#[ignore = "real: versitygw (bash .ci/versitygw)"]
+fn bundle_to_a_bucket_then_install_from_it() {
+    let d = tempfile::tempdir().unwrap();
+    // On disk, the oracle (its PKI is reused below).
+    let out = bundle_in(d.path(), "out", TOKEN, &[]);
+    let local = d.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    let o = crate::common::etcdsnap()
+        .arg("install")
+        .arg(out.join("m2.tar.zst"))
+        .arg("--root")
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let v = Versity::start();
+    v.create_bucket("backups");
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let bundle = |extra: &[&str]| {
+        let mut c: Command = etcdsnap();
+        with_s3_env(&mut c, &v, SECRET_KEY);
+        c.env("TMPDIR", &tmp)
+            .arg("bundle")
+            .arg(crate::common::fixture("etcd-3.5.1.db"))
+            .args(["--initial-cluster", crate::bundle::IC])
+            .args(["--initial-cluster-token", TOKEN, "--pki"])
+            .arg(d.path().join(format!("pki-{TOKEN}")))
+            .args(["--out", "s3://backups/nightly"])
+            .args(extra);
+        c.output().unwrap()
+    };
+    let o = bundle(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("s3://backups/nightly/m2.tar.zst"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("uploaded s3://backups/nightly/SHA256SUMS"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(tree(&tmp).is_empty(), "the scratch directory is removed");
+    let objects = tree(&v.dir.path().join("root/backups/nightly"));
+    let sums_before = std::fs::read(v.dir.path().join("root/backups/nightly/SHA256SUMS")).unwrap();
+
+    let remote = d.path().join("remote");
+    std::fs::create_dir(&remote).unwrap();
+    let o = install(&v, "s3://backups/nightly/m2.tar.zst", &remote, &tmp, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tree(&remote), tree(&local));
+
+    // Again without --force: refused, nothing changed.
+    let o = bundle(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(tree(&v.dir.path().join("root/backups/nightly")), objects);
+    // With --force: replaced.
+    let o = bundle(&["--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("replacing"), "{}", stderr(&o));
+    let sums_after = std::fs::read(v.dir.path().join("root/backups/nightly/SHA256SUMS")).unwrap();
+    assert_eq!(sums_after.len(), sums_before.len());
+}
