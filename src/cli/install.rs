@@ -111,13 +111,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map_or(args.bundle.clone(), |f| f.path.clone());
     #[cfg(not(feature = "remote"))]
     let archive = args.bundle.clone();
-    let mut result = install(&archive, &opts);
+    let result = install(&archive, &opts);
+    // The report names the object, not its private copy.
     #[cfg(feature = "remote")]
-    if fetched.is_some()
-        && let Ok(r) = &mut result
-    {
-        r.archive = etcdsnap::remote::display_name(&args.bundle);
-    }
+    let result = result.map(|mut r| {
+        if fetched.is_some() {
+            r.archive = etcdsnap::remote::display_name(&args.bundle);
+        }
+        r
+    });
     if let Some(sig) = etcdsnap::interrupt::requested() {
         match &result {
             Err(_) => say!(
