@@ -52,6 +52,7 @@ mod join;
 mod k8s_oracle;
 mod k8s_testdata;
 mod key_index;
+mod kube_apiserver;
 #[cfg(feature = "live")]
 mod live;
 #[cfg(feature = "live")]

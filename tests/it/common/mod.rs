@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 pub mod cloud;
 pub mod cluster;
+pub mod kube;
 pub mod live;
 pub mod objstore;
 pub mod pki;
