@@ -6,6 +6,16 @@
 //! This is the whole of what those decoders need: tags, varints and
 //! length-delimited fields, each bounds-checked.
 
+/// Appends `v` as a protobuf varint (for the few places that write wire
+/// bytes: `kube::wire` re-encodes fields, tests build messages).
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Why protobuf wire bytes cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {

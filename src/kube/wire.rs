@@ -12,7 +12,7 @@
 use prost_reflect::{Kind, MessageDescriptor};
 
 use super::budget::{Budget, TooLarge, go_lossy};
-use crate::protowire::{Fields, Value};
+use crate::protowire::{Fields, Value, put_varint};
 
 /// Deeper than this the decoder refuses the message anyway.
 const MAX_DEPTH: usize = 100;
@@ -160,12 +160,4 @@ fn repair(desc: &MessageDescriptor, raw: &[u8], depth: usize) -> Vec<u8> {
         }
     }
     out
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }

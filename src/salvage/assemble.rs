@@ -287,32 +287,7 @@ pub fn assemble<'r, 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(key: &'static [u8], main: i64, create: i64, version: i64) -> KeyRecord<'static> {
-        KeyRecord {
-            revision: Revision { main, sub: 0 },
-            tombstone: false,
-            key,
-            value: b"",
-            create,
-            version,
-            in_tree: true,
-            page: 0,
-        }
-    }
-
-    fn del(key: &'static [u8], main: i64) -> KeyRecord<'static> {
-        KeyRecord {
-            revision: Revision { main, sub: 0 },
-            tombstone: true,
-            key,
-            value: b"",
-            create: 0,
-            version: 0,
-            in_tree: true,
-            page: 0,
-        }
-    }
+    use crate::salvage::record::tests::{del, put};
 
     #[test]
     fn keeps_contiguous_history_only() {

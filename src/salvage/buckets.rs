@@ -365,16 +365,8 @@ fn join<'a>(copies: &[LeafCopy<'a>]) -> (Entries<'a>, BTreeSet<&'a [u8]>) {
 mod tests {
     use super::*;
 
-    fn varint(mut x: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (x & 0x7f) as u8;
-            x >>= 7;
-            if x == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
+    fn varint(x: u64, out: &mut Vec<u8>) {
+        crate::protowire::put_varint(out, x);
     }
 
     fn bytes_field(n: u8, b: &[u8], out: &mut Vec<u8>) {

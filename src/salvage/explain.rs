@@ -214,19 +214,7 @@ impl<'a> Missing<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(key: &'static [u8], main: i64, create: i64, version: i64) -> KeyRecord<'static> {
-        KeyRecord {
-            revision: Revision { main, sub: 0 },
-            tombstone: false,
-            key,
-            value: b"",
-            create,
-            version,
-            in_tree: true,
-            page: 0,
-        }
-    }
+    use crate::salvage::record::tests::put;
 
     #[test]
     fn creation_and_evidence_name_the_key() {

@@ -259,20 +259,42 @@ pub fn check_key_record<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bolt::page::{FLAG_LEAF, PageHeader};
 
-    fn varint(mut x: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (x & 0x7f) as u8;
-            x >>= 7;
-            if x == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
+    /// An intact put of `key` at `main`, as the tree holds it (for the
+    /// assembly's tests).
+    pub(crate) fn put(
+        key: &'static [u8],
+        main: i64,
+        create: i64,
+        version: i64,
+    ) -> KeyRecord<'static> {
+        KeyRecord {
+            revision: Revision { main, sub: 0 },
+            tombstone: false,
+            key,
+            value: b"",
+            create,
+            version,
+            in_tree: true,
+            page: 0,
         }
+    }
+
+    /// An intact deletion of `key` at `main`.
+    pub(crate) fn del(key: &'static [u8], main: i64) -> KeyRecord<'static> {
+        KeyRecord {
+            tombstone: true,
+            create: 0,
+            version: 0,
+            ..put(key, main, 0, 0)
+        }
+    }
+
+    fn varint(x: u64, out: &mut Vec<u8>) {
+        crate::protowire::put_varint(out, x);
     }
 
     fn kv(key: &[u8], create: u64, modr: u64, version: u64, value: &[u8]) -> Vec<u8> {
