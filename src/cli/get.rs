@@ -106,9 +106,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     #[cfg(feature = "remote")]
     if !args.index.no_index
         && let Some(r) = etcdsnap::lookup::ranged::open(&args.snapshot)
-        && let Some(outcome) = ranged(&args, &r, &wanted, &decryptor)?
     {
-        return Ok(outcome);
+        let prefix = args.opts.prefix.prefix.clone();
+        let matches = |k: &[u8]| wanted.matches(k, &prefix);
+        let shown = etcdsnap::lookup::ranged::lookup(
+            &r,
+            wanted.select(&matches),
+            &index_event,
+            |ks, records, finder| {
+                if let Some(rev) = args.revision {
+                    ks.check_revision(rev)?;
+                }
+                let at = Shown {
+                    path: r.file.path(),
+                    view: None,
+                };
+                show(&args, at, ks, &decryptor, &wanted, records, finder)
+            },
+        );
+        if let Some(outcome) = shown {
+            return outcome;
+        }
     }
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
@@ -126,44 +144,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         };
         show(&args, at, &ks, &decryptor, &wanted, records, finder)
     })?
-}
-
-/// The lookup on an object in a bucket read by ranges
-/// ([`etcdsnap::lookup::ranged`]); `None` when it could not be done that
-/// way before anything was shown: the caller reads the object whole.
-#[cfg(feature = "remote")]
-fn ranged(
-    args: &Args,
-    r: &etcdsnap::lookup::ranged::RangedSnapshot,
-    wanted: &Wanted,
-    decryptor: &Decryptor,
-) -> anyhow::Result<Option<Outcome>> {
-    let pager = etcdsnap::lookup::ranged::RangedPager(&r.ranged);
-    let Ok(db) = etcdsnap::bolt::Db::open(r.file.db()) else {
-        return Ok(None);
-    };
-    let db = db.with_pager(&pager);
-    let Ok(ks) = KeySpace::open(&db) else {
-        return Ok(None);
-    };
-    if let Some(rev) = args.revision {
-        ks.check_revision(rev)?;
-    }
-    let prefix = args.opts.prefix.prefix.clone();
-    let matches = |k: &[u8]| wanted.matches(k, &prefix);
-    let Ok(mut finder) = Finder::new(&r.file, &ks, true, &index_event) else {
-        return Ok(None);
-    };
-    let Ok(records) = finder.records(wanted.select(&matches)) else {
-        return Ok(None);
-    };
-    let at = Shown {
-        path: r.file.path(),
-        view: None,
-    };
-    let shown = show(args, at, &ks, decryptor, wanted, &records, &mut finder);
-    r.ranged.tell_counts();
-    shown.map(Some)
 }
 
 /// Where the records shown come from: the snapshot's path (for messages)

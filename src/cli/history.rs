@@ -75,9 +75,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     #[cfg(feature = "remote")]
     if !args.index.no_index
         && let Some(r) = etcdsnap::lookup::ranged::open(&args.snapshot)
-        && let Some(outcome) = ranged(&args, &r, &matches, &wanted, &decryptor)?
+        && let Some(outcome) = etcdsnap::lookup::ranged::lookup(
+            &r,
+            wanted.select(&matches),
+            &index_event,
+            |ks, records, _| show(&args, r.file.path(), None, ks, &decryptor, records),
+        )
     {
-        return Ok(outcome);
+        return outcome;
     }
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
@@ -86,36 +91,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     finder.lookup_then(wanted.select(&matches), |records, _| {
         show(&args, file.path(), None, &ks, &decryptor, records)
     })?
-}
-
-/// The lookup on an object in a bucket read by ranges
-/// ([`etcdsnap::lookup::ranged`]); `None` when it could not be done that
-/// way before anything was shown: the caller reads the object whole.
-#[cfg(feature = "remote")]
-fn ranged(
-    args: &Args,
-    r: &etcdsnap::lookup::ranged::RangedSnapshot,
-    matches: &(dyn Fn(&[u8]) -> bool + Sync),
-    wanted: &Wanted,
-    decryptor: &Decryptor,
-) -> anyhow::Result<Option<Outcome>> {
-    let pager = etcdsnap::lookup::ranged::RangedPager(&r.ranged);
-    let Ok(db) = etcdsnap::bolt::Db::open(r.file.db()) else {
-        return Ok(None);
-    };
-    let db = db.with_pager(&pager);
-    let Ok(ks) = KeySpace::open(&db) else {
-        return Ok(None);
-    };
-    let Ok(mut finder) = Finder::new(&r.file, &ks, true, &index_event) else {
-        return Ok(None);
-    };
-    let Ok(records) = finder.records(wanted.select(matches)) else {
-        return Ok(None);
-    };
-    let shown = show(args, r.file.path(), None, &ks, decryptor, &records);
-    r.ranged.tell_counts();
-    shown.map(Some)
 }
 
 fn show(

@@ -11,10 +11,10 @@ use crate::bolt::Db;
 use crate::bolt::db::Pager;
 use crate::input::SnapshotFile;
 use crate::mvcc::index::Identity;
-use crate::mvcc::keyspace::KeySpace;
+use crate::mvcc::keyspace::{KeySpace, Record};
 use crate::remote::ranged::Ranged;
 
-use super::finder::cache_path;
+use super::finder::{Finder, IndexEvent, Select, cache_path};
 
 /// The pages of a [`Ranged`] object, for the reader.
 pub struct RangedPager<'r>(pub &'r Ranged);
@@ -49,4 +49,26 @@ pub fn open(url: &Path) -> Option<RangedSnapshot> {
     let indexed = cache_path(&identity).is_some_and(|p| p.is_file());
     drop(ks);
     indexed.then_some(RangedSnapshot { ranged, file })
+}
+
+/// A lookup on `r`, read by ranges: `select`'s records are gathered through
+/// the cached key index, then `show` is called with the keyspace, the
+/// records (each key's oldest first) and the finder (for further lookups),
+/// and `-v` is told how much was read. `None` when the lookup could not be
+/// done that way before `show` was called (an index that does not hold up,
+/// a read past the budget): the caller then reads the object whole.
+pub fn lookup<T>(
+    r: &RangedSnapshot,
+    select: Select<'_>,
+    notify: &dyn Fn(&IndexEvent),
+    show: impl FnOnce(&KeySpace<'_, '_>, &[Record<'_>], &mut Finder<'_, '_, '_, '_>) -> T,
+) -> Option<T> {
+    let pager = RangedPager(&r.ranged);
+    let db = Db::open(r.file.db()).ok()?.with_pager(&pager);
+    let ks = KeySpace::open(&db).ok()?;
+    let mut finder = Finder::new(&r.file, &ks, true, notify).ok()?;
+    let records = finder.records(select).ok()?;
+    let shown = show(&ks, &records, &mut finder);
+    r.ranged.tell_counts();
+    Some(shown)
 }
