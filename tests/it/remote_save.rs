@@ -373,19 +373,7 @@ fn a_save_failing_mid_stream_leaves_no_object_and_no_upload() {
     assert_nothing_left(&v, "flip.db", "flip");
 
     // Ctrl-C (SIGINT) while the stream stalls: stopped at the next chunk.
-    let p = Proxy::start(&e.endpoints[0], at, Fault::Stall);
-    let child = save_cmd(&v, SECRET_KEY, &p.endpoint(), "s3://backups/int.db", &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    p.stalled.recv_timeout(Duration::from_secs(60)).unwrap();
-    // Parts went up while the bytes arrived.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while incomplete_uploads(&v, "backups").is_empty() {
-        assert!(Instant::now() < deadline, "no multipart upload under way");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (p, child) = stalled_save(&v, &e.endpoints[0], at, "s3://backups/int.db");
     // SAFETY: kill(2) on the pid of a child not yet waited for.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     p.go.store(true, Ordering::SeqCst);
@@ -397,18 +385,7 @@ fn a_save_failing_mid_stream_leaves_no_object_and_no_upload() {
     // kill -9 cannot abort: the parts stay as an incomplete upload (never
     // an object) until it is aborted, here as `aws s3api
     // abort-multipart-upload` would.
-    let p = Proxy::start(&e.endpoints[0], at, Fault::Stall);
-    let mut child = save_cmd(&v, SECRET_KEY, &p.endpoint(), "s3://backups/kill.db", &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    p.stalled.recv_timeout(Duration::from_secs(60)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while incomplete_uploads(&v, "backups").is_empty() {
-        assert!(Instant::now() < deadline, "no multipart upload under way");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (p, mut child) = stalled_save(&v, &e.endpoints[0], at, "s3://backups/kill.db");
     child.kill().unwrap();
     child.wait().unwrap();
     p.go.store(true, Ordering::SeqCst);
@@ -534,4 +511,23 @@ fn save_to_azure() {
     save_to_cloud("az://backups/prod/snap.db", &|c| {
         with_azure_env(c, &a, AZURITE_KEY)
     });
+}
+
+/// A save to `url` through a proxy that stalls the stream after `at`
+/// bytes, once the proxy stalled and parts went up while the bytes arrived
+/// (a multipart upload is under way).
+fn stalled_save(v: &Versity, endpoint: &str, at: u64, url: &str) -> (Proxy, std::process::Child) {
+    let p = Proxy::start(endpoint, at, Fault::Stall);
+    let child = save_cmd(v, SECRET_KEY, &p.endpoint(), url, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stalled.recv_timeout(Duration::from_secs(60)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while incomplete_uploads(v, "backups").is_empty() {
+        assert!(Instant::now() < deadline, "no multipart upload under way");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (p, child)
 }
