@@ -139,10 +139,11 @@ def bench_snapshot_and_binary(snapshot, size_mib):
     return snap, os.path.join(ROOT, "target", "release", "etcdsnap")
 
 
-def measure(cmd, env=None, sample=False):
+def measure(cmd, env=None, sample=False, ok=(0,)):
     """Runs cmd; returns (seconds, peak RSS KiB, peak anonymous RSS KiB, stdout).
     Memory sampling (polling /proc) competes for the cores, so timed runs do
-    not sample; `best` adds one sampled run for the memory figures."""
+    not sample; `best` adds one sampled run for the memory figures. An exit
+    status outside `ok` stops the benchmark."""
     peak_anon = [0]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -170,21 +171,21 @@ def measure(cmd, env=None, sample=False):
     if sample:
         th.join()
     p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode not in (0,):
+    if p.returncode not in ok:
         raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}")
     return elapsed, ru.ru_maxrss, peak_anon[0], out
 
 
-def best(cmd, runs, cold_file=None, env=None, before=None):
+def best(cmd, runs, cold_file=None, env=None, before=None, ok=(0,)):
     results = []
     for _ in range(runs):
         if before:
             before()
         for f in ([cold_file] if isinstance(cold_file, str) else cold_file or []):
             evict(f)
-        results.append(measure(cmd, env))
+        results.append(measure(cmd, env, ok=ok))
     fastest = min(results, key=lambda r: r[0])
-    mem = measure(cmd, env, sample=True)
+    mem = measure(cmd, env, sample=True, ok=ok)
     return (fastest[0], mem[1], mem[2], fastest[3])
 
 
