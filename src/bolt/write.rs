@@ -1,16 +1,20 @@
-//! Writes a fresh bbolt file from sorted buckets, bottom-up, in one pass.
+//! Writes a fresh bbolt file from sorted buckets, bottom-up, front to back.
 //!
 //! Restoring never edits the snapshot: it streams the snapshot's buckets (with
 //! the membership and meta changes merged in) into a new file. Every bucket is
 //! already sorted, so leaves are packed in order, then each level of branch
-//! pages above them, then the root bucket, then both meta pages. The result is
+//! pages above them, then the root bucket. The meta pages come first in the
+//! file but name the root and the high-water mark, so the layout is planned
+//! once without writing (sizes only) and the file is then written in order,
+//! without seeking: a reader of the stream (the sha256 of `salvage`'s
+//! trailer) can follow the write instead of reading the file back. The result is
 //! a defragmented database that bbolt and etcd open like any other: the meta
 //! pages carry the "no freelist" sentinel that etcd itself writes on Linux, and
 //! every page up to the high-water mark is reachable. The layout facts are in
 //! `docs/design/formats.md` §1.
 
 use std::borrow::Cow;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 
 use crate::bolt::meta::checksum;
 use crate::bolt::page::{
@@ -32,8 +36,10 @@ pub struct BucketData<'a> {
     pub entries: Vec<Entry<'a>>,
 }
 
-struct PageWriter<W: Write + Seek> {
-    out: W,
+/// Writes nodes at consecutive pgids; with no `out`, only counts them (the
+/// layout pass).
+struct PageWriter<W: Write> {
+    out: Option<W>,
     page_size: usize,
     next: u64,
 }
@@ -41,7 +47,7 @@ struct PageWriter<W: Write + Seek> {
 /// Zeroes for padding nodes to whole pages.
 static ZEROES: [u8; 4096] = [0; 4096];
 
-impl<W: Write + Seek> PageWriter<W> {
+impl<W: Write> PageWriter<W> {
     /// Writes one node (header + body) at the next pgid; returns that pgid.
     fn node(&mut self, flags: u16, count: usize, body: &[u8]) -> io::Result<u64> {
         self.node_with(flags, count, body.len(), |out| out.write_all(body))
@@ -60,20 +66,23 @@ impl<W: Write + Seek> PageWriter<W> {
         let pgid = self.next;
         let total = PAGE_HEADER_SIZE + body_len;
         let pages = total.div_ceil(self.page_size).max(1);
+        self.next += pages as u64;
+        let Some(out) = self.out.as_mut() else {
+            return Ok(pgid);
+        };
         let mut header = [0u8; PAGE_HEADER_SIZE];
         header[0..8].copy_from_slice(&pgid.to_le_bytes());
         header[8..10].copy_from_slice(&flags.to_le_bytes());
         header[10..12].copy_from_slice(&(count as u16).to_le_bytes());
         header[12..16].copy_from_slice(&((pages - 1) as u32).to_le_bytes());
-        self.out.write_all(&header)?;
-        body(&mut self.out)?;
+        out.write_all(&header)?;
+        body(out)?;
         let mut pad = pages * self.page_size - total;
         while pad > 0 {
             let n = pad.min(ZEROES.len());
-            self.out.write_all(&ZEROES[..n])?;
+            out.write_all(&ZEROES[..n])?;
             pad -= n;
         }
-        self.next += pages as u64;
         Ok(pgid)
     }
 
@@ -81,6 +90,11 @@ impl<W: Write + Seek> PageWriter<W> {
     /// key/value bytes.
     fn leaf(&mut self, entries: &[(&[u8], &[u8], u32)]) -> io::Result<u64> {
         let n = entries.len();
+        if self.out.is_none() {
+            let body =
+                n * ELEMENT_SIZE + entries.iter().map(|e| e.0.len() + e.1.len()).sum::<usize>();
+            return self.node_with(FLAG_LEAF, n, body, |_| Ok(()));
+        }
         let mut elements = Vec::with_capacity(n * ELEMENT_SIZE);
         let mut data_off = n * ELEMENT_SIZE;
         for (i, (k, v, flags)) in entries.iter().enumerate() {
@@ -120,10 +134,7 @@ fn branch_body(children: &[(&[u8], u64)]) -> Vec<u8> {
 }
 
 /// Writes a tree for `entries` (sorted) and returns its root pgid.
-fn write_tree<W: Write + Seek>(
-    w: &mut PageWriter<W>,
-    entries: &[(&[u8], &[u8], u32)],
-) -> io::Result<u64> {
+fn write_tree<W: Write>(w: &mut PageWriter<W>, entries: &[(&[u8], &[u8], u32)]) -> io::Result<u64> {
     let budget = w.page_size;
     // Leaves: pack entries while the node fits in one page (a single large
     // entry gets a node of its own with overflow pages).
@@ -204,18 +215,40 @@ fn meta_page(page_size: usize, pgid_self: u64, root: u64, hwm: u64, txid: u64) -
 }
 
 /// Writes a complete database of `buckets` (sorted by name, entries sorted by
-/// key) to `out`; returns its size in bytes.
-pub fn write_db<W: Write + Seek>(
-    out: W,
-    page_size: usize,
-    buckets: &[BucketData<'_>],
-) -> io::Result<u64> {
-    let mut w = PageWriter {
-        out,
+/// key) to `out`, front to back; returns its size in bytes.
+pub fn write_db<W: Write>(out: W, page_size: usize, buckets: &[BucketData<'_>]) -> io::Result<u64> {
+    // The layout first: the meta pages name the root and the high-water mark.
+    let (root, hwm) = write_pages(
+        PageWriter::<W> {
+            out: None,
+            page_size,
+            next: 2,
+        },
+        buckets,
+    )?;
+    let mut out = out;
+    out.write_all(&meta_page(page_size, 0, root, hwm, 2))?;
+    out.write_all(&meta_page(page_size, 1, root, hwm, 1))?;
+    let w = PageWriter {
+        out: Some(&mut out),
         page_size,
         next: 2,
     };
-    w.out.seek(SeekFrom::Start(2 * page_size as u64))?;
+    let written = write_pages(w, buckets)?;
+    // One algorithm for both passes: the plan is what was written.
+    if written != (root, hwm) {
+        return Err(io::Error::other("bolt writer: layout and write differ"));
+    }
+    out.flush()?;
+    Ok(hwm * page_size as u64)
+}
+
+/// Every bucket's tree, then the root bucket's; returns the root's pgid and
+/// the high-water mark.
+fn write_pages<W: Write>(
+    mut w: PageWriter<W>,
+    buckets: &[BucketData<'_>],
+) -> io::Result<(u64, u64)> {
     let mut roots = Vec::with_capacity(buckets.len());
     for b in buckets {
         let entries: Vec<(&[u8], &[u8], u32)> = b
@@ -235,11 +268,5 @@ pub fn write_db<W: Write + Seek>(
         .map(|(b, h)| (b.name.as_ref(), h.as_slice(), BUCKET_LEAF_FLAG))
         .collect();
     let root = write_tree(&mut w, &root_entries)?;
-    let hwm = w.next;
-    let mut out = w.out;
-    out.seek(SeekFrom::Start(0))?;
-    out.write_all(&meta_page(page_size, 0, root, hwm, 2))?;
-    out.write_all(&meta_page(page_size, 1, root, hwm, 1))?;
-    out.flush()?;
-    Ok(hwm * page_size as u64)
+    Ok((root, w.next))
 }

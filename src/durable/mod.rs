@@ -236,15 +236,6 @@ impl Write for Windowed {
     }
 }
 
-impl std::io::Seek for Windowed {
-    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
-        self.pos = self.file.seek(to)?;
-        // A jump back (the meta pages, written last) is written out with the rest.
-        self.started = self.started.min(self.pos);
-        Ok(self.pos)
-    }
-}
-
 /// fsync of one file or directory.
 pub fn sync_path(p: &Path) -> Result<(), IoError> {
     fs::File::open(p)
