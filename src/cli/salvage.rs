@@ -12,7 +12,7 @@ use etcdsnap::durable;
 use etcdsnap::input::SnapshotFile;
 use etcdsnap::report::escape_controls;
 use etcdsnap::salvage::report::{BucketStatus, LostKey, LostWhy, Report};
-use etcdsnap::salvage::{build_from, collect, merge, output};
+use etcdsnap::salvage::{build_deferred, collect, merge, output};
 
 /// Output formats of the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,10 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         sources.push((n.clone(), found, checked));
     }
     let mut salvaged = if sources.is_empty() {
-        build_from(findings, None, &name, &args.prefix.prefix)
+        build_deferred(findings, None, &name, &args.prefix.prefix)
     } else {
         let (joined, provenance) = merge::join(findings, &name, sources);
-        build_from(joined, Some(&provenance), &name, &args.prefix.prefix)
+        build_deferred(joined, Some(&provenance), &name, &args.prefix.prefix)
     };
     // A --from source is an input too: never the output.
     if let Some(p) = args
@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     {
         return Err(output::WriteError::IsInput(p.clone()).into());
     }
-    let written = output::write(&salvaged, &args.snapshot, &args.output, args.force)?;
+    let written = output::write(&mut salvaged, &args.snapshot, &args.output, args.force)?;
     salvaged.report.output = Some(args.output.display().to_string());
     salvaged.report.moved_aside = written.moved_aside.map(|p| p.display().to_string());
     let text = match args.write_out {

@@ -279,7 +279,15 @@ pub fn parse_key(key: &[u8], storage_prefix: &str) -> Option<ObjectKey> {
         .strip_prefix('/')?;
     // Built-in prefixes first, the longest (two segments) before the others.
     let mut best: Option<(&BuiltIn, &str)> = None;
+    let first = rest.as_bytes().first();
     for r in BUILT_IN {
+        // A byte compared before the prefix: most prefixes differ there
+        // (this runs once per key of a whole snapshot).
+        if let (Some(a), Some(b)) = (first, r.etcd.as_bytes().first())
+            && a != b
+        {
+            continue;
+        }
         if let Some(tail) = rest.strip_prefix(r.etcd).and_then(|t| t.strip_prefix('/'))
             && best.is_none_or(|(b, _)| r.etcd.len() > b.etcd.len())
         {

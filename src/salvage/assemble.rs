@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::kube::resource::parse_key;
 use crate::mvcc::Revision;
 use crate::report::escape_bytes;
@@ -31,12 +33,9 @@ pub struct Assembled<'r, 'a> {
     pub compacted: u64,
     /// Intact older revisions not provably contiguous.
     pub unchained: u64,
-    /// Keys whose newest record is known lost.
-    pub lost: Vec<LostKey>,
-    /// Keys that may have a newer, lost revision.
-    pub stale: Vec<LostKey>,
-    /// Keys written, by key.
-    pub recovered: Vec<RecoveredKey>,
+    /// The keys written, lost and suspect, for the report's lists (built by
+    /// [`Lists::build`], which can run beside the write).
+    pub lists: Lists<'a>,
     /// Missing main revisions, as a count and ranges.
     pub missing: u64,
     /// The ranges (capped).
@@ -150,33 +149,231 @@ pub fn assemble<'r, 'a>(
     );
     gaps.explain(records, evidence, floor);
     let newest_unexplained = gaps.newest_unexplained();
-    let mut by_key: HashMap<&'a [u8], Vec<&'r KeyRecord<'a>>> = HashMap::new();
-    for r in records {
-        by_key.entry(r.key).or_default().push(r);
-    }
+    // Records by key, each key's in revision order; keys are then decided
+    // independently, on all cores, in key order.
+    let mut sorted: Vec<&'r KeyRecord<'a>> = records.iter().collect();
+    sorted.par_sort_unstable_by(|a, b| {
+        (a.key, a.revision, a.tombstone).cmp(&(b.key, b.revision, b.tombstone))
+    });
+    let by_key: Vec<&[&'r KeyRecord<'a>]> = sorted.chunk_by(|a, b| a.key == b.key).collect();
     let mut newest_evidence: HashMap<&'a [u8], i64> = HashMap::new();
     for (k, rev) in evidence {
         let e = newest_evidence.entry(k).or_insert(rev.main);
         *e = (*e).max(rev.main);
     }
+    let ctx = KeyContext {
+        compact,
+        keeps_tombstone_at_compaction,
+        gaps: &gaps,
+        newest_unexplained,
+        newest_evidence: &newest_evidence,
+    };
+    let decided: Vec<Decided<'_, 'r, 'a>> =
+        by_key.par_iter().map(|recs| ctx.decide(recs)).collect();
     let mut out = Assembled {
-        kept: Vec::new(),
+        kept: Vec::with_capacity(records.len()),
         keys: Keys::default(),
         compacted: 0,
         unchained: 0,
-        lost: Vec::new(),
-        stale: Vec::new(),
-        recovered: Vec::new(),
+        lists: Lists {
+            newest: Vec::with_capacity(decided.len()),
+            listed: Vec::new(),
+            unrecovered: Vec::new(),
+            sources: None,
+            prefix: prefix.to_string(),
+        },
         missing,
         missing_ranges: Vec::new(),
         newest_missing,
         explained: gaps.explained(),
     };
-    let mut lost_keys: Vec<(&'a [u8], LostWhy, i64, Option<&'r KeyRecord<'a>>)> = Vec::new();
-    for (key, mut recs) in by_key {
-        recs.sort_by_key(|r| r.revision);
+    for d in &decided {
+        out.compacted += d.compacted;
+        let Some(newest) = d.kept.last() else {
+            continue;
+        };
+        out.kept.extend_from_slice(d.kept);
+        out.unchained += d.unchained;
+        if newest.tombstone {
+            out.keys.deleted += 1;
+        } else {
+            out.keys.live += 1;
+        }
+        out.keys.history_revisions += (d.kept.len() - 1) as u64;
+        if let Some((why, seen)) = d.lost {
+            out.lists.listed.push((out.lists.newest.len(), why, seen));
+        }
+        out.lists
+            .newest
+            .push((newest.key, newest.revision, newest.tombstone));
+        out.keys.recovered += 1;
+    }
+    out.kept
+        .par_sort_unstable_by_key(|r| (r.revision, r.tombstone));
+    for (key, rev) in &newest_evidence {
+        let recovered = by_key.binary_search_by(|g| g[0].key.cmp(key)).is_ok();
+        if !recovered {
+            out.lists.unrecovered.push((key, *rev));
+        }
+    }
+    out.missing_ranges = missing_ranges;
+    out
+}
+
+/// What the report's key lists are made of, without their strings: the
+/// newest record written of each key (in key order), which of them are
+/// listed as lost or suspect, and the keys known only from damaged records.
+/// Escaping and naming a few hundred thousand keys is a noticeable part of
+/// a salvage, so `salvage` builds the lists while the output is written.
+pub struct Lists<'a> {
+    newest: Vec<(&'a [u8], Revision, bool)>,
+    /// Index into `newest`, why, newest revision seen.
+    listed: Vec<(usize, LostWhy, i64)>,
+    /// Key and newest revision seen.
+    unrecovered: Vec<(&'a [u8], i64)>,
+    /// The `--from` source of each newest record, when there are sources.
+    sources: Option<Vec<Option<String>>>,
+    prefix: String,
+}
+
+/// The report's lists: keys written, lost, possibly stale.
+pub struct Listed {
+    /// Keys written, by key.
+    pub recovered: Vec<RecoveredKey>,
+    /// Keys whose newest record is known lost.
+    pub lost: Vec<LostKey>,
+    /// Keys that may have a newer, lost revision.
+    pub stale: Vec<LostKey>,
+}
+
+impl<'a> Lists<'a> {
+    /// Whether a key is known lost.
+    pub fn any_lost(&self) -> bool {
+        !self.unrecovered.is_empty() || self.listed.iter().any(|l| l.1 == LostWhy::NewestDamaged)
+    }
+
+    /// Whether a key may be out of date.
+    pub fn any_stale(&self) -> bool {
+        self.listed.iter().any(|l| l.1 == LostWhy::MayBeStale)
+    }
+
+    /// The newest revision written of each key written, in key order.
+    pub fn newest(&self) -> impl Iterator<Item = (&'a [u8], Revision)> + '_ {
+        self.newest.iter().map(|(k, r, _)| (*k, *r))
+    }
+
+    /// Sets the source of each key's newest record (in [`Self::newest`]'s
+    /// order).
+    pub fn set_sources(&mut self, sources: Vec<Option<String>>) {
+        self.sources = Some(sources);
+    }
+
+    /// Builds the lists, on one core: beside the write, which is bound by
+    /// hashing on one core and leaves the other partly idle.
+    pub fn build(&self) -> Listed {
+        let prefix = self.prefix.as_str();
+        let sources = self.sources.as_deref();
+        let recovered: Vec<(RecoveredKey, bool)> = self
+            .newest
+            .iter()
+            .enumerate()
+            .map(|(i, &(raw, rev, deleted))| {
+                let (resource, namespace, name) = object_of(raw, prefix);
+                let key = escape_bytes(raw);
+                let escaped = key.as_bytes() != raw;
+                let k = RecoveredKey {
+                    key,
+                    revision: rev.main,
+                    deleted,
+                    source: sources.and_then(|s| s.get(i).cloned().flatten()),
+                    resource,
+                    namespace,
+                    name,
+                };
+                (k, escaped)
+            })
+            .collect();
+        let listed: Vec<(&'a [u8], LostKey)> = self
+            .listed
+            .iter()
+            .map(|&(i, why, seen)| {
+                let k = &recovered[i].0;
+                let l = LostKey {
+                    key: k.key.clone(),
+                    why,
+                    newest_seen_revision: seen,
+                    recovered_revision: Some(k.revision),
+                    recovered_deleted: k.deleted,
+                    resource: k.resource.clone(),
+                    namespace: k.namespace.clone(),
+                    name: k.name.clone(),
+                };
+                (self.newest[i].0, l)
+            })
+            .collect();
+        // Listed by escaped key: the raw keys' order unless escaping changed
+        // one.
+        let any_escaped = recovered.iter().any(|(_, e)| *e);
+        let mut out = Listed {
+            recovered: recovered.into_iter().map(|(k, _)| k).collect(),
+            lost: Vec::new(),
+            stale: Vec::new(),
+        };
+        if any_escaped {
+            out.recovered.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        // Suspects are in key order; the lost keys are joined by those known
+        // only from damaged records, and sorted (a short list).
+        let mut lost: Vec<(&'a [u8], LostKey)> = Vec::new();
+        out.stale.reserve_exact(listed.len());
+        for (key, l) in listed {
+            match l.why {
+                LostWhy::NewestDamaged => lost.push((key, l)),
+                LostWhy::MayBeStale => out.stale.push(l),
+            }
+        }
+        for &(key, seen) in &self.unrecovered {
+            lost.push((key, lost_unrecovered(key, seen, prefix)));
+        }
+        lost.sort_by(|a, b| a.0.cmp(b.0));
+        out.lost = lost.into_iter().map(|(_, l)| l).collect();
+        out
+    }
+}
+
+/// What is fixed for every key's decision.
+struct KeyContext<'g, 'a> {
+    compact: Option<i64>,
+    keeps_tombstone_at_compaction: bool,
+    gaps: &'g Missing<'a>,
+    newest_unexplained: Option<i64>,
+    newest_evidence: &'g HashMap<&'a [u8], i64>,
+}
+
+/// One key's decision.
+struct Decided<'s, 'r, 'a> {
+    /// Its records written, oldest first (the end of its records; none
+    /// if compaction removed them all).
+    kept: &'s [&'r KeyRecord<'a>],
+    compacted: u64,
+    unchained: u64,
+    /// Why it is listed as lost or suspect, and the newest revision seen.
+    lost: Option<(LostWhy, i64)>,
+}
+
+impl<'a> KeyContext<'_, 'a> {
+    /// Decides one key from its records (in revision order).
+    fn decide<'s, 'r>(&self, recs: &'s [&'r KeyRecord<'a>]) -> Decided<'s, 'r, 'a> {
+        let mut d = Decided {
+            kept: &[],
+            compacted: 0,
+            unchained: 0,
+            lost: None,
+        };
+        let mut recs = recs;
+        let key = recs[0].key;
         // Compaction keeps at most one revision at or below it.
-        if let Some(c) = compact {
+        if let Some(c) = self.compact {
             let below = recs.iter().filter(|r| r.revision.main <= c).count();
             // etcd's compaction also removes a deletion below it (3.6 on
             // keeps one at it, 3.5 and earlier do not): the key's history
@@ -185,21 +382,24 @@ pub fn assemble<'r, 'a>(
                 Some(r)
                     if below > 0
                         && r.tombstone
-                        && (r.revision.main < c || !keeps_tombstone_at_compaction) =>
+                        && (r.revision.main < c || !self.keeps_tombstone_at_compaction) =>
                 {
                     below
                 }
                 _ => below.saturating_sub(1),
             };
-            out.compacted += drop as u64;
-            recs.drain(..drop);
+            d.compacted = drop as u64;
+            recs = &recs[drop..];
         }
         let Some(&newest_rec) = recs.last() else {
-            continue;
+            return d;
         };
-        let mut chain = vec![newest_rec];
-        for &older in recs.iter().rev().skip(1) {
-            let cur = chain[chain.len() - 1];
+        // The history kept: back from the newest while each older record
+        // provably comes right before the one after it.
+        let gaps = self.gaps;
+        let mut first = recs.len() - 1;
+        while first > 0 {
+            let (older, cur) = (recs[first - 1], recs[first]);
             let follows = if !cur.tombstone && cur.version > 1 {
                 !older.tombstone && older.version == cur.version - 1 && older.create == cur.create
             } else if !cur.tombstone {
@@ -213,75 +413,52 @@ pub fn assemble<'r, 'a>(
             if !follows {
                 break;
             }
-            chain.push(older);
+            first -= 1;
         }
-        out.unchained += (recs.len() - chain.len()) as u64;
-        out.keys.recovered += 1;
-        if newest_rec.tombstone {
-            out.keys.deleted += 1;
-        } else {
-            out.keys.live += 1;
-        }
-        out.keys.history_revisions += (chain.len() - 1) as u64;
-        let (resource, namespace, name) = object_of(key, prefix);
-        out.recovered.push(RecoveredKey {
-            key: escape_bytes(key),
-            revision: newest_rec.revision.main,
-            deleted: newest_rec.tombstone,
-            source: None,
-            resource,
-            namespace,
-            name,
-        });
-        let seen = newest_evidence
+        d.kept = &recs[first..];
+        d.unchained = first as u64;
+        let seen = self
+            .newest_evidence
             .get(key)
             .copied()
             .unwrap_or(i64::MIN)
             .max(newest_rec.revision.main);
-        let below_compaction = compact.is_none_or(|c| newest_rec.revision.main <= c);
+        let below_compaction = self.compact.is_none_or(|c| newest_rec.revision.main <= c);
         // Newest revisions unknown (the last leaf lost) name no key: any
         // key may have changed after the newest revision found. The report
         // says so once; a key is listed here only on evidence of its own (a
         // damaged newer record, a lost revision after its own not known to be
         // another key's change, or a newest
         // record found only on a freed page at or below the compaction).
-        if seen > newest_rec.revision.main {
-            lost_keys.push((key, LostWhy::NewestDamaged, seen, Some(newest_rec)));
-        } else if newest_unexplained.is_some_and(|m| m > newest_rec.revision.main)
+        let why = if seen > newest_rec.revision.main {
+            Some(LostWhy::NewestDamaged)
+        } else if self
+            .newest_unexplained
+            .is_some_and(|m| m > newest_rec.revision.main)
             || (!newest_rec.in_tree && below_compaction)
         {
-            lost_keys.push((key, LostWhy::MayBeStale, seen, Some(newest_rec)));
-        }
-        out.kept.extend(chain);
-    }
-    let recovered_keys: std::collections::HashSet<&[u8]> = records.iter().map(|r| r.key).collect();
-    for (key, rev) in &newest_evidence {
-        if !recovered_keys.contains(key) {
-            lost_keys.push((key, LostWhy::NewestDamaged, *rev, None));
-        }
-    }
-    out.kept.sort_by_key(|r| r.revision);
-    out.recovered.sort_by(|a, b| a.key.cmp(&b.key));
-    lost_keys.sort_by(|a, b| a.0.cmp(b.0));
-    for (key, why, seen, rec) in lost_keys {
-        let (resource, namespace, name) = object_of(key, prefix);
-        let l = LostKey {
-            key: escape_bytes(key),
-            why,
-            newest_seen_revision: seen,
-            recovered_revision: rec.map(|r| r.revision.main),
-            recovered_deleted: rec.is_some_and(|r| r.tombstone),
-            resource,
-            namespace,
-            name,
+            Some(LostWhy::MayBeStale)
+        } else {
+            None
         };
-        match why {
-            LostWhy::NewestDamaged => out.lost.push(l),
-            LostWhy::MayBeStale => out.stale.push(l),
-        }
+        d.lost = why.map(|why| (why, seen));
+        d
     }
-    out.missing_ranges = missing_ranges;
-    out
+}
+
+/// A key known only from a damaged record: lost.
+fn lost_unrecovered(key: &[u8], seen: i64, prefix: &str) -> LostKey {
+    let (resource, namespace, name) = object_of(key, prefix);
+    LostKey {
+        key: escape_bytes(key),
+        why: LostWhy::NewestDamaged,
+        newest_seen_revision: seen,
+        recovered_revision: None,
+        recovered_deleted: false,
+        resource,
+        namespace,
+        name,
+    }
 }
 
 #[cfg(test)]
@@ -298,21 +475,24 @@ mod tests {
         assert_eq!(a.kept[0].revision.main, 4);
         assert_eq!(a.unchained, 2);
         assert_eq!(a.missing, 1);
-        assert!(a.lost.is_empty(), "nothing after 4 is missing");
+        assert!(
+            a.lists.build().lost.is_empty(),
+            "nothing after 4 is missing"
+        );
     }
 
     #[test]
     fn stale_when_a_later_revision_is_missing() {
         let recs = vec![put(b"a", 2, 2, 1), put(b"b", 4, 4, 1)];
         let a = assemble(&recs, &[], None, true, &[], 4, "/registry");
-        assert!(a.lost.is_empty());
-        assert_eq!(a.stale.len(), 1);
-        assert_eq!(a.stale[0].key, "a");
-        assert_eq!(a.stale[0].why, LostWhy::MayBeStale);
+        assert!(a.lists.build().lost.is_empty());
+        assert_eq!(a.lists.build().stale.len(), 1);
+        assert_eq!(a.lists.build().stale[0].key, "a");
+        assert_eq!(a.lists.build().stale[0].why, LostWhy::MayBeStale);
         // Revision 3 known to be c's creation (c@5 intact): a is not suspect.
         let recs = vec![put(b"a", 2, 2, 1), put(b"b", 4, 4, 1), put(b"c", 5, 3, 2)];
         let a = assemble(&recs, &[], None, true, &[], 5, "/registry");
-        assert!(a.stale.is_empty());
+        assert!(a.lists.build().stale.is_empty());
         assert_eq!((a.missing, a.explained), (1, 1));
     }
 
@@ -321,9 +501,9 @@ mod tests {
         let recs = vec![put(b"/registry/pods/ns/p", 1, 1, 1)];
         let ev = [(&b"/registry/pods/ns/p"[..], Revision { main: 2, sub: 0 })];
         let a = assemble(&recs, &ev, None, true, &[], 2, "/registry");
-        assert_eq!(a.lost[0].why, LostWhy::NewestDamaged);
-        assert_eq!(a.lost[0].namespace.as_deref(), Some("ns"));
-        assert_eq!(a.lost[0].resource.as_deref(), Some("pods"));
+        assert_eq!(a.lists.build().lost[0].why, LostWhy::NewestDamaged);
+        assert_eq!(a.lists.build().lost[0].namespace.as_deref(), Some("ns"));
+        assert_eq!(a.lists.build().lost[0].resource.as_deref(), Some("pods"));
     }
 
     #[test]

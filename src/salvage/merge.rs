@@ -194,7 +194,7 @@ pub fn join<'a>(
     let mut evidence: Vec<(&'a [u8], Revision)> = Vec::new();
     for (rev, cs) in copies {
         let (first_i, first) = &cs[0];
-        let agree = cs.iter().all(|(_, r)| {
+        let agree = cs[1..].iter().all(|(_, r)| {
             r.key == first.key && r.value == first.value && r.tombstone == first.tombstone
         });
         if agree {

@@ -29,7 +29,7 @@ pub mod scan;
 pub mod tree;
 pub mod view;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use std::borrow::Cow;
 
@@ -131,10 +131,12 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
             leaves.push(f);
         }
     });
-    // Root-bucket leaves, with the consistent index of their inline meta.
-    let mut roots = Vec::new();
-    for f in &leaves {
-        if let Some(elements) = tree::root_elements(f) {
+    // Root-bucket leaves, with the consistent index of their inline meta
+    // (every leaf is looked at: on all cores).
+    let roots: Vec<(u64, u64, Found<'a>)> = leaves
+        .par_iter()
+        .filter_map(|f| {
+            let elements = tree::root_elements(f)?;
             let ci = elements
                 .iter()
                 .find(|(n, _)| *n == b"meta")
@@ -159,10 +161,28 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
                     crate::bolt::page::BucketRoot::Page(_) => None,
                 })
                 .unwrap_or(0);
-            roots.push((f.pgid, ci, f.clone()));
-        }
-    }
-    let (mut tree, root) = tree::build(data, page_size, &metas, &roots);
+            Some((f.pgid, ci, f.clone()))
+        })
+        .collect();
+    // Each leaf's elements, and each readable element checked as a record
+    // of the key bucket, on all cores: decoding the values is most of the
+    // work. The tree is walked meanwhile (one core, for a while).
+    let ((mut tree, root), checked): (_, Vec<CheckedLeaf<'a>>) = rayon::join(
+        || tree::build(data, page_size, &metas, &roots),
+        || {
+            leaves
+                .par_iter()
+                .map(|f| {
+                    let elements = leaf_elements(f);
+                    let checks = elements
+                        .iter()
+                        .map(|e| e.as_ref().ok().map(|e| check_key_record(e.key, e.value)))
+                        .collect();
+                    (elements, checks)
+                })
+                .collect()
+        },
+    );
     // A root leaf found by scanning may be a freed, older copy: its buckets
     // are only "found", and its view of the key bucket proves nothing.
     // With both meta pages broken, the found root leaf whose inline meta has
@@ -198,20 +218,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     let mut scanned = buckets::Scanned::default();
     let mut tail_known = false;
     let mut intact_leaves: HashSet<u64> = HashSet::new();
-    // Each leaf's elements, and each readable element checked as a record
-    // of the key bucket, on all cores: decoding the values is most of the
-    // work.
-    let checked: Vec<CheckedLeaf<'a>> = leaves
-        .par_iter()
-        .map(|f| {
-            let elements = leaf_elements(f);
-            let checks = elements
-                .iter()
-                .map(|e| e.as_ref().ok().map(|e| check_key_record(e.key, e.value)))
-                .collect();
-            (elements, checks)
-        })
-        .collect();
+    intact.reserve(checked.iter().map(|(e, _)| e.len()).sum());
     for (f, (elements, checks)) in leaves.iter().zip(checked) {
         if root_pages.contains(&f.pgid) {
             continue;
@@ -316,7 +323,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
         intact.chunk_by(|(a, _), (b, _)| (a.revision, a.tombstone) == (b.revision, b.tombstone))
     {
         let first = &copies[0].0;
-        if copies.iter().all(|(r, _)| r.value == first.value) {
+        if copies[1..].iter().all(|(r, _)| r.value == first.value) {
             counts.copies += (copies.len() - 1) as u64;
             let mut r = copies[0].0.clone();
             r.in_tree = copies.iter().any(|(_, t)| *t);
@@ -428,8 +435,30 @@ pub struct Salvaged<'a> {
     pub buckets: Vec<BucketData<'a>>,
     /// The page size to write with.
     pub page_size: usize,
-    /// What was recovered and lost.
+    /// What was recovered and lost (its key lists filled by
+    /// [`Salvaged::finish_report`]).
     pub report: Report,
+    /// The report's key lists, until built.
+    lists: Option<assemble::Lists<'a>>,
+}
+
+impl Salvaged<'_> {
+    /// Fills the report's lists of keys recovered, lost and possibly stale
+    /// (once; [`build_from`] has done it, [`build_deferred`] leaves it to
+    /// be done beside the write).
+    pub fn finish_report(&mut self) {
+        finish_lists(&mut self.report, &mut self.lists);
+    }
+}
+
+/// [`Salvaged::finish_report`] on its fields (the write borrows the others).
+fn finish_lists(report: &mut Report, lists: &mut Option<assemble::Lists<'_>>) {
+    if let Some(lists) = lists.take() {
+        let l = lists.build();
+        report.recovered = l.recovered;
+        report.lost = l.lost;
+        report.possibly_stale = l.stale;
+    }
 }
 
 /// Assembles `findings` into the output's buckets and the report.
@@ -441,6 +470,20 @@ pub fn build<'a>(findings: Findings<'a>, name: &str, prefix: &str) -> Salvaged<'
 /// [`build`] of findings joined from several sources ([`merge::join`]):
 /// the report also says which source gave what, and the conflicts.
 pub fn build_from<'a>(
+    findings: Findings<'a>,
+    provenance: Option<&merge::Provenance>,
+    name: &str,
+    prefix: &str,
+) -> Salvaged<'a> {
+    let mut s = build_deferred(findings, provenance, name, prefix);
+    s.finish_report();
+    s
+}
+
+/// [`build_from`] with the report's key lists left to
+/// [`Salvaged::finish_report`] ([`output::write`] builds them while the
+/// output is written).
+pub fn build_deferred<'a>(
     findings: Findings<'a>,
     provenance: Option<&merge::Provenance>,
     name: &str,
@@ -475,9 +518,9 @@ pub fn build_from<'a>(
     let mut bucket_reports = Vec::new();
     for &bucket in ETCD_BUCKETS {
         let (status, entries): (BucketStatus, Entries<'a>) = if bucket == b"key" {
-            let mut kept = a.kept.clone();
-            kept.sort_by_key(|r| (r.revision, r.tombstone));
-            let entries = kept
+            // In revision order already.
+            let entries = a
+                .kept
                 .iter()
                 .map(|r| {
                     (
@@ -520,32 +563,21 @@ pub fn build_from<'a>(
     }
     out.sort_by(|x, y| x.name.cmp(&y.name));
     let conflicts = provenance.map(|p| p.conflicts.clone()).unwrap_or_default();
-    let complete = a.lost.is_empty()
-        && a.stale.is_empty()
+    let complete = !a.lists.any_lost()
+        && !a.lists.any_stale()
         && a.missing == 0
         && f.tail_known
         && conflicts.is_empty();
-    let mut recovered = a.recovered;
+    let mut lists = a.lists;
     let sources = match provenance {
         Some(p) => {
             let written: Vec<Revision> = a.kept.iter().map(|r| r.revision).collect();
-            let mut newest: HashMap<&[u8], Revision> = HashMap::new();
-            for r in &a.kept {
-                let e = newest.entry(r.key).or_insert(r.revision);
-                *e = (*e).max(r.revision);
-            }
-            let newest_revs: Vec<Revision> = newest.values().copied().collect();
-            let by_key: HashMap<String, Revision> = newest
+            let newest_revs: Vec<Revision> = lists.newest().map(|(_, r)| r).collect();
+            let names = newest_revs
                 .iter()
-                .map(|(k, r)| (crate::report::escape_bytes(k), *r))
+                .map(|r| p.by_revision.get(r).and_then(|i| p.names.get(*i)).cloned())
                 .collect();
-            for k in &mut recovered {
-                k.source = by_key
-                    .get(&k.key)
-                    .and_then(|r| p.by_revision.get(r))
-                    .and_then(|i| p.names.get(*i))
-                    .cloned();
-            }
+            lists.set_sources(names);
             p.report(&written, &newest_revs)
         }
         None => Vec::new(),
@@ -563,9 +595,9 @@ pub fn build_from<'a>(
         keys: a.keys,
         buckets: bucket_reports,
         ambiguous_leaves: f.left_out.ambiguous_leaves,
-        lost: a.lost,
-        possibly_stale: a.stale,
-        recovered,
+        lost: Vec::new(),
+        possibly_stale: Vec::new(),
+        recovered: Vec::new(),
         missing_revisions: a.missing,
         missing_ranges: a.missing_ranges,
         missing_explained: a.explained,
@@ -578,6 +610,7 @@ pub fn build_from<'a>(
         buckets: out,
         page_size: f.page_size,
         report,
+        lists: Some(lists),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use crate::bolt::write::write_db;
+use crate::bolt::write::{BucketData, write_db};
 use crate::durable::{self, IoError};
 
 use super::Salvaged;
@@ -35,33 +35,100 @@ pub struct Written {
     pub moved_aside: Option<PathBuf>,
 }
 
-/// Writes the salvaged snapshot to `file` (open for writing at `path`):
-/// the bbolt file, then the sha256 trailer of what was written, read back
-/// through `path` in blocks so memory stays bounded by the buffers. Returns
-/// the bytes written.
-pub fn write_snapshot(
-    s: &Salvaged<'_>,
-    file: &mut std::fs::File,
-    path: &Path,
+/// Buffers handed from the writer to the hashing thread: each this large,
+/// at most [`IN_FLIGHT`] of them at once, so memory stays bounded.
+const CHUNK: usize = 4 << 20;
+const IN_FLIGHT: usize = 4;
+
+/// Writes the salvaged snapshot to `out`: the bbolt file, then the sha256
+/// trailer of what was written. The bbolt writer writes front to back, so
+/// the hash follows the write on a second thread (in 4 MiB chunks) instead of
+/// reading the file back after it. Returns the bytes written.
+pub fn write_snapshot<W: Write + Send>(
+    page_size: usize,
+    buckets: &[BucketData<'_>],
+    out: W,
 ) -> std::io::Result<u64> {
-    use std::io::{BufWriter, Read, Seek, SeekFrom};
-    let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
-    let len = write_db(&mut w, s.page_size, &s.buckets)?;
-    w.flush()?;
-    drop(w);
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut r = std::fs::File::open(path)?.take(len);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            for chunk in full_rx {
+                ctx.update(&chunk);
+                // The writer may have finished: a buffer it no longer takes
+                // is dropped.
+                let _ = empty_tx.send(chunk);
+            }
+            ctx.finish()
+        });
+        let mut tee = Tee {
+            out,
+            buf: Vec::with_capacity(CHUNK),
+            full: Some(full_tx),
+            empty: empty_rx,
+        };
+        let written = write_db(&mut tee, page_size, buckets).and_then(|len| {
+            tee.pass_on()?;
+            Ok(len)
+        });
+        // Closing the channel ends the hasher, also after a failed write.
+        tee.full = None;
+        let digest = hasher
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread failed"))?;
+        let len = written?;
+        tee.out.write_all(digest.as_ref())?;
+        tee.out.flush()?;
+        Ok(len + 32)
+    })
+}
+
+/// A writer that writes through to `out` in [`CHUNK`]s and passes each chunk
+/// on to the hashing thread.
+struct Tee<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl<W: Write> Tee<W> {
+    /// Writes the buffered bytes and hands them to the hasher.
+    fn pass_on(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        ctx.update(&buf[..n]);
+        self.out.write_all(&self.buf)?;
+        let next = self
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buf, next);
+        let gone = || std::io::Error::other("the hashing thread stopped");
+        self.full
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(chunk)
+            .map_err(|_| gone())?;
+        self.buf.clear();
+        Ok(())
     }
-    file.seek(SeekFrom::Start(len))?;
-    file.write_all(ctx.finish().as_ref())?;
-    Ok(len + 32)
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = b.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() == CHUNK {
+            self.pass_on()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The salvaged snapshot as bytes, trailer included (for tests and fuzzing;
@@ -106,9 +173,10 @@ fn backup_name(p: &Path) -> PathBuf {
     b
 }
 
-/// Writes `s` to `out` (mode 0600) as described in the module comment.
+/// Writes `s` to `out` (mode 0600) as described in the module comment,
+/// and meanwhile finishes its report ([`Salvaged::finish_report`]).
 pub fn write(
-    s: &Salvaged<'_>,
+    s: &mut Salvaged<'_>,
     input: &Path,
     out: &Path,
     force: bool,
@@ -123,8 +191,24 @@ pub fn write(
     let tmp = durable::temp_sibling(out);
     let _ = std::fs::remove_file(&tmp);
     let r = (|| -> Result<(u64, Option<PathBuf>), WriteError> {
-        let mut f = durable::create_exclusive(&tmp)?;
-        let bytes = write_snapshot(s, &mut f, &tmp).map_err(IoError::at(&tmp))?;
+        let mut f = durable::Windowed::new(durable::create_exclusive(&tmp)?);
+        // The write is bound by the hash of what it writes, on one core:
+        // the report's lists are built meanwhile.
+        let Salvaged {
+            buckets,
+            page_size,
+            report,
+            lists,
+        } = &mut *s;
+        let bytes = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| write_snapshot(*page_size, buckets, &mut f));
+            super::finish_lists(report, lists);
+            writer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writing thread failed")))
+        })
+        .map_err(IoError::at(&tmp))?;
+        let f = f.into_inner();
         f.sync_all().map_err(IoError::at(&tmp))?;
         drop(f);
         let mut moved = None;

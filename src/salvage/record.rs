@@ -151,6 +151,9 @@ pub fn leaf_elements<'a>(found: &Found<'a>) -> Vec<Result<RawElement<'a>, Reject
 /// value is not taken (the rest of it may be on a damaged page), but the
 /// report can name the key whose newest revision is lost.
 pub fn damaged_evidence<'a>(found: &Found<'a>) -> Vec<(&'a [u8], Revision)> {
+    if found.damaged.is_empty() {
+        return Vec::new();
+    }
     let node: &Node<'a> = &found.node;
     let fit = node.bytes.len().saturating_sub(PAGE_HEADER_SIZE) / crate::bolt::page::ELEMENT_SIZE;
     let mut usable = node.count().min(fit);

@@ -13,6 +13,8 @@
 //! so the scan is linear in the file's size, and nothing is allocated from a
 //! header's claim.
 
+use rayon::prelude::*;
+
 use crate::bolt::meta::{MAX_PAGE_SIZE, MIN_PAGE_SIZE, Meta};
 use crate::bolt::page::{
     FLAG_BRANCH, FLAG_FREELIST, FLAG_LEAF, FLAG_META, Node, PAGE_HEADER_SIZE, PageHeader,
@@ -142,66 +144,114 @@ pub fn scan<'a>(data: &'a [u8], page_size: usize, mut visit: impl FnMut(Found<'a
         pages,
         ..ScanStats::default()
     };
-    if page_size < PAGE_HEADER_SIZE {
+    if page_size < PAGE_HEADER_SIZE || pages <= 2 {
         return stats;
     }
-    // Pages that a node spans as overflow: not counted as unreadable.
+    // Runs of pages scanned on all cores, each node found where its header
+    // is (its overflow may run past the run's end). No page lacking a header
+    // is walked as overflow by two nodes: a header stops the walk.
+    let runs: Vec<Run<'a>> = (2..pages)
+        .step_by(RUN_PAGES as usize)
+        .collect::<Vec<u64>>()
+        .into_par_iter()
+        .map(|from| scan_run(data, page_size, from, (from + RUN_PAGES).min(pages)))
+        .collect();
+    // A page without a header of its own is unreadable unless an earlier
+    // node spans it as overflow. The spans ([pgid + 1, end), in pgid order)
+    // hold only such pages, so those covered are the spans' union.
+    let mut covered = 0u64;
     let mut covered_to = 0u64;
-    let mut pgid = 2u64;
-    while pgid < pages {
-        let Some(h) = own_header(data, page_size, pgid) else {
-            if pgid >= covered_to {
-                stats.unreadable_pages += 1;
+    for f in runs.iter().flat_map(|r| &r.found) {
+        let (from, to) = (f.found.pgid + 1, f.found.pgid + f.pages);
+        covered += to.saturating_sub(from.max(covered_to));
+        covered_to = covered_to.max(to);
+    }
+    let headerless: u64 = runs.iter().map(|r| r.headerless).sum();
+    stats.unreadable_pages = headerless - covered;
+    for run in runs {
+        for n in run.found {
+            if !n.found.whole {
+                stats.cut_nodes += 1;
             }
-            pgid += 1;
+            stats.overflow_pages += n.pages - 1;
+            if n.found.node.header.flags == FLAG_LEAF {
+                stats.leaf_pages += 1;
+            } else {
+                stats.branch_pages += 1;
+            }
+            stats.damaged_overflow_pages += n.found.damaged.len() as u64;
+            visit(n.found);
+        }
+    }
+    stats
+}
+
+/// Pages per run of the parallel scan.
+const RUN_PAGES: u64 = 4096;
+
+/// A node found by a run, and the pages it spans.
+struct RunNode<'a> {
+    pages: u64,
+    found: Found<'a>,
+}
+
+/// What one run of pages holds.
+struct Run<'a> {
+    found: Vec<RunNode<'a>>,
+    /// Pages of the run without a header of their own.
+    headerless: u64,
+}
+
+/// Scans the pages `[from, to)` for nodes (see [`scan`]).
+fn scan_run(data: &[u8], page_size: usize, from: u64, to: u64) -> Run<'_> {
+    let pages = (data.len() / page_size) as u64;
+    let mut run = Run {
+        found: Vec::new(),
+        headerless: 0,
+    };
+    for pgid in from..to {
+        let Some(h) = own_header(data, page_size, pgid) else {
+            run.headerless += 1;
             continue;
         };
         if h.flags != FLAG_LEAF && h.flags != FLAG_BRANCH {
-            pgid += 1;
             continue;
         }
         let start = pgid as usize * page_size;
         let claimed_end = pgid.saturating_add(1).saturating_add(u64::from(h.overflow));
         let mut end = pgid + 1;
-        let mut damaged = Vec::new();
         let mut whole = true;
         while end < claimed_end {
-            if end >= pages {
+            if end >= pages || own_header(data, page_size, end).is_some() {
                 whole = false;
                 break;
-            }
-            if own_header(data, page_size, end).is_some() {
-                whole = false;
-                break;
-            }
-            let off = end as usize * page_size;
-            let page = &data[off..off + page_size];
-            if page.iter().all(|&b| b == 0) || looks_random(page) {
-                damaged.push((off - start, off - start + page_size));
-                stats.damaged_overflow_pages += 1;
             }
             end += 1;
         }
-        if !whole {
-            stats.cut_nodes += 1;
-        }
-        stats.overflow_pages += end - pgid - 1;
-        covered_to = covered_to.max(end);
-        if h.flags == FLAG_LEAF {
-            stats.leaf_pages += 1;
-        } else {
-            stats.branch_pages += 1;
-        }
         let bytes = &data[start..end as usize * page_size];
-        visit(Found {
-            pgid,
-            node: Node { header: h, bytes },
-            whole,
-            damaged,
+        run.found.push(RunNode {
+            pages: end - pgid,
+            found: Found {
+                pgid,
+                node: Node { header: h, bytes },
+                whole,
+                damaged: damaged_overflow(bytes, page_size),
+            },
         });
-        pgid += 1;
     }
-    stats
+    run
+}
+
+/// The spans of a node's overflow pages (all but its first page) that are
+/// all zeroes or look like random bytes.
+fn damaged_overflow(bytes: &[u8], page_size: usize) -> Vec<(usize, usize)> {
+    bytes
+        .chunks_exact(page_size)
+        .enumerate()
+        .skip(1)
+        .filter(|(_, page)| page.iter().all(|&b| b == 0) || looks_random(page))
+        .map(|(i, _)| (i * page_size, (i + 1) * page_size))
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,6 +281,9 @@ mod tests {
     fn overflow_past_eof_is_cut() {
         let mut f = vec![0u8; 2 * 512];
         f.extend(page(2, FLAG_LEAF, 0, 1000, 512));
+        // Room for a node per two pages, reserved rather than grown (growing
+        // copies the vector; untouched room costs nothing). It grows past that
+        // if the file has more.
         let mut found = Vec::new();
         let stats = scan(&f, 512, |n| found.push(n));
         assert_eq!(found.len(), 1);
@@ -246,6 +299,9 @@ mod tests {
         f.extend(vec![7u8; 512]);
         f.extend(page(4, FLAG_LEAF, 0, 0, 512));
         f.extend(vec![0u8; 512]);
+        // Room for a node per two pages, reserved rather than grown (growing
+        // copies the vector; untouched room costs nothing). It grows past that
+        // if the file has more.
         let mut found = Vec::new();
         scan(&f, 512, |n| found.push(n));
         assert_eq!(found.len(), 2);
@@ -271,6 +327,9 @@ mod tests {
         p[100] = 1;
         f.extend(p);
         f.extend(vec![0u8; 1024]);
+        // Room for a node per two pages, reserved rather than grown (growing
+        // copies the vector; untouched room costs nothing). It grows past that
+        // if the file has more.
         let mut found = Vec::new();
         scan(&f, 1024, |n| found.push(n));
         assert_eq!(found[0].damaged, vec![(1024, 2048)]);
