@@ -189,6 +189,40 @@ pub fn start_writeback_range(f: &fs::File, offset: u64, len: u64) {
     let _ = (f, offset, len);
 }
 
+/// Alignment of buffers, lengths and offsets for [`set_direct`] writes (the
+/// largest logical block size of common disks).
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// Turns `O_DIRECT` on or off for `f` (Linux): writes then go from the
+/// caller's buffer to the disk without a copy into the page cache, and must
+/// be [`DIRECT_ALIGN`]ed in buffer, length and file offset. `false` when the
+/// file system refuses it (tmpfs), or elsewhere than Linux; the file is then
+/// written through the page cache as before. The fsync is still needed.
+pub fn set_direct(f: &fs::File, on: bool) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: fcntl F_GETFL/F_SETFL on an fd we own, with no pointers.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return false;
+        }
+        let want = if on {
+            flags | libc::O_DIRECT
+        } else {
+            flags & !libc::O_DIRECT
+        };
+        // SAFETY: as above.
+        return unsafe { libc::fcntl(fd, libc::F_SETFL, want) } == 0;
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (f, on);
+        false
+    }
+}
+
 /// Bytes written before their write-out is started (see [`Windowed`]).
 pub const WRITEBACK_WINDOW: u64 = 32 << 20;
 
@@ -210,6 +244,11 @@ impl Windowed {
             pos: 0,
             started: 0,
         }
+    }
+
+    /// The file.
+    pub fn get_ref(&self) -> &fs::File {
+        &self.file
     }
 
     /// The file, with the write-out of all of it started.

@@ -6,6 +6,7 @@
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::bolt::write::{BucketData, write_db};
 use crate::durable::{self, IoError};
@@ -35,99 +36,196 @@ pub struct Written {
     pub moved_aside: Option<PathBuf>,
 }
 
-/// Buffers handed from the writer to the hashing thread: each this large,
-/// at most [`IN_FLIGHT`] of them at once, so memory stays bounded.
+/// The output goes to its file and to the hash in chunks this large; at
+/// most [`IN_FLIGHT`] wait for each of the two, so memory stays bounded
+/// (about `2 × IN_FLIGHT + 3` chunks).
 const CHUNK: usize = 4 << 20;
 const IN_FLIGHT: usize = 4;
 
-/// Writes the salvaged snapshot to `out`: the bbolt file, then the sha256
-/// trailer of what was written. The bbolt writer writes front to back, so
-/// the hash follows the write on a second thread (in 4 MiB chunks) instead of
-/// reading the file back after it. Returns the bytes written.
-pub fn write_snapshot<W: Write + Send>(
+/// Writes the salvaged snapshot to `out` (a new, empty file): the bbolt
+/// file, then the sha256 trailer of what was written. Returns the bytes
+/// written.
+///
+/// The bbolt writer writes front to back into chunks; a second thread
+/// hashes them (the hash, on one core, bounds the whole write) and a third
+/// writes them to the file, with `O_DIRECT` where the file system takes it
+/// ([`durable::set_direct`]): the kernel's copy into the page cache was as
+/// much CPU as the hash, on a machine whose two cores are both busy. The
+/// caller fsyncs.
+pub fn write_snapshot(
     page_size: usize,
     buckets: &[BucketData<'_>],
-    out: W,
+    out: &mut durable::Windowed,
 ) -> std::io::Result<u64> {
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
-    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::scope(|scope| {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc::{channel, sync_channel};
+    let (hash_tx, hash_rx) = sync_channel::<Arc<Chunk>>(IN_FLIGHT);
+    let (write_tx, write_rx) = sync_channel::<Arc<Chunk>>(IN_FLIGHT);
+    let (pool_tx, pool_rx) = channel::<Chunk>();
+    let failed = AtomicBool::new(false);
+    let file = &mut *out;
+    let (written, digest) = std::thread::scope(|scope| {
+        let pool = pool_tx.clone();
         let hasher = scope.spawn(move || {
             let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            for chunk in full_rx {
-                ctx.update(&chunk);
-                // The writer may have finished: a buffer it no longer takes
-                // is dropped.
-                let _ = empty_tx.send(chunk);
+            for c in hash_rx {
+                ctx.update(c.bytes());
+                recycle(c, &pool);
             }
             ctx.finish()
         });
+        let failed_flag = &failed;
+        let writer = scope.spawn(move || {
+            let mut direct = durable::set_direct(file.get_ref(), true);
+            let mut result = Ok(());
+            for c in write_rx {
+                if result.is_ok() {
+                    result = write_chunk(file, &c, &mut direct);
+                    if result.is_err() {
+                        failed_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                recycle(c, &pool_tx);
+            }
+            if direct {
+                durable::set_direct(file.get_ref(), false);
+            }
+            result
+        });
         let mut tee = Tee {
-            out,
-            buf: Vec::with_capacity(CHUNK),
-            full: Some(full_tx),
-            empty: empty_rx,
+            chunk: Chunk::new(),
+            hash: Some(hash_tx),
+            write: Some(write_tx),
+            pool: pool_rx,
+            failed: &failed,
         };
         let written = write_db(&mut tee, page_size, buckets).and_then(|len| {
             tee.pass_on()?;
             Ok(len)
         });
-        // Closing the channel ends the hasher, also after a failed write.
-        tee.full = None;
-        let digest = hasher
+        // Closing the channels ends both threads, also after a failure.
+        (tee.hash, tee.write) = (None, None);
+        let digest = hasher.join();
+        // The writer's error is the cause of the producer's, if both failed.
+        let wrote = writer
             .join()
-            .map_err(|_| std::io::Error::other("the hashing thread failed"))?;
-        let len = written?;
-        tee.out.write_all(digest.as_ref())?;
-        tee.out.flush()?;
-        Ok(len + 32)
-    })
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writing thread failed")));
+        (wrote.and(written), digest)
+    });
+    let len = written?;
+    let digest = digest.map_err(|_| std::io::Error::other("the hashing thread failed"))?;
+    out.write_all(digest.as_ref())?;
+    out.flush()?;
+    Ok(len + 32)
 }
 
-/// A writer that writes through to `out` in [`CHUNK`]s and passes each chunk
-/// on to the hashing thread.
-struct Tee<W: Write> {
-    out: W,
+/// A chunk of the output: its bytes are `buf[start..]`, `start` putting
+/// them on a [`durable::DIRECT_ALIGN`] boundary. The buffer never grows past
+/// the capacity it was made with, so it never moves.
+struct Chunk {
     buf: Vec<u8>,
-    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    start: usize,
 }
 
-impl<W: Write> Tee<W> {
-    /// Writes the buffered bytes and hands them to the hasher.
-    fn pass_on(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        self.out.write_all(&self.buf)?;
-        let next = self
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let chunk = std::mem::replace(&mut self.buf, next);
-        let gone = || std::io::Error::other("the hashing thread stopped");
-        self.full
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(chunk)
-            .map_err(|_| gone())?;
-        self.buf.clear();
-        Ok(())
+impl Chunk {
+    fn new() -> Chunk {
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + durable::DIRECT_ALIGN);
+        // Not aligned (never, in practice) only means no O_DIRECT for it.
+        let start = match buf.as_ptr().align_offset(durable::DIRECT_ALIGN) {
+            n if n < durable::DIRECT_ALIGN => n,
+            _ => 0,
+        };
+        buf.resize(start, 0);
+        Chunk { buf, start }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn aligned(&self) -> bool {
+        let b = self.bytes();
+        (b.as_ptr() as usize).is_multiple_of(durable::DIRECT_ALIGN)
+            && b.len().is_multiple_of(durable::DIRECT_ALIGN)
     }
 }
 
-impl<W: Write> Write for Tee<W> {
+/// Gives a chunk back for reuse once both threads are done with it
+/// (reused memory costs no page faults; new memory does).
+fn recycle(c: Arc<Chunk>, pool: &std::sync::mpsc::Sender<Chunk>) {
+    if let Ok(mut c) = Arc::try_unwrap(c) {
+        c.buf.truncate(c.start);
+        // The writer may have finished: a chunk it no longer takes is dropped.
+        let _ = pool.send(c);
+    }
+}
+
+/// Writes one chunk, directly while that works: an unaligned chunk (the
+/// last) or a refusal turns `O_DIRECT` off for the rest.
+fn write_chunk(out: &mut durable::Windowed, c: &Chunk, direct: &mut bool) -> std::io::Result<()> {
+    let mut b = c.bytes();
+    if *direct && !c.aligned() {
+        *direct = !durable::set_direct(out.get_ref(), false);
+    }
+    if *direct {
+        match out.write(b) {
+            Ok(n) => b = &b[n..],
+            // Refused before writing anything: through the page cache.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+        if !b.is_empty() {
+            *direct = !durable::set_direct(out.get_ref(), false);
+        }
+    }
+    out.write_all(b)
+}
+
+/// The bbolt writer's output: filled in [`CHUNK`]s, each passed on to the
+/// hashing and the writing thread.
+struct Tee<'f> {
+    chunk: Chunk,
+    hash: Option<std::sync::mpsc::SyncSender<Arc<Chunk>>>,
+    write: Option<std::sync::mpsc::SyncSender<Arc<Chunk>>>,
+    pool: std::sync::mpsc::Receiver<Chunk>,
+    failed: &'f std::sync::atomic::AtomicBool,
+}
+
+impl Tee<'_> {
+    /// Hands the filled chunk to both threads.
+    fn pass_on(&mut self) -> std::io::Result<()> {
+        if self.chunk.bytes().is_empty() {
+            return Ok(());
+        }
+        let stopped = || std::io::Error::other("the writing thread stopped");
+        if self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        let next = self.pool.try_recv().unwrap_or_else(|_| Chunk::new());
+        let c = Arc::new(std::mem::replace(&mut self.chunk, next));
+        let send = |to: &Option<std::sync::mpsc::SyncSender<Arc<Chunk>>>, c| {
+            to.as_ref()
+                .ok_or_else(stopped)?
+                .send(c)
+                .map_err(|_| stopped())
+        };
+        send(&self.write, c.clone())?;
+        send(&self.hash, c)
+    }
+}
+
+impl Write for Tee<'_> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let n = b.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&b[..n]);
-        if self.buf.len() == CHUNK {
+        let n = b.len().min(CHUNK - self.chunk.bytes().len());
+        self.chunk.buf.extend_from_slice(&b[..n]);
+        if self.chunk.bytes().len() == CHUNK {
             self.pass_on()?;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        Ok(())
     }
 }
 
@@ -232,5 +330,43 @@ pub fn write(
             let _ = std::fs::remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// The file the threads write (with O_DIRECT where the test's temporary
+    /// directory takes it) is byte for byte the file written in memory, its
+    /// trailer the sha256 of the rest: over several whole chunks and a last,
+    /// partial one.
+    #[test]
+    fn threaded_write_equals_the_file_written_in_memory() {
+        let entries: Vec<_> = (0u32..700)
+            .map(|i| {
+                let value: Vec<u8> = (0..13_000u32).map(|j| (i * 31 + j) as u8).collect();
+                (Cow::Owned(i.to_be_bytes().to_vec()), Cow::Owned(value))
+            })
+            .collect();
+        let buckets = vec![BucketData {
+            name: Cow::Borrowed(&b"key"[..]),
+            entries,
+        }];
+        let mut expected = Vec::new();
+        let len = write_db(Cursor::new(&mut expected), 4096, &buckets).unwrap();
+        assert!(len as usize > 2 * CHUNK, "more than two chunks: {len}");
+        let digest = ring::digest::digest(&ring::digest::SHA256, &expected);
+        expected.extend_from_slice(digest.as_ref());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.db");
+        let mut f = durable::Windowed::new(durable::create_exclusive(&path).unwrap());
+        let written = write_snapshot(4096, &buckets, &mut f).unwrap();
+        drop(f.into_inner());
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(written as usize, expected.len());
+        assert!(got == expected, "file differs from the in-memory write");
     }
 }
