@@ -72,10 +72,31 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    // Ctrl-C or SIGTERM: the partial output is removed (the write stops at
+    // its next chunk; reading stops between the steps), an existing output
+    // is left as it was, and that is said.
+    etcdsnap::interrupt::install();
+    let output = args.output.display().to_string();
+    let r = salvage(args);
+    if let Some(sig) = etcdsnap::interrupt::requested() {
+        match &r {
+            Err(_) => eprintln!(
+                "etcdsnap: {sig}: nothing was written; {output} is as it was (a partial output was removed)"
+            ),
+            Ok(_) => eprintln!(
+                "etcdsnap: {sig} came after {output} was in place: the salvage was completed"
+            ),
+        }
+    }
+    r
+}
+
+fn salvage(args: Args) -> anyhow::Result<Outcome> {
     // Any failure to read, damaged compression included, is "nothing usable" (2).
     let file = SnapshotFile::open(&args.snapshot).map_err(|e| anyhow::anyhow!("{e}"))?;
     let name = args.snapshot.display().to_string();
     let findings = collect(file.bytes(), &name)?;
+    etcdsnap::interrupt::check()?;
     let mut opened = Vec::with_capacity(args.from.len());
     for path in &args.from {
         let f = SnapshotFile::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -108,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     {
         return Err(output::WriteError::IsInput(p.clone()).into());
     }
+    etcdsnap::interrupt::check()?;
     let written = output::write(&mut salvaged, &args.snapshot, &args.output, args.force)?;
     salvaged.report.output = Some(args.output.display().to_string());
     salvaged.report.moved_aside = written.moved_aside.map(|p| p.display().to_string());

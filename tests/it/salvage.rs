@@ -590,6 +590,95 @@ fn intact_snapshot_is_recovered_whole() {
     }
 }
 
+/// Ctrl-C mid-write, then a rerun: a real SIGINT sent to `salvage --force`
+/// while it writes (its writes slowed down by strace so the signal lands
+/// there) ends it with exit 2, saying it was interrupted and that the
+/// existing output is as it was: no partial output, no temporary file, nothing
+/// moved aside. A rerun then writes the output and moves the old one aside.
+#[test]
+fn ctrl_c_while_writing_keeps_the_old_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.db");
+    std::fs::write(&out, b"an older salvage").unwrap();
+    let args = |force: bool| {
+        let mut a = vec![
+            "salvage".to_string(),
+            fixture("etcd-3.6.16.db").display().to_string(),
+            "-o".to_string(),
+            out.display().to_string(),
+        ];
+        if force {
+            a.push("--force".to_string());
+        }
+        a
+    };
+    let child = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
+        .args(["-e", "inject=write:delay_enter=300000"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(args(true))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace is required (apt-get install strace)");
+    // The temporary output names the pid of the salvage.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pid = loop {
+        let found = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(".r.db.etcdsnap-tmp-"));
+        if let Some(n) = found {
+            break n.rsplit('-').next().unwrap().parse::<i32>().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary output appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // SAFETY: a plain kill(2) of the child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(err.contains("is as it was"), "{err}");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["r.db".to_string()], "left behind");
+    assert_eq!(std::fs::read(&out).unwrap(), b"an older salvage");
+    // The rerun, uninterrupted.
+    let o = etcdsnap().args(args(true)).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = etcdsnap()
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(0));
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("r.db.etcdsnap-bak-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(aside[0].path()).unwrap(), b"an older salvage");
+}
+
 /// An existing output is never replaced without --force; with it, it is
 /// moved aside; the input is refused as the output.
 #[test]
