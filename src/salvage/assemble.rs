@@ -56,7 +56,7 @@ fn missing_revisions(
     floor: i64,
     newest: i64,
 ) -> (u64, Vec<(i64, i64)>, Option<i64>) {
-    let mut subs: HashMap<i64, (i64, u64)> = HashMap::new();
+    let mut subs: HashMap<i64, (i64, u64), foldhash::fast::RandomState> = HashMap::default();
     for r in records {
         let e = subs.entry(r.revision.main).or_insert((0, 0));
         e.0 = e.0.max(r.revision.sub);
@@ -156,7 +156,8 @@ pub fn assemble<'r, 'a>(
         (a.key, a.revision, a.tombstone).cmp(&(b.key, b.revision, b.tombstone))
     });
     let by_key: Vec<&[&'r KeyRecord<'a>]> = sorted.chunk_by(|a, b| a.key == b.key).collect();
-    let mut newest_evidence: HashMap<&'a [u8], i64> = HashMap::new();
+    let mut newest_evidence: HashMap<&'a [u8], i64, foldhash::fast::RandomState> =
+        HashMap::default();
     for (k, rev) in evidence {
         let e = newest_evidence.entry(k).or_insert(rev.main);
         *e = (*e).max(rev.main);
@@ -347,7 +348,7 @@ struct KeyContext<'g, 'a> {
     keeps_tombstone_at_compaction: bool,
     gaps: &'g Missing<'a>,
     newest_unexplained: Option<i64>,
-    newest_evidence: &'g HashMap<&'a [u8], i64>,
+    newest_evidence: &'g HashMap<&'a [u8], i64, foldhash::fast::RandomState>,
 }
 
 /// One key's decision.

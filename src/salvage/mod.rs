@@ -204,7 +204,9 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     } else {
         BucketStatus::Scanned
     };
-    let root_pages: HashSet<u64> = roots.iter().map(|r| r.0).collect();
+    // (foldhash: these sets see every leaf; page ids are no attacker's keys
+    // to collide, and foldhash is randomly seeded anyway.)
+    let root_pages: HashSet<u64, foldhash::fast::RandomState> = roots.iter().map(|r| r.0).collect();
 
     let mut counts = Records::default();
     let mut rejected: BTreeMap<Reject, u64> = BTreeMap::new();
@@ -217,7 +219,7 @@ pub fn collect<'a>(bytes: &'a [u8], name: &str) -> Result<Findings<'a>, SalvageE
     let mut meta_candidates: Vec<(u64, Vec<RawElement<'a>>)> = Vec::new();
     let mut scanned = buckets::Scanned::default();
     let mut tail_known = false;
-    let mut intact_leaves: HashSet<u64> = HashSet::new();
+    let mut intact_leaves: HashSet<u64, foldhash::fast::RandomState> = HashSet::default();
     intact.reserve(checked.iter().map(|(e, _)| e.len()).sum());
     for (f, (elements, checks)) in leaves.iter().zip(checked) {
         if root_pages.contains(&f.pgid) {

@@ -50,7 +50,7 @@ pub enum RootSource {
 #[derive(Debug, Default)]
 pub struct Tree<'a> {
     /// Bucket of each labelled leaf page.
-    pub leaf_bucket: HashMap<u64, &'static [u8]>,
+    pub leaf_bucket: HashMap<u64, &'static [u8], foldhash::fast::RandomState>,
     /// Inline buckets' elements, by bucket.
     pub inline: HashMap<&'static [u8], Vec<RawElement<'a>>>,
     /// Inline buckets with elements that could not be read.
@@ -65,7 +65,8 @@ pub struct Tree<'a> {
     pub root_page: Option<u64>,
     /// Revision range `[from, to)` of each `key` leaf the tree reaches, by
     /// page (`None`: unbounded), from the branch keys above it.
-    pub key_leaf_ranges: HashMap<u64, (Option<Revision>, Option<Revision>)>,
+    pub key_leaf_ranges:
+        HashMap<u64, (Option<Revision>, Option<Revision>), foldhash::fast::RandomState>,
     /// Ranges of `key` subtrees the tree names but that could not be read.
     pub key_lost_ranges: Vec<(Option<Revision>, Option<Revision>)>,
     /// Whether the `key` bucket's root node was read.
