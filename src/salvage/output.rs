@@ -286,6 +286,9 @@ pub fn write(
     if exists && !force {
         return Err(WriteError::Exists(out.to_path_buf()));
     }
+    // A salvage killed before (kill -9, a crash) left its temporary output,
+    // as large as the output: removed once its process is gone.
+    let _ = durable::swap::clean_stale_temp_files(durable::parent_of(out));
     let tmp = durable::temp_sibling(out);
     let _ = std::fs::remove_file(&tmp);
     let r = (|| -> Result<(u64, Option<PathBuf>), WriteError> {

@@ -612,32 +612,7 @@ fn ctrl_c_while_writing_keeps_the_old_output() {
         }
         a
     };
-    let child = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
-        .args(["-e", "inject=write:delay_enter=300000"])
-        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
-        .args(args(true))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("strace is required (apt-get install strace)");
-    // The temporary output names the pid of the salvage.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let pid = loop {
-        let found = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .find(|n| n.starts_with(".r.db.etcdsnap-tmp-"));
-        if let Some(n) = found {
-            break n.rsplit('-').next().unwrap().parse::<i32>().unwrap();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no temporary output appeared"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let (child, pid) = slowed_salvage(&args(true), dir.path());
     std::thread::sleep(std::time::Duration::from_millis(100));
     // SAFETY: a plain kill(2) of the child's pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -677,6 +652,77 @@ fn ctrl_c_while_writing_keeps_the_old_output() {
         .collect();
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read(aside[0].path()).unwrap(), b"an older salvage");
+}
+
+/// `etcdsnap ARGS` with its writes slowed down by strace, once its temporary
+/// output has appeared in `dir`; returns it and the salvage's pid.
+fn slowed_salvage(args: &[String], dir: &Path) -> (std::process::Child, i32) {
+    let child = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
+        .args(["-e", "inject=write:delay_enter=300000"])
+        .arg(env!("CARGO_BIN_EXE_etcdsnap"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace is required (apt-get install strace)");
+    // The temporary output names the pid of the salvage.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pid = loop {
+        let found = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.contains(".etcdsnap-tmp-"));
+        if let Some(n) = found {
+            break n.rsplit('-').next().unwrap().parse::<i32>().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary output appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    (child, pid)
+}
+
+/// Killed (kill -9) mid-write, then a rerun: the killed run's temporary
+/// output (as large as the output) is removed by the rerun, the older output
+/// having survived the kill.
+#[test]
+fn a_rerun_removes_what_a_killed_salvage_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.db");
+    std::fs::write(&out, b"an older salvage").unwrap();
+    let args: Vec<String> = [
+        "salvage",
+        fixture("etcd-3.6.16.db").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (child, pid) = slowed_salvage(&args, dir.path());
+    // SAFETY: a plain kill(2) of the child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let _ = child.wait_with_output().unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"an older salvage");
+    let o = etcdsnap().args(&args).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let temps: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".etcdsnap-tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "left behind: {temps:?}");
 }
 
 /// An existing output is never replaced without --force; with it, it is
