@@ -148,23 +148,47 @@ impl InputError {
 
 /// The spool file of a remote object.
 #[cfg(feature = "remote")]
-fn open_remote(
-    url: &str,
-) -> Result<(File, Option<std::time::SystemTime>, Option<Pin>), InputError> {
+fn open_remote(url: &str) -> Result<Remote, InputError> {
     let spooled = crate::remote::fetch(url)?;
     let pin = Pin {
         etag: spooled.etag,
         version: spooled.version,
         size: spooled.len,
     };
-    Ok((spooled.file, Some(spooled.modified), Some(pin)))
+    Ok(Remote {
+        file: spooled.file,
+        modified: spooled.modified,
+        pin,
+        digests: Some(Digests {
+            all: spooled.sha256,
+            but_last_32: spooled.sha256_but_last_32,
+        }),
+    })
+}
+
+/// A remote object as spooled: the file, its store's modification time and
+/// pin, and the digests taken while it arrived.
+struct Remote {
+    file: File,
+    modified: std::time::SystemTime,
+    pin: Pin,
+    digests: Option<Digests>,
+}
+
+/// The sha256 digests of a file's bytes taken while they were copied (a
+/// remote object's, as it streamed into its spool), so that checking the
+/// trailer needs no second pass over them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digests {
+    /// The digest of every byte.
+    pub all: [u8; 32],
+    /// The digest of all but the last 32 bytes (what a trailer holds).
+    pub but_last_32: Option<[u8; 32]>,
 }
 
 /// Without the `remote` feature a URL is refused, by name.
 #[cfg(not(feature = "remote"))]
-fn open_remote(
-    url: &str,
-) -> Result<(File, Option<std::time::SystemTime>, Option<Pin>), InputError> {
+fn open_remote(url: &str) -> Result<Remote, InputError> {
     Err(InputError::NoRemote {
         url: crate::remote::redact(url),
     })
@@ -193,6 +217,8 @@ pub struct SnapshotFile {
     remote_modified: Option<std::time::SystemTime>,
     // What pinned a remote object (its ETag, version and size).
     remote_pin: Option<Pin>,
+    // The digests of the mapped bytes, when taken as they were copied.
+    digests: Option<Digests>,
 }
 
 impl SnapshotFile {
@@ -215,10 +241,17 @@ impl SnapshotFile {
     pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
         if let Some(url) = path.to_str().filter(|_| crate::remote::is_remote(path)) {
             let shown = PathBuf::from(crate::remote::redact(url));
-            let (file, modified, pin) = open_remote(url)?;
-            let mut opened = Self::open_file(&shown, file)?;
-            opened.remote_modified = modified;
-            opened.remote_pin = pin;
+            let remote = open_remote(url)?;
+            let mut opened = Self::open_file(&shown, remote.file)?;
+            opened.remote_modified = Some(remote.modified);
+            // The digests are of the object's bytes: the mapped ones only
+            // when nothing was inflated.
+            if opened.compression == Compression::None
+                && opened.bytes().len() as u64 == remote.pin.size
+            {
+                opened.digests = remote.digests;
+            }
+            opened.remote_pin = Some(remote.pin);
             return Ok(opened);
         }
         let read_err = |source| InputError::Read {
@@ -300,6 +333,7 @@ impl SnapshotFile {
             excess,
             remote_modified: None,
             remote_pin: None,
+            digests: None,
         })
     }
 
@@ -322,6 +356,12 @@ impl SnapshotFile {
     /// local file).
     pub fn remote_pin(&self) -> Option<&Pin> {
         self.remote_pin.as_ref()
+    }
+
+    /// The sha256 digests of [`SnapshotFile::bytes`] when they were taken
+    /// while the bytes were copied in (a remote object's), else `None`.
+    pub fn digests(&self) -> Option<&Digests> {
+        self.digests.as_ref()
     }
 
     /// The path the file was opened from (a remote source's redacted URL).

@@ -11,7 +11,7 @@ use crate::backend::layout::{KeySpace, LayoutChecker};
 use crate::backend::meta::MetaInfo;
 use crate::bolt::check::{ProblemCollector, check_meta, open_problems};
 use crate::bolt::{Db, LeafElement, Stats, Visitor, Walker};
-use crate::input::{Compression, Excess, SnapshotFile, TRAILER_LEN, split_trailer};
+use crate::input::{Compression, Digests, Excess, SnapshotFile, TRAILER_LEN, split_trailer};
 use crate::problem::{Problem, Problems};
 
 /// A check's outcome.
@@ -211,19 +211,31 @@ fn sha256_check(db: &[u8], trailer: Option<&[u8]>) -> (Check, Option<String>) {
     // The db bytes' digest, then (the same pass) the whole file's.
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(db);
-    let digest = ctx.clone().finish();
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(ctx.clone().finish().as_ref());
     ctx.update(trailer);
-    let file = hex(ctx.finish().as_ref());
+    let mut file = [0u8; 32];
+    file.copy_from_slice(ctx.finish().as_ref());
+    trailer_check(db.len(), trailer, (digest, file))
+}
+
+/// The sha256 check from the db bytes' digest and the whole file's.
+fn trailer_check(
+    db_len: usize,
+    trailer: &[u8],
+    (digest, file): ([u8; 32], [u8; 32]),
+) -> (Check, Option<String>) {
+    let file = hex(&file);
     let mut problems = Problems::default();
-    if digest.as_ref() != trailer {
+    if digest != trailer {
         problems.push(
             Problem::new(format!(
                 "sha256 of the {} db bytes is {} but the trailer says {}",
-                db.len(),
-                hex(digest.as_ref()),
+                db_len,
+                hex(&digest),
                 hex(trailer)
             ))
-            .at_offset(db.len() as u64),
+            .at_offset(db_len as u64),
         );
     }
     (
@@ -292,10 +304,11 @@ pub fn hex(bytes: &[u8]) -> String {
 /// # Ok::<(), etcdsnap::input::InputError>(())
 /// ```
 pub fn verify(file: &SnapshotFile) -> Report {
-    let mut report = verify_bytes(
+    let mut report = verify_with_digests(
         &file.path().display().to_string(),
         file.bytes(),
         file.compression(),
+        file.digests(),
     );
     if let Some(excess) = file.excess() {
         add_excess(&mut report, excess);
@@ -325,8 +338,24 @@ fn add_excess(report: &mut Report, excess: Excess) {
 
 /// Runs every check on the bytes of a (decompressed) snapshot file.
 pub fn verify_bytes(name: &str, bytes: &[u8], compression: Compression) -> Report {
+    verify_with_digests(name, bytes, compression, None)
+}
+
+/// [`verify_bytes`] with the bytes' digests already taken (a remote object's,
+/// as it streamed in): the trailer is checked against them, not hashed again.
+fn verify_with_digests(
+    name: &str,
+    bytes: &[u8],
+    compression: Compression,
+    digests: Option<&Digests>,
+) -> Report {
     let (db, trailer) = split_trailer(bytes);
+    let known = digests.and_then(|d| Some((d.but_last_32?, d.all)));
     let (sha, (mut checks, mut summary)) = std::thread::scope(|s| {
+        if let (Some(known), Some(trailer)) = (known, trailer) {
+            let rest = structure_checks(db);
+            return (Ok(trailer_check(db.len(), trailer, known)), rest);
+        }
         let sha = std::thread::Builder::new()
             .name("sha256".into())
             .spawn_scoped(s, || sha256_check(db, trailer));

@@ -171,6 +171,10 @@ pub struct Spooled {
     pub len: u64,
     /// The sha256 of the bytes as they arrived.
     pub sha256: [u8; 32],
+    /// The sha256 of all bytes but the last 32, taken in the same pass: the
+    /// digest a `snapshot save` trailer holds, so that checking it needs no
+    /// second read of the spool (`None` for an object shorter than 32 bytes).
+    pub sha256_but_last_32: Option<[u8; 32]>,
     /// The ETag the object was pinned to, if the server gave one.
     pub etag: Option<String>,
     /// The object version it was pinned to, if the store has versions.
@@ -249,12 +253,23 @@ fn client_options(allow_http: bool) -> ClientOptions {
         .with_timeout_disabled()
 }
 
-fn no_retries() -> RetryConfig {
-    // Streamed once: a failed transfer is an error, not a silent resume.
+/// How many times a request is tried again after throttling (429, 503
+/// SlowDown), a server error or a connection that failed before the request
+/// went out; and a body cut mid-way is resumed (by a Range request that must
+/// answer with the same ETag, else the read fails as changed).
+pub(super) const RETRIES: usize = 4;
+
+/// Bounded retries with exponential backoff (jittered, 0.2 s doubling to at
+/// most 5 s; all within a minute of the first request), then the error.
+pub(super) fn retries() -> RetryConfig {
     RetryConfig {
-        max_retries: 0,
-        retry_timeout: Duration::from_secs(10),
-        ..RetryConfig::default()
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: RETRIES,
+        retry_timeout: Duration::from_secs(60),
     }
 }
 
@@ -274,7 +289,7 @@ pub(super) fn build_store(
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_client_options(client_options(env_true("AWS_ALLOW_HTTP")))
-                .with_retry(no_retries());
+                .with_retry(retries());
             if let Some(endpoint) = &opts.s3_endpoint {
                 b = b.with_endpoint(endpoint);
             }
@@ -290,12 +305,12 @@ pub(super) fn build_store(
         }
         Target::Gcs { bucket, key } => {
             let client = client_options(env_true("GOOGLE_ALLOW_HTTP"));
-            let store = super::stores::gcs(bucket, client, no_retries()).map_err(setup)?;
+            let store = super::stores::gcs(bucket, client, retries()).map_err(setup)?;
             Ok((store, ObjectPath::from(key.as_str())))
         }
         Target::Azure { container, key } => {
             let client = client_options(env_true("AZURE_ALLOW_HTTP"));
-            let store = super::stores::azure(container, client, no_retries()).map_err(setup)?;
+            let store = super::stores::azure(container, client, retries()).map_err(setup)?;
             Ok((store, ObjectPath::from(key.as_str())))
         }
         Target::Http { url } => {
@@ -303,7 +318,7 @@ pub(super) fn build_store(
             let store = object_store::http::HttpBuilder::new()
                 .with_url(url.as_str())
                 .with_client_options(client_options(allow_http))
-                .with_retry(no_retries())
+                .with_retry(retries())
                 .build()
                 .map_err(setup)?;
             Ok((Box::new(store), ObjectPath::from("")))
@@ -326,12 +341,19 @@ fn condense(text: &str) -> String {
     let status = text
         .split_once("status code: ")
         .map(|(_, rest)| rest.split(':').next().unwrap_or(rest).trim().to_string());
+    // The client's retries, when it made any (throttling, server errors).
+    let retried = text
+        .split_once(", after ")
+        .and_then(|(_, rest)| rest.split_once(" retries"))
+        .filter(|(n, _)| n.parse::<u32>().is_ok_and(|n| n > 0))
+        .map(|(n, _)| format!(" (after {n} retries)"))
+        .unwrap_or_default();
     match (status, tag("Code")) {
         (Some(status), Some(code)) => match tag("Message") {
-            Some(msg) => format!("HTTP {status}, {code}: {msg}"),
-            None => format!("HTTP {status}, {code}"),
+            Some(msg) => format!("HTTP {status}, {code}: {msg}{retried}"),
+            None => format!("HTTP {status}, {code}{retried}"),
         },
-        (Some(status), None) => format!("HTTP {status}"),
+        (Some(status), None) => format!("HTTP {status}{retried}"),
         _ => {
             let mut t: String = text.chars().take(400).collect();
             if t.len() < text.len() {
@@ -442,7 +464,7 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
     if caught_here && interrupt::requested().is_none() {
         interrupt::uninstall();
     }
-    let (len, sha256, meta) = result?;
+    let (len, sha256, sha256_but_last_32, meta) = result?;
     // A signal that came just before the handlers went.
     interrupt::check().map_err(|source| RemoteError::Interrupted {
         url: shown.clone(),
@@ -460,6 +482,7 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
         file,
         len,
         sha256,
+        sha256_but_last_32,
         modified: std::time::SystemTime::from(meta.last_modified),
         etag: meta.e_tag,
         version: meta.version,
@@ -497,7 +520,7 @@ async fn stream_into(
     location: &ObjectPath,
     file: &mut File,
     shown: &str,
-) -> Result<(u64, [u8; 32], object_store::ObjectMeta), RemoteError> {
+) -> Result<(u64, [u8; 32], Option<[u8; 32]>, object_store::ObjectMeta), RemoteError> {
     let interrupted = |source| RemoteError::Interrupted {
         url: shown.to_string(),
         source,
@@ -508,7 +531,19 @@ async fn stream_into(
         .map_err(|e| classify(e, shown))?;
     let meta = got.meta.clone();
     let mut stream = got.into_stream();
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    // Hashing and writing the spool run on their own thread, beside the
+    // transfer: on a fast link the digest costs as much as the receiving.
+    let spool_err = |source| RemoteError::Spool {
+        url: shown.to_string(),
+        dir: PathBuf::new(),
+        source,
+    };
+    let (tx, worker) = Spooler::start(
+        file.try_clone().map_err(spool_err)?,
+        meta.size.checked_sub(32),
+    )
+    .map_err(spool_err)?;
+    let mut tx = Some(tx);
     let mut len: u64 = 0;
     let mut idle = Duration::ZERO;
     let truncated = |len, cause| RemoteError::Truncated {
@@ -540,14 +575,12 @@ async fn stream_into(
         match next {
             None => break,
             Some(Ok(chunk)) => {
-                hasher.update(&chunk);
-                file.write_all(&chunk)
-                    .map_err(|source| RemoteError::Spool {
-                        url: shown.to_string(),
-                        dir: PathBuf::new(),
-                        source,
-                    })?;
                 len += chunk.len() as u64;
+                // A worker that stopped has an I/O error to say: it is
+                // taken below.
+                if tx.as_ref().is_some_and(|tx| tx.send(chunk).is_err()) {
+                    break;
+                }
             }
             Some(Err(e)) => {
                 let detail = scrub(&error_text(&e));
@@ -561,6 +594,8 @@ async fn stream_into(
             }
         }
     }
+    drop(tx.take());
+    let spooled = worker.finish().map_err(spool_err)?;
     if len != meta.size {
         return Err(truncated(len, None));
     }
@@ -605,19 +640,105 @@ async fn stream_into(
             detail: changes.join(", "),
         });
     }
-    file.flush().map_err(|source| RemoteError::Spool {
-        url: shown.to_string(),
-        dir: PathBuf::new(),
-        source,
-    })?;
-    let mut sha256 = [0u8; 32];
-    sha256.copy_from_slice(hasher.finish().as_ref());
-    Ok((len, sha256, meta))
+    file.flush().map_err(spool_err)?;
+    Ok((len, spooled.0, spooled.1, meta))
+}
+
+/// The thread that hashes the arriving chunks and writes them to the spool.
+/// It takes the digest of everything and, in the same pass, of everything
+/// before `boundary` (the bytes a sha256 trailer would cover).
+struct Spooler {
+    handle: std::thread::JoinHandle<io::Result<SpoolDigests>>,
+}
+
+/// The digest of every byte spooled, and of those before the boundary.
+type SpoolDigests = ([u8; 32], Option<[u8; 32]>);
+
+/// Chunks in flight between the transfer and the spooler (each a few KiB to
+/// a few MiB as the transport delivers them).
+const IN_FLIGHT: usize = 64;
+
+impl Spooler {
+    fn start<T: AsRef<[u8]> + Send + 'static>(
+        mut file: File,
+        boundary: Option<u64>,
+    ) -> io::Result<(std::sync::mpsc::SyncSender<T>, Spooler)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(IN_FLIGHT);
+        let handle = std::thread::Builder::new()
+            .name("spool".into())
+            .spawn(move || {
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                let mut before = None;
+                let mut at: u64 = 0;
+                for chunk in rx {
+                    let bytes = chunk.as_ref();
+                    let end = at + bytes.len() as u64;
+                    match boundary {
+                        Some(b) if before.is_none() && b <= end => {
+                            let (head, tail) = bytes.split_at((b - at) as usize);
+                            ctx.update(head);
+                            before = Some(digest_bytes(ctx.clone().finish()));
+                            ctx.update(tail);
+                        }
+                        _ => ctx.update(bytes),
+                    }
+                    file.write_all(bytes)?;
+                    at = end;
+                }
+                // An object of exactly `boundary` bytes, or none at all.
+                if before.is_none() && boundary == Some(at) {
+                    before = Some(digest_bytes(ctx.clone().finish()));
+                }
+                Ok((digest_bytes(ctx.finish()), before))
+            })?;
+        Ok((tx, Spooler { handle }))
+    }
+
+    /// Waits for the spooler (the sender must be dropped first).
+    fn finish(self) -> io::Result<SpoolDigests> {
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the spool thread failed")))
+    }
+}
+
+fn digest_bytes(d: ring::digest::Digest) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_spooler_takes_both_digests_whatever_the_chunks() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let sha = |b: &[u8]| digest_bytes(ring::digest::digest(&ring::digest::SHA256, b));
+        let boundary = data.len() as u64 - 32;
+        for size in [1, 31, 32, 33, 512, 4968, 4969, 5000] {
+            let spool = tempfile::tempfile().unwrap();
+            let (tx, worker) =
+                Spooler::start::<Vec<u8>>(spool.try_clone().unwrap(), Some(boundary)).unwrap();
+            for chunk in data.chunks(size) {
+                tx.send(chunk.to_vec()).unwrap();
+            }
+            drop(tx);
+            let (all, before) = worker.finish().unwrap();
+            assert_eq!(all, sha(&data), "chunks of {size}");
+            assert_eq!(
+                before,
+                Some(sha(&data[..data.len() - 32])),
+                "chunks of {size}"
+            );
+            let mut written = Vec::new();
+            let mut spool = spool;
+            spool.seek(SeekFrom::Start(0)).unwrap();
+            spool.read_to_end(&mut written).unwrap();
+            assert_eq!(written, data);
+        }
+    }
 
     #[test]
     fn prefixes_are_refused() {
@@ -644,6 +765,13 @@ mod tests {
         assert_eq!(
             condense("Server returned non-2xx status code: 404 Not Found: not found"),
             "HTTP 404 Not Found"
+        );
+        let throttled = "Error performing GET http://h/a.db in 3.1s, after 4 retries, max_retries: 4, \
+                         retry_timeout: 60s  - Server returned non-2xx status code: 503 Slow Down: \
+                         <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+        assert_eq!(
+            condense(throttled),
+            "HTTP 503 Slow Down, SlowDown: Please reduce your request rate. (after 4 retries)"
         );
         let azure = "Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error>\n  \
                      <Code>ContainerNotFound</Code>\n  <Message>The specified container does not exist.\n\

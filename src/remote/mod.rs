@@ -13,6 +13,11 @@
 //! ends, on success, on error and on Ctrl-C (the open descriptor keeps the
 //! bytes for the reader).
 //!
+//! Throttling (429, 503 SlowDown), server errors and connections refused
+//! are tried again a bounded number of times with exponential backoff, then
+//! reported; a body cut mid-way is resumed where it stopped, by a Range
+//! request that must answer with the ETag of the first.
+//!
 //! The object is pinned at open: the ETag, version, size and modification
 //! time of the GET that streams it are compared with a HEAD once the last
 //! byte arrived; an object replaced meanwhile is refused, as is a body

@@ -17,8 +17,8 @@
 //! completion is overwritten; the window is one request long.
 //!
 //! The stores are those the readers use (`fetch`'s settings, credentials
-//! from the environment, retries off: a failed part is an error, and the
-//! upload is aborted). URLs in errors are redacted as everywhere in
+//! from the environment, the same bounded retries with backoff: a part that
+//! still fails after them is an error, and the upload is aborted). URLs in errors are redacted as everywhere in
 //! [`crate::remote`].
 
 use std::time::Duration;

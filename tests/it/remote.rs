@@ -406,6 +406,53 @@ fn http_truncated_body_exits_2_and_leaves_no_spool() {
     assert_no_spool(spool.path());
 }
 
+#[test]
+fn http_a_body_cut_once_is_resumed_and_reads_as_the_local_file() {
+    let s = HttpServer::start();
+    std::fs::copy(fixture("etcd-3.5.1.db"), s.path("a.db")).unwrap();
+    s.fault("a.db", Fault::CutOnce(70_000));
+    let local = fixture("etcd-3.5.1.db");
+    assert_same(
+        &["verify", "{}", "-w", "json"],
+        &local,
+        &s.url("a.db"),
+        &|_| {},
+    );
+}
+
+#[test]
+fn http_throttling_is_retried_with_backoff() {
+    let s = HttpServer::start();
+    std::fs::copy(fixture("etcd-3.5.1.db"), s.path("a.db")).unwrap();
+    // Two 503 SlowDown answers, then the object.
+    s.fault("a.db", Fault::Throttle(2));
+    let local = fixture("etcd-3.5.1.db");
+    assert_same(&["verify", "{}"], &local, &s.url("a.db"), &|_| {});
+    assert_eq!(s.throttled.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[test]
+fn http_throttling_that_does_not_end_is_a_clear_error_after_bounded_retries() {
+    let s = HttpServer::start();
+    std::fs::copy(fixture("etcd-3.5.1.db"), s.path("a.db")).unwrap();
+    s.fault("a.db", Fault::Throttle(usize::MAX));
+    let spool = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let o = run_env(&["verify", &s.url("a.db")], spool.path(), &|_| {});
+    let took = t0.elapsed();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&s.url("a.db")), "{err}");
+    assert!(err.contains("503") && err.contains("SlowDown"), "{err}");
+    assert!(err.contains("(after 4 retries)"), "{err}");
+    // The first request and four retries, backing off 0.2 s doubling (with
+    // jitter): bounded, and not instant.
+    assert_eq!(s.throttled.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(stdout(&o), "");
+    assert_no_spool(spool.path());
+}
+
 /// Starts `verify` on a paused body and returns the child once the server
 /// sent the first part, with the spool checked: one private file.
 fn start_paused(s: &HttpServer, name: &str, spool: &Path) -> std::process::Child {

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -205,8 +205,15 @@ pub fn with_s3_env(c: &mut Command, v: &Versity, secret: &str) {
 /// What the HTTP server does with the body of a GET of one file.
 #[derive(Clone)]
 pub enum Fault {
-    /// Send the first N bytes, then close the connection.
+    /// Send the object's bytes up to offset N (of the file, whatever range
+    /// was asked), then close the connection: every GET, so a resumed read
+    /// never gets further.
     Cut(usize),
+    /// As `Cut`, for the first GET only; later ones are whole.
+    CutOnce(usize),
+    /// Answer the next N requests for the name with 503 SlowDown (as S3
+    /// throttles), then serve normally.
+    Throttle(usize),
     /// Send the first N bytes, tell the test (`paused`), wait for its go,
     /// then send the rest of the bytes read when the request came in.
     Pause(usize),
@@ -221,6 +228,8 @@ pub struct HttpServer {
     stop: Arc<AtomicBool>,
     pub paused: Receiver<()>,
     go: Sender<()>,
+    /// How many requests were answered 503 SlowDown.
+    pub throttled: Arc<AtomicUsize>,
 }
 
 impl Drop for HttpServer {
@@ -242,20 +251,23 @@ impl HttpServer {
         let (go, go_rx) = channel();
         let go_rx = Arc::new(Mutex::new(go_rx));
         let (root, f, s) = (dir.path().to_path_buf(), faults.clone(), stop.clone());
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let t = throttled.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (root, f, s, p, g) = (
+                let (root, f, s, p, g, t) = (
                     root.clone(),
                     f.clone(),
                     s.clone(),
                     paused_tx.clone(),
                     go_rx.clone(),
+                    t.clone(),
                 );
-                std::thread::spawn(move || serve(conn, &root, &f, &s, &p, &g));
+                std::thread::spawn(move || serve(conn, &root, &f, &s, &p, &g, &t));
             }
         });
         HttpServer {
@@ -265,6 +277,7 @@ impl HttpServer {
             stop,
             paused,
             go,
+            throttled,
         }
     }
 
@@ -324,6 +337,7 @@ fn serve(
     stop: &AtomicBool,
     paused: &Sender<()>,
     go: &Mutex<Receiver<()>>,
+    throttled: &AtomicUsize,
 ) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut conn = conn;
@@ -362,6 +376,30 @@ fn serve(
             .unwrap_or("")
             .trim_start_matches('/')
             .to_string();
+        let throttle = {
+            let mut f = faults.lock().unwrap();
+            match f.get_mut(&name) {
+                Some(Fault::Throttle(n)) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        f.remove(&name);
+                    }
+                    true
+                }
+                _ => false,
+            }
+        };
+        if throttle {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 503 Slow Down\r\nContent-Length: {}\r\nContent-Type: application/xml\r\n\r\n{}",
+                body.len(),
+                if method == "HEAD" { "" } else { body }
+            );
+            throttled.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         let file = root.join(&name);
         let (Ok(bytes), Ok(meta)) = (std::fs::read(&file), std::fs::metadata(&file)) else {
             let body = "not found\n";
@@ -410,12 +448,19 @@ fn serve(
         let body = &bytes[start..end];
         let fault = faults.lock().unwrap().get(&name).cloned();
         match fault {
-            None => {
+            None | Some(Fault::Throttle(_)) => {
                 if conn.write_all(body).is_err() {
                     return;
                 }
             }
-            Some(Fault::Cut(n)) => {
+            Some(f @ (Fault::Cut(_) | Fault::CutOnce(_))) => {
+                let (Fault::Cut(n) | Fault::CutOnce(n)) = f else {
+                    unreachable!()
+                };
+                if matches!(f, Fault::CutOnce(_)) {
+                    faults.lock().unwrap().remove(&name);
+                }
+                let n = n.saturating_sub(start);
                 let _ = conn.write_all(&body[..n.min(body.len())]);
                 let _ = conn.flush();
                 let _ = conn.shutdown(std::net::Shutdown::Both);
