@@ -12,6 +12,8 @@ a real S3 gateway (versitygw v1.8.0, as the tests use it) on loopback.
 3. Times, best of --runs, in one run:
      curl GET of the object to /dev/null   (the floor)
      etcdsnap verify s3://…                (target: <= 1.2 x the floor)
+   (and again with loopback shaped to each --link-gbit rate, as a network
+   link would limit it: unshaped, server and client share the two cores)
    and `etcdsnap get s3://… KEY -v`: the first (no key index: the object is
    read whole and the index cached) and then with the index (read by
    ranges): time, and requests and bytes as the server's access log and
@@ -20,6 +22,7 @@ Prints Markdown tables for BENCHMARKS.md.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -60,6 +63,22 @@ def curl(endpoint, method, path, *extra):
     return cmd
 
 
+@contextlib.contextmanager
+def shaped(rate_gbit):
+    """Loopback limited to RATE_GBIT by a token bucket (tc tbf) while in the
+    block; nothing when None. On loopback the server, curl and etcdsnap share
+    the machine's cores, so the unshaped rows measure CPU, not a link."""
+    if not rate_gbit:
+        yield
+        return
+    subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", f"{rate_gbit:g}gbit",
+                    "burst", "4mb", "latency", "100ms"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=True)
+
+
 def timed(cmd, env=None):
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -82,6 +101,9 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--key", default="/registry/configmaps/ns-71/obj-211240")
+    ap.add_argument("--link-gbit", type=float, nargs="*", default=[],
+                    help="also time the verify rows with loopback shaped to each rate "
+                         "(tc tbf on lo; needs root): a link, not the shared cores, as the limit")
     args = ap.parse_args()
     snap, ours = bench_snapshot_and_binary(args.snapshot, args.size_mib)
     size = os.path.getsize(snap)
@@ -113,13 +135,16 @@ def main():
         ours_env.update(AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=SECRET, AWS_REGION="us-east-1",
                         AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true", ETCDSNAP_CACHE_DIR=cache)
         url = f"s3://{BUCKET}/{OBJECT}"
-        floor = min(timed(curl(endpoint, "GET", f"/{BUCKET}/{OBJECT}", "-o", "/dev/null"))[0]
-                    for _ in range(args.runs))
-        verify = min(timed([ours, "verify", url, "-q"], ours_env)[0] for _ in range(args.runs))
-        print(f"| on {os.path.basename(snap)} ({size >> 20} MiB) in versitygw | seconds (best of {args.runs}) | ratio | target |")
-        print("|---|---|---|---|")
-        print(f"| curl GET to /dev/null (the floor) | {floor:.2f} | 1.00 | |")
-        print(f"| `etcdsnap verify s3://…` | {verify:.2f} | {verify / floor:.2f} | <= 1.2 |")
+        print(f"| on {os.path.basename(snap)} ({size >> 20} MiB) in versitygw | link | seconds (best of {args.runs}) | ratio | target |")
+        print("|---|---|---|---|---|")
+        for rate in [None] + args.link_gbit:
+            with shaped(rate):
+                floor = min(timed(curl(endpoint, "GET", f"/{BUCKET}/{OBJECT}", "-o", "/dev/null"))[0]
+                            for _ in range(args.runs))
+                verify = min(timed([ours, "verify", url, "-q"], ours_env)[0] for _ in range(args.runs))
+            link = f"loopback shaped to {rate:g} Gbit/s" if rate else "loopback"
+            print(f"| curl GET to /dev/null (the floor) | {link} | {floor:.2f} | 1.00 | |")
+            print(f"| `etcdsnap verify s3://…` | {link} | {verify:.2f} | {verify / floor:.2f} | <= 1.2 |")
         print()
         _, mark = log_requests(log, 0)
         first, err1 = timed([ours, "get", url, args.key, "-o", "raw", "-v"], ours_env)
