@@ -68,6 +68,8 @@ pub mod catalog;
 pub mod check;
 pub mod cluster;
 pub mod diff;
+#[cfg(feature = "live")]
+pub mod drill;
 pub mod durable;
 pub mod input;
 pub mod inspect;

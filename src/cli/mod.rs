@@ -33,6 +33,8 @@ mod compare;
 mod completions;
 mod decode;
 mod diff;
+#[cfg(feature = "live")]
+mod drill;
 mod get;
 mod hashkv;
 mod history;
@@ -122,6 +124,8 @@ enum Command {
     #[cfg(feature = "live")]
     VerifyCluster(verify_cluster::Args),
     #[cfg(feature = "live")]
+    Drill(drill::Args),
+    #[cfg(feature = "live")]
     Member(member::Args),
 }
 
@@ -189,6 +193,8 @@ fn run_main() -> ExitCode {
         Command::Compare(a) => compare::run(a),
         #[cfg(feature = "live")]
         Command::VerifyCluster(a) => verify_cluster::run(a),
+        #[cfg(feature = "live")]
+        Command::Drill(a) => drill::run(a),
         #[cfg(feature = "live")]
         Command::Member(a) => member::run(a),
     };

@@ -575,38 +575,55 @@ fn bumped_findings(
              were compared instead (content)"
         ),
     ));
-    out.push(
-        match super::content::compare_content(live, m, target, &expect.keys) {
-            Ok(r) if r.matches() => f(
-                "content",
-                Verdict::Pass,
-                format!(
-                    "the {} keys served at revision {target} are the snapshot's live keys at {rev} \
-                     (value, create and mod revision, version, lease)",
-                    r.same
-                ),
-            ),
-            Ok(r) => f(
-                "content",
-                Verdict::Fail,
-                format!(
-                    "at revision {target} against the snapshot at {rev}: {} missing, {} not in the \
-                     snapshot, {} different, {} the same; {}",
-                    r.missing,
-                    r.extra,
-                    r.differ,
-                    r.same,
-                    r.examples.join("; ")
-                ),
-            ),
-            Err(e) => f(
-                "content",
-                Verdict::Unknown,
-                format!("the member's keys at revision {target} cannot be read: {e}"),
-            ),
-        },
-    );
+    out.push(content_finding(live, m, label, target, rev, &expect.keys));
     out
+}
+
+/// The `content` check: the keys `m` serves at `target` against `keys`, the
+/// snapshot's live keys at `rev` (sorted by key).
+pub fn content_finding(
+    live: &Live,
+    m: &Member,
+    label: &str,
+    target: i64,
+    rev: i64,
+    keys: &[crate::mvcc::keyvalue::KeyValue<'_>],
+) -> Finding {
+    let f = |check, verdict, detail| Finding {
+        check,
+        member: Some(label.to_string()),
+        verdict,
+        detail,
+    };
+    match super::content::compare_content(live, m, target, keys) {
+        Ok(r) if r.matches() => f(
+            "content",
+            Verdict::Pass,
+            format!(
+                "the {} keys served at revision {target} are the snapshot's live keys at {rev} \
+                     (value, create and mod revision, version, lease)",
+                r.same
+            ),
+        ),
+        Ok(r) => f(
+            "content",
+            Verdict::Fail,
+            format!(
+                "at revision {target} against the snapshot at {rev}: {} missing, {} not in the \
+                     snapshot, {} different, {} the same; {}",
+                r.missing,
+                r.extra,
+                r.differ,
+                r.same,
+                r.examples.join("; ")
+            ),
+        ),
+        Err(e) => f(
+            "content",
+            Verdict::Unknown,
+            format!("the member's keys at revision {target} cannot be read: {e}"),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ mod check;
 mod corruption;
 mod decrypt;
 mod diff;
+#[cfg(feature = "live")]
+mod drill;
 mod etcd36;
 mod hashkv;
 mod hostile;
