@@ -18,12 +18,16 @@ restored into a private sandbox (a 0700 directory in the temporary directory), t
 (--etcd, else etcd on PATH; another release is refused) is booted there on 127.0.0.1, and the running member is \
 compared with the file: one leader, the member as restored, the revision, HashKV at the snapshot's revision \
 (computed offline under that release's rules), and every live key read back through the API with its value, \
-create and mod revision, version and lease (content).\n\nNothing outside the sandbox is touched. The member is \
+create and mod revision, version and lease (content).\n\nWith --kube-apiserver BIN, that API server is then booted on the member (a random admin token, a \
+fresh service-account key, its own serving certificate, 127.0.0.1 only), and every live object of the snapshot \
+must be listed through the API (discovery, the preferred version of each group, in pages); each object it does not \
+serve is named with the API server's own answer to a GET of it (api-served), and -w json counts the objects per \
+resource.\n\nNothing outside the sandbox is touched. The member is \
 stopped and the sandbox removed on success, failure, error and Ctrl-C; the member is killed by the kernel if the \
 drill itself is killed, and the next drill removes the sandbox such a drill left.\n\nExit codes: 0 every check \
 passed; 1 a check failed or the snapshot is damaged; 2 could not tell, usage, set-up or I/O error (no etcd, \
 another release, a member that does not start).",
-    after_help = "Examples:\n  etcdsnap drill snapshot.db\n  etcdsnap drill snapshot.db --etcd /usr/local/bin/etcd --junit-out drill.xml\n  etcdsnap drill s3://etcd-backups/prod/nightly.db -w json"
+    after_help = "Examples:\n  etcdsnap drill snapshot.db\n  etcdsnap drill snapshot.db --etcd /usr/local/bin/etcd --junit-out drill.xml\n  etcdsnap drill s3://etcd-backups/prod/nightly.db -w json\n  etcdsnap drill snapshot.db --etcd ./etcd --kube-apiserver ./kube-apiserver"
 )]
 pub struct Args {
     /// The snapshot (a path, `-`, or a URL)
@@ -32,6 +36,12 @@ pub struct Args {
     /// (default: etcd on PATH)
     #[arg(long, value_name = "BIN")]
     etcd: Option<PathBuf>,
+    /// Also boot this kube-apiserver on the member and look for every
+    /// object of the snapshot through the Kubernetes API
+    #[arg(long, value_name = "BIN")]
+    kube_apiserver: Option<PathBuf>,
+    #[command(flatten)]
+    prefix: super::args::PrefixOpt,
     /// How long the member may take to be ready, and each request to it
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     timeout: Duration,
@@ -54,6 +64,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let req = Request {
         snapshot: args.snapshot.clone(),
         etcd: args.etcd.clone(),
+        kube_apiserver: args.kube_apiserver.clone(),
+        prefix: args.prefix.prefix.clone(),
         timeout: args.timeout,
         work_dir: None,
     };
@@ -74,10 +86,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 findings: report.findings.clone(),
             };
             format!(
-                "{}: etcd {} ({}) served the snapshot written by etcd {} at revision {}\n{}",
+                "{}: etcd {} ({}){} served the snapshot written by etcd {} at revision {}\n{}",
                 etcdsnap::report::escape_controls(&report.snapshot),
                 report.etcd_version,
                 etcdsnap::report::escape_controls(&report.etcd),
+                report
+                    .kube_apiserver_version
+                    .as_ref()
+                    .map(|v| format!(" and kube-apiserver {v}"))
+                    .unwrap_or_default(),
                 if report.snapshot_release.is_empty() {
                     "?"
                 } else {

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+mod api;
+pub use api::ResourceCount;
+
 use crate::interrupt;
 use crate::live::LiveError;
 use crate::live::cluster::{Finding, Verdict, content_finding, exit_of, parse_initial_cluster};
@@ -48,7 +51,12 @@ pub struct Request {
     /// The etcd binary (default: `etcd` on `PATH`); its release must be the
     /// one that wrote the snapshot.
     pub etcd: Option<PathBuf>,
-    /// How long the member may take to be ready, and each request.
+    /// A kube-apiserver binary to boot on the member: every object of the
+    /// snapshot is then looked for through the Kubernetes API.
+    pub kube_apiserver: Option<PathBuf>,
+    /// kube-apiserver's `--etcd-prefix`.
+    pub prefix: String,
+    /// How long each server may take to be ready, and each request.
     pub timeout: Duration,
     /// Where the sandbox goes (default: the temporary directory).
     pub work_dir: Option<PathBuf>,
@@ -68,8 +76,15 @@ pub struct Report {
     pub snapshot_release: String,
     /// The snapshot's revision.
     pub revision: i64,
+    /// The kube-apiserver booted (`v1.37.2`), when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_apiserver_version: Option<String>,
     /// One finding per check.
     pub findings: Vec<Finding>,
+    /// Per resource: live objects in the snapshot and how many the API
+    /// server listed (with a kube-apiserver).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceCount>,
 }
 
 impl Report {
@@ -118,7 +133,7 @@ pub enum DrillError {
     )]
     NoEtcd,
     /// The binary does not say its version.
-    #[error("{bin}: cannot tell its release (`etcd --version`): {detail}")]
+    #[error("{bin}: cannot tell its release (`--version`): {detail}")]
     EtcdVersion {
         /// The binary.
         bin: String,
@@ -155,7 +170,7 @@ pub enum DrillError {
         bin: String,
         /// What was seen.
         detail: String,
-        /// The end of its log, each line indented.
+        /// The end of its log, its lines joined by ` | `.
         log: String,
     },
     /// The checks could not be run.
@@ -193,6 +208,10 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
     };
     let shown_bin = etcd.display().to_string();
     let version = etcd_version(&etcd)?;
+    let kube_version = match &req.kube_apiserver {
+        Some(b) => Some(api::version(b)?),
+        None => None,
+    };
     let work = req.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     remove_stale_sandboxes(&work, say);
     let sandbox = Sandbox::new(&work)?;
@@ -232,10 +251,6 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
 
     say(&format!("booting etcd {version} on {client_url}"));
     let log_path = sandbox.path.join("etcd.log");
-    let log = std::fs::File::create(&log_path).map_err(|source| DrillError::Sandbox {
-        dir: sandbox.path.clone(),
-        source,
-    })?;
     let mut cmd = Command::new(&etcd);
     cmd.arg("--name")
         .arg(NAME)
@@ -252,30 +267,8 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
             "--listen-metrics-urls",
             "",
         ])
-        .env_remove("ETCD_DATA_DIR")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|source| DrillError::Sandbox {
-            dir: sandbox.path.clone(),
-            source,
-        })?)
-        .stderr(log);
-    // Its own process group (a terminal's Ctrl-C reaches the drill, which
-    // stops it), and killed with the drill if the drill dies first.
-    // SAFETY: setpgid and prctl are async-signal-safe; nothing else runs
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| DrillError::NotReady {
-        bin: shown_bin.clone(),
-        detail: format!("cannot start it: {e}"),
-        log: String::new(),
-    })?;
-    let mut member = Running { child };
+        .env_remove("ETCD_DATA_DIR");
+    let mut member = spawn_guarded(cmd, &log_path, &shown_bin)?;
 
     let live = Live::new(ConnectSpec {
         endpoints: vec![client_url.clone()],
@@ -301,6 +294,20 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
     report
         .findings
         .push(content(&live, &client_url, &db, report.revision)?);
+    let mut resources = Vec::new();
+    if let Some(bin) = &req.kube_apiserver {
+        interrupt::check().map_err(interrupted)?;
+        say(&format!(
+            "booting kube-apiserver {} on the member",
+            kube_version.as_deref().unwrap_or("?")
+        ));
+        let mut apiserver = api::boot(bin, &sandbox.path, &client_url, &req.prefix, req.timeout)?;
+        say("listing every resource of the snapshot through the API");
+        let (finding, counts) = api::served(&apiserver, &db, report.revision, &req.prefix)?;
+        report.findings.push(finding);
+        resources = counts;
+        apiserver.stop();
+    }
     member.stop();
     interrupt::check().map_err(interrupted)?;
     Ok(Report {
@@ -309,8 +316,39 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
         etcd_version: version,
         snapshot_release: wrote,
         revision: report.revision,
+        kube_apiserver_version: kube_version,
         findings: report.findings,
+        resources,
     })
+}
+
+/// Starts `cmd` with its output in `log`, in its own process group (a
+/// terminal's Ctrl-C reaches the drill, which stops it) and killed by the
+/// kernel if the drill dies first; stopped when the guard drops.
+fn spawn_guarded(mut cmd: Command, log: &Path, bin: &str) -> Result<Running, DrillError> {
+    let setup = |source| DrillError::Sandbox {
+        dir: crate::durable::parent_of(log).to_path_buf(),
+        source,
+    };
+    let out = std::fs::File::create(log).map_err(setup)?;
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone().map_err(setup)?)
+        .stderr(out);
+    // SAFETY: setpgid and prctl are async-signal-safe; nothing else runs
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| DrillError::NotReady {
+        bin: bin.to_string(),
+        detail: format!("cannot start it: {e}"),
+        log: String::new(),
+    })?;
+    Ok(Running { child })
 }
 
 /// The report of a snapshot that fails verification: nothing is booted.
@@ -340,7 +378,9 @@ fn unsound(req: &Request, bin: &str, version: &str, report: &crate::verify::Repo
         etcd_version: version.to_string(),
         snapshot_release: String::new(),
         revision: report.summary.keyspace.as_ref().map_or(0, |k| k.revision),
+        kube_apiserver_version: None,
         findings,
+        resources: Vec::new(),
     }
 }
 
@@ -413,9 +453,9 @@ fn log_tail(log: &Path) -> String {
     }
     let escaped: Vec<String> = tail
         .iter()
-        .map(|l| format!("\n  {}", crate::report::escape_controls(l)))
+        .map(|l| crate::report::escape_controls(l).into_owned())
         .collect();
-    format!("; the end of its log:{}", escaped.concat())
+    format!("; the end of its log: {}", escaped.join(" | "))
 }
 
 /// The release line (`3.N`) of an `etcd --version` version.
