@@ -43,6 +43,22 @@ pub struct VerifyResult {
     pub problems: u64,
 }
 
+/// What a restore drill (`etcdsnap drill`, run by `catalog add --drill`)
+/// said of the snapshot when it was added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrillResult {
+    /// Whether every check of the drill passed.
+    pub passed: bool,
+    /// The etcd release that served it.
+    pub etcd_version: String,
+    /// The kube-apiserver that served its objects, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_apiserver_version: Option<String>,
+    /// Each check that did not pass: `check: detail`.
+    pub not_passed: Vec<String>,
+}
+
 /// What the catalog keeps of one snapshot: its identity, figures and verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -86,6 +102,9 @@ pub struct Entry {
     /// added before without reading it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteObject>,
+    /// The restore drill's result, when `catalog add --drill` ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillResult>,
 }
 
 /// The object a remote entry was read from.
@@ -236,6 +255,7 @@ impl Entry {
                 version: p.version.clone(),
                 size: p.size,
             }),
+            drill: None,
         }
     }
 

@@ -594,11 +594,23 @@ pub fn add_read(
     read: &crate::check::facts::Read,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> Result<(Entry, Added), CatalogError> {
+    add_read_drilled(store, file, read, labels, None)
+}
+
+/// [`add_read`] with the result of a restore drill of the snapshot.
+pub fn add_read_drilled(
+    store: &Store,
+    file: &crate::input::SnapshotFile,
+    read: &crate::check::facts::Read,
+    labels: &std::collections::BTreeMap<String, String>,
+    drill: Option<super::entry::DrillResult>,
+) -> Result<(Entry, Added), CatalogError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let entry = Entry::from_read(file, read, labels.clone(), now);
+    let mut entry = Entry::from_read(file, read, labels.clone(), now);
+    entry.drill = drill;
     let added = store.add(&entry)?;
     Ok((entry, added))
 }

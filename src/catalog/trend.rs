@@ -475,6 +475,26 @@ pub fn check<E>(
                 ),
             )
         }];
+        // The newest entry's restore drill, when `catalog add --drill` ran one.
+        if let Some(d) = load(*seq)?.drill {
+            rules.push(if d.passed {
+                result(
+                    "trend drill",
+                    true,
+                    format!("the newest entry was served by etcd {}", d.etcd_version),
+                )
+            } else {
+                result(
+                    "trend drill",
+                    false,
+                    format!(
+                        "the newest entry failed its restore drill (etcd {}): {}",
+                        d.etcd_version,
+                        d.not_passed.join("; ")
+                    ),
+                )
+            });
+        }
         rules.extend(judge_keyed(heads, &keys, *seq, max_drop, load)?);
         out.push(SeriesReport {
             series,
@@ -533,6 +553,7 @@ mod tests {
                 problems: 0,
             },
             remote: None,
+            drill: None,
         }
     }
 

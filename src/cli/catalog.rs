@@ -11,7 +11,7 @@ use super::args::{CatalogOpt, PrefixOpt, RemoteArgs};
 use super::render::{added_text, verify_text};
 use super::{Outcome, out};
 use etcdsnap::catalog::entry::{Entry, check_entries, has_labels, parse_labels};
-use etcdsnap::catalog::store::{Added, Store, add_read};
+use etcdsnap::catalog::store::{Added, Store, add_read_drilled};
 use etcdsnap::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
 use etcdsnap::check::facts;
 use etcdsnap::check::junit;
@@ -57,6 +57,71 @@ pub struct Args {
     catalog: CatalogOpt,
 }
 
+/// `catalog add --drill`: a restore drill of each snapshot added.
+#[derive(clap::Args, Clone, Default)]
+struct DrillArgs {
+    /// Also run the restore drill (`etcdsnap drill`) on each snapshot added
+    /// and record its result (`catalog check` then judges the newest
+    /// entry's: the rule "trend drill")
+    #[cfg(feature = "live")]
+    #[arg(long)]
+    drill: bool,
+    /// With --drill: the etcd binary (default: etcd on PATH)
+    #[cfg(feature = "live")]
+    #[arg(long, value_name = "BIN", requires = "drill")]
+    etcd: Option<PathBuf>,
+    /// With --drill: also boot this kube-apiserver on the drill's member
+    #[cfg(feature = "live")]
+    #[arg(long, value_name = "BIN", requires = "drill")]
+    kube_apiserver: Option<PathBuf>,
+}
+
+impl DrillArgs {
+    /// Runs the drill of `path` when asked, as the catalog records it.
+    #[cfg(feature = "live")]
+    fn run(
+        &self,
+        path: &std::path::Path,
+        prefix: &str,
+    ) -> anyhow::Result<Option<etcdsnap::catalog::entry::DrillResult>> {
+        use etcdsnap::live::cluster::Verdict;
+        if !self.drill {
+            return Ok(None);
+        }
+        let req = etcdsnap::drill::Request {
+            snapshot: path.to_path_buf(),
+            etcd: self.etcd.clone(),
+            kube_apiserver: self.kube_apiserver.clone(),
+            prefix: prefix.to_string(),
+            timeout: std::time::Duration::from_secs(60),
+            work_dir: None,
+        };
+        let report = etcdsnap::drill::drill(&req, &mut |_| {})
+            .with_context(|| format!("{}: the restore drill", display_name(path)))?;
+        Ok(Some(etcdsnap::catalog::entry::DrillResult {
+            passed: report.exit_code() == 0,
+            etcd_version: report.etcd_version.clone(),
+            kube_apiserver_version: report.kube_apiserver_version.clone(),
+            not_passed: report
+                .findings
+                .iter()
+                .filter(|f| f.verdict != Verdict::Pass && f.verdict != Verdict::Skipped)
+                .map(|f| format!("{}: {}", f.check, f.detail))
+                .collect(),
+        }))
+    }
+
+    /// Without the `live` feature there is no drill.
+    #[cfg(not(feature = "live"))]
+    fn run(
+        &self,
+        _path: &std::path::Path,
+        _prefix: &str,
+    ) -> anyhow::Result<Option<etcdsnap::catalog::entry::DrillResult>> {
+        Ok(None)
+    }
+}
+
 #[derive(Subcommand)]
 enum Sub {
     /// Record snapshots (adding the same file twice is a no-op)
@@ -76,6 +141,8 @@ enum Sub {
         prefix: PrefixOpt,
         #[command(flatten)]
         remote: RemoteArgs,
+        #[command(flatten)]
+        drill: DrillArgs,
     },
     /// List the entries, oldest first
     List {
@@ -133,9 +200,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             labels,
             prefix,
             remote,
+            drill,
         } => {
             remote.configure();
-            add(catalog, &snapshots, &labels, &prefix.prefix)
+            add(catalog, &snapshots, &labels, &prefix.prefix, &drill)
         }
         Sub::List { labels, write_out } => list(catalog, &labels, write_out),
         Sub::Show { sha, write_out } => show(catalog, &sha, write_out),
@@ -162,6 +230,7 @@ fn add(
     snapshots: &[PathBuf],
     labels: &[String],
     prefix: &str,
+    drill: &DrillArgs,
 ) -> anyhow::Result<Outcome> {
     let labels = parse_labels(labels).map_err(anyhow::Error::msg)?;
     // A damaged or foreign catalog is said before any snapshot is
@@ -187,8 +256,9 @@ fn add(
         }
         let file = SnapshotFile::open(path).with_context(|| display_name(path))?;
         let read = facts::read(&file, &Policy::default(), prefix);
+        let drilled = drill.run(path, prefix)?;
         let store = catalog.open(true)?;
-        let (entry, added) = add_read(&store, &file, &read, &labels)?;
+        let (entry, added) = add_read_drilled(&store, &file, &read, &labels, drilled)?;
         say!("{}", added_text(&store, &entry, added));
     }
     Ok(Outcome::Ok)
@@ -336,6 +406,20 @@ fn show_text(e: &Entry) -> String {
     line("added", time_text(e.added));
     line("labels", labels_text(&e.labels));
     line("verify", verify_text(e));
+    if let Some(d) = &e.drill {
+        line(
+            "drill",
+            if d.passed {
+                format!("passed (etcd {})", d.etcd_version)
+            } else {
+                format!(
+                    "FAILED (etcd {}): {}",
+                    d.etcd_version,
+                    d.not_passed.join("; ")
+                )
+            },
+        );
+    }
     line("revision", e.revision.to_string());
     line(
         "compacted revision",
