@@ -5,8 +5,13 @@
 //! revision (computed offline under that release's rules), and every live key
 //! read back through the API with its value and revisions (`content`).
 //!
-//! The strongest proof a backup is good is that etcd itself serves it; the
-//! drill gives that proof without touching any cluster. Everything it starts
+//! With a kube-apiserver (the private `api` module), that API server is booted on the member
+//! and every live object of the snapshot is looked for through the
+//! Kubernetes API.
+//!
+//! The strongest proof a backup is good is that etcd itself serves it, and
+//! Kubernetes its objects; the drill gives that proof without touching any
+//! cluster. Everything it starts
 //! is its own: the sandbox is a 0700 directory named for the process
 //! (`etcdsnap-drill-PID-*` in the temporary directory), etcd listens on
 //! 127.0.0.1 only, in its own process group, and is killed by the kernel if
