@@ -57,6 +57,11 @@ impl Kube {
     /// Starts etcd, then kube-apiserver on 127.0.0.1 with token auth, RBAC,
     /// a fresh service-account key, and waits (60 s at most) for `/readyz`.
     pub fn start() -> Kube {
+        Kube::start_with(&[])
+    }
+
+    /// [`Kube::start`] with `extra` flags for the API server.
+    pub fn start_with(extra: &[String]) -> Kube {
         let apiserver = kube_bin("kube-apiserver");
         let kubectl = kube_bin("kubectl");
         let etcd = Etcd::start("3.6", None);
@@ -102,6 +107,7 @@ impl Kube {
         let log = std::fs::File::create(d.join("kube-apiserver.log")).unwrap();
         let child = Command::new(&apiserver)
             .args(&args)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
