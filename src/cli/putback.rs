@@ -4,10 +4,13 @@
 use anyhow::bail;
 
 use super::Outcome;
-use super::args::{ConnArgs, IndexOpts, PrefixOpt, SnapshotPath, db};
+use super::args::{ConnArgs, IndexOpts, PrefixOpt, ReportFormat, SnapshotPath, db};
 use super::render::index_event;
+use etcdsnap::kube::namespace::{PlanError, Query, Scope, plan};
+use etcdsnap::kube::resource::ResourceRef;
 use etcdsnap::kube::value::detect;
 use etcdsnap::live::connect::Member;
+use etcdsnap::live::namespace::{Dangling, Fate, Options, Report, Stopped, put_back_plan};
 use etcdsnap::live::putback::{
     Attempt, Condition, PutBack, SameCluster, check_cluster, is_secret, snapshot_cluster,
     write_or_try,
@@ -15,10 +18,11 @@ use etcdsnap::live::putback::{
 use etcdsnap::lookup::choose::choose_one;
 use etcdsnap::lookup::{Finder, Wanted};
 use etcdsnap::mvcc::keyspace::KeySpace;
-use etcdsnap::report::escape_bytes;
+use etcdsnap::report::{escape_bytes, escape_controls};
 
-/// Write one object's stored bytes from a snapshot back to a live cluster,
-/// only if the key is absent (or at --if-mod-revision)
+/// Write one object's (or a whole namespace's) stored bytes from a snapshot
+/// back to a live cluster, only where the key is absent (or at
+/// --if-mod-revision)
 #[derive(clap::Args)]
 #[command(
     long_about = "Writes one object's exact stored bytes (no lease) from the snapshot back to the live cluster in \
@@ -28,23 +32,53 @@ the live cluster's (or, as that ID no longer matches once members were added or 
 in both), and another cluster's snapshot is refused unless --allow-other-cluster. For \
 when the API server is down, or an object must keep its exact stored form (kubectl apply would re-encode it). \
 The API server's watch cache learns of the write through its watch; clients that list from the cache may see \
-the old state until it has caught up. On a failed compare the key's current mod revision is printed.\n\nExit \
-codes: 0 written (or --dry-run would write); 1 the compare failed (nothing written) or the object is not in \
-the snapshot; 2 usage, connection or I/O error, a Secret without --show-secrets, or another cluster's \
-snapshot without --allow-other-cluster.",
-    after_help = "Examples:\n  etcdsnap put-back snapshot.db configmap app-config -n prod --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key --dry-run\n  etcdsnap put-back snapshot.db /registry/deployments/prod/web --endpoints http://127.0.0.1:2379 --if-mod-revision 1234"
+the old state until it has caught up. On a failed compare the key's current mod revision is printed.\n\n\
+Without a TARGET, -n NS puts back a whole namespace (a deleted one, or what is missing of it): every live \
+object of NS in the snapshot (only --resource R ones when given) and the Namespace object, each only where \
+its key is absent (present keys are left as they are), the Namespace first and owners before what they own, \
+in transactions of at most 64 objects. --key-prefix P does the same for every key under P. A Namespace the \
+cluster holds as being deleted stops it (the namespace controller would delete what is written). Objects \
+that had a lease (Events) are left out unless --include-leased. Objects whose ownerReferences name a uid the \
+cluster will not hold are listed first, and nothing is written until --dangling says what to do: \
+leave-out (them and what they own) or write (the garbage collector will delete them).\n\nExit \
+codes: 0 written (or --dry-run would write; for a namespace, everything absent written); 1 the compare \
+failed (nothing written), the object is not in the snapshot, or for a namespace: an object refused, owners \
+gone without --dangling, or the namespace terminating; 2 usage, connection or I/O error, a Secret without \
+--show-secrets, or another cluster's snapshot without --allow-other-cluster.",
+    after_help = "Examples:\n  etcdsnap put-back snapshot.db configmap app-config -n prod --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key --dry-run\n  etcdsnap put-back snapshot.db /registry/deployments/prod/web --endpoints http://127.0.0.1:2379 --if-mod-revision 1234\n  \
+etcdsnap put-back snapshot.db -n prod --endpoints http://127.0.0.1:2379 --dry-run\n  \
+etcdsnap put-back snapshot.db -n prod --resource configmaps --resource deployments --dangling leave-out --endpoints http://127.0.0.1:2379"
 )]
 pub struct Args {
     /// Snapshot file
     snapshot: SnapshotPath,
     /// An etcd key (used as is when it starts with `/` or comes without NAME),
-    /// or a resource as kubectl names it followed by NAME
-    target: String,
+    /// or a resource as kubectl names it followed by NAME; none with -n NS
+    /// (the whole namespace) or --key-prefix
+    #[arg(required_unless_present_any = ["namespace", "key_prefix"])]
+    target: Option<String>,
     /// The object's name (with a resource)
     name: Option<String>,
-    /// Namespace (with a namespaced resource; default "default")
+    /// Namespace (with a namespaced resource; default "default"); without
+    /// TARGET, the namespace to put back
     #[arg(short, long)]
     namespace: Option<String>,
+    /// Without TARGET: only objects of this resource (repeatable)
+    #[arg(long = "resource", value_name = "R", requires = "namespace")]
+    resources: Vec<String>,
+    /// Without TARGET: every live key under this prefix
+    #[arg(long, value_name = "P", conflicts_with_all = ["target", "namespace"])]
+    key_prefix: Option<String>,
+    /// Without TARGET: what to do with objects whose owner is gone (by
+    /// default nothing is written while there are any)
+    #[arg(long, value_enum, value_name = "CHOICE")]
+    dangling: Option<DanglingArg>,
+    /// Without TARGET: also write objects that had a lease (Events), without it
+    #[arg(long)]
+    include_leased: bool,
+    /// Without TARGET: the report's format
+    #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+    write_out: ReportFormat,
     /// The object as it was at this revision of the snapshot
     #[arg(long)]
     revision: Option<i64>,
@@ -75,12 +109,29 @@ pub struct Args {
     conn: ConnArgs,
 }
 
+/// `--dangling`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DanglingArg {
+    /// Leave them out, and what they own
+    LeaveOut,
+    /// Write them anyway
+    Write,
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let wanted = Wanted::from_args(
-        &args.target,
-        args.name.as_deref(),
-        args.namespace.as_deref(),
-    )?;
+    let Some(target) = args.target.clone() else {
+        return run_many(args);
+    };
+    for (set, flag) in [
+        (!args.resources.is_empty(), "--resource"),
+        (args.dangling.is_some(), "--dangling"),
+        (args.include_leased, "--include-leased"),
+    ] {
+        if set {
+            bail!("{flag} is for a whole namespace (-n NS without TARGET)");
+        }
+    }
+    let wanted = Wanted::from_args(&target, args.name.as_deref(), args.namespace.as_deref())?;
     if let Some(n) = args.if_mod_revision
         && n <= 0
     {
@@ -110,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             say!(
                 "etcdsnap: {}: {} {}: {msg}",
                 file.path().display(),
-                args.target,
+                target,
                 args.name.as_deref().unwrap_or_default()
             );
             return Ok(Outcome::Failed);
@@ -136,6 +187,182 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     );
     let attempt = write_or_try(&live, &m, &key, &value, cond, args.dry_run)?;
     render(&what, &m, cond, attempt)
+}
+
+/// A whole namespace, or every key under a prefix.
+fn run_many(args: Args) -> anyhow::Result<Outcome> {
+    if args.if_mod_revision.is_some() || args.deleted || args.name.is_some() {
+        bail!("--if-mod-revision, --deleted and NAME are for one object (with TARGET)");
+    }
+    let live = args.conn.live()?;
+    let file = args.index.open_snapshot(&args.snapshot)?;
+    let db = db(&file)?;
+    let ks = KeySpace::open(&db)?;
+    let snap_cluster = snapshot_cluster(&db).map_err(|e| {
+        anyhow::Error::from(e).context(format!("{}: members", file.path().display()))
+    })?;
+    if let Some(r) = args.revision {
+        ks.check_revision(r)?;
+    }
+    let resources: Vec<ResourceRef> = args
+        .resources
+        .iter()
+        .map(|r| ResourceRef::parse(r))
+        .collect();
+    let scope = match (&args.key_prefix, &args.namespace) {
+        (Some(p), _) => Scope::KeyPrefix(p.as_bytes()),
+        (None, Some(ns)) => Scope::Namespace {
+            name: ns,
+            resources: &resources,
+        },
+        (None, None) => bail!("put-back needs TARGET, -n NS or --key-prefix P"),
+    };
+    let q = Query {
+        scope,
+        revision: args.revision,
+        prefix: &args.prefix.prefix,
+    };
+    let plan = match plan(&ks, &q) {
+        Ok(p) => p,
+        Err(PlanError::Empty(msg)) => {
+            say!("etcdsnap: {}: {msg}", file.path().display());
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", file.path().display())),
+    };
+    for &i in &plan.unmatched_resources {
+        say!(
+            "etcdsnap: note: --resource {}: no object of it in the namespace",
+            escape_controls(&args.resources[i])
+        );
+    }
+    if let Scope::Namespace { name, .. } = q.scope
+        && !plan.objects.iter().any(|o| {
+            o.place
+                .as_ref()
+                .is_some_and(|p| p.resource == "namespaces" && p.name == name)
+        })
+    {
+        say!(
+            "etcdsnap: note: the snapshot holds no Namespace object {}; the API server serves the \
+             objects, but creates nothing more in the namespace until it exists",
+            escape_controls(name)
+        );
+    }
+    let secrets = plan.objects.iter().filter(|o| o.secret).count();
+    if secrets > 0 && !args.show_secrets {
+        bail!(
+            "{secrets} of the {} objects are Secrets: writing them back puts their data on the cluster as \
+             stored; add --show-secrets to allow it, or name the other resources with --resource",
+            plan.objects.len()
+        );
+    }
+    let undecoded = plan.objects.iter().filter(|o| !o.decoded).count();
+    if undecoded > 0 {
+        say!(
+            "etcdsnap: note: {undecoded} values do not decode (encrypted at rest?): they go back as stored, \
+             but their owners are not known"
+        );
+    }
+    let (m, same) = check_cluster(&live, &snap_cluster)?;
+    say_cluster(&args, &file, &m, same)?;
+    if !args.dry_run {
+        etcdsnap::interrupt::install();
+    }
+    let opts = Options {
+        dry_run: args.dry_run,
+        dangling: match args.dangling {
+            None => Dangling::Stop,
+            Some(DanglingArg::LeaveOut) => Dangling::LeaveOut,
+            Some(DanglingArg::Write) => Dangling::Write,
+        },
+        include_leased: args.include_leased,
+    };
+    let report = put_back_plan(&live, &m, &plan, opts)?;
+    render_many(&report, args.write_out)?;
+    if report.stopped == Some(Stopped::Interrupted) {
+        bail!("interrupted: the objects marked written are on the cluster, the others are not");
+    }
+    Ok(if report.complete() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// The namespace put-back's report: a line per object, then what stopped
+/// it, or the figures.
+fn render_many(r: &Report, format: ReportFormat) -> anyhow::Result<()> {
+    if format == ReportFormat::Json {
+        return super::out(&(serde_json::to_string_pretty(r)? + "\n"));
+    }
+    let mut s = String::new();
+    for row in &r.objects {
+        let fate = match &row.fate {
+            Fate::Written { revision } => format!("written at revision {revision}"),
+            Fate::WouldWrite => "would write".into(),
+            Fate::AlreadyThere { mod_revision } => {
+                format!("already there (mod revision {mod_revision})")
+            }
+            Fate::Refused { mod_revision } => match mod_revision {
+                Some(m) => format!("refused: created meanwhile (mod revision {m})"),
+                None => "refused".into(),
+            },
+            Fate::LeftOut { reason } => format!("left out: {reason}"),
+        };
+        s += &format!("{:<60} {fate}\n", row.object);
+    }
+    for d in &r.dangling {
+        s += &format!(
+            "owner gone: {} names {} {} (uid {}), which the cluster will not hold: the garbage collector \
+             would delete it\n",
+            d.object, d.owner.kind, d.owner.name, d.owner.uid
+        );
+    }
+    let n = |f: fn(&Fate) -> bool| r.count(f);
+    s += &format!(
+        "{} written, {} would write, {} already there, {} refused, {} left out (snapshot revision {}, {})\n",
+        n(|f| matches!(f, Fate::Written { .. })),
+        n(|f| matches!(f, Fate::WouldWrite)),
+        n(|f| matches!(f, Fate::AlreadyThere { .. })),
+        n(|f| matches!(f, Fate::Refused { .. })),
+        n(|f| matches!(f, Fate::LeftOut { .. })),
+        r.snapshot_revision,
+        r.endpoint
+    );
+    super::out(&s)?;
+    match &r.stopped {
+        Some(Stopped::NamespaceTerminating {
+            state,
+            in_snapshot: false,
+        }) => say!(
+            "etcdsnap: nothing written: the cluster's Namespace is being deleted ({state}); the namespace \
+             controller would delete what is written into it. Wait until it is gone, then run again"
+        ),
+        Some(Stopped::NamespaceTerminating {
+            state,
+            in_snapshot: true,
+        }) => say!(
+            "etcdsnap: nothing written: in the snapshot at revision {}, the Namespace is already being \
+             deleted ({state}); written back, it would be deleted again with everything in it. Pass \
+             --revision with a revision from before the deletion began (`etcdsnap history` of the \
+             Namespace shows it)",
+            r.snapshot_revision
+        ),
+        Some(Stopped::DanglingOwners) => say!(
+            "etcdsnap: nothing written: {} objects name owners that are gone; pass --dangling leave-out to \
+             leave them (and what they own) out, or --dangling write to write them anyway",
+            r.dangling.len()
+        ),
+        Some(Stopped::Interrupted) | None => {}
+    }
+    if r.count(|f| matches!(f, Fate::Written { .. })) > 0 {
+        say!(
+            "etcdsnap: note: the API server's watch cache must catch up with these writes; until it has, \
+             clients reading from the cache may not see the objects"
+        );
+    }
+    Ok(())
 }
 
 /// Says how the snapshot's cluster compares with the live one: a note, or

@@ -12,6 +12,7 @@ pub mod cbor;
 pub mod decrypt;
 pub mod deep;
 pub mod json;
+pub mod namespace;
 pub mod omit;
 pub mod redact;
 pub mod resource;

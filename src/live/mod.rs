@@ -11,6 +11,7 @@ pub mod connect;
 pub mod content;
 pub mod insecure;
 pub mod member;
+pub mod namespace;
 pub mod putback;
 pub mod report;
 pub mod save;

@@ -191,4 +191,17 @@ impl Kube {
         let o = self.kubectl(&a);
         serde_json::from_slice(&o.stdout).expect("kubectl get -o json prints JSON")
     }
+
+    /// `kubectl create -f` of the object `v` (written to a file in the
+    /// API server's directory).
+    pub fn create_json(&self, v: &serde_json::Value) -> Output {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let f = self
+            .dir
+            .path()
+            .join(format!("object-{}.json", N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::write(&f, v.to_string()).expect("write the object");
+        self.kubectl(&["create", "-f", f.to_str().expect("UTF-8 path")])
+    }
 }
