@@ -27,12 +27,6 @@ use crate::kube::resource::{ObjectKey, parse_key};
 use crate::live::cluster::{Finding, Verdict};
 use crate::mvcc::keyspace::{KeySpace, Latest};
 
-/// Keys kube-apiserver keeps for itself under the prefix, not served as API
-/// objects: the service IP and node port allocators (`ranges/`), the
-/// endpoints reconciler's leases (`masterleases/`), the peer proxy's
-/// (`peerserverleases/`).
-const INTERNAL: [&str; 3] = ["ranges", "masterleases", "peerserverleases"];
-
 /// How long a live API server may take to become ready.
 const READY_GRACE: Duration = Duration::from_secs(20);
 
@@ -335,7 +329,7 @@ fn snapshot_objects(
                 namespace,
                 name,
             }) = parse_key(r.kv.key, prefix)
-            && !(group.is_none() && INTERNAL.contains(&resource.as_str()))
+            && !(group.is_none() && crate::kube::resource::INTERNAL.contains(&resource.as_str()))
         {
             out.entry((group.unwrap_or_default(), resource))
                 .or_default()

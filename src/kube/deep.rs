@@ -168,7 +168,10 @@ fn reason(e: &DecryptError) -> String {
 /// How the object's name or namespace disagrees with its key, if it does.
 fn mismatch(name: &str, namespace: &str, key: &ObjectKey) -> Option<String> {
     let mut out = Vec::new();
-    if name != key.name {
+    // The API server's own allocator and lease records carry no name.
+    let internal =
+        key.group.is_none() && super::resource::INTERNAL.contains(&key.resource.as_str());
+    if name != key.name && !(internal && name.is_empty()) {
         out.push(format!(
             "metadata.name is {name:?} but the key names {:?}",
             key.name

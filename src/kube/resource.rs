@@ -108,6 +108,12 @@ pub const BUILT_IN: &[BuiltIn] = &[
     r!("apiservices", "apiservice", [], "apiregistration.k8s.io", "APIService", "apiregistration.k8s.io/apiservices", false),
 ];
 
+/// Keys kube-apiserver keeps for itself under the prefix, not served as API
+/// objects: the service IP and node port allocators (`ranges/`), the
+/// endpoints reconciler's leases (`masterleases/`), the peer proxy's
+/// (`peerserverleases/`). Some are stored without `metadata.name`.
+pub const INTERNAL: [&str; 3] = ["ranges", "masterleases", "peerserverleases"];
+
 /// What a user named: a built-in resource, or a custom one (`widgets.example.com`
 /// or a bare plural looked up among the snapshot's keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
