@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.name.as_deref(),
         args.namespace.as_deref(),
     )?;
-    let decryptor = Decryptor::any_prefix(args.decrypt.config()?);
+    let decryptor = args.decrypt.any_prefix()?;
     let prefix = args.prefix.clone().unwrap_or_else(|| "/registry".into());
     if let Some(view) = args.salvage.view(&args.snapshot, &prefix)? {
         let db = etcdsnap::bolt::Db::open(view.db())?;

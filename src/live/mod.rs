@@ -10,6 +10,7 @@ pub mod compare;
 pub mod connect;
 pub mod content;
 pub mod insecure;
+pub mod kms;
 pub mod member;
 pub mod namespace;
 pub mod putback;

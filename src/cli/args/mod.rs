@@ -111,6 +111,18 @@ pub struct PrefixOpt {
     pub prefix: String,
 }
 
+/// `d`, reaching the KMS plugins its config names over their sockets (with
+/// the live feature; without it KMS values are described only).
+fn with_kms(d: Decryptor) -> anyhow::Result<Decryptor> {
+    #[cfg(feature = "live")]
+    if !d.kms_plugins().is_empty() {
+        let plugins = etcdsnap::live::kms::Plugins::new()
+            .map_err(|e| anyhow::anyhow!("starting the KMS client: {e}"))?;
+        return Ok(d.with_kms(std::sync::Arc::new(plugins)));
+    }
+    Ok(d)
+}
+
 /// `--encryption-config`, shared by the commands that read values.
 #[derive(clap::Args, Clone)]
 pub struct DecryptArgs {
@@ -119,8 +131,10 @@ pub struct DecryptArgs {
     /// aescbc, aesgcm or secretbox are decrypted with its keys, as the API
     /// server picks them; a value that does not decrypt is an error naming
     /// its key, provider and key name (exit 1, like a value that does not
-    /// decode); KMS values are described (they need the KMS plugin). The keys
-    /// are never printed
+    /// decode). KMS values (v1 and v2) are decrypted by asking the plugin the
+    /// config names, over its unix socket, to unwrap each data key once; a
+    /// plugin that is down or refuses is an error naming it. The keys are
+    /// never printed
     #[arg(long, value_name = "FILE")]
     pub encryption_config: Option<std::path::PathBuf>,
 }
@@ -129,7 +143,12 @@ impl DecryptArgs {
     /// The decryptor of the given config (none: only plain values open). A
     /// config that does not read is a usage error.
     pub fn decryptor(&self, prefix: &str) -> anyhow::Result<Decryptor> {
-        Ok(Decryptor::new(self.config()?, prefix))
+        with_kms(Decryptor::new(self.config()?, prefix))
+    }
+
+    /// [`Decryptor::any_prefix`] of the given config.
+    pub fn any_prefix(&self) -> anyhow::Result<Decryptor> {
+        with_kms(Decryptor::any_prefix(self.config()?))
     }
 
     /// The config, if one is given.

@@ -127,13 +127,11 @@ struct KmsV1 {
     api_version: Option<String>,
     name: String,
     #[serde(default)]
-    #[allow(dead_code)]
     endpoint: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
     cachesize: Option<serde_json::Value>,
     #[serde(default)]
-    #[allow(dead_code)]
     timeout: Option<serde_json::Value>,
 }
 
@@ -185,13 +183,8 @@ pub enum Provider {
     },
     /// Values stored as they are.
     Identity,
-    /// `version` is "v1" or "v2".
-    Kms {
-        /// `v1` or `v2`.
-        version: String,
-        /// The plugin's name.
-        name: String,
-    },
+    /// A KMS plugin (`version` is "v1" or "v2").
+    Kms(super::kms::KmsPlugin),
 }
 
 /// One `resources:` entry: what it covers and its providers in order.
@@ -220,7 +213,7 @@ impl EncryptionConfig {
             .flat_map(|e| &e.providers)
             .flat_map(|p| match p {
                 Provider::Cipher { keys, .. } => keys.iter().map(|k| k.name.clone()).collect(),
-                Provider::Kms { name, .. } => vec![name.clone()],
+                Provider::Kms(p) => vec![p.name.clone()],
                 Provider::Identity => Vec::new(),
             })
             .collect();
@@ -352,10 +345,16 @@ fn provider(p: ProviderV1) -> Result<Provider, String> {
         if k.name.is_empty() {
             return Err("kms provider without a name".into());
         }
-        return Ok(Provider::Kms {
+        let timeout = k.timeout.map(|t| match t {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        return Ok(Provider::Kms(super::kms::KmsPlugin {
             version,
             name: k.name,
-        });
+            endpoint: k.endpoint,
+            timeout,
+        }));
     }
     let (cipher, keys) = match (aesgcm, aescbc, secretbox) {
         (Some(k), _, _) => (Cipher::AesGcm, k),

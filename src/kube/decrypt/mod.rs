@@ -6,7 +6,11 @@
 //! aescbc/aesgcm/secretbox the keys in order by their `<name>:` prefix — an
 //! old key still listed after a rotation opens what it wrote. aesgcm binds
 //! the value to its etcd key (AAD), so a value moved to another key does not
-//! open. KMS values (`kms`) are described, not opened: that needs the plugin.
+//! open. KMS values (`kms`) are opened by asking the plugin the config names
+//! to unwrap their data key, through an [`Unwrap`] the caller attaches
+//! ([`Decryptor::with_kms`]; `live::kms` reaches plugins over their unix
+//! sockets), once per wrapped key; without one they are described, not
+//! opened.
 //! Values without the `k8s:enc:` prefix pass through (identity).
 
 pub mod config;
@@ -23,10 +27,12 @@ pub mod kms;
 pub mod providers;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use config::{Cipher, Provider};
 pub use config::{ConfigError, EncryptionConfig};
-pub use kms::KmsInfo;
+pub use kms::{KmsInfo, KmsPlugin, Unwrap};
 use providers::OpenError;
 
 use super::resource::parse_key;
@@ -58,6 +64,22 @@ pub enum DecryptError {
         key: String,
         /// What the value's KMS envelope says.
         info: KmsInfo,
+    },
+    /// The KMS plugin could not unwrap the value's data key.
+    #[error(
+        "{key}: encrypted by kms {version} provider {provider:?}, whose plugin ({endpoint}) did not unwrap its data key: {reason}"
+    )]
+    KmsPlugin {
+        /// The etcd key.
+        key: String,
+        /// `v1` or `v2`.
+        version: String,
+        /// The provider's name.
+        provider: String,
+        /// The plugin's endpoint.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
     },
     /// The configuration has no entry for the value's resource.
     #[error(
@@ -112,6 +134,7 @@ impl DecryptError {
             | DecryptError::UnknownKey { provider, .. }
             | DecryptError::Failed { provider, .. } => provider.clone(),
             DecryptError::Kms { info, .. } => format!("kms/{}", info.version),
+            DecryptError::KmsPlugin { version, .. } => format!("kms/{version}"),
         }
     }
 }
@@ -125,6 +148,9 @@ pub struct Plain<'v> {
     pub via: Option<(&'static str, String)>,
 }
 
+/// What a plugin unwrapped (or why not), once per wrapped key.
+type Unwrapped = Arc<OnceLock<Result<zeroize::Zeroizing<Vec<u8>>, String>>>;
+
 /// Opens the values of one snapshot: with a config, or without one (then
 /// only plain values pass, and encrypted ones say what they need).
 #[derive(Debug, Clone)]
@@ -132,6 +158,10 @@ pub struct Decryptor {
     config: Option<EncryptionConfig>,
     /// `None`: any storage prefix (see [`Decryptor::any_prefix`]).
     prefix: Option<String>,
+    /// How KMS plugins are reached (none: KMS values are described only).
+    kms: Option<Arc<dyn Unwrap>>,
+    /// Data keys unwrapped so far, by [`kms::cache_key`].
+    unwrapped: Arc<Mutex<HashMap<Vec<u8>, Unwrapped>>>,
 }
 
 impl Decryptor {
@@ -140,6 +170,8 @@ impl Decryptor {
         Decryptor {
             config,
             prefix: Some(prefix.to_string()),
+            kms: None,
+            unwrapped: Arc::default(),
         }
     }
 
@@ -150,7 +182,122 @@ impl Decryptor {
         Decryptor {
             config,
             prefix: None,
+            kms: None,
+            unwrapped: Arc::default(),
         }
+    }
+
+    /// KMS values are opened by asking their plugin through `kms`.
+    pub fn with_kms(mut self, kms: Arc<dyn Unwrap>) -> Decryptor {
+        self.kms = Some(kms);
+        self
+    }
+
+    /// The KMS plugins the config names (to decide whether to reach them).
+    pub fn kms_plugins(&self) -> Vec<KmsPlugin> {
+        let mut out: Vec<KmsPlugin> = Vec::new();
+        for p in self
+            .config
+            .iter()
+            .flat_map(|c| &c.entries)
+            .flat_map(|e| &e.providers)
+        {
+            if let Provider::Kms(k) = p
+                && !out.contains(k)
+            {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+
+    /// The data key of `e` as `plugin` unwraps it: asked once per wrapped
+    /// key (concurrent callers wait for the first).
+    fn unwrap_once(
+        &self,
+        kms: &dyn Unwrap,
+        plugin: &KmsPlugin,
+        e: &kms::Envelope<'_>,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        let slot = {
+            let mut map = self.unwrapped.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(kms::cache_key(plugin, e)).or_default().clone()
+        };
+        slot.get_or_init(|| {
+            kms.unwrap_key(plugin, &e.request)
+                .map(zeroize::Zeroizing::new)
+        })
+        .clone()
+    }
+
+    /// A KMS value, opened through its plugin when the config names it and
+    /// a way to reach plugins is attached.
+    fn open_kms<'v>(
+        &self,
+        key: &[u8],
+        value: &'v [u8],
+        info: KmsInfo,
+    ) -> Result<Plain<'v>, DecryptError> {
+        let shown = printable(key);
+        let (Some(config), Some(unwrap)) = (&self.config, &self.kms) else {
+            return Err(DecryptError::Kms { key: shown, info });
+        };
+        let (group, resource, label) = self.resource_of(config, key);
+        let Some(entry) = config.providers_for(&group, &resource) else {
+            return Err(DecryptError::NoEntry {
+                key: shown,
+                provider: format!("kms/{}", info.version),
+                key_name: info.provider,
+                resource: label,
+            });
+        };
+        // v1 names may hold ':': the configured names say where the payload starts.
+        let found = entry.providers.iter().find_map(|p| match p {
+            Provider::Kms(k) => value
+                .strip_prefix(format!("k8s:enc:kms:{}:{}:", k.version, k.name).as_bytes())
+                .map(|payload| (k, payload)),
+            _ => None,
+        });
+        let Some((plugin, payload)) = found else {
+            return Err(DecryptError::UnknownKey {
+                key: shown,
+                provider: format!("kms/{}", info.version),
+                key_name: info.provider.clone(),
+                resource: label,
+                configured: format!(
+                    "no kms {} provider named {:?} there",
+                    info.version, info.provider
+                ),
+            });
+        };
+        let failed = |reason: OpenError| DecryptError::Failed {
+            key: printable(key),
+            provider: format!("kms/{}", plugin.version),
+            key_name: plugin.name.clone(),
+            reason,
+        };
+        let e =
+            kms::envelope(&plugin.version, payload).map_err(|reason| DecryptError::KmsPlugin {
+                key: printable(key),
+                version: plugin.version.clone(),
+                provider: plugin.name.clone(),
+                endpoint: plugin.endpoint.clone().unwrap_or_default(),
+                reason: format!("the stored envelope is damaged: {reason}"),
+            })?;
+        let dek = self
+            .unwrap_once(unwrap.as_ref(), plugin, &e)
+            .map_err(|reason| DecryptError::KmsPlugin {
+                key: printable(key),
+                version: plugin.version.clone(),
+                provider: plugin.name.clone(),
+                endpoint: plugin.endpoint.clone().unwrap_or_default(),
+                reason,
+            })?;
+        let plain = kms::open(&plugin.version, &e, &dek, key).map_err(failed)?;
+        Ok(Plain {
+            bytes: Cow::Owned(plain),
+            via: Some(("kms", plugin.name.clone())),
+        })
     }
 
     /// The group, resource and how to name it in messages, of `key`.
@@ -208,7 +355,7 @@ impl Decryptor {
         }
         let shown = printable(key);
         if let Some(info) = kms::describe(value) {
-            return Err(DecryptError::Kms { key: shown, info });
+            return self.open_kms(key, value, info);
         }
         let (provider, key_name) = match detect(value) {
             Encoding::Encrypted { provider, key_name } => (provider, key_name),

@@ -17,19 +17,76 @@ pub const KUBE_VERSION: &str = "1.37.2";
 /// (`${ETCDSNAP_CI_CACHE:-~/.cache/etcdsnap-ci}/kube-v1.37.2/`). Missing fails
 /// the test with the command that builds it.
 pub fn kube_bin(name: &str) -> PathBuf {
+    cached(&format!("kube-v{KUBE_VERSION}/{name}"))
+}
+
+/// The test KMS plugin (tools/kms-plugin) that `.ci/kube` builds.
+pub fn kms_plugin_bin() -> PathBuf {
+    cached("kms-plugin/kms-plugin")
+}
+
+fn cached(rel: &str) -> PathBuf {
     let cache = std::env::var_os("ETCDSNAP_CI_CACHE")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/etcdsnap-ci")
         });
-    let p = cache.join(format!("kube-v{KUBE_VERSION}")).join(name);
+    let p = cache.join(rel);
     assert!(
         p.exists(),
         "{} is missing: run `bash .ci/kube` (or bash .ci/setup)",
         p.display()
     );
     p
+}
+
+/// The test KMS plugin on a unix socket, killed on drop.
+pub struct KmsPlugin(Child);
+
+impl KmsPlugin {
+    /// Starts it: `api` v2 or v1, `keys` as its -keys flag, `extra` flags;
+    /// waits (10 s at most) for its socket.
+    pub fn start(socket: &Path, api: &str, keys: &str, extra: &[&str]) -> KmsPlugin {
+        let _ = std::fs::remove_file(socket);
+        let child = Command::new(kms_plugin_bin())
+            .arg(format!("-socket={}", socket.display()))
+            .arg(format!("-api={api}"))
+            .arg(format!("-keys={keys}"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the test KMS plugin");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "the KMS plugin made no socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        KmsPlugin(child)
+    }
+}
+
+impl Drop for KmsPlugin {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// kube-apiserver with `args`, its output appended to `dir`'s log.
+fn spawn_apiserver(bin: &Path, args: &[String], dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("kube-apiserver.log"))
+        .unwrap();
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start kube-apiserver")
 }
 
 /// The admin's bearer token (group system:masters) in the token file.
@@ -43,6 +100,8 @@ pub struct Kube {
     pub port: u16,
     pub dir: tempfile::TempDir,
     kubectl: PathBuf,
+    /// The API server's binary and flags, for [`Kube::restart`].
+    command: (PathBuf, Vec<String>),
 }
 
 impl Drop for Kube {
@@ -104,24 +163,28 @@ impl Kube {
             "--endpoint-reconciler-type=none".into(),
             "--service-cluster-ip-range=10.96.0.0/16".into(),
         ];
-        let log = std::fs::File::create(d.join("kube-apiserver.log")).unwrap();
-        let child = Command::new(&apiserver)
-            .args(&args)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start kube-apiserver");
+        let mut args = args;
+        args.extend_from_slice(extra);
+        let child = spawn_apiserver(&apiserver, &args, d);
         let mut k = Kube {
             apiserver: child,
             etcd,
             port,
             dir,
             kubectl,
+            command: (apiserver, args),
         };
         k.wait_ready();
         k
+    }
+
+    /// Stops the API server and starts it again with the same flags on the
+    /// same etcd (it reads its config files anew), and waits for it.
+    pub fn restart(&mut self) {
+        let _ = self.apiserver.kill();
+        let _ = self.apiserver.wait();
+        self.apiserver = spawn_apiserver(&self.command.0, &self.command.1, self.dir.path());
+        self.wait_ready();
     }
 
     fn log_tail(&self) -> String {
