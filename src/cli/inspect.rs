@@ -294,11 +294,15 @@ fn security_section(r: &Inspection) -> String {
     if sec.encrypted.is_empty() {
         s.push_str("Encrypted values: none\n");
     } else {
-        let mut t = Table::new(&["provider", "key name", "values"], Align::Left);
+        let mut t = Table::new(
+            &["provider", "key name", "KMS key ID", "values"],
+            Align::Left,
+        );
         for e in &sec.encrypted {
             t.row(vec![
                 e.provider.clone(),
                 e.key_name.clone(),
+                e.key_id.clone().unwrap_or_else(|| "-".into()),
                 e.values.to_string(),
             ]);
         }

@@ -92,8 +92,12 @@ pub struct Events {
 pub struct Encrypted {
     /// The provider (`aescbc`, `aesgcm`, `secretbox`, `kms`).
     pub provider: String,
-    /// The key name the values name.
+    /// The key name the values name (for KMS, the provider's name).
     pub key_name: String,
+    /// KMS v2: the key ID the plugin reported when it wrapped their data key
+    /// (which KMS key must still exist to read them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// How many live values.
     pub values: u64,
 }
@@ -138,7 +142,7 @@ pub struct Figures {
     /// Live Secrets stored unencrypted, per namespace.
     pub unencrypted_secrets: BTreeMap<String, u64>,
     /// Live encrypted values per (provider, key name).
-    pub encrypted: BTreeMap<(String, String), u64>,
+    pub encrypted: BTreeMap<(String, String, Option<String>), u64>,
     /// Live values that do not decode.
     pub undecodable_values: u64,
     /// The first of those, with why.
@@ -230,7 +234,11 @@ impl Figures {
         let Some(ok) = ok else { return };
         match detect(f.value) {
             Encoding::Encrypted { provider, key_name } => {
-                *self.encrypted.entry((provider, key_name)).or_default() += 1;
+                let key_id = crate::kube::decrypt::kms::describe(f.value).and_then(|i| i.key_id);
+                *self
+                    .encrypted
+                    .entry((provider, key_name, key_id))
+                    .or_default() += 1;
             }
             _ if ok.resource == "secrets" && ok.group.is_none() => {
                 *self
@@ -315,9 +323,10 @@ impl Figures {
             encrypted: self
                 .encrypted
                 .iter()
-                .map(|((p, k), n)| Encrypted {
+                .map(|((p, k, id), n)| Encrypted {
                     provider: p.clone(),
                     key_name: k.clone(),
+                    key_id: id.clone(),
                     values: *n,
                 })
                 .collect(),

@@ -798,6 +798,31 @@ fn kms_roundtrip(api: &str) {
         ["decrypt k1".to_string(), "decrypt k2".to_string()].into(),
         "the keys the plugin was asked for"
     );
+    // inspect names the KMS key each value needs (v2 records it).
+    let o = run(&["inspect", &snap, "-w", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let enc: Vec<(String, String, u64)> = v["security"]["encrypted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["keyName"].as_str().unwrap().to_string(),
+                e["keyId"].as_str().unwrap_or("-").to_string(),
+                e["values"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = if api == "v2" {
+        vec![
+            (name.clone(), "k1".into(), 5),
+            (name.clone(), "k2".into(), 1),
+        ]
+    } else {
+        vec![(name.clone(), "-".into(), 6)]
+    };
+    assert_eq!(enc, want, "inspect's encrypted values");
 
     // Down, then refusing: an error naming the provider, no data.
     drop(plugin);
