@@ -50,6 +50,9 @@ pub struct Facts {
     pub unencrypted_secrets: BTreeMap<String, u64>,
     /// Encrypted values per (provider, key name).
     pub encrypted: BTreeMap<String, u64>,
+    /// KMS v2 values per key ID the plugin reported when it wrapped them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kms_key_ids: BTreeMap<String, u64>,
     /// Live values that do not decode (when a rule asked), and the first
     /// few keys with the reason.
     pub undecodable: u64,
@@ -128,6 +131,10 @@ fn gather(file: &SnapshotFile, policy: &Policy, prefix: &str) -> Result<Facts, S
             *f.encrypted
                 .entry(format!("{provider}:{key_name}"))
                 .or_default() += 1;
+            if let Some(id) = crate::kube::decrypt::kms::describe(r.kv.value).and_then(|i| i.key_id)
+            {
+                *f.kms_key_ids.entry(id).or_default() += 1;
+            }
         } else if ok.resource == "secrets" && ok.group.is_none() {
             *f.unencrypted_secrets
                 .entry(ok.namespace.clone().unwrap_or_default())

@@ -39,6 +39,10 @@ pub struct Policy {
     /// (`k8s:enc:<provider>:v1:<key name>:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_keys: Option<Vec<String>>,
+    /// Every KMS v2 value was wrapped under one of these key IDs (the KMS
+    /// keys that must still exist to read the backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_ids: Option<Vec<String>>,
     /// Bounds on the file's size, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_bytes: Option<u64>,

@@ -126,7 +126,7 @@ fn content_rules(policy: &Policy, f: &Facts, out: &mut Vec<RuleResult>) {
     }
 }
 
-/// valuesDecode, noUnencryptedSecrets, encryptionKeys.
+/// valuesDecode, noUnencryptedSecrets, encryptionKeys, kmsKeyIds.
 fn value_rules(policy: &Policy, f: &Facts, out: &mut Vec<RuleResult>) {
     if policy.values_decode {
         let mut msg = format!(
@@ -172,6 +172,27 @@ fn value_rules(policy: &Policy, f: &Facts, out: &mut Vec<RuleResult>) {
                 format!("every encrypted value names one of {}", keys.join(", "))
             } else {
                 format!("keys not in the policy: {}", unknown.join(", "))
+            },
+        ));
+    }
+    if let Some(ids) = &policy.kms_key_ids {
+        let unknown: Vec<String> = f
+            .kms_key_ids
+            .iter()
+            .filter(|(id, _)| !ids.contains(id))
+            .map(|(id, n)| format!("{n} values under key ID {id:?}"))
+            .collect();
+        out.push(result(
+            "kmsKeyIds",
+            unknown.is_empty(),
+            if unknown.is_empty() {
+                format!(
+                    "every KMS v2 value ({}) was wrapped under one of {}",
+                    f.kms_key_ids.values().sum::<u64>(),
+                    ids.join(", ")
+                )
+            } else {
+                format!("KMS key IDs not in the policy: {}", unknown.join(", "))
             },
         ));
     }

@@ -823,6 +823,23 @@ fn kms_roundtrip(api: &str) {
         vec![(name.clone(), "-".into(), 6)]
     };
     assert_eq!(enc, want, "inspect's encrypted values");
+    // check: the KMS keys a backup needs are the ones still held.
+    if api == "v2" {
+        let policy = |ids: &str| {
+            let p = dir.path().join("policy.yaml");
+            std::fs::write(&p, format!("kmsKeyIds: [{ids}]\n")).unwrap();
+            run(&["check", &snap, "--policy", p.to_str().unwrap()])
+        };
+        let o = policy("k1");
+        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).contains("1 values under key ID \"k2\""),
+            "{}",
+            stdout(&o)
+        );
+        let o = policy("k1, k2");
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    }
 
     // Down, then refusing: an error naming the provider, no data.
     drop(plugin);
