@@ -28,7 +28,7 @@ const EXAMPLES: &str =
   valuesDecode: true                               # every live value decodes and matches its key
   noUnencryptedSecrets: true
   encryptionKeys: [key2]                           # encrypted values name one of these keys
-  kmsKeyIds: [\"1\"]                                 # KMS v2 values were wrapped under one of these key IDs
+  kmsKeyIds: [\"1\"]                                 # KMS v2 values name one of these key IDs
   minBytes: 1048576                                # and maxBytes, minRevision, maxRevision
   maxAge: 26h                                      # from --taken-at, else the file's mtime
 --encryption-config FILE adds the key names of the API server's EncryptionConfiguration to
