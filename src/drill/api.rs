@@ -48,6 +48,22 @@ pub struct ResourceCount {
     pub served: u64,
 }
 
+/// One namespace: its live objects in the snapshot (of every resource), and
+/// how many of them the API server listed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceCount {
+    /// The namespace.
+    pub namespace: String,
+    /// Its live objects in the snapshot.
+    pub in_snapshot: u64,
+    /// Of those, how many the API server listed.
+    pub served: u64,
+}
+
+/// The per-resource and per-namespace counts of [`served`].
+pub(super) type Counts = (Vec<ResourceCount>, Vec<NamespaceCount>);
+
 /// A booted kube-apiserver.
 pub(super) struct ApiServer {
     process: Running,
@@ -364,8 +380,19 @@ pub(super) fn served(
     db: &crate::bolt::Db<'_>,
     revision: i64,
     prefix: &str,
-) -> Result<(Finding, Vec<ResourceCount>), DrillError> {
+) -> Result<(Finding, Counts), DrillError> {
     let want = snapshot_objects(db, revision, prefix)?;
+    let mut per_ns: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for o in want.values().flatten() {
+        if let Some(ns) = &o.0 {
+            per_ns.entry(ns.clone()).or_default().0 += 1;
+        }
+    }
+    let mut served_in = |o: &(Option<String>, String)| {
+        if let Some(ns) = &o.0 {
+            per_ns.entry(ns.clone()).or_default().1 += 1;
+        }
+    };
     let unknown = |detail: String| Finding {
         check: "api-served",
         member: None,
@@ -374,7 +401,12 @@ pub(super) fn served(
     };
     let paths = match api.discover() {
         Ok(p) => p,
-        Err(e) => return Ok((unknown(format!("API discovery failed: {e}")), Vec::new())),
+        Err(e) => {
+            return Ok((
+                unknown(format!("API discovery failed: {e}")),
+                (Vec::new(), Vec::new()),
+            ));
+        }
     };
     let mut counts = Vec::new();
     let mut not_served: Vec<String> = Vec::new();
@@ -408,6 +440,7 @@ pub(super) fn served(
         for o in objs {
             if listed.as_ref().is_some_and(|l| l.contains(o)) {
                 served += 1;
+                served_in(o);
                 continue;
             }
             crate::interrupt::check().map_err(DrillError::Interrupted)?;
@@ -424,6 +457,7 @@ pub(super) fn served(
                 // A failed list, but the object itself is served.
                 Ok(_) if listed.is_none() => {
                     served += 1;
+                    served_in(o);
                     continue;
                 }
                 Ok(_) => "served by a GET, but not listed".to_string(),
@@ -488,7 +522,15 @@ pub(super) fn served(
             ),
         }
     };
-    Ok((finding, counts))
+    let namespaces = per_ns
+        .into_iter()
+        .map(|(namespace, (in_snapshot, served))| NamespaceCount {
+            namespace,
+            in_snapshot,
+            served,
+        })
+        .collect();
+    Ok((finding, (counts, namespaces)))
 }
 
 /// Runs `kube-apiserver --version` (`Kubernetes v1.37.2`).

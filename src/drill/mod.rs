@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 mod api;
-pub use api::ResourceCount;
+pub use api::{NamespaceCount, ResourceCount};
 
 use crate::interrupt;
 use crate::live::LiveError;
@@ -90,6 +90,10 @@ pub struct Report {
     /// server listed (with a kube-apiserver).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceCount>,
+    /// Per namespace: live objects in the snapshot and how many the API
+    /// server listed (with a kube-apiserver).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<NamespaceCount>,
 }
 
 impl Report {
@@ -299,7 +303,7 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
     report
         .findings
         .push(content(&live, &client_url, &db, report.revision)?);
-    let mut resources = Vec::new();
+    let (mut resources, mut namespaces) = (Vec::new(), Vec::new());
     if let Some(bin) = &req.kube_apiserver {
         interrupt::check().map_err(interrupted)?;
         say(&format!(
@@ -310,7 +314,7 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
         say("listing every resource of the snapshot through the API");
         let (finding, counts) = api::served(&apiserver, &db, report.revision, &req.prefix)?;
         report.findings.push(finding);
-        resources = counts;
+        (resources, namespaces) = counts;
         apiserver.stop();
     }
     member.stop();
@@ -324,6 +328,7 @@ pub fn drill(req: &Request, say: &mut dyn FnMut(&str)) -> Result<Report, DrillEr
         kube_apiserver_version: kube_version,
         findings: report.findings,
         resources,
+        namespaces,
     })
 }
 
@@ -386,6 +391,7 @@ fn unsound(req: &Request, bin: &str, version: &str, report: &crate::verify::Repo
         kube_apiserver_version: None,
         findings,
         resources: Vec::new(),
+        namespaces: Vec::new(),
     }
 }
 

@@ -344,6 +344,18 @@ fn a_kube_apiserver_serves_every_object_or_the_drill_names_the_one_it_cannot() {
         j["kubeApiserverVersion"].as_str().unwrap().starts_with('v'),
         "{j:#}"
     );
+    let ns_row = |j: &Value, ns: &str| {
+        j["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["namespace"] == ns)
+            .unwrap_or_else(|| panic!("namespace {ns} not counted: {j:#}"))
+            .clone()
+    };
+    let row = ns_row(&j, "drill");
+    assert!(row["inSnapshot"].as_u64().unwrap() > 0, "{j:#}");
+    assert_eq!(row["served"], row["inSnapshot"], "{j:#}");
 
     // A value no API server decodes, under a ConfigMap's key.
     k.etcd.put(
@@ -377,6 +389,12 @@ fn a_kube_apiserver_serves_every_object_or_the_drill_names_the_one_it_cannot() {
     assert_eq!(
         cm["served"].as_u64().unwrap() + 1,
         cm["inSnapshot"].as_u64().unwrap(),
+        "{j:#}"
+    );
+    let row = ns_row(&j, "drill");
+    assert_eq!(
+        row["served"].as_u64().unwrap() + 1,
+        row["inSnapshot"].as_u64().unwrap(),
         "{j:#}"
     );
     // etcd itself still serves the key: its checks pass.
