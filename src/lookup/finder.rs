@@ -504,3 +504,20 @@ pub fn write_index(
         bytes: bytes.len(),
     })
 }
+
+/// Puts `bytes`, a key index found elsewhere (beside a snapshot in a
+/// bucket), into the cache when it parses and is of the snapshot with
+/// `identity`; what it says is still checked against the snapshot when a
+/// lookup uses it. The cache file, or `None` when it was not taken.
+pub fn adopt_index(bytes: &[u8], identity: &Identity) -> Option<PathBuf> {
+    let idx = KeyIndex::parse(bytes).ok()?;
+    if idx.identity() != identity.0 {
+        return None;
+    }
+    let path = cache_path(identity)?;
+    let dir = path.parent()?;
+    create_private_dir(dir).ok()?;
+    durable::write_atomic(&path, bytes).ok()?;
+    prune(dir);
+    Some(path)
+}

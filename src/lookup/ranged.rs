@@ -1,6 +1,8 @@
 //! `get` and `history` of a snapshot in a bucket, read by ranges: with a
-//! key index of the object in the cache, a lookup reads the meta pages, the
-//! tree pages on its way and the leaves of the keys it wants, not the file
+//! key index of the object in the cache — or beside the object in the
+//! bucket (`KEY.etcdsnap-index`, written by `index URL --beside`), which is
+//! then fetched into the cache — a lookup reads the meta pages, the tree
+//! pages on its way and the leaves of the keys it wants, not the file
 //! ([`crate::remote::ranged`]). Without an index, or when the object is
 //! compressed, there is nothing to gain: the caller reads it whole (and the
 //! index that lookup makes is cached, so the next one is read by ranges).
@@ -14,7 +16,7 @@ use crate::mvcc::index::Identity;
 use crate::mvcc::keyspace::{KeySpace, Record};
 use crate::remote::ranged::Ranged;
 
-use super::finder::{Finder, IndexEvent, Select, cache_path};
+use super::finder::{Finder, IndexEvent, Select, adopt_index, cache_path};
 
 /// The pages of a [`Ranged`] object, for the reader.
 pub struct RangedPager<'r>(pub &'r Ranged);
@@ -46,9 +48,35 @@ pub fn open(url: &Path) -> Option<RangedSnapshot> {
     let db = db.with_pager(&pager);
     let ks = KeySpace::open(&db).ok()?;
     let identity = Identity::of(&ks, file.trailer()).ok()?;
-    let indexed = cache_path(&identity).is_some_and(|p| p.is_file());
+    let indexed = cache_path(&identity).is_some_and(|p| p.is_file())
+        || index_beside(url.to_str()?, &identity);
     drop(ks);
     indexed.then_some(RangedSnapshot { ranged, file })
+}
+
+/// The largest index fetched from beside an object.
+const INDEX_LIMIT: u64 = 256 << 20;
+
+/// Whether the bucket holds a key index of this object beside it
+/// (`URL.etcdsnap-index`), now copied into the cache.
+fn index_beside(url: &str, identity: &Identity) -> bool {
+    use std::io::Read;
+    let Ok(spooled) = crate::remote::fetch(&format!("{url}.etcdsnap-index")) else {
+        return false;
+    };
+    if spooled.len > INDEX_LIMIT {
+        return false;
+    }
+    let mut bytes = Vec::with_capacity(spooled.len as usize);
+    if spooled
+        .file
+        .take(INDEX_LIMIT)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return false;
+    }
+    adopt_index(&bytes, identity).is_some()
 }
 
 /// A lookup on `r`, read by ranges: `select`'s records are gathered through

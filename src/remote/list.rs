@@ -12,7 +12,8 @@
 //! depth, except directory markers (0-byte objects that are the prefix
 //! itself or have objects under them) and checksum or signature sidecars
 //! (`SHA256SUMS`, `SHA512SUMS`, `MD5SUMS`, and names ending in `.sha256`,
-//! `.sha512`, `.md5`, `.sig`, `.asc`). Anything else is read as a snapshot,
+//! `.sha512`, `.md5`, `.sig`, `.asc`) and key indexes (`.etcdsnap-index`,
+//! which `index URL --beside` writes). Anything else is read as a snapshot,
 //! so a stray object fails its check rather than being passed over.
 
 use std::path::{Path, PathBuf};
@@ -46,15 +47,22 @@ pub fn is_prefix(arg: &Path) -> bool {
     })
 }
 
-/// Whether a key's last segment names a checksum or signature file that
-/// sits beside backups rather than a backup.
+/// Whether a key's last segment names a checksum, signature or key index
+/// file that sits beside backups rather than a backup.
 pub fn is_sidecar(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or(key);
     let lower = name.to_ascii_lowercase();
     matches!(lower.as_str(), "sha256sums" | "sha512sums" | "md5sums")
-        || [".sha256", ".sha512", ".md5", ".sig", ".asc"]
-            .iter()
-            .any(|s| lower.ends_with(s))
+        || [
+            ".sha256",
+            ".sha512",
+            ".md5",
+            ".sig",
+            ".asc",
+            ".etcdsnap-index",
+        ]
+        .iter()
+        .any(|s| lower.ends_with(s))
 }
 
 /// The snapshots of a listing (see the module comment), oldest first by
