@@ -33,6 +33,11 @@ pub struct Args {
     /// Output format
     #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
     write_out: ReportFormat,
+    /// Also write the inspection as one self-contained HTML page (a map of
+    /// where the bytes go, the space story, sortable tables, the security
+    /// figures; no network request of any kind) to FILE
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
     #[command(flatten)]
     opts: PrefixOpt,
     #[command(flatten)]
@@ -65,6 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     );
     intact?;
     let report = report?;
+    if let Some(p) = &args.html {
+        let page = etcdsnap::inspect::html::render(
+            &report,
+            &etcdsnap::remote::display_name(&args.snapshot),
+        );
+        etcdsnap::durable::write_atomic(p, page.as_bytes())?;
+    }
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&report)? + "\n"))?,
         ReportFormat::Table => out(&render(&report))?,

@@ -50,6 +50,13 @@ impl Usage {
             self.largest = Some(o.clone());
         }
     }
+    /// Adds `o`'s counts (not its largest object).
+    pub fn add_counts(&mut self, o: &Usage) {
+        self.live_objects += o.live_objects;
+        self.live_bytes += o.live_bytes;
+        self.history_revisions += o.history_revisions;
+        self.history_bytes += o.history_bytes;
+    }
     /// Live and history bytes together.
     pub fn total_bytes(&self) -> u64 {
         self.live_bytes + self.history_bytes
@@ -147,6 +154,9 @@ pub struct Figures {
     pub undecodable_values: u64,
     /// The first of those, with why.
     pub undecodable: Vec<Undecodable>,
+    /// Per resource and namespace (none: cluster-scoped): what the space
+    /// map draws.
+    pub cells: HashMap<(String, Option<String>), Usage>,
     top: usize,
 }
 
@@ -206,6 +216,13 @@ impl Figures {
             .entry(resource.clone().unwrap_or_else(|| OTHER_KEYS.into()))
             .or_default();
         r.add(&usage);
+        self.cells
+            .entry((
+                resource.clone().unwrap_or_else(|| OTHER_KEYS.into()),
+                namespace.clone(),
+            ))
+            .or_default()
+            .add(&usage);
         if let Some(s) = &size {
             r.offer(s);
         }
@@ -287,6 +304,9 @@ impl Figures {
         }
         for (k, u) in o.namespaces {
             self.namespaces.entry(k).or_default().add(&u);
+        }
+        for (k, u) in o.cells {
+            self.cells.entry(k).or_default().add(&u);
         }
         self.largest.extend(o.largest);
         self.trim_top();

@@ -9,11 +9,12 @@
 
 pub mod figures;
 pub mod header;
+pub mod html;
 pub mod layout;
 pub mod space;
 pub mod walk;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -117,6 +118,73 @@ pub struct Inspection {
     pub space: Space,
     /// The security figures.
     pub security: Security,
+    /// Where the bytes go, per resource and namespace: what the space map
+    /// of `--html` draws. Per resource, its namespaces with the most bytes
+    /// (the top N), the others in one cell.
+    pub space_map: Vec<SpaceCell>,
+}
+
+/// One cell of the space map: a resource's objects in one namespace.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceCell {
+    /// The resource (`configmaps`, `deployments.apps`; `(other keys)`).
+    pub resource: String,
+    /// The namespace (none: cluster-scoped objects, or the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// When the cell holds the resource's remaining namespaces: how many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_namespaces: Option<u64>,
+    /// Live objects.
+    pub live_objects: u64,
+    /// Value bytes of the live objects.
+    pub live_bytes: u64,
+    /// Value bytes of the older revisions.
+    pub history_bytes: u64,
+}
+
+/// The space map's cells: per resource (most bytes first), its namespaces
+/// with the most bytes, at most `top`, then one cell for the rest.
+/// A resource's cells: (namespace, figures).
+type Cells = Vec<(Option<String>, Usage)>;
+
+fn space_map(cells: HashMap<(String, Option<String>), Usage>, top: usize) -> Vec<SpaceCell> {
+    let mut per: BTreeMap<String, Cells> = BTreeMap::new();
+    for ((r, ns), u) in cells {
+        per.entry(r).or_default().push((ns, u));
+    }
+    let mut resources: Vec<(String, Cells)> = per.into_iter().collect();
+    let total = |v: &[(Option<String>, Usage)]| v.iter().map(|(_, u)| u.total_bytes()).sum::<u64>();
+    resources.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    let mut out = Vec::new();
+    for (resource, mut cells) in resources {
+        cells.sort_by(|a, b| {
+            b.1.total_bytes()
+                .cmp(&a.1.total_bytes())
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let cell = |namespace: Option<String>, other: Option<u64>, u: &Usage| SpaceCell {
+            resource: resource.clone(),
+            namespace,
+            other_namespaces: other,
+            live_objects: u.live_objects,
+            live_bytes: u.live_bytes,
+            history_bytes: u.history_bytes,
+        };
+        let keep = top.max(1);
+        for (ns, u) in cells.iter().take(keep) {
+            out.push(cell(ns.clone(), None, u));
+        }
+        if cells.len() > keep {
+            let mut rest = Usage::default();
+            for (_, u) in &cells[keep..] {
+                rest.add_counts(u);
+            }
+            out.push(cell(None, Some((cells.len() - keep) as u64), &rest));
+        }
+    }
+    out
 }
 
 /// Kubernetes events, with their share of the file.
@@ -263,5 +331,6 @@ pub fn inspect(db: &Db<'_>, opts: &Options) -> Result<Inspection, InspectError> 
         leases,
         space,
         security,
+        space_map: space_map(figs.cells, opts.top),
     })
 }

@@ -50,6 +50,7 @@ mod hashkv;
 mod hostile;
 mod inflate;
 mod inspect;
+mod inspect_html;
 mod join;
 mod k8s_oracle;
 mod k8s_testdata;
