@@ -11,6 +11,8 @@
      etcdsnap ls FILE        (one full listing)
      etcdsnap inspect FILE   (target: <= 1.5 x ls)
      etcdsnap inspect FILE -w json
+     etcdsnap inspect FILE --html benches/work/inspect.html (target: <= 1.2 x
+       inspect; the page <= 2 MiB)
    and the peak anonymous memory (heap, not the mapped file) of each.
 4. With --flat SMALL LARGE (two snapshots with the same keys, LARGE's values
    bigger, e.g. bench_diff.py's diff-before-64MiB-3000c-small.db and its -x4):
@@ -33,14 +35,20 @@ def inspect_bench(ours, snap, runs):
     rows = []
     ls = best([ours, "ls", snap], runs)
     rows.append(("ls", ls))
+    page = os.path.join(HERE, "work", "inspect.html")
     for label, cmd in (("inspect", [ours, "inspect", snap]),
-                       ("inspect -w json", [ours, "inspect", snap, "-w", "json"])):
+                       ("inspect -w json", [ours, "inspect", snap, "-w", "json"]),
+                       ("inspect --html", [ours, "inspect", snap, "--html", page])):
         rows.append((label, best(cmd, runs)))
     print(f"| command on {os.path.basename(snap)} ({os.path.getsize(snap) >> 20} MiB) "
           "| seconds (best of {runs}) | x ls | peak anonymous MiB |".replace("{runs}", str(runs)))
     print("|---|---|---|---|")
     for label, (sec, _rss, anon, _out) in rows:
         print(f"| `etcdsnap {label}` | {sec:.2f} | {sec / ls[0]:.2f} | {anon / 1024:.0f} |")
+    plain = dict(rows)["inspect"][0]
+    html = dict(rows)["inspect --html"][0]
+    print(f"\n`inspect --html` / `inspect`: {html / plain:.2f} (target <= 1.2); "
+          f"the page: {os.path.getsize(page)} bytes (target <= 2 MiB)")
     return rows
 
 

@@ -260,7 +260,7 @@ fn space_map(cells: &[SpaceCell]) -> Markup {
                                 rect x=(fmt(r.x)) y=(fmt(r.y)) width=(fmt(lw)) height=(fmt(lh))
                                     fill=(color) {}
                             }
-                            @if r.w > 90.0 && r.h > 36.0 {
+                            @if r.h > 36.0 && r.w > 8.0 * c.resource.chars().count().max(where_.chars().count()) as f64 {
                                 text x=(fmt(r.x + 5.0)) y=(fmt(r.y + 16.0)) { (shown(&c.resource)) }
                                 text x=(fmt(r.x + 5.0)) y=(fmt(r.y + 31.0)) { (where_) }
                             }
