@@ -38,6 +38,10 @@ pub struct Args {
     /// figures; no network request of any kind) to FILE
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
+    /// Also write the page's charts as SVG files into DIR (for wikis and
+    /// chat): space-map.svg
+    #[arg(long, value_name = "DIR")]
+    svg_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     opts: PrefixOpt,
     #[command(flatten)]
@@ -76,6 +80,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             &etcdsnap::remote::display_name(&args.snapshot),
         );
         etcdsnap::durable::write_atomic(p, page.as_bytes())?;
+    }
+    if let Some(d) = &args.svg_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the directory: {e}", d.display()))?;
+        etcdsnap::durable::write_atomic(
+            &d.join("space-map.svg"),
+            etcdsnap::inspect::html::space_map_svg(&report).as_bytes(),
+        )?;
     }
     match args.write_out {
         ReportFormat::Json => out(&(serde_json::to_string_pretty(&report)? + "\n"))?,

@@ -81,6 +81,19 @@ svg.map text { font-size: 13px; fill: #fff; pointer-events: none; paint-order: s
 @media print { th { cursor: default; } .scroll { overflow: visible; } }
 "#;
 
+/// The map's own style, for the SVG file (`--svg-dir`), which has no page.
+const MAP_STYLE: &str = "text { font: 13px system-ui, sans-serif; fill: #fff; paint-order: stroke; \
+     stroke: rgba(0, 0, 0, .55); stroke-width: 3px; }";
+
+/// The space map as a standalone SVG file (for wikis and chat: `--svg-dir`),
+/// the same marks as the page's.
+pub fn space_map_svg(ins: &Inspection) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        space_map(&ins.space_map, true).into_string()
+    )
+}
+
 /// A rectangle of the map.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rect {
@@ -199,7 +212,7 @@ fn hue(i: usize) -> String {
 /// The space map: resources squarified in the box, each resource's cells
 /// squarified in its rectangle, each cell's live bytes solid and its
 /// history bytes lighter (split along the cell's longer side).
-fn space_map(cells: &[SpaceCell]) -> Markup {
+fn space_map(cells: &[SpaceCell], standalone: bool) -> Markup {
     let mut resources: Vec<(&str, Vec<&SpaceCell>)> = Vec::new();
     for c in cells.iter().filter(|c| c.live_bytes + c.history_bytes > 0) {
         match resources.iter_mut().find(|(r, _)| *r == c.resource) {
@@ -226,8 +239,12 @@ fn space_map(cells: &[SpaceCell]) -> Markup {
         },
     );
     html! {
-        svg.map viewBox=(format!("0 0 {MAP_W} {MAP_H}")) role="img"
+        svg.map xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {MAP_W} {MAP_H}")) role="img"
             aria-label="Where the bytes go: resources and namespaces" {
+            @if standalone {
+                style { (PreEscaped(MAP_STYLE)) }
+                rect width=(MAP_W) height=(MAP_H) fill="#fff" {}
+            }
             @for (i, ((resource, cells), rr)) in resources.iter().zip(&outer).enumerate() {
                 @let color = hue(i);
                 @let inner = squarify(
@@ -367,7 +384,7 @@ pub fn render(ins: &Inspection, name: &str) -> String {
                         span style="background: hsl(212 55% 42%); opacity: .45" {} "history (older revisions)."
                         " Hover a rectangle for its figures."
                     }
-                    (space_map(&ins.space_map))
+                    (space_map(&ins.space_map, false))
                 }
                 section #resources-section {
                     h2 { "Resources" }

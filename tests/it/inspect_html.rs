@@ -4,7 +4,8 @@
 //! figure the page shows (`data-v`) and every mark of the space map equal
 //! `inspect -w json`'s; the tables have a row per item; a crafted name with
 //! `<script>`, quotes and bidi controls is shown escaped and runs nothing;
-//! the page fits a phone's width. Screenshots at 1280x800 and 390x844 go to
+//! the page fits a phone's width; the SVG file of `--svg-dir` has the same
+//! marks and requests nothing. Screenshots at 1280x800 and 390x844 go to
 //! target/screenshots/ (the guide's pictures are two of them).
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ fn inspect_both(snap: &Path, dir: &Path) -> (PathBuf, Value) {
         .arg(snap)
         .arg("--html")
         .arg(&page)
+        .arg("--svg-dir")
+        .arg(dir.join("svg"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -149,7 +152,15 @@ fn every_fixture_page_shows_the_json_figures_and_requests_nothing() {
     let dir = tempfile::tempdir().unwrap();
     for (name, _) in FIXTURES {
         let (page, j) = inspect_both(&fixture(name), dir.path());
-        judge(&page, &j);
+        let seen = judge(&page, &j);
+        // The chart as an SVG file (--svg-dir): the same marks, no request.
+        let svg = open_in_chromium(&dir.path().join("svg/space-map.svg"));
+        assert_eq!(svg["console"], serde_json::json!([]), "{svg:#}");
+        assert_eq!(svg["requests"], serde_json::json!([]), "{svg:#}");
+        assert_eq!(
+            svg["dom"]["cells"], seen["dom"]["cells"],
+            "{name}: SVG marks"
+        );
     }
 }
 

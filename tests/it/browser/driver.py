@@ -112,6 +112,7 @@ try:
     time.sleep(0.3)
     dom = call("Runtime.evaluate", {"returnByValue": True, "expression": """(() => {
         const v = {};
+        const body = document.body;
         document.querySelectorAll('[id][data-v]').forEach(e => { v[e.id] = e.getAttribute('data-v'); });
         const cells = Array.from(document.querySelectorAll('svg.map g.cell')).map(g => ({
             resource: g.getAttribute('data-resource'), namespace: g.getAttribute('data-namespace'),
@@ -119,8 +120,8 @@ try:
             objects: Number(g.getAttribute('data-objects'))}));
         const rows = {};
         document.querySelectorAll('table[id]').forEach(t => { rows[t.id] = t.tBodies[0].rows.length; });
-        return {figures: v, cells: cells, rows: rows, scripts: document.scripts.length,
-                title: document.title, text: document.body.innerText,
+        return {figures: v, cells: cells, rows: rows, scripts: document.querySelectorAll('script').length,
+                title: document.title, text: body ? body.innerText : document.documentElement.textContent,
                 width: document.documentElement.scrollWidth};
     })()"""}, session=session)["result"]["value"]
     result["dom"] = dom
