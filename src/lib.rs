@@ -71,6 +71,7 @@ pub mod diff;
 #[cfg(feature = "live")]
 pub mod drill;
 pub mod durable;
+pub mod html;
 pub mod input;
 pub mod inspect;
 pub mod interrupt;

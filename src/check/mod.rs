@@ -10,6 +10,7 @@
 //! its live keys, [`rules`] judges, [`junit`] writes the JUnit report.
 
 pub mod facts;
+pub mod html;
 pub mod junit;
 pub mod policy;
 pub mod rules;

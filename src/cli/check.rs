@@ -79,6 +79,11 @@ pub struct Args {
     /// Also write the JUnit XML report to this file (atomically)
     #[arg(long)]
     junit_out: Option<PathBuf>,
+    /// Also write the verdict as one self-contained HTML page to this file
+    /// (per snapshot every rule's result, the failed first; no network
+    /// request of any kind), the page a CI job attaches
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// When the snapshot was taken (RFC 3339), for maxAge; default: the file's mtime
     #[arg(long)]
     taken_at: Option<String>,
@@ -174,6 +179,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .collect();
     if let Some(p) = &args.junit_out {
         etcdsnap::durable::write_atomic(p, junit::report(&pairs)?.as_bytes())?;
+    }
+    if let Some(p) = &args.html {
+        etcdsnap::durable::write_atomic(p, etcdsnap::check::html::report(&pairs).as_bytes())?;
     }
     match args.write_out {
         CheckFormat::Junit => out(&junit::report(&pairs)?)?,

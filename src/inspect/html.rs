@@ -18,68 +18,16 @@
 //! resource, namespace and bytes in `data-*` attributes (names as stored,
 //! attribute-escaped), equal to `inspect -w json`'s.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, PreEscaped, html};
 
 use super::{Inspection, Named, SpaceCell};
+use crate::html::{bytes_cell, count_cell, page, shown};
 use crate::inspect::figures::Usage;
-use crate::report::{escape_controls, humanize_bytes};
+use crate::report::humanize_bytes;
 
 /// The space map's drawing box (SVG user units; the page scales it).
 const MAP_W: f64 = 1000.0;
 const MAP_H: f64 = 560.0;
-
-/// The table sorter: a click on a header sorts by that column, by `data-v`
-/// when the cells have one, else by text; a second click reverses.
-const SCRIPT: &str = r#"
-document.querySelectorAll('table.sortable').forEach(function (t) {
-  t.querySelectorAll('th').forEach(function (th, i) {
-    th.tabIndex = 0;
-    var dir = 1;
-    function sort() {
-      var body = t.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[i], y = b.cells[i];
-        var xv = x.getAttribute('data-v'), yv = y.getAttribute('data-v');
-        if (xv !== null && yv !== null) { return dir * (Number(xv) - Number(yv)); }
-        return dir * x.textContent.localeCompare(y.textContent);
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-      dir = -dir;
-    }
-    th.addEventListener('click', sort);
-    th.addEventListener('keydown', function (e) { if (e.key === 'Enter') { sort(); } });
-  });
-});
-"#;
-
-const STYLE: &str = r#"
-:root { color-scheme: light; --fg: #1d2330; --muted: #5b6475; --line: #d9dde5; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
-  margin: 0 auto; padding: 16px; max-width: 1200px; overflow-wrap: anywhere; }
-h1 { font-size: 1.4em; margin: 0 0 4px; overflow-wrap: anywhere; }
-h2 { font-size: 1.15em; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
-.muted { color: var(--muted); }
-dl.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 8px; margin: 0; }
-dl.figures div { border: 1px solid var(--line); border-radius: 6px; padding: 6px 10px; }
-dl.figures dt { color: var(--muted); font-size: .85em; }
-dl.figures dd { margin: 0; font-size: 1.15em; font-weight: 600; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-size: .92em; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.name { overflow-wrap: anywhere; }
-th { cursor: pointer; user-select: none; background: #f4f6f9; }
-svg.map { width: 100%; height: auto; display: block; border: 1px solid var(--line); }
-svg.map text { font-size: 13px; fill: #fff; pointer-events: none; paint-order: stroke;
-  stroke: rgba(0, 0, 0, .55); stroke-width: 3px; }
-.legend span { display: inline-block; width: 14px; height: 14px; vertical-align: -2px; margin: 0 4px 0 12px; }
-.bad { color: #a0161b; font-weight: 600; }
-.good { color: #1a6b2d; font-weight: 600; }
-@media (max-width: 600px) { body { padding: 8px; font-size: 14px; } svg.map text { display: none; } }
-@media print { th { cursor: default; } .scroll { overflow: visible; } }
-"#;
 
 /// The map's own style, for the SVG file (`--svg-dir`), which has no page.
 const MAP_STYLE: &str = "text { font: 13px system-ui, sans-serif; fill: #fff; paint-order: stroke; \
@@ -186,21 +134,6 @@ fn worst(row: &[f64], side: f64) -> f64 {
     row.iter()
         .map(|&r| (w2 * r / s2).max(s2 / (w2 * r)))
         .fold(0.0, f64::max)
-}
-
-/// A name from the file as the page shows it: control and bidi characters
-/// made visible (maud then HTML-escapes it).
-fn shown(s: &str) -> String {
-    escape_controls(s).into_owned()
-}
-
-/// A byte figure: readable, with the exact value in `data-v`.
-fn bytes_cell(b: u64) -> Markup {
-    html! { td.n data-v=(b) title=(format!("{b} bytes")) { (humanize_bytes(b)) } }
-}
-
-fn count_cell(n: u64) -> Markup {
-    html! { td.n data-v=(n) { (n) } }
 }
 
 /// The colour of the `i`th resource of the map.
@@ -323,31 +256,11 @@ fn usage_table(caption: &str, rows: &[Named<Usage>]) -> Markup {
 
 /// The page for `ins` of the snapshot shown as `name`.
 pub fn render(ins: &Inspection, name: &str) -> String {
-    let script_hash = {
-        use base64::Engine as _;
-        let d = ring::digest::digest(&ring::digest::SHA256, SCRIPT.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(d.as_ref())
-    };
-    let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; \
-         img-src data:; base-uri 'none'; form-action 'none'"
-    );
     let sp = &ins.space;
     let in_use = sp.pages_in_use.map(|p| p * sp.page_size);
     let sec = &ins.security;
     let unencrypted: u64 = sec.unencrypted_secrets.values().sum();
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta http-equiv="Content-Security-Policy" content=(csp);
-                meta name="referrer" content="no-referrer";
-                title { "etcdsnap inspect: " (shown(name)) }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
+    let body = html! {
                 header {
                     h1 { (shown(name)) }
                     p.muted {
@@ -448,15 +361,12 @@ pub fn render(ins: &Inspection, name: &str) -> String {
                         ul { @for u in &sec.undecodable { li { (shown(&u.key)) ": " (shown(&u.reason)) } } }
                     }
                 }
-                footer.muted {
-                    p { "Made by etcdsnap " (env!("CARGO_PKG_VERSION")) " (" code { "etcdsnap inspect --html" } "); the figures are "
-                        code { "etcdsnap inspect -w json" } "'s. This page makes no request." }
-                }
-                script { (PreEscaped(SCRIPT)) }
-            }
-        }
     };
-    page.into_string()
+    page(
+        &format!("etcdsnap inspect: {}", shown(name)),
+        "etcdsnap inspect --html",
+        body,
+    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `inspect --html` opened in a real headless Chromium (Debian's `chromium`,
+//! `inspect --html` (and `check --html`, at the end) opened in a real headless Chromium (Debian's `chromium`,
 //! driven over the DevTools protocol by tests/it/browser/driver.py): no
 //! console message, no exception, no network request of any kind; every
 //! figure the page shows (`data-v`) and every mark of the space map equal
@@ -18,12 +18,18 @@ use crate::common::{FIXTURES, etcdsnap, fixture, root, stderr};
 
 /// What the driver saw of the page.
 fn open_in_chromium(page: &Path) -> Value {
+    open_in_chromium_eval(page, None)
+}
+
+/// [`open_in_chromium`], also evaluating `expr` in the page (as "eval").
+fn open_in_chromium_eval(page: &Path, expr: Option<&str>) -> Value {
     let shots = root().join("target").join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let o = Command::new("python3")
         .arg(root().join("tests/it/browser/driver.py"))
         .arg(page)
         .arg(&shots)
+        .args(expr)
         .output()
         .expect("run python3");
     assert!(
@@ -240,4 +246,89 @@ fn crafted_names_are_shown_escaped_and_run_nothing() {
             .any(|n| n["name"] == evil_ns),
         "the crafted namespace is in the report: {j:#}"
     );
+}
+
+/// `check --html`: the verdict page of several snapshots, one failing rules
+/// of a policy (and a crafted name among the rules' subjects): per snapshot
+/// the verdict and every rule's result equal `check -w json`'s; nothing
+/// requested, nothing logged.
+#[test]
+#[ignore = "real: chromium (apt-get install -y chromium; .ci/setup)"]
+fn check_html_shows_every_verdict_of_check_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "minObjects: {configmaps: 3}\nrequiredNamespaces: [default, 'evil<script>x']\nvaluesDecode: true\n",
+    )
+    .unwrap();
+    let page = dir.path().join("check.html");
+    let mut args: Vec<PathBuf> = FIXTURES.iter().map(|(n, _)| fixture(n)).collect();
+    args.push("--policy".into());
+    args.push(policy.clone());
+    let o = etcdsnap()
+        .arg("check")
+        .args(&args)
+        .arg("--html")
+        .arg(&page)
+        .args(["-w", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let seen = open_in_chromium_eval(
+        &page,
+        Some(
+            "Array.from(document.querySelectorAll('section.snapshot')).map(s => ({snapshot: s.dataset.snapshot, \
+             passed: s.dataset.passed === 'true', rules: Array.from(s.querySelectorAll('tr.rule')).map(r => \
+             ({rule: r.dataset.rule, passed: r.dataset.passed === 'true'}))}))",
+        ),
+    );
+    assert_eq!(seen["console"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["requests"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["dom"]["scripts"], 1);
+    let runs = j.as_array().unwrap();
+    let failed = runs.iter().filter(|r| r["passed"] == false).count();
+    assert!(failed > 0);
+    assert_eq!(seen["dom"]["figures"]["snapshots"], runs.len().to_string());
+    assert_eq!(seen["dom"]["figures"]["failed"], failed.to_string());
+    let sections = seen["eval"].as_array().unwrap();
+    assert_eq!(sections.len(), runs.len());
+    for (s, r) in sections.iter().zip(runs) {
+        assert_eq!(s["snapshot"], r["snapshot"]);
+        assert_eq!(s["passed"], r["passed"]);
+        // Every rule once (the failed ones are listed first).
+        let mut want: Vec<(String, bool)> = r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["rule"].as_str().unwrap().to_string(),
+                    x["passed"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let mut got: Vec<(String, bool)> = s["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["rule"].as_str().unwrap().to_string(),
+                    x["passed"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let first_ok = got.iter().position(|(_, p)| *p).unwrap_or(got.len());
+        assert!(
+            got[first_ok..].iter().all(|(_, p)| *p),
+            "failed first: {got:?}"
+        );
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{}", r["snapshot"]);
+    }
+    let text = seen["dom"]["text"].as_str().unwrap();
+    assert!(text.contains("evil<script>x"), "shown as text: {text}");
 }
