@@ -13,7 +13,7 @@
 //! everything else); readable without JavaScript (the script only sorts
 //! tables); every name from the file escaped — HTML-escaped by the template
 //! (maud) after the terminal's spoofing rules made control and bidi
-//! characters visible ([`escape_controls`]); every figure shown carries its
+//! characters visible ([`crate::report::escape_controls`]); every figure shown carries its
 //! exact value in a `data-v` attribute, and every mark of the map its
 //! resource, namespace and bytes in `data-*` attributes (names as stored,
 //! attribute-escaped), equal to `inspect -w json`'s.
