@@ -57,7 +57,8 @@ dl.figures dd { margin: 0; font-size: 1.15em; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; font-size: .92em; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.name { overflow-wrap: anywhere; }
+table { overflow-wrap: normal; }
+td.name { overflow-wrap: anywhere; min-width: 12ch; }
 th { cursor: pointer; user-select: none; background: #f4f6f9; }
 svg.map { width: 100%; height: auto; display: block; border: 1px solid var(--line); }
 svg.map text { font-size: 13px; fill: #fff; pointer-events: none; paint-order: stroke;

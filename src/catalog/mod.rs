@@ -13,5 +13,6 @@
 
 pub mod checked;
 pub mod entry;
+pub mod report;
 pub mod store;
 pub mod trend;

@@ -177,6 +177,27 @@ enum Sub {
         #[arg(short = 'w', long = "write-out", value_enum, default_value = "text")]
         write_out: CheckFormat,
     },
+    /// Draw each series over time as one self-contained HTML page: objects
+    /// per resource, bytes in use against file size, revision rate, and
+    /// every trend rule's verdict for every entry
+    Report {
+        /// Write the page to this file (atomically)
+        #[arg(long, value_name = "FILE", required = true)]
+        html: PathBuf,
+        /// Only series whose labels include this one (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Largest drop allowed in a resource's objects (as `check`)
+        #[arg(long, default_value = "20%", value_name = "PERCENT")]
+        max_drop: String,
+        /// Resources drawn per series (those with the most objects)
+        #[arg(long, default_value_t = 6)]
+        top: usize,
+        /// Also write each chart as an SVG file into DIR (for wikis and chat):
+        /// objects-SERIES.svg, bytes-SERIES.svg, rate-SERIES.svg
+        #[arg(long, value_name = "DIR")]
+        svg_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -222,7 +243,61 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             labels,
             write_out,
         } => check(catalog, &max_drop, &labels, write_out),
+        Sub::Report {
+            html,
+            labels,
+            max_drop,
+            top,
+            svg_dir,
+        } => report(catalog, &html, &labels, &max_drop, top, svg_dir.as_deref()),
     }
+}
+
+/// `catalog report --html`: the page of every series the labels select;
+/// exit 0 once the page is written (the gate is `catalog check`).
+fn report(
+    catalog: &CatalogOpt,
+    page: &std::path::Path,
+    labels: &[String],
+    max_drop: &str,
+    top: usize,
+    svg_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Outcome> {
+    let max_drop = parse_max_drop(max_drop).map_err(anyhow::Error::msg)?;
+    let filter = parse_labels(labels).map_err(anyhow::Error::msg)?;
+    let store = catalog.open_read()?;
+    let series = etcdsnap::catalog::report::series(&store, &filter, max_drop)?;
+    if series.is_empty() {
+        bail!(
+            "{}: no entries{} to report",
+            store.path().display(),
+            if filter.is_empty() {
+                String::new()
+            } else {
+                format!(" with labels {}", labels_text(&filter))
+            }
+        );
+    }
+    let html = etcdsnap::catalog::report::html(&series, top.max(1));
+    etcdsnap::durable::write_atomic(page, html.as_bytes())?;
+    if let Some(d) = svg_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the directory: {e}", d.display()))?;
+        for (name, svg) in etcdsnap::catalog::report::svgs(&series, top.max(1)) {
+            etcdsnap::durable::write_atomic(&d.join(name), svg.as_bytes())?;
+        }
+    }
+    let entries: usize = series.iter().map(|s| s.entries.len()).sum();
+    let failed: usize = series
+        .iter()
+        .map(|s| s.entries.iter().filter(|e| !e.passed).count())
+        .sum();
+    out(&format!(
+        "{}: {} series, {entries} entries, {failed} with a failed trend rule\n",
+        escape_controls(&page.display().to_string()),
+        series.len()
+    ))?;
+    Ok(Outcome::Ok)
 }
 
 fn add(

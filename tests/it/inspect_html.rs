@@ -22,7 +22,7 @@ fn open_in_chromium(page: &Path) -> Value {
 }
 
 /// [`open_in_chromium`], also evaluating `expr` in the page (as "eval").
-fn open_in_chromium_eval(page: &Path, expr: Option<&str>) -> Value {
+pub(crate) fn open_in_chromium_eval(page: &Path, expr: Option<&str>) -> Value {
     let shots = root().join("target").join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let o = Command::new("python3")
