@@ -216,13 +216,17 @@ impl Figures {
             .entry(resource.clone().unwrap_or_else(|| OTHER_KEYS.into()))
             .or_default();
         r.add(&usage);
-        self.cells
+        let cell = self
+            .cells
             .entry((
                 resource.clone().unwrap_or_else(|| OTHER_KEYS.into()),
                 namespace.clone(),
             ))
-            .or_default()
-            .add(&usage);
+            .or_default();
+        cell.add(&usage);
+        if let Some(s) = &size {
+            cell.offer(s);
+        }
         if let Some(s) = &size {
             r.offer(s);
         }

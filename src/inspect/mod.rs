@@ -142,6 +142,10 @@ pub struct SpaceCell {
     pub live_bytes: u64,
     /// Value bytes of the older revisions.
     pub history_bytes: u64,
+    /// The cell's largest live object (none for the other namespaces'
+    /// cell): the third level of the map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest: Option<ObjectSize>,
 }
 
 /// The space map's cells: per resource (most bytes first), its namespaces
@@ -171,6 +175,11 @@ fn space_map(cells: HashMap<(String, Option<String>), Usage>, top: usize) -> Vec
             live_objects: u.live_objects,
             live_bytes: u.live_bytes,
             history_bytes: u.history_bytes,
+            largest: if other.is_some() {
+                None
+            } else {
+                u.largest.clone()
+            },
         };
         let keep = top.max(1);
         for (ns, u) in cells.iter().take(keep) {

@@ -143,6 +143,27 @@ fn judge(page: &Path, j: &Value) -> Value {
     got.sort_by_key(key);
     assert_eq!(got, want, "the space map's marks");
     assert!(!got.is_empty());
+    // Each cell's largest object, drawn inside it.
+    let mut want: Vec<Value> = j["spaceMap"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["liveBytes"].as_u64().unwrap() > 0)
+        .filter_map(|c| c.get("largest"))
+        .map(|o| serde_json::json!({"key": o["key"], "bytes": o["bytes"]}))
+        .collect();
+    let mut objects: Vec<Value> = dom["objects"].as_array().unwrap().clone();
+    let by_key = |v: &Value| v["key"].to_string();
+    want.sort_by_key(by_key);
+    objects.sort_by_key(by_key);
+    assert_eq!(objects, want, "the map's largest objects");
+    assert!(
+        dom["text"]
+            .as_str()
+            .unwrap()
+            .contains("verify: every check passed"),
+        "the verdict of the verify inspect runs"
+    );
     for shot in seen["screenshots"].as_array().unwrap() {
         assert!(
             shot["scrollWidth"].as_u64() <= shot["width"].as_u64(),

@@ -118,9 +118,11 @@ try:
             resource: g.getAttribute('data-resource'), namespace: g.getAttribute('data-namespace'),
             live: Number(g.getAttribute('data-live')), history: Number(g.getAttribute('data-history')),
             objects: Number(g.getAttribute('data-objects'))}));
+        const objects = Array.from(document.querySelectorAll('svg.map rect.object')).map(r => ({
+            key: r.getAttribute('data-key'), bytes: Number(r.getAttribute('data-bytes'))}));
         const rows = {};
         document.querySelectorAll('table[id]').forEach(t => { rows[t.id] = t.tBodies[0].rows.length; });
-        return {figures: v, cells: cells, rows: rows, scripts: document.querySelectorAll('script').length,
+        return {figures: v, cells: cells, objects: objects, rows: rows, scripts: document.querySelectorAll('script').length,
                 title: document.title, text: body ? body.innerText : document.documentElement.textContent,
                 width: document.documentElement.scrollWidth};
     })()"""}, session=session)["result"]["value"]
