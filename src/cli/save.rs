@@ -61,6 +61,13 @@ pub struct Args {
     /// AWS); path-style requests
     #[arg(long, value_name = "URL", requires = "to")]
     s3_endpoint: Option<String>,
+    /// With --to: GCS endpoint for gs:// (default: $GOOGLE_BASE_URL)
+    #[arg(long, value_name = "URL", requires = "to")]
+    gcs_endpoint: Option<String>,
+    /// With --to: Azure Blob endpoint for az://, the account's URL
+    /// (default: $AZURE_STORAGE_ENDPOINT)
+    #[arg(long, value_name = "URL", requires = "to")]
+    azure_endpoint: Option<String>,
     #[command(flatten)]
     conn: ConnArgs,
     /// Do not run `verify` on the saved file
@@ -88,6 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         etcdsnap::remote::configure(etcdsnap::remote::Options {
             spool_dir: args.spool_dir.clone(),
             s3_endpoint: args.s3_endpoint.clone(),
+            gcs_endpoint: args.gcs_endpoint.clone(),
+            azure_endpoint: args.azure_endpoint.clone(),
             notice: None,
             ca_file: None,
         });

@@ -28,6 +28,12 @@ pub struct Options {
     /// The S3 endpoint (else `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`, else AWS);
     /// with one, requests use path-style addressing.
     pub s3_endpoint: Option<String>,
+    /// The GCS endpoint (else `GOOGLE_BASE_URL`, else Google's): a GCS
+    /// emulator or a private endpoint.
+    pub gcs_endpoint: Option<String>,
+    /// The Azure Blob endpoint, the account's URL (else
+    /// `AZURE_STORAGE_ENDPOINT`, else the account's public one).
+    pub azure_endpoint: Option<String>,
     /// Called with one line about each finished spool (where, how large,
     /// its sha256), for the caller to show or not.
     pub notice: Option<fn(&str)>,
@@ -305,12 +311,15 @@ pub(super) fn build_store(
         }
         Target::Gcs { bucket, key } => {
             let client = client_options(env_true("GOOGLE_ALLOW_HTTP"));
-            let store = super::stores::gcs(bucket, client, retries()).map_err(setup)?;
+            let store = super::stores::gcs(bucket, client, retries(), opts.gcs_endpoint.as_deref())
+                .map_err(setup)?;
             Ok((store, ObjectPath::from(key.as_str())))
         }
         Target::Azure { container, key } => {
             let client = client_options(env_true("AZURE_ALLOW_HTTP"));
-            let store = super::stores::azure(container, client, retries()).map_err(setup)?;
+            let store =
+                super::stores::azure(container, client, retries(), opts.azure_endpoint.as_deref())
+                    .map_err(setup)?;
             Ok((store, ObjectPath::from(key.as_str())))
         }
         Target::Http { url } => {

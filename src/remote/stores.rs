@@ -19,17 +19,21 @@ use object_store::{ClientOptions, ObjectStore, RetryConfig};
 /// (`GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
 /// `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server; the endpoint
 /// from `GOOGLE_BASE_URL` or a service account file's `gcs_base_url`).
+/// `endpoint` (`--gcs-endpoint`) wins over the environment's.
 pub(super) fn gcs(
     bucket: &str,
     client: ClientOptions,
     retry: RetryConfig,
+    endpoint: Option<&str>,
 ) -> object_store::Result<Box<dyn ObjectStore>> {
-    let store = GoogleCloudStorageBuilder::from_env()
+    let mut b = GoogleCloudStorageBuilder::from_env()
         .with_bucket_name(bucket)
         .with_client_options(client)
-        .with_retry(retry)
-        .build()?;
-    Ok(Box::new(store))
+        .with_retry(retry);
+    if let Some(e) = endpoint {
+        b = b.with_base_url(e);
+    }
+    Ok(Box::new(b.build()?))
 }
 
 /// An Azure Blob store for `container`, from `MicrosoftAzureBuilder::from_env`
@@ -37,15 +41,19 @@ pub(super) fn gcs(
 /// `AZURE_STORAGE_SAS_KEY`, a client secret, workload or managed identity;
 /// the endpoint from `AZURE_STORAGE_ENDPOINT`, or Azurite's with
 /// `AZURE_STORAGE_USE_EMULATOR=true` and `AZURITE_BLOB_STORAGE_URL`).
+/// `endpoint` (`--azure-endpoint`) wins over the environment's.
 pub(super) fn azure(
     container: &str,
     client: ClientOptions,
     retry: RetryConfig,
+    endpoint: Option<&str>,
 ) -> object_store::Result<Box<dyn ObjectStore>> {
-    let store = MicrosoftAzureBuilder::from_env()
+    let mut b = MicrosoftAzureBuilder::from_env()
         .with_container_name(container)
         .with_client_options(client)
-        .with_retry(retry)
-        .build()?;
-    Ok(Box::new(store))
+        .with_retry(retry);
+    if let Some(e) = endpoint {
+        b = b.with_endpoint(e.to_string());
+    }
+    Ok(Box::new(b.build()?))
 }

@@ -43,6 +43,16 @@ pub struct RemoteArgs {
     /// AWS_ALLOW_HTTP=true for a plain-http endpoint)
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// GCS endpoint for gs:// sources (default: $GOOGLE_BASE_URL, else
+    /// Google's): an emulator or a private endpoint (GOOGLE_ALLOW_HTTP=true
+    /// for plain http)
+    #[arg(long, value_name = "URL")]
+    pub gcs_endpoint: Option<String>,
+    /// Azure Blob endpoint for az:// sources, the account's URL (default:
+    /// $AZURE_STORAGE_ENDPOINT, else the account's public one;
+    /// AZURE_ALLOW_HTTP=true for plain http)
+    #[arg(long, value_name = "URL")]
+    pub azure_endpoint: Option<String>,
     /// Say on stderr where a remote snapshot was spooled and how large it is
     /// (said anyway when stderr is a terminal)
     #[arg(short = 'v', long)]
@@ -70,6 +80,8 @@ impl RemoteArgs {
         etcdsnap::remote::configure(etcdsnap::remote::Options {
             spool_dir: self.spool_dir.clone(),
             s3_endpoint: self.s3_endpoint.clone(),
+            gcs_endpoint: self.gcs_endpoint.clone(),
+            azure_endpoint: self.azure_endpoint.clone(),
             notice,
             ca_file: self.cacert.clone(),
         });
