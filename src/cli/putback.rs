@@ -142,12 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let snap_cluster = snapshot_cluster(&db).map_err(|e| {
-        anyhow::Error::from(e).context(format!("{}: members", file.path().display()))
-    })?;
-    if let Some(r) = args.revision {
-        ks.check_revision(r)?;
-    }
+    let snap_cluster = cluster_and_revision(&file, &db, &ks, args.revision)?;
     let prefix = args.prefix.prefix.clone();
     let matches = |k: &[u8]| wanted.matches(k, &prefix);
     let finder = Finder::new(&file, &ks, !args.index.no_index, &index_event)?;
@@ -189,6 +184,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     render(&what, &m, cond, attempt)
 }
 
+/// The cluster the snapshot records, once `revision` (if given) is known to
+/// be one the snapshot can serve.
+fn cluster_and_revision(
+    file: &etcdsnap::input::SnapshotFile,
+    db: &etcdsnap::bolt::Db<'_>,
+    ks: &KeySpace<'_, '_>,
+    revision: Option<i64>,
+) -> anyhow::Result<etcdsnap::live::putback::SnapshotCluster> {
+    let cluster = snapshot_cluster(db).map_err(|e| {
+        anyhow::Error::from(e).context(format!("{}: members", file.path().display()))
+    })?;
+    if let Some(r) = revision {
+        ks.check_revision(r)?;
+    }
+    Ok(cluster)
+}
+
 /// A whole namespace, or every key under a prefix.
 fn run_many(args: Args) -> anyhow::Result<Outcome> {
     if args.if_mod_revision.is_some() || args.deleted || args.name.is_some() {
@@ -198,12 +210,7 @@ fn run_many(args: Args) -> anyhow::Result<Outcome> {
     let file = args.index.open_snapshot(&args.snapshot)?;
     let db = db(&file)?;
     let ks = KeySpace::open(&db)?;
-    let snap_cluster = snapshot_cluster(&db).map_err(|e| {
-        anyhow::Error::from(e).context(format!("{}: members", file.path().display()))
-    })?;
-    if let Some(r) = args.revision {
-        ks.check_revision(r)?;
-    }
+    let snap_cluster = cluster_and_revision(&file, &db, &ks, args.revision)?;
     let resources: Vec<ResourceRef> = args
         .resources
         .iter()
