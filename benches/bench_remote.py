@@ -24,6 +24,7 @@ Prints Markdown tables for BENCHMARKS.md.
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -143,10 +144,20 @@ def main():
             with shaped(rate):
                 floor = min(timed(curl(endpoint, "GET", f"/{BUCKET}/{OBJECT}", "-o", "/dev/null"))[0]
                             for _ in range(args.runs))
+                # What any check that hashes the object costs at least: the
+                # GET with a sha256 of its bytes as they arrive.
+                hashed = min(timed(["bash", "-c", "set -o pipefail; " + " ".join(
+                    shlex.quote(a) for a in curl(endpoint, "GET", f"/{BUCKET}/{OBJECT}"))
+                    + " | openssl dgst -sha256 >/dev/null"])[0] for _ in range(args.runs))
                 verify = min(timed([ours, "verify", url, "-q"], ours_env)[0] for _ in range(args.runs))
+                said = timed([ours, "verify", url, "-q", "-v"], ours_env)[1]
             link = f"loopback shaped to {rate:g} Gbit/s" if rate else "loopback"
             print(f"| curl GET to /dev/null (the floor) | {link} | {floor:.2f} | 1.00 | |")
+            print(f"| curl GET \\| openssl dgst -sha256 | {link} | {hashed:.2f} | {hashed / floor:.2f} | |")
             print(f"| `etcdsnap verify s3://…` | {link} | {verify:.2f} | {verify / floor:.2f} | <= 1.2 |")
+            beside = [l.split(": read while it streamed in ")[-1] for l in said.splitlines()
+                      if "read while it streamed in" in l]
+            print(f"|   checked beside the transfer: {beside[0].strip('()') if beside else 'no'} | | | | |")
         print()
         _, mark = log_requests(log, 0)
         first, err1 = timed([ours, "get", url, args.key, "-o", "raw", "-v"], ours_env)

@@ -149,21 +149,26 @@ impl InputError {
 /// The spool file of a remote object.
 #[cfg(feature = "remote")]
 fn open_remote(url: &str) -> Result<Remote, InputError> {
-    let spooled = crate::remote::fetch(url)?;
-    let pin = Pin {
-        etag: spooled.etag,
-        version: spooled.version,
-        size: spooled.len,
-    };
-    Ok(Remote {
-        file: spooled.file,
-        modified: spooled.modified,
-        pin,
-        digests: Some(Digests {
-            all: spooled.sha256,
-            but_last_32: spooled.sha256_but_last_32,
-        }),
-    })
+    Ok(Remote::of(crate::remote::fetch(url)?))
+}
+
+#[cfg(feature = "remote")]
+impl Remote {
+    fn of(spooled: crate::remote::Spooled) -> Remote {
+        Remote {
+            file: spooled.file,
+            modified: spooled.modified,
+            pin: Pin {
+                etag: spooled.etag,
+                version: spooled.version,
+                size: spooled.len,
+            },
+            digests: Some(Digests {
+                all: spooled.sha256,
+                but_last_32: spooled.sha256_but_last_32,
+            }),
+        }
+    }
 }
 
 /// A remote object as spooled: the file, its store's modification time and
@@ -240,19 +245,7 @@ impl SnapshotFile {
     /// is then opened like a local one, under the URL's redacted name.
     pub fn open(path: &Path) -> Result<SnapshotFile, InputError> {
         if let Some(url) = path.to_str().filter(|_| crate::remote::is_remote(path)) {
-            let shown = PathBuf::from(crate::remote::redact(url));
-            let remote = open_remote(url)?;
-            let mut opened = Self::open_file(&shown, remote.file)?;
-            opened.remote_modified = Some(remote.modified);
-            // The digests are of the object's bytes: the mapped ones only
-            // when nothing was inflated.
-            if opened.compression == Compression::None
-                && opened.bytes().len() as u64 == remote.pin.size
-            {
-                opened.digests = remote.digests;
-            }
-            opened.remote_pin = Some(remote.pin);
-            return Ok(opened);
+            return Self::open_spooled(url, open_remote(url)?);
         }
         let read_err = |source| InputError::Read {
             path: path.to_path_buf(),
@@ -297,6 +290,41 @@ impl SnapshotFile {
         let mut opened = Self::open_file(&path, file)?;
         opened.remote_modified = Some(r.modified());
         Ok(Some(opened))
+    }
+
+    /// [`SnapshotFile::open`], and for a remote object `beside` reading it
+    /// on another thread while it streams in ([`crate::remote::fetch_beside`]):
+    /// its result comes with the file when it read exactly the bytes opened
+    /// (an object stored uncompressed), else `None` (and always for a
+    /// local file).
+    #[cfg(feature = "remote")]
+    pub fn open_beside<R: Send>(
+        path: &Path,
+        beside: impl FnOnce(&crate::remote::Growing) -> R + Send,
+    ) -> Result<(SnapshotFile, Option<R>), InputError> {
+        let Some(url) = path.to_str().filter(|_| crate::remote::is_remote(path)) else {
+            return Ok((Self::open(path)?, None));
+        };
+        let (spooled, seen) = crate::remote::fetch_beside(url, beside)?;
+        let opened = Self::open_spooled(url, Remote::of(spooled))?;
+        // What it saw is of these bytes only when nothing was inflated.
+        let same = opened.digests.is_some();
+        Ok((opened, seen.filter(|_| same)))
+    }
+
+    /// Opens the spool of the remote object `url`, named by its redacted URL.
+    fn open_spooled(url: &str, remote: Remote) -> Result<SnapshotFile, InputError> {
+        let shown = PathBuf::from(crate::remote::redact(url));
+        let mut opened = Self::open_file(&shown, remote.file)?;
+        opened.remote_modified = Some(remote.modified);
+        // The digests are of the object's bytes: the mapped ones only
+        // when nothing was inflated.
+        if opened.compression == Compression::None && opened.bytes().len() as u64 == remote.pin.size
+        {
+            opened.digests = remote.digests;
+        }
+        opened.remote_pin = Some(remote.pin);
+        Ok(opened)
     }
 
     /// Opens an open file (of a path, standard input's copy, a spool) as a

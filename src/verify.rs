@@ -349,17 +349,32 @@ fn verify_with_digests(
     compression: Compression,
     digests: Option<&Digests>,
 ) -> Report {
+    verify_parts(name, bytes, compression, digests, None)
+}
+
+/// The report from its parts: the structure checks, when they were run
+/// already (beside a transfer), else run here beside the sha256.
+fn verify_parts(
+    name: &str,
+    bytes: &[u8],
+    compression: Compression,
+    digests: Option<&Digests>,
+    structure: Option<Structure>,
+) -> Report {
     let (db, trailer) = split_trailer(bytes);
     let known = digests.and_then(|d| Some((d.but_last_32?, d.all)));
     let (sha, (mut checks, mut summary)) = std::thread::scope(|s| {
         if let (Some(known), Some(trailer)) = (known, trailer) {
-            let rest = structure_checks(db);
+            let rest = structure.unwrap_or_else(|| structure_checks(db, None));
             return (Ok(trailer_check(db.len(), trailer, known)), rest);
+        }
+        if let Some(rest) = structure {
+            return (Ok(sha256_check(db, trailer)), rest);
         }
         let sha = std::thread::Builder::new()
             .name("sha256".into())
             .spawn_scoped(s, || sha256_check(db, trailer));
-        let rest = structure_checks(db);
+        let rest = structure_checks(db, None);
         let sha = match sha {
             Ok(handle) => handle.join(),
             // No thread to be had: hash here, after the walk.
@@ -382,11 +397,90 @@ fn verify_with_digests(
     }
 }
 
-fn structure_checks(db_bytes: &[u8]) -> (Vec<Check>, Summary) {
+/// What the structure checks give: every check but the sha256, and the
+/// figures.
+type Structure = (Vec<Check>, Summary);
+
+/// Opens `path` and verifies it. A remote object stored uncompressed is
+/// checked while it streams in: the structure checks walk its pages as they
+/// arrive (reading the few that a walk needs long before the stream gets
+/// there by range requests), and the sha256 is the one taken of the
+/// stream, so the report is ready soon after the last byte; the report
+/// then comes with the file. Otherwise the report is `None`: the caller
+/// runs [`verify`] on the file (or `kube::deep::verify_with_values`).
+pub fn open_verifying(
+    path: &std::path::Path,
+) -> Result<(SnapshotFile, Option<Report>), crate::input::InputError> {
+    #[cfg(feature = "remote")]
+    {
+        let (file, structure) = SnapshotFile::open_beside(path, structure_beside)?;
+        let report = structure.flatten().map(|st| {
+            verify_parts(
+                &file.path().display().to_string(),
+                file.bytes(),
+                file.compression(),
+                file.digests(),
+                Some(st),
+            )
+        });
+        Ok((file, report))
+    }
+    #[cfg(not(feature = "remote"))]
+    Ok((SnapshotFile::open(path)?, None))
+}
+
+/// The structure checks of a remote object as it streams in; `None` for a
+/// compressed one (what is checked is the inflated file).
+#[cfg(feature = "remote")]
+fn structure_beside(g: &crate::remote::Growing) -> Option<Structure> {
+    /// Bytes the opening reads: both meta pages at the largest page size,
+    /// and the probe for meta page 1 (up to 16 MiB in).
+    const HEAD: u64 = (16 << 20) + 2 * crate::bolt::meta::MAX_PAGE_SIZE as u64;
+    let size = g.size();
+    g.reach(0, size.min(4)).ok()?;
+    let head = g.bytes().get(..size.min(4) as usize)?;
+    if Compression::detect(head) != Compression::None {
+        return None;
+    }
+    let (db, _) = split_trailer(g.bytes());
+    let len = db.len() as u64;
+    // A valid meta page 0 names the page size, and both meta pages are in
+    // the first two pages; else the opening probes for meta page 1.
+    g.reach(0, len.min(4096)).ok()?;
+    let head = match crate::bolt::meta::Meta::parse(db) {
+        Ok(m) => 2 * u64::from(m.page_size),
+        Err(_) => HEAD,
+    };
+    g.reach(0, len.min(head)).ok()?;
+    // The page size the walk will read with (a file that does not open
+    // reads no pages).
+    let page_size = Db::open(db).map_or(4096, |d| d.page_size() as u64);
+    let pager = GrowingPager(g, page_size);
+    Some(structure_checks(db, Some(&pager)))
+}
+
+/// The pages of an object streaming in, of the page size given, for the
+/// walk.
+#[cfg(feature = "remote")]
+struct GrowingPager<'g>(&'g crate::remote::Growing, u64);
+
+#[cfg(feature = "remote")]
+impl crate::bolt::db::Pager for GrowingPager<'_> {
+    fn ensure(&self, first: u64, count: u64) -> Result<(), String> {
+        let start = first.saturating_mul(self.1);
+        self.0
+            .reach(start, start.saturating_add(count.saturating_mul(self.1)))
+    }
+}
+
+fn structure_checks(db_bytes: &[u8], pager: Option<&dyn crate::bolt::db::Pager>) -> Structure {
     let mut summary = Summary::default();
     let skip = "skipped: the bbolt file cannot be opened";
     let db = match Db::open(db_bytes) {
-        Ok(db) => db,
+        Ok(db) => match pager {
+            Some(p) => db.with_pager(p),
+            None => db,
+        },
         Err(e) => {
             let checks = vec![
                 Check::new(

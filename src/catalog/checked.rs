@@ -15,7 +15,7 @@ use super::trend;
 use crate::check::facts::{self, Facts};
 use crate::check::policy::Policy;
 use crate::check::rules::{RuleResult, judge};
-use crate::input::{InputError, SnapshotFile};
+use crate::input::InputError;
 
 /// One snapshot's result: the rules (verify among them) and the facts read.
 #[derive(Debug, Serialize)]
@@ -83,9 +83,9 @@ pub fn check_snapshots(
     let mut runs = Vec::new();
     for path in paths {
         let name = crate::remote::display_name(path);
-        let (rules, f) = match SnapshotFile::open(path) {
-            Ok(file) => {
-                let read = facts::read(&file, policy, prefix);
+        let (rules, f) = match crate::verify::open_verifying(path) {
+            Ok((file, done)) => {
+                let read = facts::read(&file, done, policy, prefix);
                 let mut rules = judge(&read, policy, taken_at, now);
                 if let Some(c) = catalog {
                     let store = Store::open(&c.path, true, c.wait)?;

@@ -74,8 +74,19 @@ pub struct Read {
 }
 
 /// Reads `file` for `policy` (see the module comment).
-pub fn read(file: &SnapshotFile, policy: &Policy, storage_prefix: &str) -> Read {
-    let (report, facts) = rayon::join(|| verify(file), || gather(file, policy, storage_prefix));
+///
+/// `done` is `verify`'s report when it was taken already, beside the
+/// transfer of a remote object ([`crate::verify::open_verifying`]).
+pub fn read(
+    file: &SnapshotFile,
+    done: Option<crate::verify::Report>,
+    policy: &Policy,
+    storage_prefix: &str,
+) -> Read {
+    let (report, facts) = rayon::join(
+        || done.unwrap_or_else(|| verify(file)),
+        || gather(file, policy, storage_prefix),
+    );
     let facts = facts.unwrap_or_else(|e| Facts {
         unreadable: Some(e),
         ..Facts::default()

@@ -16,7 +16,6 @@ use etcdsnap::catalog::trend::{self, SeriesReport, labels_text, parse_max_drop};
 use etcdsnap::check::facts;
 use etcdsnap::check::junit;
 use etcdsnap::check::policy::Policy;
-use etcdsnap::input::SnapshotFile;
 use etcdsnap::remote::display_name;
 use etcdsnap::remote::list::expand;
 use etcdsnap::report::{Align, Table, escape_controls};
@@ -329,8 +328,9 @@ fn add(
                 continue;
             }
         }
-        let file = SnapshotFile::open(path).with_context(|| display_name(path))?;
-        let read = facts::read(&file, &Policy::default(), prefix);
+        let (file, done) =
+            etcdsnap::verify::open_verifying(path).with_context(|| display_name(path))?;
+        let read = facts::read(&file, done, &Policy::default(), prefix);
         let drilled = drill.run(path, prefix)?;
         let store = catalog.open(true)?;
         let (entry, added) = add_read_drilled(&store, &file, &read, &labels, drilled)?;

@@ -5,7 +5,6 @@ use anyhow::Context;
 use super::args::{DecryptArgs, PrefixOpt, RemoteArgs, ReportFormat, SnapshotPath};
 use super::render::render_table;
 use super::{Outcome, out};
-use etcdsnap::input::SnapshotFile;
 use etcdsnap::kube::deep::verify_with_values;
 use etcdsnap::report::escape_controls;
 use etcdsnap::verify::{Check, CheckStatus, Report};
@@ -59,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let decryptor = args.decrypt.decryptor(&args.prefix.prefix)?;
     args.remote.configure();
-    let file = match SnapshotFile::open(&args.snapshot) {
+    let (file, done) = match etcdsnap::verify::open_verifying(&args.snapshot) {
         Ok(f) => f,
         // A compressed stream that does not decode is a damaged file (exit 1);
         // other errors are I/O (exit 2).
@@ -73,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
-    let report = verify_with_values(&file, args.deep, &decryptor, &args.prefix.prefix)?;
+    let report = verify_with_values(&file, done, args.deep, &decryptor, &args.prefix.prefix)?;
     let text = match args.write_out {
         ReportFormat::Json if args.quiet => {
             serde_json::to_string_pretty(&quiet_json(&report))

@@ -264,15 +264,19 @@ pub struct DeepStopped;
 /// it reads the file on the other cores while `verify` reads it on one (a
 /// reader of the file never trusts what it has not checked), and a failure of
 /// it fails the report.
+///
+/// `done` is the report when it was taken already, beside the transfer of a
+/// remote object ([`crate::verify::open_verifying`]).
 pub fn verify_with_values(
     file: &crate::input::SnapshotFile,
+    done: Option<crate::verify::Report>,
     deep: bool,
     decryptor: &Decryptor,
     prefix: &str,
 ) -> Result<crate::verify::Report, DeepStopped> {
     let (mut report, values) = std::thread::scope(|s| {
         let values = deep.then(|| s.spawn(|| values_of_file(file, decryptor, prefix)));
-        let report = crate::verify::verify(file);
+        let report = done.unwrap_or_else(|| crate::verify::verify(file));
         (report, values.map(|h| h.join()))
     });
     if let Some(values) = values {

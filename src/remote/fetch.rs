@@ -5,13 +5,14 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 
+use super::growing::{Ahead, EndOnDrop, Growing};
 use super::{redact, scrub};
 use crate::interrupt;
 
@@ -436,6 +437,43 @@ fn error_text(e: &dyn std::error::Error) -> String {
 /// Streams the object at `url` once into a private spool file and returns
 /// the open file with its name already removed.
 pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
+    fetch_inner(url, None)
+}
+
+/// [`fetch`], with `beside` reading the object on another thread while it
+/// streams in ([`Growing`]). Its result comes back only when the transfer
+/// succeeded, `beside` returned, and every range it had read ahead of the
+/// stream holds the bytes the stream delivered; else `None`, and the caller
+/// reads the spool as [`fetch`]'s.
+pub fn fetch_beside<R: Send>(
+    url: &str,
+    beside: impl FnOnce(&Growing) -> R + Send,
+) -> Result<(Spooled, Option<R>), RemoteError> {
+    let mut out = None;
+    let mut ahead = (0, 0);
+    let job: Beside<'_> = Box::new(|g: &Growing| {
+        let r = beside(g);
+        ahead = g.ahead_counts();
+        if g.ahead_agrees() {
+            out = Some(r);
+        }
+    });
+    let spooled = fetch_inner(url, Some(job))?;
+    if let (Some(notice), true) = (options().notice, out.is_some()) {
+        notice(&format!(
+            "{}: read while it streamed in ({} range requests ahead of the stream, {} bytes)",
+            redact(url),
+            ahead.0,
+            ahead.1
+        ));
+    }
+    Ok((spooled, out))
+}
+
+/// A reader of the object beside its transfer.
+type Beside<'a> = Box<dyn FnOnce(&Growing) + Send + 'a>;
+
+fn fetch_inner(url: &str, beside: Option<Beside<'_>>) -> Result<Spooled, RemoteError> {
     let shown = redact(url);
     let opts = options();
     let target = parse(url)?;
@@ -467,7 +505,53 @@ pub fn fetch(url: &str) -> Result<Spooled, RemoteError> {
         .map_err(spool_err)?;
     let spool_path = spool.path().to_path_buf();
     let (mut file, name) = spool.into_parts();
-    let result = runtime.block_on(stream_into(&*store, &location, &mut file, &shown));
+    let ahead = |file: &File| -> Option<Ahead> {
+        if matches!(target, Target::Http { .. }) {
+            return None;
+        }
+        let (store, location) = build_store(&target, &opts, &shown).ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(Ahead {
+            store,
+            location,
+            runtime: Some(runtime),
+            file: file.try_clone().ok()?,
+            etag: None,
+            version: None,
+        })
+    };
+    let result = std::thread::scope(|scope| {
+        let mut reader = None;
+        let wants = beside.is_some();
+        let mut beside = beside;
+        let mut on_open = |g: Arc<Growing>| {
+            if let Some(job) = beside.take() {
+                reader = std::thread::Builder::new()
+                    .name("beside-transfer".into())
+                    .spawn_scoped(scope, move || job(&g))
+                    .ok();
+            }
+        };
+        let result = runtime.block_on(stream_into(
+            &*store,
+            &location,
+            &mut file,
+            &shown,
+            wants.then_some((
+                &ahead as &dyn Fn(&File) -> Option<Ahead>,
+                &mut on_open as &mut dyn FnMut(Arc<Growing>),
+            )),
+        ));
+        // The transfer has stopped and said so: the reader finishes (a
+        // reader that panicked has no result to give).
+        if let Some(handle) = reader {
+            let _ = handle.join();
+        }
+        result
+    });
     // The name goes now, whatever happened; the descriptor keeps the bytes.
     drop(name);
     if caught_here && interrupt::requested().is_none() {
@@ -524,11 +608,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a transfer serves a reader beside it: what reads ahead of it, and
+/// who starts the reader once the object's size is known.
+type BesideHooks<'h> = (
+    &'h dyn Fn(&File) -> Option<Ahead>,
+    &'h mut dyn FnMut(Arc<Growing>),
+);
+
 async fn stream_into(
     store: &dyn ObjectStore,
     location: &ObjectPath,
     file: &mut File,
     shown: &str,
+    beside: Option<BesideHooks<'_>>,
 ) -> Result<(u64, [u8; 32], Option<[u8; 32]>, object_store::ObjectMeta), RemoteError> {
     let interrupted = |source| RemoteError::Interrupted {
         url: shown.to_string(),
@@ -547,9 +639,43 @@ async fn stream_into(
         dir: PathBuf::new(),
         source,
     };
+    // A reader beside the transfer: the spool takes the object's size now
+    // and is mapped whole; the writer moves the watermark it waits on.
+    let growing = match beside {
+        Some((ahead, on_open)) => {
+            file.set_len(meta.size).map_err(spool_err)?;
+            let map = if meta.size == 0 {
+                None
+            } else {
+                // SAFETY: read-only; the file is our unnamed spool, which
+                // only this transfer writes, and only bytes it read the
+                // reader also gets (see `Growing`).
+                Some(
+                    unsafe {
+                        memmap2::MmapOptions::new()
+                            .len(meta.size as usize)
+                            .map(&*file)
+                    }
+                    .map_err(spool_err)?,
+                )
+            };
+            let ahead = ahead(file).map(|mut a| {
+                a.etag = meta.e_tag.clone();
+                a.version = meta.version.clone();
+                a
+            });
+            let g = Arc::new(Growing::new(map, meta.size, ahead));
+            on_open(Arc::clone(&g));
+            Some(g)
+        }
+        None => None,
+    };
+    // Whatever way this returns, a reader waiting for bytes is woken.
+    let _ended = growing.as_deref().map(EndOnDrop);
     let (tx, worker) = Spooler::start(
         file.try_clone().map_err(spool_err)?,
         meta.size.checked_sub(32),
+        growing.clone(),
     )
     .map_err(spool_err)?;
     let mut tx = Some(tx);
@@ -671,6 +797,7 @@ impl Spooler {
     fn start<T: AsRef<[u8]> + Send + 'static>(
         mut file: File,
         boundary: Option<u64>,
+        growing: Option<Arc<Growing>>,
     ) -> io::Result<(std::sync::mpsc::SyncSender<T>, Spooler)> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<T>(IN_FLIGHT);
         // Hashing and writing each on their own thread: the copy into the
@@ -681,6 +808,9 @@ impl Spooler {
             .spawn(move || -> io::Result<()> {
                 for chunk in for_writer {
                     file.write_all(chunk.as_ref())?;
+                    if let Some(g) = &growing {
+                        g.advance(chunk.as_ref().len() as u64);
+                    }
                 }
                 Ok(())
             })?;
@@ -747,7 +877,8 @@ mod tests {
         for size in [1, 31, 32, 33, 512, 4968, 4969, 5000] {
             let spool = tempfile::tempfile().unwrap();
             let (tx, worker) =
-                Spooler::start::<Vec<u8>>(spool.try_clone().unwrap(), Some(boundary)).unwrap();
+                Spooler::start::<Vec<u8>>(spool.try_clone().unwrap(), Some(boundary), None)
+                    .unwrap();
             for chunk in data.chunks(size) {
                 tx.send(chunk.to_vec()).unwrap();
             }

@@ -39,6 +39,8 @@ use std::path::Path;
 
 #[cfg(feature = "remote")]
 mod fetch;
+#[cfg(feature = "remote")]
+pub mod growing;
 pub mod list;
 #[cfg(feature = "remote")]
 pub mod named;
@@ -49,7 +51,9 @@ mod stores;
 #[cfg(feature = "remote")]
 pub mod upload;
 #[cfg(feature = "remote")]
-pub use fetch::{Options, RemoteError, Spooled, configure, fetch};
+pub use fetch::{Options, RemoteError, Spooled, configure, fetch, fetch_beside};
+#[cfg(feature = "remote")]
+pub use growing::Growing;
 
 /// What identifies the bytes of a remote object as read: the ETag and
 /// version it was pinned to (either may be missing) and its size.

@@ -9,17 +9,14 @@
 //! tested: fake-gcs-server answers 400 to the XML multipart API that
 //! object_store's GCS uploads use).
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::common::live::Etcd;
 use crate::common::objstore::{ACCESS_KEY, SECRET_KEY, Versity, with_s3_env};
+use crate::common::proxy::{Fault, Proxy};
 use crate::common::{etcdsnap, etcdutl35, stderr, stdout};
 
 fn code(o: &Output) -> i32 {
@@ -217,108 +214,6 @@ fn save_to_an_existing_object_is_refused_without_force() {
         status_json(&got)["revision"].as_i64().unwrap(),
         e.revision()
     );
-}
-
-/// What the proxy does to the server's bytes past `at` (counted on each
-/// connection from etcd to the client).
-#[derive(Clone, Copy)]
-enum Fault {
-    /// Close both sides.
-    Cut,
-    /// Flip every bit of that byte, then go on.
-    Flip,
-    /// Stop forwarding; tell the test, and go on when it says so.
-    Stall,
-}
-
-/// A TCP proxy on loopback in front of `upstream`.
-struct Proxy {
-    port: u16,
-    stalled: std::sync::mpsc::Receiver<()>,
-    go: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(upstream: &str, at: u64, fault: Fault) -> Proxy {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let (tx, rx) = channel();
-        let tx = Arc::new(Mutex::new(tx));
-        let go = Arc::new(AtomicBool::new(false));
-        let go2 = go.clone();
-        std::thread::spawn(move || {
-            for c in l.incoming() {
-                let Ok(c) = c else { return };
-                let Ok(s) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (c2, s2) = (c.try_clone().unwrap(), s.try_clone().unwrap());
-                std::thread::spawn(move || pipe(c2, s2, None));
-                let (tx, go) = (tx.clone(), go2.clone());
-                std::thread::spawn(move || pipe(s, c, Some((at, fault, tx, go))));
-            }
-        });
-        Proxy {
-            port,
-            stalled: rx,
-            go,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-type FaultAt = (u64, Fault, Arc<Mutex<Sender<()>>>, Arc<AtomicBool>);
-
-fn pipe(mut from: TcpStream, mut to: TcpStream, fault: Option<FaultAt>) {
-    let mut buf = vec![0u8; 64 << 10];
-    let mut seen: u64 = 0;
-    let mut done = false;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let chunk = &mut buf[..n];
-        if let Some((at, f, tx, go)) = &fault
-            && !done
-            && seen + n as u64 > *at
-        {
-            done = true;
-            let i = (*at - seen) as usize;
-            match f {
-                Fault::Cut => {
-                    let _ = to.write_all(&chunk[..i]);
-                    break;
-                }
-                Fault::Flip => chunk[i] ^= 0xff,
-                Fault::Stall => {
-                    let _ = to.write_all(&chunk[..i]);
-                    let _ = tx.lock().unwrap().send(());
-                    while !go.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    if to.write_all(&chunk[i..]).is_err() {
-                        break;
-                    }
-                    seen += n as u64;
-                    continue;
-                }
-            }
-        }
-        seen += n as u64;
-        if to.write_all(chunk).is_err() {
-            break;
-        }
-    }
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = to.shutdown(Shutdown::Both);
 }
 
 /// No object under `key`, and no incomplete multipart upload in `b`.

@@ -13,6 +13,7 @@ pub mod kube;
 pub mod live;
 pub mod objstore;
 pub mod pki;
+pub mod proxy;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
