@@ -430,6 +430,26 @@ impl Etcd {
         self.stopped[i] = true;
     }
 
+    /// Stops member `i`, calls `while_down` (which may change its data dir
+    /// as a damaged disk would), and starts it again with the command line
+    /// it ran with (read from /proc); waits until it answers.
+    pub fn restart_after(&mut self, i: usize, while_down: impl FnOnce()) {
+        let line = std::fs::read(format!("/proc/{}/cmdline", self.procs[i].id())).unwrap();
+        let mut parts = line
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8(p.to_vec()).unwrap());
+        let bin = PathBuf::from(parts.next().unwrap());
+        let args: Vec<String> = parts.collect();
+        self.kill(i);
+        while_down();
+        let name = self.members[i].name.clone();
+        let log = std::fs::File::create(self.log_path(&format!("{name}.restarted"))).unwrap();
+        self.procs[i] = spawn(&bin, &args, log);
+        self.stopped[i] = false;
+        self.wait_healthy();
+    }
+
     /// Member `i` lost with its node: killed, its data dir and its node's
     /// `pki/etcd` deleted (the node root stays, empty of them), its log
     /// moved to `<name>.wiped.log` (a replacement may take its name).
