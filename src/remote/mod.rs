@@ -31,7 +31,8 @@
 //! A URL ending in `/` names a whole prefix ([`list`]: its snapshot
 //! objects, listed through every page).
 //!
-//! A lookup with a key index reads only the pages it needs ([`ranged`]).
+//! A lookup with a key index reads only the pages it needs ([`ranged`]);
+//! `verify` walks the pages of an object while it streams in ([`growing`]).
 //! Writing is [`upload`]: a multipart upload that becomes an object only
 //! when its writer says the bytes checked out (`save --to`).
 
