@@ -23,8 +23,10 @@
 use std::os::unix::fs::FileExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore};
+
+use super::ranged::pinned_range;
 
 /// A range further than this ahead of the stream is read by a range
 /// request rather than waited for (at 1 GB/s the stream needs 64 ms to get
@@ -170,25 +172,15 @@ impl Growing {
     /// the bytes, or `None` when it could not (the caller then waits).
     fn read_ahead(&self, start: u64, end: u64) -> Option<[u8; 32]> {
         let a = self.ahead.as_ref()?;
-        let opts = GetOptions {
-            range: Some(GetRange::Bounded(start..end)),
-            if_match: a.etag.clone(),
-            version: a.version.clone(),
-            ..GetOptions::default()
-        };
-        let bytes = a
-            .runtime
-            .as_ref()?
-            .block_on(async {
-                let got = a.store.get_opts(&a.location, opts).await?;
-                got.bytes().await
-            })
-            .ok()?;
+        let pin = (a.etag.clone(), a.version.clone());
+        let got =
+            pinned_range(a.runtime.as_ref()?, &*a.store, &a.location, pin, start..end).ok()?;
+        let bytes = got.as_ref();
         if bytes.len() as u64 != end - start {
             return None;
         }
-        a.file.write_all_at(&bytes, start).ok()?;
-        Some(digest(&bytes))
+        a.file.write_all_at(bytes, start).ok()?;
+        Some(digest(bytes))
     }
 
     /// The stream wrote `n` more bytes.

@@ -202,19 +202,10 @@ impl Ranged {
             s.requests += 1;
             s.bytes += end - start;
         }
-        let opts = GetOptions {
-            range: Some(GetRange::Bounded(start..end)),
-            if_match: self.etag.clone(),
-            version: self.version.clone(),
-            ..GetOptions::default()
-        };
-        let bytes = self
-            .runtime
-            .block_on(async {
-                let got = self.store.get_opts(&self.location, opts).await?;
-                got.bytes().await
-            })
+        let pin = (self.etag.clone(), self.version.clone());
+        let bytes = pinned_range(&self.runtime, &*self.store, &self.location, pin, start..end)
             .map_err(|e| classify(e, &self.shown))?;
+        let bytes = bytes.as_ref();
         if bytes.len() as u64 != end - start {
             return Err(RemoteError::Truncated {
                 url: self.shown.clone(),
@@ -224,7 +215,7 @@ impl Ranged {
             });
         }
         self.file
-            .write_all_at(&bytes, start)
+            .write_all_at(bytes, start)
             .map_err(|source| RemoteError::Spool {
                 url: self.shown.clone(),
                 dir: PathBuf::new(),
@@ -255,4 +246,27 @@ impl Ranged {
         }
         Ok(())
     }
+}
+
+/// Bytes `range` of the object at `location`, by a Range request
+/// conditional on its pin (ETag, version): a replaced object is refused by
+/// the server. Shared by the lookups read by ranges and the pages a walk
+/// reads ahead of a transfer (`super::growing`).
+pub(super) fn pinned_range(
+    runtime: &tokio::runtime::Runtime,
+    store: &dyn ObjectStore,
+    location: &ObjectPath,
+    (etag, version): (Option<String>, Option<String>),
+    range: std::ops::Range<u64>,
+) -> object_store::Result<impl AsRef<[u8]> + use<>> {
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        if_match: etag,
+        version,
+        ..GetOptions::default()
+    };
+    runtime.block_on(async {
+        let got = store.get_opts(location, opts).await?;
+        got.bytes().await
+    })
 }
