@@ -6,7 +6,7 @@ use anyhow::bail;
 use super::Outcome;
 use super::args::{
     ApplyArgs, IndexOpts, ObjectFormat, ObjectOpts, RemoteArgs, SalvageOpts, SnapshotPath, db,
-    open, salvage_outcome,
+    salvage_outcome, view_or_file,
 };
 use super::render::{dropped_note, index_event, progress, unknown_note, write_prepared, write_raw};
 use etcdsnap::kube::decrypt::Decryptor;
@@ -323,14 +323,8 @@ fn run_all(args: Args) -> anyhow::Result<Outcome> {
     let view = args
         .salvage
         .view(&args.snapshot, &args.opts.prefix.prefix)?;
-    let file;
-    let db = match &view {
-        Some(v) => etcdsnap::bolt::Db::open(v.db())?,
-        None => {
-            file = open(&args.snapshot)?;
-            db(&file)?
-        }
-    };
+    let mut file = None;
+    let db = view_or_file(&view, &args.snapshot, &mut file)?;
     let ks = KeySpace::open(&db)?;
     let prefix = args.opts.prefix.prefix.as_str();
     let query = AllQuery {

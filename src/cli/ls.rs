@@ -4,14 +4,19 @@
 //! first: a key's first sighting is its latest state, and each line is printed
 //! as soon as it is known — most recently changed first. `--sort key` waits for
 //! the whole scan and sorts by key.
+//!
+//! A snapshot in a bucket listed under a key prefix (or a resource's), with
+//! a key index of it cached, is read by ranges: the leaves of the keys under
+//! the prefix, not the object (`etcdsnap::lookup::ranged`); the rows then
+//! come at the end, in the same order.
 
 use std::io::Write;
 use std::ops::ControlFlow;
 
 use super::Outcome;
 use super::args::{
-    DecryptArgs, PrefixOpt, RemoteArgs, ReportFormat, SalvageOpts, SnapshotPath, db, open,
-    salvage_outcome,
+    DecryptArgs, PrefixOpt, RemoteArgs, ReportFormat, SalvageOpts, SnapshotPath, salvage_outcome,
+    view_or_file,
 };
 use etcdsnap::kube::value::Encoding;
 use etcdsnap::lookup::list::{Query, Row, list};
@@ -184,15 +189,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     args.remote.configure();
     let decryptor = args.decrypt.decryptor(&args.opts.prefix)?;
     let view = args.salvage.view(&args.snapshot, &args.opts.prefix)?;
-    let file;
-    let db = match &view {
-        Some(v) => etcdsnap::bolt::Db::open(v.db())?,
-        None => {
-            file = open(&args.snapshot)?;
-            db(&file)?
-        }
-    };
-    let ks = KeySpace::open(&db)?;
     let query = Query {
         revision: args.revision,
         deleted: args.deleted,
@@ -209,6 +205,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         rows: 0,
         out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
     };
+    #[cfg(feature = "remote")]
+    if view.is_none()
+        && let Some(mut listed) = by_ranges(&args.snapshot, &query, &decryptor)
+    {
+        for e in &listed.decrypt_errors {
+            say!("etcdsnap: {e}");
+        }
+        if args.sort == Sort::Key {
+            listed.rows.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        for row in &listed.rows {
+            printer.row(row)?;
+        }
+        printer.footer()?;
+        return Ok(Outcome::Ok);
+    }
+    let mut file = None;
+    let db = view_or_file(&view, &args.snapshot, &mut file)?;
+    let ks = KeySpace::open(&db)?;
     let mut buffered: Vec<Row> = Vec::new();
     let mut io_err: Option<std::io::Error> = None;
     list(
@@ -242,4 +257,28 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     printer.footer()?;
     Ok(salvage_outcome(view.as_ref(), Outcome::Ok))
+}
+
+/// The listing of a bucket's object under a key prefix, read by ranges
+/// through its key index (`etcdsnap::lookup::ranged`): the rows, and the
+/// values that did not decrypt. `None` when that cannot answer — no key
+/// prefix, no index, compressed, a budget exceeded, an error — and the
+/// object is then read whole, which answers (or fails) as for a local file.
+#[cfg(feature = "remote")]
+fn by_ranges(
+    snapshot: &SnapshotPath,
+    query: &Query<'_>,
+    decryptor: &etcdsnap::kube::decrypt::Decryptor,
+) -> Option<etcdsnap::lookup::list::Listed> {
+    use etcdsnap::lookup::{Select, list::list_records, ranged};
+    let key_prefix = query.key_prefix()?;
+    let r = ranged::open(snapshot)?;
+    let under = |k: &[u8]| k.starts_with(key_prefix.as_bytes());
+    ranged::lookup(
+        &r,
+        Select::Matching(&under),
+        &super::render::index_event,
+        |ks, records, _| list_records(ks, records, query, decryptor),
+    )?
+    .ok()?
 }

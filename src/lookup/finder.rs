@@ -312,6 +312,27 @@ impl<'s, 'k, 'd, 'a> Finder<'s, 'k, 'd, 'a> {
         }
     }
 
+    /// The pages the index names for the selected keys' records, in no
+    /// order; `None` when the lookup has no index to follow (it scans). A
+    /// reader by ranges fetches them at once, coalesced, before
+    /// [`Finder::records`] reads them one key at a time.
+    pub fn index_pages(&self, select: &Select<'_>) -> Option<Vec<u64>> {
+        let Source::Index { bytes, .. } = &self.source else {
+            return None;
+        };
+        let idx = KeyIndex::parse(bytes).ok()?;
+        let located: Vec<usize> = match select {
+            Select::Key(k) => idx.find(k).into_iter().collect(),
+            Select::Matching(f) => idx.keys().filter(|(_, k)| f(k)).map(|(i, _)| i).collect(),
+        };
+        Some(
+            located
+                .into_iter()
+                .flat_map(|i| idx.locations(i).map(|l| l.pgid).collect::<Vec<_>>())
+                .collect(),
+        )
+    }
+
     /// Writes the index made on the way into the cache, and tells so. Best
     /// effort: a cache that cannot be written only costs the next lookup a scan.
     pub fn save_index(self) {

@@ -11,7 +11,7 @@ use super::prepare::{ResourceCheck, UnknownResource, decrypted_encoding};
 use crate::kube::decrypt::Decryptor;
 use crate::kube::resource::{ResourceRef, parse_key};
 use crate::kube::value::{Encoding, detect};
-use crate::mvcc::keyspace::{KeySpace, KeySpaceError, Latest};
+use crate::mvcc::keyspace::{KeySpace, KeySpaceError, Latest, Record};
 use crate::mvcc::revision::Revision;
 
 /// What to list.
@@ -89,6 +89,20 @@ pub enum ListError {
     Unknown(#[from] UnknownResource),
 }
 
+impl Query<'_> {
+    /// The key prefix every listed key has: the one given, else the
+    /// resource's (`/registry/deployments/` for `--resource deploy`).
+    /// A lookup through a key index gathers the keys under it
+    /// ([`list_records`]).
+    pub fn key_prefix(&self) -> Option<String> {
+        self.key_prefix.map(str::to_string).or_else(|| {
+            self.resource
+                .map(ResourceRef::parse)
+                .and_then(|r| r.key_prefix(self.prefix))
+        })
+    }
+}
+
 /// Lists the keys `query` selects, newest change first: each row goes to
 /// `row` as soon as it is known (`Break` stops the listing); each value that
 /// does not decrypt is told to `decrypt_error` first. Returns the rows given.
@@ -99,29 +113,141 @@ pub fn list(
     row: &mut dyn FnMut(Row) -> ControlFlow<()>,
     decrypt_error: &mut dyn FnMut(&str),
 ) -> Result<usize, ListError> {
-    let prefix = query.prefix;
     if let Some(r) = query.revision {
         ks.check_revision(r)?;
     }
-    let resource = query.resource.map(ResourceRef::parse);
-    let mut check = match (query.resource, &resource) {
-        (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
-        _ => None,
-    };
-    let key_prefix = query
-        .key_prefix
-        .map(str::to_string)
-        .or_else(|| resource.as_ref().and_then(|r| r.key_prefix(prefix)));
-    let mut rows = 0usize;
+    let mut lister = Lister::new(query, decryptor);
     ks.latest(query.revision, |latest| {
-        let (deleted_at, r) = match &latest {
+        lister.take(&latest, row, decrypt_error)
+    })?;
+    if let Some(c) = lister.unlisted_resource() {
+        c.check()?;
+    }
+    Ok(lister.rows)
+}
+
+/// The rows of a listing made at once ([`list_records`]).
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// The rows, newest change first.
+    pub rows: Vec<Row>,
+    /// Why values did not decrypt, in the order met.
+    pub decrypt_errors: Vec<String>,
+}
+
+/// [`list`] from the records of some keys, each key's oldest first (what a
+/// lookup through a key index gathers): the same rows in the same order,
+/// provided `records` holds every record of every key under
+/// [`Query::key_prefix`]. `Ok(None)` when those keys cannot answer alone —
+/// nothing listed and a resource that is neither built in nor seen among
+/// them — and then nothing was given to `row`: the caller lists from the
+/// whole keyspace, which may know the resource.
+pub fn list_records(
+    ks: &KeySpace<'_, '_>,
+    records: &[Record<'_>],
+    query: &Query<'_>,
+    decryptor: &Decryptor,
+) -> Result<Option<Listed>, ListError> {
+    let at = query.revision.unwrap_or(ks.current_revision);
+    ks.check_revision(at)?;
+    let mut lister = Lister::new(query, decryptor);
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for latest in latest_of(records, at) {
+        // Never breaks: every row is kept.
+        let _ = lister.take(
+            &latest,
+            &mut |r| {
+                rows.push(r);
+                ControlFlow::Continue(())
+            },
+            &mut |e| errors.push(e.to_string()),
+        );
+    }
+    if lister.unlisted_resource().is_some_and(|c| !c.known()) {
+        return Ok(None);
+    }
+    Ok(Some(Listed {
+        rows,
+        decrypt_errors: errors,
+    }))
+}
+
+/// Each key's state at revision `at` from its records, newest change first
+/// as [`KeySpace::latest`] streams them: a key whose newest record at `at`
+/// is a put is live; one whose newest is a tombstone is deleted at the
+/// newest tombstone, shown with the newest put before it (none: not
+/// listed). The order is that of the record shown (for a deleted key, its
+/// last put), newest first.
+fn latest_of<'a>(records: &[Record<'a>], at: i64) -> Vec<Latest<'a>> {
+    let mut by_key: Vec<&Record<'a>> = records.iter().filter(|r| r.revision.main <= at).collect();
+    by_key.sort_by(|a, b| a.kv.key.cmp(b.kv.key).then(b.revision.cmp(&a.revision)));
+    let mut out = Vec::new();
+    for same in by_key.chunk_by(|a, b| a.kv.key == b.kv.key) {
+        let newest = same[0];
+        if !newest.tombstone {
+            out.push(Latest::Live(*newest));
+        } else if let Some(put) = same.iter().find(|r| !r.tombstone) {
+            out.push(Latest::Deleted {
+                last_live: **put,
+                deleted_at: newest.revision,
+            });
+        }
+    }
+    out.sort_by_key(|l| std::cmp::Reverse(l.record().revision));
+    out
+}
+
+/// The filters of a listing and the rows it made, one key state at a time.
+struct Lister<'q, 'd> {
+    query: &'q Query<'q>,
+    decryptor: &'d Decryptor,
+    resource: Option<ResourceRef>,
+    check: Option<ResourceCheck>,
+    key_prefix: Option<String>,
+    rows: usize,
+}
+
+impl<'q, 'd> Lister<'q, 'd> {
+    fn new(query: &'q Query<'q>, decryptor: &'d Decryptor) -> Lister<'q, 'd> {
+        let resource = query.resource.map(ResourceRef::parse);
+        let check = match (query.resource, &resource) {
+            (Some(typed), Some(r)) => ResourceCheck::new(typed, r),
+            _ => None,
+        };
+        Lister {
+            query,
+            decryptor,
+            resource,
+            check,
+            key_prefix: query.key_prefix(),
+            rows: 0,
+        }
+    }
+
+    /// The check of a custom resource when nothing was listed: its
+    /// [`ResourceCheck::check`] then decides.
+    fn unlisted_resource(&self) -> Option<&ResourceCheck> {
+        self.check.as_ref().filter(|_| self.rows == 0)
+    }
+
+    /// Takes one key's state: a row when the query selects it.
+    fn take(
+        &mut self,
+        latest: &Latest<'_>,
+        row: &mut dyn FnMut(Row) -> ControlFlow<()>,
+        decrypt_error: &mut dyn FnMut(&str),
+    ) -> ControlFlow<()> {
+        let query = self.query;
+        let prefix = query.prefix;
+        let (deleted_at, r) = match latest {
             Latest::Live(r) => (None, r),
             Latest::Deleted {
                 last_live,
                 deleted_at,
             } => (Some(deleted_at.main), last_live),
         };
-        if let Some(c) = check.as_mut()
+        if let Some(c) = self.check.as_mut()
             && let Some(ok) = parse_key(r.kv.key, prefix)
         {
             c.observe(&ok);
@@ -129,13 +255,13 @@ pub fn list(
         if query.deleted != deleted_at.is_some() {
             return ControlFlow::Continue(());
         }
-        if let Some(p) = &key_prefix
+        if let Some(p) = &self.key_prefix
             && !r.kv.key.starts_with(p.as_bytes())
         {
             return ControlFlow::Continue(());
         }
         let ok = parse_key(r.kv.key, prefix);
-        if let Some(res) = &resource
+        if let Some(res) = &self.resource
             && !ok.as_ref().is_some_and(|o| res.matches(o))
         {
             return ControlFlow::Continue(());
@@ -145,11 +271,11 @@ pub fn list(
         {
             return ControlFlow::Continue(());
         }
-        let (plaintext, error) = decrypted_encoding(decryptor, r.kv.key, r.kv.value);
+        let (plaintext, error) = decrypted_encoding(self.decryptor, r.kv.key, r.kv.value);
         if let Some(e) = &error {
             decrypt_error(e);
         }
-        rows += 1;
+        self.rows += 1;
         row(Row {
             key: String::from_utf8_lossy(r.kv.key).into_owned(),
             resource: ok.as_ref().map(|o| o.qualified_resource()),
@@ -166,11 +292,80 @@ pub fn list(
             revision: r.revision,
             from: None,
         })
-    })?;
-    if rows == 0
-        && let Some(c) = &check
-    {
-        c.check()?;
     }
-    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bolt::Db;
+    use crate::input::SnapshotFile;
+
+    fn shown(rows: &[Row]) -> Vec<String> {
+        rows.iter()
+            .map(|r| format!("{:?} {}", r.revision, serde_json::json!(r)))
+            .collect()
+    }
+
+    /// A listing from the records of the keys under its prefix equals the
+    /// listing of the whole keyspace, row for row and in order, for every
+    /// fixture (3.4–3.7: compacted, deleted and recreated keys), live and
+    /// deleted, at the snapshot's revision and at older ones.
+    #[test]
+    fn records_under_the_prefix_list_as_the_whole_keyspace_does() {
+        let decryptor = Decryptor::new(None, "/registry");
+        let mut compared = 0;
+        for v in ["3.4.23", "3.5.1", "3.6.16", "3.7.3"] {
+            let path = format!("fixtures/etcd-{v}.db");
+            let file = SnapshotFile::open(path.as_ref()).expect("fixture");
+            let db = Db::open(file.db()).expect("db");
+            let ks = KeySpace::open(&db).expect("keyspace");
+            let cur = ks.current_revision;
+            let low = ks.compact_revision.unwrap_or(1).max(1);
+            for prefix in [
+                "/registry/",
+                "/registry/configmaps/",
+                "/registry/configmaps/bulk/",
+                "/",
+            ] {
+                let records = ks
+                    .collect(|kv| kv.key.starts_with(prefix.as_bytes()))
+                    .expect("records");
+                for deleted in [false, true] {
+                    for revision in [None, Some(low), Some((low + cur) / 2), Some(cur - 1)] {
+                        let q = Query {
+                            revision,
+                            deleted,
+                            key_prefix: Some(prefix),
+                            prefix: "/registry",
+                            ..Query::default()
+                        };
+                        let mut whole = Vec::new();
+                        list(
+                            &ks,
+                            &q,
+                            &decryptor,
+                            &mut |r| {
+                                whole.push(r);
+                                ControlFlow::Continue(())
+                            },
+                            &mut |_| {},
+                        )
+                        .expect("list");
+                        let rows = list_records(&ks, &records, &q, &decryptor)
+                            .expect("list_records")
+                            .expect("answers")
+                            .rows;
+                        assert_eq!(
+                            shown(&rows),
+                            shown(&whole),
+                            "{v} {prefix} {deleted} {revision:?}"
+                        );
+                        compared += whole.len();
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared} rows compared");
+    }
 }

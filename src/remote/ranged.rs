@@ -223,6 +223,25 @@ impl Ranged {
             })
     }
 
+    /// Makes `pages` present (a lookup's leaves, known from a key index),
+    /// as few ranges as it takes: pages at most `gap` apart are read as
+    /// one range, the pages between them with it.
+    pub fn prefetch_pages(&self, pages: &[u64], gap: u64) -> Result<(), RemoteError> {
+        let mut sorted = pages.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i + 1;
+            while j < sorted.len() && sorted[j] - sorted[j - 1] <= gap + 1 {
+                j += 1;
+            }
+            self.ensure_pages(sorted[i], sorted[j - 1] - sorted[i] + 1)?;
+            i = j;
+        }
+        Ok(())
+    }
+
     /// Makes pages `first .. first + count` present, reading the ones not
     /// read yet as few ranges.
     pub fn ensure_pages(&self, first: u64, count: u64) -> Result<(), RemoteError> {

@@ -5,7 +5,7 @@
 //! feature) the connection flags. Also turning a snapshot argument into an
 //! open file (saying on stderr what a compressed file held beyond the db).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 #[cfg(feature = "catalog")]
 use std::time::Duration;
 
@@ -389,6 +389,19 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<SnapshotFile> {
 pub fn db<'a>(file: &'a SnapshotFile) -> anyhow::Result<Db<'a>> {
     Db::open(file.db())
         .with_context(|| format!("{}: not a readable snapshot", file.path().display()))
+}
+
+/// The db a command reads: the salvaged `view` when there is one, else the
+/// snapshot at `path`, opened into `file` (which the db borrows).
+pub fn view_or_file<'a>(
+    view: &'a Option<etcdsnap::salvage::view::View>,
+    path: &Path,
+    file: &'a mut Option<SnapshotFile>,
+) -> anyhow::Result<Db<'a>> {
+    match view {
+        Some(v) => Ok(Db::open(v.db())?),
+        None => db(file.insert(open(path)?)),
+    }
 }
 
 /// `--salvage` of the object commands (`ls`, `get`, `history`): a damaged
