@@ -35,7 +35,9 @@ its sha256 matched and verify passed; a dropped connection, a wrong digest, a fa
 Ctrl-C aborts it, so no object appears under KEY. An existing object is refused (a HEAD before the first part \
 and again before completion) unless --force. A save killed outright (kill -9) cannot abort: its parts stay as an \
 incomplete multipart upload, never an object, until the bucket's lifecycle rule (AbortIncompleteMultipartUpload) \
-removes them.\n\nExit codes: 0 saved (and verified); 1 the digest does not match, or verify failed (the file \
+removes them. gs:// is written as a resumable upload session (completed by its final chunk, only after the checks; \
+without --force GCS itself refuses to complete it over an object that exists by then); one left by kill -9 holds \
+no object and expires after a week.\n\nExit codes: 0 saved (and verified); 1 the digest does not match, or verify failed (the file \
 is kept as OUT.unverified; with --to nothing is kept); 2 usage, connection, transfer or I/O error, or OUT (the \
 object) exists.",
     after_help = "Examples:\n  etcdsnap save /backup/snap.db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key\n  ETCDCTL_ENDPOINTS=http://127.0.0.1:2379 etcdsnap save snap.db --no-verify\n  etcdsnap save --to s3://backups/etcd/snap-$(date +%F).db --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key"

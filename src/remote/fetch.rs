@@ -244,11 +244,11 @@ pub(super) fn parse(url: &str) -> Result<Target, RemoteError> {
     }
 }
 
-fn env_true(name: &str) -> bool {
+pub(super) fn env_true(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"))
 }
 
-fn client_options(allow_http: bool) -> ClientOptions {
+pub(super) fn client_options(allow_http: bool) -> ClientOptions {
     let mut o = ClientOptions::new();
     for c in CA.get().into_iter().flatten() {
         o = o.with_root_certificate(c.clone());

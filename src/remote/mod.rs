@@ -48,6 +48,8 @@ pub mod named;
 #[cfg(feature = "remote")]
 pub mod ranged;
 #[cfg(feature = "remote")]
+mod resumable;
+#[cfg(feature = "remote")]
 mod stores;
 #[cfg(feature = "remote")]
 pub mod upload;

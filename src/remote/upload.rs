@@ -1,4 +1,5 @@
-//! Writing an object: a multipart upload to `s3://`, `gs://` or `az://`
+//! Writing an object: a multipart upload to `s3://` or `az://` (a
+//! resumable upload session to `gs://`)
 //! that becomes the object only when its writer says every byte checked out.
 //!
 //! `save --to` streams a snapshot from a live member straight into object
@@ -14,7 +15,9 @@
 //! first part and again just before completion. `object_store` 0.14 offers
 //! no conditional completion (`If-None-Match: *`) for its public multipart
 //! API, so a writer that creates the object between that last HEAD and the
-//! completion is overwritten; the window is one request long.
+//! completion is overwritten; the window is one request long. (`gs://`
+//! is a resumable session, `remote::resumable`, which GCS completes only
+//! if no object exists by then: no window there.)
 //!
 //! The stores are those the readers use (`fetch`'s settings, credentials
 //! from the environment, the same bounded retries with backoff: a part that
@@ -24,9 +27,13 @@
 use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMultipartOptions, WriteMultipart};
+use object_store::{
+    MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, WriteMultipart,
+};
 
-use super::fetch::{RemoteError, Target, build_store, classify, load_ca, options, parse};
+use super::fetch::{
+    RemoteError, Target, build_store, classify, client_options, env_true, load_ca, options, parse,
+};
 use super::redact;
 
 /// Size of each part (S3's minimum is 5 MiB, except the last).
@@ -148,10 +155,22 @@ pub async fn start(url: &str, force: bool) -> Result<Upload, UploadError> {
     if existed && !force {
         return Err(UploadError::Exists { url: shown });
     }
-    let upload = store
-        .put_multipart_opts(&location, PutMultipartOptions::default())
-        .await
-        .map_err(|e| write_err(e, &shown))?;
+    let upload: Box<dyn MultipartUpload> = match &target {
+        // GCS: a resumable session (`super::resumable` says why).
+        Target::Gcs { bucket, key } => {
+            let client = client_options(env_true("GOOGLE_ALLOW_HTTP"));
+            let endpoint = opts.gcs_endpoint.as_deref();
+            Box::new(
+                super::resumable::start(bucket, key, client, endpoint, force)
+                    .await
+                    .map_err(|e| write_err(e, &shown))?,
+            )
+        }
+        _ => store
+            .put_multipart_opts(&location, PutMultipartOptions::default())
+            .await
+            .map_err(|e| write_err(e, &shown))?,
+    };
     Ok(Upload {
         writer: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
         shown,
@@ -219,11 +238,15 @@ impl Upload {
             return Err(UploadError::AppearedMeanwhile { url });
         }
         let shown = self.shown;
-        let done = self
-            .writer
-            .finish()
-            .await
-            .map_err(|e| write_err(e, &shown))?;
+        let done = match self.writer.finish().await {
+            Ok(done) => done,
+            // GCS refused to complete over an object that appeared
+            // meanwhile (the session's `ifGenerationMatch=0`).
+            Err(object_store::Error::AlreadyExists { .. }) if !self.force => {
+                return Err(UploadError::AppearedMeanwhile { url: shown });
+            }
+            Err(e) => return Err(write_err(e, &shown)),
+        };
         Ok(Uploaded {
             url: shown,
             bytes: self.bytes,

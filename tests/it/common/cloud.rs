@@ -144,15 +144,7 @@ impl FakeGcs {
 
     /// A media upload of `file` as `bucket/key` (the JSON API).
     pub fn put(&self, bucket: &str, key: &str, file: &Path) {
-        let name: String = key
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let name = gcs_name(key);
         curl(&[
             "-X".into(),
             "POST".into(),
@@ -165,6 +157,36 @@ impl FakeGcs {
                 self.base_url()
             ),
         ]);
+    }
+}
+
+/// `key` as a path segment or query value of GCS's JSON API.
+fn gcs_name(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl FakeGcs {
+    /// GETs `bucket/key` with curl (the JSON API's media download, not our
+    /// client) into `to`; the HTTP status.
+    pub fn get(&self, bucket: &str, key: &str, to: &Path) -> u16 {
+        let o = Command::new("curl")
+            .args(["-sS", "-o"])
+            .arg(to)
+            .args(["-w", "%{http_code}"])
+            .arg(format!(
+                "{}/download/storage/v1/b/{bucket}/o/{}?alt=media",
+                self.base_url(),
+                gcs_name(key)
+            ))
+            .output()
+            .expect("run curl");
+        assert!(o.status.success(), "curl GET {key}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
     }
 }
 
