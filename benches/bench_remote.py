@@ -17,7 +17,8 @@ a real S3 gateway (versitygw v1.8.0, as the tests use it) on loopback.
    and `etcdsnap get s3://… KEY -v`: the first (no key index: the object is
    read whole and the index cached) and then with the index (read by
    ranges): time, and requests and bytes as the server's access log and
-   etcdsnap's -v count them (target: <= 40 requests, <= 4 MiB).
+   etcdsnap's -v count them (target: <= 40 requests, <= 4 MiB); `ls` of
+   the key's namespace, by ranges with the cached index and read whole.
 Prints Markdown tables for BENCHMARKS.md.
 """
 
@@ -176,6 +177,33 @@ def main():
         print("|---|---|---|---|")
         print(f"| first (no key index: read whole, index cached) | {first:.2f} | {', '.join(sorted(set(ops1)))} ({len(ops1)}) | |")
         print(f"| with the cached index (best of {args.runs}) | {best:.3f} | {ops.count('s3_GetObject')} GetObject, {ops.count('s3_HeadObject')} HeadObject | {said[0].split(': read by ranges: ')[-1] if said else '?'} |")
+        # `ls` of the key's namespace: with the cached index (by ranges), and
+        # with the ranges refused (ETCDSNAP_CACHE_DIR empty: read whole).
+        prefix = args.key.rsplit("/", 1)[0] + "/"
+        ls = [ours, "ls", url, prefix, "-v"]
+        best = None
+        for _ in range(args.runs):
+            time.sleep(0.3)
+            _, mark = log_requests(log, mark)
+            t, err = timed(ls, ours_env)
+            best = t if best is None else min(best, t)
+        time.sleep(0.3)
+        ops, mark = log_requests(log, mark)
+        rows_ranged = subprocess.run(ls, env=ours_env, capture_output=True, check=True).stdout
+        said = [l for l in err.splitlines() if "read by ranges" in l]
+        empty = tempfile.mkdtemp(prefix="etcdsnap-bench-cache-")
+        try:
+            whole, _ = timed(ls, dict(ours_env, ETCDSNAP_CACHE_DIR=empty))
+            rows_whole = subprocess.run(ls, env=dict(ours_env, ETCDSNAP_CACHE_DIR=empty),
+                                        capture_output=True, check=True).stdout
+        finally:
+            shutil.rmtree(empty, ignore_errors=True)
+        time.sleep(0.3)
+        _, mark = log_requests(log, mark)
+        same = "same rows" if rows_ranged == rows_whole else "ROWS DIFFER"
+        n = max(len(rows_ranged.splitlines()) - 1, 0)
+        print(f"| `ls s3://… {prefix}` ({n} keys, {same}), cached index (best of {args.runs}) | {best:.3f} | {ops.count('s3_GetObject')} GetObject, {ops.count('s3_HeadObject')} HeadObject | {said[0].split(': read by ranges: ')[-1] if said else '?'} |")
+        print(f"| the same `ls`, no index (read whole) | {whole:.2f} | | |")
         # The index beside the object in the bucket, and a machine whose
         # cache is empty: the index is fetched once, then ranges.
         made = subprocess.run([ours, "index", url, "--beside"], env=ours_env, check=True,

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::bolt::Db;
 use crate::bolt::db::Pager;
+use crate::bolt::page::PageHeader;
 use crate::input::SnapshotFile;
 use crate::mvcc::index::Identity;
 use crate::mvcc::keyspace::{KeySpace, Record};
@@ -58,6 +59,41 @@ pub fn open(url: &Path) -> Option<RangedSnapshot> {
 /// (with the pages between): fewer requests for a few more bytes.
 const PREFETCH_GAP: u64 = 16;
 
+/// Fetches the leaves at `pages` and then the overflow pages they name (a
+/// value larger than a page continues there, and only the leaf's header
+/// says so): two rounds of coalesced, concurrent ranges instead of one
+/// request per large value. `None` when the budget would be exceeded, or a
+/// header claims more overflow than the budget holds.
+fn prefetch_leaves(ranged: &Ranged, page_size: u64, pages: &[u64]) -> Option<()> {
+    use std::os::unix::fs::FileExt;
+    ranged.prefetch_pages(pages, PREFETCH_GAP).ok()?;
+    let limit = crate::remote::ranged::MAX_BYTES / page_size.max(1);
+    let mut more: Vec<u64> = Vec::new();
+    let mut head = [0u8; 16];
+    for &p in pages {
+        ranged
+            .file()
+            .read_exact_at(&mut head, p.checked_mul(page_size)?)
+            .ok()?;
+        let Some(h) = PageHeader::parse(&head) else {
+            continue;
+        };
+        // A page that is not what the index says is for the reader to
+        // report; it names no overflow to fetch.
+        if h.id != p || h.overflow == 0 {
+            continue;
+        }
+        if more.len() as u64 + u64::from(h.overflow) > limit {
+            return None;
+        }
+        more.extend(p + 1..=p + u64::from(h.overflow));
+    }
+    if !more.is_empty() {
+        ranged.prefetch_pages(&more, PREFETCH_GAP).ok()?;
+    }
+    Some(())
+}
+
 /// The largest index fetched from beside an object.
 const INDEX_LIMIT: u64 = 256 << 20;
 
@@ -102,7 +138,7 @@ pub fn lookup<T>(
     // The leaves the index names, fetched together (a budget that would be
     // exceeded: read the object whole, not the index reported stale).
     let pages = finder.index_pages(&select)?;
-    r.ranged.prefetch_pages(&pages, PREFETCH_GAP).ok()?;
+    prefetch_leaves(&r.ranged, db.page_size() as u64, &pages)?;
     let records = finder.records(select).ok()?;
     let shown = show(&ks, &records, &mut finder);
     r.ranged.tell_counts();

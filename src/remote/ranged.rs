@@ -30,6 +30,14 @@ use super::redact;
 pub const MAX_REQUESTS: u64 = 64;
 /// Most bytes one lookup may read by ranges.
 pub const MAX_BYTES: u64 = 32 << 20;
+/// Most ranges a prefetch of known pages ([`Ranged::prefetch_pages`]) may
+/// read — a listing of a namespace's keys needs one leaf per key or so —
+/// [`PREFETCH_IN_FLIGHT`] at a time. They count apart from
+/// [`MAX_REQUESTS`] (the pages a lookup finds on its way), and their bytes
+/// with the rest against [`MAX_BYTES`].
+pub const MAX_PREFETCH_REQUESTS: u64 = 2048;
+/// Range requests of a prefetch under way at once.
+pub const PREFETCH_IN_FLIGHT: usize = 16;
 
 /// The head of the object read at open: the meta pages of any page size up
 /// to 8 KiB, and the first bytes a compressed file starts with.
@@ -55,6 +63,8 @@ struct State {
     pages: BTreeSet<u64>,
     page_size: u64,
     requests: u64,
+    /// Of `requests`, those of prefetches.
+    prefetched: u64,
     bytes: u64,
 }
 
@@ -190,7 +200,7 @@ impl Ranged {
         }
         {
             let mut s = self.lock();
-            if s.requests >= MAX_REQUESTS || s.bytes + (end - start) > MAX_BYTES {
+            if s.requests - s.prefetched >= MAX_REQUESTS || s.bytes + (end - start) > MAX_BYTES {
                 return Err(RemoteError::Transfer {
                     url: self.shown.clone(),
                     detail: format!(
@@ -203,19 +213,28 @@ impl Ranged {
             s.bytes += end - start;
         }
         let pin = (self.etag.clone(), self.version.clone());
-        let bytes = pinned_range(&self.runtime, &*self.store, &self.location, pin, start..end)
-            .map_err(|e| classify(e, &self.shown))?;
-        let bytes = bytes.as_ref();
-        if bytes.len() as u64 != end - start {
+        let bytes = pinned_range(&self.runtime, &*self.store, &self.location, pin, start..end);
+        self.store_range(start..end, bytes)
+    }
+
+    /// Writes the answer to the range request `range` into the copy.
+    fn store_range(
+        &self,
+        range: std::ops::Range<u64>,
+        got: object_store::Result<impl AsRef<[u8]>>,
+    ) -> Result<(), RemoteError> {
+        let got = got.map_err(|e| classify(e, &self.shown))?;
+        let bytes = got.as_ref();
+        if bytes.len() as u64 != range.end - range.start {
             return Err(RemoteError::Truncated {
                 url: self.shown.clone(),
                 got: bytes.len() as u64,
-                expected: end - start,
-                cause: Some(format!("range {start}..{end}")),
+                expected: range.end - range.start,
+                cause: Some(format!("range {}..{}", range.start, range.end)),
             });
         }
         self.file
-            .write_all_at(bytes, start)
+            .write_all_at(bytes, range.start)
             .map_err(|source| RemoteError::Spool {
                 url: self.shown.clone(),
                 dir: PathBuf::new(),
@@ -224,21 +243,68 @@ impl Ranged {
     }
 
     /// Makes `pages` present (a lookup's leaves, known from a key index),
-    /// as few ranges as it takes: pages at most `gap` apart are read as
-    /// one range, the pages between them with it.
+    /// as few ranges as it takes — pages at most `gap` apart are read as
+    /// one range, the pages between them with it — [`PREFETCH_IN_FLIGHT`]
+    /// requests at a time. Refused whole, before any request, past
+    /// [`MAX_PREFETCH_REQUESTS`] ranges or the bytes left of [`MAX_BYTES`].
     pub fn prefetch_pages(&self, pages: &[u64], gap: u64) -> Result<(), RemoteError> {
-        let mut sorted = pages.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let mut i = 0;
-        while i < sorted.len() {
-            let mut j = i + 1;
-            while j < sorted.len() && sorted[j] - sorted[j - 1] <= gap + 1 {
-                j += 1;
+        use futures_util::{StreamExt, TryStreamExt};
+        let ranges = {
+            let mut s = self.lock();
+            let ps = if s.page_size == 0 { 4096 } else { s.page_size };
+            let mut missing: Vec<u64> = pages
+                .iter()
+                .copied()
+                .filter(|p| !s.pages.contains(p) && (p + 1) * ps > HEAD_BYTES)
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            let mut runs: Vec<(u64, u64)> = Vec::new();
+            for p in missing {
+                match runs.last_mut() {
+                    Some((_, last)) if p - *last <= gap + 1 => *last = p,
+                    _ => runs.push((p, p)),
+                }
             }
-            self.ensure_pages(sorted[i], sorted[j - 1] - sorted[i] + 1)?;
-            i = j;
-        }
+            let bytes: u64 = runs.iter().map(|(a, b)| (b - a + 1) * ps).sum();
+            if runs.len() as u64 > MAX_PREFETCH_REQUESTS || s.bytes + bytes > MAX_BYTES {
+                return Err(RemoteError::Transfer {
+                    url: self.shown.clone(),
+                    detail: format!(
+                        "{} ranges, {bytes} bytes: more than a read by ranges may take; read it whole",
+                        runs.len()
+                    ),
+                });
+            }
+            s.requests += runs.len() as u64;
+            s.prefetched += runs.len() as u64;
+            s.bytes += bytes;
+            runs.iter()
+                .map(|(a, b)| {
+                    (
+                        (a * ps).min(self.size)..((b + 1) * ps).min(self.size),
+                        *a..=*b,
+                    )
+                })
+                .filter(|(range, _)| !range.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let pin = (self.etag.clone(), self.version.clone());
+        let (store, location) = (&*self.store, &self.location);
+        self.runtime.block_on(
+            futures_util::stream::iter(ranges)
+                .map(|(range, run)| {
+                    let pin = pin.clone();
+                    async move {
+                        let got = pinned_range_async(store, location, pin, range.clone()).await;
+                        self.store_range(range, got)?;
+                        self.lock().pages.extend(run);
+                        Ok::<(), RemoteError>(())
+                    }
+                })
+                .buffer_unordered(PREFETCH_IN_FLIGHT)
+                .try_collect::<Vec<()>>(),
+        )?;
         Ok(())
     }
 
@@ -278,14 +344,21 @@ pub(super) fn pinned_range(
     (etag, version): (Option<String>, Option<String>),
     range: std::ops::Range<u64>,
 ) -> object_store::Result<impl AsRef<[u8]> + use<>> {
+    runtime.block_on(pinned_range_async(store, location, (etag, version), range))
+}
+
+/// [`pinned_range`], on the caller's runtime.
+async fn pinned_range_async(
+    store: &dyn ObjectStore,
+    location: &ObjectPath,
+    (etag, version): (Option<String>, Option<String>),
+    range: std::ops::Range<u64>,
+) -> object_store::Result<bytes::Bytes> {
     let opts = GetOptions {
         range: Some(GetRange::Bounded(range)),
         if_match: etag,
         version,
         ..GetOptions::default()
     };
-    runtime.block_on(async {
-        let got = store.get_opts(location, opts).await?;
-        got.bytes().await
-    })
+    store.get_opts(location, opts).await?.bytes().await
 }
